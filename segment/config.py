@@ -1,0 +1,282 @@
+"""Loading YAML with line numbers, validating it into typed objects, and shared settings.
+
+Every configuration file (mapping, rules, value sets, campaigns) goes through
+:func:`load_yaml` and :func:`validate`, in three steps: raw shape (safe YAML, with
+the line of every key remembered) -> frozen typed objects (pydantic) -> cross-field
+checks done by the caller. Errors name the file, the line, the key, the value found
+and what is valid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from segment.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class LineDict(dict[str, Any]):
+    """A mapping loaded from YAML that remembers the line of each key (1-based)."""
+
+    start_line: int = 0
+    key_lines: dict[str, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines = {}
+
+    def line_of(self, key: str | None = None) -> int:
+        """The line of ``key``, or of the mapping itself when the key is absent."""
+        if key is not None and key in self.key_lines:
+            return self.key_lines[key]
+        return self.start_line
+
+
+class LineList(list[Any]):
+    """A sequence loaded from YAML that remembers the line of each item (1-based)."""
+
+    start_line: int = 0
+    item_lines: list[int]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines = []
+
+
+class _LineLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, recording line numbers; refuses Python object tags."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.start_line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be plain scalars", key_node.start_mark
+            )
+        skey = str(key) if not isinstance(key, str) else key
+        if skey in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key `{skey}`", key_node.start_mark
+            )
+        result[skey] = loader.construct_object(value_node, deep=True)
+        result.key_lines[skey] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.start_line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def numbered_context(text: str, line: int, radius: int = 2) -> str:
+    """The lines around ``line`` (1-based), numbered, with a marker on ``line``."""
+    lines = text.splitlines()
+    lo, hi = max(1, line - radius), min(len(lines), line + radius)
+    width = len(str(hi))
+    out = []
+    for n in range(lo, hi + 1):
+        marker = ">" if n == line else " "
+        out.append(f"{marker} {n:>{width}} | {lines[n - 1]}")
+    return "\n".join(out)
+
+
+def load_yaml_text(text: str, path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
+    """Parse YAML text safely, keeping key lines; syntax errors point at the line."""
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(problem):
+            problem = f"{problem} (only plain YAML is accepted; object tags are refused)"
+        context = numbered_context(text, line) if line else None
+        raise error(f"YAML error: {problem}", path=path, line=line, context=context) from exc
+    except yaml.YAMLError as exc:
+        raise error(f"YAML error: {exc}", path=path) from exc
+
+
+def load_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
+    """Read and parse a YAML file; a missing or unreadable file is a :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise error("file not found", path=p) from exc
+    except UnicodeDecodeError as exc:
+        raise error("not UTF-8 text", path=p) from exc
+    except OSError as exc:
+        raise error(f"cannot read file ({exc.strerror})", path=p) from exc
+    return load_yaml_text(text, p, error)
+
+
+def _locate(raw: Any, loc: Sequence[int | str]) -> tuple[int | None, str]:
+    """Follow a pydantic error location through the raw YAML to a line and dotted key."""
+    node = raw
+    line: int | None = getattr(raw, "start_line", None)
+    keys: list[str] = []
+    for part in loc:
+        if isinstance(node, LineDict) and isinstance(part, str):
+            if part in node.key_lines:
+                line = node.key_lines[part]
+            node = node.get(part)
+            keys.append(part)
+        elif isinstance(node, LineList) and isinstance(part, int):
+            if 0 <= part < len(node.item_lines):
+                line = node.item_lines[part]
+            node = node[part] if 0 <= part < len(node) else None
+            keys.append(f"[{part}]")
+        else:
+            # pydantic adds union-member or validator names; they are not keys
+            continue
+    dotted = ".".join(keys).replace(".[", "[")
+    return line, dotted
+
+
+def _describe_valid(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err.get("type", "")
+    if "expected" in ctx:
+        return f"valid options are: {ctx['expected']}"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "this key is required"
+    return str(err.get("msg", "invalid value"))
+
+
+def validate(
+    model: type[ModelT],
+    raw: Any,
+    path: str | Path,
+    *,
+    error: type[ConfigError] = ConfigError,
+    rule_id: str | None = None,
+    allowed_keys_hint: bool = True,
+) -> ModelT:
+    """Validate raw YAML data into ``model``; the first problem becomes a located error.
+
+    The message has one shape: ``key `k`: found 'v'; valid options are: ...``.
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        line, dotted = _locate(raw, first["loc"])
+        kind = first.get("type", "")
+        found = first.get("input")
+        if kind == "extra_forbidden":
+            valid_keys = sorted(
+                f.alias or name for name, f in _model_at(model, first["loc"][:-1]).model_fields.items()
+            ) if allowed_keys_hint else []
+            msg = f"unknown key `{dotted}`"
+            if valid_keys:
+                msg += "; valid keys are: " + ", ".join(valid_keys)
+        elif kind == "missing":
+            msg = f"key `{dotted}` is required" if dotted else "a required key is missing"
+        else:
+            shown = _short(found)
+            msg = f"key `{dotted}`: found {shown}; {_describe_valid(first)}"
+        more = len(errors) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise error(msg, path=path, line=line, rule_id=rule_id, key=dotted or None) from exc
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, LineDict | dict):
+        return "a mapping"
+    if isinstance(value, LineList | list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel]:
+    """The nested model class reached by following ``loc`` (best effort)."""
+    current: type[BaseModel] = model
+    for part in loc:
+        if not isinstance(part, str) or part not in current.model_fields:
+            continue
+        annotation = current.model_fields[part].annotation
+        for candidate in _model_types(annotation):
+            current = candidate
+            break
+    return current
+
+
+def _model_types(annotation: Any) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found.extend(_model_types(arg))
+    return found
+
+
+def env_path(name: str) -> Path | None:
+    """A path from an environment variable, or None when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder (reference packs, ledger) unless overridden."""
+    from platformdirs import user_data_dir
+
+    return env_path("SEGMENT_HOME") or Path(user_data_dir("segment", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings shared by the stages, from the environment with sensible defaults.
+
+    Base URLs are settings so tests can point the downloaders at a local server.
+    """
+
+    reference_dir: Path = field(default_factory=lambda: default_data_dir() / "reference")
+    ledger_path: Path = field(default_factory=lambda: default_data_dir() / "ledger.sqlite")
+    tiger_base_url: str = "https://www2.census.gov/geo/tiger"
+    census_api_base_url: str = "https://api.census.gov/data"
+    census_geocoder_url: str = "https://geocoding.geo.census.gov/geocoder"
+    http_timeout_s: float = 60.0
+    http_retries: int = 4
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from ``SEGMENT_*`` environment variables, then explicit overrides."""
+        values: dict[str, Any] = {}
+        if (ref := env_path("SEGMENT_REFERENCE")) is not None:
+            values["reference_dir"] = ref
+        if (ledger := env_path("SEGMENT_LEDGER")) is not None:
+            values["ledger_path"] = ledger
+        for key, env in (
+            ("tiger_base_url", "SEGMENT_TIGER_URL"),
+            ("census_api_base_url", "SEGMENT_CENSUS_API_URL"),
+            ("census_geocoder_url", "SEGMENT_CENSUS_GEOCODER_URL"),
+        ):
+            if os.environ.get(env):
+                values[key] = os.environ[env].rstrip("/")
+        if os.environ.get("SEGMENT_HTTP_TIMEOUT"):
+            values["http_timeout_s"] = float(os.environ["SEGMENT_HTTP_TIMEOUT"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,65 @@
+"""Stage logging and progress hooks for library code.
+
+Library modules log through :func:`get_logger` (standard ``logging`` with a stage name
+and structured counts) and report progress through :func:`progress`. They never print:
+how messages look (Rich, plain lines, JSON lines) is decided by ``segment.report``.
+Messages carry counts, ids, file names, row numbers and column names, never patient
+values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+ProgressAdvance = Callable[[int], None]
+ProgressFactory = Callable[[str, "int | None"], contextlib.AbstractContextManager[ProgressAdvance]]
+
+
+class StageLogger:
+    """A logger bound to one pipeline stage that accepts structured counts."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._logger = logging.getLogger(f"segment.{stage}")
+
+    def _log(self, level: int, message: str, counts: Mapping[str, Any] | None) -> None:
+        self._logger.log(level, message, extra={"stage": self.stage, "counts": dict(counts or {})})
+
+    def debug(self, message: str, **counts: Any) -> None:
+        """Log a detail shown only with --verbose."""
+        self._log(logging.DEBUG, message, counts)
+
+    def info(self, message: str, **counts: Any) -> None:
+        """Log a step of the stage, with counts."""
+        self._log(logging.INFO, message, counts)
+
+    def warning(self, message: str, **counts: Any) -> None:
+        """Log something the user should look at; the stage goes on."""
+        self._log(logging.WARNING, message, counts)
+
+
+def get_logger(stage: str) -> StageLogger:
+    """The logger for ``stage`` (ingest, geocode, enrich, evaluate, export, audit, run...)."""
+    return StageLogger(stage)
+
+
+@contextlib.contextmanager
+def _no_progress(description: str, total: int | None) -> Iterator[ProgressAdvance]:
+    yield lambda n: None
+
+
+_factory: ProgressFactory = _no_progress
+
+
+def set_progress_factory(factory: ProgressFactory | None) -> None:
+    """Install how progress is shown (``segment.report`` does this for terminals)."""
+    global _factory
+    _factory = factory or _no_progress
+
+
+def progress(description: str, total: int | None = None) -> contextlib.AbstractContextManager[ProgressAdvance]:
+    """A context manager yielding ``advance(n)``; shows a bar only on a terminal."""
+    return _factory(description, total)

@@ -1,0 +1,117 @@
+"""The working folder: stage file names, owner-only creation, atomic writes.
+
+Everything in a working folder can hold PHI, so folders are created 0700 and files
+0600 regardless of the user's umask, and every file is written to a temporary name
+and renamed into place when complete, so a failed stage leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from segment.errors import StageInputError
+
+# File names in a working folder: part of the contract (DESIGN.md).
+PATIENTS = "patients.parquet"
+EVENTS = "events.parquet"
+REJECTS = "rejects.csv"
+INGEST_REPORT = "ingest-report.json"
+GEOCODED = "geocoded.parquet"
+GEOCODE_REPORT = "geocode-report.json"
+GEOCODE_CACHE = "geocode-cache.parquet"
+ENRICHED = "enriched.parquet"
+ENRICH_REPORT = "enrich-report.json"
+ELIGIBILITY = "eligibility.parquet"
+EVALUATE_REPORT = "evaluate-report.json"
+RUN_LOG = "run-log.jsonl"
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def ensure_private_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) if needed; the folder itself is made owner-only."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(p, DIR_MODE)
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
+
+    The file is made owner-only. On any exception the temporary file is removed and
+    ``target`` is left as it was.
+    """
+    target = Path(target)
+    ensure_private_dir(target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(target: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``target`` for writing; rename into place on success."""
+    with atomic_path(target) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+
+
+def write_json(target: str | Path, data: Any) -> Path:
+    """Write ``data`` as stable, indented JSON (keys sorted), atomically and owner-only."""
+    with atomic_open(target, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    return Path(target)
+
+
+def write_parquet(frame: pl.LazyFrame | pl.DataFrame, target: str | Path) -> Path:
+    """Write a frame to Parquet atomically and owner-only (streaming when lazy)."""
+    with atomic_path(target) as tmp:
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(tmp)
+        else:
+            frame.write_parquet(tmp)
+    return Path(target)
+
+
+def write_csv(frame: pl.DataFrame | pl.LazyFrame, target: str | Path) -> Path:
+    """Write a frame to CSV atomically and owner-only."""
+    with atomic_path(target) as tmp:
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_csv(tmp)
+        else:
+            frame.write_csv(tmp)
+    return Path(target)
+
+
+def require(workdir: str | Path, name: str, *, produced_by: str) -> Path:
+    """The path of a previous stage's output, or a clear error saying which stage to run."""
+    p = Path(workdir) / name
+    if not p.exists():
+        raise StageInputError(
+            f"{name} not found; run `segment {produced_by}` first", path=Path(workdir)
+        )
+    return p
+
+
+def scan(workdir: str | Path, name: str, *, produced_by: str) -> pl.LazyFrame:
+    """Lazily scan a previous stage's Parquet output."""
+    return pl.scan_parquet(require(workdir, name, produced_by=produced_by))

@@ -101,7 +101,7 @@ def numbered_context(text: str, line: int, radius: int = 2) -> str:
 def load_yaml_text(text: str, path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
     """Parse YAML text safely, keeping key lines; syntax errors point at the line."""
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -7,6 +7,7 @@ in ``COMMANDS`` and is discovered here, so the stages never edit a shared file.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from typing import Any
 
@@ -59,6 +60,8 @@ def group(name: str, *, example: str, help: str) -> SegmentGroup:
 @click.version_option(__version__, prog_name="segment")
 def cli() -> None:
     """Root command group."""
+    # Everything segment writes can hold PHI: owner-only whatever the user's umask.
+    os.umask(0o077)
 
 
 cli.params.extend(_global_params())

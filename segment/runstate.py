@@ -1,0 +1,179 @@
+"""Run state in a working folder: the lock, content hashes for stage reuse, the run log.
+
+- :class:`RunLock` holds an exclusive ``fcntl`` lock on ``DIR/.segment.lock``; the kernel
+  releases it when the process dies, so a lock file left by a dead process is detected as
+  stale and taken over, while a live run makes a second one fail with a clear message.
+- :class:`StageCache` records, per stage, a key made of the hashes of its inputs and
+  settings and the hashes of its outputs, so an unchanged stage is skipped on the next run.
+- :func:`append_run_record` appends one JSON line per run (no PHI: ids, counts, timings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from segment import workdir as wd
+from segment.errors import LockError
+
+LOCK_NAME = ".segment.lock"
+HASHES_NAME = ".stage-hashes.json"
+
+
+class RunLock:
+    """An exclusive, crash-safe lock on a working folder."""
+
+    def __init__(self, workdir: str | Path, run_id: str) -> None:
+        self.path = Path(workdir) / LOCK_NAME
+        self.run_id = run_id
+        self._fd: int | None = None
+        self.took_over_stale = False
+
+    def acquire(self) -> RunLock:
+        """Take the lock or raise :class:`LockError` naming the run that holds it."""
+        wd.ensure_private_dir(self.path.parent)
+        existed = self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            who = f"run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')}, started {holder.get('started', '?')})"
+            raise LockError(
+                f"another segment run holds the lock: {who}; wait for it to finish",
+                path=self.path,
+            ) from None
+        self.took_over_stale = existed and bool(_read_holder(fd))
+        info = {
+            "run_id": self.run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock and remove the lock file."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        data = os.pread(fd, 4096, 0)
+        value = json.loads(data.decode() or "{}")
+        return value if isinstance(value, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def file_sha256(path: str | Path, chunk: int = 4 << 20) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_fingerprint(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
+    """(relative name, sha256) for every file under the given files/folders, sorted."""
+    out: list[tuple[str, str]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(x for x in path.rglob("*") if x.is_file() and not x.name.startswith(".")):
+                out.append((f"{path.name}/{f.relative_to(path)}", file_sha256(f)))
+        elif path.exists():
+            out.append((path.name, file_sha256(path)))
+        else:
+            out.append((path.name, "missing"))
+    return out
+
+
+def stage_key(stage: str, inputs: Iterable[str | Path], params: Mapping[str, Any]) -> str:
+    """A key that changes when a stage's inputs, settings or segment's version change."""
+    from segment import __version__
+
+    payload = {
+        "stage": stage,
+        "version": __version__,
+        "inputs": tree_fingerprint(inputs),
+        "params": {k: str(v) for k, v in sorted(params.items())},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class StageCache:
+    """Per-stage keys and output hashes in ``DIR/.stage-hashes.json``."""
+
+    def __init__(self, workdir: str | Path) -> None:
+        self.path = Path(workdir) / HASHES_NAME
+        try:
+            self.entries: dict[str, Any] = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.entries = {}
+
+    def is_fresh(self, stage: str, key: str, outputs: Iterable[str | Path]) -> bool:
+        """True when the stage ran with this key and its outputs are unchanged."""
+        entry = self.entries.get(stage)
+        if not entry or entry.get("key") != key:
+            return False
+        recorded = entry.get("outputs", {})
+        for out in outputs:
+            p = Path(out)
+            if not p.exists() or recorded.get(p.name) != _cheap_id(p):
+                return False
+        return True
+
+    def record(self, stage: str, key: str, outputs: Iterable[str | Path]) -> None:
+        """Remember that ``stage`` produced ``outputs`` under ``key``."""
+        self.entries[stage] = {"key": key, "outputs": {Path(o).name: _cheap_id(Path(o)) for o in outputs}}
+        wd.write_json(self.path, self.entries)
+
+    def forget_from(self, stages: Iterable[str]) -> None:
+        """Invalidate stages (downstream of a stage that reran)."""
+        for s in stages:
+            self.entries.pop(s, None)
+
+
+def _cheap_id(path: Path) -> str:
+    """Size and modification time: enough to notice an output changed behind our back."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def append_run_record(workdir: str | Path, record: Mapping[str, Any]) -> Path:
+    """Append one JSON line to the run log (owner-only)."""
+    path = Path(workdir) / wd.RUN_LOG
+    wd.ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (json.dumps(dict(record), sort_keys=True, default=str) + "\n").encode())
+    finally:
+        os.close(fd)
+    return path

@@ -1,0 +1,43 @@
+"""Reference packs: tract polygons, address ranges, ZIP centroids and tract indicators.
+
+Build one from local Census files (:func:`build_pack`), download and build one
+(:func:`segment.reference.pull.pull_pack`), open it (:func:`open_pack`) and re-check its
+checksums (:func:`verify_pack`).
+"""
+
+from __future__ import annotations
+
+from segment.reference.build import apply_crosswalk, build_pack
+from segment.reference.pack import (
+    ADDRESS_RANGES,
+    BLOCK_GROUPS,
+    INDICATORS,
+    TRACTS,
+    ZIP_CENTROIDS,
+    FileEntry,
+    Manifest,
+    Pack,
+    VerifyResult,
+    find_packs,
+    open_pack,
+    sha256_file,
+    verify_pack,
+)
+
+__all__ = [
+    "ADDRESS_RANGES",
+    "BLOCK_GROUPS",
+    "INDICATORS",
+    "TRACTS",
+    "ZIP_CENTROIDS",
+    "FileEntry",
+    "Manifest",
+    "Pack",
+    "VerifyResult",
+    "apply_crosswalk",
+    "build_pack",
+    "find_packs",
+    "open_pack",
+    "sha256_file",
+    "verify_pack",
+]

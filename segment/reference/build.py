@@ -1,0 +1,287 @@
+"""Build a reference pack from local files in the Census Bureau's own formats.
+
+:func:`build_pack` reads TIGER/Line tract (and block-group, ADDRFEAT) shapefiles, a ZCTA
+gazetteer and indicator files, writes the pack tables (GeoParquet in EPSG:4269), and
+records every file's source, vintage, geography, row count and SHA-256 in
+``manifest.json``. The manifest is written last, so a failed build never leaves a pack
+that looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import polars as pl
+
+from segment.errors import ReferenceDataError
+from segment.log import get_logger
+from segment.reference import tiger
+from segment.reference.pack import (
+    ADDRESS_RANGES,
+    BLOCK_GROUPS,
+    INDICATORS,
+    MANIFEST,
+    TABLES,
+    TRACTS,
+    ZIP_CENTROIDS,
+    FileEntry,
+    Manifest,
+    sha256_file,
+)
+from segment.workdir import atomic_path, ensure_private_dir, write_json
+
+PathsArg = Path | str | Sequence[Path | str]
+log = get_logger("reference")
+
+#: below this share of indicator tracts found among the pack's tracts, the indicators are
+#: taken to be keyed to the other tract vintage
+VINTAGE_MATCH_MIN = 0.9
+
+
+def _paths(value: PathsArg | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, str | Path):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _write_geo(frame: gpd.GeoDataFrame, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False, compression="zstd", schema_version="1.0.0")
+
+
+def _write_plain(frame: pl.DataFrame, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        frame.write_parquet(tmp, compression="zstd")
+
+
+def _entry(target: Path, sources: list[Path], vintage: object, geography: str, rows: int,
+           **extra: Any) -> FileEntry:
+    src_sums = {p.name: sha256_file(p) for p in sources if p.is_file()}
+    return FileEntry(
+        source=[p.name for p in sources],
+        vintage=str(vintage),
+        geography=geography,
+        rows=rows,
+        sha256=sha256_file(target),
+        extra={"source_sha256": src_sums, **extra},
+    )
+
+
+def build_pack(
+    out: str | Path,
+    *,
+    tracts: PathsArg,
+    block_groups: PathsArg | None = None,
+    address_ranges: PathsArg | None = None,
+    zip_centroids: PathsArg | None = None,
+    indicators: PathsArg | None = None,
+    name: str,
+    synthetic: bool = False,
+    vintage: int | None = None,
+    indicator_vintage: int | None = None,
+    crosswalk: Path | str | None = None,
+    source_years: dict[str, object] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Manifest:
+    """Build a reference pack in ``out`` and return its manifest.
+
+    ``tracts`` (required), ``block_groups`` and ``address_ranges`` are TIGER/Line zips,
+    ``.shp`` files or folders of them; ``zip_centroids`` is a ZCTA gazetteer (or CSV /
+    shapefile); ``indicators`` are indicator files that
+    ``segment.reference.indicators.load_indicator_files`` recognizes. ``vintage`` forces
+    the tract vintage (2010/2020) when the file names and fields do not tell it.
+    Indicators keyed to the other tract vintage are refused unless ``crosswalk`` (a
+    Census tract relationship file) is given. ``source_years`` overrides the vintage
+    recorded per table (e.g. ``{"address_ranges": 2019}``).
+    """
+    out = ensure_private_dir(out)
+    years = dict(source_years or {})
+    tract_files = tiger.expand_sources(tracts)
+    tract_frame, tract_vintage = tiger.read_tracts(tract_files, vintage)
+    if tract_frame.empty:
+        raise ReferenceDataError("the tract files hold no tracts", path=tract_files[0])
+    states = sorted(tract_frame["state_fips"].unique().tolist())
+    log.info("read tracts", tracts=len(tract_frame), states=len(states), vintage=tract_vintage)
+
+    files: dict[str, FileEntry] = {}
+    _write_geo(tract_frame, out / TRACTS)
+    files[TRACTS] = _entry(out / TRACTS, tract_files, years.get("tracts", tract_vintage), "tract",
+                           len(tract_frame), tract_vintage=tract_vintage)
+
+    bg_files = tiger.expand_sources(block_groups) if block_groups is not None else []
+    if bg_files:
+        bgs, bg_vintage = tiger.read_block_groups(bg_files, tract_vintage)
+        if bg_vintage != tract_vintage:  # pragma: no cover - read_block_groups refuses first
+            raise ReferenceDataError("block groups and tracts have different vintages")
+        orphans = int((~bgs["tract_geoid"].isin(tract_frame["tract_geoid"])).sum())
+        if orphans:
+            log.warning("block groups whose tract is not in the pack", block_groups=orphans)
+        _write_geo(bgs, out / BLOCK_GROUPS)
+        files[BLOCK_GROUPS] = _entry(out / BLOCK_GROUPS, bg_files,
+                                     years.get("block_groups", bg_vintage), "block group", len(bgs))
+        log.info("read block groups", block_groups=len(bgs))
+
+    ar_files = tiger.expand_sources(address_ranges) if address_ranges is not None else []
+    if ar_files:
+        ranges = tiger.read_address_ranges(ar_files)
+        _write_geo(ranges, out / ADDRESS_RANGES)
+        ar_year = years.get("address_ranges") or _common_year(ar_files) or ""
+        files[ADDRESS_RANGES] = _entry(out / ADDRESS_RANGES, ar_files, ar_year, "street segment side",
+                                       len(ranges))
+        log.info("read address ranges", segments=len(ranges), files=len(ar_files))
+
+    zc_files = _paths(zip_centroids)
+    if zc_files:
+        zips = tiger.read_zip_centroids(zc_files)
+        _write_plain(zips, out / ZIP_CENTROIDS)
+        files[ZIP_CENTROIDS] = _entry(out / ZIP_CENTROIDS, zc_files,
+                                      years.get("zip_centroids", ""), "ZCTA", zips.height)
+        log.info("read ZIP centroids", zips=zips.height)
+
+    columns: list[dict[str, Any]] = []
+    ind_files = _paths(indicators)
+    if ind_files:
+        frame, columns = _indicators(ind_files, tract_frame, tract_vintage, indicator_vintage,
+                                     Path(crosswalk) if crosswalk else None, states)
+        _write_plain(frame, out / INDICATORS)
+        cw_extra = {"crosswalk": Path(crosswalk).name} if crosswalk else {}
+        files[INDICATORS] = _entry(out / INDICATORS, ind_files, years.get("indicators", ""),
+                                   "tract", frame.height, tract_vintage=tract_vintage, **cw_extra)
+
+    for stale in TABLES:  # a rebuild without an optional input must not keep the old table
+        if stale not in files and (out / stale).exists():
+            os.remove(out / stale)
+
+    manifest = Manifest(
+        name=name,
+        synthetic=synthetic,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        tract_vintage=tract_vintage,
+        states=states,
+        files=files,
+        columns=columns,
+        extra=dict(extra or {}),
+    )
+    write_json(out / MANIFEST, manifest.to_dict())
+    log.info("pack built", files=len(files), tracts=len(tract_frame))
+    return manifest
+
+
+def _common_year(paths: list[Path]) -> int | None:
+    years = {tiger.file_year(p) for p in paths}
+    return years.pop() if len(years) == 1 else None
+
+
+def _indicators(
+    paths: list[Path],
+    tracts: gpd.GeoDataFrame,
+    tract_vintage: int,
+    indicator_vintage: int | None,
+    crosswalk: Path | None,
+    states: list[str],
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Load indicator files through the enrichment module and fit them to the pack's tracts."""
+    try:
+        from segment.reference.indicators import load_indicator_files
+    except ImportError as exc:  # the enrichment stage owns the module
+        raise ReferenceDataError(
+            "indicator files cannot be read: segment.reference.indicators is not available"
+        ) from exc
+    for p in paths:
+        if not p.exists():
+            raise ReferenceDataError("file not found", path=p)
+    frame, entries = load_indicator_files(paths)
+    if "tract_geoid" not in frame.columns:
+        raise ReferenceDataError("indicator files gave no tract_geoid column", path=paths[0])
+    frame = frame.filter(pl.col("tract_geoid").str.slice(0, 2).is_in(states))
+    pack_ids = pl.Series("tract_geoid", tracts["tract_geoid"].to_numpy(), dtype=pl.String)
+    if crosswalk is not None:
+        frame = apply_crosswalk(frame, crosswalk, entries, target_vintage=tract_vintage)
+        frame = frame.filter(pl.col("tract_geoid").str.slice(0, 2).is_in(states))
+    else:
+        matched = frame.filter(pl.col("tract_geoid").is_in(pack_ids.implode())).height
+        share = matched / frame.height if frame.height else 1.0
+        if indicator_vintage is not None and indicator_vintage != tract_vintage:
+            raise ReferenceDataError(
+                f"indicators are keyed to {indicator_vintage} tracts but the pack's tracts are "
+                f"{tract_vintage}; give a tract crosswalk (Census tract relationship file)"
+            )
+        if frame.height and share < VINTAGE_MATCH_MIN:
+            raise ReferenceDataError(
+                f"only {share:.0%} of {frame.height} indicator tracts in the pack's states are "
+                f"{tract_vintage} tracts: the indicators look keyed to the other tract vintage; "
+                "give a tract crosswalk (Census tract relationship file) to relate them"
+            )
+    if frame.height == 0:
+        raise ReferenceDataError("indicator files hold no tract of the pack's states", path=paths[0])
+    stamped = [{**e, "tract_vintage": tract_vintage} for e in entries]
+    return frame.sort("tract_geoid"), stamped
+
+
+_CROSSWALK_COLUMNS = {
+    2020: (("GEOID_TRACT_10", "GEOID_TRACT_20"), ("from_geoid", "to_geoid")),
+    2010: (("GEOID_TRACT_20", "GEOID_TRACT_10"), ("from_geoid", "to_geoid")),
+}
+_COUNT_UNITS = {"count", "people", "persons", "households", "housing units"}
+
+
+def apply_crosswalk(
+    frame: pl.DataFrame, path: Path, entries: list[dict[str, Any]], *, target_vintage: int
+) -> pl.DataFrame:
+    """Re-key tract indicators to ``target_vintage`` tracts through a tract relationship file.
+
+    Reads the Census relationship file (pipe-delimited, ``GEOID_TRACT_10``,
+    ``GEOID_TRACT_20``, ``AREALAND_PART``) or a CSV with ``from_geoid,to_geoid,weight``.
+    Counts (dictionary ``unit`` of count/people/households) are apportioned by the share
+    of the source tract's land in each target tract; every other numeric column is a
+    land-weighted mean; text columns take the value of the largest overlapping source.
+    """
+    if not path.exists():
+        raise ReferenceDataError("crosswalk file not found", path=path)
+    head = path.open(encoding="latin-1").readline()
+    sep = "|" if "|" in head else ("\t" if "\t" in head else ",")
+    raw = pl.read_csv(path, separator=sep, infer_schema=False)
+    upper = {c.strip().upper(): c for c in raw.columns}
+    census_cols, generic = _CROSSWALK_COLUMNS[target_vintage]
+    if all(c in upper for c in census_cols):
+        src, dst = (upper[c] for c in census_cols)
+        weight = upper.get("AREALAND_PART")
+    elif all(c.upper() in upper for c in generic):
+        src, dst = (upper[c.upper()] for c in generic)
+        weight = upper.get("WEIGHT")
+    else:
+        raise ReferenceDataError(
+            "crosswalk needs GEOID_TRACT_10 and GEOID_TRACT_20 (Census relationship file) "
+            "or from_geoid,to_geoid[,weight] columns",
+            path=path,
+        )
+    cw = raw.select(
+        pl.col(src).str.strip_chars().str.zfill(11).alias("tract_geoid"),
+        pl.col(dst).str.strip_chars().str.zfill(11).alias("_to"),
+        (pl.col(weight).cast(pl.Float64, strict=False) if weight else pl.lit(1.0)).fill_null(0.0)
+        .alias("_w"),
+    ).filter(pl.col("_w") > 0)
+    cw = cw.with_columns((pl.col("_w") / pl.col("_w").sum().over("tract_geoid")).alias("_share"))
+    units = {str(e.get("name")): str(e.get("unit", "")).lower() for e in entries}
+    joined = frame.join(cw, on="tract_geoid", how="inner")
+    aggs: list[pl.Expr] = []
+    for col, dtype in frame.schema.items():
+        if col == "tract_geoid":
+            continue
+        if dtype.is_numeric():
+            if units.get(col) in _COUNT_UNITS:
+                aggs.append((pl.col(col) * pl.col("_share")).sum().alias(col))
+            else:
+                w = pl.when(pl.col(col).is_not_null()).then(pl.col("_w"))
+                aggs.append(((pl.col(col) * w).sum() / w.sum()).alias(col))
+        else:
+            aggs.append(pl.col(col).sort_by(["_w", "tract_geoid"], descending=[True, False]).first()
+                        .alias(col))
+    return joined.group_by("_to").agg(aggs).rename({"_to": "tract_geoid"}).select(frame.columns)

@@ -1,0 +1,465 @@
+"""Joining tract indicators, the need index and HP2030 gaps onto geocoded patients.
+
+Patients are only joined, never looped over: the pack's tract table (indicators plus the
+need index computed from the pack's own tracts) is left-joined on ``tract_geoid``. Missing
+stays missing: a patient without a trustworthy tract gets nulls and ``sdoh_source`` says
+why; a ZIP-centroid patient may take ZCTA- or county-level values only when the pack
+holds such tables, and ``sdoh_source`` then says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from segment import workdir as wd
+from segment.enrich import hp2030
+from segment.enrich.crosswalk import apply_crosswalk, read_crosswalk
+from segment.enrich.need_index import (
+    NEED_INDEX_COMPLETE,
+    NeedIndexSummary,
+    compute_need_index,
+)
+from segment.errors import InputDataError, ReferenceDataError
+from segment.log import get_logger
+from segment.reference.indicators import (
+    ECOLOGICAL_CAUTION,
+    THEMED_COLUMNS,
+    TRACT_GEOID,
+    tract_geography,
+    tract_vintage_of,
+)
+from segment.schema import (
+    NEED_INDEX,
+    NEED_INDEX_QUINTILE,
+    NEED_INDEX_STATE_PCTILE,
+    SDOH_SOURCE,
+    GeoPrecision,
+)
+
+log = get_logger("enrich")
+
+MANIFEST = "manifest.json"
+INDICATORS = "indicators.parquet"
+#: optional coarser tables a pack may hold for ZIP-centroid patients (same themed columns)
+ZCTA_INDICATORS = "zcta_indicators.parquet"
+COUNTY_INDICATORS = "county_indicators.parquet"
+
+NEED_COLUMNS = (NEED_INDEX, NEED_INDEX_STATE_PCTILE, NEED_INDEX_QUINTILE, NEED_INDEX_COMPLETE)
+
+
+class SdohSource(StrEnum):
+    """Where a patient's area measures come from, or why there are none."""
+
+    TRACT = "tract"
+    ZCTA = "zcta"
+    COUNTY = "county"
+    NO_TRACT_UNMATCHED = "no_tract_unmatched"
+    ZIP_CENTROID_NO_TRACT = "zip_centroid_no_tract"
+    TRACT_NOT_IN_PACK = "tract_not_in_pack"
+
+
+class PackLike(Protocol):
+    """Anything with a pack folder (``segment.reference.pack.Pack`` qualifies)."""
+
+    @property
+    def path(self) -> Path: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class EnrichPack:
+    """The parts of a reference pack enrichment reads."""
+
+    path: Path
+    manifest: dict[str, Any]
+    indicators: pl.LazyFrame
+    zcta: pl.LazyFrame | None = None
+    county: pl.LazyFrame | None = None
+
+    @property
+    def name(self) -> str:
+        """The pack's name."""
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def tract_vintage(self) -> int | None:
+        """The tract boundary vintage of the pack's tracts."""
+        value = self.manifest.get("tract_vintage")
+        return int(value) if value is not None else None
+
+    def indicator_entries(self) -> dict[str, dict[str, Any]]:
+        """The manifest's data-dictionary entries for indicator columns, by name."""
+        return {
+            e["name"]: dict(e)
+            for e in self.manifest.get("columns", [])
+            if isinstance(e, Mapping) and e.get("name") in THEMED_COLUMNS
+        }
+
+
+def open_enrich_pack(pack: str | Path | PackLike) -> EnrichPack:
+    """Read a pack folder's manifest and indicator tables (lazily)."""
+    path = Path(pack).expanduser() if isinstance(pack, str | Path) else Path(pack.path)
+    mpath = path / MANIFEST
+    if not mpath.exists():
+        raise ReferenceDataError(
+            "no reference pack here (manifest.json missing); point --reference at a pack "
+            "folder or build one with `segment reference build`",
+            path=path,
+        )
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReferenceDataError("manifest.json is not valid JSON", path=mpath) from exc
+    if not isinstance(manifest, dict):
+        raise ReferenceDataError("manifest.json is not a JSON object", path=mpath)
+    ipath = path / INDICATORS
+    if not ipath.exists():
+        raise ReferenceDataError(
+            f"pack has no {INDICATORS}; rebuild it with indicator files "
+            "(OEPS tract CSVs or an ACS pull)",
+            path=path,
+        )
+    indicators = pl.scan_parquet(ipath)
+    if TRACT_GEOID not in indicators.collect_schema().names():
+        raise ReferenceDataError(f"{INDICATORS} has no {TRACT_GEOID} column", path=ipath)
+    optional = {
+        name: pl.scan_parquet(path / name) if (path / name).exists() else None
+        for name in (ZCTA_INDICATORS, COUNTY_INDICATORS)
+    }
+    return EnrichPack(path, manifest, indicators, optional[ZCTA_INDICATORS],
+                      optional[COUNTY_INDICATORS])
+
+
+def indicators_tract_vintage(pack: EnrichPack, columns: list[str]) -> int | None:
+    """The tract vintage the pack's indicators are keyed to (from the dictionary), if stated."""
+    found: set[int] = set()
+    entry = (pack.manifest.get("files") or {}).get(INDICATORS) or {}
+    if isinstance(entry, Mapping):
+        if isinstance(entry.get("tract_vintage"), int):
+            found.add(int(entry["tract_vintage"]))
+        elif (v := tract_vintage_of(str(entry.get("geography", "")))) is not None:
+            found.add(v)
+    for name, e in pack.indicator_entries().items():
+        if name in columns and (v := tract_vintage_of(str(e.get("geography", "")))) is not None:
+            found.add(v)
+    if len(found) > 1:
+        raise ReferenceDataError(
+            f"{INDICATORS} mixes tract vintages {sorted(found)}; rebuild the pack from "
+            "indicator files of one tract vintage",
+            path=pack.path,
+        )
+    return found.pop() if found else None
+
+
+@dataclass(frozen=True)
+class EnrichReport:
+    """What enrichment did: sources, coverage per column, the need index, HP2030 columns."""
+
+    pack: str
+    tract_vintage: int | None
+    indicator_tract_vintage: int | None
+    crosswalk: str | None
+    indicator_columns: list[str]
+    hp2030_columns: list[str]
+    hp2030_unmapped: list[str]
+    need_index: NeedIndexSummary
+    dictionary: list[dict[str, Any]]
+    patients: int = 0
+    sdoh_source: dict[str, int] = field(default_factory=dict)
+    coverage: dict[str, dict[str, float | int]] = field(default_factory=dict)
+
+    @property
+    def columns_added(self) -> list[str]:
+        """Every column enrichment adds, in output order."""
+        return [*self.indicator_columns, *NEED_COLUMNS, *self.hp2030_columns, SDOH_SOURCE]
+
+    @property
+    def fallbacks(self) -> dict[str, int]:
+        """Patients whose values come from coarser geography than the tract."""
+        return {k: self.sdoh_source.get(k, 0) for k in (SdohSource.ZCTA, SdohSource.COUNTY)}
+
+    def with_counts(self, frame: pl.DataFrame) -> EnrichReport:
+        """The report completed with patient counts and coverage from the enriched frame."""
+        cols = [c for c in self.columns_added if c != SDOH_SOURCE]
+        counts = frame.select(pl.len().alias("_n"), *[pl.col(c).count() for c in cols]).row(
+            0, named=True
+        )
+        n = int(counts.pop("_n"))
+        sources = frame.get_column(SDOH_SOURCE).value_counts(sort=True)
+        return replace(
+            self,
+            patients=n,
+            sdoh_source={str(k): int(v) for k, v in sources.iter_rows()},
+            coverage={
+                c: {"patients": int(counts[c]), "share": round(counts[c] / n, 6) if n else 0.0}
+                for c in cols
+            },
+        )
+
+    def coverage_rows(self) -> list[dict[str, Any]]:
+        """Rows for the CLI's coverage table."""
+        return [
+            {"column": c, "patients": v["patients"], "percent": round(100 * float(v["share"]), 1)}
+            for c, v in self.coverage.items()
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to enrich-report.json."""
+        return {
+            "pack": self.pack,
+            "tract_vintage": self.tract_vintage,
+            "indicator_tract_vintage": self.indicator_tract_vintage,
+            "crosswalk": self.crosswalk,
+            "patients": self.patients,
+            "sdoh_source": self.sdoh_source,
+            "fallbacks": self.fallbacks,
+            "coverage": self.coverage,
+            "columns_added": self.columns_added,
+            "need_index": self.need_index.to_dict(),
+            "hp2030": {"columns": self.hp2030_columns, "unmapped_objectives": self.hp2030_unmapped},
+            "ecological_caution": ECOLOGICAL_CAUTION,
+            "dictionary": self.dictionary,
+        }
+
+
+def _tract_table(
+    pack: EnrichPack, crosswalk: Path | None
+) -> tuple[pl.DataFrame, int | None, NeedIndexSummary]:
+    """The pack's indicators on the pack's tracts, with the need index (collected: ~73k rows)."""
+    columns = [c for c in pack.indicators.collect_schema().names() if c != TRACT_GEOID]
+    ind_vintage = indicators_tract_vintage(pack, columns)
+    indicators = pack.indicators.with_columns(pl.col(TRACT_GEOID).cast(pl.String))
+    if ind_vintage is not None and pack.tract_vintage is not None:
+        if ind_vintage != pack.tract_vintage:
+            if crosswalk is None:
+                raise ReferenceDataError(
+                    f"the pack's indicators are keyed to {ind_vintage} tracts but its tracts "
+                    f"(and geocoded tract ids) are {pack.tract_vintage} tracts; give a tract "
+                    "crosswalk (--crosswalk, a Census tract relationship file) to relate them",
+                    path=pack.path,
+                )
+            xw = read_crosswalk(crosswalk, from_vintage=ind_vintage, to_vintage=pack.tract_vintage)
+            indicators = apply_crosswalk(indicators, xw)
+    elif crosswalk is not None:
+        raise ReferenceDataError(
+            "a crosswalk was given but the pack does not state both tract vintages "
+            "(manifest tract_vintage and the indicators' geography)",
+            path=pack.path,
+        )
+    tracts = indicators.unique(TRACT_GEOID, keep="first").collect()
+    need, summary = compute_need_index(tracts)
+    return tracts.join(need, on=TRACT_GEOID, how="left"), ind_vintage, summary
+
+
+def _case(branches: list[tuple[pl.Expr, pl.Expr]], default: pl.Expr | None) -> pl.Expr:
+    """``when(c1).then(v1).when(c2).then(v2)...otherwise(default)`` (null when no default)."""
+    expr: Any = pl
+    for condition, value in branches:
+        expr = expr.when(condition).then(value)
+    return expr.otherwise(default) if default is not None else expr
+
+
+def _fallback(table: pl.LazyFrame | None, key: str, columns: list[str]) -> pl.LazyFrame | None:
+    if table is None:
+        return None
+    names = table.collect_schema().names()
+    if key not in names:
+        return None
+    return table.select(
+        pl.col(key).cast(pl.String),
+        *[pl.col(c).alias(f"__{key}__{c}") for c in columns if c in names],
+        pl.lit(True).alias(f"__{key}__hit"),
+    ).unique(key, keep="first")
+
+
+def enrich(
+    geocoded: pl.LazyFrame,
+    pack: str | Path | PackLike | EnrichPack,
+    *,
+    crosswalk: Path | None = None,
+) -> tuple[pl.LazyFrame, EnrichReport]:
+    """Geocoded patients plus indicators, need index, HP2030 gaps/flags and ``sdoh_source``.
+
+    The returned frame is lazy (one row per geocoded patient, same order); the report holds
+    everything but patient counts, which :meth:`EnrichReport.with_counts` adds once the
+    frame is collected. Refuses a pack whose indicators are keyed to another tract vintage
+    than its tracts unless ``crosswalk`` is given.
+    """
+    epack = pack if isinstance(pack, EnrichPack) else open_enrich_pack(pack)
+    names = geocoded.collect_schema().names()
+    for needed in ("tract_geoid", "geo_precision", "county_fips"):
+        if needed not in names:
+            raise InputDataError(
+                f"geocoded frame has no `{needed}` column; run `segment geocode` first"
+            )
+    tracts, ind_vintage, summary = _tract_table(epack, crosswalk)
+    indicator_cols = [c for c in tracts.columns if c != TRACT_GEOID and c not in NEED_COLUMNS]
+    added = set(indicator_cols) | set(NEED_COLUMNS) | {SDOH_SOURCE}
+    clash = sorted(added & set(names))
+    if clash:
+        raise InputDataError(
+            f"geocoded frame already has enrichment columns ({', '.join(clash[:5])}); "
+            "enrich reads geocoded.parquet, not an enriched file"
+        )
+    mappings = hp2030.load_mappings()
+    resolved = hp2030.resolve(mappings, set(indicator_cols))
+    unmapped = [m.objective.id for m in mappings if m not in {r[0] for r in resolved}]
+
+    precision = pl.col("geo_precision")
+    is_zip = precision.eq_missing(GeoPrecision.ZIP_CENTROID.value)
+    tract_key = pl.when(~is_zip).then(pl.col("tract_geoid").cast(pl.String))
+    right = tracts.lazy().with_columns(pl.lit(True).alias("__tract__hit"))
+    out = geocoded.with_columns(tract_key.alias("__tract_key")).join(
+        right, left_on="__tract_key", right_on=TRACT_GEOID, how="left", maintain_order="left"
+    )
+    branches: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col("__tract__hit"), pl.lit(SdohSource.TRACT.value))
+    ]
+    fallback_cols: dict[str, str] = {}
+    for key, table, label, patient_key in (
+        ("zcta5", epack.zcta, SdohSource.ZCTA, "zip5"),
+        ("county_fips", epack.county, SdohSource.COUNTY, "county_fips"),
+    ):
+        fb = _fallback(table, key, indicator_cols)
+        if fb is None or patient_key not in names:
+            continue
+        hit, join_key = f"__{key}__hit", f"__{key}__key"
+        out = out.with_columns(
+            pl.when(is_zip).then(pl.col(patient_key).cast(pl.String)).alias(join_key)
+        ).join(fb, left_on=join_key, right_on=key, how="left", maintain_order="left")
+        branches.append((is_zip & pl.col(hit), pl.lit(label.value)))
+        fallback_cols[label.value] = key
+    branches += [
+        (is_zip, pl.lit(SdohSource.ZIP_CENTROID_NO_TRACT.value)),
+        (pl.col("tract_geoid").is_null(), pl.lit(SdohSource.NO_TRACT_UNMATCHED.value)),
+    ]
+    source = _case(branches, pl.lit(SdohSource.TRACT_NOT_IN_PACK.value))
+    out = out.with_columns(source.alias(SDOH_SOURCE))
+    fb_names = set(out.collect_schema().names())
+    values: list[pl.Expr] = []
+    for c in indicator_cols:
+        pairs = [(pl.col(SDOH_SOURCE) == SdohSource.TRACT.value, pl.col(c))]
+        for fb_label, fb_key in fallback_cols.items():
+            if f"__{fb_key}__{c}" in fb_names:
+                pairs.append((pl.col(SDOH_SOURCE) == fb_label, pl.col(f"__{fb_key}__{c}")))
+        expr = _case(pairs, None)
+        values.append(expr.alias(c))
+    out = out.with_columns(values).with_columns(hp2030.hp2030_exprs(resolved))
+    hp_cols = [c for m, _ in resolved for c in (hp2030.gap_column(m.objective.id),
+                                                hp2030.flag_column(m.objective.id))]
+    out = out.select(*names, *indicator_cols, *NEED_COLUMNS, *hp_cols, SDOH_SOURCE)
+    report = EnrichReport(
+        pack=epack.name,
+        tract_vintage=epack.tract_vintage,
+        indicator_tract_vintage=ind_vintage,
+        crosswalk=str(crosswalk) if crosswalk else None,
+        indicator_columns=indicator_cols,
+        hp2030_columns=hp_cols,
+        hp2030_unmapped=unmapped,
+        need_index=summary,
+        dictionary=_dictionary(epack, indicator_cols, resolved, ind_vintage),
+    )
+    log.info("enrichment planned", indicators=len(indicator_cols), tracts=tracts.height,
+             hp2030_objectives=len(resolved))
+    return out, report
+
+
+def _dictionary(
+    pack: EnrichPack,
+    indicator_cols: list[str],
+    resolved: list[tuple[hp2030.Mapping, str]],
+    ind_vintage: int | None,
+) -> list[dict[str, Any]]:
+    known = pack.indicator_entries()
+    geography = tract_geography(pack.tract_vintage) if pack.tract_vintage else "census tract"
+    entries: list[dict[str, Any]] = []
+    for c in indicator_cols:
+        entry = known.get(c)
+        if entry is None:
+            spec = THEMED_COLUMNS.get(c)
+            entry = {
+                "name": c,
+                "meaning": f"{spec.meaning if spec else c}. {ECOLOGICAL_CAUTION}",
+                "source": f"reference pack {pack.name}",
+                "vintage": "not stated in the pack manifest",
+                "geography": geography,
+                "unit": spec.unit if spec else "",
+            }
+        elif ind_vintage is not None and pack.tract_vintage not in (None, ind_vintage):
+            entry = {**entry, "geography": f"{geography}, interpolated from "
+                     f"{tract_geography(ind_vintage)} through a crosswalk"}
+        entries.append(entry)
+    return [*entries, *fixed_entries(pack.name, geography),
+            *hp2030.dictionary_entries(resolved, {e["name"]: e for e in entries},
+                                       ECOLOGICAL_CAUTION)]
+
+
+def fixed_entries(pack_name: str, geography: str) -> list[dict[str, Any]]:
+    """Dictionary entries for the need-index columns and ``sdoh_source``."""
+    source = f"computed by segment from the tract indicators of reference pack {pack_name}"
+    vintage = "the pack's indicator vintages (see each input)"
+    return [
+        {"name": NEED_INDEX, "unit": "index 0-1",
+         "meaning": "Composite area need index: first principal component of standardized "
+         "tract indicators (poverty, unemployment, log income, no internet, ...), oriented "
+         "so higher = more need, rescaled 0-1 over the pack's tracts (docs/need-index.md). "
+         f"Null without a tract. {ECOLOGICAL_CAUTION}",
+         "source": source, "vintage": vintage, "geography": geography},
+        {"name": NEED_INDEX_STATE_PCTILE, "unit": "percentile 0-100",
+         "meaning": "Percentile of the need index among the pack's tracts in the same state "
+         f"(ties share the lower rank). {ECOLOGICAL_CAUTION}",
+         "source": source, "vintage": vintage, "geography": geography},
+        {"name": NEED_INDEX_QUINTILE, "unit": "quintile 1-5",
+         "meaning": "Within-state need quintile, 5 = most need (from the state percentile). "
+         f"{ECOLOGICAL_CAUTION}", "source": source, "vintage": vintage, "geography": geography},
+        {"name": NEED_INDEX_COMPLETE, "unit": "boolean",
+         "meaning": "True when every need-index input was observed for the tract; false when "
+         "some were imputed with the state median (or the tract has no index).",
+         "source": source, "vintage": vintage, "geography": geography},
+        {"name": SDOH_SOURCE, "unit": "category",
+         "meaning": "Where the patient's area measures come from: tract; zcta or county "
+         "(coarser fallback for ZIP-centroid patients, only when the pack has such tables); "
+         "or why there are none: no_tract_unmatched, zip_centroid_no_tract, "
+         "tract_not_in_pack. Missing values are never filled with zeros.",
+         "source": "segment enrichment", "vintage": "", "geography": "patient"},
+    ]
+
+
+def data_dictionary(manifest: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
+    """Every column enrichment adds for a pack with this manifest (dict or Manifest object).
+
+    Indicator entries come from the manifest's ``columns``; the need-index, HP2030 and
+    ``sdoh_source`` entries are added, each stating the ecological caution.
+    """
+    raw = manifest.to_dict() if hasattr(manifest, "to_dict") else dict(manifest)
+    pack = EnrichPack(Path(str(raw.get("name", "pack"))), raw, pl.LazyFrame())
+    indicator_cols = list(pack.indicator_entries())
+    resolved = hp2030.resolve(hp2030.load_mappings(), set(indicator_cols))
+    columns = [c for c in raw.get("columns", []) if isinstance(c, Mapping)]
+    vintage = None
+    for c in columns:
+        if c.get("name") in indicator_cols:
+            vintage = tract_vintage_of(str(c.get("geography", ""))) or vintage
+    return _dictionary(pack, indicator_cols, resolved, vintage)
+
+
+def enrich_workdir(
+    workdir: Path, reference_dir: Path, *, crosswalk: Path | None = None
+) -> EnrichReport:
+    """Read ``geocoded.parquet``, write ``enriched.parquet`` and ``enrich-report.json``."""
+    geocoded = wd.scan(workdir, wd.GEOCODED, produced_by="geocode")
+    frame, report = enrich(geocoded, reference_dir, crosswalk=crosswalk)
+    enriched = frame.collect()
+    report = report.with_counts(enriched)
+    wd.write_parquet(enriched, Path(workdir) / wd.ENRICHED)
+    wd.write_json(Path(workdir) / wd.ENRICH_REPORT, report.to_dict())
+    log.info("enriched", patients=report.patients, **{
+        k: v for k, v in report.sdoh_source.items()
+    })
+    return report

@@ -1,0 +1,512 @@
+"""Tract indicator files: recognize the known sources and put them on themed column names.
+
+The reference pack builder calls :func:`load_indicator_files` with the files a user points
+it at and stores the result as ``indicators.parquet``; it never interprets indicator
+columns itself. Three kinds of file are recognized by their columns:
+
+* the Opioid Environment Policy Scan (OEPS) tract CSVs (SVI, economic, internet, housing,
+  rurality, hospital access, physicians), and the synthetic demo file that reuses their
+  column names (one file may carry the columns of several OEPS tables);
+* an ACS 5-year pull through the Census API (``state``/``county``/``tract`` or ``GEO_ID``
+  plus the variables in :data:`ACS_VARIABLES`), turned into percentages by
+  :func:`acs_to_indicators`;
+* a file already on the themed names (``tract_geoid`` plus themed columns).
+
+Every themed column comes with a data-dictionary entry ``{name, meaning, source, vintage,
+geography, unit}``. The ``geography`` text names the tract boundary vintage
+("census tract (2010 boundaries)"), which enrichment checks against the pack's tracts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segment.errors import ReferenceDataError
+
+TRACT_GEOID = "tract_geoid"
+
+#: area measures describe the neighbourhood, never the person: stated in every entry
+ECOLOGICAL_CAUTION = (
+    "Area measure: it describes the patient's neighbourhood (census tract), "
+    "not the patient."
+)
+
+#: any Census API value at or below this is an annotation sentinel (-666666666, ...)
+ACS_SENTINEL_MAX = -111_111_111
+
+
+def tract_geography(vintage: int) -> str:
+    """The dictionary ``geography`` text for tracts of a boundary vintage."""
+    return f"census tract ({vintage} boundaries)"
+
+
+def tract_vintage_of(geography: str) -> int | None:
+    """The tract boundary vintage named in a dictionary ``geography`` text, if any."""
+    found = re.search(r"\b((?:19|20)\d\d) boundaries", geography)
+    return int(found.group(1)) if found else None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One raw column of a source file and the themed column it becomes."""
+
+    raw: str
+    name: str
+    dtype: type[pl.DataType]
+    meaning: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """A known tract file: its columns, where it comes from and which year it describes."""
+
+    key: str
+    title: str
+    geoid: str  # the raw GEOID column
+    geoid_width: int  # 11, or 13 for Health03_T's state-prefixed geoid
+    columns: tuple[Column, ...]
+    source: str
+    vintage: str
+    tract_vintage: int
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """The raw indicator columns a file must carry to be this source."""
+        return [c.raw for c in self.columns]
+
+
+_OEPS = "Opioid Environment Policy Scan (OEPS), GeoDa Center, University of Chicago"
+
+OEPS_SOURCES: tuple[Source, ...] = (
+    Source(
+        "DS03_T", "SVI", "GEOID", 11,
+        (
+            Column("SVIth1", "svi_theme1_rank", pl.Float64,
+                   "CDC/ATSDR SVI percentile rank, theme 1: socioeconomic status", "rank 0-1"),
+            Column("SVIth2", "svi_theme2_rank", pl.Float64,
+                   "CDC/ATSDR SVI percentile rank, theme 2: household composition and "
+                   "disability", "rank 0-1"),
+            Column("SVIth3", "svi_theme3_rank", pl.Float64,
+                   "CDC/ATSDR SVI percentile rank, theme 3: minority status and language",
+                   "rank 0-1"),
+            Column("SVIth4", "svi_theme4_rank", pl.Float64,
+                   "CDC/ATSDR SVI percentile rank, theme 4: housing type and transportation",
+                   "rank 0-1"),
+            Column("SVIS", "svi_overall_rank", pl.Float64,
+                   "CDC/ATSDR SVI overall summary percentile rank (RPL_THEMES); higher is "
+                   "more vulnerable", "rank 0-1"),
+        ),
+        f"CDC/ATSDR Social Vulnerability Index 2018, via {_OEPS} (DS03_T)",
+        "SVI 2018 (ACS 2014-2018)", 2010,
+    ),
+    Source(
+        "EC03_T", "Economic", "GEOID", 11,
+        (
+            Column("unempP", "econ_unemployment_pct", pl.Float64,
+                   "Unemployed people as a percentage of the civilian labor force (DP03)",
+                   "percent"),
+            Column("povP", "econ_poverty_pct", pl.Float64,
+                   "People below the poverty level as a percentage of people for whom "
+                   "poverty status is determined (S1701)", "percent"),
+            Column("pciE", "econ_per_capita_income", pl.Float64,
+                   "Per capita income in the past 12 months, 2018 dollars (B19301)",
+                   "US dollars"),
+        ),
+        f"American Community Survey 5-year (B19301, DP03, S1701), via {_OEPS} (EC03_T)",
+        "ACS 2014-2018 5-year", 2010,
+    ),
+    Source(
+        "EC05_T", "Internet", "GEOID", 11,
+        (
+            Column("NoIntPct", "internet_no_access_pct", pl.Float64,
+                   "Households with no Internet access, percent of households (B28002_013 / "
+                   "B28002_001)", "percent"),
+        ),
+        f"American Community Survey 5-year (B28002), via {_OEPS} (EC05_T)",
+        "ACS 2015-2019 5-year", 2010,
+    ),
+    Source(
+        "BE01_T", "Housing", "GEOID", 11,
+        (
+            Column("vacantP", "housing_vacant_pct", pl.Float64,
+                   "Vacant housing units, percent of all housing units (B25002)", "percent"),
+            Column("rentalP", "housing_rental_pct", pl.Float64,
+                   "Renter-occupied units, percent of occupied housing units (B25003)",
+                   "percent"),
+            Column("mobileP", "housing_mobile_home_pct", pl.Float64,
+                   "Mobile homes, percent of all housing units (B25024)", "percent"),
+        ),
+        f"American Community Survey 5-year (B25002, B25003, B25024), via {_OEPS} (BE01_T)",
+        "ACS 2014-2018 5-year", 2010,
+    ),
+    Source(
+        "BE02_RUCA_T", "Rurality", "GEOID", 11,
+        (
+            Column("RUCA1", "ruca_primary", pl.Int16,
+                   "USDA ERS Rural-Urban Commuting Area primary code (1 metropolitan core .. "
+                   "10 rural; 99 not coded)", "code"),
+            Column("RUCA2", "ruca_secondary", pl.Float64,
+                   "USDA ERS Rural-Urban Commuting Area secondary code", "code"),
+            Column("rurality", "rurality", pl.String,
+                   "Urban (RUCA2 1.0, 1.1), Suburban (2.0, 2.1, 4.0, 4.1) or Rural (others), "
+                   "as classified by OEPS", "category"),
+        ),
+        f"USDA ERS Rural-Urban Commuting Area codes 2010, via {_OEPS} (BE02_RUCA_T)",
+        "RUCA 2010 (revised 2019)", 2010,
+    ),
+    Source(
+        "Access03_T", "Hospital access", "GEOID", 11,
+        (
+            Column("minDisHosp", "access_hospital_distance_mi", pl.Float64,
+                   "Straight-line distance from the tract centroid (not population-weighted) "
+                   "to the nearest hospital", "miles"),
+            Column("timeDrive", "access_hospital_drive_min", pl.Float64,
+                   "Driving time from the tract centroid to the nearest hospital (OSRM)",
+                   "minutes"),
+            Column("countDrive", "access_hospitals_30min_count", pl.Float64,
+                   "Hospitals within a 30-minute drive of the tract centroid", "count"),
+        ),
+        f"CovidCareMap hospital locations (HCRIS, Definitive Healthcare), via {_OEPS} "
+        "(Access03_T)",
+        "hospitals as of 2020; TIGER 2018 centroids", 2010,
+    ),
+    Source(
+        "Health03_T", "Physicians", "geoid", 13,
+        (
+            Column("pcp_total", "access_pcp_count", pl.Float64,
+                   "Clinically active primary care physicians located in the tract", "count"),
+            Column("sp_total", "access_specialist_count", pl.Float64,
+                   "Clinically active specialist physicians located in the tract", "count"),
+        ),
+        f"Dartmouth Atlas Primary Care Service Area project, via {_OEPS} (Health03_T)",
+        "Dartmouth Atlas 2010", 2010,
+    ),
+)
+
+
+# -- ACS 5-year ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AcsMeasure:
+    """A themed measure computed from ACS 5-year detailed-table variables."""
+
+    name: str
+    numerators: tuple[str, ...]
+    denominator: str | None  # None: the numerator is the value itself (a median)
+    meaning: str
+    unit: str
+    table: str
+    complement: bool = False  # 100 - share (e.g. "no broadband" from "with broadband")
+
+
+ACS_MEASURES: tuple[AcsMeasure, ...] = (
+    AcsMeasure("econ_poverty_pct", ("B17001_002E",), "B17001_001E",
+               "People below the poverty level, percent of people for whom poverty status "
+               "is determined", "percent", "B17001"),
+    AcsMeasure("econ_median_household_income", ("B19013_001E",), None,
+               "Median household income in the past 12 months (inflation-adjusted dollars of "
+               "the survey's last year; top-coded at 250,001)", "US dollars", "B19013"),
+    AcsMeasure("econ_unemployment_pct", ("B23025_005E",), "B23025_003E",
+               "Unemployed people, percent of the civilian labor force", "percent", "B23025"),
+    AcsMeasure("transport_no_vehicle_pct", ("B08201_002E",), "B08201_001E",
+               "Households with no vehicle available, percent of households", "percent",
+               "B08201"),
+    AcsMeasure("insurance_uninsured_pct",
+               ("B27010_017E", "B27010_033E", "B27010_050E", "B27010_066E"), "B27010_001E",
+               "People with no health insurance coverage, percent of the civilian "
+               "noninstitutionalized population (all ages)", "percent", "B27010"),
+    AcsMeasure("language_limited_english_pct",
+               ("C16002_004E", "C16002_007E", "C16002_010E", "C16002_013E"), "C16002_001E",
+               "Limited-English-speaking households, percent of households", "percent",
+               "C16002"),
+    AcsMeasure("internet_no_access_pct", ("B28002_013E",), "B28002_001E",
+               "Households with no Internet access, percent of households", "percent",
+               "B28002"),
+    AcsMeasure("internet_no_broadband_pct", ("B28002_004E",), "B28002_001E",
+               "Households without a broadband subscription of any type, percent of "
+               "households", "percent", "B28002", complement=True),
+    AcsMeasure("housing_rent_burden_pct",
+               ("B25070_007E", "B25070_008E", "B25070_009E", "B25070_010E"), "B25070_001E",
+               "Renter households paying 30% or more of income on gross rent, percent of "
+               "renter-occupied units", "percent", "B25070"),
+    AcsMeasure("food_snap_pct", ("B22010_002E",), "B22010_001E",
+               "Households that received SNAP (food stamps) in the past 12 months, percent of "
+               "households", "percent", "B22010"),
+)
+
+
+def _acs_variables() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in ACS_MEASURES:
+        for var in m.numerators:
+            out.setdefault(var, m.name)
+        if m.denominator:
+            out.setdefault(m.denominator, f"{m.name} (denominator)")
+    return out
+
+
+#: ACS 5-year variable ids `reference pull` requests -> the themed measure each feeds
+ACS_VARIABLES: dict[str, str] = _acs_variables()
+
+_ACS_GEO_COLUMNS = ("state", "county", "tract")
+_NULLS = ["NA", "", "N/A", "NaN", "nan", "-999"]
+
+
+# -- recognition and reading ----------------------------------------------------------------
+def _header(path: Path) -> list[str]:
+    try:
+        return list(pl.scan_csv(path, infer_schema=False).collect_schema().names())
+    except FileNotFoundError as exc:
+        raise ReferenceDataError("indicator file not found", path=path) from exc
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
+        raise ReferenceDataError(f"cannot read indicator file as CSV ({exc})", path=path) from exc
+
+
+def _expected_text() -> str:
+    parts = [f"{s.key} ({s.geoid}, {', '.join(s.raw_columns)})" for s in OEPS_SOURCES]
+    parts.append("an ACS pull (state, county, tract or GEO_ID, plus ACS_VARIABLES such as "
+                 "B17001_002E)")
+    parts.append(f"themed columns ({TRACT_GEOID} plus names such as econ_poverty_pct)")
+    return "; ".join(parts)
+
+
+def _themed_names() -> dict[str, Column]:
+    out: dict[str, Column] = {}
+    for s in OEPS_SOURCES:
+        for c in s.columns:
+            out[c.name] = c
+    for m in ACS_MEASURES:
+        out.setdefault(m.name, Column(m.name, m.name, pl.Float64, m.meaning, m.unit))
+    return out
+
+
+THEMED_COLUMNS: dict[str, Column] = _themed_names()
+
+
+def _geoid_expr(raw: str, width: int, path: Path) -> pl.Expr:
+    """Raw GEOID text -> 11-char tract GEOID (leading zeros restored)."""
+    text = pl.col(raw).cast(pl.String).str.strip_chars().str.strip_chars('"')
+    text = text.str.replace(r"^G", "")
+    if width == 13:
+        # Health03_T: 2-digit state prefix + 11-digit tract GEOID, leading zero may be lost
+        return pl.when(text.str.len_chars() <= 13).then(text.str.zfill(13).str.slice(2, 11))
+    return text.str.zfill(11)
+
+
+def _check_tracts(frame: pl.DataFrame, path: Path) -> None:
+    bad = frame.filter(~pl.col(TRACT_GEOID).str.contains(r"^\d{11}$") | pl.col(TRACT_GEOID).is_null())
+    if bad.height:
+        lengths = sorted(set(bad[TRACT_GEOID].str.len_chars().drop_nulls().to_list()))
+        raise ReferenceDataError(
+            f"{bad.height} GEOIDs are not 11-digit census tract ids (lengths found: "
+            f"{', '.join(map(str, lengths)) or 'empty'}); expected tract-level rows",
+            path=path,
+        )
+    dupes = frame.height - frame[TRACT_GEOID].n_unique()
+    if dupes:
+        raise ReferenceDataError(f"{dupes} tract GEOIDs appear more than once", path=path)
+
+
+def _read_oeps(path: Path, header: Sequence[str], sources: list[Source]) -> pl.LazyFrame:
+    raw_geoid = sources[0].geoid
+    width = sources[0].geoid_width
+    if raw_geoid not in header:
+        raw_geoid, width = ("GEOID", 11) if "GEOID" in header else ("geoid", 13)
+    lf = pl.scan_csv(path, infer_schema=False, null_values=_NULLS)
+    exprs = [_geoid_expr(raw_geoid, width, path).alias(TRACT_GEOID)]
+    for s in sources:
+        for c in s.columns:
+            exprs.append(pl.col(c.raw).str.strip_chars().cast(pl.Float64, strict=False)
+                         .cast(c.dtype, strict=False).alias(c.name)
+                         if c.dtype is not pl.String
+                         else pl.col(c.raw).str.strip_chars().alias(c.name))
+    return lf.select(exprs)
+
+
+def _entries_for(sources: list[Source]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": c.name,
+            "meaning": f"{c.meaning}. {ECOLOGICAL_CAUTION}",
+            "source": s.source,
+            "vintage": s.vintage,
+            "geography": tract_geography(s.tract_vintage),
+            "unit": c.unit,
+        }
+        for s in sources
+        for c in s.columns
+    ]
+
+
+def _load_one(path: Path) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    header = _header(path)
+    names = set(header)
+    has_oeps_geoid = bool(names & {"GEOID", "geoid"})
+    sources = [s for s in OEPS_SOURCES if has_oeps_geoid and set(s.raw_columns) <= names]
+    if sources:
+        frame = _read_oeps(path, header, sources).collect()
+        entries = _entries_for(sources)
+    elif names & set(ACS_VARIABLES) and (set(_ACS_GEO_COLUMNS) <= names or "GEO_ID" in names):
+        raw = pl.read_csv(path, infer_schema=False, null_values=_NULLS)
+        frame, entries = acs_to_indicators(raw)
+    elif TRACT_GEOID in names and names & set(THEMED_COLUMNS):
+        frame, entries = _read_themed(path, header)
+    else:
+        shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+        raise ReferenceDataError(
+            f"unrecognized indicator file: columns [{shown}] match no known source; expected "
+            f"one of: {_expected_text()}",
+            path=path,
+        )
+    _check_tracts(frame, path)
+    return frame, entries
+
+
+def _read_themed(path: Path, header: Sequence[str]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    known = [h for h in header if h in THEMED_COLUMNS]
+    frame = (
+        pl.scan_csv(path, infer_schema=False, null_values=_NULLS)
+        .select(
+            _geoid_expr(TRACT_GEOID, 11, path).alias(TRACT_GEOID),
+            *[
+                pl.col(n).str.strip_chars().alias(n)
+                if THEMED_COLUMNS[n].dtype is pl.String
+                else pl.col(n).cast(pl.Float64, strict=False).cast(THEMED_COLUMNS[n].dtype,
+                                                                    strict=False)
+                for n in known
+            ],
+        )
+        .collect()
+    )
+    entries = [
+        {
+            "name": n,
+            "meaning": f"{THEMED_COLUMNS[n].meaning}. {ECOLOGICAL_CAUTION}",
+            "source": f"themed indicator file {path.name}",
+            "vintage": "unknown (themed file)",
+            "geography": tract_geography(2020 if "2020" in path.name else 2010),
+            "unit": THEMED_COLUMNS[n].unit,
+        }
+        for n in known
+    ]
+    return frame, entries
+
+
+def load_indicator_files(paths: list[Path]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Read tract indicator files into one row per tract on themed column names.
+
+    Files are recognized by their columns; GEOIDs are zero-padded to 11 characters and
+    ``NA`` becomes null. Several files are outer-joined on ``tract_geoid``: a tract missing
+    from one file keeps nulls in that file's columns. Returns the frame (sorted by
+    ``tract_geoid``) and one data-dictionary entry per indicator column.
+
+    Raises :class:`ReferenceDataError` naming the file for an unrecognized file, GEOIDs that
+    are not tracts, duplicated tracts, or a column supplied by two files.
+    """
+    if not paths:
+        raise ReferenceDataError("no indicator files given")
+    merged: pl.DataFrame | None = None
+    entries: list[dict[str, Any]] = []
+    seen: dict[str, Path] = {}
+    for path in map(Path, paths):
+        frame, file_entries = _load_one(path)
+        for col in frame.columns:
+            if col == TRACT_GEOID:
+                continue
+            if col in seen:
+                raise ReferenceDataError(
+                    f"column {col} is supplied by both {seen[col].name} and {path.name}",
+                    path=path,
+                )
+            seen[col] = path
+        entries.extend(file_entries)
+        merged = (
+            frame
+            if merged is None
+            else merged.join(frame, on=TRACT_GEOID, how="full", coalesce=True)
+        )
+    assert merged is not None
+    return merged.sort(TRACT_GEOID), entries
+
+
+def _acs_value(var: str) -> pl.Expr:
+    value = pl.col(var).cast(pl.Float64, strict=False)
+    return pl.when(value > ACS_SENTINEL_MAX).then(value)
+
+
+def acs_to_indicators(
+    frame: pl.DataFrame, *, year: int | None = None
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Turn an ACS 5-year tract pull into themed percentages (and median income).
+
+    ``frame`` holds ``state``, ``county`` and ``tract`` (or ``GEO_ID``, or ``tract_geoid``)
+    and any of the variables in :data:`ACS_VARIABLES`, as numbers or text. Census API
+    sentinels (any value <= -111111111, such as -666666666) become null; a percentage is
+    ``100 * sum(numerators) / denominator`` only when every numerator is known and the
+    denominator is above zero, else null. A measure whose variables are absent from the
+    frame is skipped. ``year`` (or a ``year`` column) is the ACS end year, used for the
+    vintage (2020 and later ACS use 2020 tract boundaries).
+    """
+    names = set(frame.columns)
+    if TRACT_GEOID in names:
+        geoid = pl.col(TRACT_GEOID).cast(pl.String).str.zfill(11)
+    elif set(_ACS_GEO_COLUMNS) <= names:
+        geoid = pl.concat_str(
+            pl.col("state").cast(pl.String).str.zfill(2),
+            pl.col("county").cast(pl.String).str.zfill(3),
+            pl.col("tract").cast(pl.String).str.zfill(6),
+        )
+    elif "GEO_ID" in names:
+        geoid = pl.col("GEO_ID").cast(pl.String).str.extract(r"US(\d{11})$")
+    else:
+        raise ReferenceDataError(
+            "ACS frame has no tract identifier: expected state, county and tract columns, "
+            "GEO_ID, or tract_geoid"
+        )
+    if year is None and "year" in names:
+        years = frame["year"].cast(pl.Int32, strict=False).drop_nulls().unique().to_list()
+        year = int(years[0]) if len(years) == 1 else None
+    exprs: list[pl.Expr] = [geoid.alias(TRACT_GEOID)]
+    used: list[AcsMeasure] = []
+    for m in ACS_MEASURES:
+        needed = [*m.numerators, *([m.denominator] if m.denominator else [])]
+        if not set(needed) <= names:
+            continue
+        used.append(m)
+        total = pl.sum_horizontal([_acs_value(v) for v in m.numerators])
+        known = pl.all_horizontal([_acs_value(v).is_not_null() for v in m.numerators])
+        if m.denominator is None:
+            exprs.append(pl.when(known).then(total).alias(m.name))
+            continue
+        den = _acs_value(m.denominator)
+        share = 100.0 * total / den
+        if m.complement:
+            share = 100.0 - share
+        exprs.append(pl.when(known & (den > 0)).then(share).alias(m.name))
+    if not used:
+        raise ReferenceDataError(
+            "ACS frame carries none of the variables of a known measure; expected e.g. "
+            + ", ".join(sorted(ACS_VARIABLES)[:6]) + ", ..."
+        )
+    out = frame.select(exprs)
+    tract_year = 2020 if (year or 0) >= 2020 else 2010
+    vintage = f"ACS {year - 4}-{year} 5-year" if year else "ACS 5-year (year not stated)"
+    entries = [
+        {
+            "name": m.name,
+            "meaning": f"{m.meaning}. {ECOLOGICAL_CAUTION}",
+            "source": f"U.S. Census Bureau, American Community Survey 5-year, table {m.table} "
+            "(Census Data API)",
+            "vintage": vintage,
+            "geography": tract_geography(tract_year),
+            "unit": m.unit,
+        }
+        for m in used
+    ]
+    return out, entries

@@ -9,7 +9,6 @@ holds such tables, and ``sdoh_source`` then says so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -20,7 +19,6 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.enrich import hp2030
-from segment.enrich.crosswalk import apply_crosswalk, read_crosswalk
 from segment.enrich.need_index import (
     NEED_INDEX_COMPLETE,
     NeedIndexSummary,
@@ -28,6 +26,7 @@ from segment.enrich.need_index import (
 )
 from segment.errors import InputDataError, ReferenceDataError
 from segment.log import get_logger
+from segment.reference import INDICATORS, apply_crosswalk, open_pack
 from segment.reference.indicators import (
     ECOLOGICAL_CAUTION,
     THEMED_COLUMNS,
@@ -45,8 +44,6 @@ from segment.schema import (
 
 log = get_logger("enrich")
 
-MANIFEST = "manifest.json"
-INDICATORS = "indicators.parquet"
 #: optional coarser tables a pack may hold for ZIP-centroid patients (same themed columns)
 ZCTA_INDICATORS = "zcta_indicators.parquet"
 COUNTY_INDICATORS = "county_indicators.parquet"
@@ -103,51 +100,40 @@ class EnrichPack:
 
 
 def open_enrich_pack(pack: str | Path | PackLike) -> EnrichPack:
-    """Read a pack folder's manifest and indicator tables (lazily)."""
+    """Open a pack (``segment.reference.open_pack``) and scan its indicator tables lazily."""
     path = Path(pack).expanduser() if isinstance(pack, str | Path) else Path(pack.path)
-    mpath = path / MANIFEST
-    if not mpath.exists():
+    opened = open_pack(path)
+    if not opened.has(INDICATORS):
         raise ReferenceDataError(
-            "no reference pack here (manifest.json missing); point --reference at a pack "
-            "folder or build one with `segment reference build`",
-            path=path,
-        )
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReferenceDataError("manifest.json is not valid JSON", path=mpath) from exc
-    if not isinstance(manifest, dict):
-        raise ReferenceDataError("manifest.json is not a JSON object", path=mpath)
-    ipath = path / INDICATORS
-    if not ipath.exists():
-        raise ReferenceDataError(
-            f"pack has no {INDICATORS}; rebuild it with indicator files "
+            f"pack {opened.name!r} has no {INDICATORS}; rebuild it with indicator files "
             "(OEPS tract CSVs or an ACS pull)",
             path=path,
         )
-    indicators = pl.scan_parquet(ipath)
+    indicators = opened.scan(INDICATORS)
     if TRACT_GEOID not in indicators.collect_schema().names():
-        raise ReferenceDataError(f"{INDICATORS} has no {TRACT_GEOID} column", path=ipath)
+        raise ReferenceDataError(f"{INDICATORS} has no {TRACT_GEOID} column", path=path)
     optional = {
         name: pl.scan_parquet(path / name) if (path / name).exists() else None
         for name in (ZCTA_INDICATORS, COUNTY_INDICATORS)
     }
-    return EnrichPack(path, manifest, indicators, optional[ZCTA_INDICATORS],
-                      optional[COUNTY_INDICATORS])
+    return EnrichPack(path, opened.manifest.to_dict(), indicators,
+                      optional[ZCTA_INDICATORS], optional[COUNTY_INDICATORS])
 
 
 def indicators_tract_vintage(pack: EnrichPack, columns: list[str]) -> int | None:
     """The tract vintage the pack's indicators are keyed to (from the dictionary), if stated."""
     found: set[int] = set()
     entry = (pack.manifest.get("files") or {}).get(INDICATORS) or {}
-    if isinstance(entry, Mapping):
-        if isinstance(entry.get("tract_vintage"), int):
-            found.add(int(entry["tract_vintage"]))
-        elif (v := tract_vintage_of(str(entry.get("geography", "")))) is not None:
-            found.add(v)
-    for name, e in pack.indicator_entries().items():
-        if name in columns and (v := tract_vintage_of(str(e.get("geography", "")))) is not None:
-            found.add(v)
+    described = [entry] if isinstance(entry, Mapping) else []
+    described += [e for n, e in pack.indicator_entries().items() if n in columns]
+    for e in described:
+        # the pack builder stamps `tract_vintage` (after any crosswalk); else the geography
+        stamped = e.get("tract_vintage")
+        vintage = stamped if isinstance(stamped, int) else tract_vintage_of(
+            str(e.get("geography", ""))
+        )
+        if vintage is not None:
+            found.add(int(vintage))
     if len(found) > 1:
         raise ReferenceDataError(
             f"{INDICATORS} mixes tract vintages {sorted(found)}; rebuild the pack from "
@@ -244,8 +230,11 @@ def _tract_table(
                     "crosswalk (--crosswalk, a Census tract relationship file) to relate them",
                     path=pack.path,
                 )
-            xw = read_crosswalk(crosswalk, from_vintage=ind_vintage, to_vintage=pack.tract_vintage)
-            indicators = apply_crosswalk(indicators, xw)
+            moved = apply_crosswalk(
+                indicators.collect(), crosswalk, list(pack.indicator_entries().values()),
+                target_vintage=pack.tract_vintage,
+            )
+            indicators = moved.lazy()
     elif crosswalk is not None:
         raise ReferenceDataError(
             "a crosswalk was given but the pack does not state both tract vintages "
@@ -363,7 +352,7 @@ def enrich(
         hp2030_columns=hp_cols,
         hp2030_unmapped=unmapped,
         need_index=summary,
-        dictionary=_dictionary(epack, indicator_cols, resolved, ind_vintage),
+        dictionary=_dictionary(epack, indicator_cols, resolved),
     )
     log.info("enrichment planned", indicators=len(indicator_cols), tracts=tracts.height,
              hp2030_objectives=len(resolved))
@@ -374,7 +363,6 @@ def _dictionary(
     pack: EnrichPack,
     indicator_cols: list[str],
     resolved: list[tuple[hp2030.Mapping, str]],
-    ind_vintage: int | None,
 ) -> list[dict[str, Any]]:
     known = pack.indicator_entries()
     geography = tract_geography(pack.tract_vintage) if pack.tract_vintage else "census tract"
@@ -391,9 +379,11 @@ def _dictionary(
                 "geography": geography,
                 "unit": spec.unit if spec else "",
             }
-        elif ind_vintage is not None and pack.tract_vintage not in (None, ind_vintage):
-            entry = {**entry, "geography": f"{geography}, interpolated from "
-                     f"{tract_geography(ind_vintage)} through a crosswalk"}
+        else:
+            described = tract_vintage_of(str(entry.get("geography", "")))
+            if pack.tract_vintage and described and described != pack.tract_vintage:
+                entry = {**entry, "geography": f"{geography}, interpolated from "
+                         f"{tract_geography(described)} through a crosswalk"}
         entries.append(entry)
     return [*entries, *fixed_entries(pack.name, geography),
             *hp2030.dictionary_entries(resolved, {e["name"]: e for e in entries},
@@ -441,12 +431,7 @@ def data_dictionary(manifest: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
     pack = EnrichPack(Path(str(raw.get("name", "pack"))), raw, pl.LazyFrame())
     indicator_cols = list(pack.indicator_entries())
     resolved = hp2030.resolve(hp2030.load_mappings(), set(indicator_cols))
-    columns = [c for c in raw.get("columns", []) if isinstance(c, Mapping)]
-    vintage = None
-    for c in columns:
-        if c.get("name") in indicator_cols:
-            vintage = tract_vintage_of(str(c.get("geography", ""))) or vintage
-    return _dictionary(pack, indicator_cols, resolved, vintage)
+    return _dictionary(pack, indicator_cols, resolved)
 
 
 def enrich_workdir(

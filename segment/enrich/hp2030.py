@@ -25,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from segment.config import LineDict, load_yaml, validate
 from segment.errors import ConfigError, ReferenceDataError, invalid_value
 from segment.reference.indicators import THEMED_COLUMNS
+from segment.resources import reference_data_dir
 
-#: the bundled tables (a folder beside the package in a source checkout)
-REFERENCE_DATA = Path(__file__).resolve().parent.parent.parent / "reference_data"
-OBJECTIVES_FILE = REFERENCE_DATA / "hp2030_objectives.csv"
-MAP_FILE = REFERENCE_DATA / "hp2030_indicator_map.yaml"
+#: the bundled tables, in the shipped ``reference_data/`` folder
+OBJECTIVES_FILE = "hp2030_objectives.csv"
+MAP_FILE = "hp2030_indicator_map.yaml"
 
 
 class Direction(StrEnum):
@@ -120,8 +120,9 @@ class Mapping:
         return value - target if self.objective.direction is Direction.DECREASE else target - value
 
 
-def load_objectives(path: Path = OBJECTIVES_FILE) -> dict[str, Objective]:
+def load_objectives(path: Path | None = None) -> dict[str, Objective]:
     """Read the objectives table; a malformed table is a :class:`ReferenceDataError`."""
+    path = path or reference_data_dir() / OBJECTIVES_FILE
     try:
         frame = pl.read_csv(path, infer_schema=False)
     except (OSError, pl.exceptions.ComputeError) as exc:
@@ -152,9 +153,10 @@ def load_objectives(path: Path = OBJECTIVES_FILE) -> dict[str, Objective]:
 
 
 def load_mappings(
-    path: Path = MAP_FILE, objectives: dict[str, Objective] | None = None
+    path: Path | None = None, objectives: dict[str, Objective] | None = None
 ) -> list[Mapping]:
     """Read and check the indicator -> objective map (located errors, unknown keys refused)."""
+    path = path or reference_data_dir() / MAP_FILE
     objectives = objectives if objectives is not None else load_objectives()
     raw = load_yaml(path)
     model = validate(_MapFile, raw, path)

@@ -289,28 +289,38 @@ def _themed_names() -> dict[str, Column]:
 THEMED_COLUMNS: dict[str, Column] = _themed_names()
 
 
-def _geoid_expr(raw: str, width: int, path: Path) -> pl.Expr:
-    """Raw GEOID text -> 11-char tract GEOID (leading zeros restored)."""
-    text = pl.col(raw).cast(pl.String).str.strip_chars().str.strip_chars('"')
-    text = text.str.replace(r"^G", "")
+def _geoid_expr(raw: str, width: int) -> pl.Expr:
+    """Raw GEOID text -> 11-char tract GEOID (leading zero restored); null when not a tract.
+
+    A tract GEOID may have lost its one leading zero (state FIPS 01-09), so ``width`` or
+    ``width - 1`` characters are accepted; anything else (a county, a block group) is null.
+    """
+    text = _raw_geoid(raw)
+    n = text.str.len_chars()
+    padded = text.str.zfill(width)
     if width == 13:
-        # Health03_T: 2-digit state prefix + 11-digit tract GEOID, leading zero may be lost
-        return pl.when(text.str.len_chars() <= 13).then(text.str.zfill(13).str.slice(2, 11))
-    return text.str.zfill(11)
+        # Health03_T: 2-digit state prefix + 11-digit tract GEOID
+        padded = padded.str.slice(2, 11)
+    return pl.when(n.is_between(width - 1, width) & text.str.contains(r"^\d+$")).then(padded)
 
 
-def _check_tracts(frame: pl.DataFrame, path: Path) -> None:
-    bad = frame.filter(~pl.col(TRACT_GEOID).str.contains(r"^\d{11}$") | pl.col(TRACT_GEOID).is_null())
+def _raw_geoid(raw: str) -> pl.Expr:
+    return pl.col(raw).cast(pl.String).str.strip_chars().str.strip_chars('"').str.replace(r"^G", "")
+
+
+def _check_tracts(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    bad = frame.filter(pl.col(TRACT_GEOID).is_null())
     if bad.height:
-        lengths = sorted(set(bad[TRACT_GEOID].str.len_chars().drop_nulls().to_list()))
+        lengths = sorted(set(bad["__raw_len"].drop_nulls().to_list())) if "__raw_len" in bad.columns else []
         raise ReferenceDataError(
-            f"{bad.height} GEOIDs are not 11-digit census tract ids (lengths found: "
-            f"{', '.join(map(str, lengths)) or 'empty'}); expected tract-level rows",
+            f"{bad.height} GEOIDs are not census tract ids (lengths found: "
+            f"{', '.join(map(str, lengths)) or 'empty'}); expected 11-digit tract GEOIDs",
             path=path,
         )
     dupes = frame.height - frame[TRACT_GEOID].n_unique()
     if dupes:
         raise ReferenceDataError(f"{dupes} tract GEOIDs appear more than once", path=path)
+    return frame.drop("__raw_len", strict=False)
 
 
 def _read_oeps(path: Path, header: Sequence[str], sources: list[Source]) -> pl.LazyFrame:
@@ -319,7 +329,10 @@ def _read_oeps(path: Path, header: Sequence[str], sources: list[Source]) -> pl.L
     if raw_geoid not in header:
         raw_geoid, width = ("GEOID", 11) if "GEOID" in header else ("geoid", 13)
     lf = pl.scan_csv(path, infer_schema=False, null_values=_NULLS)
-    exprs = [_geoid_expr(raw_geoid, width, path).alias(TRACT_GEOID)]
+    exprs = [
+        _geoid_expr(raw_geoid, width).alias(TRACT_GEOID),
+        _raw_geoid(raw_geoid).str.len_chars().alias("__raw_len"),
+    ]
     for s in sources:
         for c in s.columns:
             exprs.append(pl.col(c.raw).str.strip_chars().cast(pl.Float64, strict=False)
@@ -364,8 +377,7 @@ def _load_one(path: Path) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
             f"one of: {_expected_text()}",
             path=path,
         )
-    _check_tracts(frame, path)
-    return frame, entries
+    return _check_tracts(frame, path), entries
 
 
 def _read_themed(path: Path, header: Sequence[str]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
@@ -373,7 +385,8 @@ def _read_themed(path: Path, header: Sequence[str]) -> tuple[pl.DataFrame, list[
     frame = (
         pl.scan_csv(path, infer_schema=False, null_values=_NULLS)
         .select(
-            _geoid_expr(TRACT_GEOID, 11, path).alias(TRACT_GEOID),
+            _geoid_expr(TRACT_GEOID, 11).alias(TRACT_GEOID),
+            _raw_geoid(TRACT_GEOID).str.len_chars().alias("__raw_len"),
             *[
                 pl.col(n).str.strip_chars().alias(n)
                 if THEMED_COLUMNS[n].dtype is pl.String
@@ -455,7 +468,7 @@ def acs_to_indicators(
     """
     names = set(frame.columns)
     if TRACT_GEOID in names:
-        geoid = pl.col(TRACT_GEOID).cast(pl.String).str.zfill(11)
+        geoid = _geoid_expr(TRACT_GEOID, 11)
     elif set(_ACS_GEO_COLUMNS) <= names:
         geoid = pl.concat_str(
             pl.col("state").cast(pl.String).str.zfill(2),

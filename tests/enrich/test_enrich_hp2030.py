@@ -1,0 +1,108 @@
+"""HP2030 gap arithmetic for objectives to decrease and to increase, and the map file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from segment.enrich.hp2030 import (
+    column_slug,
+    hp2030_exprs,
+    hp2030_mapping_rows,
+    hp2030_objectives_rows,
+    load_mappings,
+    load_objectives,
+    resolve,
+)
+from segment.errors import ConfigError
+
+
+def test_shipped_objectives_and_map_load() -> None:
+    objectives = load_objectives()
+    assert objectives["SDOH-01"].target == 8.0
+    assert objectives["SDOH-01"].direction == "decrease"
+    assert objectives["AHS-01"].direction == "increase"
+    assert objectives["HC/HIT-05"].source_url.startswith("https://")
+    mapped = {m.objective.id for m in load_mappings()}
+    assert {"SDOH-01", "AHS-01", "HC/HIT-05"} <= mapped
+
+
+def test_column_slug() -> None:
+    assert column_slug("HC/HIT-05") == "hc_hit_05"
+    assert column_slug("SDOH-01") == "sdoh_01"
+
+
+def test_gap_decrease_objective_poverty() -> None:
+    # SDOH-01: reduce poverty, target 8.0 percent; gap = value - target
+    resolved = resolve(load_mappings(), {"econ_poverty_pct"})
+    frame = pl.DataFrame({"econ_poverty_pct": [12.5, 8.0, 5.0, None]})
+    out = frame.select(hp2030_exprs(resolved))
+    expected = pl.DataFrame({
+        "hp2030_sdoh_01_gap": [4.5, 0.0, -3.0, None],
+        "hp2030_sdoh_01_flag": [True, False, False, None],
+    })
+    assert_frame_equal(out, expected)
+
+
+def test_gap_increase_objective_insurance_with_complement() -> None:
+    # AHS-01: increase the insured share, target 92.4; insured = 100 - uninsured;
+    # gap = target - value, so positive = fewer insured than the target
+    resolved = resolve(load_mappings(), {"insurance_uninsured_pct"})
+    frame = pl.DataFrame({"insurance_uninsured_pct": [10.0, 5.0, 7.6]})
+    out = frame.select(hp2030_exprs(resolved))
+    assert out["hp2030_ahs_01_gap"].to_list() == pytest.approx([2.4, -2.6, 0.0], abs=1e-9)
+    assert out["hp2030_ahs_01_flag"].to_list() == [True, False, False]
+
+
+def test_preferred_indicator_is_the_first_the_pack_has() -> None:
+    mappings = load_mappings()
+    only_access = resolve(mappings, {"internet_no_access_pct"})
+    both = resolve(mappings, {"internet_no_access_pct", "internet_no_broadband_pct"})
+    assert [c for m, c in only_access if m.objective.id == "HC/HIT-05"] == [
+        "internet_no_access_pct"]
+    assert [c for m, c in both if m.objective.id == "HC/HIT-05"] == ["internet_no_broadband_pct"]
+
+
+def test_rows_for_reference_list() -> None:
+    rows = {r["id"]: r for r in hp2030_objectives_rows()}
+    assert rows["SDOH-01"]["indicators"] == "econ_poverty_pct"
+    assert rows["SDOH-01"]["columns"] == "hp2030_sdoh_01_gap, hp2030_sdoh_01_flag"
+    assert rows["C-04"]["indicators"] == ""
+    mapping = {r["objective"]: r for r in hp2030_mapping_rows()}
+    assert mapping["AHS-01"]["transform"] == "complement"
+
+
+def _map(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "map.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_map_unknown_key_is_located(tmp_path: Path) -> None:
+    path = _map(tmp_path, "version: 1\nobjectives:\n  - objective: SDOH-01\n"
+                "    indicators: [econ_poverty_pct]\n    transform: identity\n"
+                "    note: x\n    scale: 2\n")
+    with pytest.raises(ConfigError, match=r"map.yaml:7: unknown key `objectives\[0\].scale`"):
+        load_mappings(path)
+
+
+def test_map_unknown_objective_and_indicator(tmp_path: Path) -> None:
+    path = _map(tmp_path, "version: 1\nobjectives:\n  - objective: XYZ-99\n"
+                "    indicators: [econ_poverty_pct]\n    transform: identity\n    note: x\n")
+    with pytest.raises(ConfigError, match=r"map.yaml:3: key `objective`: found 'XYZ-99'"):
+        load_mappings(path)
+    path = _map(tmp_path, "version: 1\nobjectives:\n  - objective: SDOH-01\n"
+                "    indicators: [poverty]\n    transform: identity\n    note: x\n")
+    with pytest.raises(ConfigError, match=r"map.yaml:4: key `indicators`: found 'poverty'"):
+        load_mappings(path)
+
+
+def test_map_unit_mismatch_is_refused(tmp_path: Path) -> None:
+    path = _map(tmp_path, "version: 1\nobjectives:\n  - objective: SDOH-01\n"
+                "    indicators: [econ_per_capita_income]\n    transform: identity\n"
+                "    note: x\n")
+    with pytest.raises(ConfigError, match="is a percentage"):
+        load_mappings(path)

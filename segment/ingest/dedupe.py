@@ -1,0 +1,144 @@
+"""One view of each patient: deterministic matching and documented survivorship.
+
+**Matching.** Two source records are the same person when any of these keys agree
+(keys with a missing part never match):
+
+1. the same source record id in the same source (exact duplicates collapse);
+2. the same last name, first name and birth date, names compared by letters only, case
+   ignored (``O'Brien`` = ``OBRIEN``), common nicknames mapped to their formal name for
+   matching only (Bill = William, Peggy = Margaret; see :data:`NICKNAMES`);
+3. the same birth date, email and first-name initial;
+4. the same birth date, phone and first-name initial.
+
+The initial in rules 3 and 4 keeps twins who share a family email or a home phone apart.
+Matching is transitive: records are merged as connected components of the key graph,
+computed by vectorized min-label propagation (each pass, every record takes the smallest
+label among all records sharing one of its keys, then labels jump to their label's
+label), so no Python loop over rows. The merged ``patient_id`` is the first source id of
+the cluster by source order (the order of the paths given), e.g. ``ehr:E0000001``: the
+same input gives the same ids.
+
+**Survivorship** (records ordered newest first by ``updated_at``, records without it
+last, ties broken by source order then row):
+
+- names, birth date, sex (a known sex beats U), language, race, ethnicity, email: the
+  newest non-empty value;
+- address (line 1, line 2, city, state, ZIP and source coordinates) travels as one block
+  from the newest record with an address; phone number and phone type likewise;
+- ``email_consent`` and ``sms_consent``: the most restrictive wins: any False -> False,
+  else any True -> True, else null (unknown, never consent);
+- ``do_not_contact``: any True -> True, otherwise False (not flagged);
+- ``deceased_date``: the earliest recorded date when any record has one.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from segment.ingest.normalize import name_key
+
+NICKNAMES: dict[str, str] = {
+    "bill": "william", "billy": "william", "will": "william", "liam": "william",
+    "bob": "robert", "bobby": "robert", "rob": "robert", "robbie": "robert",
+    "dick": "richard", "rick": "richard", "rich": "richard", "jim": "james", "jimmy": "james",
+    "jack": "john", "johnny": "john", "mike": "michael", "mikey": "michael", "tom": "thomas",
+    "tommy": "thomas", "joe": "joseph", "joey": "joseph", "dave": "david", "chuck": "charles",
+    "charlie": "charles", "ted": "edward", "ed": "edward", "eddie": "edward", "tony": "anthony",
+    "steve": "steven", "stephen": "steven", "dan": "daniel", "danny": "daniel", "matt": "matthew",
+    "chris": "christopher", "nick": "nicholas", "sam": "samuel", "ben": "benjamin",
+    "alex": "alexander", "andy": "andrew", "greg": "gregory", "larry": "lawrence",
+    "jerry": "gerald", "pat": "patricia", "patty": "patricia", "peggy": "margaret",
+    "maggie": "margaret", "meg": "margaret", "liz": "elizabeth", "beth": "elizabeth",
+    "betty": "elizabeth", "lizzie": "elizabeth", "kate": "katherine", "katie": "katherine",
+    "kathy": "katherine", "cathy": "katherine", "sue": "susan", "suzy": "susan",
+    "jen": "jennifer", "jenny": "jennifer", "becky": "rebecca", "debbie": "deborah",
+    "deb": "deborah", "barb": "barbara", "cindy": "cynthia", "sandy": "sandra", "vicky": "victoria",
+    "jess": "jessica", "mandy": "amanda", "abby": "abigail", "nancy": "ann", "annie": "ann",
+    "anne": "ann", "dot": "dorothy", "dottie": "dorothy", "peg": "margaret",
+}
+
+ADDRESS_BLOCK = ("address_line1", "address_line2", "city", "state", "zip5", "source_lat", "source_lon")
+PHONE_BLOCK = ("phone_e164", "phone_type")
+NEWEST = ("first_name", "last_name", "birth_date", "language", "race", "ethnicity", "email")
+
+
+def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the matching keys ``_k_id``, ``_k_name``, ``_k_email``, ``_k_phone``."""
+    first = name_key(pl.col("first_name"))
+    first = first.replace(NICKNAMES)
+    last = name_key(pl.col("last_name"))
+    birth = pl.col("birth_date").cast(pl.String)
+    initial = first.str.slice(0, 1)
+    return records.with_columns(
+        (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id"),
+        pl.concat_str([last, first, birth], separator="|").alias("_k_name"),
+        pl.concat_str([birth, pl.col("email"), initial], separator="|").alias("_k_email"),
+        pl.concat_str([birth, pl.col("phone_e164"), initial], separator="|").alias("_k_phone"),
+    ).with_columns(
+        # an empty name part is missing, not a match
+        pl.when((last == "") | (first == "")).then(None).otherwise(pl.col("_k_name")).alias("_k_name"),
+        pl.when(initial == "").then(None).otherwise(pl.col("_k_email")).alias("_k_email"),
+        pl.when(initial == "").then(None).otherwise(pl.col("_k_phone")).alias("_k_phone"),
+    )
+
+
+KEYS = ("_k_id", "_k_name", "_k_email", "_k_phone")
+
+
+def cluster_labels(keys: pl.DataFrame, max_passes: int = 64) -> pl.Series:
+    """Connected components over shared keys: one label (smallest row index) per record.
+
+    ``keys`` has the key columns in :data:`KEYS`; row ``i`` starts with label ``i``.
+    """
+    frame = keys.select(KEYS).with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_label"))
+    label = pl.col("_label")
+    for _ in range(max_passes):
+        step = frame.with_columns(
+            pl.min_horizontal(
+                [pl.when(pl.col(k).is_null()).then(label).otherwise(label.min().over(k)) for k in KEYS]
+            ).alias("_new")
+        ).with_columns(pl.col("_new").gather(pl.col("_new")).alias("_new"))
+        changed = (step["_new"] != step["_label"]).any()
+        frame = step.with_columns(pl.col("_new").alias("_label")).drop("_new")
+        if not changed:
+            break
+    return frame["_label"]
+
+
+def survivorship(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Merge matched records; returns (patients, id map ``_k_id`` -> ``patient_id``)."""
+    records = records.sort(["_order", "_k_id", "_row"]).with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx")
+    )
+    labelled = records.with_columns(cluster_labels(match_keys(records.lazy()).collect()).alias("_cluster"))
+    ordered = labelled.sort(
+        ["_cluster", "_updated", "_order", "_row"],
+        descending=[False, True, False, False],
+        nulls_last=True,
+    ).with_columns(
+        pl.any_horizontal([pl.col(c).is_not_null() for c in ("address_line1", "city", "zip5")]).alias("_has_addr"),
+        pl.col("phone_e164").is_not_null().alias("_has_phone"),
+    )
+    merged = ordered.group_by("_cluster", maintain_order=True).agg(
+        pl.col("_k_id").get(pl.col("_pidx").arg_min()).alias("patient_id"),
+        pl.col("_k_id").unique().sort().alias("source_ids"),
+        *[pl.col(c).drop_nulls().first().alias(c) for c in NEWEST],
+        pl.col("sex").filter(pl.col("sex") != "U").first().fill_null("U").alias("sex"),
+        *[pl.col(c).filter(pl.col("_has_addr")).first().alias(c) for c in ADDRESS_BLOCK],
+        *[pl.col(c).filter(pl.col("_has_phone")).first().alias(c) for c in PHONE_BLOCK],
+        *[
+            pl.when((pl.col(c) == False).any())  # noqa: E712 - three-valued logic on purpose
+            .then(False)
+            .when((pl.col(c) == True).any())  # noqa: E712
+            .then(True)
+            .otherwise(None)
+            .alias(c)
+            for c in ("email_consent", "sms_consent")
+        ],
+        pl.col("do_not_contact").fill_null(False).any().alias("do_not_contact"),
+        pl.col("deceased_date").min().alias("deceased_date"),
+    )
+    id_map = labelled.select("_k_id", "_cluster").unique("_k_id").join(
+        merged.select("_cluster", "patient_id"), on="_cluster"
+    ).select("_k_id", "patient_id")
+    return merged.drop("_cluster"), id_map

@@ -1,0 +1,308 @@
+"""Vectorized normalizers: raw extract text -> canonical values, with a reason when rejected.
+
+Each normalizer is a function of a string expression returning a :class:`Normalized` pair
+``(value, problem)``: the cleaned value (null when missing or rejected) and a reason
+string that is null when the raw value was fine or simply missing. Everything is a Polars
+expression, so a million rows are normalized without a Python loop; phones and emails,
+which need a library, live in :mod:`segment.ingest.phones` and :mod:`segment.ingest.emails`
+and call it only on distinct values.
+
+Documented choices:
+
+- **Names**: trimmed, inner whitespace collapsed. Values typed in all upper or all lower
+  case are title-cased (``O'BRIEN`` -> ``O'Brien``, ``mary-jane`` -> ``Mary-Jane``,
+  ``mcdonald`` -> ``McDonald``); mixed-case values are kept as the source wrote them
+  (``DeVito``, ``MacKenzie``), because the source knows better than a rule. ``Mac`` is
+  not split (Mack, Macy) .
+- **Dates**: ``YYYY-MM-DD`` (a trailing time such as ``T05:07:38Z`` is ignored),
+  ``YYYY/MM/DD``, ``MM/DD/YYYY``, ``MM-DD-YYYY``, ``M/D/YY`` and ``YYYYMMDD``. Two-digit
+  years use a **sliding century pivot**: the year is read in the current century unless
+  that would put it in the future, then in the previous one (``1/2/30`` in 2025 is
+  1930-01-02). Impossible calendar dates (``02/30/2020``) are rejected. Birth dates in
+  the future or more than 120 years ago are rejected.
+- **Sex**: F, M, X (non-binary, other) or U (unknown, declined, missing). An
+  unrecognized spelling becomes U and is recorded as a field problem.
+- **State**: USPS two-letter codes; full names (any case) and codes with periods are
+  accepted. Unknown values are blanked.
+- **ZIP**: five characters; ZIP+4 is split off. A 3- or 4-digit number (a ZIP whose
+  leading zeros a spreadsheet dropped) is zero-padded only when the state is one whose
+  ZIP codes start with 0 (New England, NJ, PR, VI, military AE/AA/AP-free); otherwise it
+  is rejected as too short.
+- **Consent** (email/SMS): yes/no spellings to booleans; blank or unknown stays null,
+  which is never consent. Unrecognized text is null and recorded.
+- **do_not_contact**: yes spellings -> True, no spellings -> False, blank -> not flagged
+  (False after merging). Unrecognized non-blank text is treated as **flagged** (True) and
+  recorded: an unreadable do-not-contact mark must never enable contact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from segment.ingest.languages import LANGUAGE_LOOKUP
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A normalized value expression and the matching problem-reason expression."""
+
+    value: pl.Expr
+    problem: pl.Expr
+
+
+def blank_to_null(expr: pl.Expr) -> pl.Expr:
+    """Trim text; empty strings and common null markers become null."""
+    s = expr.cast(pl.String).str.strip_chars()
+    return pl.when(s.str.to_lowercase().is_in(["", "null", "none", "nan", "n/a", "na", "\\n"])).then(
+        None
+    ).otherwise(s)
+
+
+def _no_problem() -> pl.Expr:
+    return pl.lit(None, dtype=pl.String)
+
+
+# -- names -----------------------------------------------------------------------------
+_MC_FIX = {f"Mc{c}": f"Mc{c.upper()}" for c in "abcdefghijklmnopqrstuvwxyz"}
+
+
+def normalize_name(expr: pl.Expr) -> Normalized:
+    """Trim, collapse spaces, title-case all-upper/all-lower names (O'Brien, McDonald)."""
+    s = blank_to_null(expr).str.replace_all(r"\s+", " ")
+    single_case = (s == s.str.to_uppercase()) | (s == s.str.to_lowercase())
+    titled = s.str.to_titlecase().str.replace_many(list(_MC_FIX), list(_MC_FIX.values()))
+    value = pl.when(single_case).then(titled).otherwise(s)
+    has_letter = s.str.contains(r"\p{L}")
+    return Normalized(
+        pl.when(has_letter).then(value).otherwise(None),
+        pl.when(s.is_not_null() & ~has_letter).then(pl.lit("name has no letters")).otherwise(None),
+    )
+
+
+def name_key(expr: pl.Expr) -> pl.Expr:
+    """A matching key for names: lower case, letters only (``O'Brien`` == ``OBRIEN``)."""
+    return expr.str.to_lowercase().str.replace_all(r"[^\p{L}]", "")
+
+
+# -- dates -----------------------------------------------------------------------------
+_ISO = r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?$"
+_US4 = r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$"
+_US2 = r"^(\d{1,2})/(\d{1,2})/(\d{2})$"
+_COMPACT = r"^(\d{4})(\d{2})(\d{2})$"
+
+
+def _iso_from(y: pl.Expr, m: pl.Expr, d: pl.Expr) -> pl.Expr:
+    return pl.concat_str(
+        [y.str.zfill(4), pl.lit("-"), m.str.zfill(2), pl.lit("-"), d.str.zfill(2)]
+    )
+
+
+def parse_date(expr: pl.Expr, *, today: dt.date | None = None, fmt: str | None = None) -> Normalized:
+    """Parse a date in any supported layout (or an explicit strftime ``fmt``)."""
+    today = today or dt.date.today()
+    s = blank_to_null(expr)
+    if fmt is not None:
+        has_time = any(t in fmt for t in ("%H", "%M", "%S", "%I", "%p", "%z", "%T"))
+        if has_time:
+            value = s.str.strptime(pl.Datetime, fmt, strict=False).dt.date()
+        else:
+            value = s.str.strptime(pl.Date, fmt, strict=False)
+        problem = pl.when(s.is_not_null() & value.is_null()).then(
+            pl.lit(f"date does not match format {fmt}")
+        ).otherwise(None)
+        return Normalized(value, problem)
+    century = today.year // 100 * 100
+    yy = s.str.extract(_US2, 3)
+    yy_int = yy.cast(pl.Int32, strict=False)
+    year2 = (
+        pl.when(yy_int + century > today.year)
+        .then(yy_int + century - 100)
+        .otherwise(yy_int + century)
+        .cast(pl.String)
+    )
+    iso = pl.coalesce(
+        _iso_from(s.str.extract(_ISO, 1), s.str.extract(_ISO, 2), s.str.extract(_ISO, 3)),
+        _iso_from(s.str.extract(_US4, 3), s.str.extract(_US4, 1), s.str.extract(_US4, 2)),
+        _iso_from(year2, s.str.extract(_US2, 1), s.str.extract(_US2, 2)),
+        _iso_from(s.str.extract(_COMPACT, 1), s.str.extract(_COMPACT, 2), s.str.extract(_COMPACT, 3)),
+    )
+    value = iso.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    problem = (
+        pl.when(s.is_null())
+        .then(None)
+        .when(iso.is_null())
+        .then(pl.lit("unrecognized date format"))
+        .when(value.is_null())
+        .then(pl.lit("impossible date"))
+        .otherwise(None)
+    )
+    return Normalized(value, problem)
+
+
+def check_birth_date(parsed: Normalized, *, today: dt.date | None = None) -> Normalized:
+    """Reject birth dates in the future or more than 120 years ago."""
+    today = today or dt.date.today()
+    oldest = dt.date(today.year - 120, today.month, min(today.day, 28))
+    future = parsed.value > pl.lit(today)
+    ancient = parsed.value < pl.lit(oldest)
+    problem = (
+        pl.when(future)
+        .then(pl.lit("birth date in the future"))
+        .when(ancient)
+        .then(pl.lit("birth date more than 120 years ago"))
+        .otherwise(parsed.problem)
+    )
+    return Normalized(pl.when(future | ancient).then(None).otherwise(parsed.value), problem)
+
+
+# -- sex -------------------------------------------------------------------------------
+SEX_SPELLINGS: dict[str, str] = {
+    **dict.fromkeys(["f", "female", "fem", "woman", "w", "girl", "femme", "mujer", "2"], "F"),
+    **dict.fromkeys(["m", "male", "man", "boy", "hombre", "1"], "M"),
+    **dict.fromkeys(
+        ["x", "o", "other", "nonbinary", "non-binary", "non binary", "nb", "intersex", "diverse"],
+        "X",
+    ),
+    **dict.fromkeys(
+        ["u", "unknown", "unk", "un", "not specified", "unspecified", "declined", "asked-declined",
+         "prefer not to say", "0", "9"],
+        "U",
+    ),
+}
+
+
+def normalize_sex(expr: pl.Expr) -> Normalized:
+    """F, M, X or U from many spellings; missing is U, unrecognized is U plus a problem."""
+    s = blank_to_null(expr).str.to_lowercase().str.strip_chars(".")
+    mapped = s.replace_strict(SEX_SPELLINGS, default=None, return_dtype=pl.String)
+    problem = pl.when(s.is_not_null() & mapped.is_null()).then(pl.lit("unrecognized sex")).otherwise(None)
+    return Normalized(mapped.fill_null("U"), problem)
+
+
+# -- state and ZIP ---------------------------------------------------------------------
+STATES: dict[str, str] = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
+    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
+    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
+    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
+    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
+    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
+    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR",
+    "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC", "south dakota": "SD",
+    "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT", "virginia": "VA",
+    "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
+    "puerto rico": "PR", "guam": "GU", "u.s. virgin islands": "VI", "virgin islands": "VI",
+    "american samoa": "AS", "northern mariana islands": "MP", "washington dc": "DC",
+    "washington d.c.": "DC",
+}
+_STATE_LOOKUP: dict[str, str] = {
+    **STATES,
+    **{code.lower(): code for code in set(STATES.values())},
+    **{f"{c[0]}.{c[1]}".lower(): c for c in set(STATES.values())},
+    **{f"{c[0]}.{c[1]}.".lower(): c for c in set(STATES.values())},
+    **{c.lower(): c for c in ("AA", "AE", "AP")},  # military "states"
+}
+#: states and territories whose ZIP codes begin with 0 (USPS): a 4-digit ZIP is padded
+ZERO_ZIP_STATES = ("CT", "MA", "ME", "NH", "NJ", "RI", "VT", "PR", "VI", "AE")
+#: ... and those whose ZIP codes begin with 00 (a 3-digit ZIP is padded)
+DOUBLE_ZERO_ZIP_STATES = ("PR", "VI")
+
+
+def normalize_state(expr: pl.Expr) -> Normalized:
+    """USPS two-letter code from a code or a full name; unknown values are blanked."""
+    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ")
+    mapped = s.replace_strict(_STATE_LOOKUP, default=None, return_dtype=pl.String)
+    problem = pl.when(s.is_not_null() & mapped.is_null()).then(pl.lit("unknown state")).otherwise(None)
+    return Normalized(mapped, problem)
+
+
+def normalize_zip(expr: pl.Expr, state: pl.Expr) -> Normalized:
+    """Five-character ZIP (ZIP+4 dropped); lost leading zeros restored where the state says so."""
+    s = blank_to_null(expr).str.replace_all(r"\s", "")
+    five = s.str.extract(r"^(\d{5})(?:-?\d{4})?$", 1)
+    # Excel turns 02155 into 2155 (or 2155.0); ZIP+4 into 21551234 (8 digits)
+    digits = s.str.replace(r"\.0$", "")
+    four = digits.str.extract(r"^(\d{4})(?:-?\d{4})?$", 1)
+    three = digits.str.extract(r"^(\d{3})(?:-?\d{4})?$", 1)
+    padded = (
+        pl.when(four.is_not_null() & state.is_in(ZERO_ZIP_STATES))
+        .then(pl.lit("0") + four)
+        .when(three.is_not_null() & state.is_in(DOUBLE_ZERO_ZIP_STATES))
+        .then(pl.lit("00") + three)
+        .otherwise(None)
+    )
+    value = pl.coalesce(five, padded)
+    problem = (
+        pl.when(s.is_null() | value.is_not_null())
+        .then(None)
+        .when(four.is_not_null() | three.is_not_null())
+        .then(pl.lit("ZIP too short for its state"))
+        .otherwise(pl.lit("invalid ZIP"))
+    )
+    return Normalized(value, problem)
+
+
+# -- flags -----------------------------------------------------------------------------
+TRUE_WORDS = ("y", "yes", "true", "t", "1", "opt-in", "opt in", "opted in", "optin", "granted",
+              "consented", "subscribed", "on", "x")
+FALSE_WORDS = ("n", "no", "false", "f", "0", "opt-out", "opt out", "opted out", "optout",
+               "denied", "revoked", "declined", "unsubscribed", "off")
+UNKNOWN_WORDS = ("unknown", "unk", "u", "?", "not asked", "pending")
+
+
+def normalize_consent(expr: pl.Expr) -> Normalized:
+    """Booleans from yes/no spellings; blank or unknown is null (never consent)."""
+    s = blank_to_null(expr).str.to_lowercase().str.strip_chars(".")
+    value = pl.when(s.is_in(TRUE_WORDS)).then(True).when(s.is_in(FALSE_WORDS)).then(False).otherwise(None)
+    problem = (
+        pl.when(s.is_not_null() & value.is_null() & ~s.is_in(UNKNOWN_WORDS))
+        .then(pl.lit("unrecognized consent value"))
+        .otherwise(None)
+    )
+    return Normalized(value.cast(pl.Boolean), problem)
+
+
+def normalize_do_not_contact(expr: pl.Expr) -> Normalized:
+    """True only when flagged; blank is not flagged (null); unreadable text counts as flagged."""
+    s = blank_to_null(expr).str.to_lowercase().str.strip_chars(".")
+    unreadable = s.is_not_null() & ~s.is_in(TRUE_WORDS) & ~s.is_in(FALSE_WORDS)
+    value = (
+        pl.when(s.is_in(TRUE_WORDS) | unreadable)
+        .then(True)
+        .when(s.is_in(FALSE_WORDS))
+        .then(False)
+        .otherwise(None)
+    )
+    problem = pl.when(unreadable).then(
+        pl.lit("unrecognized do_not_contact value (treated as flagged)")
+    ).otherwise(None)
+    return Normalized(value.cast(pl.Boolean), problem)
+
+
+# -- language --------------------------------------------------------------------------
+def normalize_language(expr: pl.Expr) -> Normalized:
+    """ISO 639-1 from English or native names, ISO 639-1/2/3 codes or BCP-47 tags (``zh-CN``)."""
+    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ")
+    base = s.str.replace(r"^([a-z]{2,3})[-_][a-z0-9-]+$", "$1")
+    mapped = pl.coalesce(
+        s.replace_strict(LANGUAGE_LOOKUP, default=None, return_dtype=pl.String),
+        base.replace_strict(LANGUAGE_LOOKUP, default=None, return_dtype=pl.String),
+    )
+    problem = pl.when(s.is_not_null() & mapped.is_null()).then(pl.lit("unknown language")).otherwise(None)
+    return Normalized(mapped, problem)
+
+
+def normalize_text(expr: pl.Expr) -> Normalized:
+    """Trim and collapse whitespace (addresses, cities, race, ethnicity)."""
+    return Normalized(blank_to_null(expr).str.replace_all(r"\s+", " "), _no_problem())
+
+
+def normalize_float(expr: pl.Expr, reason: str = "not a number") -> Normalized:
+    """A float from text; unparseable text is null with a problem."""
+    s = blank_to_null(expr)
+    value = s.str.replace_all(",", "").cast(pl.Float64, strict=False)
+    return Normalized(value, pl.when(s.is_not_null() & value.is_null()).then(pl.lit(reason)).otherwise(None))

@@ -1,0 +1,112 @@
+"""Opening extract files safely: existence, encoding, headers, with one-line errors."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import polars as pl
+
+from segment.errors import InputDataError
+
+_CHUNK = 16 * 1024 * 1024
+
+
+def check_readable(path: Path) -> None:
+    """Raise a one-line InputDataError when ``path`` is missing, a folder or unreadable."""
+    if not path.exists():
+        raise InputDataError("file not found", path=path)
+    if path.is_dir():
+        raise InputDataError("expected a file, found a folder", path=path)
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise InputDataError(f"cannot read file ({exc.strerror or type(exc).__name__})", path=path) from exc
+
+
+def guess_encoding(sample: bytes) -> str:
+    """A best guess at a non-UTF-8 encoding, to name it in the error."""
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    if sample.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "UTF-32"
+    if sample.count(b"\x00") > len(sample) // 4:
+        return "UTF-16 (no byte-order mark)"
+    try:
+        sample.decode("cp1252")
+        return "Windows-1252 or Latin-1"
+    except UnicodeDecodeError:
+        return "an unknown non-UTF-8 encoding"
+
+
+def check_utf8(path: Path) -> None:
+    """Stream the file through a strict UTF-8 decoder; name the encoding and line if not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    line = 1
+    with open(path, "rb") as fh:
+        first = True
+        while chunk := fh.read(_CHUNK):
+            if first and chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise InputDataError(
+                    "file is not UTF-8 (looks like UTF-16); re-save it as UTF-8", path=path, line=1
+                )
+            first = False
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad_line = line + chunk.count(b"\n", 0, exc.start)
+                raise InputDataError(
+                    f"file is not UTF-8 (looks like {guess_encoding(chunk)}); re-save it as UTF-8",
+                    path=path,
+                    line=bad_line,
+                ) from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputDataError("file is not UTF-8 (truncated character at the end)", path=path) from None
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header of a CSV file (UTF-8 checked first)."""
+    check_readable(path)
+    check_utf8(path)
+    try:
+        header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputDataError("cannot read the CSV header", path=path) from exc
+    if not header or header == [""]:
+        raise InputDataError("empty file (no header row)", path=path)
+    return [h.strip().lstrip("\ufeff") for h in header]
+
+
+def scan_csv_text(path: Path) -> pl.LazyFrame:
+    """All columns as text with a 1-based ``_row``; header names trimmed."""
+    header = csv_header(path)
+    frame = pl.scan_csv(
+        path,
+        infer_schema=False,
+        row_index_name="_row",
+        row_index_offset=1,
+        missing_utf8_is_empty_string=False,
+        encoding="utf8",
+    )
+    raw = frame.collect_schema().names()[1:]
+    return frame.rename(dict(zip(raw, header, strict=True))).with_columns(pl.col("_row").cast(pl.Int64))
+
+
+def parquet_header(path: Path) -> list[str]:
+    """Column names of a Parquet file."""
+    check_readable(path)
+    try:
+        return list(pl.read_parquet_schema(path))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputDataError("cannot read Parquet file (corrupt or not Parquet)", path=path) from exc
+
+
+def scan_parquet_text(path: Path) -> pl.LazyFrame:
+    """All columns as text with a 1-based ``_row``."""
+    header = parquet_header(path)
+    frame = pl.scan_parquet(path).with_row_index("_row", offset=1)
+    return frame.select(pl.col("_row").cast(pl.Int64), *[pl.col(c).cast(pl.String) for c in header])

@@ -1,0 +1,356 @@
+"""Compiling a rule into Polars expressions over the per-patient frame.
+
+The evaluation frame has one row per patient: the patient (or enriched) columns plus,
+for every value set a rule uses, ``__last__<name>``: the date of the patient's most
+recent event in that value set on or before the as-of date (see
+:func:`segment.rules.evaluate.last_event_dates`). Every criterion compiles to a
+:class:`Node` of expressions, with three-valued (Kleene) logic: a null test means
+"cannot tell", which becomes status ``unknown``, never ``not_due``.
+
+Why the last date is enough: every window ends on the as-of date, so "an event inside
+the window" is "the most recent event is on or after the window start"; and
+``min_age_at_event`` is monotone in the event date, so it holds for some event in the
+window exactly when it holds for the most recent one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import reduce
+
+import polars as pl
+
+from segment.rules.model import (
+    AgeUnit,
+    AllOf,
+    AnyOf,
+    ColumnTest,
+    Criterion,
+    EventTest,
+    IfMissing,
+    Kind,
+    Rule,
+    Status,
+    ValueSet,
+    WindowKind,
+)
+from segment.rules.registry import (
+    OPERATIONS,
+    WINDOW_PHRASES,
+    ValueKind,
+    age_between,
+    age_in_units,
+    deceased,
+    describe_value,
+    event_within,
+    render,
+    sex_in,
+)
+
+LAST_PREFIX = "__last__"
+#: patient columns every rule may read
+BASE_COLUMNS = ("patient_id", "birth_date", "sex", "deceased_date")
+STEP_POPULATION, STEP_EXCLUSION, STEP_DECISION = 1, 2, 3
+
+_NULL_DATE = pl.lit(None, pl.Date)
+_NULL_STR = pl.lit(None, pl.String)
+
+
+def last_column(valueset: str) -> str:
+    """The evaluation-frame column holding the last event date of ``valueset``."""
+    return f"{LAST_PREFIX}{valueset}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A compiled criterion: a nullable boolean test and the sentences explaining it."""
+
+    test: pl.Expr
+    met: pl.Expr
+    not_met: pl.Expr
+    missing: pl.Expr
+    date: pl.Expr  # evidence date when met
+    older: pl.Expr  # the not-met sentence when there is dated evidence, else null
+    last: pl.Expr  # most recent relevant event date, met or not
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule as expressions: ``status``, ``reason``, ``evidence_date`` and waterfall ``step``."""
+
+    rule: Rule
+    status: pl.Expr
+    reason: pl.Expr
+    evidence_date: pl.Expr
+    step: pl.Expr
+    columns: frozenset[str]
+    valuesets: frozenset[str]
+
+
+def _label(vs_name: str, valuesets: dict[str, ValueSet], label: str | None) -> str:
+    if label:
+        return label
+    vs = valuesets.get(vs_name)
+    return vs.title if vs is not None else vs_name.replace("-", " ")
+
+
+class _Compiler:
+    def __init__(self, valuesets: dict[str, ValueSet], as_of: dt.date) -> None:
+        self.valuesets = valuesets
+        self.as_of = as_of
+        self.as_of_lit = pl.lit(as_of, pl.Date)
+        self.columns: set[str] = set(BASE_COLUMNS)
+        self.used: set[str] = set()
+
+    # -- leaves ---------------------------------------------------------------
+    def event(self, c: EventTest) -> Node:
+        op = OPERATIONS["event"]
+        self.used.add(c.valueset)
+        label = _label(c.valueset, self.valuesets, c.label)
+        last = pl.col(last_column(c.valueset))
+        window = c.window
+        phrase_met, phrase_not = WINDOW_PHRASES[window.kind]
+        values: dict[str, str | pl.Expr] = {"window": window.describe(), "label": label}
+        start: pl.Expr | None
+        anchor_missing: pl.Expr | None = None
+        if window.kind is WindowKind.SINCE:
+            self.used.add(window.valueset)
+            start = pl.col(last_column(window.valueset))
+            anchor_label = _label(window.valueset, self.valuesets, None)
+            values |= {"start": start, "anchor": anchor_label}
+            anchor_missing = pl.lit(f"no {anchor_label} on record")
+        else:
+            fixed = window.start(self.as_of)
+            start = pl.lit(fixed, pl.Date) if fixed is not None else None
+            values["start"] = fixed.isoformat() if fixed is not None else ""
+        in_window = event_within(last, start)
+        met_phrase = render(phrase_met, **values)
+        older_phrase = render(phrase_not, **values)
+        met = render(op.reason("met"), label=label, date=last, phrase=met_phrase)
+        older = pl.when(last.is_not_null() & ~in_window).then(
+            render(op.reason("older"), label=label, date=last, phrase=older_phrase)
+        )
+        test = in_window
+        missing: pl.Expr = _NULL_STR
+        if c.min_age_at_event is not None:
+            old_enough = age_in_units(pl.col("birth_date"), last) >= c.min_age_at_event
+            test = in_window & old_enough
+            older = older.when(in_window & ~old_enough).then(
+                render(op.reason("too_young"), label=label, date=last, min_age=str(c.min_age_at_event))
+            )
+            missing = pl.lit(op.reason("missing").format(label=label))
+        older = older.otherwise(_NULL_STR)
+        none = pl.lit(op.reason("none").format(label=label))
+        if anchor_missing is not None:
+            none = pl.when(start.is_null()).then(anchor_missing).otherwise(none)  # type: ignore[union-attr]
+        return Node(
+            test=test,
+            met=met,
+            not_met=pl.coalesce(older, none),
+            missing=missing,
+            date=pl.when(test.fill_null(False)).then(last).otherwise(_NULL_DATE),
+            older=older,
+            last=last,
+        )
+
+    def column(self, c: ColumnTest) -> Node:
+        op = OPERATIONS[c.op]
+        self.columns.add(c.column)
+        col = pl.col(c.column)
+        raw = op.build(col) if op.value is ValueKind.NONE else op.build(col, c.value)
+        name = c.label or c.column
+        values: dict[str, str | pl.Expr] = {
+            "name": name, "actual": _shown(col), "symbol": op.symbol,
+            "expected": describe_value(c.value),
+        }
+        met = render(op.reason("met"), **values)
+        not_met = render(op.reason("not_met"), **values)
+        missing = pl.lit(op.reason("missing").format(name=name))
+        test = raw
+        if c.if_missing is not IfMissing.UNKNOWN and op.value is not ValueKind.NONE:
+            policy = c.if_missing is IfMissing.TRUE
+            test = pl.when(col.is_null()).then(pl.lit(policy)).otherwise(raw)
+            counted = pl.lit(f"no {name} on record (counted as {'met' if policy else 'not met'})")
+            met = pl.when(col.is_null()).then(counted).otherwise(met)
+            not_met = pl.when(col.is_null()).then(counted).otherwise(not_met)
+        return Node(test, met, not_met, missing, _NULL_DATE, not_met, _NULL_DATE)
+
+    # -- combinators -----------------------------------------------------------
+    def any_of(self, nodes: list[Node], label: str | None = None) -> Node:
+        test = reduce(lambda a, b: a | b, (n.test for n in nodes))
+        met = _first(nodes, lambda n: n.test.fill_null(False), lambda n: n.met)
+        missing = _first(nodes, lambda n: n.test.is_null(), lambda n: n.missing)
+        date = _first(nodes, lambda n: n.test.fill_null(False), lambda n: n.date, _NULL_DATE)
+        not_met = pl.concat_str([n.not_met for n in nodes], separator=" and ", ignore_nulls=True)
+        older = _join_nonnull([n.older for n in nodes], "; ")
+        if label:
+            met = pl.concat_str([pl.lit(f"{label}: "), met])
+        return Node(test, met, not_met, missing, date, older, _max([n.last for n in nodes]))
+
+    def all_of(self, nodes: list[Node], label: str | None = None) -> Node:
+        test = reduce(lambda a, b: a & b, (n.test for n in nodes))
+        met = pl.concat_str([n.met for n in nodes], separator=" and ", ignore_nulls=True)
+        not_met = _first(nodes, lambda n: ~n.test.fill_null(True), lambda n: n.not_met)
+        missing = _first(nodes, lambda n: n.test.is_null(), lambda n: n.missing)
+        if label:
+            met = pl.concat_str([pl.lit(f"{label}: "), met])
+        older = pl.when(~test.fill_null(True)).then(not_met).otherwise(_NULL_STR)
+        dates = _max([n.date for n in nodes])
+        return Node(test, met, not_met, missing, dates, older, _max([n.last for n in nodes]))
+
+    def criterion(self, c: Criterion) -> Node:
+        if isinstance(c, EventTest):
+            return self.event(c)
+        if isinstance(c, ColumnTest):
+            return self.column(c)
+        if isinstance(c, AnyOf):
+            return self.any_of([self.criterion(x) for x in c.any], c.label)
+        return self.all_of([self.criterion(x) for x in c.all], c.label)
+
+    # -- rule parts -------------------------------------------------------------
+    def population(self, rule: Rule) -> Node | None:
+        parts: list[Node] = []
+        pop = rule.population
+        if pop.age is not None:
+            op = OPERATIONS["age"]
+            months = pop.age.unit is AgeUnit.MONTHS
+            age = age_in_units(pl.col("birth_date"), self.as_of_lit, months)
+            shown = age.cast(pl.String) + (" months" if months else "")
+            values: dict[str, str | pl.Expr] = {
+                "age": shown, "as_of": self.as_of.isoformat(), "range": pop.age.describe(),
+            }
+            parts.append(Node(
+                test=age_between(age, pop.age.min, pop.age.max),
+                met=render(op.reason("met"), **values),
+                not_met=render(op.reason("not_met"), **values),
+                missing=render(op.reason("missing"), **values),
+                date=_NULL_DATE, older=_NULL_STR, last=_NULL_DATE,
+            ))
+        if pop.sex is not None:
+            op = OPERATIONS["sex"]
+            allowed = [s.value for s in pop.sex]
+            sex = pl.col("sex")
+            values = {"actual": pl.coalesce(sex, pl.lit("missing")), "sexes": ", ".join(allowed)}
+            parts.append(Node(
+                test=sex_in(sex, allowed),
+                met=render(op.reason("met"), **values),
+                not_met=render(op.reason("not_met"), **values),
+                missing=render(op.reason("missing"), **values),
+                date=_NULL_DATE, older=_NULL_STR, last=_NULL_DATE,
+            ))
+        parts.extend(self.criterion(c) for c in pop.conditions)
+        return self.all_of(parts) if parts else None
+
+    def exclusions(self, rule: Rule) -> Node | None:
+        parts: list[Node] = []
+        if rule.exclude_deceased:
+            died = pl.col("deceased_date")
+            test = deceased(died, self.as_of_lit)
+            met = render(OPERATIONS["deceased"].reason("met"), date=died)
+            parts.append(Node(test, met, _NULL_STR, _NULL_STR,
+                              pl.when(test).then(died).otherwise(_NULL_DATE), _NULL_STR, _NULL_DATE))
+        parts.extend(self.criterion(c) for c in rule.exclusions)
+        return self.any_of(parts) if parts else None
+
+
+def compile_rule(rule: Rule, valuesets: dict[str, ValueSet], as_of: dt.date) -> CompiledRule:
+    """Compile ``rule`` for the run date ``as_of`` into status/reason/evidence expressions."""
+    comp = _Compiler(valuesets, as_of)
+    pop = comp.population(rule)
+    excl = comp.exclusions(rule)
+    chain_status: list[tuple[pl.Expr, Status, pl.Expr, pl.Expr, int]] = []
+    if pop is not None:
+        chain_status.append((~pop.test.fill_null(True), Status.NOT_IN_POPULATION, pop.not_met,
+                             _NULL_DATE, STEP_POPULATION))
+        chain_status.append((pop.test.is_null(), Status.UNKNOWN, pop.missing, _NULL_DATE,
+                             STEP_POPULATION))
+    if excl is not None:
+        chain_status.append((excl.test.fill_null(False), Status.EXCLUDED, excl.met, excl.date,
+                             STEP_EXCLUSION))
+        chain_status.append((excl.test.is_null(), Status.UNKNOWN, excl.missing, _NULL_DATE,
+                             STEP_EXCLUSION))
+    if rule.kind is Kind.SCREENING:
+        assert rule.due is not None
+        due = comp.any_of([comp.criterion(c) for c in rule.due.unless])
+        labels = _label_list(rule, comp)
+        due_reason = pl.coalesce(
+            pl.concat_str([pl.lit(f"no qualifying {rule.due.label}: "), due.older]),
+            pl.lit(f"no qualifying {rule.due.label} on record ({labels})"),
+        )
+        chain_status.append((due.test.fill_null(False), Status.NOT_DUE, due.met, due.date,
+                             STEP_DECISION))
+        chain_status.append((due.test.is_null(), Status.UNKNOWN, due.missing, _NULL_DATE,
+                             STEP_DECISION))
+        final = (Status.DUE, due_reason, due.last)
+    else:
+        assert rule.condition is not None
+        cond = comp.criterion(rule.condition)
+        chain_status.append((cond.test.fill_null(False), Status.DUE, cond.met, cond.date,
+                             STEP_DECISION))
+        chain_status.append((~cond.test.fill_null(True), Status.NOT_DUE, cond.not_met,
+                             _NULL_DATE, STEP_DECISION))
+        final = (Status.UNKNOWN, cond.missing, _NULL_DATE)
+
+    status = _chain([(c, pl.lit(st.value)) for c, st, _, _, _ in chain_status], pl.lit(final[0].value))
+    reason = _chain([(c, r) for c, _, r, _, _ in chain_status], final[1])
+    evidence = _chain([(c, d) for c, _, _, d, _ in chain_status], final[2])
+    step = _chain([(c, pl.lit(s)) for c, _, _, _, s in chain_status], pl.lit(STEP_DECISION))
+    return CompiledRule(
+        rule=rule,
+        status=status.cast(pl.String),
+        reason=reason.cast(pl.String),
+        evidence_date=evidence.cast(pl.Date),
+        step=step.cast(pl.Int8),
+        columns=frozenset(comp.columns),
+        valuesets=frozenset(comp.used),
+    )
+
+
+def _label_list(rule: Rule, comp: _Compiler) -> str:
+    assert rule.due is not None
+    names: list[str] = []
+    for c in rule.due.unless:
+        if isinstance(c, EventTest):
+            names.append(_label(c.valueset, comp.valuesets, c.label))
+        elif isinstance(c, AnyOf | AllOf) and c.label:
+            names.append(c.label)
+        elif isinstance(c, ColumnTest):
+            names.append(c.label or c.column)
+    return ", ".join(dict.fromkeys(names))
+
+
+def _chain(branches: list[tuple[pl.Expr, pl.Expr]], otherwise: pl.Expr) -> pl.Expr:
+    """``when(c1).then(v1).when(c2).then(v2)...otherwise(otherwise)``."""
+    if not branches:
+        return otherwise
+    (cond, value), *rest = branches
+    expr = pl.when(cond).then(value)
+    for cond, value in rest:
+        expr = expr.when(cond).then(value)
+    return expr.otherwise(otherwise)
+
+
+def _first(nodes: list[Node], cond: object, pick: object, default: pl.Expr = _NULL_STR) -> pl.Expr:
+    expr: pl.Expr | None = None
+    for n in reversed(nodes):
+        c, v = cond(n), pick(n)  # type: ignore[operator]
+        expr = pl.when(c).then(v).otherwise(default if expr is None else expr)
+    return expr if expr is not None else default
+
+
+def _max(exprs: list[pl.Expr]) -> pl.Expr:
+    return exprs[0] if len(exprs) == 1 else pl.max_horizontal(exprs)
+
+
+def _join_nonnull(exprs: list[pl.Expr], sep: str) -> pl.Expr:
+    """Join the non-null sentences; null when all are null."""
+    if len(exprs) == 1:
+        return exprs[0]
+    joined = pl.concat_str(exprs, separator=sep, ignore_nulls=True)
+    return pl.when(pl.any_horizontal([e.is_not_null() for e in exprs])).then(joined).otherwise(_NULL_STR)
+
+
+def _shown(col: pl.Expr) -> pl.Expr:
+    """A column value as it reads in a reason."""
+    return col.cast(pl.String)

@@ -1,0 +1,274 @@
+"""Evaluating rules over a working folder: one lazy plan, one row per patient and rule.
+
+Plan: events on or before the as-of date are joined to the value-set codes (exact
+spellings, plus ICD-10-CM prefixes), reduced to the last date per patient and value
+set, spread to one ``__last__<value set>`` column each, joined to the patient frame
+(``enriched.parquet`` when present, else ``patients.parquet``), and every compiled
+rule selects ``status``, ``reason`` and ``evidence_date`` from that frame. Nothing
+loops over patients or events in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segment import workdir as wd
+from segment.errors import StageInputError
+from segment.log import get_logger
+from segment.rules.compiler import BASE_COLUMNS, CompiledRule, compile_rule, last_column
+from segment.rules.loader import code_variants, load_rules
+from segment.rules.model import RuleSet, Status, ValueSet
+from segment.rules.registry import OPERATIONS, ValueKind
+from segment.rules.model import ColumnTest
+from segment.rules.loader import iter_criteria
+from segment.schema import (
+    NEED_INDEX,
+    NEED_INDEX_QUINTILE,
+    NEED_INDEX_STATE_PCTILE,
+    NO_INTERNET_PCT,
+    PATIENT_SCHEMA,
+    SVI_OVERALL,
+    CodeSystem,
+)
+
+log = get_logger("evaluate")
+
+ELIGIBILITY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "patient_id": pl.String,
+    "rule_id": pl.String,
+    "rule_version": pl.Int32,
+    "status": pl.String,
+    "reason": pl.String,
+    "evidence_date": pl.Date,
+}
+
+#: types of enrichment columns rules commonly read (for example patients)
+KNOWN_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
+    **PATIENT_SCHEMA,
+    NEED_INDEX: pl.Float64,
+    NEED_INDEX_STATE_PCTILE: pl.Float64,
+    NEED_INDEX_QUINTILE: pl.Int8,
+    SVI_OVERALL: pl.Float64,
+    NO_INTERNET_PCT: pl.Float64,
+}
+
+
+def _codes_frame(valuesets: dict[str, ValueSet], names: list[str]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Exact code spellings and ICD-10-CM prefixes, each with the value set's index."""
+    exact: list[tuple[str, str, int]] = []
+    prefix: list[tuple[str, int, int]] = []
+    for i, name in enumerate(names):
+        vs = valuesets[name]
+        for system, code in vs.codes:
+            exact.extend((system, v, i) for v in code_variants(system, code))
+        for _system, code in vs.prefixes:
+            prefix.append((code, len(code), i))
+    exact_frame = pl.LazyFrame(
+        exact, schema={"code_system": pl.String, "code": pl.String, "vs": pl.UInt16}, orient="row"
+    ).unique()
+    prefix_frame = pl.LazyFrame(
+        prefix, schema={"prefix": pl.String, "length": pl.UInt8, "vs": pl.UInt16}, orient="row"
+    )
+    return exact_frame, prefix_frame
+
+
+def last_event_dates(
+    events: pl.LazyFrame, valuesets: dict[str, ValueSet], names: list[str], as_of: dt.date
+) -> pl.LazyFrame:
+    """One row per patient with ``__last__<name>``: last event date on or before ``as_of``."""
+    exact, prefixes = _codes_frame(valuesets, names)
+    ev = events.select("patient_id", "code_system", "code", "event_date").filter(
+        pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of)
+    )
+    parts = [ev.join(exact, on=["code_system", "code"], how="inner").select("patient_id", "vs", "event_date")]
+    lengths = sorted({len(c) for n in names for _s, c in valuesets[n].prefixes})
+    if lengths:
+        icd = ev.filter(pl.col("code_system") == CodeSystem.ICD10CM.value).with_columns(
+            norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase()
+        )
+        for length in lengths:
+            table = prefixes.filter(pl.col("length") == length).select("prefix", "vs")
+            parts.append(
+                icd.with_columns(prefix=pl.col("norm").str.slice(0, length))
+                .join(table, on="prefix", how="inner")
+                .select("patient_id", "vs", "event_date")
+            )
+    per_set = pl.concat(parts).group_by("patient_id", "vs").agg(pl.col("event_date").max())
+    return per_set.group_by("patient_id").agg(
+        [
+            pl.col("event_date").filter(pl.col("vs") == i).max().alias(last_column(name))
+            for i, name in enumerate(names)
+        ]
+    )
+
+
+def _check_columns(
+    compiled: list[CompiledRule], schema: pl.Schema, source: str, enriched: bool
+) -> tuple[dict[str, pl.DataType | type[pl.DataType]], list[str]]:
+    """Columns rules need that the frame lacks: an error without enrichment, null with it."""
+    fill: dict[str, pl.DataType | type[pl.DataType]] = {}
+    warnings: list[str] = []
+    for cr in compiled:
+        for name in sorted(cr.columns):
+            if name in schema or name in fill:
+                continue
+            if name in BASE_COLUMNS and name != "patient_id":
+                fill[name] = KNOWN_TYPES[name]
+                continue
+            if not enriched:
+                raise StageInputError(
+                    f"rule {cr.rule.id} needs column `{name}`, which {source} does not have; "
+                    "run `segment enrich` first"
+                )
+            fill[name] = KNOWN_TYPES.get(name, pl.Float64)
+            warnings.append(f"column `{name}` is not in {source}; rule {cr.rule.id} treats it as missing")
+        for criterion, _keys in iter_criteria(cr.rule):
+            if isinstance(criterion, ColumnTest) and criterion.column in schema:
+                dtype = schema[criterion.column]
+                if OPERATIONS[criterion.op].value is ValueKind.NUMBER and not dtype.is_numeric():
+                    raise StageInputError(
+                        f"rule {cr.rule.id}: `{criterion.op}` needs a numeric column but "
+                        f"`{criterion.column}` in {source} is {dtype}"
+                    )
+    return fill, warnings
+
+
+def evaluate_frames(
+    patients: pl.LazyFrame,
+    events: pl.LazyFrame,
+    ruleset: RuleSet,
+    as_of: dt.date,
+    *,
+    source: str = "patients.parquet",
+    enriched: bool = False,
+    warnings: list[str] | None = None,
+) -> pl.LazyFrame:
+    """The eligibility plan: ``ELIGIBILITY_SCHEMA`` columns plus ``step`` (waterfall stage)."""
+    compiled = [compile_rule(r, ruleset.valuesets, as_of) for r in ruleset.rules]
+    schema = patients.collect_schema()
+    fill, found = _check_columns(compiled, schema, source, enriched)
+    if warnings is not None:
+        warnings.extend(found)
+    for w in found:
+        log.warning(w)
+    needed = sorted(set().union(*(c.columns for c in compiled)) if compiled else set(BASE_COLUMNS))
+    frame = patients.with_columns(
+        [pl.lit(None, dtype).alias(name) for name, dtype in fill.items()]
+    ).select(needed)
+    names = sorted(set().union(*(c.valuesets for c in compiled))) if compiled else []
+    if names:
+        frame = frame.join(
+            last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left"
+        )
+    outputs = [
+        frame.select(
+            pl.col("patient_id"),
+            pl.lit(cr.rule.id).alias("rule_id"),
+            pl.lit(cr.rule.version, pl.Int32).alias("rule_version"),
+            cr.status.alias("status"),
+            cr.reason.alias("reason"),
+            cr.evidence_date.alias("evidence_date"),
+            cr.step.alias("step"),
+        )
+        for cr in compiled
+    ]
+    if not outputs:
+        return pl.LazyFrame(schema={**ELIGIBILITY_SCHEMA, "step": pl.Int8})
+    return pl.concat(outputs, how="vertical")
+
+
+def waterfall(result: pl.DataFrame, ruleset: RuleSet) -> list[dict[str, Any]]:
+    """Per rule: patients -> in population -> not excluded -> due, with unknown counts."""
+    counts = result.group_by("rule_id", "step", "status").len()
+    lookup: dict[tuple[str, int, str], int] = {
+        (r, s, st): n for r, s, st, n in counts.iter_rows()
+    }
+    rows: list[dict[str, Any]] = []
+    for rule in ruleset.rules:
+        def n(step: int, status: Status, rid: str = rule.id) -> int:
+            return lookup.get((rid, step, status.value), 0)
+
+        total = sum(v for (rid, _s, _st), v in lookup.items() if rid == rule.id)
+        unknown_pop = n(1, Status.UNKNOWN)
+        in_pop = total - n(1, Status.NOT_IN_POPULATION) - unknown_pop
+        excluded = n(2, Status.EXCLUDED)
+        unknown_excl = n(2, Status.UNKNOWN)
+        not_excluded = in_pop - excluded - unknown_excl
+        due, not_due, unknown_dec = n(3, Status.DUE), n(3, Status.NOT_DUE), n(3, Status.UNKNOWN)
+        rows.append({
+            "rule_id": rule.id,
+            "version": rule.version,
+            "kind": rule.kind.value,
+            "patients": total,
+            "in_population": in_pop,
+            "not_excluded": not_excluded,
+            "due": due,
+            "not_due": not_due,
+            "excluded": excluded,
+            "not_in_population": n(1, Status.NOT_IN_POPULATION),
+            "unknown": unknown_pop + unknown_excl + unknown_dec,
+            "unknown_population": unknown_pop,
+            "unknown_exclusion": unknown_excl,
+            "unknown_decision": unknown_dec,
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What ``segment evaluate`` wrote and the waterfall it prints."""
+
+    eligibility: Path
+    report: Path
+    as_of: dt.date
+    patients: int
+    rows: int
+    waterfall: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def patient_source(workdir: Path) -> tuple[pl.LazyFrame, str, bool]:
+    """``enriched.parquet`` when present (rules may read SDOH columns), else ``patients.parquet``."""
+    enriched = workdir / wd.ENRICHED
+    if enriched.exists():
+        return pl.scan_parquet(enriched), wd.ENRICHED, True
+    return wd.scan(workdir, wd.PATIENTS, produced_by="ingest"), wd.PATIENTS, False
+
+
+def evaluate(
+    workdir: str | Path,
+    rules_dir: str | Path,
+    as_of: dt.date | None = None,
+    *,
+    only: list[str] | None = None,
+) -> EvaluateResult:
+    """Apply every rule to every patient; write ``eligibility.parquet`` and ``evaluate-report.json``."""
+    folder = Path(workdir)
+    ruleset = load_rules(rules_dir, only)  # validate everything before touching data
+    day = as_of or dt.date.today()
+    patients, source, enriched = patient_source(folder)
+    events = wd.scan(folder, wd.EVENTS, produced_by="ingest")
+    warnings: list[str] = []
+    plan = evaluate_frames(patients, events, ruleset, day, source=source, enriched=enriched,
+                           warnings=warnings)
+    log.info("evaluating rules", rules=len(ruleset.rules))
+    result = plan.collect()
+    out = wd.write_parquet(result.drop("step"), folder / wd.ELIGIBILITY)
+    rows = waterfall(result, ruleset)
+    n_patients = rows[0]["patients"] if rows else 0
+    report = wd.write_json(folder / wd.EVALUATE_REPORT, {
+        "as_of": day.isoformat(),
+        "rules_dir": str(Path(rules_dir)),
+        "patient_source": source,
+        "patients": n_patients,
+        "rows": result.height,
+        "rules": rows,
+        "warnings": warnings,
+    })
+    log.info("wrote eligibility", rows=result.height, patients=n_patients)
+    return EvaluateResult(out, report, day, n_patients, result.height, rows, warnings)

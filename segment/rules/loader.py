@@ -1,0 +1,369 @@
+"""Loading a rules folder: value sets, rule files, and the cross checks between them.
+
+Three steps (CONVENTIONS item 4): raw YAML with lines (:func:`segment.config.load_yaml`)
+-> frozen models (:func:`segment.config.validate`) -> cross checks here (value sets
+exist, windows and bounds make sense, operation values have the right type). Every
+problem is a located :class:`~segment.errors.RulesError`; :func:`check_rules` collects
+all of them, :func:`load_rules` refuses to return a rule set that has any.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from segment.config import LineDict, LineList, load_yaml, validate
+from segment.errors import ConfigError, RulesError, invalid_value
+from segment.rules.model import (
+    AllOf,
+    AnyOf,
+    ColumnTest,
+    Criterion,
+    EventTest,
+    Kind,
+    Rule,
+    RuleSet,
+    ValueSet,
+    ValueSetFile,
+    WindowKind,
+)
+from segment.rules.registry import OPERATIONS, ValueKind
+from segment.schema import CodeSystem
+
+VALUESETS_DIR = "valuesets"
+
+#: what a normalized code looks like, per system (checked by ``rules check``)
+CODE_PATTERNS: dict[str, re.Pattern[str]] = {
+    CodeSystem.CPT: re.compile(r"^\d{4}[0-9FTU]$"),
+    CodeSystem.HCPCS: re.compile(r"^[A-V]\d{4}$"),
+    CodeSystem.LOINC: re.compile(r"^\d{1,7}-\d$"),
+    CodeSystem.SNOMED: re.compile(r"^\d{6,18}$"),
+    CodeSystem.CVX: re.compile(r"^\d{1,3}$"),
+    CodeSystem.ICD10CM: re.compile(r"^[A-TV-Z]\d[0-9AB][0-9A-TV-Z]{0,4}$"),
+    CodeSystem.RXNORM: re.compile(r"^\d{1,10}$"),
+}
+CODE_FORMS = {
+    CodeSystem.CPT: "5 characters: 4 digits then a digit, F, T or U",
+    CodeSystem.HCPCS: "a letter A-V then 4 digits",
+    CodeSystem.LOINC: "digits, a hyphen and a check digit (4548-4)",
+    CodeSystem.SNOMED: "6 to 18 digits with a valid Verhoeff check digit",
+    CodeSystem.CVX: "1 to 3 digits",
+    CodeSystem.ICD10CM: "a letter, 2 characters, optional dot, up to 4 more (E11.9); E11* for a prefix",
+    CodeSystem.RXNORM: "digits",
+}
+
+
+def default_rules_dir() -> Path:
+    """The shipped rules folder (``rules/`` at the project root)."""
+    return Path(__file__).resolve().parent.parent.parent / "rules"
+
+
+# -- codes ---------------------------------------------------------------------------
+def normalize_code(system: str, code: str) -> str:
+    """A code as rules compare it: trimmed, upper case, ICD-10 without dot, CVX without leading zeros."""
+    text = str(code).strip().upper()
+    if system == CodeSystem.ICD10CM:
+        text = text.replace(".", "")
+    elif system == CodeSystem.CVX and text.isdigit():
+        text = text.lstrip("0") or "0"
+    return text
+
+
+def code_variants(system: str, code: str) -> set[str]:
+    """Spellings an extract may carry for a normalized code (matched without touching events).
+
+    ICD-10-CM with and without the dot, CVX with leading zeros, codes with letters in
+    lower case too.
+    """
+    out = {code}
+    if system == CodeSystem.ICD10CM and len(code) > 3:
+        out.add(f"{code[:3]}.{code[3:]}")
+    if system == CodeSystem.CVX and code.isdigit():
+        out.update({code.zfill(2), code.zfill(3)})
+    out.update({c.lower() for c in out})
+    return out
+
+
+_VERHOEFF_D = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6], [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+]
+_VERHOEFF_P = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2], [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+]
+
+
+def verhoeff_ok(digits: str) -> bool:
+    """SNOMED CT identifiers end in a Verhoeff check digit; a typo almost always breaks it."""
+    c = 0
+    for i, ch in enumerate(reversed(digits)):
+        c = _VERHOEFF_D[c][_VERHOEFF_P[i % 8][int(ch)]]
+    return c == 0
+
+
+def code_ok(system: str, code: str) -> bool:
+    """Whether a normalized code has the shape its system requires."""
+    if system == CodeSystem.ICD10CM and code.endswith("*"):
+        return bool(re.fullmatch(r"[A-TV-Z]\d[0-9AB][0-9A-TV-Z]{0,3}", code[:-1]))
+    pattern = CODE_PATTERNS.get(system)
+    if pattern is None or not pattern.match(code):
+        return False
+    return system != CodeSystem.SNOMED or verhoeff_ok(code)
+
+
+# -- value sets ----------------------------------------------------------------------
+def _load_valueset_yaml(path: Path, problems: list[RulesError]) -> ValueSet | None:
+    raw = load_yaml(path, RulesError)
+    vs = validate(ValueSetFile, raw, path, error=RulesError)
+    if vs.name != path.stem:
+        problems.append(
+            RulesError(
+                f"key `name`: found {vs.name!r}; a value set's name must match its file name "
+                f"({path.stem!r})",
+                path=path, line=_line(raw, ("name",)), key="name",
+            )
+        )
+    codes: set[tuple[str, str]] = set()
+    prefixes: set[tuple[str, str]] = set()
+    codes_raw = raw.get("codes") if isinstance(raw, LineDict) else None
+    for system, entries in vs.codes.items():
+        for i, code in enumerate(entries):
+            norm = normalize_code(system, code)
+            if not code_ok(system, norm):
+                problems.append(
+                    invalid_value(
+                        f"codes.{system}[{i}]", code, CODE_FORMS[system], path=path,
+                        line=_line(codes_raw, (system.value, i)), error=RulesError,
+                    )
+                )
+                continue
+            (prefixes if norm.endswith("*") else codes).add((system.value, norm.rstrip("*")))
+    return ValueSet(vs.name, vs.title, frozenset(codes), frozenset(prefixes), str(path), vs.source)
+
+
+def _load_valueset_csv(path: Path, problems: list[RulesError]) -> ValueSet | None:
+    codes: set[tuple[str, str]] = set()
+    prefixes: set[tuple[str, str]] = set()
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"system", "code"} - set(reader.fieldnames or [])
+            if missing:
+                raise RulesError(
+                    f"CSV value set needs columns system, code (missing: {', '.join(sorted(missing))})",
+                    path=path, line=1,
+                )
+            for n, row in enumerate(reader, start=2):
+                system, code = (row.get("system") or "").strip().upper(), row.get("code") or ""
+                if system not in {s.value for s in CodeSystem}:
+                    problems.append(invalid_value("system", system, [s.value for s in CodeSystem],
+                                                  path=path, line=n, error=RulesError))
+                    continue
+                norm = normalize_code(system, code)
+                if not code_ok(system, norm):
+                    problems.append(invalid_value("code", code, CODE_FORMS[CodeSystem(system)],
+                                                  path=path, line=n, error=RulesError))
+                    continue
+                (prefixes if norm.endswith("*") else codes).add((system, norm.rstrip("*")))
+    except UnicodeDecodeError as exc:
+        raise RulesError("not UTF-8 text", path=path) from exc
+    if not codes and not prefixes:
+        problems.append(RulesError("value set has no codes", path=path))
+    title = path.stem.replace("-", " ")
+    return ValueSet(path.stem, title, frozenset(codes), frozenset(prefixes), str(path))
+
+
+def load_valuesets(folder: Path, problems: list[RulesError]) -> dict[str, ValueSet]:
+    """Every value set under ``folder/valuesets``; problems are appended, not raised."""
+    out: dict[str, ValueSet] = {}
+    vs_dir = folder / VALUESETS_DIR
+    if not vs_dir.is_dir():
+        return out
+    for path in sorted(vs_dir.iterdir()):
+        if path.suffix not in {".yaml", ".yml", ".csv"}:
+            continue
+        try:
+            loader = _load_valueset_csv if path.suffix == ".csv" else _load_valueset_yaml
+            vs = loader(path, problems)
+        except ConfigError as exc:
+            problems.append(_as_rules_error(exc))
+            continue
+        if vs is None:
+            continue
+        if vs.name in out:
+            problems.append(RulesError(f"value set {vs.name!r} is defined twice (also in "
+                                       f"{Path(out[vs.name].path).name})", path=path))
+            continue
+        out[vs.name] = vs
+    return out
+
+
+# -- rules ---------------------------------------------------------------------------
+def _as_rules_error(exc: ConfigError) -> RulesError:
+    if isinstance(exc, RulesError):
+        return exc
+    err = RulesError(exc.message, path=exc.path, line=exc.line, rule_id=exc.rule_id, key=exc.key,
+                     context=exc.context)
+    return err
+
+
+def _line(raw: Any, keys: tuple[str | int, ...]) -> int | None:
+    """The line of a nested key in raw YAML (the deepest one found)."""
+    node, line = raw, getattr(raw, "start_line", None)
+    for key in keys:
+        if isinstance(node, LineDict) and isinstance(key, str) and key in node:
+            line, node = node.line_of(key), node[key]
+        elif isinstance(node, LineList) and isinstance(key, int) and 0 <= key < len(node):
+            line, node = node.item_lines[key], node[key]
+        else:
+            break
+    return line
+
+
+def iter_criteria(rule: Rule) -> Iterator[tuple[Criterion, tuple[str | int, ...]]]:
+    """Every criterion of a rule with its key path in the file (recursively)."""
+
+    def walk(c: Criterion, path: tuple[str | int, ...]) -> Iterator[tuple[Criterion, tuple[str | int, ...]]]:
+        yield c, path
+        if isinstance(c, AnyOf):
+            for i, child in enumerate(c.any):
+                yield from walk(child, (*path, "any", i))
+        elif isinstance(c, AllOf):
+            for i, child in enumerate(c.all):
+                yield from walk(child, (*path, "all", i))
+
+    for i, c in enumerate(rule.population.conditions):
+        yield from walk(c, ("population", "conditions", i))
+    for i, c in enumerate(rule.exclusions):
+        yield from walk(c, ("exclusions", i))
+    if rule.due is not None:
+        for i, c in enumerate(rule.due.unless):
+            yield from walk(c, ("due", "unless", i))
+    if rule.condition is not None:
+        yield from walk(rule.condition, ("condition",))
+
+
+def _dotted(keys: tuple[str | int, ...]) -> str:
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
+
+
+def cross_check(rule: Rule, raw: Any, path: Path, valuesets: dict[str, ValueSet]) -> list[RulesError]:
+    """Semantic checks the schema cannot express; every problem found is returned."""
+    problems: list[RulesError] = []
+
+    def bad(keys: tuple[str | int, ...], value: object, valid: Any) -> None:
+        problems.append(invalid_value(_dotted(keys), value, valid, path=path, line=_line(raw, keys),
+                                      rule_id=rule.id, error=RulesError))
+
+    if rule.id != path.stem:
+        bad(("id",), rule.id, f"a rule's id must match its file name ({path.stem!r})")
+    if rule.kind is Kind.SCREENING:
+        if rule.due is None:
+            bad(("kind",), rule.kind.value, "a screening rule needs a `due:` section")
+        if rule.condition is not None:
+            bad(("condition",), "a mapping", "`condition:` is for risk rules; use `due:`")
+    else:
+        if rule.condition is None:
+            bad(("kind",), rule.kind.value, "a risk rule needs a `condition:`")
+        if rule.due is not None:
+            bad(("due",), "a mapping", "`due:` is for screening rules; use `condition:`")
+    age = rule.population.age
+    if age is not None and age.min is not None and age.max is not None and age.min > age.max:
+        bad(("population", "age", "max"), age.max, f"at least the minimum age {age.min}")
+    known = sorted(valuesets)
+    for criterion, keys in iter_criteria(rule):
+        if isinstance(criterion, EventTest):
+            if criterion.valueset not in valuesets:
+                bad((*keys, "valueset"), criterion.valueset, known or "no value sets are defined")
+            window = criterion.window
+            if window.kind is WindowKind.SINCE and window.valueset not in valuesets:
+                bad((*keys, "within"), criterion.within,
+                    "since last <value set> with one of: " + ", ".join(known))
+        elif isinstance(criterion, ColumnTest):
+            op = OPERATIONS[criterion.op]
+            v = criterion.value
+            ok = {
+                ValueKind.NONE: v is None,
+                ValueKind.NUMBER: isinstance(v, int | float) and not isinstance(v, bool),
+                ValueKind.SCALAR: isinstance(v, str | int | float | bool),
+                ValueKind.LIST: isinstance(v, list) and len(v) > 0
+                and all(isinstance(x, str | int | float | bool) for x in v),
+            }.get(op.value, False)
+            if not ok:
+                wanted = {
+                    ValueKind.NONE: f"no `value:` for `{op.name}`",
+                    ValueKind.NUMBER: f"a number for `{op.name}`",
+                    ValueKind.SCALAR: f"a text, number or yes/no for `{op.name}`",
+                    ValueKind.LIST: f"a non-empty list for `{op.name}`",
+                }[op.value]
+                bad((*keys, "value"), v, wanted)
+    if not rule.examples:
+        bad(("examples",), [], "at least one example patient per status the rule can give")
+    return problems
+
+
+def _load_rule(path: Path, valuesets: dict[str, ValueSet]) -> tuple[Rule | None, list[RulesError]]:
+    try:
+        raw = load_yaml(path, RulesError)
+        rule_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        if not isinstance(raw, dict):
+            raise RulesError("a rule file must be a mapping", path=path, line=1)
+        rule = validate(Rule, raw, path, error=RulesError, rule_id=rule_id)
+    except ConfigError as exc:
+        return None, [_as_rules_error(exc)]
+    return rule, cross_check(rule, raw, path, valuesets)
+
+
+def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
+    """Load a rules folder collecting every problem (for ``segment rules check``)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return None, [RulesError("rules folder not found", path=root)]
+    problems: list[RulesError] = []
+    valuesets = load_valuesets(root, problems)
+    rules: list[Rule] = []
+    paths: dict[str, str] = {}
+    files = sorted(p for p in root.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+    if not files:
+        problems.append(RulesError("no rule files (*.yaml) in the rules folder", path=root))
+    for path in files:
+        rule, found = _load_rule(path, valuesets)
+        problems.extend(found)
+        if rule is None:
+            continue
+        if rule.id in paths:
+            problems.append(RulesError(f"rule id {rule.id!r} is also defined in "
+                                       f"{Path(paths[rule.id]).name}", path=path, rule_id=rule.id))
+            continue
+        rules.append(rule)
+        paths[rule.id] = str(path)
+    ruleset = RuleSet(tuple(rules), valuesets, paths) if not problems else None
+    return ruleset, problems
+
+
+def load_rules(folder: str | Path, only: list[str] | None = None) -> RuleSet:
+    """A validated rule set, or the first problem as a :class:`RulesError`."""
+    ruleset, problems = check_rules(folder)
+    if problems or ruleset is None:
+        first = problems[0]
+        if len(problems) > 1:
+            first.hint = (f"and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}; "
+                          "run `segment rules check`")
+        raise first
+    if only:
+        unknown = [r for r in only if r not in ruleset.paths]
+        if unknown:
+            raise invalid_value("rule", unknown[0], sorted(ruleset.paths), path=Path(folder),
+                                error=RulesError)
+        rules = tuple(r for r in ruleset.rules if r.id in only)
+        ruleset = RuleSet(rules, ruleset.valuesets, {r.id: ruleset.paths[r.id] for r in rules})
+    return ruleset

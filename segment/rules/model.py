@@ -1,0 +1,382 @@
+"""The rule language as frozen, typed objects: rules, criteria, windows, value sets.
+
+A rule file is validated into these models in the three steps of CONVENTIONS item 4:
+raw YAML (with lines) -> these frozen pydantic models -> cross checks in
+:mod:`segment.rules.loader`. Closed vocabularies are ``StrEnum``s.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic_core import PydanticCustomError
+
+from segment.schema import CodeSystem, EventType, Sex
+
+
+class Kind(StrEnum):
+    """What a rule decides: a screening gap, or a risk flag."""
+
+    SCREENING = "screening"
+    RISK = "risk"
+
+
+class Status(StrEnum):
+    """The outcome of one rule for one patient (the ``status`` column)."""
+
+    DUE = "due"
+    NOT_DUE = "not_due"
+    EXCLUDED = "excluded"
+    NOT_IN_POPULATION = "not_in_population"
+    UNKNOWN = "unknown"
+
+
+class AgeUnit(StrEnum):
+    """Unit of an age range: completed years (default) or completed months."""
+
+    YEARS = "years"
+    MONTHS = "months"
+
+
+class IfMissing(StrEnum):
+    """What a column test yields when the column value is null."""
+
+    UNKNOWN = "unknown"
+    TRUE = "true"
+    FALSE = "false"
+
+
+class WindowKind(StrEnum):
+    """The kinds of time window a criterion can use."""
+
+    EVER = "ever"
+    LOOKBACK = "lookback"
+    MEASUREMENT_YEAR = "measurement year"
+    SEASON = "season"
+    SINCE = "since"
+
+
+WINDOW_FORMS = (
+    "ever",
+    "<n> days|weeks|months|years",
+    "measurement year",
+    "season from MM-DD",
+    "since last <value set>",
+)
+_LOOKBACK = re.compile(r"^(\d{1,4})\s+(day|week|month|year)s?$")
+_SEASON = re.compile(r"^season\s+from\s+(\d{2})-(\d{2})$")
+_SINCE = re.compile(r"^since\s+last\s+([a-z0-9][a-z0-9-]*)$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A look-back window relative to the as-of date; parsed from ``within:`` text.
+
+    Every window ends on the as-of date (events after it are ignored) and starts on
+    :meth:`start` inclusive: ``10 years`` as of 2026-03-02 starts on 2016-03-02.
+    """
+
+    kind: WindowKind
+    amount: int = 0
+    unit: str = ""
+    month: int = 0
+    day: int = 0
+    valueset: str = ""
+    text: str = "ever"
+
+    def start(self, as_of: dt.date) -> dt.date | None:
+        """First day inside the window (None for ``ever`` and ``since``, which are not fixed)."""
+        if self.kind is WindowKind.LOOKBACK:
+            if self.unit == "day":
+                return as_of - dt.timedelta(days=self.amount)
+            if self.unit == "week":
+                return as_of - dt.timedelta(weeks=self.amount)
+            months = self.amount * (12 if self.unit == "year" else 1)
+            return subtract_months(as_of, months)
+        if self.kind is WindowKind.MEASUREMENT_YEAR:
+            return dt.date(as_of.year, 1, 1)
+        if self.kind is WindowKind.SEASON:
+            this_year = _clamped(as_of.year, self.month, self.day)
+            return this_year if this_year <= as_of else _clamped(as_of.year - 1, self.month, self.day)
+        return None
+
+    def describe(self) -> str:
+        """The window as words: ``10 years``, ``the measurement year``..."""
+        if self.kind is WindowKind.LOOKBACK:
+            return f"{self.amount} {self.unit}{'' if self.amount == 1 else 's'}"
+        return self.text
+
+
+def _clamped(year: int, month: int, day: int) -> dt.date:
+    return dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def subtract_months(day: dt.date, months: int) -> dt.date:
+    """``day`` minus whole months, clamping to the month's end (2024-02-29 - 12 months = 2023-02-28)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    return _clamped(year, month + 1, day.day)
+
+
+def parse_window(text: str) -> Window:
+    """Parse a ``within:`` value; raise ``ValueError`` naming the valid forms."""
+    norm = " ".join(str(text).strip().lower().split())
+    if norm == "ever":
+        return Window(WindowKind.EVER, text="ever")
+    if norm in {"measurement year", "calendar year"}:
+        return Window(WindowKind.MEASUREMENT_YEAR, text="measurement year")
+    if m := _LOOKBACK.match(norm):
+        amount = int(m.group(1))
+        if amount < 1:
+            raise ValueError("a look-back needs at least 1 unit")
+        return Window(WindowKind.LOOKBACK, amount=amount, unit=m.group(2), text=norm)
+    if m := _SEASON.match(norm):
+        month, day = int(m.group(1)), int(m.group(2))
+        try:
+            dt.date(2000, month, day)
+        except ValueError:
+            raise ValueError("not a valid month-day") from None
+        return Window(WindowKind.SEASON, month=month, day=day, text=norm)
+    if m := _SINCE.match(norm):
+        return Window(WindowKind.SINCE, valueset=m.group(1), text=norm)
+    raise ValueError("not a window")
+
+
+def _window_field(value: Any) -> str:
+    try:
+        parse_window(str(value))
+    except ValueError:
+        raise PydanticCustomError(
+            "window", "invalid window", {"expected": "; ".join(WINDOW_FORMS)}
+        ) from None
+    return " ".join(str(value).strip().lower().split())
+
+
+class Frozen(BaseModel):
+    """Base for every rule model: unknown keys are errors, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgeRange(Frozen):
+    """Age in completed units on the as-of date; both bounds inclusive."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    unit: AgeUnit = AgeUnit.YEARS
+
+    def describe(self) -> str:
+        """``45-75``, ``18 or older``, ``6 months or older``."""
+        unit = "" if self.unit is AgeUnit.YEARS else " months"
+        if self.min is not None and self.max is not None:
+            return f"{self.min}-{self.max}{unit}"
+        if self.min is not None:
+            return f"{self.min}{unit} or older"
+        if self.max is not None:
+            return f"{self.max}{unit} or younger"
+        return "any age"
+
+
+class EventTest(Frozen):
+    """True when the patient has an event from ``valueset`` inside the window."""
+
+    valueset: str
+    within: str = "ever"
+    label: str | None = None
+    min_age_at_event: int | None = Field(default=None, ge=0)
+
+    _check_within = field_validator("within", mode="before")(_window_field)
+
+    @property
+    def window(self) -> Window:
+        """The parsed window."""
+        return parse_window(self.within)
+
+
+class ColumnTest(Frozen):
+    """An operation from the registry applied to a patient or enriched column."""
+
+    column: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    op: str
+    value: Any = None
+    label: str | None = None
+    if_missing: IfMissing = IfMissing.UNKNOWN
+
+    @field_validator("op", mode="before")
+    @classmethod
+    def _known_op(cls, value: Any) -> str:
+        from segment.rules.registry import COLUMN_OPERATIONS, resolve_op
+
+        name = resolve_op(str(value))
+        if name is None:
+            raise PydanticCustomError(
+                "op", "unknown operation", {"expected": ", ".join(COLUMN_OPERATIONS)}
+            )
+        return name
+
+
+class AnyOf(Frozen):
+    """True when any child is true (Kleene: unknown only if none is true and one is unknown)."""
+
+    any: list[Criterion] = Field(min_length=1)
+    label: str | None = None
+
+
+class AllOf(Frozen):
+    """True when every child is true (Kleene: false as soon as one child is false)."""
+
+    all: list[Criterion] = Field(min_length=1)
+    label: str | None = None
+
+
+_TAG_KEYS = (("valueset", "event"), ("column", "column"), ("any", "any"), ("all", "all"))
+_TAG_CLASSES = {"EventTest": "event", "ColumnTest": "column", "AnyOf": "any", "AllOf": "all"}
+
+
+def _criterion_tag(value: Any) -> str | None:
+    """Which kind of criterion a mapping is, from the key that names it."""
+    if isinstance(value, dict):
+        return next((tag for key, tag in _TAG_KEYS if key in value), None)
+    return _TAG_CLASSES.get(type(value).__name__)
+
+
+Criterion = Annotated[
+    Annotated[EventTest, Tag("event")]
+    | Annotated[ColumnTest, Tag("column")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[AllOf, Tag("all")],
+    Discriminator(
+        _criterion_tag,
+        custom_error_type="criterion",
+        custom_error_message="a criterion needs one of the keys valueset, column, any, all",
+    ),
+]
+AnyOf.model_rebuild()
+AllOf.model_rebuild()
+
+
+class Population(Frozen):
+    """Who the rule applies to: age on the as-of date, sex, required conditions."""
+
+    age: AgeRange | None = None
+    sex: list[Sex] | None = Field(default=None, min_length=1)
+    conditions: list[Criterion] = Field(default_factory=list)
+
+
+class Due(Frozen):
+    """A screening rule's due condition: due unless one of ``unless`` is met."""
+
+    label: str
+    unless: list[Criterion] = Field(min_length=1)
+
+
+class ExampleEvent(Frozen):
+    """One event of an example patient."""
+
+    type: EventType
+    system: CodeSystem
+    code: str
+    date: dt.date
+    value: float | None = None
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class ExamplePatient(Frozen):
+    """An example patient: birth date, sex, deceased date and any other columns."""
+
+    birth_date: dt.date | None = None
+    sex: Sex | None = None
+    deceased_date: dt.date | None = None
+    columns: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+
+
+class Example(Frozen):
+    """A patient with the outcome the rule must give for them (run by ``rules test``)."""
+
+    name: str
+    as_of: dt.date
+    patient: ExamplePatient = Field(default_factory=ExamplePatient)
+    events: list[ExampleEvent] = Field(default_factory=list)
+    expect: Status
+    reason: str | None = None  # optional: text the reason must contain
+
+
+class Rule(Frozen):
+    """One screening or risk rule (a file in the rules folder)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: int = Field(ge=1)
+    title: str
+    source: str
+    kind: Kind
+    description: str | None = None
+    notes: str | None = None
+    population: Population = Field(default_factory=Population)
+    exclusions: list[Criterion] = Field(default_factory=list)
+    exclude_deceased: bool = True
+    due: Due | None = None
+    condition: Criterion | None = None
+    examples: list[Example] = Field(default_factory=list)
+
+
+class ValueSetFile(Frozen):
+    """A value set in YAML: codes grouped by code system."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    source: str | None = None
+    description: str | None = None
+    codes: dict[CodeSystem, list[str]] = Field(min_length=1)
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: [str(c) if isinstance(c, int) and not isinstance(c, bool) else c for c in v]
+                if isinstance(v, list)
+                else v
+                for k, v in value.items()
+            }
+        return value
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """A loaded value set: name, human label and normalized (system, code) pairs.
+
+    ``prefixes`` holds ICD-10-CM category prefixes written as ``E11*``.
+    """
+
+    name: str
+    title: str
+    codes: frozenset[tuple[str, str]]
+    prefixes: frozenset[tuple[str, str]]
+    path: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules and value sets of one rules folder, validated and cross-checked."""
+
+    rules: tuple[Rule, ...]
+    valuesets: dict[str, ValueSet]
+    paths: dict[str, str]
+
+    def get(self, rule_id: str) -> Rule:
+        """The rule with ``rule_id`` (KeyError when absent)."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)

@@ -1,0 +1,349 @@
+"""The campaign file as frozen, typed objects (validated by :mod:`segment.campaign.loader`).
+
+A campaign names the rules that select its audience, the channels in order of
+preference, consent, suppression, frequency-cap and quiet-hour policies, the vendor
+profile and the allow-listed fields for each channel, and where files go. Everything
+here is configuration: no patient data is touched while building these objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Channel(StrEnum):
+    """Contact channels, one per patient per campaign."""
+
+    SMS = "sms"
+    EMAIL = "email"
+    MAIL = "mail"
+    PHONE = "phone"
+
+
+class RuleStatus(StrEnum):
+    """Statuses a rule gives a patient in ``eligibility.parquet``."""
+
+    DUE = "due"
+    NOT_DUE = "not_due"
+    EXCLUDED = "excluded"
+    NOT_IN_POPULATION = "not_in_population"
+    UNKNOWN = "unknown"
+
+
+class ContactStatus(StrEnum):
+    """Why a patient is or is not selected, in the order the checks apply."""
+
+    NOT_IN_AUDIENCE = "not_in_audience"
+    DO_NOT_CONTACT = "do_not_contact"
+    DECEASED = "deceased"
+    NO_CONSENT_OR_CONTACT = "no_consent_or_contact"
+    SUPPRESSED = "suppressed"
+    FREQUENCY_CAPPED = "frequency_capped"
+    SELECTED = "selected"
+
+
+class SmsPhoneType(StrEnum):
+    """Phone types that may receive SMS (a landline never can)."""
+
+    MOBILE = "mobile"
+    UNKNOWN = "unknown"
+
+
+class SuppressionKind(StrEnum):
+    """What a suppression file lists."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    PATIENT_ID = "patient_id"
+    OPT_OUT = "opt_out"
+
+
+class Quoting(StrEnum):
+    """CSV quoting styles (Polars names)."""
+
+    NECESSARY = "necessary"
+    ALWAYS = "always"
+    NON_NUMERIC = "non_numeric"
+
+
+class Overflow(StrEnum):
+    """What to do with a value longer than a field's byte limit."""
+
+    TRUNCATE = "truncate"
+    REJECT = "reject"
+
+
+class PhoneFormat(StrEnum):
+    """How phones are written: ``+15555551234`` or ``15555551234`` (SFMC MobileConnect)."""
+
+    E164 = "e164"
+    DIGITS = "digits"
+
+
+class Encoding(StrEnum):
+    """File encodings a profile may use."""
+
+    UTF8 = "utf-8"
+    UTF8_BOM = "utf-8-sig"
+
+
+StatusSelector = RuleStatus | list[RuleStatus]
+
+
+class AgeBand(BaseModel):
+    """Inclusive age band in whole years as of the run date."""
+
+    model_config = _FROZEN
+    min: int | None = Field(default=None, ge=0, le=130)
+    max: int | None = Field(default=None, ge=0, le=130)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeBand:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("age.min must not exceed age.max")
+        return self
+
+
+class Filters(BaseModel):
+    """Filters on patient/enriched columns applied after the rule selection."""
+
+    model_config = _FROZEN
+    age: AgeBand | None = None
+    county_fips: list[str] | None = None
+    state: list[str] | None = None
+    language: list[str] | None = None
+    zip5: list[str] | None = None
+    #: any other column -> allowed values (e.g. ``need_index_quintile: [4, 5]``)
+    columns: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+
+
+class Audience(BaseModel):
+    """Rule ids and the statuses that select patients."""
+
+    model_config = _FROZEN
+    all: dict[str, StatusSelector] = Field(default_factory=dict)
+    any: dict[str, StatusSelector] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=Filters)
+
+    def rule_ids(self) -> list[str]:
+        """Every rule id the audience refers to, in file order."""
+        return list(dict.fromkeys([*self.all, *self.any]))
+
+
+class Consent(BaseModel):
+    """Consent policy beyond the fixed rules (unknown consent is never consent)."""
+
+    model_config = _FROZEN
+    sms_phone_types: list[SmsPhoneType] = Field(
+        default_factory=lambda: [SmsPhoneType.MOBILE, SmsPhoneType.UNKNOWN]
+    )
+
+
+class SuppressionFile(BaseModel):
+    """A file of emails, phones, patient ids, or vendor opt-out replies."""
+
+    model_config = _FROZEN
+    path: Path
+    kind: SuppressionKind
+    #: the column holding the value (CSV with a header); default by kind, or the only column
+    column: str | None = None
+    #: opt_out files: the column holding the reply text (default body/message/keyword)
+    reply_column: str | None = None
+
+
+class FrequencyCap(BaseModel):
+    """At most ``max`` contacts per patient per channel in any ``per_days`` days."""
+
+    model_config = _FROZEN
+    per_days: int = Field(ge=1, le=3660)
+    max: int = Field(ge=1)
+    channels: list[Channel] | None = None
+
+
+class Window(BaseModel):
+    """A local-time window in which SMS may be sent."""
+
+    model_config = _FROZEN
+    start: dt.time
+    end: dt.time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.start >= self.end:
+            raise ValueError("window start must be before its end")
+        return self
+
+
+class QuietHours(BaseModel):
+    """SMS may go out only inside ``start``-``end`` recipient local time.
+
+    A state window only narrows the default (the intersection is used).
+    """
+
+    model_config = _FROZEN
+    start: dt.time = dt.time(8, 0)
+    end: dt.time = dt.time(21, 0)
+    states: dict[str, Window] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QuietHours:
+        if self.start >= self.end:
+            raise ValueError("quiet_hours start must be before its end")
+        return self
+
+
+class Schedule(BaseModel):
+    """When the campaign plans to send: ``send_at`` local time in ``timezone`` on the run date."""
+
+    model_config = _FROZEN
+    send_at: dt.time = dt.time(10, 0)
+    timezone: str = "America/New_York"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class Encrypt(BaseModel):
+    """OpenPGP encryption to a vendor key pinned by fingerprint."""
+
+    model_config = _FROZEN
+    recipient: str = Field(pattern=r"^[0-9A-Fa-f]{40}$")
+    #: GnuPG home folder holding the vendor's public key (default: GNUPGHOME / ~/.gnupg)
+    keyring: Path | None = None
+    armor: bool = False
+
+
+class ProfileColumn(BaseModel):
+    """One vendor column: its header and the field that fills it."""
+
+    model_config = _FROZEN
+    header: str = Field(min_length=1)
+    field: str = Field(min_length=1)
+    #: identifier/contact columns are always written; others only when the field is allowed
+    required: bool = False
+    #: a constant value instead of a field (e.g. ``subscription_state: subscribed``)
+    value: str | None = None
+    max_bytes: int | None = Field(default=None, ge=1)
+    overflow: Overflow | None = None
+    date_format: str | None = None
+
+
+class Profile(BaseModel):
+    """A vendor file format: built in (``segment.export.profiles``) or declared in YAML."""
+
+    model_config = _FROZEN
+    base: str | None = None
+    channels: list[Channel] | None = None
+    columns: list[ProfileColumn] | None = None
+    #: per-channel column lists (built-in multi-channel profiles)
+    channel_columns: dict[Channel, list[ProfileColumn]] | None = None
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    quoting: Quoting | None = None
+    line_terminator: Literal["\n", "\r\n"] | None = None
+    encoding: Encoding | None = None
+    date_format: str | None = None
+    datetime_format: str | None = None
+    phone_format: PhoneFormat | None = None
+    max_field_bytes: int | None = Field(default=None, ge=1)
+    overflow: Overflow | None = None
+    max_file_bytes: int | None = Field(default=None, ge=64)
+    #: drop columns that are blank in every row (Braze: blank means "no change")
+    omit_blank_columns: bool | None = None
+    #: allowed fields without a profile column become extra columns named as the field
+    extra_fields: bool | None = None
+    extension: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,8}$")
+
+
+class Vendor(BaseModel):
+    """The vendor file for one channel: profile, allow-listed fields, encryption, options."""
+
+    model_config = _FROZEN
+    profile: str = Field(min_length=1)
+    fields: list[str] = Field(default_factory=list)
+    encrypt: Encrypt | None = None
+    #: profile-specific constants, e.g. Braze ``subscription_group_id``
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class Source(BaseModel):
+    """An extract for ``segment run``."""
+
+    model_config = _FROZEN
+    path: Path
+    format: str | None = None
+    mapping: Path | None = None
+
+
+class Sftp(BaseModel):
+    """SFTP delivery settings. Secrets come from the environment or an SSH agent only."""
+
+    model_config = _FROZEN
+    password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    key_file: Path | None = None
+    key_passphrase_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    known_hosts: Path | None = None
+    host_key_checking: bool = True
+    use_agent: bool = True
+    retries: int = Field(default=4, ge=1, le=20)
+    backoff_s: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+DEFAULT_FILE_NAME = "{code}_{channel}_{vendor}_{date}_{run_id}"
+
+
+class Campaign(BaseModel):
+    """A validated campaign file. Paths are absolute (resolved against the file's folder)."""
+
+    model_config = _FROZEN
+    version: Literal[1]
+    code: str
+    description: str | None = None
+    audience: Audience
+    channels: list[Channel] = Field(min_length=1)
+    consent: Consent = Field(default_factory=Consent)
+    suppression: list[SuppressionFile] = Field(default_factory=list)
+    frequency_caps: list[FrequencyCap] = Field(default_factory=list)
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    schedule: Schedule = Field(default_factory=Schedule)
+    vendors: dict[Channel, Vendor]
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    allow_phi: dict[str, str] = Field(default_factory=dict)
+    clinical_words: list[str] = Field(default_factory=list)
+    file_name: str = DEFAULT_FILE_NAME
+    # optional run keys used by `segment run`
+    sources: list[Source] = Field(default_factory=list)
+    workdir: Path | None = None
+    rules: Path | None = None
+    reference: Path | None = None
+    ledger: Path | None = None
+    destination: str | None = None
+    sftp: Sftp = Field(default_factory=Sftp)
+    as_of: dt.date | None = None
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> Path | None:
+        """The campaign file this was loaded from (None when built in code)."""
+        return self._path
+
+    @property
+    def fields(self) -> dict[Channel, list[str]]:
+        """Allow-listed fields per channel (the vendor's ``fields``)."""
+        return {channel: list(vendor.fields) for channel, vendor in self.vendors.items()}

@@ -1,0 +1,3 @@
+"""Vendor exports: profiles, CSV writing, manifests, encryption and delivery."""
+
+from __future__ import annotations

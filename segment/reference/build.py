@@ -152,7 +152,9 @@ def build_pack(
                                      Path(crosswalk) if crosswalk else None, states)
         _write_plain(frame, out / INDICATORS)
         cw_extra = {"crosswalk": Path(crosswalk).name} if crosswalk else {}
-        files[INDICATORS] = _entry(out / INDICATORS, ind_files, years.get("indicators", ""),
+        ind_vintage = years.get("indicators") or "; ".join(
+            sorted({str(c.get("vintage")) for c in columns if c.get("vintage")}))
+        files[INDICATORS] = _entry(out / INDICATORS, ind_files, ind_vintage,
                                    "tract", frame.height, tract_vintage=tract_vintage, **cw_extra)
 
     for stale in TABLES:  # a rebuild without an optional input must not keep the old table
@@ -198,6 +200,16 @@ def _indicators(
         if not p.exists():
             raise ReferenceDataError("file not found", path=p)
     frame, entries = load_indicator_files(paths)
+    if indicator_vintage is None:
+        from segment.reference.indicators import tract_vintage_of
+
+        declared = {v for e in entries if (v := tract_vintage_of(str(e.get("geography", ""))))}
+        if len(declared) > 1 and crosswalk is None:
+            raise ReferenceDataError(
+                "indicator files mix 2010 and 2020 tract boundaries; build them separately "
+                "or give a tract crosswalk"
+            )
+        indicator_vintage = declared.pop() if len(declared) == 1 else None
     if "tract_geoid" not in frame.columns:
         raise ReferenceDataError("indicator files gave no tract_geoid column", path=paths[0])
     frame = frame.filter(pl.col("tract_geoid").str.slice(0, 2).is_in(states))
@@ -221,6 +233,11 @@ def _indicators(
             )
     if frame.height == 0:
         raise ReferenceDataError("indicator files hold no tract of the pack's states", path=paths[0])
+    if crosswalk is not None:
+        from segment.reference.indicators import tract_geography
+
+        entries = [{**e, "geography": tract_geography(tract_vintage) + " via crosswalk"}
+                   for e in entries]
     stamped = [{**e, "tract_vintage": tract_vintage} for e in entries]
     return frame.sort("tract_geoid"), stamped
 

@@ -1,0 +1,261 @@
+"""Offline street-range interpolation against TIGER/Line ADDRFEAT address ranges.
+
+The way the Census Bureau's geocoder, PostGIS ``tiger_geocoder`` and DeGAUSS do it:
+
+1. candidate segments are those of the same street in the same ZIP (the side's ZIPL or
+   ZIPR); the street is found by its normalized name, exactly, else fuzzily (rapidfuzz,
+   one ``cdist`` per ZIP over the distinct names of that ZIP), never across a different
+   directional or route number; when the ZIP has no such street, the same street in the
+   ZIPs sharing the first three digits is tried (deterministically, scored lower);
+2. the side is chosen by house-number parity (PARITYL/PARITYR: O, E or B) and range;
+3. the point is interpolated along the LineString from the side's FROM end (ranges may
+   run backwards), then offset a few metres from the centre line to that side;
+4. the score (0-1) multiplies the name similarity, ZIP agreement and parity agreement.
+
+Ties are broken by range width, then lowest TLID, then side, so the same input always
+gives the same output. Numbers outside every range, and streets without a number, get the
+middle of the nearest segment of that street (``street_centroid``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import polars as pl
+import shapely
+from rapidfuzz import fuzz, process
+
+from segment.geocode.address import normalize_street
+from segment.schema import GeoPrecision
+
+#: fuzzy street-name matches below this similarity (0-100) are not taken
+MIN_SIMILARITY = 85.0
+#: how far to put a point from the centre line, toward its side of the street
+OFFSET_M = 10.0
+_M_PER_DEG_LAT = 110_540.0
+_M_PER_DEG_LON = 111_320.0
+
+RESULT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "qid": pl.UInt32,
+    "lat": pl.Float64,
+    "lon": pl.Float64,
+    "geo_precision": pl.String,
+    "geo_score": pl.Float64,
+    "geo_reason": pl.String,
+    "tlid": pl.Int64,
+    "side": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class RangeIndex:
+    """Address ranges prepared for matching: one row per segment side, plus the lines."""
+
+    sides: pl.DataFrame  # seg, tlid, side, zip5, street_key, from_hn, to_hn, lo, hi, parity
+    streets: pl.DataFrame  # distinct zip5, street_key
+    lines: np.ndarray  # shapely LineStrings indexed by ``seg``
+
+    @property
+    def zips(self) -> set[str]:
+        """ZIPs with at least one address range."""
+        return set(self.streets["zip5"].to_list())
+
+
+def prepare_ranges(ranges: gpd.GeoDataFrame) -> RangeIndex:
+    """Prepare a pack's ``address_ranges`` table for :func:`interpolate`."""
+    lines = np.asarray(ranges.geometry.values, dtype=object)
+    attrs = pl.from_pandas(
+        ranges.drop(columns=ranges.geometry.name).astype(
+            {c: "string" for c in ranges.columns if c not in ("tlid", ranges.geometry.name)}
+        )
+    ).with_row_index("seg")
+    attrs = attrs.with_columns(pl.col("tlid").cast(pl.Int64), normalize_street(pl.col("fullname"))
+                               .alias("street_key"))
+    num = r"^\s*(\d+)"
+    per_side = []
+    for side, frm, to, zc, par in (("L", "lfromhn", "ltohn", "zipl", "parityl"),
+                                   ("R", "rfromhn", "rtohn", "zipr", "parityr")):
+        per_side.append(attrs.select(
+            "seg", "tlid", pl.lit(side).alias("side"),
+            pl.col(zc).str.strip_chars().alias("zip5"), "street_key",
+            pl.col(frm).str.extract(num).cast(pl.Int64).alias("from_hn"),
+            pl.col(to).str.extract(num).cast(pl.Int64).alias("to_hn"),
+            pl.col(par).str.strip_chars().str.to_uppercase().alias("parity"),
+        ))
+    sides = (
+        pl.concat(per_side)
+        .filter(pl.col("from_hn").is_not_null() & pl.col("to_hn").is_not_null()
+                & pl.col("street_key").is_not_null())
+        .with_columns(
+            pl.min_horizontal("from_hn", "to_hn").alias("lo"),
+            pl.max_horizontal("from_hn", "to_hn").alias("hi"),
+        )
+        .sort("seg", "side")
+    )
+    streets = sides.filter(pl.col("zip5").is_not_null()).select("zip5", "street_key").unique().sort(
+        "zip5", "street_key")
+    return RangeIndex(sides=sides, streets=streets, lines=lines)
+
+
+def _signature(keys: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Digits, leading and trailing directional of each name: these must not disagree."""
+    frame = pl.DataFrame({"k": keys}).select(
+        pl.col("k").str.extract_all(r"\d+").list.join(" ").alias("d"),
+        pl.col("k").str.extract(r"^(N|S|E|W|NE|NW|SE|SW)\s").fill_null("").alias("p"),
+        pl.col("k").str.extract(r"\s(N|S|E|W|NE|NW|SE|SW)$").fill_null("").alias("s"),
+    )
+    return (frame["d"].to_numpy(), frame["p"].to_numpy(), frame["s"].to_numpy())
+
+
+def _compatible(a: np.ndarray, b: np.ndarray, *, optional: bool) -> np.ndarray:
+    eq = np.equal.outer(a, b)
+    if not optional:
+        return eq
+    return eq | np.equal.outer(a == "", np.ones(len(b), bool)) | (b == "")[None, :]
+
+
+def match_streets(queries: pl.DataFrame, index: RangeIndex,
+                  min_similarity: float = MIN_SIMILARITY) -> pl.DataFrame:
+    """Match distinct ``(zip5, street_key)`` pairs to the ZIP's street names.
+
+    Returns ``zip5, street_key, match_key, similarity`` (0-1); a query may keep several
+    equally similar names (the house number decides later).
+    """
+    pairs = queries.select("zip5", "street_key").unique().drop_nulls()
+    exact = pairs.join(index.streets, on=["zip5", "street_key"], how="inner").with_columns(
+        pl.col("street_key").alias("match_key"), pl.lit(1.0).alias("similarity"))
+    rest = pairs.join(index.streets, on=["zip5", "street_key"], how="anti").filter(
+        pl.col("zip5").is_in(index.streets["zip5"].unique().implode()))
+    found: list[pl.DataFrame] = [exact]
+    if rest.height:
+        names_by_zip = index.streets.filter(pl.col("zip5").is_in(rest["zip5"].unique().implode())
+                                            ).partition_by("zip5", as_dict=True)
+        for (zip5,), group in sorted(rest.partition_by("zip5", as_dict=True).items()):
+            cands = names_by_zip[(zip5,)]["street_key"]
+            q = group["street_key"]
+            scores = process.cdist(q.to_list(), cands.to_list(), scorer=fuzz.ratio,
+                                   dtype=np.float32, workers=1)
+            qd, qp, qs = _signature(q)
+            cd, cp, cs = _signature(cands)
+            ok = (_compatible(qd, cd, optional=False) & _compatible(qp, cp, optional=True)
+                  & _compatible(qs, cs, optional=True))
+            scores = np.where(ok, scores, 0.0)
+            best = scores.max(axis=1)
+            qi, ci = np.nonzero((scores >= min_similarity) & (scores == best[:, None]))
+            if len(qi):
+                found.append(pl.DataFrame({
+                    "zip5": zip5,
+                    "street_key": q.gather(qi),
+                    "match_key": cands.gather(ci),
+                    "similarity": (scores[qi, ci] / 100.0).astype(np.float64),
+                }))
+    return pl.concat(found, how="vertical_relaxed")
+
+
+def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = OFFSET_M,
+                min_similarity: float = MIN_SIMILARITY) -> pl.DataFrame:
+    """Place distinct parsed addresses on the address ranges.
+
+    ``queries`` has ``qid`` (UInt32, unique), ``house_number`` (Int64, may be null),
+    ``street_key`` and ``zip5``. Returns :data:`RESULT_SCHEMA` rows for every query:
+    ``range_interpolated``, ``street_centroid`` or ``unmatched`` with a ``geo_reason``.
+    """
+    q = queries.select(
+        pl.col("qid").cast(pl.UInt32), pl.col("house_number").cast(pl.Int64), "street_key", "zip5")
+    streets = match_streets(q, index, min_similarity)
+    in_zip = q.join(streets, on=["zip5", "street_key"], how="inner").join(
+        index.sides, left_on=["zip5", "match_key"], right_on=["zip5", "street_key"], how="inner"
+    ).with_columns(pl.lit(True).alias("zip_match"))
+    # no such street in the ZIP: the exact street in the ZIPs with the same first three digits
+    orphans = q.join(in_zip.select("qid").unique(), on="qid", how="anti").filter(
+        pl.col("zip5").is_not_null() & pl.col("house_number").is_not_null())
+    near = orphans.with_columns(pl.col("zip5").str.slice(0, 3).alias("zip3")).join(
+        index.sides.with_columns(pl.col("zip5").str.slice(0, 3).alias("zip3"))
+        .drop("zip5"), on=["zip3", "street_key"], how="inner",
+    ).filter(pl.col("house_number").is_between(pl.col("lo"), pl.col("hi"))).with_columns(
+        pl.col("street_key").alias("match_key"), pl.lit(1.0).alias("similarity"),
+        pl.lit(False).alias("zip_match")).drop("zip3")
+    cand = pl.concat([in_zip, near.select(in_zip.columns)], how="vertical_relaxed")
+    hn = pl.col("house_number")
+    cand = cand.with_columns(
+        (hn.is_not_null() & hn.is_between(pl.col("lo"), pl.col("hi"))).alias("in_range"),
+        (pl.col("parity").is_null() | pl.col("parity").is_in(["B", ""])
+         | ((pl.col("parity") == "O") & (hn % 2 == 1))
+         | ((pl.col("parity") == "E") & (hn % 2 == 0))).fill_null(False).alias("parity_ok"),
+        (pl.col("hi") - pl.col("lo")).alias("width"),
+        pl.when(hn.is_null()).then(0).otherwise(
+            pl.min_horizontal((hn - pl.col("lo")).abs(), (hn - pl.col("hi")).abs())
+        ).alias("distance"),
+    ).with_columns((pl.col("in_range") & pl.col("parity_ok")).alias("exact"))
+    best = cand.sort(
+        ["qid", "exact", "in_range", "similarity", "zip_match", "distance", "width", "tlid", "side"],
+        descending=[False, True, True, True, True, False, False, False, False],
+    ).unique("qid", keep="first", maintain_order=True)
+
+    ranged = best["in_range"].to_numpy()
+    frac = np.where(
+        ranged & (best["to_hn"] != best["from_hn"]).to_numpy(),
+        ((best["house_number"] - best["from_hn"]).cast(pl.Float64)
+         / (best["to_hn"] - best["from_hn"]).cast(pl.Float64).replace(0.0, 1.0)).to_numpy(),
+        0.5,
+    )
+    frac = np.clip(np.nan_to_num(frac, nan=0.5), 0.0, 1.0)
+    side_sign = np.where(best["side"].to_numpy() == "L", 1.0, -1.0)
+    lon, lat = place_points(index.lines[best["seg"].to_numpy()], frac,
+                            np.where(ranged, side_sign * offset_m, 0.0))
+    sim = best["similarity"]
+    zip_factor = pl.when(pl.col("zip_match")).then(1.0).otherwise(0.85)
+    placed = best.with_columns(pl.Series("lon", lon), pl.Series("lat", lat)).select(
+        "qid", "lat", "lon",
+        pl.when(pl.col("in_range")).then(pl.lit(GeoPrecision.RANGE_INTERPOLATED.value))
+        .otherwise(pl.lit(GeoPrecision.STREET_CENTROID.value)).alias("geo_precision"),
+        pl.when(pl.col("in_range"))
+        .then(sim * zip_factor * pl.when(pl.col("parity_ok")).then(1.0).otherwise(0.8))
+        .otherwise(0.5 * sim * zip_factor).round(3).alias("geo_score"),
+        pl.when(pl.col("in_range") & ~pl.col("parity_ok")).then(pl.lit("parity_mismatch"))
+        .when(pl.col("in_range")).then(pl.lit(None, pl.String))
+        .when(pl.col("house_number").is_null()).then(pl.lit("no_house_number"))
+        .otherwise(pl.lit("house_number_not_in_range")).alias("geo_reason"),
+        pl.col("tlid"),
+        pl.when(pl.col("in_range")).then(pl.col("side")).otherwise(None).alias("side"),
+    )
+    unmatched = q.join(placed.select("qid"), on="qid", how="anti").select(
+        "qid", pl.lit(None, pl.Float64).alias("lat"), pl.lit(None, pl.Float64).alias("lon"),
+        pl.lit(GeoPrecision.UNMATCHED.value).alias("geo_precision"),
+        pl.lit(0.0).alias("geo_score"),
+        pl.when(pl.col("zip5").is_null()).then(pl.lit("no_zip"))
+        .when(~pl.col("zip5").is_in(index.streets["zip5"].unique().implode()))
+        .then(pl.lit("zip_not_in_pack"))
+        .when(pl.col("street_key").is_null()).then(pl.lit("no_street"))
+        .otherwise(pl.lit("no_street_match")).alias("geo_reason"),
+        pl.lit(None, pl.Int64).alias("tlid"), pl.lit(None, pl.String).alias("side"),
+    )
+    return pl.concat([placed, unmatched], how="vertical_relaxed").cast(pl.Schema(RESULT_SCHEMA)).sort("qid")
+
+
+def place_points(lines: np.ndarray, fraction: np.ndarray, offset_m: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Points at ``fraction`` along each line, moved ``offset_m`` to its left (negative: right).
+
+    Left and right are relative to the digitized direction (first vertex to last), as in
+    TIGER/Line. Vectorized: three ``line_interpolate_point`` calls for the whole batch.
+    """
+    if len(lines) == 0:
+        return np.empty(0), np.empty(0)
+    length = shapely.length(lines)
+    at = fraction * length
+    eps = np.minimum(length * 0.01, 1e-5)
+    p = shapely.get_coordinates(shapely.line_interpolate_point(lines, at))
+    a = shapely.get_coordinates(shapely.line_interpolate_point(lines, np.clip(at - eps, 0, length)))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(lines, np.clip(at + eps, 0, length)))
+    coslat = np.cos(np.radians(p[:, 1]))
+    dx = (b[:, 0] - a[:, 0]) * coslat * _M_PER_DEG_LON
+    dy = (b[:, 1] - a[:, 1]) * _M_PER_DEG_LAT
+    norm = np.hypot(dx, dy)
+    norm = np.where(norm > 0, norm, 1.0)
+    nx, ny = -dy / norm, dx / norm  # unit normal pointing left of the direction of travel
+    lon = p[:, 0] + nx * offset_m / (coslat * _M_PER_DEG_LON)
+    lat = p[:, 1] + ny * offset_m / _M_PER_DEG_LAT
+    return lon, lat

@@ -1,0 +1,411 @@
+"""Equity arithmetic over patient-level flags: funnels, Wilson intervals, ratios, flags.
+
+Everything here is a pure function over Polars frames. :func:`patient_flags` turns the
+enriched patients and the campaign's per-patient contact plan into one row per patient
+with boolean stage flags and string group columns; :func:`group_counts` counts every
+stage for every (dimension, group) in one vectorized ``group_by`` over an unpivoted
+frame; :func:`selection_ratios` adds selection rates with Wilson 95% intervals and the
+ratio to each dimension's reference group with a Katz log interval and the four-fifths
+flags (below 0.8 or above 1.25). Small-cell suppression is applied later, when figures
+are published (:mod:`segment.audit.suppress`), and never changes these exact figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from segment.errors import ConfigError
+from segment.schema import (
+    NEED_INDEX_QUINTILE,
+    PRECISE_GEO,
+    RURALITY,
+    SDOH_SOURCE,
+    GeoPrecision,
+)
+
+#: smallest count published; counts 1-10 are shown as "<11" (CMS cell-size rule)
+MIN_CELL = 11
+#: the four-fifths band, applied in both directions (as Aequitas does)
+BAND_LOW = 0.8
+BAND_HIGH = 1.25
+#: two-sided 95% normal quantile
+Z95 = 1.959963984540054
+#: label of a group whose value is missing in the data
+MISSING = "(missing)"
+
+#: the dimensions every audit reports, in order: name -> source column
+DEFAULT_DIMENSIONS: dict[str, str] = {
+    "race": "race",
+    "ethnicity": "ethnicity",
+    "sex": "sex",
+    "age_band": "birth_date",
+    "language": "language",
+    "need_index_quintile": NEED_INDEX_QUINTILE,
+    "rurality": RURALITY,
+}
+
+#: age bands (lower bound inclusive, label), youngest first
+AGE_BANDS: tuple[tuple[int, str], ...] = (
+    (0, "0-17"),
+    (18, "18-34"),
+    (35, "35-49"),
+    (50, "50-64"),
+    (65, "65-74"),
+    (75, "75+"),
+)
+
+#: funnel stages, in order; every stage is counted among the eligible
+FUNNEL_STAGES = ("eligible", "geocoded_precise", "enriched", "contactable", "selected")
+#: reach-gap columns (among the eligible)
+REACH_COLUMNS = ("no_digital", "mail_fallback", "phone_fallback", "any_fallback", "no_channel")
+#: geocoding columns (among all patients in the working folder)
+GEO_COLUMNS = ("patients", "geo_matched", "geo_precise")
+#: one count column per geocoding precision, named geo_<precision>
+PRECISION_COLUMNS = tuple(f"geo_{p.value}" for p in GeoPrecision)
+#: every count column :func:`group_counts` returns
+COUNT_COLUMNS = (*GEO_COLUMNS, *PRECISION_COLUMNS, *FUNNEL_STAGES, *REACH_COLUMNS)
+
+#: columns :func:`patient_flags` needs from the contact plan (docs/contracts.md)
+CONTACT_COLUMNS = (
+    "patient_id",
+    "in_audience",
+    "reachable_sms",
+    "reachable_email",
+    "reachable_mail",
+    "reachable_phone",
+    "contact_status",
+)
+CHANNELS = ("sms", "email", "mail", "phone")
+
+
+# -- Wilson score interval ------------------------------------------------------------
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for ``successes`` out of ``n`` (None when ``n`` is 0).
+
+    >>> tuple(round(x, 4) for x in wilson_interval(5, 10))
+    (0.2366, 0.7634)
+    """
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError("successes must be between 0 and n")
+    p = successes / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def wilson_exprs(successes: pl.Expr, n: pl.Expr, z: float = Z95) -> tuple[pl.Expr, pl.Expr]:
+    """Vectorized :func:`wilson_interval`: (low, high) expressions, null where ``n`` is 0."""
+    k = successes.cast(pl.Float64)
+    nn = n.cast(pl.Float64)
+    p = k / nn
+    z2 = z * z
+    denom = 1 + z2 / nn
+    centre = (p + z2 / (2 * nn)) / denom
+    half = z * ((p * (1 - p) / nn + z2 / (4 * nn * nn)).sqrt()) / denom
+    valid = nn > 0
+    low = pl.when(valid).then(pl.max_horizontal(centre - half, pl.lit(0.0)))
+    high = pl.when(valid).then(pl.min_horizontal(centre + half, pl.lit(1.0)))
+    return low, high
+
+
+def ratio_interval(
+    a: int, n1: int, c: int, n2: int, z: float = Z95
+) -> tuple[float, float] | None:
+    """Katz log interval for the ratio of proportions (a/n1) / (c/n2).
+
+    When either count is zero, 0.5 is added to both counts and 1 to both totals
+    (the Haldane-Anscombe correction), so a group with nobody selected still gets an
+    upper limit. None when either total is zero or both counts are zero.
+    """
+    if n1 <= 0 or n2 <= 0 or (a == 0 and c == 0):
+        return None
+    if a == 0 or c == 0:
+        a_, c_, n1_, n2_ = a + 0.5, c + 0.5, n1 + 1.0, n2 + 1.0
+    else:
+        a_, c_, n1_, n2_ = float(a), float(c), float(n1), float(n2)
+    log_ratio = math.log((a_ / n1_) / (c_ / n2_))
+    se = math.sqrt(1 / a_ - 1 / n1_ + 1 / c_ - 1 / n2_)
+    return math.exp(log_ratio - z * se), math.exp(log_ratio + z * se)
+
+
+def _ratio_interval_exprs(
+    a: pl.Expr, n1: pl.Expr, c: pl.Expr, n2: pl.Expr, z: float = Z95
+) -> tuple[pl.Expr, pl.Expr]:
+    """Vectorized :func:`ratio_interval`."""
+    zero = (a == 0) | (c == 0)
+    a_ = pl.when(zero).then(a + 0.5).otherwise(a).cast(pl.Float64)
+    c_ = pl.when(zero).then(c + 0.5).otherwise(c).cast(pl.Float64)
+    n1_ = pl.when(zero).then(n1 + 1).otherwise(n1).cast(pl.Float64)
+    n2_ = pl.when(zero).then(n2 + 1).otherwise(n2).cast(pl.Float64)
+    log_ratio = ((a_ / n1_) / (c_ / n2_)).log()
+    se = (1 / a_ - 1 / n1_ + 1 / c_ - 1 / n2_).sqrt()
+    valid = (n1 > 0) & (n2 > 0) & ~((a == 0) & (c == 0))
+    low = pl.when(valid).then((log_ratio - z * se).exp())
+    high = pl.when(valid).then((log_ratio + z * se).exp())
+    return low, high
+
+
+# -- patient-level flags --------------------------------------------------------------
+def age_band_expr(birth_date: str | pl.Expr, as_of: dt.date) -> pl.Expr:
+    """Age band label as of ``as_of`` (completed years), null when birth date is missing."""
+    bd = pl.col(birth_date) if isinstance(birth_date, str) else birth_date
+    before_birthday = (bd.dt.month().cast(pl.Int32) * 100 + bd.dt.day().cast(pl.Int32)) > (
+        as_of.month * 100 + as_of.day
+    )
+    age = pl.lit(as_of.year, pl.Int32) - bd.dt.year().cast(pl.Int32) - before_birthday.cast(
+        pl.Int32
+    )
+    expr: pl.Expr = pl.lit(None, pl.String)
+    for lower, label in AGE_BANDS:  # the highest band ends up tested first
+        expr = pl.when(age >= lower).then(pl.lit(label)).otherwise(expr)
+    return pl.when(age < 0).then(pl.lit(None, pl.String)).otherwise(expr)
+
+
+def dimension_columns(extra: Sequence[str] = ()) -> dict[str, str]:
+    """The audit's dimensions (name -> source column): the defaults plus ``extra`` columns."""
+    dims = dict(DEFAULT_DIMENSIONS)
+    for column in extra:
+        dims.setdefault(column, column)
+    return dims
+
+
+def patient_flags(
+    enriched: pl.LazyFrame,
+    contacts: pl.LazyFrame,
+    *,
+    channels: Sequence[str],
+    as_of: dt.date,
+    extra_groups: Sequence[str] = (),
+) -> pl.LazyFrame:
+    """One row per patient: string group columns and boolean stage flags.
+
+    ``contacts`` is the output of ``segment.campaign.plan_contacts`` (one row per
+    patient). A patient is *eligible* when in the campaign's audience and not deceased;
+    *contactable* when reachable on at least one of ``channels``; *selected* when the
+    contact status is ``selected``. Reach gaps: *no_digital* means eligible but neither
+    SMS- nor email-reachable; the fallbacks count who of those mail or phone would reach.
+    """
+    schema = enriched.collect_schema()
+    dims = dimension_columns(extra_groups)
+    missing = sorted({c for c in dims.values() if c not in schema} | (
+        {"patient_id", "geo_precision", SDOH_SOURCE} - set(schema)
+    ))
+    if missing:
+        raise ConfigError(
+            "enriched.parquet lacks column(s) the audit needs: " + ", ".join(missing),
+            hint="run `segment enrich` again, or check the campaign's audit groups",
+        )
+    contact_schema = contacts.collect_schema()
+    lacking = [c for c in CONTACT_COLUMNS if c not in contact_schema]
+    if lacking:
+        raise ConfigError("contact plan lacks column(s): " + ", ".join(lacking))
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown:
+        raise ConfigError(
+            f"unknown channel(s): {', '.join(unknown)}; valid options are: {', '.join(CHANNELS)}"
+        )
+
+    group_exprs = []
+    for name, column in dims.items():
+        if name == "age_band":
+            value = age_band_expr(column, as_of)
+        else:
+            value = pl.col(column).cast(pl.String)
+        group_exprs.append(value.fill_null(MISSING).alias(f"g:{name}"))
+
+    precision = pl.col("geo_precision").cast(pl.String).fill_null(GeoPrecision.UNMATCHED.value)
+    base = enriched.select(
+        "patient_id",
+        *group_exprs,
+        precision.alias("_precision"),
+        (pl.col(SDOH_SOURCE).cast(pl.String) == "tract").fill_null(False).alias("_enriched"),
+    )
+    plan = contacts.select(
+        "patient_id",
+        pl.col("in_audience").fill_null(False),
+        *(pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS),
+        pl.col("contact_status").cast(pl.String),
+    )
+    joined = base.join(plan, on="patient_id", how="left")
+    eligible = pl.col("in_audience").fill_null(False) & (
+        pl.col("contact_status").fill_null("") != "deceased"
+    )
+    reach = {ch: pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS}
+    contactable = pl.lit(False)
+    for ch in channels:
+        contactable = contactable | reach[ch]
+    no_digital = eligible & ~reach["sms"] & ~reach["email"]
+    precise_values = [p.value for p in PRECISE_GEO]
+    return joined.select(
+        "patient_id",
+        pl.col("^g:.*$"),
+        pl.lit(True).alias("patients"),
+        (pl.col("_precision") != GeoPrecision.UNMATCHED.value).alias("geo_matched"),
+        pl.col("_precision").is_in(precise_values).alias("geo_precise"),
+        *((pl.col("_precision") == p.value).alias(f"geo_{p.value}") for p in GeoPrecision),
+        eligible.alias("eligible"),
+        (eligible & pl.col("_precision").is_in(precise_values)).alias("geocoded_precise"),
+        (eligible & pl.col("_enriched")).alias("enriched"),
+        (eligible & contactable).alias("contactable"),
+        (eligible & (pl.col("contact_status") == "selected").fill_null(False)).alias("selected"),
+        no_digital.alias("no_digital"),
+        (no_digital & reach["mail"]).alias("mail_fallback"),
+        (no_digital & reach["phone"]).alias("phone_fallback"),
+        (no_digital & (reach["mail"] | reach["phone"])).alias("any_fallback"),
+        (no_digital & ~reach["mail"] & ~reach["phone"]).alias("no_channel"),
+    )
+
+
+# -- counts per group -----------------------------------------------------------------
+def group_counts(flags: pl.LazyFrame) -> pl.LazyFrame:
+    """Count every stage per (dimension, group), plus an overall row per dimension.
+
+    One unpivot and one ``group_by``: the result has ``dimension``, ``group`` and every
+    column in :data:`COUNT_COLUMNS` (Int64). The overall row of each dimension has a
+    null ``group``.
+    """
+    group_cols = [c for c in flags.collect_schema().names() if c.startswith("g:")]
+    counts = [pl.col(c).cast(pl.Int64).sum().alias(c) for c in COUNT_COLUMNS]
+    long = flags.unpivot(
+        index=list(COUNT_COLUMNS),
+        on=group_cols,
+        variable_name="dimension",
+        value_name="group",
+    ).with_columns(pl.col("dimension").str.strip_prefix("g:"))
+    by_group = long.group_by("dimension", "group").agg(counts)
+    overall = long.group_by("dimension").agg(counts).with_columns(
+        pl.lit(None, pl.String).alias("group")
+    )
+    order = {name: i for i, name in enumerate(c.removeprefix("g:") for c in group_cols)}
+    return (
+        pl.concat([by_group, overall.select(by_group.collect_schema().names())])
+        .with_columns(
+            pl.col("dimension").replace_strict(order, return_dtype=pl.Int32).alias("_order")
+        )
+        .sort("_order", pl.col("group").is_null(), pl.col("group") == MISSING, "group")
+        .drop("_order")
+    )
+
+
+def choose_references(
+    counts: pl.DataFrame, named: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
+    """The reference group of each dimension: the user-named one, or the largest.
+
+    The default is the group with the most eligible people among groups with at least
+    :data:`MIN_CELL` eligible and a known value (ties broken by name); None when no
+    group qualifies. A named reference must exist and have at least :data:`MIN_CELL`
+    eligible people, otherwise :class:`ConfigError`.
+    """
+    named = dict(named or {})
+    groups = counts.filter(pl.col("group").is_not_null())
+    dims = list(dict.fromkeys(groups["dimension"].to_list()))
+    unknown = sorted(set(named) - set(dims))
+    if unknown:
+        raise ConfigError(
+            f"key `reference_group`: found {unknown[0]!r}; valid options are: " + ", ".join(dims),
+            key="reference_group",
+        )
+    candidates = (
+        groups.filter((pl.col("eligible") >= MIN_CELL) & (pl.col("group") != MISSING))
+        .sort(["dimension", "eligible", "group"], descending=[False, True, False])
+        .group_by("dimension", maintain_order=True)
+        .first()
+    )
+    largest = dict(zip(candidates["dimension"], candidates["group"], strict=True))
+    chosen: dict[str, str | None] = {}
+    for dim in dims:
+        if dim in named:
+            row = groups.filter((pl.col("dimension") == dim) & (pl.col("group") == named[dim]))
+            if row.height == 0:
+                raise ConfigError(
+                    f"key `reference_group`: group {named[dim]!r} not found in {dim}",
+                    key="reference_group",
+                )
+            if int(row["eligible"][0]) < MIN_CELL:
+                raise ConfigError(
+                    f"key `reference_group`: group {named[dim]!r} in {dim} has fewer than "
+                    f"{MIN_CELL} eligible people; choose a larger reference group",
+                    key="reference_group",
+                )
+            chosen[dim] = named[dim]
+        else:
+            chosen[dim] = largest.get(dim)
+    return chosen
+
+
+def selection_ratios(
+    counts: pl.DataFrame, references: Mapping[str, str | None]
+) -> pl.DataFrame:
+    """Per group: selection rate, Wilson interval, ratio to the reference, and flag.
+
+    Adds ``selection_rate`` (selected / eligible; null when nobody is eligible),
+    ``rate_low``/``rate_high`` (Wilson 95%), ``reference_group``, ``reference_rate``,
+    ``ratio`` (group rate / reference rate; null when either is undefined or the
+    reference rate is 0), ``ratio_low``/``ratio_high`` (Katz log 95% interval),
+    ``flag`` (``below`` when ratio < 0.8, ``above`` when > 1.25, else null; never for
+    the reference itself or a group with fewer than :data:`MIN_CELL` eligible) and
+    ``flag_clear`` (the whole ratio interval lies outside the band).
+    """
+    ref_frame = pl.DataFrame(
+        {"dimension": list(references), "reference_group": list(references.values())},
+        schema={"dimension": pl.String, "reference_group": pl.String},
+    )
+    groups = counts.filter(pl.col("group").is_not_null())
+    ref_counts = groups.join(
+        ref_frame, left_on=["dimension", "group"], right_on=["dimension", "reference_group"]
+    ).select(
+        "dimension",
+        pl.col("selected").alias("_ref_selected"),
+        pl.col("eligible").alias("_ref_eligible"),
+    )
+    rate_low, rate_high = wilson_exprs(pl.col("selected"), pl.col("eligible"))
+    is_ref = pl.col("group") == pl.col("reference_group")
+    out = (
+        counts.join(ref_frame, on="dimension", how="left")
+        .join(ref_counts, on="dimension", how="left")
+        .with_columns(
+            pl.when(pl.col("eligible") > 0)
+            .then(pl.col("selected") / pl.col("eligible"))
+            .alias("selection_rate"),
+            rate_low.alias("rate_low"),
+            rate_high.alias("rate_high"),
+            pl.when(pl.col("_ref_eligible") > 0)
+            .then(pl.col("_ref_selected") / pl.col("_ref_eligible"))
+            .alias("reference_rate"),
+        )
+    )
+    r_low, r_high = _ratio_interval_exprs(
+        pl.col("selected"), pl.col("eligible"), pl.col("_ref_selected"), pl.col("_ref_eligible")
+    )
+    comparable = (
+        pl.col("group").is_not_null()
+        & (pl.col("eligible") > 0)
+        & (pl.col("reference_rate") > 0)
+    )
+    out = out.with_columns(
+        pl.when(comparable).then(pl.col("selection_rate") / pl.col("reference_rate")).alias("ratio"),
+        pl.when(comparable & ~is_ref).then(r_low).alias("ratio_low"),
+        pl.when(comparable & ~is_ref).then(r_high).alias("ratio_high"),
+    )
+    judged = comparable & ~is_ref & (pl.col("eligible") >= MIN_CELL)
+    out = out.with_columns(
+        pl.when(judged & (pl.col("ratio") < BAND_LOW))
+        .then(pl.lit("below"))
+        .when(judged & (pl.col("ratio") > BAND_HIGH))
+        .then(pl.lit("above"))
+        .alias("flag"),
+    ).with_columns(
+        pl.when(pl.col("flag").is_not_null())
+        .then((pl.col("ratio_high") < BAND_LOW) | (pl.col("ratio_low") > BAND_HIGH))
+        .alias("flag_clear"),
+    )
+    return out.drop("_ref_selected", "_ref_eligible")

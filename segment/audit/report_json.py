@@ -1,0 +1,249 @@
+"""The published audit document (``audit.json``): exact figures, suppressed for release.
+
+:func:`build_document` turns the exact per-group figures of
+:func:`segment.audit.metrics.selection_ratios` into the document written to
+``audit.json`` and rendered by :mod:`segment.audit.html` and the terminal summary, so
+that every output shows the same, suppressed, numbers. The key layout is documented in
+``docs/audit.md`` (format 1); keys are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from segment.audit.metrics import (
+    BAND_HIGH,
+    BAND_LOW,
+    COUNT_COLUMNS,
+    FUNNEL_STAGES,
+    MIN_CELL,
+    PRECISION_COLUMNS,
+    REACH_COLUMNS,
+)
+from segment.audit.suppress import (
+    SHOWN_AS,
+    Derived,
+    Equation,
+    Hidden,
+    Status,
+    TableRules,
+    publish,
+    suppress_table,
+)
+from segment.schema import PRECISE_GEO, GeoPrecision
+
+FORMAT = 1
+
+NEIGHBOURHOOD_NOTE = (
+    "Area measures (need-index quintile, rurality and other census-tract figures) "
+    "describe neighbourhoods, not the individuals who live in them."
+)
+
+_FUNNEL_REACH = (*FUNNEL_STAGES, *REACH_COLUMNS)
+_PRECISE_COLS = tuple(f"geo_{p.value}" for p in PRECISE_GEO)
+_MATCHED_COLS = tuple(c for c in PRECISION_COLUMNS if c != f"geo_{GeoPrecision.UNMATCHED.value}")
+
+#: how the audit's count columns relate, for complementary suppression
+RULES = TableRules(
+    row_bases=(("patients", COUNT_COLUMNS), ("eligible", _FUNNEL_REACH)),
+    equations=(
+        Equation("patients", PRECISION_COLUMNS),
+        Equation("geo_matched", _MATCHED_COLS),
+        Equation("geo_precise", _PRECISE_COLS),
+        Equation("no_digital", ("any_fallback", "no_channel")),
+    ),
+    derived=(
+        Derived(("patients",), ("eligible",)),
+        Derived(("geo_precise",), ("geocoded_precise",)),
+        *(Derived(("eligible",), (stage,)) for stage in (*FUNNEL_STAGES[1:], "no_digital")),
+        Derived(("contactable",), ("selected",)),
+        Derived(("any_fallback",), ("mail_fallback",)),
+        Derived(("any_fallback",), ("phone_fallback",)),
+        Derived(("mail_fallback", "phone_fallback"), ("any_fallback",)),
+    ),
+    protected=("patients", "eligible"),
+)
+
+
+def _rate(
+    values: Mapping[str, int], status: Status, num: str, den: str
+) -> float | None:
+    if status[num] is not None or status[den] is not None or values[den] == 0:
+        return None
+    return values[num] / values[den]
+
+
+def _counts(values: Mapping[str, int], status: Status, columns: Sequence[str]) -> dict[str, Any]:
+    return {c: publish(values[c], status[c]) for c in columns}
+
+
+def _section(row: Mapping[str, Any], status: Status) -> dict[str, Any]:
+    """The published figures of one row (a group or the overall row)."""
+    values = {c: int(row[c]) for c in COUNT_COLUMNS}
+    funnel = _counts(values, status, FUNNEL_STAGES)
+    funnel_rates = {s: _rate(values, status, s, "eligible") for s in FUNNEL_STAGES[1:]}
+    geocoding = {
+        "patients": publish(values["patients"], status["patients"]),
+        "matched": publish(values["geo_matched"], status["geo_matched"]),
+        "precise": publish(values["geo_precise"], status["geo_precise"]),
+        "match_rate": _rate(values, status, "geo_matched", "patients"),
+        "precise_rate": _rate(values, status, "geo_precise", "patients"),
+        "precision": {
+            c.removeprefix("geo_"): publish(values[c], status[c]) for c in PRECISION_COLUMNS
+        },
+    }
+    reach = {"eligible": funnel["eligible"], **_counts(values, status, REACH_COLUMNS)}
+    reach["no_digital_rate"] = _rate(values, status, "no_digital", "eligible")
+    rate_shown = status["selected"] is None and status["eligible"] is None and values["eligible"]
+    selection = {
+        "rate": row["selection_rate"] if rate_shown else None,
+        "ci_low": row["rate_low"] if rate_shown else None,
+        "ci_high": row["rate_high"] if rate_shown else None,
+    }
+    return {
+        "suppressed": status["eligible"] is Hidden.PRIMARY,
+        "funnel": funnel,
+        "funnel_rates": funnel_rates,
+        "selection": selection,
+        "geocoding": geocoding,
+        "reach": reach,
+    }
+
+
+def _flag_text(dimension: str, group: str, ref: str, sel: Mapping[str, Any]) -> str:
+    direction = "below" if sel["flag"] == "below" else "above"
+    bound = BAND_LOW if direction == "below" else BAND_HIGH
+    text = (
+        f"{dimension} = {group}: selected at a rate {direction} {bound:g} times "
+        f"that of the reference group ({ref})"
+    )
+    if sel["ratio"] is not None:
+        text += f": ratio {sel['ratio']:.2f}"
+        if sel["ratio_ci_low"] is not None:
+            text += f" (95% interval {sel['ratio_ci_low']:.2f} to {sel['ratio_ci_high']:.2f})"
+        if not sel["flag_clear"]:
+            text += "; the interval reaches into the 0.8-1.25 band, so the gap may be chance"
+    else:
+        text += "; exact figures are suppressed to protect small counts"
+    return text + "."
+
+
+def build_document(
+    ratios: pl.DataFrame,
+    references: Mapping[str, str | None],
+    *,
+    named_references: Sequence[str] = (),
+    columns: Mapping[str, str] | None = None,
+    campaign: Mapping[str, Any] | None = None,
+    as_of: dt.date | None = None,
+) -> dict[str, Any]:
+    """The suppressed, publishable audit document (see ``docs/audit.md``)."""
+    columns = dict(columns or {})
+    dims = list(dict.fromkeys(ratios["dimension"].to_list()))
+    overall_doc: dict[str, Any] | None = None
+    dimensions: list[dict[str, Any]] = []
+    flags: list[dict[str, Any]] = []
+    for dim in dims:
+        part = ratios.filter(pl.col("dimension") == dim)
+        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
+        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
+        statuses, total_status = suppress_table(
+            [{c: int(g[c]) for c in COUNT_COLUMNS} for g in groups],
+            {c: int(overall[c]) for c in COUNT_COLUMNS},
+            RULES,
+        )
+        if overall_doc is None:
+            overall_doc = _section(overall, total_status)
+        ref = references.get(dim)
+        ref_index = next((i for i, g in enumerate(groups) if g["group"] == ref), None)
+        ref_shown = ref_index is not None and (
+            statuses[ref_index]["selected"] is None and statuses[ref_index]["eligible"] is None
+        )
+        ref_row = groups[ref_index] if ref_index is not None else None
+        published = []
+        for g, status in zip(groups, statuses, strict=True):
+            doc = _section(g, status)
+            sel = doc["selection"]
+            ratio_shown = ref_shown and sel["rate"] is not None
+            sel["ratio"] = g["ratio"] if ratio_shown else None
+            sel["ratio_ci_low"] = g["ratio_low"] if ratio_shown else None
+            sel["ratio_ci_high"] = g["ratio_high"] if ratio_shown else None
+            judged = not doc["suppressed"]
+            sel["flag"] = g["flag"] if judged else None
+            sel["flag_clear"] = g["flag_clear"] if judged and g["flag"] else None
+            doc = {"group": g["group"], "is_reference": g["group"] == ref, **doc}
+            published.append(doc)
+            if sel["flag"]:
+                flags.append(
+                    {
+                        "dimension": dim,
+                        "group": g["group"],
+                        "direction": sel["flag"],
+                        "ratio": sel["ratio"],
+                        "clear": bool(sel["flag_clear"]),
+                        "text": _flag_text(dim, g["group"], str(ref), sel),
+                    }
+                )
+        reference_rate = (
+            ref_row["selection_rate"] if ref_row is not None and ref_shown else None
+        )
+        dimensions.append(
+            {
+                "name": dim,
+                "column": columns.get(dim, dim),
+                "reference_group": ref,
+                "reference_chosen": (
+                    "named" if dim in named_references else ("largest" if ref else None)
+                ),
+                "reference_rate": reference_rate,
+                "groups": published,
+            }
+        )
+    return {
+        "format": FORMAT,
+        "campaign": dict(campaign or {}),
+        "as_of": as_of.isoformat() if as_of else None,
+        "min_cell_size": MIN_CELL,
+        "band": {"low": BAND_LOW, "high": BAND_HIGH},
+        "confidence": 0.95,
+        "methods": {
+            "rate_interval": "Wilson score interval",
+            "ratio_interval": "Katz log interval (0.5 added to both counts when one is zero)",
+            "suppression": {
+                "primary": SHOWN_AS[Hidden.PRIMARY],
+                "complementary": SHOWN_AS[Hidden.COMPLEMENTARY],
+            },
+        },
+        "overall": overall_doc or {},
+        "dimensions": dimensions,
+        "flags": flags,
+        "notes": notes(),
+    }
+
+
+def notes() -> list[str]:
+    """The plain-words notes every report carries."""
+    return [
+        NEIGHBOURHOOD_NOTE,
+        "Eligible means in the campaign's audience (in the rule population and due), "
+        "excluding deceased patients. Every later stage is counted among the eligible: "
+        "precise geocoding and tract enrichment do not gate contact, so only 'selected' "
+        "is a subset of 'contactable'.",
+        f"Counts from 1 to {MIN_CELL - 1} are shown as '<{MIN_CELL}'. Counts that would let "
+        "a hidden count be recovered by subtraction (from a total or another published "
+        "figure) are shown as 'suppressed'. Rates, intervals and ratios built on a hidden "
+        f"count are not shown. Groups with fewer than {MIN_CELL} eligible people are never "
+        "flagged.",
+        f"A group is flagged when its selection rate is below {BAND_LOW:g} or above "
+        f"{BAND_HIGH:g} times the reference group's (the four-fifths rule, both "
+        "directions). Each rate carries a Wilson 95% interval; each ratio a Katz log 95% "
+        "interval. A flag is 'clear' when that whole interval lies outside the band; "
+        "otherwise the gap may be chance.",
+        "Reach gaps count eligible people with no usable digital channel (no SMS and no "
+        "email reachability: consent and a valid contact) and how many a mail or phone "
+        "fallback would reach.",
+    ]

@@ -1,0 +1,165 @@
+"""Small-cell suppression with complementary suppression, for every published table.
+
+Primary suppression: a count from 1 to 10 is published as ``"<11"`` (the CMS cell-size
+rule); when a row's base count (its patients, or its eligible people) is 1-10, every
+count that depends on it is suppressed too. Zero is published: it describes nobody.
+
+Complementary suppression stops a hidden count from being recovered by arithmetic on
+published ones. Such cells are published as ``"suppressed"``. Three kinds of relation
+are checked until nothing changes:
+
+* **Equations** ``total = part + part + ...`` (within a row, e.g. patients = the sum of
+  the precision classes; and down every column, the overall row = the sum of the
+  groups, because the overall figure is published). When exactly one part is hidden,
+  or the hidden parts add up to 1-10, the smallest other non-zero part is hidden too;
+  when the total is hidden but no part is, the smallest non-zero part is hidden.
+* **Derived counts** ``a - b`` (and ``a + b - c``) that count people without being
+  published, e.g. eligible - selected ("eligible but not selected"): when every cell
+  is shown and the difference is 1-10, the smallest of its non-zero cells is hidden.
+
+Rates, intervals and ratios are published only when every count they are computed
+from is published. The rules act on one dimension's table at a time; the overall row
+is decided from its own figures first, so it is the same in every table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from segment.audit.metrics import MIN_CELL
+
+
+class Hidden(StrEnum):
+    """Why a published count is hidden."""
+
+    PRIMARY = "primary"
+    COMPLEMENTARY = "complementary"
+
+
+#: what a hidden count is published as
+SHOWN_AS = {Hidden.PRIMARY: f"<{MIN_CELL}", Hidden.COMPLEMENTARY: "suppressed"}
+
+
+def is_small(value: int) -> bool:
+    """A count that must not be published (1 to 10)."""
+    return 0 < value < MIN_CELL
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A published relation ``total = sum(parts)`` within one row."""
+
+    total: str
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """An unpublished count of people, ``sum(plus) - sum(minus)``, within one row."""
+
+    plus: tuple[str, ...]
+    minus: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableRules:
+    """The relations between the count columns of one table."""
+
+    #: (base column, the columns that depend on it): a small base hides them all
+    row_bases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    equations: tuple[Equation, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    #: columns whose overall value is the sum over the groups (default: every column)
+    additive_columns: tuple[str, ...] | None = None
+    #: columns never chosen for complementary suppression when another cell will do
+    protected: tuple[str, ...] = field(default=())
+
+
+Status = dict[str, Hidden | None]
+
+
+def _choose(
+    values: Mapping[str, int], status: Status, candidates: Sequence[str], protected: Sequence[str]
+) -> str | None:
+    shown = [c for c in candidates if status[c] is None and values[c] > 0]
+    preferred = [c for c in shown if c not in protected] or shown
+    if not preferred:
+        return None
+    return min(preferred, key=lambda c: (values[c], candidates.index(c)))
+
+
+def _apply_row_rules(values: Mapping[str, int], status: Status, rules: TableRules) -> bool:
+    changed = False
+    for eq in rules.equations:
+        hidden = [p for p in eq.parts if status[p] is not None]
+        hidden_sum = sum(values[p] for p in hidden)
+        need = (
+            status[eq.total] is None and (len(hidden) == 1 or (hidden and is_small(hidden_sum)))
+        ) or (status[eq.total] is not None and not hidden and values[eq.total] > 0)
+        if need:
+            pick = _choose(values, status, eq.parts, rules.protected)
+            if pick is not None:
+                status[pick] = Hidden.COMPLEMENTARY
+                changed = True
+    for d in rules.derived:
+        cells = (*d.plus, *d.minus)
+        if any(status[c] is not None for c in cells):
+            continue
+        if is_small(sum(values[c] for c in d.plus) - sum(values[c] for c in d.minus)):
+            pick = _choose(values, status, cells, rules.protected)
+            if pick is not None:
+                status[pick] = Hidden.COMPLEMENTARY
+                changed = True
+    return changed
+
+
+def _primary(values: Mapping[str, int], rules: TableRules) -> Status:
+    status: Status = {c: (Hidden.PRIMARY if is_small(v) else None) for c, v in values.items()}
+    for base, dependants in rules.row_bases:
+        if is_small(values[base]):
+            for c in dependants:
+                status[c] = Hidden.PRIMARY
+    return status
+
+
+def suppress_table(
+    rows: Sequence[Mapping[str, int]], overall: Mapping[str, int], rules: TableRules
+) -> tuple[list[Status], Status]:
+    """Which cells of a dimension's table to hide: (one status per group row, overall).
+
+    ``rows`` are the groups of one dimension (they partition the population) and
+    ``overall`` is the published total row. A status maps each column to None (publish)
+    or the :class:`Hidden` reason.
+    """
+    total_status = _primary(overall, rules)
+    while _apply_row_rules(overall, total_status, rules):
+        pass
+    statuses = [_primary(r, rules) for r in rows]
+    columns = rules.additive_columns if rules.additive_columns is not None else tuple(overall)
+    changed = True
+    while changed:
+        changed = False
+        for values, status in zip(rows, statuses, strict=True):
+            changed |= _apply_row_rules(values, status, rules)
+        for col in columns:
+            hidden = [i for i, s in enumerate(statuses) if s[col] is not None]
+            hidden_sum = sum(rows[i][col] for i in hidden)
+            total_hidden = total_status[col] is not None
+            need = (
+                not total_hidden and (len(hidden) == 1 or (hidden and is_small(hidden_sum)))
+            ) or (total_hidden and not hidden and overall[col] > 0)
+            if not need:
+                continue
+            shown = [i for i, s in enumerate(statuses) if s[col] is None and rows[i][col] > 0]
+            if shown:
+                pick = min(shown, key=lambda i: (rows[i][col], i))
+                statuses[pick][col] = Hidden.COMPLEMENTARY
+                changed = True
+    return statuses, total_status
+
+
+def publish(value: int, status: Hidden | None) -> int | str:
+    """A count as published: the number, ``"<11"`` or ``"suppressed"``."""
+    return value if status is None else SHOWN_AS[status]

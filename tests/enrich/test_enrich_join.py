@@ -174,3 +174,19 @@ def test_workdir_without_geocoded(tmp_path: Path) -> None:
     pack = write_pack(tmp_path / "pack", TRACTS, COLUMNS)
     with pytest.raises(StageInputError, match="run `segment geocode` first"):
         enrich_workdir(tmp_path, pack)
+
+
+def test_zcta_fallback_comes_before_county(tmp_path: Path) -> None:
+    zcta = pl.DataFrame({"zcta5": ["02139"], "econ_poverty_pct": [14.0]})
+    county = pl.DataFrame({"county_fips": ["25017", "25025"], "econ_poverty_pct": [11.0, 17.0]})
+    pack = write_pack(tmp_path / "pack", TRACTS, COLUMNS, extra_tables={
+        "zcta_indicators.parquet": zcta, "county_indicators.parquet": county})
+    out, _ = enrich(_geocoded(), pack)
+    done = out.collect().select("patient_id", "econ_poverty_pct", SDOH_SOURCE)
+    expected = pl.DataFrame({
+        "patient_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
+        "econ_poverty_pct": [30.0, None, 17.0, None, 20.0, 14.0],
+        SDOH_SOURCE: ["tract", "no_tract_unmatched", "county", "tract_not_in_pack", "tract",
+                      "zcta"],
+    })
+    assert_frame_equal(done, expected)

@@ -55,7 +55,7 @@ def draw_events(people: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     flags = {f: people[f].to_numpy() for f in ("diabetes", "mastectomy", "crc", "colectomy", "hysterectomy", "hospice")}
     rows, codes, days, values = [], [], [], []
     for kind, offset, cdf in zip(EVENT_KINDS, _KIND_OFFSET, _KIND_CDF, strict=True):
-        start = np.maximum(enroll, birth + int(kind.min_age * _YEAR))
+        start = np.maximum(enroll, birth + int(np.ceil(kind.min_age * _YEAR)))
         stop = np.minimum(end, birth + int(min(kind.max_age, 150) * _YEAR))
         eligible = np.isin(sex, list(kind.sexes))
         if kind.needs:

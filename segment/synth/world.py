@@ -227,6 +227,8 @@ def build_geography(patients: int = 10_000, seed: int = 0) -> DemoGeography:
     )
 
     indicators = _indicators(rng, tracts, urban, row, col, side, core_x, core_y, cx, cy)
+    # as in real SVI files, the tracts without ranks are the ones where nobody lives
+    population = np.where(indicators["SVIS"].is_null().to_numpy(), 0.0, population)
     return DemoGeography(
         seed=seed,
         tracts=tracts.assign(tract_zip=zip_codes[tract_zip], urbanicity=np.round(urban, 4)),

@@ -16,8 +16,10 @@ window exactly when it holds for the most recent one.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
+from typing import Any, cast
 
 import polars as pl
 
@@ -128,22 +130,24 @@ class _Compiler:
         met_phrase = render(phrase_met, **values)
         older_phrase = render(phrase_not, **values)
         met = render(op.reason("met"), label=label, date=last, phrase=met_phrase)
-        older = pl.when(last.is_not_null() & ~in_window).then(
-            render(op.reason("older"), label=label, date=last, phrase=older_phrase)
-        )
+        branches = [(
+            last.is_not_null() & ~in_window,
+            render(op.reason("older"), label=label, date=last, phrase=older_phrase),
+        )]
         test = in_window
         missing: pl.Expr = _NULL_STR
         if c.min_age_at_event is not None:
             old_enough = age_in_units(pl.col("birth_date"), last) >= c.min_age_at_event
             test = in_window & old_enough
-            older = older.when(in_window & ~old_enough).then(
-                render(op.reason("too_young"), label=label, date=last, min_age=str(c.min_age_at_event))
-            )
+            branches.append((
+                in_window & ~old_enough,
+                render(op.reason("too_young"), label=label, date=last, min_age=str(c.min_age_at_event)),
+            ))
             missing = pl.lit(op.reason("missing").format(label=label))
-        older = older.otherwise(_NULL_STR)
+        older = _chain(branches, _NULL_STR)
         none = pl.lit(op.reason("none").format(label=label))
-        if anchor_missing is not None:
-            none = pl.when(start.is_null()).then(anchor_missing).otherwise(none)  # type: ignore[union-attr]
+        if anchor_missing is not None and start is not None:
+            none = pl.when(start.is_null()).then(anchor_missing).otherwise(none)
         return Node(
             test=test,
             met=met,
@@ -324,19 +328,20 @@ def _chain(branches: list[tuple[pl.Expr, pl.Expr]], otherwise: pl.Expr) -> pl.Ex
     """``when(c1).then(v1).when(c2).then(v2)...otherwise(otherwise)``."""
     if not branches:
         return otherwise
-    (cond, value), *rest = branches
-    expr = pl.when(cond).then(value)
-    for cond, value in rest:
+    expr: Any = pl
+    for cond, value in branches:
         expr = expr.when(cond).then(value)
-    return expr.otherwise(otherwise)
+    return cast(pl.Expr, expr.otherwise(otherwise))
 
 
-def _first(nodes: list[Node], cond: object, pick: object, default: pl.Expr = _NULL_STR) -> pl.Expr:
-    expr: pl.Expr | None = None
-    for n in reversed(nodes):
-        c, v = cond(n), pick(n)  # type: ignore[operator]
-        expr = pl.when(c).then(v).otherwise(default if expr is None else expr)
-    return expr if expr is not None else default
+def _first(
+    nodes: list[Node],
+    cond: Callable[[Node], pl.Expr],
+    pick: Callable[[Node], pl.Expr],
+    default: pl.Expr = _NULL_STR,
+) -> pl.Expr:
+    """The ``pick`` of the first node whose ``cond`` holds (in listed order)."""
+    return _chain([(cond(n), pick(n)) for n in nodes], default)
 
 
 def _max(exprs: list[pl.Expr]) -> pl.Expr:

@@ -21,11 +21,9 @@ from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.log import get_logger
 from segment.rules.compiler import BASE_COLUMNS, CompiledRule, compile_rule, last_column
-from segment.rules.loader import code_variants, load_rules
-from segment.rules.model import RuleSet, Status, ValueSet
+from segment.rules.loader import code_variants, iter_criteria, load_rules
+from segment.rules.model import ColumnTest, RuleSet, Status, ValueSet
 from segment.rules.registry import OPERATIONS, ValueKind
-from segment.rules.model import ColumnTest
-from segment.rules.loader import iter_criteria
 from segment.schema import (
     NEED_INDEX,
     NEED_INDEX_QUINTILE,

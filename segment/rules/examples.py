@@ -91,7 +91,7 @@ def possible_statuses(rule: Rule) -> set[Status]:
         if isinstance(criterion, ColumnTest) and criterion.if_missing is IfMissing.UNKNOWN:
             out.add(Status.UNKNOWN)
         if isinstance(criterion, EventTest) and criterion.min_age_at_event is not None:
-            out.add(Status.UNKNOWN) if pop.age is None else None
+            out.add(Status.UNKNOWN)
     return out
 
 

@@ -48,7 +48,7 @@ CODE_PATTERNS: dict[str, re.Pattern[str]] = {
 CODE_FORMS = {
     CodeSystem.CPT: "5 characters: 4 digits then a digit, F, T or U",
     CodeSystem.HCPCS: "a letter A-V then 4 digits",
-    CodeSystem.LOINC: "digits, a hyphen and a check digit (4548-4)",
+    CodeSystem.LOINC: "digits, a hyphen and a valid mod-10 check digit (4548-4)",
     CodeSystem.SNOMED: "6 to 18 digits with a valid Verhoeff check digit",
     CodeSystem.CVX: "1 to 3 digits",
     CodeSystem.ICD10CM: "a letter, 2 characters, optional dot, up to 4 more (E11.9); E11* for a prefix",
@@ -110,6 +110,18 @@ def verhoeff_ok(digits: str) -> bool:
     return c == 0
 
 
+def loinc_ok(code: str) -> bool:
+    """LOINC codes end in a mod-10 (Luhn) check digit after the hyphen."""
+    digits = code.replace("-", "")
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
 def code_ok(system: str, code: str) -> bool:
     """Whether a normalized code has the shape its system requires."""
     if system == CodeSystem.ICD10CM and code.endswith("*"):
@@ -117,7 +129,16 @@ def code_ok(system: str, code: str) -> bool:
     pattern = CODE_PATTERNS.get(system)
     if pattern is None or not pattern.match(code):
         return False
-    return system != CodeSystem.SNOMED or verhoeff_ok(code)
+    if system == CodeSystem.SNOMED:
+        return verhoeff_ok(code)
+    return system != CodeSystem.LOINC or loinc_ok(code)
+
+
+def _invalid(key: str, value: object, valid: Any, **kwargs: Any) -> RulesError:
+    """:func:`segment.errors.invalid_value` typed as a :class:`RulesError`."""
+    err = invalid_value(key, value, valid, error=RulesError, **kwargs)
+    assert isinstance(err, RulesError)
+    return err
 
 
 # -- value sets ----------------------------------------------------------------------
@@ -140,9 +161,9 @@ def _load_valueset_yaml(path: Path, problems: list[RulesError]) -> ValueSet | No
             norm = normalize_code(system, code)
             if not code_ok(system, norm):
                 problems.append(
-                    invalid_value(
-                        f"codes.{system}[{i}]", code, CODE_FORMS[system], path=path,
-                        line=_line(codes_raw, (system.value, i)), error=RulesError,
+                    _invalid(
+                        f"codes.{system}[{i}]", code, "expected " + CODE_FORMS[system], path=path,
+                        line=_line(codes_raw, (system.value, i)),
                     )
                 )
                 continue
@@ -165,13 +186,13 @@ def _load_valueset_csv(path: Path, problems: list[RulesError]) -> ValueSet | Non
             for n, row in enumerate(reader, start=2):
                 system, code = (row.get("system") or "").strip().upper(), row.get("code") or ""
                 if system not in {s.value for s in CodeSystem}:
-                    problems.append(invalid_value("system", system, [s.value for s in CodeSystem],
-                                                  path=path, line=n, error=RulesError))
+                    problems.append(_invalid("system", system, [s.value for s in CodeSystem],
+                                             path=path, line=n))
                     continue
                 norm = normalize_code(system, code)
                 if not code_ok(system, norm):
-                    problems.append(invalid_value("code", code, CODE_FORMS[CodeSystem(system)],
-                                                  path=path, line=n, error=RulesError))
+                    problems.append(_invalid("code", code, "expected " + CODE_FORMS[CodeSystem(system)],
+                                             path=path, line=n))
                     continue
                 (prefixes if norm.endswith("*") else codes).add((system, norm.rstrip("*")))
     except UnicodeDecodeError as exc:
@@ -261,8 +282,8 @@ def cross_check(rule: Rule, raw: Any, path: Path, valuesets: dict[str, ValueSet]
     problems: list[RulesError] = []
 
     def bad(keys: tuple[str | int, ...], value: object, valid: Any) -> None:
-        problems.append(invalid_value(_dotted(keys), value, valid, path=path, line=_line(raw, keys),
-                                      rule_id=rule.id, error=RulesError))
+        problems.append(_invalid(_dotted(keys), value, valid, path=path, line=_line(raw, keys),
+                                 rule_id=rule.id))
 
     if rule.id != path.stem:
         bad(("id",), rule.id, f"a rule's id must match its file name ({path.stem!r})")

@@ -1,0 +1,71 @@
+"""`segment evaluate DIR --rules RULES` and `segment explain DIR PATIENT_ID`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
+from segment.rules import evaluate
+from segment.rules.explain import explain
+
+WATERFALL_COLUMNS = [
+    "rule_id", "patients", "in_population", "not_excluded", "due", "not_due", "excluded",
+    "unknown",
+]
+
+
+@command("evaluate", example="segment evaluate work --rules rules --as-of 2026-01-01")
+@workdir_argument
+@click.option(
+    "--rules",
+    "rules_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Rules folder (rule YAML files and valuesets/).",
+)
+@as_of_option
+def evaluate_command(workdir: Path, rules_dir: Path, as_of: dt.date | None) -> None:
+    """Apply every rule to every patient and write eligibility.parquet.
+
+    Uses enriched.parquet when present (risk rules read its SDOH columns), otherwise
+    patients.parquet, plus events.parquet. Writes evaluate-report.json with a waterfall
+    per rule (patients -> in population -> not excluded -> due) and prints it.
+    """
+    result = evaluate(workdir, rules_dir, as_of)
+    reporter = get_reporter()
+    for warning in result.warnings:
+        reporter.warning("evaluate", warning)
+    reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
+                   WATERFALL_COLUMNS)
+
+
+@command("explain", example="segment explain work 3edac2e3 --rules rules")
+@workdir_argument
+@click.argument("patient_id")
+@click.option(
+    "--rules",
+    "rules_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Rules folder (default: the shipped rules).",
+)
+@as_of_option
+def explain_command(
+    workdir: Path, patient_id: str, rules_dir: Path | None, as_of: dt.date | None
+) -> None:
+    """Show why one patient is or is not due for each rule, with their SDOH columns."""
+    result = explain(workdir, patient_id, rules_dir, as_of)
+    reporter = get_reporter()
+    reporter.table(
+        f"patient {result.patient_id} as of {result.as_of.isoformat()}",
+        result.rules,
+        ["rule_id", "status", "evidence_date", "reason"],
+    )
+    if result.sdoh:
+        reporter.result(f"SDOH ({result.source})", result.sdoh)
+
+
+COMMANDS = [evaluate_command, explain_command]

@@ -1,0 +1,77 @@
+"""`segment rules check|test|list DIR`: lint rule files, run their examples, list them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from segment.cli import group
+from segment.cli.options import command, get_reporter
+from segment.rules import check_rules, load_rules, run_examples
+
+rules_group = group(
+    "rules",
+    example="segment rules check rules",
+    help="Check, test and list the screening and risk rules in a rules folder.",
+)
+
+rules_dir_argument = click.argument(
+    "rules_dir", metavar="DIR", type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
+
+
+@command("check", example="segment rules check rules")
+@rules_dir_argument
+def check_command(rules_dir: Path) -> None:
+    """Validate every rule and value set; list each problem as file:line and exit 1."""
+    ruleset, problems = check_rules(rules_dir)
+    reporter = get_reporter()
+    if problems:
+        for problem in problems:
+            reporter.error(problem.one_line())
+        ctx = click.get_current_context()
+        reporter.error(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {rules_dir}")
+        ctx.exit(1)
+    assert ruleset is not None
+    reporter.result("rules check", {
+        "rules": len(ruleset.rules),
+        "value sets": len(ruleset.valuesets),
+        "codes": sum(len(v.codes) + len(v.prefixes) for v in ruleset.valuesets.values()),
+    })
+
+
+@command("test", example="segment rules test rules")
+@rules_dir_argument
+def test_command(rules_dir: Path) -> None:
+    """Run the example patients inside each rule file; exit 1 listing the failures.
+
+    Every status a rule can give needs at least one example.
+    """
+    results = run_examples(load_rules(rules_dir))
+    reporter = get_reporter()
+    failed = [r for r in results if not r.ok]
+    reporter.lines([r.describe() for r in results])
+    if failed:
+        reporter.error(f"{len(failed)} of {len(results)} example checks failed")
+        click.get_current_context().exit(1)
+    reporter.result("rules test", {"examples": len(results), "failed": 0})
+
+
+@command("list", example="segment rules list rules")
+@rules_dir_argument
+def list_command(rules_dir: Path) -> None:
+    """List the rules: id, title, source and kind."""
+    ruleset = load_rules(rules_dir)
+    rows = [
+        {"id": r.id, "version": r.version, "kind": r.kind.value, "title": r.title, "source": r.source}
+        for r in ruleset.rules
+    ]
+    get_reporter().table("rules", rows, ["id", "version", "kind", "title", "source"])
+
+
+rules_group.add_command(check_command)
+rules_group.add_command(test_command)
+rules_group.add_command(list_command)
+
+COMMANDS = [rules_group]

@@ -1,0 +1,128 @@
+"""`segment reference build|pull|list|verify`: manage reference packs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from segment.cli import group
+from segment.cli.options import command, get_reporter, reference_option, settings
+from segment.reference import build_pack, find_packs, verify_pack
+
+reference_group = group(
+    "reference",
+    example="segment reference verify --reference packs/ma-2010",
+    help="Manage reference packs: tract polygons, address ranges, ZIP centroids, indicators.",
+)
+
+_files = click.Path(exists=True, path_type=Path)
+
+
+@command("build", example="segment reference build --out packs/ma-2010 "
+                          "--tracts tl_2010_25_tract10.zip --indicators DS03_T.csv")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Pack folder to write (created owner-only).")
+@click.option("--name", default=None, help="Pack name (default: the folder name).")
+@click.option("--tracts", multiple=True, required=True, type=_files,
+              help="TIGER/Line tract zip, .shp or folder (repeatable).")
+@click.option("--block-groups", multiple=True, type=_files,
+              help="TIGER/Line block-group zip, .shp or folder (repeatable).")
+@click.option("--address-ranges", multiple=True, type=_files,
+              help="TIGER/Line ADDRFEAT zip, .shp or folder (repeatable).")
+@click.option("--zip-centroids", multiple=True, type=_files,
+              help="ZCTA gazetteer file (tab-separated) or CSV with zip5,lat,lon.")
+@click.option("--indicators", multiple=True, type=_files,
+              help="Tract indicator files (OEPS CSVs, an ACS pull; repeatable).")
+@click.option("--vintage", type=click.Choice(["2010", "2020"]), default=None,
+              help="Tract vintage when file names and fields do not tell it.")
+@click.option("--crosswalk", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Tract relationship file to re-key indicators of the other "
+              "tract vintage.")
+@click.option("--synthetic", is_flag=True, help="Mark the pack as synthetic in its manifest.")
+def build_command(out: Path, name: str | None, tracts: tuple[Path, ...],
+                  block_groups: tuple[Path, ...], address_ranges: tuple[Path, ...],
+                  zip_centroids: tuple[Path, ...], indicators: tuple[Path, ...],
+                  vintage: str | None, crosswalk: Path | None, synthetic: bool) -> None:
+    """Build a reference pack from local Census files (TIGER/Line, gazetteer, indicators)."""
+    manifest = build_pack(
+        out, tracts=list(tracts), block_groups=list(block_groups) or None,
+        address_ranges=list(address_ranges) or None, zip_centroids=list(zip_centroids) or None,
+        indicators=list(indicators) or None, name=name or out.name, synthetic=synthetic,
+        vintage=int(vintage) if vintage else None, crosswalk=crosswalk,
+    )
+    reporter = get_reporter()
+    reporter.table(f"pack {manifest.name} ({manifest.tract_vintage} tracts)", [
+        {"file": f, "rows": e.rows, "vintage": e.vintage, "source": ", ".join(e.source)}
+        for f, e in sorted(manifest.files.items())
+    ], ["file", "rows", "vintage", "source"])
+
+
+@command("pull", example="segment reference pull --state MA --year 2019 --out packs/ma-2019")
+@click.option("--state", "states", multiple=True, required=True,
+              help="State (USPS code or FIPS), repeatable.")
+@click.option("--year", type=int, default=2019, show_default=True,
+              help="TIGER/Line release and ACS 5-year end year.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Pack folder (default: the --reference folder).")
+@reference_option
+@click.option("--no-acs", is_flag=True, help="Skip the ACS indicators (no API key needed).")
+@click.option("--no-address-ranges", is_flag=True, help="Skip the per-county ADDRFEAT files.")
+def pull_command(states: tuple[str, ...], year: int, out: Path | None, reference: Path | None,
+                 no_acs: bool, no_address_ranges: bool) -> None:
+    """Download TIGER/Line files and ACS 5-year tract variables, then build a pack.
+
+    Needs CENSUS_API_KEY for the ACS. Downloads resume after an interruption.
+    """
+    from segment.reference.pull import pull_pack
+
+    s = settings(reference)
+    result = pull_pack(list(states), year=year, out=out or s.reference_dir, settings=s,
+                       acs=not no_acs, address_ranges=not no_address_ranges)
+    reporter = get_reporter()
+    reporter.table(f"downloaded ({len(result.downloads)} files)", [
+        {"file": d.path.name, "bytes": d.bytes, "sha256": d.sha256[:16], "resumed": d.resumed}
+        for d in result.downloads
+    ], ["file", "bytes", "sha256", "resumed"])
+    reporter.result("pack", {"folder": result.path, "tracts": result.manifest.files[
+        "tracts.parquet"].rows, "tract vintage": result.manifest.tract_vintage})
+
+
+@command("list", example="segment reference list --columns")
+@reference_option
+@click.option("--columns", "show_columns", is_flag=True,
+              help="Show the data dictionary of the pack's indicator columns.")
+def list_command(reference: Path | None, show_columns: bool) -> None:
+    """List reference packs (name, vintage, states, files) or their data dictionary."""
+    root = settings(reference).reference_dir
+    packs = list(find_packs(root))
+    reporter = get_reporter()
+    if not packs:
+        reporter.info("reference", f"no reference pack in {root}")
+        return
+    if show_columns:
+        for pack in packs:
+            reporter.table(f"columns of {pack.name}", pack.manifest.columns,
+                           ["name", "meaning", "source", "vintage", "geography", "unit"])
+        return
+    reporter.table("reference packs", [
+        {"name": p.name, "tract vintage": p.tract_vintage, "states": ",".join(p.manifest.states),
+         "synthetic": "yes" if p.manifest.synthetic else "no",
+         "files": ", ".join(sorted(p.manifest.files)), "path": str(p.path)}
+        for p in packs
+    ], ["name", "tract vintage", "states", "synthetic", "files", "path"])
+
+
+@command("verify", example="segment reference verify --reference packs/ma-2010")
+@reference_option
+def verify_command(reference: Path | None) -> None:
+    """Re-hash every file of the pack; exit 1 naming the first missing or changed file."""
+    result = verify_pack(settings(reference).reference_dir)
+    get_reporter().result("verified", {"pack": result.name, "files": result.files,
+                                       "rows": result.rows})
+
+
+for _cmd in (build_command, pull_command, list_command, verify_command):
+    reference_group.add_command(_cmd)
+
+COMMANDS = [reference_group]

@@ -1,0 +1,229 @@
+"""`reference pull`: download TIGER/Line files and ACS 5-year tract data, then build a pack.
+
+TIGER/Line comes over HTTPS from ``Settings.tiger_base_url`` at the Census Bureau's own
+paths (``TIGER2019/TRACT/tl_2019_25_tract.zip``, ``TIGER2019/BG/...``, one
+``TIGER2019/ADDRFEAT/tl_2019_25025_addrfeat.zip`` per county); ZCTA centroids from the
+gazetteer beside it; ACS 5-year tract variables through the ``census`` package with its
+base URL pointed at ``Settings.census_api_base_url``. Every download goes through
+:func:`segment.reference.http.download` (timeouts, retries with backoff, resume from a
+``.part`` file) and its SHA-256 is recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import requests
+
+from segment.config import Settings
+from segment.errors import NetworkError, ReferenceDataError
+from segment.log import get_logger
+from segment.reference.build import build_pack
+from segment.reference.http import Download, download, make_session
+from segment.reference.pack import Manifest
+from segment.reference.tiger import read_tracts
+from segment.workdir import ensure_private_dir, write_csv
+
+log = get_logger("reference")
+DOWNLOADS = ".downloads"
+
+STATE_FIPS = {
+    "AL": "01", "AK": "02", "AZ": "04", "AR": "05", "CA": "06", "CO": "08", "CT": "09",
+    "DE": "10", "DC": "11", "FL": "12", "GA": "13", "HI": "15", "ID": "16", "IL": "17",
+    "IN": "18", "IA": "19", "KS": "20", "KY": "21", "LA": "22", "ME": "23", "MD": "24",
+    "MA": "25", "MI": "26", "MN": "27", "MS": "28", "MO": "29", "MT": "30", "NE": "31",
+    "NV": "32", "NH": "33", "NJ": "34", "NM": "35", "NY": "36", "NC": "37", "ND": "38",
+    "OH": "39", "OK": "40", "OR": "41", "PA": "42", "RI": "44", "SC": "45", "SD": "46",
+    "TN": "47", "TX": "48", "UT": "49", "VT": "50", "VA": "51", "WA": "53", "WV": "54",
+    "WI": "55", "WY": "56", "PR": "72",
+}
+
+
+def state_fips(state: str) -> str:
+    """Two-digit FIPS for a USPS code or FIPS code; unknown values are an error."""
+    s = state.strip().upper()
+    if s in STATE_FIPS:
+        return STATE_FIPS[s]
+    if s.isdigit() and s.zfill(2) in STATE_FIPS.values():
+        return s.zfill(2)
+    raise ReferenceDataError(
+        f"unknown state {state!r}; give a USPS code (e.g. MA) or a 2-digit FIPS code")
+
+
+def tiger_paths(year: int, fips: str) -> dict[str, str]:
+    """Paths under the TIGER base URL of a state's tract and block-group zips."""
+    if year == 2010:
+        return {"tracts": f"TIGER2010/TRACT/2010/tl_2010_{fips}_tract10.zip",
+                "block_groups": f"TIGER2010/BG/2010/tl_2010_{fips}_bg10.zip"}
+    return {"tracts": f"TIGER{year}/TRACT/tl_{year}_{fips}_tract.zip",
+            "block_groups": f"TIGER{year}/BG/tl_{year}_{fips}_bg.zip"}
+
+
+def addrfeat_path(year: int, county5: str) -> str:
+    """Path of a county's ADDRFEAT zip under the TIGER base URL."""
+    return f"TIGER{year}/ADDRFEAT/tl_{year}_{county5}_addrfeat.zip"
+
+
+def gazetteer_url(settings: Settings, year: int) -> str:
+    """The ZCTA gazetteer zip, beside the TIGER folder on the Census Bureau's server."""
+    root = settings.tiger_base_url.rstrip("/").removesuffix("/tiger")
+    return f"{root}/docs/maps-data/data/gazetteer/{year}_Gazetteer/{year}_Gaz_zcta_national.zip"
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What was downloaded and the pack built from it."""
+
+    path: Path
+    manifest: Manifest
+    downloads: list[Download]
+
+
+def pull_pack(
+    states: Sequence[str],
+    *,
+    year: int = 2019,
+    out: str | Path,
+    settings: Settings | None = None,
+    acs: bool = True,
+    address_ranges: bool = True,
+    zip_centroids: bool = True,
+    api_key: str | None = None,
+) -> PullResult:
+    """Download a state's TIGER/Line files (and ACS 5-year tract variables) and build a pack."""
+    settings = settings or Settings.from_env()
+    out = ensure_private_dir(out)
+    cache = ensure_private_dir(out / DOWNLOADS)
+    fips = sorted({state_fips(s) for s in states})
+    if acs:
+        api_key = api_key or os.environ.get("CENSUS_API_KEY", "").strip() or None
+        if not api_key:
+            raise ReferenceDataError(
+                "CENSUS_API_KEY is not set: the ACS needs a Census API key "
+                "(https://api.census.gov/data/key_signup.html), or pull with --no-acs")
+    session = make_session(settings)
+    base = settings.tiger_base_url.rstrip("/")
+    got: list[Download] = []
+
+    def fetch(url: str) -> Download:
+        name = url.rsplit("/", 1)[-1]
+        log.info("downloading", file=name)
+        d = download(session, url, cache / name, timeout=settings.http_timeout_s)
+        got.append(d)
+        return d
+
+    tract_files, bg_files, ar_files = [], [], []
+    for ss in fips:
+        paths = tiger_paths(year, ss)
+        tract_files.append(fetch(f"{base}/{paths['tracts']}").path)
+        try:
+            bg_files.append(fetch(f"{base}/{paths['block_groups']}").path)
+        except NetworkError as exc:
+            log.warning(f"no block groups ({exc.message})")
+    tracts, _ = read_tracts(tract_files)
+    counties = sorted(tracts["county_fips"].unique().tolist())
+    if address_ranges:
+        for county in counties:
+            ar_files.append(fetch(f"{base}/{addrfeat_path(year, county)}").path)
+    zc_files: list[Path] = []
+    if zip_centroids:
+        try:
+            zc_files.append(_unzip_text(fetch(gazetteer_url(settings, year)).path))
+        except NetworkError as exc:
+            log.warning(f"no ZIP centroids ({exc.message})")
+    indicators: list[Path] = []
+    if acs:
+        assert api_key is not None
+        indicators.append(pull_acs(counties, year=year, api_key=api_key, settings=settings,
+                                   target=cache / f"acs5_{year}_{'_'.join(fips)}.csv"))
+    manifest = build_pack(
+        out, tracts=tract_files, block_groups=bg_files or None,
+        address_ranges=ar_files or None, zip_centroids=zc_files or None,
+        indicators=indicators or None, name=out.name, synthetic=False,
+        source_years={"tracts": year, "block_groups": year, "address_ranges": year,
+                      "zip_centroids": year},
+        extra={"pulled": {"year": year, "states": fips,
+                          "downloads": {d.path.name: {"url": d.url, "sha256": d.sha256,
+                                                      "bytes": d.bytes} for d in got}}},
+    )
+    return PullResult(out, manifest, got)
+
+
+def _unzip_text(path: Path) -> Path:
+    """The gazetteer ships as a zip holding one text file; extract it beside the zip."""
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if n.endswith(".txt")]
+        if not names:
+            raise ReferenceDataError("gazetteer zip holds no .txt file", path=path)
+        target = path.with_suffix(".txt")
+        target.write_bytes(zf.read(names[0]))
+    return target
+
+
+def acs_client(api_key: str, settings: Settings, session: requests.Session) -> Any:
+    """A ``census`` ACS 5-year client whose URLs start at ``Settings.census_api_base_url``.
+
+    The package hard-codes ``https://api.census.gov/data`` and resets its URLs on every
+    call (``_switch_endpoints``), so the override lives in that method of a subclass.
+    """
+    from census.core import ACS5Client
+
+    root = settings.census_api_base_url.rstrip("/")
+
+    class _Client(ACS5Client):
+        def _switch_endpoints(self, year: int) -> None:
+            self.endpoint_url = root + "/%s/acs/%s"
+            self.definitions_url = root + "/%s/acs/%s/variables.json"
+            self.definition_url = root + "/%s/acs/%s/variables/%s.json"
+            self.groups_url = root + "/%s/acs/%s/groups.json"
+
+    return _Client(api_key, session=session)
+
+
+def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Settings,
+             target: Path) -> Path:
+    """ACS 5-year tract variables for every county (the API wants one county per call)."""
+    from census.core import CensusException
+
+    from segment.reference.indicators import ACS_VARIABLES
+
+    session = make_session(settings)
+    session.request = _with_timeout(session.request, settings.http_timeout_s)  # type: ignore[method-assign]
+    client = acs_client(api_key, settings, session)
+    fields = sorted(ACS_VARIABLES)
+    rows: list[dict[str, Any]] = []
+    for county in counties:
+        try:
+            rows.extend(client.state_county_tract(fields, county[:2], county[2:], "*", year=year))
+        except CensusException as exc:
+            raise NetworkError(f"Census API error for county {county}, ACS {year} 5-year: "
+                               f"{str(exc)[:200]}") from exc
+        except requests.RequestException as exc:
+            raise NetworkError(f"Census API unreachable for county {county} "
+                               f"({type(exc).__name__})") from exc
+        except ValueError as exc:  # a non-JSON answer
+            raise NetworkError(f"Census API answered with something that is not JSON for "
+                               f"county {county}") from exc
+    if not rows:
+        raise ReferenceDataError(f"the Census API returned no tracts for ACS {year}")
+    frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.lit(year).alias("year"))
+    frame = frame.with_columns([pl.col(c).cast(pl.String) for c in frame.columns])
+    write_csv(frame, target)
+    log.info("ACS tracts downloaded", tracts=frame.height, counties=len(counties))
+    return target
+
+
+def _with_timeout(request: Any, timeout: float) -> Any:
+    """Give every request of the ``census`` package a timeout (it sets none)."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", timeout)
+        return request(*args, **kwargs)
+
+    return wrapped

@@ -10,6 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from segment.cli import cli
 from segment.errors import ConfigError
@@ -327,3 +329,40 @@ def test_cli_help_ends_with_example() -> None:
     assert result.exit_code == 0
     body = result.output.split("Options:")[0].rstrip()
     assert body.endswith("Example:\n    segment synth --patients 10000 --out demo-data --seed 7")
+
+
+# -- invariants (property-based) -------------------------------------------------------
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(patients=st.integers(1, 400), seed=st.integers(0, 2**31), sources=st.integers(1, 3))
+def test_ids_unique_and_events_point_at_patients(tmp_path_factory, patients: int, seed: int, sources: int) -> None:
+    out = tmp_path_factory.mktemp("prop")
+    files = write_extract(out, patients, seed=seed, sources=sources)
+    assert len([p for p in files if p.name.endswith("-patients.csv")]) == sources
+    for src in ("ehr", "crm", "claims")[:sources]:
+        pats = _read(out / f"{src}-patients.csv").unique()  # exact duplicates removed
+        ids = pats["patient_id"].drop_nulls()
+        assert ids.is_unique().all()
+        assert pats.height <= patients * 1.02 + 2
+        ev_path = out / f"{src}-events.csv"
+        if ev_path.exists():
+            ev = _read(ev_path)
+            known = ev["patient_id"].is_in(ids.to_list()) | ev["patient_id"].str.starts_with("X")
+            # the rest belong to records whose id was blanked on purpose: one id per such record
+            unknown_ids = ev.filter(~known)["patient_id"].n_unique()
+            assert unknown_ids <= pats["patient_id"].null_count()
+
+
+def test_installed_command_runs(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("segment") or str(Path(sys.executable).with_name("segment"))
+    proc = subprocess.run(
+        [exe, "synth", "--patients", "50", "--out", str(tmp_path / "s"), "--no-world"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ehr-events.csv" in proc.stdout

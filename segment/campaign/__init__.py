@@ -5,7 +5,21 @@ Public entry points: :func:`load_campaign` and :func:`plan_contacts`.
 
 from __future__ import annotations
 
+from segment.campaign.ledger import ContactLedger
 from segment.campaign.loader import load_campaign
 from segment.campaign.model import Campaign, Channel, ContactStatus, RuleStatus
+from segment.campaign.select import PLAN_COLUMNS, plan_contacts
+from segment.campaign.suppression import Suppression, load_suppression
 
-__all__ = ["Campaign", "Channel", "ContactStatus", "RuleStatus", "load_campaign"]
+__all__ = [
+    "PLAN_COLUMNS",
+    "Campaign",
+    "Channel",
+    "ContactLedger",
+    "ContactStatus",
+    "RuleStatus",
+    "Suppression",
+    "load_campaign",
+    "load_suppression",
+    "plan_contacts",
+]

@@ -1,0 +1,289 @@
+"""``plan_contacts``: audience, consent, suppression, caps and one channel per patient.
+
+Everything is vectorized: the audience is a group-by over eligibility, suppression and
+caps are joins, the channel is a ``when/then`` chain in the campaign's preference
+order. The result has one row per patient with the reason they are, or are not, sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+
+from segment.campaign.caps import capped_channels, longest_window
+from segment.campaign.ledger import HISTORY_SCHEMA, ContactLedger
+from segment.campaign.model import Campaign, Channel, ContactStatus
+from segment.campaign.quiet_hours import add_timezones, planned_send_utc, send_times
+from segment.campaign.suppression import E164, Suppression, load_suppression
+from segment.errors import CampaignError
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+REQUIRED_PATIENT_COLUMNS = ("patient_id",)
+ELIGIBILITY_COLUMNS = ("patient_id", "rule_id", "status")
+CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.MAIL, Channel.PHONE)
+
+#: the columns plan_contacts returns, in order
+PLAN_COLUMNS = (
+    "patient_id", "in_audience", "reachable_sms", "reachable_email", "reachable_mail",
+    "reachable_phone", "suppressed", "frequency_capped", "channel", "contact_status",
+    "already_sent", "timezone", "timezone_source", "send_after_utc",
+)
+
+LedgerLike = ContactLedger | pl.DataFrame | pl.LazyFrame | None
+
+
+def _col(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
+    """The column if present, else a typed null (so absent optional inputs mean 'unknown')."""
+    return pl.col(name) if name in schema else pl.lit(None, dtype)
+
+
+def _blank(expr: pl.Expr) -> pl.Expr:
+    return expr.is_null() | (expr.cast(pl.String).str.strip_chars() == "")
+
+
+def age_on(birth: pl.Expr, as_of: dt.date) -> pl.Expr:
+    """Whole years between ``birth`` and ``as_of``."""
+    before_birthday = (birth.dt.month() > as_of.month) | (
+        (birth.dt.month() == as_of.month) & (birth.dt.day() > as_of.day)
+    )
+    return pl.lit(as_of.year) - birth.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32)
+
+
+def _audience(campaign: Campaign, eligibility: pl.LazyFrame) -> pl.LazyFrame:
+    """``patient_id`` of patients whose rule statuses match ``all`` and ``any``."""
+    aud = campaign.audience
+
+    def statuses(sel: object) -> list[str]:
+        return [str(s) for s in (sel if isinstance(sel, list) else [sel])]
+
+    match = pl.lit(False)
+    for rule, sel in [*aud.all.items(), *aud.any.items()]:
+        match = match | ((pl.col("rule_id") == rule) & pl.col("status").is_in(statuses(sel)))
+    hits = eligibility.filter(match)
+    aggs = []
+    if aud.all:
+        # a rule listed under both keys must match the `all` statuses
+        all_match = pl.lit(False)
+        for rule, sel in aud.all.items():
+            all_match = all_match | ((pl.col("rule_id") == rule) & pl.col("status").is_in(statuses(sel)))
+        aggs.append(pl.col("rule_id").filter(all_match).n_unique().alias("_n_all"))
+    if aud.any:
+        aggs.append(pl.col("rule_id").is_in(list(aud.any)).any().alias("_any"))
+    grouped = hits.group_by("patient_id").agg(aggs)
+    cond = pl.lit(True)
+    if aud.all:
+        cond = cond & (pl.col("_n_all") == len(aud.all))
+    if aud.any:
+        cond = cond & pl.col("_any")
+    return grouped.filter(cond).select("patient_id").with_columns(pl.lit(True).alias("_rules_ok"))
+
+
+def _filters(campaign: Campaign, schema: pl.Schema, as_of: dt.date) -> pl.Expr:
+    f = campaign.audience.filters
+    where = pl.lit(True)
+    path = campaign.path
+
+    def need(column: str, key: str) -> None:
+        if column not in schema:
+            raise CampaignError(
+                f"key `audience.filters.{key}` filters on column `{column}`, which the patient "
+                "file does not have (run `segment enrich` or remove the filter)",
+                path=path, key=f"audience.filters.{key}", column=column,
+            )
+
+    if f.age is not None:
+        need("birth_date", "age")
+        age = age_on(pl.col("birth_date"), as_of)
+        if f.age.min is not None:
+            where = where & (age >= f.age.min)
+        if f.age.max is not None:
+            where = where & (age <= f.age.max)
+    for key in ("county_fips", "state", "language", "zip5"):
+        values = getattr(f, key)
+        if values is not None:
+            need(key, key)
+            where = where & pl.col(key).cast(pl.String).is_in([str(v) for v in values])
+    for column, values in f.columns.items():
+        need(column, f"columns.{column}")
+        dtype = schema[column]
+        where = where & pl.col(column).is_in(pl.Series(values).cast(dtype, strict=False).to_list())
+    return where.fill_null(False)
+
+
+def _history(ledger: LedgerLike, campaign: Campaign, planned: dt.datetime) -> pl.LazyFrame:
+    if ledger is None:
+        return pl.DataFrame(schema=HISTORY_SCHEMA).lazy()
+    if isinstance(ledger, ContactLedger):
+        days = longest_window(campaign.frequency_caps)
+        since = planned - dt.timedelta(days=days) if days else None
+        return ledger.history(since, campaign.code).lazy()
+    frame = ledger.lazy() if isinstance(ledger, pl.DataFrame) else ledger
+    return frame.select(list(HISTORY_SCHEMA)).cast(HISTORY_SCHEMA)  # type: ignore[arg-type]
+
+
+def plan_contacts(
+    campaign: Campaign,
+    patients: pl.LazyFrame,
+    eligibility: pl.LazyFrame,
+    ledger: LedgerLike = None,
+    as_of: dt.date | None = None,
+    *,
+    run_id: str | None = None,
+    suppression: Suppression | None = None,
+) -> pl.LazyFrame:
+    """One row per patient: audience, reachability per channel, the chosen channel, and why.
+
+    ``ledger`` is a :class:`ContactLedger`, a frame with the ledger's columns, or None
+    (no history). Contacts recorded under ``run_id`` are ignored (a rerun of the same
+    run). ``suppression`` defaults to the campaign's suppression files.
+    Columns: see :data:`PLAN_COLUMNS`; ``contact_status`` is a :class:`ContactStatus`
+    value; ``channel`` is null unless selected; ``timezone``/``send_after_utc`` are set
+    for SMS (and ``timezone`` for phone) rows.
+    """
+    as_of = as_of or campaign.as_of or dt.date.today()
+    schema = patients.collect_schema()
+    for name in REQUIRED_PATIENT_COLUMNS:
+        if name not in schema:
+            raise CampaignError(f"the patient file has no `{name}` column", column=name)
+    eschema = eligibility.collect_schema()
+    missing = [c for c in ELIGIBILITY_COLUMNS if c not in eschema]
+    if missing:
+        raise CampaignError(f"eligibility file lacks column(s): {', '.join(missing)}")
+    known_rules = set(
+        eligibility.select(pl.col("rule_id").unique()).collect().get_column("rule_id").to_list()
+    )
+    absent = [r for r in campaign.audience.rule_ids() if r not in known_rules]
+    if absent:
+        raise CampaignError(
+            f"audience rule(s) not in eligibility.parquet: {', '.join(absent)}; "
+            f"evaluated rules: {', '.join(sorted(str(r) for r in known_rules)) or 'none'}",
+            path=campaign.path, key="audience",
+        )
+    sup = suppression if suppression is not None else load_suppression(list(campaign.suppression))
+    planned = planned_send_utc(as_of, campaign.schedule)
+    channels = list(campaign.channels)
+
+    phone = _col(schema, "phone_e164", pl.String)
+    email = _col(schema, "email", pl.String)
+    phone_ok = phone.str.contains(E164).fill_null(False)
+    email_norm = email.str.strip_chars().str.to_lowercase()
+    sms_types = [str(t) for t in campaign.consent.sms_phone_types]
+    phone_type = _col(schema, "phone_type", pl.String).fill_null("unknown")
+    reach = {
+        Channel.SMS: (
+            _col(schema, "sms_consent", pl.Boolean).fill_null(False) & phone_ok
+            & phone_type.is_in(sms_types)
+        ),
+        Channel.EMAIL: (
+            _col(schema, "email_consent", pl.Boolean).fill_null(False)
+            & email_norm.str.contains(EMAIL_PATTERN).fill_null(False)
+        ),
+        Channel.MAIL: (
+            ~_blank(_col(schema, "address_line1", pl.String))
+            & ~_blank(_col(schema, "city", pl.String))
+            & _col(schema, "state", pl.String).str.contains(r"^[A-Z]{2}$").fill_null(False)
+            & _col(schema, "zip5", pl.String).str.contains(r"^\d{5}$").fill_null(False)
+        ),
+        Channel.PHONE: phone_ok,
+    }
+    base = patients.select(
+        pl.col("patient_id").cast(pl.String),
+        _filters(campaign, schema, as_of).alias("_filters_ok"),
+        _col(schema, "do_not_contact", pl.Boolean).fill_null(False).alias("_dnc"),
+        _col(schema, "deceased_date", pl.Date).is_not_null().alias("_deceased"),
+        *[r.fill_null(False).alias(f"reachable_{ch}") for ch, r in reach.items()],
+        phone.alias("_phone"),
+        email_norm.alias("_email"),
+    )
+    aud = _audience(campaign, eligibility)
+    base = base.join(aud, on="patient_id", how="left").with_columns(
+        (pl.col("_rules_ok").fill_null(False) & pl.col("_filters_ok")).alias("in_audience")
+    )
+    # suppression: joins on normalized values
+    flag = pl.lit(True)
+    base = (
+        base.join(sup.emails.lazy().with_columns(flag.alias("_sup_email")),
+                  left_on="_email", right_on="value", how="left")
+        .join(sup.phones.lazy().with_columns(flag.alias("_sup_phone")),
+              left_on="_phone", right_on="value", how="left")
+        .join(sup.sms_phones.lazy().with_columns(flag.alias("_sup_sms")),
+              left_on="_phone", right_on="value", how="left")
+        .join(sup.patient_ids.lazy().rename({"value": "patient_id"})
+              .with_columns(flag.alias("_sup_id")), on="patient_id", how="left")
+    )
+    sup_id = pl.col("_sup_id").fill_null(False)
+    suppressed = {
+        Channel.SMS: sup_id | pl.col("_sup_phone").fill_null(False) | pl.col("_sup_sms").fill_null(False),
+        Channel.EMAIL: sup_id | pl.col("_sup_email").fill_null(False),
+        Channel.MAIL: sup_id,
+        Channel.PHONE: sup_id | pl.col("_sup_phone").fill_null(False),
+    }
+    # caps and delta history from the ledger
+    history = _history(ledger, campaign, planned)
+    capped = capped_channels(history, list(campaign.frequency_caps), channels, planned, run_id=run_id)
+    own = history.filter(pl.col("campaign_code") == campaign.code)
+    if run_id is not None:
+        own = own.filter(pl.col("run_id") != run_id)
+    sent_before = own.select("patient_id").unique().with_columns(pl.lit(True).alias("already_sent"))
+    base = base.join(capped, on="patient_id", how="left").join(sent_before, on="patient_id", how="left")
+
+    def is_capped(ch: Channel) -> pl.Expr:
+        return pl.col(f"capped_{ch}").fill_null(False)
+
+    choice: pl.Expr = pl.lit(None, pl.String)
+    chain: Any = None
+    for ch in channels:
+        usable = pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~is_capped(ch)
+        chain = (pl.when(usable) if chain is None else chain.when(usable)).then(pl.lit(str(ch)))
+    if chain is not None:
+        choice = chain.otherwise(pl.lit(None, pl.String))
+    any_reach = pl.any_horizontal([pl.col(f"reachable_{ch}") for ch in channels])
+    any_capped_only = pl.any_horizontal(
+        [pl.col(f"reachable_{ch}") & ~suppressed[ch] & is_capped(ch) for ch in channels]
+    )
+    any_suppressed = pl.any_horizontal([pl.col(f"reachable_{ch}") & suppressed[ch] for ch in channels])
+    S = ContactStatus
+    status = (
+        pl.when(~pl.col("in_audience")).then(pl.lit(str(S.NOT_IN_AUDIENCE)))
+        .when(pl.col("_dnc")).then(pl.lit(str(S.DO_NOT_CONTACT)))
+        .when(pl.col("_deceased")).then(pl.lit(str(S.DECEASED)))
+        .when(~any_reach).then(pl.lit(str(S.NO_CONSENT_OR_CONTACT)))
+        .when(pl.col("_choice").is_not_null()).then(pl.lit(str(S.SELECTED)))
+        .when(any_capped_only).then(pl.lit(str(S.FREQUENCY_CAPPED)))
+        .otherwise(pl.lit(str(S.SUPPRESSED)))
+    )
+    planned_frame = (
+        base.with_columns(choice.alias("_choice"))
+        .with_columns(
+            status.alias("contact_status"),
+            any_suppressed.fill_null(False).alias("suppressed"),
+            pl.any_horizontal([is_capped(ch) for ch in channels]).alias("frequency_capped"),
+            pl.col("already_sent").fill_null(False),
+        )
+        .with_columns(
+            pl.when(pl.col("contact_status") == str(S.SELECTED)).then(pl.col("_choice"))
+            .otherwise(pl.lit(None, pl.String)).alias("channel")
+        )
+    )
+    # time zones only for rows that need them (SMS, phone), over distinct points/numbers
+    extra = [c for c in ("lat", "lon", "state") if c in schema]
+    collected = planned_frame.join(
+        patients.select(pl.col("patient_id").cast(pl.String), *extra), on="patient_id", how="left"
+    ).with_columns(pl.col("_phone").alias("phone_e164")).collect()
+    if "state" not in collected.columns:
+        collected = collected.with_columns(pl.lit(None, pl.String).alias("state"))
+    tz = add_timezones(
+        collected.lazy(), pl.col("channel").is_in([str(Channel.SMS), str(Channel.PHONE)]),
+        campaign.schedule.timezone,
+    ).collect()
+    times = send_times(
+        tz.filter(pl.col("channel") == str(Channel.SMS)).select("timezone", "state"),
+        campaign.quiet_hours, planned,
+    )
+    out = tz.join(times, on=["timezone", "state"], how="left", nulls_equal=True).with_columns(
+        pl.when(pl.col("channel") == str(Channel.SMS)).then(pl.col("send_after_utc"))
+        .otherwise(pl.lit(None, pl.Datetime("us", "UTC"))).alias("send_after_utc")
+    )
+    return out.select(PLAN_COLUMNS).sort("patient_id").lazy()

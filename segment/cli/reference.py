@@ -106,7 +106,7 @@ def list_command(reference: Path | None, show_columns: bool) -> None:
                            ["name", "meaning", "source", "vintage", "geography", "unit"])
         return
     reporter.table("reference packs", [
-        {"name": p.name, "tract vintage": p.tract_vintage, "states": ",".join(p.manifest.states),
+        {"name": p.name, "tract vintage": str(p.tract_vintage), "states": ",".join(p.manifest.states),
          "synthetic": "yes" if p.manifest.synthetic else "no",
          "files": ", ".join(sorted(p.manifest.files)), "path": str(p.path)}
         for p in packs

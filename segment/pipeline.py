@@ -1,0 +1,300 @@
+"""`segment run`: stage orchestration with reuse by content hash, locking and a run log.
+
+A run is a list of :class:`Stage` objects. Each stage names its input files, the
+settings that change its result, and its outputs. Before running a stage the
+orchestrator computes a key from the SHA-256 of its inputs, its settings and segment's
+version; when the key matches the one recorded for the outputs that are still in place,
+the stage is reused instead of rerun. Because a stage's inputs include the previous
+stage's outputs, a rerun upstream that produced identical files does not force a rerun
+downstream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segment.log import get_logger
+from segment.runstate import StageCache, stage_key
+
+log = get_logger("run")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage as the orchestrator sees it."""
+
+    name: str
+    run: Callable[[], Mapping[str, Any]]
+    inputs: Sequence[Path] = ()
+    outputs: Sequence[Path] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cacheable: bool = True
+
+
+@dataclass
+class StageOutcome:
+    """What happened to a stage in a run."""
+
+    name: str
+    status: str  # ran, reused, failed
+    seconds: float
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (no PHI: counts only)."""
+        return {
+            "stage": self.name,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "counts": self.counts,
+        }
+
+
+class StageFailed(Exception):
+    """Wraps the error of a failed stage with the outcomes so far."""
+
+    def __init__(self, stage: str, cause: BaseException, outcomes: list[StageOutcome]) -> None:
+        super().__init__(f"stage {stage} failed")
+        self.stage = stage
+        self.cause = cause
+        self.outcomes = outcomes
+
+
+def run_stages(workdir: Path, stages: Sequence[Stage], *, force: bool = False) -> list[StageOutcome]:
+    """Run ``stages`` in order, reusing those whose inputs and settings are unchanged."""
+    cache = StageCache(workdir)
+    outcomes: list[StageOutcome] = []
+    for stage in stages:
+        start = time.perf_counter()
+        key = stage_key(stage.name, stage.inputs, stage.params) if stage.cacheable else ""
+        if stage.cacheable and not force and cache.is_fresh(stage.name, key, stage.outputs):
+            outcome = StageOutcome(stage.name, "reused", time.perf_counter() - start)
+            log.info(f"{stage.name}: inputs unchanged, reusing outputs")
+            outcomes.append(outcome)
+            continue
+        log.info(f"{stage.name}: running")
+        try:
+            counts = dict(stage.run() or {})
+        except BaseException as exc:
+            outcomes.append(StageOutcome(stage.name, "failed", time.perf_counter() - start))
+            raise StageFailed(stage.name, exc, outcomes) from exc
+        if stage.cacheable:
+            cache.record(stage.name, key, stage.outputs)
+        outcome = StageOutcome(stage.name, "ran", time.perf_counter() - start, counts)
+        log.info(f"{stage.name}: done in {outcome.seconds:.1f} s", **counts)
+        outcomes.append(outcome)
+    return outcomes
+
+
+# -- a campaign run ------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """The outcome of ``segment run`` for one campaign (counts only, no PHI)."""
+
+    run_id: str
+    campaign_code: str
+    workdir: Path
+    as_of: str
+    dry_run: bool
+    outcome: str
+    stages: list[StageOutcome]
+    audit_html: Path | None = None
+    audit_flags: int = 0
+    export: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """The line appended to the run log."""
+        return {
+            "run_id": self.run_id,
+            "campaign": self.campaign_code,
+            "as_of": self.as_of,
+            "dry_run": self.dry_run,
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 3),
+            "stages": [s.to_dict() for s in self.stages],
+            "audit_flags": self.audit_flags,
+            "export": self.export,
+        }
+
+
+def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Any) -> dict[str, Any]:
+    from segment.errors import CampaignError
+    from segment.resources import shipped_rules_dir
+
+    if not campaign.sources:
+        raise CampaignError(
+            "key `sources` is required for `segment run` (the extracts to ingest)",
+            path=campaign_path,
+            key="sources",
+        )
+    formats = {s.format for s in campaign.sources}
+    mappings = {s.mapping for s in campaign.sources}
+    if len(formats) > 1 or len(mappings) > 1:
+        raise CampaignError(
+            "key `sources`: every source of one run must share `format` and `mapping` "
+            "(ingest differently shaped extracts with `segment ingest`, one folder each)",
+            path=campaign_path,
+            key="sources",
+        )
+    return {
+        "workdir": Path(campaign.workdir or campaign_path.parent / "work"),
+        "reference": Path(campaign.reference or settings.reference_dir),
+        "rules": Path(campaign.rules or shipped_rules_dir()),
+        "ledger": Path(campaign.ledger or settings.ledger_path),
+        "destination": str(campaign.destination or (Path(campaign.workdir or campaign_path.parent / "work") / "exports")),
+        "format": next(iter(formats)),
+        "mapping": next(iter(mappings)),
+        "paths": [Path(s.path) for s in campaign.sources],
+    }
+
+
+def run_campaign(
+    campaign_path: str | Path,
+    *,
+    as_of: Any = None,
+    dry_run: bool = False,
+    force: bool = False,
+    settings: Any = None,
+    fail_before_export: bool = False,
+) -> RunResult:
+    """Run ingest → geocode → enrich → evaluate → audit → export for one campaign.
+
+    Stages whose inputs, rules and reference pack are unchanged are reused. A lock stops a
+    concurrent run on the same working folder; a run record is appended to the run log
+    whatever the outcome. ``fail_before_export`` exists for failure-injection tests.
+    """
+    import datetime as dt
+    import hashlib
+
+    from segment import workdir as wd
+    from segment.audit import audit_campaign
+    from segment.campaign import load_campaign
+    from segment.config import Settings
+    from segment.enrich import enrich_workdir
+    from segment.errors import SegmentError
+    from segment.export import export_campaign
+    from segment.geocode import geocode
+    from segment.ingest import ingest
+    from segment.rules import evaluate
+    from segment.runstate import RunLock, append_run_record, tree_fingerprint
+
+    started = time.perf_counter()
+    path = Path(campaign_path)
+    campaign = load_campaign(path)  # validated before any data is touched
+    settings = settings or Settings.from_env()
+    cfg = _campaign_run_settings(campaign, path, settings)
+    day: dt.date = as_of or campaign.as_of or dt.date.today()
+    folder = wd.ensure_private_dir(cfg["workdir"])
+    reference: Path = cfg["reference"]
+    manifest = reference / "manifest.json"
+    stage_settings = Settings.from_env(reference_dir=reference, ledger_path=cfg["ledger"])
+
+    sources_fp = tree_fingerprint([*cfg["paths"], *([cfg["mapping"]] if cfg["mapping"] else [])])
+    run_id = hashlib.sha256(
+        json_dumps({"code": campaign.code, "as_of": day.isoformat(), "sources": sources_fp,
+                    "campaign": tree_fingerprint([path])})
+    ).hexdigest()[:12]
+
+    def p(name: str) -> Path:
+        return folder / name
+
+    stages = [
+        Stage(
+            "ingest",
+            lambda: _counts(ingest(cfg["paths"], folder, input_format=cfg["format"],
+                                   mapping=cfg["mapping"], today=day)),
+            inputs=[*cfg["paths"], *([cfg["mapping"]] if cfg["mapping"] else [])],
+            outputs=[p(wd.PATIENTS), p(wd.EVENTS), p(wd.REJECTS), p(wd.INGEST_REPORT)],
+            params={"format": cfg["format"], "today": day},
+        ),
+        Stage(
+            "geocode",
+            lambda: _counts(geocode(folder, settings=stage_settings)),
+            inputs=[p(wd.PATIENTS), manifest],
+            outputs=[p(wd.GEOCODED), p(wd.GEOCODE_REPORT)],
+        ),
+        Stage(
+            "enrich",
+            lambda: _counts(enrich_workdir(folder, reference)),
+            inputs=[p(wd.GEOCODED), manifest],
+            outputs=[p(wd.ENRICHED), p(wd.ENRICH_REPORT)],
+        ),
+        Stage(
+            "evaluate",
+            lambda: _counts(evaluate(folder, cfg["rules"], day)),
+            inputs=[p(wd.ENRICHED), p(wd.EVENTS), cfg["rules"]],
+            outputs=[p(wd.ELIGIBILITY), p(wd.EVALUATE_REPORT)],
+            params={"as_of": day},
+        ),
+    ]
+
+    result = RunResult(run_id, campaign.code, folder, day.isoformat(), dry_run, "failed", [])
+    with RunLock(folder, run_id):
+        try:
+            result.stages = run_stages(folder, stages, force=force)
+            t0 = time.perf_counter()
+            audit_dir = wd.ensure_private_dir(folder / "runs" / run_id)
+            audit = audit_campaign(campaign, folder, audit_dir / "audit.html", as_of=day,
+                                   ledger=cfg["ledger"])
+            result.audit_html = audit_dir / "audit.html"
+            result.audit_flags = _flag_count(audit)
+            result.stages.append(StageOutcome("audit", "ran", time.perf_counter() - t0,
+                                              {"flags": result.audit_flags}))
+            if fail_before_export:
+                raise SegmentError("failure injected before export (test hook)")
+            t0 = time.perf_counter()
+            exported = export_campaign(
+                campaign, folder, cfg["destination"], as_of=day, run_id=run_id, dry_run=dry_run,
+                ledger=cfg["ledger"],
+            )
+            result.export = _counts(exported)
+            result.stages.append(StageOutcome("export", "dry-run" if dry_run else "ran",
+                                              time.perf_counter() - t0, result.export))
+            result.outcome = "ok"
+        except StageFailed as failed:
+            result.stages = failed.outcomes
+            result.outcome = f"failed in {failed.stage}"
+            raise failed.cause from None
+        except BaseException as exc:
+            result.outcome = f"failed: {type(exc).__name__}"
+            raise
+        finally:
+            result.seconds = time.perf_counter() - started
+            append_run_record(folder, result.record())
+    return result
+
+
+def json_dumps(value: Any) -> bytes:
+    """Canonical JSON bytes for hashing."""
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str).encode()
+
+
+def _counts(result: Any) -> dict[str, Any]:
+    """The integer figures of a stage result (dataclass or mapping), for the run log."""
+    import dataclasses
+
+    if result is None:
+        return {}
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        items = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    elif isinstance(result, Mapping):
+        items = dict(result)
+    else:
+        items = {k: v for k, v in vars(result).items() if not k.startswith("_")}
+    return {k: v for k, v in items.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _flag_count(audit: Any) -> int:
+    flags = getattr(audit, "flags", None)
+    if flags is None:
+        return 0
+    return len(flags) if not isinstance(flags, int) else flags

@@ -11,6 +11,7 @@ when the user asked for ``--provider census``.
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,13 +76,10 @@ def parse_response(body: str) -> pl.DataFrame:
     """Parse the geographies batch CSV (12 columns, short No_Match/Tie rows) to RESULT_SCHEMA."""
     if not body.strip():
         return pl.DataFrame(schema=RESULT_SCHEMA)
-    raw = pl.read_csv(
-        io.StringIO(body), has_header=False, new_columns=list(RESPONSE_COLUMNS),
-        schema_overrides=dict.fromkeys(RESPONSE_COLUMNS, pl.String), truncate_ragged_lines=True,
-    )
-    for col in RESPONSE_COLUMNS:
-        if col not in raw.columns:
-            raw = raw.with_columns(pl.lit(None, pl.String).alias(col))
+    # rows are ragged (No_Match/Tie rows have 3 fields), so parse with a fixed field list
+    width = len(RESPONSE_COLUMNS)
+    records = [(r + [None] * width)[:width] for r in csv.reader(io.StringIO(body)) if r]
+    raw = pl.DataFrame(records, schema=dict.fromkeys(RESPONSE_COLUMNS, pl.String), orient="row")
     coords = pl.col("coordinates").str.split(",")
     return raw.select(
         pl.col("id").str.strip_chars(),

@@ -10,7 +10,7 @@ and call it only on distinct values.
 Documented choices:
 
 - **Names**: trimmed, inner whitespace collapsed. Values typed in all upper or all lower
-  case are title-cased (``O'BRIEN`` -> ``O'Brien``, ``mary-jane`` -> ``Mary-Jane``,
+  case, or starting with a lower-case letter, are title-cased (``O'BRIEN`` -> ``O'Brien``, ``mary-jane`` -> ``Mary-Jane``,
   ``mcdonald`` -> ``McDonald``); mixed-case values are kept as the source wrote them
   (``DeVito``, ``MacKenzie``), because the source knows better than a rule. ``Mac`` is
   not split (Mack, Macy) .
@@ -26,8 +26,10 @@ Documented choices:
   accepted. Unknown values are blanked.
 - **ZIP**: five characters; ZIP+4 is split off. A 3- or 4-digit number (a ZIP whose
   leading zeros a spreadsheet dropped) is zero-padded only when the state is one whose
-  ZIP codes start with 0 (New England, NJ, PR, VI, military AE/AA/AP-free); otherwise it
-  is rejected as too short.
+  ZIP codes start with 0 (New England, NJ, PR, VI, military AE), or when the state is
+  missing (a 4-digit number can only be such a ZIP: every ZIP has 5 digits); a 3-digit
+  number only for PR and VI. When the state is known and its ZIPs do not start with 0
+  the value contradicts it and is rejected as too short.
 - **Consent** (email/SMS): yes/no spellings to booleans; blank or unknown stays null,
   which is never consent. Unrecognized text is null and recorded.
 - **do_not_contact**: yes spellings -> True, no spellings -> False, blank -> not flagged
@@ -72,7 +74,9 @@ _MC_FIX = {f"Mc{c}": f"Mc{c.upper()}" for c in "abcdefghijklmnopqrstuvwxyz"}
 def normalize_name(expr: pl.Expr) -> Normalized:
     """Trim, collapse spaces, title-case all-upper/all-lower names (O'Brien, McDonald)."""
     s = blank_to_null(expr).str.replace_all(r"\s+", " ")
-    single_case = (s == s.str.to_uppercase()) | (s == s.str.to_lowercase())
+    single_case = (
+        (s == s.str.to_uppercase()) | (s == s.str.to_lowercase()) | s.str.contains(r"^\p{Ll}")
+    )
     titled = s.str.to_titlecase().str.replace_many(list(_MC_FIX), list(_MC_FIX.values()))
     value = pl.when(single_case).then(titled).otherwise(s)
     has_letter = s.str.contains(r"\p{L}")
@@ -205,6 +209,13 @@ _STATE_LOOKUP: dict[str, str] = {
     **{f"{c[0]}.{c[1]}".lower(): c for c in set(STATES.values())},
     **{f"{c[0]}.{c[1]}.".lower(): c for c in set(STATES.values())},
     **{c.lower(): c for c in ("AA", "AE", "AP")},  # military "states"
+    # traditional (GPO) abbreviations still typed into forms
+    "ala": "AL", "ariz": "AZ", "ark": "AR", "calif": "CA", "cal": "CA", "colo": "CO",
+    "conn": "CT", "del": "DE", "fla": "FL", "ill": "IL", "ind": "IN", "kan": "KS", "kans": "KS",
+    "mass": "MA", "mich": "MI", "minn": "MN", "miss": "MS", "mont": "MT", "neb": "NE",
+    "nebr": "NE", "nev": "NV", "okla": "OK", "ore": "OR", "oreg": "OR", "pa": "PA", "penn": "PA",
+    "penna": "PA", "tenn": "TN", "tex": "TX", "vt": "VT", "wash": "WA", "wis": "WI", "wisc": "WI",
+    "wyo": "WY", "n.h": "NH", "n.j": "NJ", "n.y": "NY", "n.c": "NC", "s.c": "SC", "r.i": "RI",
 }
 #: states and territories whose ZIP codes begin with 0 (USPS): a 4-digit ZIP is padded
 ZERO_ZIP_STATES = ("CT", "MA", "ME", "NH", "NJ", "RI", "VT", "PR", "VI", "AE")
@@ -214,7 +225,7 @@ DOUBLE_ZERO_ZIP_STATES = ("PR", "VI")
 
 def normalize_state(expr: pl.Expr) -> Normalized:
     """USPS two-letter code from a code or a full name; unknown values are blanked."""
-    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ")
+    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars(".")
     mapped = s.replace_strict(_STATE_LOOKUP, default=None, return_dtype=pl.String)
     problem = pl.when(s.is_not_null() & mapped.is_null()).then(pl.lit("unknown state")).otherwise(None)
     return Normalized(mapped, problem)
@@ -229,7 +240,7 @@ def normalize_zip(expr: pl.Expr, state: pl.Expr) -> Normalized:
     four = digits.str.extract(r"^(\d{4})(?:-?\d{4})?$", 1)
     three = digits.str.extract(r"^(\d{3})(?:-?\d{4})?$", 1)
     padded = (
-        pl.when(four.is_not_null() & state.is_in(ZERO_ZIP_STATES))
+        pl.when(four.is_not_null() & (state.is_in(ZERO_ZIP_STATES) | state.is_null()))
         .then(pl.lit("0") + four)
         .when(three.is_not_null() & state.is_in(DOUBLE_ZERO_ZIP_STATES))
         .then(pl.lit("00") + three)
@@ -286,7 +297,11 @@ def normalize_do_not_contact(expr: pl.Expr) -> Normalized:
 # -- language --------------------------------------------------------------------------
 def normalize_language(expr: pl.Expr) -> Normalized:
     """ISO 639-1 from English or native names, ISO 639-1/2/3 codes or BCP-47 tags (``zh-CN``)."""
-    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ")
+    s = (
+        blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ")
+        .str.replace(r"\s*\(.*\)$", "")  # "Portuguese (Brazil)" -> "portuguese"
+    )
+    s = pl.when(s.is_in(["unknown", "unk", "other", "declined", "und", "mis", "zxx"])).then(None).otherwise(s)
     base = s.str.replace(r"^([a-z]{2,3})[-_][a-z0-9-]+$", "$1")
     mapped = pl.coalesce(
         s.replace_strict(LANGUAGE_LOOKUP, default=None, return_dtype=pl.String),

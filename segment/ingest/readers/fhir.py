@@ -227,10 +227,11 @@ def read_fhir(files: list[Path], *, source: str | None = None, today: dt.date | 
             pl.col("r").struct.field("verificationStatus").struct.field("coding").list.first().struct.field("code"),
             pl.col("r").struct.field("status"),
         )
-        void = decoded.filter(types.is_in(list(EVENT_RESOURCES)) & status.is_in(VOID_STATUSES))
+        is_void = (types.is_in(list(EVENT_RESOURCES)) & status.is_in(VOID_STATUSES)).fill_null(False)
+        void = decoded.filter(is_void)
         if void.height:
             result.rejects.append(_rejects(void, file, "status", status, pl.lit("status ") + status))
-        decoded = decoded.filter(~(types.is_in(list(EVENT_RESOURCES)) & status.is_in(VOID_STATUSES)).fill_null(True))
+        decoded = decoded.filter(~is_void)
         patients = decoded.filter(pl.col("_type") == "Patient")
         if patients.height:
             result.parts.append(RawPart("patients", file, src, _patient_frame(patients.select("_row", "r"), today)))

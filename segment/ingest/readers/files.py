@@ -89,7 +89,7 @@ def scan_csv_text(path: Path) -> pl.LazyFrame:
         infer_schema=False,
         row_index_name="_row",
         row_index_offset=1,
-        missing_utf8_is_empty_string=False,
+        empty_string_is_null=True,
         encoding="utf8",
     )
     raw = frame.collect_schema().names()[1:]

@@ -1,0 +1,76 @@
+"""Benchmark: ingest a generated canonical extract (``scripts/bench.py ingest --patients N``).
+
+The extract is generated once with ``segment.synth.write_extract`` and cached outside
+the repository (default /tmp/segment-bench/extract-<N>-<seed>/); the ingest output goes
+to a fresh folder beside it. Prints wall time, rows per second and peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from benchlib import RESULTS, measure
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == ".csv")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench.py ingest")
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
+    parser.add_argument("--generate-only", action="store_true")
+    args = parser.parse_args(argv)
+
+    extract = args.cache / f"extract-{args.patients}-{args.seed}"
+    done = extract / ".complete"
+    if not done.exists():
+        from segment.synth import write_extract
+
+        shutil.rmtree(extract, ignore_errors=True)
+        extract.mkdir(parents=True)
+        with measure("generate extract (cached for next runs)", patients=args.patients):
+            write_extract(extract, args.patients, seed=args.seed)
+        done.write_text("ok\n")
+    if args.generate_only:
+        return 0
+    files = _files(extract)
+    size = sum(p.stat().st_size for p in files) / 2**30
+    print(f"extract: {extract} ({len(files)} files, {size:.2f} GiB)", flush=True)
+
+    from segment.ingest import ingest
+
+    out = args.cache / f"work-{args.patients}-{args.seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    with measure("ingest", patients=args.patients) as row:
+        result = ingest(files, out)
+    rows = sum(f.rows_read for f in result.files)
+    row["rows_read"] = rows
+    row["rows_per_s"] = int(rows / row.get("wall_s", 1)) if "wall_s" in row else None
+    wall = RESULTS.rows[-1]["wall_s"]
+    print(
+        json.dumps(
+            {
+                "rows_read": rows,
+                "rows_per_s": round(rows / float(wall)),  # type: ignore[arg-type]
+                "patient_records": result.patient_records,
+                "patients": result.patients,
+                "events_written": result.events_written,
+                "events_rejected": result.events_rejected,
+                "reject_lines": result.reject_lines,
+                "reconciled": result.reconciled,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

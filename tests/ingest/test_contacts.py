@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import phonenumbers
+import polars as pl
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segment.ingest.emails import email_lookup
+from segment.ingest.phones import phone_lookup
+
+
+def _phones(values: list[str]) -> dict[str, tuple]:
+    out = phone_lookup(pl.LazyFrame({"phone_raw": values}), "phone_raw").collect()
+    return {r[0]: r[1:] for r in out.iter_rows()}
+
+
+def test_phone_formats() -> None:
+    got = _phones(["(617) 253-1000", "+1 617.253.1000", "12345", "+44 20 7946 0958", "call me"])
+    assert got["(617) 253-1000"][0] == "+16172531000"
+    assert got["+1 617.253.1000"][0] == "+16172531000"
+    assert got["12345"] == (None, None, "invalid phone number")
+    assert got["+44 20 7946 0958"][0] == "+442079460958"
+    assert got["call me"][2] is not None
+
+
+_LAYOUTS = ["({a}) {b}-{c}", "{a}-{b}-{c}", "+1 {a} {b} {c}", "1{a}{b}{c}", "{a}.{b}.{c}"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=2_000_000_000, max_value=9_999_999_999),
+                          st.sampled_from(_LAYOUTS)), min_size=1, max_size=60))
+def test_fast_path_agrees_with_phonenumbers(numbers: list[tuple[int, str]]) -> None:
+    texts = [layout.format(a=str(n)[:3], b=str(n)[3:6], c=str(n)[6:]) for n, layout in numbers]
+    got = _phones(texts)
+    for text in texts:
+        try:
+            lib = phonenumbers.parse(text, "US")
+            valid = phonenumbers.is_valid_number(lib)
+            expected = phonenumbers.format_number(lib, phonenumbers.PhoneNumberFormat.E164) if valid else None
+        except phonenumbers.NumberParseException:
+            expected = None
+        assert got[text][0] == expected, text
+
+
+def test_each_distinct_phone_once() -> None:
+    out = phone_lookup(pl.LazyFrame({"phone_raw": ["617-253-1000"] * 5 + ["x"] * 3}), "phone_raw").collect()
+    assert out.height == 2
+
+
+_local = st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}[a-z0-9]", fullmatch=True)
+_domain = st.sampled_from(["gmail.com", "mail.example.com", "localhost", "x.test", "bad_domain.com", "ü.de", "a.b"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(_local, _domain)
+def test_emails_agree_with_email_validator(local: str, domain: str) -> None:
+    addr = f"{local}@{domain}"
+    got = email_lookup(pl.LazyFrame({"email_raw": [addr]}), "email_raw").collect()
+    try:
+        expected = validate_email(addr, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        expected = None
+    assert got["email"][0] == expected

@@ -21,6 +21,7 @@ from segment.audit.metrics import (
     COUNT_COLUMNS,
     FUNNEL_STAGES,
     MIN_CELL,
+    MISSING,
     PRECISION_COLUMNS,
     REACH_COLUMNS,
 )
@@ -155,6 +156,9 @@ def build_document(
             [{c: int(g[c]) for c in COUNT_COLUMNS} for g in groups],
             {c: int(overall[c]) for c in COUNT_COLUMNS},
             RULES,
+            preferred_partner=next(
+                (i for i, g in enumerate(groups) if g["group"] == MISSING), None
+            ),
         )
         if overall_doc is None:
             overall_doc = _section(overall, total_status)

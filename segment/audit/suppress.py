@@ -11,8 +11,10 @@ are checked until nothing changes:
 * **Equations** ``total = part + part + ...`` (within a row, e.g. patients = the sum of
   the precision classes; and down every column, the overall row = the sum of the
   groups, because the overall figure is published). When exactly one part is hidden,
-  or the hidden parts add up to 1-10, the smallest other non-zero part is hidden too;
-  when the total is hidden but no part is, the smallest non-zero part is hidden.
+  or the hidden parts add up to 1-10, the smallest other non-zero part is hidden too
+  (within a row, the row's total when no part can partner); when the total is hidden
+  but no part is, the smallest non-zero part is hidden. Overall figures are never
+  hidden to protect a group, because the overall row is shared by every dimension.
 * **Derived counts** ``a - b`` (and ``a + b - c``) that count people without being
   published, e.g. eligible - selected ("eligible but not selected"): when every cell
   is shown and the difference is 1-10, the smallest of its non-zero cells is hidden.
@@ -100,6 +102,8 @@ def _apply_row_rules(values: Mapping[str, int], status: Status, rules: TableRule
         ) or (status[eq.total] is not None and not hidden and values[eq.total] > 0)
         if need:
             pick = _choose(values, status, eq.parts, rules.protected)
+            if pick is None and status[eq.total] is None and values[eq.total] > 0:
+                pick = eq.total  # no part can partner: hide the total instead
             if pick is not None:
                 status[pick] = Hidden.COMPLEMENTARY
                 changed = True
@@ -125,13 +129,19 @@ def _primary(values: Mapping[str, int], rules: TableRules) -> Status:
 
 
 def suppress_table(
-    rows: Sequence[Mapping[str, int]], overall: Mapping[str, int], rules: TableRules
+    rows: Sequence[Mapping[str, int]],
+    overall: Mapping[str, int],
+    rules: TableRules,
+    *,
+    preferred_partner: int | None = None,
 ) -> tuple[list[Status], Status]:
     """Which cells of a dimension's table to hide: (one status per group row, overall).
 
     ``rows`` are the groups of one dimension (they partition the population) and
     ``overall`` is the published total row. A status maps each column to None (publish)
-    or the :class:`Hidden` reason.
+    or the :class:`Hidden` reason. Down a column, the complementary cell is taken from
+    row ``preferred_partner`` when it can serve (the audit passes its "(missing)"
+    group, the least informative one), otherwise from the smallest non-zero group.
     """
     total_status = _primary(overall, rules)
     while _apply_row_rules(overall, total_status, rules):
@@ -154,7 +164,11 @@ def suppress_table(
                 continue
             shown = [i for i, s in enumerate(statuses) if s[col] is None and rows[i][col] > 0]
             if shown:
-                pick = min(shown, key=lambda i: (rows[i][col], i))
+                pick = (
+                    preferred_partner
+                    if preferred_partner in shown
+                    else min(shown, key=lambda i: (rows[i][col], i))
+                )
                 statuses[pick][col] = Hidden.COMPLEMENTARY
                 changed = True
     return statuses, total_status

@@ -1,0 +1,100 @@
+"""``segment audit``: the equity and reach report for one campaign."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from segment.audit import audit_campaign, parse_reference_groups
+from segment.cli.options import as_of_option, command, get_reporter
+from segment.errors import ConfigError
+
+
+def _references(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    try:
+        return parse_reference_groups(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+@command(
+    "audit",
+    example="segment audit campaigns/spring.yaml --from work --reference-group race=White",
+)
+@click.argument("campaign", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--from",
+    "workdir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Working folder holding enriched.parquet and eligibility.parquet.",
+)
+@click.option(
+    "--out",
+    "out_html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the HTML report (default DIR/audit.html); audit.json goes beside it.",
+)
+@click.option(
+    "--reference-group",
+    "reference_groups",
+    multiple=True,
+    metavar="COLUMN=VALUE",
+    callback=_references,
+    help="Reference group for a dimension (repeatable; default: each dimension's largest).",
+)
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="COLUMN",
+    help="Also audit by this enriched column, e.g. county_fips (repeatable).",
+)
+@click.option(
+    "--fail-on-flag",
+    is_flag=True,
+    help="Exit 1 when any group is flagged, so a cron job can hold the export.",
+)
+@as_of_option
+def audit(
+    campaign: Path,
+    workdir: Path,
+    out_html: Path | None,
+    reference_groups: dict[str, str],
+    groups: tuple[str, ...],
+    fail_on_flag: bool,
+    as_of: dt.date | None,
+) -> None:
+    """Show who a campaign reaches and who it leaves out (audit.html + audit.json).
+
+    Funnel per group (eligible, geocoded precisely, enriched, contactable, selected),
+    selection-rate ratios against a reference group with Wilson 95% intervals, flags
+    outside 0.8-1.25, geocoding by group and reach gaps. Counts under 11 show as <11.
+    """
+    reporter = get_reporter()
+    result = audit_campaign(
+        campaign, workdir, out_html, reference_groups, groups=groups, as_of=as_of
+    )
+    reporter.table("Selection by group", result.summary_rows())
+    for flag in result.flags:
+        reporter.warning("audit", flag["text"])
+    reporter.result(
+        "Audit written",
+        {
+            "html": str(result.html_path),
+            "json": str(result.json_path),
+            "groups flagged": len(result.flags),
+        },
+    )
+    if fail_on_flag and result.flagged:
+        reporter.error(
+            f"{len(result.flags)} group(s) selected outside 0.8-1.25 times their reference "
+            "group's rate (--fail-on-flag)"
+        )
+        click.get_current_context().exit(1)
+
+
+COMMANDS = [audit]

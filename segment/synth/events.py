@@ -115,17 +115,29 @@ def render_events(
     """
     n = events.height
     mess = rng.random(n)
-    d = pl.col("day").cast(pl.Date)
+    # format each distinct day once (a few thousand), then gather: far cheaper than
+    # formatting millions of dates
+    day = events["day"]
+    day_np = day.to_numpy()
+    first = int(day_np.min()) if n else 0
+    last = int(day_np.max()) if n else 0
+    span = pl.select(pl.int_range(first, last + 1).cast(pl.Int32).cast(pl.Date))
+    calendar = span.to_series()
+    offset = (day - first).cast(pl.UInt32)
+    iso = calendar.dt.strftime("%Y-%m-%d").gather(offset)
+    us = calendar.dt.strftime("%m/%d/%Y").gather(offset)
     date = (
         pl.when(pl.col("mess") < 0.0005).then(pl.lit(""))
-        .when(pl.col("mess") < us_dates + 0.0005).then(d.dt.strftime("%m/%d/%Y"))
-        .otherwise(d.dt.strftime("%Y-%m-%d"))
+        .when(pl.col("mess") < us_dates + 0.0005).then(pl.col("us"))
+        .otherwise(pl.col("iso"))
     )
     pid = pl.when(pl.col("mess") > 0.9998).then(pl.format("X{}", pl.col("row"))).otherwise(pl.col("pid"))
     code = events["code"]
     out = events.with_columns(
         pid=patient_ids.gather(events["row"]),
         mess=pl.Series(mess),
+        iso=iso,
+        us=us,
         event_type=pl.Series(_EVENT_TYPE).gather(code),
         code_system=pl.Series(_SYSTEM).gather(code),
         code_text=pl.Series(_CODE).gather(code),

@@ -95,25 +95,26 @@ def possible_statuses(rule: Rule) -> set[Status]:
     return out
 
 
+def run_example(rule: Rule, example: Example, ruleset: RuleSet) -> ExampleResult:
+    """Evaluate one example of ``rule`` through the compiled plan."""
+    single = RuleSet((rule,), ruleset.valuesets, {rule.id: ruleset.paths.get(rule.id, "")})
+    patients, events = example_frames(rule, example)
+    row = evaluate_frames(patients, events, single, example.as_of, enriched=True).collect()
+    status, reason = row["status"][0], row["reason"][0] or ""
+    ok = status == example.expect.value and (example.reason is None or example.reason in reason)
+    return ExampleResult(rule.id, example.name, example.expect.value, status, reason, ok,
+                         ruleset.paths.get(rule.id, ""))
+
+
 def run_examples(ruleset: RuleSet) -> list[ExampleResult]:
     """Run every example of every rule; add a failure for each status without an example."""
     results: list[ExampleResult] = []
     for rule in ruleset.rules:
-        single = RuleSet((rule,), ruleset.valuesets, {rule.id: ruleset.paths.get(rule.id, "")})
-        path = ruleset.paths.get(rule.id, "")
-        for example in rule.examples:
-            patients, events = example_frames(rule, example)
-            row = evaluate_frames(patients, events, single, example.as_of, enriched=True).collect()
-            status, reason = row["status"][0], row["reason"][0] or ""
-            ok = status == example.expect.value and (
-                example.reason is None or example.reason in reason
-            )
-            results.append(ExampleResult(rule.id, example.name, example.expect.value, status,
-                                         reason, ok, path))
+        results.extend(run_example(rule, example, ruleset) for example in rule.examples)
         covered = {e.expect for e in rule.examples}
         for status in sorted(possible_statuses(rule) - covered):
             results.append(ExampleResult(
                 rule.id, "", status.value, "", f"no example with expect: {status.value} "
-                "(every status the rule can give needs one)", False, path,
+                "(every status the rule can give needs one)", False, ruleset.paths.get(rule.id, ""),
             ))
     return results

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from segment.config import LineDict, LineList, load_yaml, validate
 from segment.errors import ConfigError, RulesError, invalid_value
 from segment.rules.model import (
@@ -277,8 +279,18 @@ def _dotted(keys: tuple[str | int, ...]) -> str:
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
 
 
-def cross_check(rule: Rule, raw: Any, path: Path, valuesets: dict[str, ValueSet]) -> list[RulesError]:
-    """Semantic checks the schema cannot express; every problem found is returned."""
+def cross_check(
+    rule: Rule,
+    raw: Any,
+    path: Path,
+    valuesets: dict[str, ValueSet],
+    broken: frozenset[str] = frozenset(),
+) -> list[RulesError]:
+    """Semantic checks the schema cannot express; every problem found is returned.
+
+    ``broken`` names value-set files that failed to load (already reported), so rules
+    naming them are not reported a second time.
+    """
     problems: list[RulesError] = []
 
     def bad(keys: tuple[str | int, ...], value: object, valid: Any) -> None:
@@ -303,10 +315,11 @@ def cross_check(rule: Rule, raw: Any, path: Path, valuesets: dict[str, ValueSet]
     known = sorted(valuesets)
     for criterion, keys in iter_criteria(rule):
         if isinstance(criterion, EventTest):
-            if criterion.valueset not in valuesets:
+            if criterion.valueset not in valuesets and criterion.valueset not in broken:
                 bad((*keys, "valueset"), criterion.valueset, known or "no value sets are defined")
             window = criterion.window
-            if window.kind is WindowKind.SINCE and window.valueset not in valuesets:
+            if window.kind is WindowKind.SINCE and window.valueset not in valuesets \
+                    and window.valueset not in broken:
                 bad((*keys, "within"), criterion.within,
                     "since last <value set> with one of: " + ", ".join(known))
         elif isinstance(criterion, ColumnTest):
@@ -332,16 +345,94 @@ def cross_check(rule: Rule, raw: Any, path: Path, valuesets: dict[str, ValueSet]
     return problems
 
 
-def _load_rule(path: Path, valuesets: dict[str, ValueSet]) -> tuple[Rule | None, list[RulesError]]:
+_TAG_MODELS: dict[str, type[BaseModel]] = {
+    "event": EventTest, "column": ColumnTest, "any": AnyOf, "all": AllOf,
+}
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[tuple[str | int, ...], type[BaseModel]]:
+    """Drop union tags from a pydantic error location; also return the model owning the last key."""
+    keys: list[str | int] = []
+    model: type[BaseModel] = Rule
+    owner: type[BaseModel] = Rule
+    for part in loc:
+        if isinstance(part, int):
+            keys.append(part)
+            continue
+        if part in model.model_fields:
+            owner = model
+            keys.append(part)
+            found = [m for m in _model_types(model.model_fields[part].annotation)]
+            if len(found) == 1:
+                model = found[0]
+        elif part in _TAG_MODELS:
+            model = _TAG_MODELS[part]
+        else:
+            owner = model
+            keys.append(part)
+    return tuple(keys), owner
+
+
+def _model_types(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found.extend(m for m in _model_types(arg) if m not in found)
+    return found
+
+
+def validate_rule(raw: Any, path: Path, rule_id: str | None) -> Rule:
+    """Validate a rule file's YAML into a :class:`Rule`; the first problem is a located error.
+
+    Like :func:`segment.config.validate`, but criteria are a tagged union, so the tags
+    pydantic puts in error locations are dropped to name the real key and line.
+    """
+    try:
+        return Rule.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        keys, owner = _clean_loc(tuple(first["loc"]))
+        dotted, line = _dotted(keys), _line(raw, keys)
+        kind = first.get("type", "")
+        if kind == "extra_forbidden":
+            valid = sorted(f.alias or n for n, f in owner.model_fields.items())
+            msg = f"unknown key `{dotted}`; valid keys are: " + ", ".join(valid)
+        elif kind == "missing":
+            msg = f"key `{dotted}` is required"
+        else:
+            ctx = first.get("ctx") or {}
+            valid_text = (f"valid options are: {ctx['expected']}" if "expected" in ctx
+                          else str(first.get("msg", "invalid value")))
+            msg = f"key `{dotted}`: found {_short(first.get('input'))}; {valid_text}"
+        if len(errors) > 1:
+            more = len(errors) - 1
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise RulesError(msg, path=path, line=line, rule_id=rule_id, key=dotted or None) from exc
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _load_rule(
+    path: Path, valuesets: dict[str, ValueSet], broken: frozenset[str]
+) -> tuple[Rule | None, list[RulesError]]:
     try:
         raw = load_yaml(path, RulesError)
-        rule_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         if not isinstance(raw, dict):
             raise RulesError("a rule file must be a mapping", path=path, line=1)
-        rule = validate(Rule, raw, path, error=RulesError, rule_id=rule_id)
+        rule_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+        rule = validate_rule(raw, path, rule_id)
     except ConfigError as exc:
         return None, [_as_rules_error(exc)]
-    return rule, cross_check(rule, raw, path, valuesets)
+    return rule, cross_check(rule, raw, path, valuesets, broken)
 
 
 def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
@@ -351,13 +442,18 @@ def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
         return None, [RulesError("rules folder not found", path=root)]
     problems: list[RulesError] = []
     valuesets = load_valuesets(root, problems)
+    vs_dir = root / VALUESETS_DIR
+    broken = frozenset(
+        p.stem for p in (vs_dir.iterdir() if vs_dir.is_dir() else ())
+        if p.suffix in {".yaml", ".yml", ".csv"} and p.stem not in valuesets
+    )
     rules: list[Rule] = []
     paths: dict[str, str] = {}
     files = sorted(p for p in root.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
     if not files:
         problems.append(RulesError("no rule files (*.yaml) in the rules folder", path=root))
     for path in files:
-        rule, found = _load_rule(path, valuesets)
+        rule, found = _load_rule(path, valuesets, broken)
         problems.extend(found)
         if rule is None:
             continue

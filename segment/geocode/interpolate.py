@@ -189,10 +189,14 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
             pl.min_horizontal((hn - pl.col("lo")).abs(), (hn - pl.col("hi")).abs())
         ).alias("distance"),
     ).with_columns((pl.col("in_range") & pl.col("parity_ok")).alias("exact"))
-    best = cand.sort(
-        ["qid", "exact", "in_range", "similarity", "zip_match", "distance", "width", "tlid", "side"],
-        descending=[False, True, True, True, True, False, False, False, False],
-    ).unique("qid", keep="first", maintain_order=True)
+    keys = ["qid", "exact", "in_range", "similarity", "zip_match", "distance", "width", "tlid",
+            "side"]
+    desc = [False, True, True, True, True, False, False, False, False]
+    # most queries have an in-range candidate: rank those few rows, and only the rest in full
+    hits = cand.filter(pl.col("in_range"))
+    misses = cand.join(hits.select("qid").unique(), on="qid", how="anti")
+    best = pl.concat([hits, misses]).sort(keys, descending=desc).unique(
+        "qid", keep="first", maintain_order=True)
 
     ranged = best["in_range"].to_numpy()
     frac = np.where(

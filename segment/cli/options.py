@@ -8,6 +8,7 @@ work before or after the command name.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,7 +57,7 @@ def _global_params() -> list[click.Option]:
 
 def with_example(help_text: str | None, example: str) -> str:
     """Help text ending with an example block that Click prints verbatim."""
-    body = (help_text or "").rstrip()
+    body = inspect.cleandoc(help_text or "").rstrip()
     lines = "\n".join(f"  {line}" for line in example.strip().splitlines())
     return f"{body}\n\n\b\nExample:\n{lines}"
 

@@ -35,6 +35,7 @@ from segment.log import get_logger
 from segment.schema import DIRECT_IDENTIFIERS
 
 if TYPE_CHECKING:
+    from segment.campaign.ledger import ContactLedger
     from segment.campaign.model import Campaign
 
 __all__ = [
@@ -159,15 +160,20 @@ def audit_campaign(
     *,
     groups: Sequence[str] = (),
     as_of: dt.date | None = None,
-    ledger: Any = None,
+    ledger: ContactLedger | str | Path | None = None,
+    run_id: str | None = None,
 ) -> AuditResult:
     """Audit one campaign over a working folder; write ``audit.json`` and ``audit.html``.
 
     The HTML goes to ``out_html`` (default ``WORKDIR/audit.html``) and the JSON beside
     it with the same stem (``audit.json`` by default). ``as_of`` defaults to the
-    campaign's ``as_of`` or today; ``ledger`` to the campaign's or the settings' ledger.
+    campaign's ``as_of`` or today. Frequency caps are read from ``ledger`` (default: the
+    campaign's or the settings' ledger; the audit never creates one). ``run_id`` names
+    an export whose own ledger rows are ignored, so an audit written just after that
+    export shows the selection it made rather than everyone as capped.
     """
     from segment.campaign import load_campaign, plan_contacts
+    from segment.campaign.ledger import ContactLedger
 
     if isinstance(campaign, str | Path):
         campaign = load_campaign(campaign)
@@ -179,7 +185,9 @@ def audit_campaign(
         from segment.config import Settings
 
         ledger = campaign.ledger or Settings.from_env().ledger_path
-    contacts = plan_contacts(campaign, enriched, eligibility, ledger, as_of)
+    if isinstance(ledger, str | Path):
+        ledger = ContactLedger(ledger) if Path(ledger).exists() else None
+    contacts = plan_contacts(campaign, enriched, eligibility, ledger, as_of, run_id=run_id)
     campaign_groups = list(getattr(getattr(campaign, "audit", None), "groups", None) or [])
     campaign_refs = dict(getattr(getattr(campaign, "audit", None), "reference_groups", None) or {})
     document = audit_document(

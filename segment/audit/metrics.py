@@ -188,8 +188,9 @@ def patient_flags(
     """One row per patient: string group columns and boolean stage flags.
 
     ``contacts`` is the output of ``segment.campaign.plan_contacts`` (one row per
-    patient). A patient is *eligible* when in the campaign's audience and not deceased;
-    *contactable* when reachable on at least one of ``channels``; *selected* when the
+    patient). A patient is *eligible* when in the campaign's audience and not deceased
+    (a ``deceased_date``, or the plan's ``deceased`` status, which a do-not-contact flag
+    would otherwise mask); *contactable* when reachable on at least one of ``channels``; *selected* when the
     contact status is ``selected``. Reach gaps: *no_digital* means eligible but neither
     SMS- nor email-reachable; the fallbacks count who of those mail or phone would reach.
     """
@@ -227,6 +228,11 @@ def patient_flags(
         *group_exprs,
         precision.alias("_precision"),
         (pl.col(SDOH_SOURCE).cast(pl.String) == "tract").fill_null(False).alias("_enriched"),
+        (
+            pl.col("deceased_date").is_not_null()
+            if "deceased_date" in schema
+            else pl.lit(False)
+        ).alias("_deceased"),
     )
     plan = contacts.select(
         "patient_id",
@@ -235,8 +241,10 @@ def patient_flags(
         pl.col("contact_status").cast(pl.String),
     )
     joined = base.join(plan, on="patient_id", how="left")
-    eligible = pl.col("in_audience").fill_null(False) & (
-        pl.col("contact_status").fill_null("") != "deceased"
+    eligible = (
+        pl.col("in_audience").fill_null(False)
+        & (pl.col("contact_status").fill_null("") != "deceased")
+        & ~pl.col("_deceased")
     )
     reach = {ch: pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS}
     contactable = pl.lit(False)

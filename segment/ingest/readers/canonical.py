@@ -102,7 +102,7 @@ def read_canonical(path: Path, *, source: str | None = None, mapping: Mapping | 
                 f"the mapping provides no `{missing[0]}` for this {kind} file", path=path, column=missing[0]
             )
         frame = apply_table(frame, table, header)
-        date_formats = dict(table.date_formats)
+        date_formats = {str(k): v for k, v in table.date_formats.items()}
     else:
         kind = _kind_of(header, path)
         known = EVENT_INPUT_COLUMNS if kind == "events" else PATIENT_INPUT_COLUMNS

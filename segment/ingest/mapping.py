@@ -19,6 +19,7 @@ A file is a patients file when it has every source column mapped to ``patient_id
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from pathlib import Path
 from typing import Literal
@@ -86,7 +87,7 @@ class EventTable(_Strict):
         return self
 
 
-def _check_targets(columns: AbcMapping[str, str], constants: AbcMapping[str, str]) -> None:
+def _check_targets(columns: AbcMapping[str, str], constants: Iterable[str]) -> None:
     seen: dict[str, str] = {}
     for src, target in columns.items():
         if target in seen:

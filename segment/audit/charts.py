@@ -111,9 +111,7 @@ def stage_rates_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None
     ax.set_xlabel("% of eligible people (hidden figures are not drawn)")
     ax.set_title(f"Funnel by {dimension['name']}")
     if parts:
-        ax.legend(
-            loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=4, fontsize=8, frameon=False
-        )
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _to_svg(
         fig,

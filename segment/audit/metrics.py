@@ -121,13 +121,15 @@ def ratio_interval(
 ) -> tuple[float, float] | None:
     """Katz log interval for the ratio of proportions (a/n1) / (c/n2).
 
-    When either count is zero, 0.5 is added to both counts and 1 to both totals
-    (the Haldane-Anscombe correction), so a group with nobody selected still gets an
-    upper limit. None when either total is zero or both counts are zero.
+    When any cell of the 2x2 table is zero (nobody, or everybody, selected in either
+    group), 0.5 is added to every cell (the Haldane-Anscombe correction), so a group
+    with nobody selected still gets an upper limit and two groups with everybody
+    selected do not get a zero-width interval. None when either total is zero or both
+    counts are zero.
     """
     if n1 <= 0 or n2 <= 0 or (a == 0 and c == 0):
         return None
-    if a == 0 or c == 0:
+    if a == 0 or c == 0 or a == n1 or c == n2:
         a_, c_, n1_, n2_ = a + 0.5, c + 0.5, n1 + 1.0, n2 + 1.0
     else:
         a_, c_, n1_, n2_ = float(a), float(c), float(n1), float(n2)
@@ -140,7 +142,7 @@ def _ratio_interval_exprs(
     a: pl.Expr, n1: pl.Expr, c: pl.Expr, n2: pl.Expr, z: float = Z95
 ) -> tuple[pl.Expr, pl.Expr]:
     """Vectorized :func:`ratio_interval`."""
-    zero = (a == 0) | (c == 0)
+    zero = (a == 0) | (c == 0) | (a == n1) | (c == n2)
     a_ = pl.when(zero).then(a + 0.5).otherwise(a).cast(pl.Float64)
     c_ = pl.when(zero).then(c + 0.5).otherwise(c).cast(pl.Float64)
     n1_ = pl.when(zero).then(n1 + 1).otherwise(n1).cast(pl.Float64)

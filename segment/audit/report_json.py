@@ -216,7 +216,7 @@ def build_document(
         "confidence": 0.95,
         "methods": {
             "rate_interval": "Wilson score interval",
-            "ratio_interval": "Katz log interval (0.5 added to both counts when one is zero)",
+            "ratio_interval": "Katz log interval (0.5 added to every cell when a cell is zero)",
             "suppression": {
                 "primary": SHOWN_AS[Hidden.PRIMARY],
                 "complementary": SHOWN_AS[Hidden.COMPLEMENTARY],

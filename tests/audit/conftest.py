@@ -32,7 +32,7 @@ as_of: 2025-06-01
 #: (12 selected, 0.24: ratio 0.4, flagged below; 25 of them have no SMS or email, a
 #: mailing address, and a ZIP-centroid geocode), Asian 7 (a small group), race missing
 #: 30 (rate 0.5), and 30 White people not in the audience.
-FLAGGED = (
+FLAGGED: tuple[tuple[int, dict[str, Any]], ...] = (
     (60, {"race": "White"}),
     (40, {"race": "White", "contact_status": "suppressed"}),
     (30, {"race": "White", "in_audience": False, "contact_status": "not_in_audience"}),
@@ -46,7 +46,7 @@ FLAGGED = (
     (15, {"race": None, "contact_status": "suppressed"}),
 )
 #: everybody selected at the same rate: nothing flagged
-FAIR = (
+FAIR: tuple[tuple[int, dict[str, Any]], ...] = (
     (60, {"race": "White"}),
     (40, {"race": "White", "contact_status": "suppressed"}),
     (30, {"race": "Black"}),

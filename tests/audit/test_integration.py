@@ -50,7 +50,7 @@ COHORTS: tuple[tuple[int, dict[str, Any]], ...] = (
 
 
 def _workdir(tmp_path: Path) -> tuple[Path, Path]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n, overrides in COHORTS:
         rows.extend({**PATIENT, **overrides} for _ in range(n))
     frame = pl.DataFrame(rows).with_columns(

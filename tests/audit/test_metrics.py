@@ -237,3 +237,14 @@ def test_small_groups_are_not_flagged_and_not_default_reference() -> None:
     assert black["ratio"] == 0.0 and black["flag"] is None
     missing = ratios.filter(pl.col("group") == MISSING).to_dicts()[0]
     assert missing["ratio"] == pytest.approx(2.0) and missing["flag"] == "above"
+
+
+def test_ratio_interval_when_everybody_is_selected() -> None:
+    # 12/12 vs 45/45: without the correction the Katz interval would be [1, 1]
+    lo, hi = ratio_interval(12, 12, 45, 45)  # type: ignore[misc]
+    a, n1, c, n2 = 12.5, 13.0, 45.5, 46.0
+    centre = math.log((a / n1) / (c / n2))
+    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
+    assert lo == pytest.approx(math.exp(centre - 1.959963984540054 * se))
+    assert hi == pytest.approx(math.exp(centre + 1.959963984540054 * se))
+    assert lo < 1 < hi

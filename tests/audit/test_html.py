@@ -1,0 +1,71 @@
+"""audit.html as a file: self-contained, escaped, accessible, suppressed."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from segment.audit import audit_document
+from segment.audit.html import render_html
+from segment.audit.report_json import NEIGHBOURHOOD_NOTE
+
+from .conftest import FLAGGED
+from .helpers import AS_OF, cohorts
+
+
+def _page(*specs: tuple[int, dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    enriched, contacts = cohorts(*specs)
+    doc = audit_document(
+        enriched, contacts, channels=["sms", "email"], as_of=AS_OF,
+        campaign_info={"code": "HTML-TEST"},
+    )
+    return doc, render_html(doc)
+
+
+def test_page_is_self_contained() -> None:
+    _, html = _page(*FLAGGED)
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower() and "@import" not in html and "@font-face" not in html
+    assert "<img" not in html.lower()
+    # the only URLs are XML namespace names, never fetched
+    urls = set(re.findall(r"https?://[^\s\"')<]+", html))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink",
+                    "http://purl.org/dc/elements/1.1/", "http://creativecommons.org/ns#",
+                    "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+                    "http://purl.org/dc/dcmitype/StillImage", "https://matplotlib.org/"}
+    assert re.findall(r"url\((?!#)", html) == []
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_first_screen_and_structure() -> None:
+    doc, html = _page(*FLAGGED)
+    body = html[html.index("<body>"):]
+    assert body.index(NEIGHBOURHOOD_NOTE) < body.index("<table")
+    assert body.index(NEIGHBOURHOOD_NOTE) < body.index("<svg")
+    assert '<html lang="en">' in html
+    # charts: the funnel, and a ratio and a stage chart per dimension with groups
+    assert html.count("<svg") == 1 + 2 * len(doc["dimensions"])
+    titles = re.findall(r'<svg[^>]*role="img" aria-labelledby="([^"]+)"', html)
+    assert len(titles) == html.count("<svg")
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "element ids must be unique across the page"
+    assert '<th scope="col">Selection rate (95% CI)</th>' in html
+    assert "0.8-1.25 band" in html
+    # flags in plain words
+    assert "race = Black: selected at a rate below 0.8 times that of the reference group" in html
+
+
+def test_group_values_are_escaped() -> None:
+    _, html = _page((30, {"race": "<b>x</b> & co"}), (30, {"race": "White"}))
+    assert "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; co" in html
+
+
+def test_small_group_suppressed_in_tables_and_chart_text() -> None:
+    _, html = _page(*FLAGGED)
+    asian_rows = re.findall(r'<tr[^>]*><th scope="row">(?:race: )?Asian</th>(.*?)</tr>', html)
+    assert len(asian_rows) == 3  # funnel, reach and geocoding tables
+    for row in asian_rows:
+        cells = re.findall(r'<td class="n">([^<]*)</td>', row)
+        assert all(c in ("&lt;11", "suppressed", "&ndash;", "") for c in cells), cells
+    assert "Asian: suppressed" in html  # the ratio chart says so instead of drawing a dot

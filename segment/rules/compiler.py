@@ -78,14 +78,31 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One outcome of a rule: the status it gives and how to explain it."""
+
+    status: Status
+    reason: pl.Expr
+    evidence_date: pl.Expr
+    step: int
+
+
+@dataclass(frozen=True)
 class CompiledRule:
-    """A rule as expressions: ``status``, ``reason``, ``evidence_date`` and waterfall ``step``."""
+    """A rule as expressions: ``status``, ``reason``, ``evidence_date`` and waterfall ``step``.
+
+    ``branch`` is the index into ``branches`` of the outcome each patient gets (cheap,
+    numeric). Evaluation filters rows by branch and renders each branch's reason only
+    for its own rows, instead of building every sentence for every patient.
+    """
 
     rule: Rule
     status: pl.Expr
     reason: pl.Expr
     evidence_date: pl.Expr
     step: pl.Expr
+    branch: pl.Expr
+    branches: tuple[Branch, ...]
     columns: frozenset[str]
     valuesets: frozenset[str]
 
@@ -300,12 +317,20 @@ def compile_rule(rule: Rule, valuesets: dict[str, ValueSet], as_of: dt.date) -> 
     reason = _chain([(c, r) for c, _, r, _, _ in chain_status], final[1])
     evidence = _chain([(c, d) for c, _, _, d, _ in chain_status], final[2])
     step = _chain([(c, pl.lit(s)) for c, _, _, _, s in chain_status], pl.lit(STEP_DECISION))
+    branch = _chain([(c, pl.lit(i, pl.UInt8)) for i, (c, *_rest) in enumerate(chain_status)],
+                    pl.lit(len(chain_status), pl.UInt8))
+    branches = (
+        *(Branch(st, r.cast(pl.String), d.cast(pl.Date), s) for _c, st, r, d, s in chain_status),
+        Branch(final[0], final[1].cast(pl.String), final[2].cast(pl.Date), STEP_DECISION),
+    )
     return CompiledRule(
         rule=rule,
         status=status.cast(pl.String),
         reason=reason.cast(pl.String),
         evidence_date=evidence.cast(pl.Date),
         step=step.cast(pl.Int8),
+        branch=branch,
+        branches=branches,
         columns=frozenset(comp.columns),
         valuesets=frozenset(comp.used),
     )

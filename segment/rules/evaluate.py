@@ -80,15 +80,23 @@ def last_event_dates(
 ) -> pl.LazyFrame:
     """One row per patient with ``__last__<name>``: last event date on or before ``as_of``."""
     exact, prefixes = _codes_frame(valuesets, names)
+    spellings = sorted({v for n in names for s, c in valuesets[n].codes for v in code_variants(s, c)})
     ev = events.select("patient_id", "code_system", "code", "event_date").filter(
         pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of)
     )
-    parts = [ev.join(exact, on=["code_system", "code"], how="inner").select("patient_id", "vs", "event_date")]
+    # a cheap membership test first: most events carry codes no rule uses
+    parts = [
+        ev.filter(pl.col("code").is_in(spellings))
+        .join(exact, on=["code_system", "code"], how="inner")
+        .select("patient_id", "vs", "event_date")
+    ]
     lengths = sorted({len(c) for n in names for _s, c in valuesets[n].prefixes})
     if lengths:
-        icd = ev.filter(pl.col("code_system") == CodeSystem.ICD10CM.value).with_columns(
-            norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase()
-        )
+        heads = sorted({c[:3] for n in names for _s, c in valuesets[n].prefixes})
+        icd = ev.filter(
+            (pl.col("code_system") == CodeSystem.ICD10CM.value)
+            & pl.col("code").str.slice(0, 3).str.to_uppercase().is_in(heads)
+        ).with_columns(norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase())
         for length in lengths:
             table = prefixes.filter(pl.col("length") == length).select("prefix", "vs")
             parts.append(
@@ -96,13 +104,13 @@ def last_event_dates(
                 .join(table, on="prefix", how="inner")
                 .select("patient_id", "vs", "event_date")
             )
-    per_set = pl.concat(parts).group_by("patient_id", "vs").agg(pl.col("event_date").max())
-    return per_set.group_by("patient_id").agg(
+    hits = pl.concat(parts)
+    return hits.with_columns(
         [
-            pl.col("event_date").filter(pl.col("vs") == i).max().alias(last_column(name))
+            pl.when(pl.col("vs") == i).then(pl.col("event_date")).alias(last_column(name))
             for i, name in enumerate(names)
         ]
-    )
+    ).group_by("patient_id").agg([pl.col(last_column(name)).max() for name in names])
 
 
 def _check_columns(
@@ -163,17 +171,21 @@ def evaluate_frames(
         frame = frame.join(
             last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left"
         )
+    base = frame.with_columns(
+        [cr.branch.alias(f"__branch_{i}") for i, cr in enumerate(compiled)]
+    )
     outputs = [
-        frame.select(
+        base.filter(pl.col(f"__branch_{i}") == k).select(
             pl.col("patient_id"),
             pl.lit(cr.rule.id).alias("rule_id"),
             pl.lit(cr.rule.version, pl.Int32).alias("rule_version"),
-            cr.status.alias("status"),
-            cr.reason.alias("reason"),
-            cr.evidence_date.alias("evidence_date"),
-            cr.step.alias("step"),
+            pl.lit(b.status.value).alias("status"),
+            b.reason.alias("reason"),
+            b.evidence_date.alias("evidence_date"),
+            pl.lit(b.step, pl.Int8).alias("step"),
         )
-        for cr in compiled
+        for i, cr in enumerate(compiled)
+        for k, b in enumerate(cr.branches)
     ]
     if not outputs:
         return pl.LazyFrame(schema={**ELIGIBILITY_SCHEMA, "step": pl.Int8})

@@ -190,6 +190,27 @@ def _geocoding_table(document: Mapping[str, Any]) -> str:
     )
 
 
+def _reach_sentence(reach: Mapping[str, Any], channels: Sequence[str]) -> str:
+    """The reach gap and its remedy in one or two plain sentences."""
+    text = (
+        f"{_count(reach.get('no_digital'))} eligible people have no usable SMS or email "
+        f"(no consent or no valid contact). Of them, a mail fallback would reach "
+        f"{_count(reach.get('mail_fallback'))}, a phone call list "
+        f"{_count(reach.get('phone_fallback'))}, either one "
+        f"{_count(reach.get('any_fallback'))}; {_count(reach.get('no_channel'))} have no "
+        "usable channel at all."
+    )
+    missing = [c for c in ("mail", "phone") if c not in {str(x) for x in channels}]
+    if missing:
+        text += (
+            f" This campaign does not use {' or '.join(missing)}; adding "
+            f"{'it' if len(missing) == 1 else 'them'} as a fallback would close part of the gap."
+        )
+    else:
+        text += " This campaign already uses mail and phone as fallbacks."
+    return text
+
+
 def render_html(document: Mapping[str, Any], charts: Mapping[str, str] | None = None) -> str:
     """The complete ``audit.html`` page for a published audit document."""
     charts = dict(charts) if charts is not None else all_charts(document)
@@ -251,7 +272,8 @@ Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
 {_figure(charts.get("funnel"), "Eligible people reaching each stage, all groups together.")}
 </section>
 <section aria-labelledby="groups"><h2 id="groups">Selection by group</h2>{dims}</section>
-<section aria-labelledby="reach"><h2 id="reach">Reach gaps</h2>{_reach_table(document)}</section>
+<section aria-labelledby="reach"><h2 id="reach">Reach gaps</h2>
+<p>{_reach_sentence(reach, campaign.get("channels", []))}</p>{_reach_table(document)}</section>
 <section aria-labelledby="geocoding"><h2 id="geocoding">Geocoding by group</h2>
 {_geocoding_table(document)}</section>
 <section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>

@@ -97,7 +97,10 @@ class _Page:
 @contextlib.contextmanager
 def _browser(profile: Path) -> Iterator[_Page]:
     exe = _chromium()
-    pytest.importorskip("websocket", reason="websocket-client not installed (test extra)")
+    try:
+        import websocket  # noqa: F401
+    except ImportError:
+        _unavailable("websocket-client not installed (pip install -e '.[test]')")
     proc = subprocess.Popen(
         [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL,

@@ -69,3 +69,47 @@ def test_small_group_suppressed_in_tables_and_chart_text() -> None:
         cells = re.findall(r'<td class="n">([^<]*)</td>', row)
         assert all(c in ("&lt;11", "suppressed", "&ndash;", "") for c in cells), cells
     assert "Asian: suppressed" in html  # the ratio chart says so instead of drawing a dot
+
+
+def test_reach_gap_sentence_names_the_remedy() -> None:
+    _, html = _page(*FLAGGED)
+    assert (
+        "25 eligible people have no usable SMS or email (no consent or no valid contact). "
+        "Of them, a mail fallback would reach 25, a phone call list 0, either one 25; "
+        "0 have no usable channel at all. This campaign does not use mail or phone"
+    ) in html
+
+
+def _cells(section: dict[str, Any]) -> dict[str, Any]:
+    geo = section["geocoding"]
+    return {
+        **{f"funnel.{k}": v for k, v in section["funnel"].items()},
+        **{f"reach.{k}": v for k, v in section["reach"].items() if not k.endswith("rate")},
+        "geo.patients": geo["patients"], "geo.matched": geo["matched"],
+        "geo.precise": geo["precise"],
+        **{f"geo.{k}": v for k, v in geo["precision"].items()},
+    }
+
+
+def test_no_hidden_count_recoverable_from_the_overall_total() -> None:
+    small_and_missing = (
+        (60, {"race": "White"}), (40, {"race": "White", "contact_status": "suppressed"}),
+        (9, {"race": "Asian"}), (30, {"race": "Black"}),
+        (14, {"race": "Black", "reachable_sms": False, "reachable_email": False,
+              "contact_status": "no_consent_or_contact"}),
+    )
+    for specs in (FLAGGED, small_and_missing):
+        doc, _ = _page(*specs)
+        overall = _cells(doc["overall"])
+        for dim in doc["dimensions"]:
+            groups = [_cells(g) for g in dim["groups"]]
+            for key, total in overall.items():
+                if not isinstance(total, int):
+                    continue
+                hidden = [g[key] for g in groups if not isinstance(g[key], int)]
+                shown = sum(g[key] for g in groups if isinstance(g[key], int))
+                # a single hidden cell of a column is recoverable only when it is zero
+                # (zero describes nobody); the hidden cells' sum, which the total gives
+                # away, is never a small count
+                assert len(hidden) != 1 or total == shown, (dim["name"], key)
+                assert total - shown == 0 or total - shown >= 11, (dim["name"], key)

@@ -22,8 +22,8 @@ from segment import workdir as wd
 from segment.audit.html import render_html
 from segment.audit.metrics import (
     DEFAULT_DIMENSIONS,
+    available_dimensions,
     choose_references,
-    dimension_columns,
     group_counts,
     patient_flags,
     selection_ratios,
@@ -138,18 +138,25 @@ def audit_document(
     ``reference_group`` names the reference group per dimension (default: largest).
     """
     extra = _check_groups(groups)
-    flags = patient_flags(enriched, contacts, channels=channels, as_of=as_of, extra_groups=extra)
+    dims, skipped = available_dimensions(enriched.collect_schema().names(), extra)
+    for item in skipped:
+        _log.warning(f"dimension {item['name']} skipped: {item['reason']}")
+    flags = patient_flags(
+        enriched, contacts, channels=channels, as_of=as_of, extra_groups=extra, dimensions=dims
+    )
     counts = group_counts(flags).collect()
     references = choose_references(counts, reference_group)
     ratios = selection_ratios(counts, references)
-    return build_document(
+    document = build_document(
         ratios,
         references,
         named_references=list(reference_group or {}),
-        columns=dimension_columns(extra),
+        columns=dims,
         campaign={"channels": list(channels), **dict(campaign_info or {})},
         as_of=as_of,
     )
+    document["skipped_dimensions"] = skipped
+    return document
 
 
 def audit_campaign(

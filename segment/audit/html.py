@@ -248,6 +248,10 @@ def render_html(document: Mapping[str, Any], charts: Mapping[str, str] | None = 
         _dimension_section(i, d, charts) for i, d in enumerate(document.get("dimensions", []))
     )
     notes = "".join(f"<li>{escape(n)}</li>" for n in document.get("notes", []))
+    skipped = "".join(
+        f"<p>Not audited by {escape(str(d['name']))}: {escape(str(d['reason']))}.</p>"
+        for d in document.get("skipped_dimensions", [])
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -271,7 +275,7 @@ Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
 <section aria-labelledby="funnel"><h2 id="funnel">Funnel</h2>
 {_figure(charts.get("funnel"), "Eligible people reaching each stage, all groups together.")}
 </section>
-<section aria-labelledby="groups"><h2 id="groups">Selection by group</h2>{dims}</section>
+<section aria-labelledby="groups"><h2 id="groups">Selection by group</h2>{skipped}{dims}</section>
 <section aria-labelledby="reach"><h2 id="reach">Reach gaps</h2>
 <p>{_reach_sentence(reach, campaign.get("channels", []))}</p>{_reach_table(document)}</section>
 <section aria-labelledby="geocoding"><h2 id="geocoding">Geocoding by group</h2>

@@ -179,6 +179,28 @@ def dimension_columns(extra: Sequence[str] = ()) -> dict[str, str]:
     return dims
 
 
+def available_dimensions(
+    schema: Sequence[str], extra: Sequence[str] = ()
+) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The dimensions to audit, and the default ones skipped for a missing column.
+
+    A default dimension whose column the enriched file lacks (``rurality`` when the
+    reference pack has no rurality indicator) is skipped with a reason; a column the
+    user or campaign named must exist (:func:`patient_flags` raises otherwise).
+    """
+    present = set(schema)
+    dims: dict[str, str] = {}
+    skipped: list[dict[str, str]] = []
+    for name, column in dimension_columns(extra).items():
+        if column in present or name in extra:
+            dims[name] = column
+        else:
+            skipped.append(
+                {"name": name, "column": column, "reason": f"enriched.parquet has no `{column}`"}
+            )
+    return dims, skipped
+
+
 def patient_flags(
     enriched: pl.LazyFrame,
     contacts: pl.LazyFrame,
@@ -186,6 +208,7 @@ def patient_flags(
     channels: Sequence[str],
     as_of: dt.date,
     extra_groups: Sequence[str] = (),
+    dimensions: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
     """One row per patient: string group columns and boolean stage flags.
 
@@ -195,9 +218,10 @@ def patient_flags(
     would otherwise mask); *contactable* when reachable on at least one of ``channels``; *selected* when the
     contact status is ``selected``. Reach gaps: *no_digital* means eligible but neither
     SMS- nor email-reachable; the fallbacks count who of those mail or phone would reach.
+    ``dimensions`` (name -> column) replaces the defaults plus ``extra_groups``.
     """
     schema = enriched.collect_schema()
-    dims = dimension_columns(extra_groups)
+    dims = dict(dimensions) if dimensions is not None else dimension_columns(extra_groups)
     missing = sorted({c for c in dims.values() if c not in schema} | (
         {"patient_id", "geo_precision", SDOH_SOURCE} - set(schema)
     ))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from segment.audit import audit_document
 from segment.audit.html import render_html
 from segment.audit.report_json import NEIGHBOURHOOD_NOTE
+from segment.errors import ConfigError
 
 from .conftest import FLAGGED
 from .helpers import AS_OF, cohorts
@@ -113,3 +116,23 @@ def test_no_hidden_count_recoverable_from_the_overall_total() -> None:
                 # away, is never a small count
                 assert len(hidden) != 1 or total == shown, (dim["name"], key)
                 assert total - shown == 0 or total - shown >= 11, (dim["name"], key)
+
+
+def test_absent_default_dimension_is_skipped_and_said() -> None:
+    enriched, contacts = cohorts(*FLAGGED)
+    doc = audit_document(
+        enriched.drop("rurality"), contacts, channels=["sms"], as_of=AS_OF
+    )
+    assert [d["name"] for d in doc["dimensions"]] == [
+        "race", "ethnicity", "sex", "age_band", "language", "need_index_quintile",
+    ]
+    assert doc["skipped_dimensions"] == [
+        {"name": "rurality", "column": "rurality",
+         "reason": "enriched.parquet has no `rurality`"},
+    ]
+    assert "Not audited by rurality: enriched.parquet has no `rurality`." in render_html(doc)
+    with pytest.raises(ConfigError, match="lacks column"):
+        audit_document(
+            enriched.drop("rurality"), contacts, channels=["sms"], as_of=AS_OF,
+            groups=["county_fips", "tract_geoid"],
+        )

@@ -1,0 +1,63 @@
+"""`segment export`: per-channel vendor files with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from segment.cli.options import as_of_option, command, get_reporter
+from segment.export import ExportMode, export_campaign
+
+
+@command(
+    "export",
+    example=(
+        "segment export campaigns/spring.yaml --from work/ --to outbox/ --as-of 2025-03-10\n"
+        "segment export campaigns/spring.yaml --from work/ --to sftp://mkt@files.example.com:22/in --delta"
+    ),
+)
+@click.argument("campaign_file", metavar="CAMPAIGN.yaml",
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--from", "workdir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Working folder with enriched.parquet and eligibility.parquet.")
+@click.option("--to", "dest", default=None,
+              help="Destination folder or sftp://user@host:port/path (default: the campaign's `destination`).")
+@as_of_option
+@click.option("--full", "mode", flag_value=ExportMode.FULL.value, default=True,
+              help="Send everyone eligible (default).")
+@click.option("--delta", "mode", flag_value=ExportMode.DELTA.value,
+              help="Send only patients not already sent for this campaign (from the ledger).")
+@click.option("--dry-run", is_flag=True, help="Plan and report; write no vendor file and no ledger rows.")
+@click.option("--run-id", default=None, help="Run id for file names (default: derived from the inputs and date).")
+def export_command(
+    campaign_file: Path, workdir: Path, dest: str | None, as_of: object, mode: str,
+    dry_run: bool, run_id: str | None,
+) -> None:
+    """Write one vendor file per channel, then manifest.json and a .done trigger file.
+
+    Consent, suppression, frequency caps and quiet hours come from the campaign file;
+    files are written under temporary names and renamed when complete.
+    """
+    reporter = get_reporter()
+    result = export_campaign(
+        campaign_file, workdir, dest, as_of=as_of,  # type: ignore[arg-type]
+        mode=mode, dry_run=dry_run, run_id=run_id,
+    )
+    verb = "would send" if result.dry_run else "sent"
+    reporter.table(
+        f"{result.campaign_code} {result.run_id}: files" + (" (dry run: not written)" if dry_run else ""),
+        [{"file": f.name, "channel": f.channel, "rows": f.rows, "bytes": f.size} for f in result.files],
+        columns=["file", "channel", "rows", "bytes"],
+    )
+    summary: dict[str, object] = {f"{verb} ({ch})": n for ch, n in result.sent.items()}
+    summary.update({f"removed: {k}": v for k, v in result.removed.items() if v})
+    summary["destination"] = result.destination
+    if result.manifest_path is not None:
+        summary["manifest"] = str(result.manifest_path)
+    summary["ledger rows"] = result.ledger_rows
+    reporter.result(f"export {result.campaign_code}", summary)
+
+
+COMMANDS = [export_command]

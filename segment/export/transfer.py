@@ -1,0 +1,264 @@
+"""Putting files at a destination: a local folder or an SFTP server.
+
+Both follow one protocol: every file is first written under a temporary dot-name,
+its size checked, and only then renamed to its final name; the trigger file comes
+last. If anything fails, files this run created under their final names are removed,
+so a vendor never sees a partial file or a partial set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import posixpath
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import paramiko
+
+from segment.campaign.model import Sftp
+from segment.errors import DeliveryError
+from segment.export.deliver import Destination, FolderDestination, SftpDestination
+from segment.log import get_logger
+from segment.workdir import FILE_MODE, ensure_private_dir
+
+log = get_logger("export")
+
+
+class Transport(Protocol):
+    """Where files go."""
+
+    def stage(self, name: str, data: bytes) -> None:
+        """Write ``data`` under a temporary name for ``name``."""
+
+    def publish(self, name: str) -> None:
+        """Rename the staged ``name`` to its final name."""
+
+    def put(self, name: str, data: bytes) -> None:
+        """Stage and publish in one step (trigger files)."""
+
+    def discard(self, name: str) -> None:
+        """Remove ``name`` (final and staged); used only to undo this run."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def _tmp(name: str) -> str:
+    return f".{name}.part"
+
+
+class FolderTransport:
+    """A local folder (created owner-only)."""
+
+    def __init__(self, dest: FolderDestination) -> None:
+        self.root = dest.path
+
+    def stage(self, name: str, data: bytes) -> None:
+        """Write the staged file, flushed to disk, owner-only."""
+        ensure_private_dir(self.root)
+        tmp = self.root / _tmp(name)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        if tmp.stat().st_size != len(data):
+            raise DeliveryError(f"size check failed for {name}")
+
+    def publish(self, name: str) -> None:
+        """Rename the staged file into place."""
+        os.replace(self.root / _tmp(name), self.root / name)
+
+    def put(self, name: str, data: bytes) -> None:
+        """Stage and publish."""
+        self.stage(name, data)
+        self.publish(name)
+
+    def discard(self, name: str) -> None:
+        """Remove the final and staged file if present."""
+        for p in (self.root / name, self.root / _tmp(name)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+_RETRYABLE = (OSError, EOFError, paramiko.SSHException, socket.error)
+
+
+class SftpTransport:
+    """An SFTP folder through paramiko, with reconnects and backoff on dropped connections."""
+
+    def __init__(self, dest: SftpDestination, settings: Sftp, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.dest = dest
+        self.settings = settings
+        self.sleep = sleep
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self.attempts = 0
+
+    # -- connection -------------------------------------------------------
+    def _password(self) -> str | None:
+        env = self.settings.password_env
+        if env is None:
+            return None
+        value = os.environ.get(env)
+        if not value:
+            raise DeliveryError(f"the SFTP password variable {env} is not set")
+        return value
+
+    def _connect(self) -> paramiko.SFTPClient:
+        if self._sftp is not None:
+            return self._sftp
+        client = paramiko.SSHClient()
+        if self.settings.host_key_checking:
+            with contextlib.suppress(OSError):
+                client.load_system_host_keys()
+            if self.settings.known_hosts is not None:
+                try:
+                    client.load_host_keys(str(self.settings.known_hosts))
+                except OSError as exc:
+                    raise DeliveryError("cannot read the known_hosts file", path=self.settings.known_hosts) from exc
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            log.warning("SFTP host key checking is off for this destination")
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        passphrase = None
+        if self.settings.key_passphrase_env:
+            passphrase = os.environ.get(self.settings.key_passphrase_env)
+        try:
+            client.connect(
+                self.dest.host, port=self.dest.port, username=self.dest.user,
+                password=self._password(),
+                key_filename=str(self.settings.key_file) if self.settings.key_file else None,
+                passphrase=passphrase,
+                allow_agent=self.settings.use_agent, look_for_keys=False,
+                timeout=self.settings.timeout_s, banner_timeout=self.settings.timeout_s,
+                auth_timeout=self.settings.timeout_s,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise DeliveryError(
+                f"the SFTP host key of {self.dest.host} does not match known_hosts; refusing"
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise DeliveryError(f"SFTP authentication failed for {self.dest.user}@{self.dest.host}") from exc
+        except paramiko.SSHException as exc:
+            client.close()
+            if "not found in known_hosts" in str(exc):
+                raise DeliveryError(
+                    f"the SFTP host {self.dest.host} is not in known_hosts; add its key "
+                    "(sftp.known_hosts) or, for a test server only, set host_key_checking: false"
+                ) from exc
+            raise
+        self._client = client
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(self.settings.timeout_s)  # type: ignore[union-attr]
+        self._sftp = sftp
+        return sftp
+
+    def _drop(self) -> None:
+        for closer in (self._sftp, self._client):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer.close()
+        self._sftp, self._client = None, None
+
+    def _retry(self, what: str, action: Callable[[paramiko.SFTPClient], None]) -> None:
+        last: BaseException | None = None
+        for attempt in range(self.settings.retries):
+            self.attempts += 1
+            try:
+                action(self._connect())
+                return
+            except DeliveryError:
+                raise
+            except _RETRYABLE as exc:
+                last = exc
+                self._drop()
+                wait = self.settings.backoff_s * (2 ** attempt)
+                log.warning(f"SFTP {what} failed ({type(exc).__name__}); retrying", attempt=attempt + 1)
+                if attempt + 1 < self.settings.retries:
+                    self.sleep(wait)
+        raise DeliveryError(
+            f"SFTP {what} failed after {self.settings.retries} attempts ({type(last).__name__})"
+        ) from last
+
+    def _path(self, name: str) -> str:
+        return posixpath.join(self.dest.path, name)
+
+    # -- protocol ---------------------------------------------------------
+    def stage(self, name: str, data: bytes) -> None:
+        """Upload under the temporary name and verify the size on the server."""
+        tmp = self._path(_tmp(name))
+
+        def upload(sftp: paramiko.SFTPClient) -> None:
+            with contextlib.suppress(OSError):
+                sftp.remove(tmp)  # a leftover from a dropped attempt
+            sftp.putfo(io.BytesIO(data), tmp, file_size=len(data), confirm=False)
+            size = sftp.stat(tmp).st_size
+            if size != len(data):
+                raise OSError(f"size mismatch after upload ({size} != {len(data)})")
+            with contextlib.suppress(OSError):
+                sftp.chmod(tmp, FILE_MODE)
+
+        self._retry(f"upload of {name}", upload)
+
+    def publish(self, name: str) -> None:
+        """Rename the uploaded file to its final name (atomically where the server can)."""
+        tmp, final = self._path(_tmp(name)), self._path(name)
+
+        def rename(sftp: paramiko.SFTPClient) -> None:
+            try:
+                sftp.posix_rename(tmp, final)
+            except OSError:
+                try:
+                    sftp.stat(tmp)
+                except OSError:
+                    # an earlier attempt renamed it before the connection dropped
+                    sftp.stat(final)
+                    return
+                with contextlib.suppress(OSError):
+                    sftp.remove(final)
+                sftp.rename(tmp, final)
+
+        self._retry(f"rename of {name}", rename)
+
+    def put(self, name: str, data: bytes) -> None:
+        """Upload and rename."""
+        self.stage(name, data)
+        self.publish(name)
+
+    def discard(self, name: str) -> None:
+        """Remove final and staged copies (best effort)."""
+        def remove(sftp: paramiko.SFTPClient) -> None:
+            for p in (self._path(name), self._path(_tmp(name))):
+                with contextlib.suppress(OSError):
+                    sftp.remove(p)
+
+        with contextlib.suppress(DeliveryError):
+            self._retry(f"cleanup of {name}", remove)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._drop()
+
+
+def open_transport(dest: Destination, settings: Sftp) -> Transport:
+    """The transport for a parsed destination."""
+    if isinstance(dest, FolderDestination):
+        return FolderTransport(dest)
+    return SftpTransport(dest, settings)
+
+
+def local_path(dest: Destination) -> Path | None:
+    """The folder path of a local destination (None for SFTP)."""
+    return dest.path if isinstance(dest, FolderDestination) else None

@@ -1,0 +1,220 @@
+"""Vendor CSV bytes: allow-listed columns, safe cells, byte limits, size-limited parts.
+
+Cell safety, all vectorized:
+- formula injection (OWASP): a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
+  carriage return gets a leading ``'``, except a valid E.164 phone number;
+- line breaks inside a cell become one space (vendors such as Braze mis-read mixed line
+  endings), so every record is exactly one line;
+- a profile's byte limit (e.g. 255) truncates text on a UTF-8 character boundary, or,
+  for identifier columns (``overflow: reject``), drops the row and counts it: an email
+  address cut short would reach the wrong person.
+Rows are sorted by ``patient_id`` so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from segment.campaign.model import Encoding, Overflow, PhoneFormat, ProfileColumn
+from segment.campaign.suppression import E164
+from segment.errors import DeliveryError, PrivacyError
+from segment.export.profiles import ResolvedProfile
+
+FORMULA_START = r"^[=+\-@\t\r]"
+_SEARCH_STEPS = 16  # enough for any cell under 64 KiB characters
+
+
+@dataclass(frozen=True)
+class VendorTable:
+    """The cells of one vendor file (all strings, null = blank), before serialization."""
+
+    frame: pl.DataFrame
+    rejected_too_long: int
+    #: the patient id of each written row, in file order
+    patient_ids: pl.Series
+
+
+def derived_columns(code: str, channel: str, options: dict[str, str]) -> dict[str, pl.Expr]:
+    """Fields the export computes (none clinical)."""
+    out = {
+        "contact_id": pl.col("patient_id").cast(pl.String),
+        "campaign_code": pl.lit(code),
+        "channel": pl.lit(channel),
+        "country": pl.lit("US"),
+    }
+    for key, value in options.items():
+        out[f"option:{key}"] = pl.lit(value)
+    return out
+
+
+def truncate_bytes(values: pl.Series, limit: int) -> pl.Series:
+    """The longest prefix of each string whose UTF-8 encoding fits ``limit`` bytes.
+
+    A vectorized binary search over the character count (columns, not a Python loop
+    over rows), so the cut always falls on a character boundary.
+    """
+    frame = values.rename("v").to_frame().with_columns(
+        pl.lit(0, pl.Int64).alias("lo"),
+        pl.min_horizontal(pl.col("v").str.len_chars(), pl.lit(limit)).cast(pl.Int64).alias("hi"),
+    )
+    for _ in range(_SEARCH_STEPS):
+        frame = frame.with_columns(((pl.col("lo") + pl.col("hi") + 1) // 2).alias("mid")).with_columns(
+            (pl.col("v").str.slice(0, pl.col("mid")).str.len_bytes() <= limit).alias("fits")
+        ).with_columns(
+            pl.when(pl.col("fits")).then(pl.col("mid")).otherwise(pl.col("lo")).alias("lo"),
+            pl.when(pl.col("fits")).then(pl.col("hi")).otherwise(pl.col("mid") - 1).alias("hi"),
+        )
+    out = frame.select(
+        pl.when(pl.col("v").str.len_bytes() <= limit).then(pl.col("v"))
+        .otherwise(pl.col("v").str.slice(0, pl.col("lo")))
+    ).to_series()
+    return out.rename(values.name)
+
+
+def neutralize(expr: pl.Expr) -> pl.Expr:
+    """Prefix ``'`` to cells a spreadsheet would run as a formula (not E.164 phones)."""
+    risky = expr.str.contains(FORMULA_START) & ~expr.str.contains(E164)
+    return pl.when(risky.fill_null(False)).then(pl.lit("'") + expr).otherwise(expr)
+
+
+def _source(col: ProfileColumn, available: dict[str, pl.Expr], schema: pl.Schema) -> pl.Expr | None:
+    if col.value is not None:
+        return pl.lit(col.value)
+    if col.field in available:
+        return available[col.field]
+    if col.field in schema:
+        return pl.col(col.field)
+    return None
+
+
+def _as_text(expr: pl.Expr, dtype: pl.DataType, col: ProfileColumn, prof: ResolvedProfile) -> pl.Expr:
+    if dtype == pl.Date:
+        return expr.dt.strftime(col.date_format or prof.date_format)
+    if isinstance(dtype, pl.Datetime):
+        return expr.dt.strftime(col.date_format or prof.datetime_format)
+    if dtype == pl.Boolean:
+        return pl.when(expr).then(pl.lit("true")).otherwise(pl.lit("false"))
+    return expr.cast(pl.String)
+
+
+def vendor_table(
+    rows: pl.DataFrame,
+    prof: ResolvedProfile,
+    fields: list[str],
+    *,
+    code: str,
+    options: dict[str, str],
+) -> VendorTable:
+    """The allow-listed, formatted, neutralized cells for ``rows`` (one vendor, one channel)."""
+    available = derived_columns(code, str(prof.channel), options)
+    schema = rows.schema
+    columns: list[ProfileColumn] = [c for c in prof.columns if c.required or c.field in fields]
+    covered = {c.field for c in prof.columns}
+    columns += [ProfileColumn(header=f, field=f) for f in fields if f not in covered]
+    exprs: list[pl.Expr] = []
+    headers: list[str] = []
+    reject_checks: list[pl.Expr] = []
+    truncate: dict[str, int] = {}
+    for col in columns:
+        src = _source(col, available, schema)
+        if src is None:
+            if col.field.startswith("option:"):
+                continue  # an optional vendor constant the campaign did not set
+            raise PrivacyError(
+                f"field `{col.field}` (vendor column `{col.header}`) is not a column of the "
+                "patient file",
+                column=col.field,
+            )
+        dtype = rows.select(src.alias("_x")).schema["_x"] if col.value is None else pl.String()
+        text = _as_text(src, dtype, col, prof)
+        if col.field == "phone_e164" and prof.phone_format is PhoneFormat.DIGITS:
+            text = text.str.strip_prefix("+")
+        text = neutralize(text)
+        text = text.str.replace_all(r"[\r\n]+", " ")
+        limit = col.max_bytes or prof.max_field_bytes
+        overflow = col.overflow or prof.overflow
+        if limit is not None:
+            if overflow is Overflow.REJECT:
+                reject_checks.append((text.str.len_bytes() > limit).fill_null(False))
+            else:
+                truncate[col.header] = limit
+        text = pl.when(text == "").then(pl.lit(None, pl.String)).otherwise(text)
+        if col.header in headers:
+            raise DeliveryError(f"profile `{prof.name}` writes column `{col.header}` twice")
+        headers.append(col.header)
+        exprs.append(text.alias(col.header))
+    ordered = rows.sort("patient_id")
+    rejected = 0
+    if reject_checks:
+        bad = pl.any_horizontal(reject_checks)
+        rejected = int(ordered.select(bad.sum()).item())
+        ordered = ordered.filter(~bad)
+    table = ordered.select(exprs)
+    for header, limit in truncate.items():
+        if table.height and (table.get_column(header).str.len_bytes() > limit).any():
+            table = table.with_columns(truncate_bytes(table.get_column(header), limit))
+    if prof.omit_blank_columns and table.height:
+        keep = [c for c in table.columns if table.get_column(c).null_count() < table.height]
+        table = table.select(keep)
+    return VendorTable(table, rejected, ordered.get_column("patient_id"))
+
+
+def to_csv_bytes(table: pl.DataFrame, prof: ResolvedProfile) -> tuple[bytes, int]:
+    """CSV bytes for the table and the length of the header line (including its newline)."""
+    style: Any = str(prof.quoting)
+    body = table.write_csv(
+        separator=prof.delimiter,
+        quote_style=style,
+        line_terminator=prof.line_terminator,
+        null_value="",
+        include_header=True,
+    ).encode("utf-8")
+    header_len = body.index(prof.line_terminator.encode()) + len(prof.line_terminator)
+    if prof.encoding is Encoding.UTF8_BOM:
+        return b"\xef\xbb\xbf" + body, header_len + 3
+    return body, header_len
+
+
+def split_csv(blob: bytes, header_len: int, max_bytes: int | None, terminator: str) -> list[bytes]:
+    """Split CSV bytes into parts of at most ``max_bytes``, each repeating the header.
+
+    Cells never contain line breaks (see :func:`vendor_table`), so records end at each
+    terminator.
+    """
+    if max_bytes is None or len(blob) <= max_bytes:
+        return [blob]
+    header, body = blob[:header_len], blob[header_len:]
+    nl = terminator.encode()[-1]
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == nl) + 1  # record end offsets
+    budget = max_bytes - len(header)
+    parts: list[bytes] = []
+    start = 0
+    while start < len(body):
+        # the last record end that keeps this part within the budget
+        idx = int(np.searchsorted(ends, start + budget, side="right")) - 1
+        if idx < 0 or ends[idx] <= start:
+            raise DeliveryError(
+                f"one record is larger than the file size limit ({max_bytes} bytes) "
+                "less the header; raise `max_file_bytes`"
+            )
+        stop = int(ends[idx])
+        parts.append(header + body[start:stop])
+        start = stop
+    return parts
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` if it is a plain file name that cannot leave the destination folder."""
+    if "\x00" in name or "/" in name or "\\" in name or ".." in name or not _SAFE_NAME.match(name):
+        raise DeliveryError(
+            "refusing an unsafe vendor file name (path separators, `..`, NUL or leading dot)"
+        )
+    return name

@@ -34,10 +34,8 @@ def evaluate_command(workdir: Path, rules_dir: Path, as_of: dt.date | None) -> N
     patients.parquet, plus events.parquet. Writes evaluate-report.json with a waterfall
     per rule (patients -> in population -> not excluded -> due) and prints it.
     """
+    reporter = get_reporter()  # installed first, so the library's log lines go through it
     result = evaluate(workdir, rules_dir, as_of)
-    reporter = get_reporter()
-    for warning in result.warnings:
-        reporter.warning("evaluate", warning)
     reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
                    WATERFALL_COLUMNS)
 
@@ -57,8 +55,8 @@ def explain_command(
     workdir: Path, patient_id: str, rules_dir: Path | None, as_of: dt.date | None
 ) -> None:
     """Show why one patient is or is not due for each rule, with their SDOH columns."""
-    result = explain(workdir, patient_id, rules_dir, as_of)
     reporter = get_reporter()
+    result = explain(workdir, patient_id, rules_dir, as_of)
     reporter.table(
         f"patient {result.patient_id} as of {result.as_of.isoformat()}",
         result.rules,

@@ -25,8 +25,8 @@ rules_dir_argument = click.argument(
 @rules_dir_argument
 def check_command(rules_dir: Path) -> None:
     """Validate every rule and value set; list each problem as file:line and exit 1."""
-    ruleset, problems = check_rules(rules_dir)
     reporter = get_reporter()
+    ruleset, problems = check_rules(rules_dir)
     if problems:
         for problem in problems:
             reporter.error(problem.one_line())
@@ -48,8 +48,8 @@ def test_command(rules_dir: Path) -> None:
 
     Every status a rule can give needs at least one example.
     """
-    results = run_examples(load_rules(rules_dir))
     reporter = get_reporter()
+    results = run_examples(load_rules(rules_dir))
     failed = [r for r in results if not r.ok]
     reporter.lines([r.describe() for r in results])
     if failed:

@@ -37,6 +37,7 @@ class Explanation:
     source: str
     rules: list[dict[str, Any]]
     sdoh: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def sdoh_columns(schema: pl.Schema) -> list[str]:
@@ -64,8 +65,11 @@ def explain(
     events = wd.scan(folder, wd.EVENTS, produced_by="ingest").filter(
         pl.col("patient_id") == patient_id
     )
+    # explain is for a person looking at one patient: a column the working folder lacks
+    # (not enriched yet) makes that rule unknown with a warning instead of stopping
+    warnings: list[str] = []
     result = evaluate_frames(one.lazy(), events, ruleset, day, source=source,
-                             enriched=enriched).collect()
+                             enriched=True, warnings=warnings).collect()
     titles = {r.id: (r.title, r.kind.value) for r in ruleset.rules}
     rows = [
         {
@@ -79,4 +83,4 @@ def explain(
         for r in result.iter_rows(named=True)
     ]
     sdoh = {c: one[c][0] for c in sdoh_columns(one.schema)} if enriched else {}
-    return Explanation(patient_id, day, source, rows, sdoh)
+    return Explanation(patient_id, day, source, rows, sdoh, warnings)

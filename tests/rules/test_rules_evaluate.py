@@ -114,6 +114,16 @@ def test_explain_one_patient(workdir: Path) -> None:
                            "svi_overall_rank": 0.3, "internet_no_access_pct": 30.0}
 
 
+def test_explain_before_enrichment_marks_risk_rules_unknown(workdir: Path) -> None:
+    result = explain(workdir, "p1", RULES, D(2026, 11, 23))
+    by_rule = {r["rule_id"]: r for r in result.rules}
+    assert by_rule["colorectal-cancer-screening"]["status"] == "not_due"
+    assert by_rule["high-area-need"]["status"] == "unknown"
+    assert by_rule["high-area-need"]["reason"] == "need-index quintile is missing"
+    assert result.sdoh == {}
+    assert "column `need_index_quintile` is not in patients.parquet; rule high-area-need treats it as missing" in result.warnings
+
+
 def test_explain_unknown_patient(workdir: Path) -> None:
     with pytest.raises(InputDataError):
         explain(workdir, "nobody", RULES, D(2026, 11, 23))
@@ -223,3 +233,15 @@ def test_cli_explain_unknown_patient(workdir: Path) -> None:
     assert code == 1
     assert out == ""
     assert err == f"Error: {workdir}: patient 'nobody' not found in patients.parquet\n"
+
+
+def test_cli_explain_before_enrichment_warns(workdir: Path) -> None:
+    code, out, err = _invoke("explain", str(workdir), "p1", "--as-of", AS_OF)
+    assert code == 0
+    assert err.splitlines()[0] == (
+        "WARNING: evaluate: column `internet_no_access_pct` is not in patients.parquet; "
+        "rule digital-divide treats it as missing"
+    )
+    assert "high-area-need unknown need-index quintile is missing" in [
+        " ".join(x.split()) for x in out.splitlines()
+    ]

@@ -322,6 +322,7 @@ def _deliver(
     staged: list[str] = []
     manifest_written = False
     recorded = False
+    trigger_started = False
     try:
         for f in files:
             staged.append(f.name)
@@ -338,12 +339,14 @@ def _deliver(
              "files": [{"name": f.name, "rows": f.rows, "bytes": f.size, "sha256": f.sha256} for f in files]},
             indent=2, sort_keys=True,
         ).encode() + b"\n"
+        trigger_started = True
         transport.put(trigger, body)
         return written
     except BaseException as exc:
-        for name in {*staged, *published}:
-            transport.discard(name)
-        transport.discard(trigger)
+        for name in staged:
+            transport.discard(name, final=name in published)
+        if trigger_started:
+            transport.discard(trigger, final=True)
         if manifest_written:
             manifest_path.unlink(missing_ok=True)
         if recorded:

@@ -41,8 +41,8 @@ class Transport(Protocol):
     def put(self, name: str, data: bytes) -> None:
         """Stage and publish in one step (trigger files)."""
 
-    def discard(self, name: str) -> None:
-        """Remove ``name`` (final and staged); used only to undo this run."""
+    def discard(self, name: str, *, final: bool) -> None:
+        """Remove the staged ``name``, and its final name when this run published it."""
 
     def close(self) -> None:
         """Release connections."""
@@ -80,10 +80,11 @@ class FolderTransport:
         self.stage(name, data)
         self.publish(name)
 
-    def discard(self, name: str) -> None:
-        """Remove the final and staged file if present."""
-        for p in (self.root / name, self.root / _tmp(name)):
-            with contextlib.suppress(FileNotFoundError):
+    def discard(self, name: str, *, final: bool) -> None:
+        """Remove the staged file, and the final one when this run published it."""
+        paths = [self.root / _tmp(name)] + ([self.root / name] if final else [])
+        for p in paths:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 p.unlink()
 
     def close(self) -> None:
@@ -237,10 +238,10 @@ class SftpTransport:
         self.stage(name, data)
         self.publish(name)
 
-    def discard(self, name: str) -> None:
-        """Remove final and staged copies (best effort)."""
+    def discard(self, name: str, *, final: bool) -> None:
+        """Remove the staged copy, and the final one when this run published it (best effort)."""
         def remove(sftp: paramiko.SFTPClient) -> None:
-            for p in (self._path(name), self._path(_tmp(name))):
+            for p in [self._path(_tmp(name))] + ([self._path(name)] if final else []):
                 with contextlib.suppress(OSError):
                     sftp.remove(p)
 

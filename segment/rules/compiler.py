@@ -242,9 +242,11 @@ class _Compiler:
                 "age": shown, "as_of": self.as_of.isoformat(), "range": pop.age.describe(),
             }
             parts.append(Node(
-                test=age_between(age, pop.age.min, pop.age.max),
+                test=age_between(age, pop.age.min, pop.age.max) & (age >= 0),
                 met=render(op.reason("met"), **values),
-                not_met=render(op.reason("not_met"), **values),
+                not_met=pl.when(age < 0)
+                .then(render(op.reason("unborn"), **values))
+                .otherwise(render(op.reason("not_met"), **values)),
                 missing=render(op.reason("missing"), **values),
                 date=_NULL_DATE, older=_NULL_STR, last=_NULL_DATE,
             ))

@@ -222,6 +222,7 @@ def age_in_units(birth: pl.Expr, on: pl.Expr, months: bool = False) -> pl.Expr:
     "age", value=ValueKind.BUILTIN,
     met="aged {age} on {as_of}, within {range}",
     not_met="aged {age} on {as_of}, outside {range}",
+    unborn="birth date is after {as_of}; cannot be in age {range}",
     missing="birth date missing; cannot check age {range}",
 )
 def age_between(age: pl.Expr, low: int | None, high: int | None) -> pl.Expr:

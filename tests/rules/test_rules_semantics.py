@@ -270,3 +270,49 @@ def test_rules_never_loop_over_patients(tmp_path: Path) -> None:
               D(2026, 1, 1))
     assert out.height == 2 * n
     assert out["status"].null_count() == 0 and out["reason"].null_count() == 0
+
+
+def test_birth_after_the_as_of_date() -> None:
+    pats = patients({"patient_id": "p", "birth_date": D(2027, 1, 1), "sex": "F"})
+    out = run(only("flu-vaccine"), pats, events(), D(2026, 11, 23))
+    assert out.row(0)[2:4] == (
+        "not_in_population", "birth date is after 2026-11-23; cannot be in age 6 months or older"
+    )
+
+
+def test_colorectal_matches_a_plain_python_oracle() -> None:
+    """Random patients and events against the rule written out by hand in Python."""
+    import random
+
+    rng = random.Random(7)
+    as_of = D(2026, 6, 30)
+    tests = {"45378": ("colonoscopy", 10), "82274": ("fit", 1), "81528": ("sdna", 3),
+             "74263": ("ct", 5), "45330": ("sig", 5)}
+    pats_rows, ev_rows, expected = [], [], {}
+    for i in range(400):
+        pid = f"p{i}"
+        birth = None if i % 50 == 0 else D(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 45))
+        died = D(2020, 1, 1) + dt.timedelta(days=rng.randrange(0, 3650)) if i % 17 == 0 else None
+        pats_rows.append({"patient_id": pid, "birth_date": birth, "sex": "F", "deceased_date": died})
+        mine = []
+        for _ in range(rng.randrange(0, 4)):
+            code = rng.choice([*tests, "44150", "99213"])
+            day = D(2012, 1, 1) + dt.timedelta(days=rng.randrange(0, 5500))
+            ev_rows.append((pid, "procedure", "CPT", code, day))
+            mine.append((code, day))
+        past = [(c, d) for c, d in mine if d <= as_of]
+        if birth is not None:
+            age = as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+        if birth is not None and not 45 <= age <= 75:
+            expected[pid] = "not_in_population"
+        elif birth is None:
+            expected[pid] = "unknown"
+        elif (died is not None and died <= as_of) or any(c == "44150" for c, _ in past):
+            expected[pid] = "excluded"
+        elif any(c in tests and d >= subtract_months(as_of, 12 * tests[c][1]) for c, d in past):
+            expected[pid] = "not_due"
+        else:
+            expected[pid] = "due"
+    got = _status(CRC, patients(*pats_rows), events(*ev_rows), as_of)
+    assert got == expected
+    assert set(expected.values()) == {"due", "not_due", "excluded", "not_in_population", "unknown"}

@@ -59,8 +59,10 @@ CODE_FORMS = {
 
 
 def default_rules_dir() -> Path:
-    """The shipped rules folder (``rules/`` at the project root)."""
-    return Path(__file__).resolve().parent.parent.parent / "rules"
+    """The shipped rules folder (``rules/`` in a checkout, ``share/segment/rules`` installed)."""
+    from segment.resources import shipped_rules_dir
+
+    return shipped_rules_dir()
 
 
 # -- codes ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def check_command(rules_dir: Path) -> None:
     ruleset, problems = check_rules(rules_dir)
     if problems:
         for problem in problems:
-            reporter.error(problem.one_line())
+            reporter.error(problem.one_line(), context=problem.context)
         ctx = click.get_current_context()
         reporter.error(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {rules_dir}")
         ctx.exit(1)

@@ -245,3 +245,13 @@ def test_cli_explain_before_enrichment_warns(workdir: Path) -> None:
     assert "high-area-need unknown need-index quintile is missing" in [
         " ".join(x.split()) for x in out.splitlines()
     ]
+
+
+def test_cli_rules_check_shows_yaml_context(tmp_path: Path) -> None:
+    mini_folder(tmp_path, MINI_RULE.replace("title: Mini colorectal", "title: [Mini"))
+    code, _out, err = _invoke("rules", "check", str(tmp_path))
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == f"Error: {tmp_path}/mini.yaml:4: YAML error: expected ',' or ']', but got ':'"
+    assert "  3 | title: [Mini" in lines
+    assert "> 4 | source: test 2026" in lines  # PyYAML notices the problem on the next line

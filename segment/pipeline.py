@@ -254,7 +254,14 @@ def run_campaign(
                 campaign, folder, cfg["destination"], as_of=day, run_id=run_id, dry_run=dry_run,
                 ledger=cfg["ledger"],
             )
-            result.export = _counts(exported)
+            result.export = {
+                "sent": sum(exported.sent.values()),
+                **{f"sent by {ch}": n for ch, n in sorted(exported.sent.items())},
+                **{f"removed: {why}": n for why, n in sorted(exported.removed.items()) if n},
+                "vendor files": len(exported.files),
+                "destination": exported.destination,
+                "manifest": str(exported.manifest_path) if exported.manifest_path else None,
+            }
             result.stages.append(StageOutcome("export", "dry-run" if dry_run else "ran",
                                               time.perf_counter() - t0, result.export))
             result.outcome = "ok"

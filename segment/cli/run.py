@@ -25,8 +25,7 @@ def _show_run(reporter: Reporter, result: object) -> None:
     if result.audit_html is not None:
         summary["audit report"] = str(result.audit_html)
         summary["audit flags"] = result.audit_flags
-    for key, value in result.export.items():
-        summary[key.replace("_", " ")] = value
+    summary.update(result.export)
     reporter.result("summary" + (" (dry run: nothing written or recorded)" if result.dry_run else ""), summary)
 
 

@@ -104,17 +104,26 @@ def patients_path(workdir: Path) -> Path:
 
 
 def _reference_vintages(workdir: Path) -> Any:
-    for name in (wd.ENRICH_REPORT, wd.GEOCODE_REPORT):
+    """The reference pack(s) and tract vintages the geocode and enrich stages used."""
+    found: dict[str, Any] = {}
+    for stage, name in (("geocode", wd.GEOCODE_REPORT), ("enrich", wd.ENRICH_REPORT)):
         p = workdir / name
-        if p.exists():
-            try:
-                report = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            for key in ("reference", "vintages", "reference_pack"):
-                if isinstance(report, dict) and key in report:
-                    return report[key]
-    return None
+        if not p.exists():
+            continue
+        try:
+            report = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(report, dict):
+            continue
+        pack = report.get("pack")
+        entry: dict[str, Any] = dict(pack) if isinstance(pack, dict) else {"name": pack}
+        for key in ("tract_vintage", "indicator_tract_vintage"):
+            if key in report:
+                entry[key] = report[key]
+        if entry.get("name") is not None or len(entry) > 1:
+            found[stage] = entry
+    return found or None
 
 
 def _render_name(campaign: Campaign, channel: Channel, profile: str, as_of: dt.date, run_id: str) -> str:

@@ -84,7 +84,8 @@ class FolderTransport:
         """Remove the staged file, and the final one when this run published it."""
         paths = [self.root / _tmp(name)] + ([self.root / name] if final else [])
         for p in paths:
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            # cleanup is best effort and must never mask the error that caused it
+            with contextlib.suppress(OSError):
                 p.unlink()
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ base URL pointed at ``Settings.census_api_base_url``. Every download goes throug
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from segment.config import Settings
 from segment.errors import NetworkError, ReferenceDataError
 from segment.log import get_logger
 from segment.reference.build import build_pack
-from segment.reference.http import Download, download, make_session
+from segment.reference.http import Download, download, host_of, make_session, redact
 from segment.reference.pack import Manifest
 from segment.reference.tiger import read_tracts
 from segment.workdir import ensure_private_dir, write_csv
@@ -189,7 +190,7 @@ def acs_client(api_key: str, settings: Settings, session: requests.Session) -> A
 def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Settings,
              target: Path) -> Path:
     """ACS 5-year tract variables for every county (the API wants one county per call)."""
-    from census.core import CensusException
+    from census.core import APIKeyError, CensusException
 
     from segment.reference.indicators import ACS_VARIABLES
 
@@ -199,17 +200,21 @@ def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Sett
     fields = sorted(ACS_VARIABLES)
     rows: list[dict[str, Any]] = []
     for county in counties:
+        where = f"county {county}, ACS {year} 5-year"
         try:
             rows.extend(client.state_county_tract(fields, county[:2], county[2:], "*", year=year))
+        except APIKeyError as exc:
+            raise NetworkError("the Census API refused the API key (CENSUS_API_KEY): "
+                               "check the key, or pull with --no-acs") from exc
         except CensusException as exc:
-            raise NetworkError(f"Census API error for county {county}, ACS {year} 5-year: "
-                               f"{str(exc)[:200]}") from exc
+            raise NetworkError(f"Census API error for {where}: "
+                               f"{_server_text(str(exc), api_key)}") from exc
         except requests.RequestException as exc:
-            raise NetworkError(f"Census API unreachable for county {county} "
-                               f"({type(exc).__name__})") from exc
+            raise NetworkError(f"Census API unreachable at {host_of(settings.census_api_base_url)} "
+                               f"for {where} ({type(exc).__name__})") from exc
         except ValueError as exc:  # a non-JSON answer
             raise NetworkError(f"Census API answered with something that is not JSON for "
-                               f"county {county}") from exc
+                               f"{where}") from exc
     if not rows:
         raise ReferenceDataError(f"the Census API returned no tracts for ACS {year}")
     frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.lit(year).alias("year"))
@@ -217,6 +222,13 @@ def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Sett
     write_csv(frame, target)
     log.info("ACS tracts downloaded", tracts=frame.height, counties=len(counties))
     return target
+
+
+def _server_text(text: str, secret: str) -> str:
+    """A server's error text as one short line: tags dropped, any key masked."""
+    plain = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    plain = redact(plain.replace(secret, "***")) if secret else redact(plain)
+    return (plain[:200] + "...") if len(plain) > 200 else (plain or "no details")
 
 
 def _with_timeout(request: Any, timeout: float) -> Any:

@@ -37,3 +37,25 @@ def reference_data() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return found
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic demo world (sources, messy extract, reference pack), made once."""
+    from segment.synth import write_demo_world
+
+    root = tmp_path_factory.mktemp("world")
+    write_demo_world(root, 400, seed=3)
+    return root
+
+
+@pytest.fixture
+def demo(tmp_path: Path, demo_world: Path) -> dict[str, Path]:
+    """The two demo campaigns over the shared demo world, with their own work/ledger/exports."""
+    from segment.demo import write_demo_campaigns
+    from segment.synth.extract import DEFAULT_REF_DATE
+
+    (tmp_path / "world").symlink_to(demo_world)
+    spring, fall = write_demo_campaigns(tmp_path, DEFAULT_REF_DATE)
+    return {"root": tmp_path, "spring": spring, "fall": fall, "work": tmp_path / "work",
+            "ledger": tmp_path / "ledger.sqlite", "exports": tmp_path / "exports"}

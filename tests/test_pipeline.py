@@ -13,24 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from segment.cli import cli
-from segment.demo import write_demo_campaigns
-from segment.synth import write_demo_world
-from segment.synth.extract import DEFAULT_REF_DATE
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("world")
-    write_demo_world(root, 400, seed=3)
-    return root
-
-
-@pytest.fixture
-def demo(tmp_path: Path, world: Path) -> dict[str, Path]:
-    (tmp_path / "world").symlink_to(world)
-    spring, fall = write_demo_campaigns(tmp_path, DEFAULT_REF_DATE)
-    return {"root": tmp_path, "spring": spring, "fall": fall, "work": tmp_path / "work",
-            "ledger": tmp_path / "ledger.sqlite", "exports": tmp_path / "exports"}
 
 
 def _run(*args: str) -> tuple[int, str, str]:
@@ -87,7 +69,7 @@ def test_second_run_reuses_stages_and_gives_identical_files(demo: dict[str, Path
     assert _run("run", str(demo["spring"]))[0] == 0
     first = _vendor_files(demo["exports"])
     ledger = _ledger_rows(demo["ledger"])
-    code, out, err = _run("--log-format", "json", "run", str(demo["spring"]))
+    code, _, err = _run("--log-format", "json", "run", str(demo["spring"]))
     assert code == 0, err
     assert _vendor_files(demo["exports"]) == first
     assert _ledger_rows(demo["ledger"]) == ledger

@@ -43,6 +43,8 @@ class StageOutcome:
     status: str  # ran, reused, failed
     seconds: float
     counts: dict[str, Any] = field(default_factory=dict)
+    #: the process's peak resident memory so far, when the stage ended (MiB)
+    peak_rss_mib: float = field(default_factory=lambda: _peak_rss_mib())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record (no PHI: counts only)."""
@@ -51,7 +53,14 @@ class StageOutcome:
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "counts": self.counts,
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
         }
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class StageFailed(Exception):

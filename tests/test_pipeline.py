@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import pytest
 from click.testing import CliRunner
 
 from segment.cli import cli

@@ -66,7 +66,9 @@ RULES = TableRules(
         Derived(("any_fallback",), ("phone_fallback",)),
         Derived(("mail_fallback", "phone_fallback"), ("any_fallback",)),
     ),
-    protected=("patients", "eligible"),
+    # hidden last: the bases, and `selected`, which every selection rate needs (so
+    # "contactable - selected" small hides `contactable`, not `selected`)
+    protected=("patients", "eligible", "selected"),
 )
 
 
@@ -158,6 +160,9 @@ def build_document(
             RULES,
             preferred_partner=next(
                 (i for i, g in enumerate(groups) if g["group"] == MISSING), None
+            ),
+            avoid_partner=next(
+                (i for i, g in enumerate(groups) if g["group"] == references.get(dim)), None
             ),
         )
         if overall_doc is None:

@@ -134,6 +134,7 @@ def suppress_table(
     rules: TableRules,
     *,
     preferred_partner: int | None = None,
+    avoid_partner: int | None = None,
 ) -> tuple[list[Status], Status]:
     """Which cells of a dimension's table to hide: (one status per group row, overall).
 
@@ -141,7 +142,9 @@ def suppress_table(
     ``overall`` is the published total row. A status maps each column to None (publish)
     or the :class:`Hidden` reason. Down a column, the complementary cell is taken from
     row ``preferred_partner`` when it can serve (the audit passes its "(missing)"
-    group, the least informative one), otherwise from the smallest non-zero group.
+    group, the least informative one), otherwise from the smallest non-zero group
+    other than ``avoid_partner`` (the reference group, whose figures every ratio
+    needs), and from ``avoid_partner`` only when nothing else can serve.
     """
     total_status = _primary(overall, rules)
     while _apply_row_rules(overall, total_status, rules):
@@ -164,10 +167,11 @@ def suppress_table(
                 continue
             shown = [i for i, s in enumerate(statuses) if s[col] is None and rows[i][col] > 0]
             if shown:
+                others = [i for i in shown if i != avoid_partner] or shown
                 pick = (
                     preferred_partner
                     if preferred_partner in shown
-                    else min(shown, key=lambda i: (rows[i][col], i))
+                    else min(others, key=lambda i: (rows[i][col], i))
                 )
                 statuses[pick][col] = Hidden.COMPLEMENTARY
                 changed = True

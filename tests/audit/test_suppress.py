@@ -132,3 +132,34 @@ def test_no_small_count_published_or_recoverable(rows: list[dict[str, int]]) -> 
                 rows[i][col] for i, s in enumerate(statuses) if s[col] is None
             )
             assert not is_small(sum(rows[i][col] for i in hidden)) or len(hidden) == len(rows)
+
+
+def test_protected_selected_survives_a_small_difference() -> None:
+    rules = TableRules(
+        derived=(Derived(("contactable",), ("selected",)),),
+        protected=("eligible", "selected"),
+    )
+    row = {"contactable": 349, "selected": 344}
+    statuses, total = suppress_table([row], row, rules)
+    assert total == {"contactable": C, "selected": None}
+    assert statuses[0] == {"contactable": C, "selected": None}
+
+
+def test_partner_preferences_missing_first_reference_last() -> None:
+    rows = [{"n": 5}, {"n": 40}, {"n": 500}, {"n": 30}]
+    overall = {"n": 575}
+
+    def hidden(**kwargs: int) -> list[Hidden | None]:
+        statuses, _ = suppress_table(rows, overall, ONE_COL, **kwargs)
+        return [s["n"] for s in statuses]
+
+    assert hidden() == [P, None, None, C]  # the smallest other group
+    assert hidden(avoid_partner=3) == [P, C, None, None]  # not the reference group
+    assert hidden(avoid_partner=3, preferred_partner=2) == [P, None, C, None]  # (missing)
+    # the reference serves only when nothing else can
+    assert _only_reference() == [P, C]
+
+
+def _only_reference() -> list[Hidden | None]:
+    statuses, _ = suppress_table([{"n": 5}, {"n": 40}], {"n": 45}, ONE_COL, avoid_partner=1)
+    return [s["n"] for s in statuses]

@@ -29,8 +29,7 @@ NAMES = [f"{a} {t}" for a in ("Maple", "Oak", "Elm", "Pine", "Cedar", "Birch", "
 
 
 def street_grid(zips: int = 200, streets_per_zip: int = 60, blocks: int = 10) -> gpd.GeoDataFrame:
-    rng = np.random.default_rng(1)
-    rows = []
+    """A grid of ``zips`` ZIPs x ``streets_per_zip`` streets x ``blocks`` ADDRFEAT segments."""
     n = zips * streets_per_zip * blocks
     z = np.repeat(np.arange(zips), streets_per_zip * blocks)
     s = np.tile(np.repeat(np.arange(streets_per_zip), blocks), zips)
@@ -47,7 +46,6 @@ def street_grid(zips: int = 200, streets_per_zip: int = 60, blocks: int = 10) ->
         "rfromhn": (lo + 98).astype(str), "rtohn": (lo + 2).astype(str),  # backwards
         "zipl": [f"{1000 + v:05d}" for v in z], "zipr": [f"{1000 + v:05d}" for v in z],
         "parityl": "O", "parityr": "E"})
-    del rng
     return gpd.GeoDataFrame(rows.to_pandas(), geometry=linestrings(coords), crs="EPSG:4269")
 
 
@@ -55,9 +53,9 @@ def addresses(grid: gpd.GeoDataFrame, n: int) -> pl.DataFrame:
     rng = np.random.default_rng(2)
     pick = rng.integers(0, len(grid), n)
     g = pl.from_pandas(grid.drop(columns="geometry")).select("fullname", "lfromhn", "zipl")[pick]
-    hn = g["lfromhn"].cast(pl.Int64) - 1 + rng.integers(1, 99, n)
+    base = (g["lfromhn"].cast(pl.Int64) - 1).to_numpy() + rng.integers(1, 99, n)
     r = rng.random(n)
-    hn = np.where(r < 0.03, hn + 50_000, hn)
+    hn = np.where(r < 0.03, base + 50_000, base)
     street = g["fullname"].to_numpy().copy()
     typo = (r >= 0.03) & (r < 0.08)
     street[typo] = [s[:2] + s[3] + s[2] + s[4:] for s in street[typo]]
@@ -87,10 +85,12 @@ def main(argv: list[str]) -> int:
         q = addr.join(parsed, on="line").select("house_number", "street_key", "zip5").unique()
         q = q.with_row_index("qid")
         res = interpolate(q, index)
-    wall = float(row.get("wall_s", 0) or 0)
-    matched = res["geo_precision"].is_in(["range_interpolated", "street_centroid"]).mean()
+    wall = float(str(row.get("wall_s", 0) or 0))
+    matched = res.select(pl.col("geo_precision").is_in(["range_interpolated", "street_centroid"])
+                         .mean()).item()
     row["distinct"] = q.height
-    row["range_rate"] = f"{(res['geo_precision'] == 'range_interpolated').mean():.4f}"
+    ranged = res.select((pl.col("geo_precision") == "range_interpolated").mean()).item()
+    row["range_rate"] = f"{ranged:.4f}"
     row["match_rate"] = f"{matched:.4f}"
     RESULTS.print()
     if wall:

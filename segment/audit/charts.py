@@ -8,11 +8,12 @@ screen readers, and element ids are salted per chart so several SVGs can share a
 
 from __future__ import annotations
 
+import functools
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import matplotlib
 
@@ -31,12 +32,36 @@ STAGE_LABELS = {
     "selected": "Selected",
 }
 _COLOURS = {"below": "#b2182b", "above": "#2166ac", None: "#333333"}
+#: labels come from data: never parse "$...$" as mathtext
+_RC: Any = {"text.parse_math": False, "svg.fonttype": "none"}
+_NEED_LABELS = {"1": "1 (least need)", "5": "5 (most need)"}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _plain_text(fn: F) -> F:
+    """Draw with data-safe text settings (no mathtext), restoring them afterwards."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context(_RC):
+            return fn(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def group_label(dimension: str, group: str) -> str:
+    """How a group is named in the report (need-index quintiles say which end is which)."""
+    if dimension == "need_index_quintile":
+        return _NEED_LABELS.get(group, group)
+    return group
 
 
 def _to_svg(fig: Figure, chart_id: str, title: str, description: str) -> str:
     """Serialize ``fig`` as an inline ``<svg>`` element with a title and description."""
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": chart_id}):
+    svg_rc: Any = {**_RC, "svg.hashsalt": chart_id}
+    with matplotlib.rc_context(svg_rc):
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
@@ -58,6 +83,7 @@ def _to_svg(fig: Figure, chart_id: str, title: str, description: str) -> str:
     )
 
 
+@_plain_text
 def funnel_chart(overall: Mapping[str, Any], chart_id: str = "funnel") -> str:
     """Horizontal bars: how many eligible people reach each stage (hidden counts: no bar)."""
     funnel = overall.get("funnel", {})
@@ -83,6 +109,7 @@ def funnel_chart(overall: Mapping[str, Any], chart_id: str = "funnel") -> str:
     return _to_svg(fig, chart_id, "Campaign funnel", desc)
 
 
+@_plain_text
 def stage_rates_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None:
     """Grouped bars per group: share of the eligible reaching each later stage."""
     groups = [g for g in dimension["groups"] if not g["suppressed"]]
@@ -101,11 +128,15 @@ def stage_rates_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None
                 continue
             ys.append(len(groups) - 1 - g_index + 0.4 - (s_index + 0.5) * height)
             xs.append(rate * 100)
-            parts.append(f"{g['group']} {STAGE_LABELS[stage]} {rate * 100:.0f}%")
+            parts.append(
+                f"{group_label(dimension['name'], g['group'])} {STAGE_LABELS[stage]} "
+                f"{rate * 100:.0f}%"
+            )
         if xs:
             ax.barh(ys, xs, height=height, color=palette[s_index], label=STAGE_LABELS[stage])
     ax.set_yticks(
-        [len(groups) - 1 - i for i in range(len(groups))], [str(g["group"]) for g in groups]
+        [len(groups) - 1 - i for i in range(len(groups))],
+        [group_label(dimension["name"], str(g["group"])) for g in groups],
     )
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of eligible people (hidden figures are not drawn)")
@@ -121,6 +152,7 @@ def stage_rates_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None
     )
 
 
+@_plain_text
 def ratio_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None:
     """Selection-rate ratio to the reference group, with 95% intervals and the band."""
     groups = list(dimension["groups"])
@@ -134,7 +166,9 @@ def ratio_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None:
     for index, g in enumerate(groups):
         y = len(groups) - 1 - index
         sel = g["selection"]
-        name = str(g["group"]) + (" (reference)" if g["is_reference"] else "")
+        name = group_label(dimension["name"], str(g["group"])) + (
+            " (reference)" if g["is_reference"] else ""
+        )
         labels.append((y, name))
         ratio = sel.get("ratio")
         if ratio is None or ratio <= 0:

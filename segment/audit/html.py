@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from segment.audit.charts import STAGE_LABELS, all_charts
+from segment.audit.charts import STAGE_LABELS, all_charts, group_label
 from segment.audit.metrics import FUNNEL_STAGES
 from segment.audit.report_json import NEIGHBOURHOOD_NOTE
 
@@ -89,7 +89,8 @@ def _dimension_section(index: int, dim: Mapping[str, Any], charts: Mapping[str, 
         str(dim.get("reference_chosen")), ""
     )
     ref_text = (
-        f"Reference group: <strong>{escape(str(ref))}</strong> ({chosen})."
+        f"Reference group: <strong>{escape(group_label(str(dim['name']), str(ref)))}</strong> "
+        f"({chosen})."
         if ref is not None
         else "No reference group: no group with a known value has 11 or more eligible people."
     )
@@ -103,7 +104,9 @@ def _dimension_section(index: int, dim: Mapping[str, Any], charts: Mapping[str, 
     rows, classes = [], []
     for g in dim["groups"]:
         sel = g["selection"]
-        label = escape(str(g["group"])) + (" (reference)" if g["is_reference"] else "")
+        label = escape(group_label(str(dim["name"]), str(g["group"]))) + (
+            " (reference)" if g["is_reference"] else ""
+        )
         rows.append(
             [
                 label,
@@ -146,7 +149,8 @@ def _reach_table(document: Mapping[str, Any]) -> str:
             r = g["reach"]
             rows.append(
                 [
-                    f"{escape(str(dim['name']))}: {escape(str(g['group']))}",
+                    f"{escape(str(dim['name']))}: "
+                    f"{escape(group_label(str(dim['name']), str(g['group'])))}",
                     _count(r["eligible"]),
                     _count(r["no_digital"]),
                     _pct(r["no_digital_rate"]),
@@ -174,7 +178,8 @@ def _geocoding_table(document: Mapping[str, Any]) -> str:
             geo = g["geocoding"]
             rows.append(
                 [
-                    f"{escape(str(dim['name']))}: {escape(str(g['group']))}",
+                    f"{escape(str(dim['name']))}: "
+                    f"{escape(group_label(str(dim['name']), str(g['group'])))}",
                     _count(geo["patients"]),
                     _pct(geo["match_rate"]),
                     _pct(geo["precise_rate"]),

@@ -136,3 +136,14 @@ def test_absent_default_dimension_is_skipped_and_said() -> None:
             enriched.drop("rurality"), contacts, channels=["sms"], as_of=AS_OF,
             groups=["county_fips", "tract_geoid"],
         )
+
+
+def test_labels_from_data_are_plain_text_in_charts() -> None:
+    doc, html = _page(
+        (40, {"race": "$x^2$ group", "need_index_quintile": 5}),
+        (60, {"race": "White", "need_index_quintile": 1}),
+    )
+    assert "$x^2$ group" in html  # drawn as text, not parsed as mathtext
+    assert "5 (most need)" in html and "1 (least need)" in html
+    quintiles = next(d for d in doc["dimensions"] if d["name"] == "need_index_quintile")
+    assert [g["group"] for g in quintiles["groups"]] == ["1", "5"]  # JSON keeps raw values

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import click
 
-from segment.audit import audit_campaign, parse_reference_groups
 from segment.cli.options import as_of_option, command, get_reporter
 from segment.errors import ConfigError
 
+# segment.audit (and matplotlib) is imported when the command runs, not at start-up.
+
 
 def _references(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    from segment.audit import parse_reference_groups
+
     try:
         return parse_reference_groups(value)
     except ConfigError as exc:
@@ -74,6 +77,8 @@ def audit(
     selection-rate ratios against a reference group with Wilson 95% intervals, flags
     outside 0.8-1.25, geocoding by group and reach gaps. Counts under 11 show as <11.
     """
+    from segment.audit import audit_campaign
+
     reporter = get_reporter()
     result = audit_campaign(
         campaign, workdir, out_html, reference_groups, groups=groups, as_of=as_of

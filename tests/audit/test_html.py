@@ -147,3 +147,28 @@ def test_labels_from_data_are_plain_text_in_charts() -> None:
     assert "5 (most need)" in html and "1 (least need)" in html
     quintiles = next(d for d in doc["dimensions"] if d["name"] == "need_index_quintile")
     assert [g["group"] for g in quintiles["groups"]] == ["1", "5"]  # JSON keeps raw values
+
+
+def test_zero_eligible_group_in_every_output() -> None:
+    doc, html = _page(
+        (60, {"race": "White"}), (40, {"race": "White", "contact_status": "suppressed"}),
+        (25, {"race": "Black", "in_audience": False, "contact_status": "not_in_audience"}),
+    )
+    race = next(d for d in doc["dimensions"] if d["name"] == "race")
+    black = next(g for g in race["groups"] if g["group"] == "Black")
+    assert black["funnel"] == {
+        "eligible": 0, "geocoded_precise": 0, "enriched": 0, "contactable": 0, "selected": 0,
+    }
+    assert black["geocoding"]["patients"] == 25
+    assert black["selection"] == {
+        "rate": None, "ci_low": None, "ci_high": None, "ratio": None,
+        "ratio_ci_low": None, "ratio_ci_high": None, "flag": None, "flag_clear": None,
+    }
+    assert black["funnel_rates"] == dict.fromkeys(
+        ("geocoded_precise", "enriched", "contactable", "selected")
+    )
+    assert doc["flags"] == []
+    row = re.search(r'<tr[^>]*><th scope="row">Black</th>(.*?)</tr>', html)
+    assert row is not None
+    cells = re.findall(r'<td class="n">([^<]*)</td>', row.group(1))
+    assert cells == ["0", "0", "0", "0", "0", "&ndash;", "&ndash;", ""]

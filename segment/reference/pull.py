@@ -116,6 +116,8 @@ def pull_pack(
         name = url.rsplit("/", 1)[-1]
         log.info("downloading", file=name)
         d = download(session, url, cache / name, timeout=settings.http_timeout_s)
+        if name.endswith(".zip"):
+            _check_zip(d)
         got.append(d)
         return d
 
@@ -154,6 +156,26 @@ def pull_pack(
                                                       "bytes": d.bytes} for d in got}}},
     )
     return PullResult(out, manifest, got)
+
+
+def _check_zip(d: Download) -> None:
+    """Refuse (and delete) a download that is not an intact zip: an error page, a bad resume.
+
+    The Census Bureau publishes no checksums; the CRC of every member is the check that a
+    resumed file was put together right. A bad file is removed so a rerun fetches it again.
+    """
+    reason: str | None = None
+    try:
+        with zipfile.ZipFile(d.path) as zf:
+            broken = zf.testzip()
+            if broken is not None:
+                reason = f"member {broken} fails its CRC check"
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        reason = type(exc).__name__
+    if reason is not None:
+        d.path.unlink(missing_ok=True)
+        raise NetworkError(f"{d.path.name} from {d.url} is not a valid zip ({reason}); "
+                           "it was removed, rerun to download it again")
 
 
 def _unzip_text(path: Path) -> Path:

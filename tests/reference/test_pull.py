@@ -396,3 +396,17 @@ def test_refused_connection_is_a_network_error_naming_the_url(tmp_path: Path) ->
         pull_pack(["MA"], out=tmp_path / "p", acs=False,
                   settings=Settings(tiger_base_url=url + TIGER, http_retries=0))
     assert isinstance(info.value.__cause__, requests.RequestException)
+
+
+def test_html_page_instead_of_a_zip_is_refused_and_not_kept(
+        server: tuple[CensusServer, str], served: Served, tmp_path: Path) -> None:
+    census, url = server
+    census.files[TRACTS] = b"<html><body>Service Unavailable - Zero size object</body></html>"
+    pack = tmp_path / "p"
+    res = _pull(url, pack, "--no-acs")
+    assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "tl_2019_25_tract.zip" in res.stderr and "not a valid zip" in res.stderr
+    assert not (pack / ".downloads" / "tl_2019_25_tract.zip").exists()
+    census.files[TRACTS] = served.files[TRACTS]  # the server recovers: a rerun succeeds
+    again = _pull(url, pack, "--no-acs")
+    assert again.exit_code == 0, again.stderr

@@ -12,8 +12,11 @@ The way the Census Bureau's geocoder, PostGIS ``tiger_geocoder`` and DeGAUSS do 
    run backwards), then offset a few metres from the centre line to that side;
 4. the score (0-1) multiplies the name similarity, ZIP agreement and parity agreement.
 
-Ties are broken by range width, then lowest TLID, then side, so the same input always
-gives the same output. Numbers outside every range, and streets without a number, get the
+Ties are broken by nearness to a range end, range width, lowest TLID, side, then the
+pack's row order, so the same input always gives the same output. Ranges are found by
+binary search over each street's sides sorted by their low number (NumPy, no pairing of
+every query with every segment of its street), and points are placed with NumPy over the
+lines' flattened vertices. Numbers outside every range, and streets without a number, get the
 middle of the nearest segment of that street (``street_centroid``).
 """
 

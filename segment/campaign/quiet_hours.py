@@ -10,6 +10,7 @@ so they are right across daylight-saving changes, and joined back.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -50,6 +51,10 @@ def _finder() -> object:
     from timezonefinder import TimezoneFinder
 
     return TimezoneFinder()
+
+
+# Drop the finder before interpreter teardown: its __del__ needs modules that are gone by then.
+atexit.register(_finder.cache_clear)
 
 
 def _zone_at(point: dict[str, float | None]) -> str | None:

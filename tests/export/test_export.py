@@ -47,7 +47,8 @@ def test_same_inputs_give_identical_files(workdir: Path, tmp_path: Path) -> None
 
 
 def test_manifest_records_everything(workdir: Path, tmp_path: Path) -> None:
-    (workdir / "enrich-report.json").write_text(json.dumps({"reference": {"acs": "2019-2023", "tracts": 2020}}))
+    (workdir / "enrich-report.json").write_text(json.dumps(
+        {"pack": "ma-2020", "tract_vintage": 2020, "indicator_tract_vintage": 2020}))
     camp = export_campaign_file(
         tmp_path / "c",
         vendors={"sms": {"profile": "twilio", "fields": ["first_name"]},
@@ -62,7 +63,8 @@ def test_manifest_records_everything(workdir: Path, tmp_path: Path) -> None:
     assert m["counts"]["per_channel"] == {"sms": 2, "email": 2}
     assert m["counts"]["removed"]["no_consent_or_contact"] == 1
     assert m["rules"] == [{"rule_id": "crc", "rule_version": "1"}]
-    assert m["reference"] == {"acs": "2019-2023", "tracts": 2020}
+    assert m["reference"] == {
+        "enrich": {"name": "ma-2020", "tract_vintage": 2020, "indicator_tract_vintage": 2020}}
     assert m["allow_phi"] == {"birth_date": "Vendor matches existing CRM profiles on date of birth under the BAA"}
     assert set(m["inputs"]["files"]) >= {"enriched.parquet", "eligibility.parquet", "campaign:campaign.yaml"}
     for entry in m["files"]:

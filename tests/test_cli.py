@@ -109,3 +109,11 @@ def test_json_log_format_error() -> None:
     assert result.exit_code == 1
     record = json.loads(result.stderr.strip().splitlines()[-1])
     assert record["level"] == "error" and record["message"] == "a.csv: bad"
+
+
+def test_root_help_summaries_are_whole_sentences() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    commands = result.output.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == len(cli.commands)
+    for line in commands:
+        assert not line.rstrip().endswith("..."), line

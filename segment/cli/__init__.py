@@ -51,7 +51,7 @@ def group(name: str, *, example: str, help: str) -> SegmentGroup:
 
 @click.group(
     cls=SegmentGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100},
     help=with_example(
         "Turn patient extracts into explainable, privacy-safe campaign segment lists.",
         "segment demo --out demo-work",

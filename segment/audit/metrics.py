@@ -215,8 +215,8 @@ def patient_flags(
     ``contacts`` is the output of ``segment.campaign.plan_contacts`` (one row per
     patient). A patient is *eligible* when in the campaign's audience and not deceased
     (a ``deceased_date``, or the plan's ``deceased`` status, which a do-not-contact flag
-    would otherwise mask); *contactable* when reachable on at least one of ``channels``; *selected* when the
-    contact status is ``selected``. Reach gaps: *no_digital* means eligible but neither
+    would otherwise mask); *contactable* when reachable on at least one of ``channels``
+    and not marked do-not-contact; *selected* when the contact status is ``selected``. Reach gaps: *no_digital* means eligible but neither
     SMS- nor email-reachable; the fallbacks count who of those mail or phone would reach.
     ``dimensions`` (name -> column) replaces the defaults plus ``extra_groups``.
     """
@@ -288,7 +288,11 @@ def patient_flags(
         eligible.alias("eligible"),
         (eligible & pl.col("_precision").is_in(precise_values)).alias("geocoded_precise"),
         (eligible & pl.col("_enriched")).alias("enriched"),
-        (eligible & contactable).alias("contactable"),
+        (
+            eligible
+            & contactable
+            & (pl.col("contact_status").fill_null("") != "do_not_contact")
+        ).alias("contactable"),
         (eligible & (pl.col("contact_status") == "selected").fill_null(False)).alias("selected"),
         no_digital.alias("no_digital"),
         (no_digital & reach["mail"]).alias("mail_fallback"),

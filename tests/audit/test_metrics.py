@@ -248,3 +248,13 @@ def test_ratio_interval_when_everybody_is_selected() -> None:
     assert lo == pytest.approx(math.exp(centre - 1.959963984540054 * se))
     assert hi == pytest.approx(math.exp(centre + 1.959963984540054 * se))
     assert lo < 1 < hi
+
+
+def test_do_not_contact_is_eligible_but_not_contactable() -> None:
+    enriched, contacts = cohorts(
+        (12, {"contact_status": "do_not_contact"}),
+        (20, {}),
+    )
+    flags = patient_flags(enriched, contacts, channels=["sms"], as_of=AS_OF)
+    got = flags.select(pl.col("eligible", "contactable", "selected").sum()).collect().row(0)
+    assert got == (32, 20, 20)

@@ -251,7 +251,7 @@ def run_campaign(
             t0 = time.perf_counter()
             audit_dir = wd.ensure_private_dir(folder / "runs" / run_id)
             audit = audit_campaign(campaign, folder, audit_dir / "audit.html", as_of=day,
-                                   ledger=cfg["ledger"])
+                                   ledger=cfg["ledger"], run_id=run_id)
             result.audit_html = audit_dir / "audit.html"
             result.audit_flags = _flag_count(audit)
             result.stages.append(StageOutcome("audit", "ran", time.perf_counter() - t0,

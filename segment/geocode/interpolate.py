@@ -60,10 +60,20 @@ class _Intervals:
     sides: pl.DataFrame  # index.sides with a ZIP, sorted by gid, lo, seg, side; plus ``gid``
     groups: pl.DataFrame  # zip5, street_key, gid
     group_start: np.ndarray  # first row of each gid in ``sides``
-    composite: np.ndarray  # gid * stride + lo, ascending
+    lo_values: np.ndarray  # distinct ``lo`` values, ascending
+    composite: np.ndarray  # gid * stride + rank of lo among ``lo_values``, ascending
     hi: np.ndarray
     hi_cummax: np.ndarray  # running maximum of ``hi`` within the group
     stride: int
+
+    def search_keys(self, gid: np.ndarray, house_number: np.ndarray) -> np.ndarray:
+        """Keys comparable with :attr:`composite`: ``lo <= hn`` iff ``rank(lo) <= key``.
+
+        Ranks, not the numbers, keep ``gid * stride`` far from int64 overflow whatever
+        digits a TIGER range holds.
+        """
+        rank = np.searchsorted(self.lo_values, house_number, side="right").astype(np.int64) - 1
+        return gid * self.stride + rank
 
     @classmethod
     def build(cls, sides: pl.DataFrame) -> _Intervals:
@@ -73,14 +83,15 @@ class _Intervals:
         sorted_sides = sides.join(groups, on=["zip5", "street_key"], how="inner").sort(
             "gid", "lo", "seg", "side").with_columns(pl.col("gid").cast(pl.Int64))
         gid = sorted_sides["gid"].to_numpy()
-        lo = sorted_sides["lo"].to_numpy()
-        stride = int(lo.max()) + 2 if len(lo) else 2
+        lo_values, lo_rank = np.unique(sorted_sides["lo"].to_numpy(), return_inverse=True)
+        stride = len(lo_values) + 1
         start = np.searchsorted(gid, np.arange(groups.height, dtype=np.int64), side="left")
         return cls(
             sides=sorted_sides,
             groups=groups.with_columns(pl.col("gid").cast(pl.Int64)),
             group_start=start.astype(np.int64),
-            composite=gid * stride + lo,
+            lo_values=lo_values,
+            composite=gid * stride + lo_rank.astype(np.int64),
             hi=sorted_sides["hi"].to_numpy(),
             hi_cummax=sorted_sides.select(pl.col("hi").cum_max().over("gid"))["hi"].to_numpy(),
             stride=stride,
@@ -320,8 +331,8 @@ def _in_range_rows(pairs: pl.DataFrame, iv: _Intervals) -> tuple[np.ndarray, np.
     hn_all = pairs["house_number"].to_numpy()
     gid = pairs["gid"].to_numpy().astype(np.int64)
     g_start = iv.group_start[gid]
-    target = gid * iv.stride + np.clip(hn_all, -1, iv.stride - 1)
-    pos = np.searchsorted(iv.composite, target, side="right").astype(np.int64) - 1
+    pos = np.searchsorted(iv.composite, iv.search_keys(gid, hn_all), side="right").astype(
+        np.int64) - 1
     row = np.arange(len(pairs), dtype=np.int64)
     live = pos >= g_start
     row, pos = row[live], pos[live]

@@ -227,16 +227,17 @@ def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Sett
             rows.extend(client.state_county_tract(fields, county[:2], county[2:], "*", year=year))
         except APIKeyError as exc:
             raise NetworkError("the Census API refused the API key (CENSUS_API_KEY): "
-                               "check the key, or pull with --no-acs") from exc
+                               "check the key, or pull with --no-acs"
+                               ) from _masked(exc, api_key)
         except CensusException as exc:
             raise NetworkError(f"Census API error for {where}: "
-                               f"{_server_text(str(exc), api_key)}") from exc
+                               f"{_server_text(str(exc), api_key)}") from _masked(exc, api_key)
         except requests.RequestException as exc:
             raise NetworkError(f"Census API unreachable at {host_of(settings.census_api_base_url)} "
-                               f"for {where} ({type(exc).__name__})") from exc
+                               f"for {where} ({type(exc).__name__})") from _masked(exc, api_key)
         except ValueError as exc:  # a non-JSON answer
             raise NetworkError(f"Census API answered with something that is not JSON for "
-                               f"{where}") from exc
+                               f"{where}") from _masked(exc, api_key)
     if not rows:
         raise ReferenceDataError(f"the Census API returned no tracts for ACS {year}")
     frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.lit(year).alias("year"))
@@ -244,6 +245,16 @@ def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Sett
     write_csv(frame, target)
     log.info("ACS tracts downloaded", tracts=frame.height, counties=len(counties))
     return target
+
+
+class MaskedError(Exception):
+    """Stands in for an exception whose text carried the API key (``--verbose`` shows it)."""
+
+
+def _masked(exc: BaseException, secret: str) -> MaskedError:
+    """``exc``'s type and text with the key masked; its own chain is dropped (it has URLs)."""
+    text = redact(str(exc).replace(secret, "***")) if secret else redact(str(exc))
+    return MaskedError(f"{type(exc).__module__}.{type(exc).__name__}: {text[:2000]}")
 
 
 def _server_text(text: str, secret: str) -> str:

@@ -301,6 +301,14 @@ def test_census_api_errors_are_one_line_and_never_show_the_key(
     assert "key=***" in res.stderr and "<" not in res.stderr
     assert KEY not in res.stderr and "Traceback" not in res.stderr
 
+    # --verbose prints the traceback, causes included: still no key
+    with serve(echo_error) as other:
+        verbose = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--verbose",
+                                           "--out", str(tmp_path / "v")],
+                                     env={**_env(url), "SEGMENT_CENSUS_API_URL": other + "/data"})
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
+    assert "CensusException" in verbose.stderr and KEY not in verbose.stderr
+
     census.acs = {}  # the API answers 204 (no data) for every county
     empty = _pull(url, tmp_path / "b")
     assert empty.exit_code == 1 and "returned no tracts" in empty.stderr
@@ -317,6 +325,9 @@ def test_acs_server_down_after_the_tiger_files(served: Served, tmp_path: Path) -
                       address_ranges=False, zip_centroids=False)
     assert str(info.value).startswith("Census API unreachable at 127.0.0.1:")
     assert "county 25017" in str(info.value) and KEY not in str(info.value)
+    cause = info.value.__cause__
+    assert cause is not None and "ConnectionError" in str(cause) and "key=***" in str(cause)
+    assert KEY not in str(cause) and cause.__cause__ is None and cause.__context__ is None
     assert not (tmp_path / "p" / "manifest.json").exists()
 
 

@@ -9,8 +9,11 @@ valid birth date, an event with no known patient, date, code, or known code syst
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import resource
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -24,11 +27,20 @@ from segment.ingest import normalize as nz
 from segment.ingest.dedupe import survivorship
 from segment.ingest.detect import read_sources
 from segment.ingest.emails import email_lookup
-from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS, Mapping, load_mapping
+from segment.ingest.events import write_events
+from segment.ingest.frames import (
+    by_distinct,
+    collect_all,
+    date_keys,
+    distinct_table,
+    part_dates,
+    with_all_columns,
+)
+from segment.ingest.mapping import PATIENT_INPUT_COLUMNS, Mapping, load_mapping
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.log import get_logger
-from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS, CodeSystem, EventType
+from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
 
 log = get_logger("ingest")
 
@@ -102,16 +114,9 @@ PATIENT_CHECKED = (
 )
 
 
-def _with_all_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFrame:
-    have = set(frame.collect_schema().names())
-    return frame.with_columns(
-        [pl.lit(None, dtype=pl.String).alias(c) for c in columns if c not in have]
-    ).select("_row", *[pl.col(c).cast(pl.String) for c in columns])
-
-
 def _stack(parts: list[RawPart], columns: Sequence[str], order: dict[str, int]) -> pl.LazyFrame:
     frames = [
-        _with_all_columns(p.frame, columns).with_columns(
+        with_all_columns(p.frame, columns).with_columns(
             pl.lit(p.file).alias("_file"), pl.lit(p.source).alias("_source"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
@@ -121,89 +126,123 @@ def _stack(parts: list[RawPart], columns: Sequence[str], order: dict[str, int]) 
     return pl.concat(frames, how="vertical")
 
 
-def _date_fmt(parts: list[RawPart], column: str) -> dict[int, str]:
-    return {i: p.date_formats[column] for i, p in enumerate(parts) if column in p.date_formats}
-
-
-def _parse_dates(column: str, parts: list[RawPart], today: dt.date) -> nz.Normalized:
-    """Dates parsed by the default layouts, or by a mapping's explicit format per part."""
-    raw = pl.col(column)
-    default = nz.parse_date(raw, today=today)
-    fmts = _date_fmt(parts, column)
-    if not fmts:
-        return default
-    value, problem = default.value, default.problem
-    for part, fmt in fmts.items():
-        explicit = nz.parse_date(raw, today=today, fmt=fmt)
-        is_part = pl.col("_part") == part
-        value = pl.when(is_part).then(explicit.value).otherwise(value)
-        problem = pl.when(is_part).then(explicit.problem).otherwise(problem)
-    return nz.Normalized(value, problem)
+#: the timestamp layout of nearly every ``updated_at``: parsed per row, the rest per distinct text
+_STAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
+_STAMP_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
+)
 
 
 def _updated_at(parts: list[RawPart], today: dt.date) -> nz.Normalized:
+    """``updated_at``: ISO or US timestamps (a zone suffix ignored), or a date alone."""
     s = nz.blank_to_null(pl.col("updated_at")).str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
     stamp = pl.coalesce(
-        s.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False),
-        s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
-        s.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False),
-        s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False),
-        s.str.strptime(pl.Datetime("us"), "%m/%d/%Y %H:%M:%S", strict=False),
-        s.str.strptime(pl.Datetime("us"), "%m/%d/%Y %H:%M", strict=False),
-        _parse_dates("updated_at", parts, today).value.cast(pl.Datetime("us")),
+        *[s.str.strptime(pl.Datetime("us"), f, strict=False) for f in _STAMP_FORMATS],
+        part_dates("updated_at", parts, today).value.cast(pl.Datetime("us")),
     )
     return nz.Normalized(stamp, pl.when(s.is_not_null() & stamp.is_null()).then(
         pl.lit("unrecognized timestamp")).otherwise(None))
 
 
+def _with_updated_at(
+    frame: pl.LazyFrame, source: pl.LazyFrame, parts: list[RawPart], today: dt.date
+) -> pl.LazyFrame:
+    """Add ``_v_updated_at``/``_p_updated_at``: :func:`_updated_at` without its cost per row.
+
+    A text of exactly the shape ``YYYY-MM-DDTHH:MM:SS`` is what :func:`_updated_at` reads
+    with its first format unchanged (nothing to trim, no zone suffix), so that format alone
+    decides it per row when it parses; every other text goes through :func:`_updated_at`
+    once per distinct text (taken from ``source``, the in-memory raw records).
+    """
+    raw = pl.col("updated_at")
+    fast = pl.when(raw.str.contains(_STAMP_SHAPE)).then(
+        raw.str.strptime(pl.Datetime("us"), _STAMP_FORMATS[0], strict=False)
+    )
+    frame = frame.with_columns(fast.alias("_upd_fast"))
+    full = _updated_at(parts, today)
+    keys = date_keys("updated_at", parts)
+    table = distinct_table(
+        source.filter(fast.is_null() & raw.is_not_null()), keys,
+        {"_upd_slow": full.value, "_p_updated_at": full.problem},
+    )
+    return frame.join(table, on=keys, how="left", nulls_equal=True, maintain_order="left").with_columns(
+        pl.coalesce("_upd_fast", "_upd_slow").alias("_v_updated_at")
+    ).drop("_upd_fast", "_upd_slow")
+
+
 def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) -> pl.LazyFrame:
-    """Normalized patient records with ``<col>__problem`` and ``_row_problem`` columns."""
+    """Normalized patient records with ``<col>__problem`` and ``_row_problem`` columns.
+
+    Normalizers run once per distinct raw value (:func:`by_distinct`), so ``raw`` should be
+    an in-memory frame (``df.lazy()``): it is read once per lookup.
+    """
     pid = nz.blank_to_null(pl.col("patient_id"))
-    birth = nz.check_birth_date(_parse_dates("birth_date", parts, today), today=today)
-    state = nz.normalize_state(pl.col("state"))
-    checked: dict[str, nz.Normalized] = {
-        "first_name": nz.normalize_name(pl.col("first_name")),
-        "last_name": nz.normalize_name(pl.col("last_name")),
-        "sex": nz.normalize_sex(pl.col("sex")),
-        "state": state,
-        "language": nz.normalize_language(pl.col("language")),
-        "email_consent": nz.normalize_consent(pl.col("email_consent")),
-        "sms_consent": nz.normalize_consent(pl.col("sms_consent")),
-        "do_not_contact": nz.normalize_do_not_contact(pl.col("do_not_contact")),
-        "deceased_date": _parse_dates("deceased_date", parts, today),
-        "source_lat": nz.normalize_float(pl.col("source_lat")),
-        "source_lon": nz.normalize_float(pl.col("source_lon")),
-        "updated_at": _updated_at(parts, today),
-    }
-    row_problem = (
-        pl.when(pid.is_null()).then(pl.lit("patient_id|missing patient id"))
-        .when(pl.col("birth_date").is_null() | (nz.blank_to_null(pl.col("birth_date")).is_null()))
+    birth = nz.check_birth_date(part_dates("birth_date", parts, today), today=today)
+    birth_problem = (
+        pl.when(pl.col("birth_date").is_null() | (nz.blank_to_null(pl.col("birth_date")).is_null()))
         .then(pl.lit("birth_date|missing birth date"))
         .when(birth.problem.is_not_null()).then(pl.lit("birth_date|") + birth.problem)
         .otherwise(None)
     )
-    stage1 = raw.with_columns(
+    distinct: dict[str, tuple[list[str], nz.Normalized]] = {
+        "first_name": (["first_name"], nz.normalize_name(pl.col("first_name"))),
+        "last_name": (["last_name"], nz.normalize_name(pl.col("last_name"))),
+        "sex": (["sex"], nz.normalize_sex(pl.col("sex"))),
+        "state": (["state"], nz.normalize_state(pl.col("state"))),
+        "language": (["language"], nz.normalize_language(pl.col("language"))),
+        "email_consent": (["email_consent"], nz.normalize_consent(pl.col("email_consent"))),
+        "sms_consent": (["sms_consent"], nz.normalize_consent(pl.col("sms_consent"))),
+        "do_not_contact": (["do_not_contact"], nz.normalize_do_not_contact(pl.col("do_not_contact"))),
+        "deceased_date": (date_keys("deceased_date", parts), part_dates("deceased_date", parts, today)),
+    }
+    per_row: dict[str, nz.Normalized] = {
+        "source_lat": nz.normalize_float(pl.col("source_lat")),
+        "source_lon": nz.normalize_float(pl.col("source_lon")),
+    }
+    distinct_text = ("city", "race", "ethnicity")
+    frame = raw.with_columns(
         *[pl.col(c).alias(f"{c}__raw") for c in PATIENT_CHECKED if c != "zip5"],
         pl.col("zip5").alias("zip5__raw"),
         pl.col("birth_date").alias("birth_date__raw"),
         pl.col("phone_e164").alias("phone__raw"),
         pl.col("email").alias("email__raw"),
-        row_problem.alias("_row_problem"),
-    ).with_columns(
+    )
+    phone_type = nz.blank_to_null(pl.col("phone_type")).str.to_lowercase().replace_strict(
+        SOURCE_PHONE_TYPES, default=None, return_dtype=pl.String
+    )
+    # ZIP rules depend on the state: the normalized state of the same row
+    zip5 = nz.normalize_zip(pl.col("zip5"), nz.normalize_state(pl.col("state")).value)
+    frame = by_distinct(frame, [
+        (date_keys("birth_date", parts), {"_birth": birth.value, "_birth_problem": birth_problem}),
+        *[(keys, {f"_v_{c}": n.value, f"_p_{c}": n.problem}) for c, (keys, n) in distinct.items()],
+        *[([c], {f"_v_{c}": nz.normalize_text(pl.col(c)).value}) for c in distinct_text],
+        (["phone_type"], {"_phone_type_src": phone_type}),
+        (["zip5", "state"], {"_v_zip5": zip5.value, "_p_zip5": zip5.problem}),
+    ], source=raw)
+    frame = _with_updated_at(frame, raw, parts, today)
+    checked = [*distinct, "updated_at"]
+    return frame.with_columns(
+        pl.when(pid.is_null()).then(pl.lit("patient_id|missing patient id")).otherwise(pl.col("_birth_problem"))
+        .alias("_row_problem"),
         pid.alias("patient_id"),
-        birth.value.alias("birth_date"),
-        *[n.value.alias(c) for c, n in checked.items()],
-        *[n.problem.alias(f"{c}__problem") for c, n in checked.items()],
-        *[nz.normalize_text(pl.col(c)).value.alias(c) for c in _TEXT],
+        pl.col("_birth").alias("birth_date"),
+        *[pl.col(f"_v_{c}").alias(c) for c in checked],
+        *[pl.col(f"_p_{c}").alias(f"{c}__problem") for c in checked],
+        *[n.value.alias(c) for c, n in per_row.items()],
+        *[n.problem.alias(f"{c}__problem") for c, n in per_row.items()],
+        *[pl.col(f"_v_{c}").alias(c) for c in distinct_text],
+        *[nz.normalize_text(pl.col(c)).value.alias(c) for c in ("address_line1", "address_line2")],
         nz.blank_to_null(pl.col("phone_e164")).alias("_phone_raw"),
         nz.blank_to_null(pl.col("email")).alias("_email_raw"),
-        nz.blank_to_null(pl.col("phone_type")).str.to_lowercase().replace_strict(
-            SOURCE_PHONE_TYPES, default=None, return_dtype=pl.String).alias("_phone_type_src"),
+        pl.col("_v_zip5").alias("zip5"),
+        pl.col("_p_zip5").alias("zip5__problem"),
+    ).drop(
+        "_birth", "_birth_problem", *[f"_v_{c}" for c in (*checked, *distinct_text, "zip5")],
+        *[f"_p_{c}" for c in (*checked, "zip5")],
+    ).rename(
+        {"updated_at": "_updated", "updated_at__problem": "_updated__problem", "updated_at__raw": "_updated__raw"}
     )
-    z = nz.normalize_zip(pl.col("zip5"), pl.col("state"))
-    return stage1.with_columns(z.value.alias("zip5"), z.problem.alias("zip5__problem")).rename(
-        {"updated_at": "_updated"}
-    ).rename({"updated_at__problem": "_updated__problem", "updated_at__raw": "_updated__raw"})
 
 
 def _contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
@@ -253,97 +292,6 @@ def _patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([row_rejects, *frames], how="vertical").cast(REJECT_SCHEMA)  # type: ignore[arg-type]
 
 
-# -- events ------------------------------------------------------------------------------
-EVENT_TYPES: dict[str, str] = {
-    **{e.value: e.value for e in EventType},
-    **dict.fromkeys(["dx", "diagnosis", "problem", "conditions"], "condition"),
-    **dict.fromkeys(["px", "proc", "procedures", "surgery"], "procedure"),
-    **dict.fromkeys(["imm", "vaccine", "vaccination", "immunizations", "shot"], "immunization"),
-    **dict.fromkeys(["obs", "lab", "result", "observations", "vital"], "observation"),
-    **dict.fromkeys(["enc", "visit", "encounters"], "encounter"),
-    **dict.fromkeys(["med", "rx", "medications", "prescription"], "medication"),
-}
-CODE_SYSTEMS: dict[str, str] = {
-    **{c.value: c.value for c in CodeSystem},
-    "ICD10": "ICD10CM", "ICD10-CM": "ICD10CM", "ICD-10-CM": "ICD10CM", "ICD-10": "ICD10CM",
-    "CPT4": "CPT", "CPT-4": "CPT", "HCPCS2": "HCPCS", "SNOMEDCT": "SNOMED", "SNOMED-CT": "SNOMED",
-    "SNOMED CT": "SNOMED", "SCT": "SNOMED", "RXCUI": "RXNORM", "RX-NORM": "RXNORM",
-}
-
-
-def normalize_events(raw: pl.LazyFrame, parts: list[RawPart], id_map: pl.LazyFrame, today: dt.date) -> pl.LazyFrame:
-    """Normalized events with the merged ``patient_id`` and a row problem when unusable."""
-    pid = nz.blank_to_null(pl.col("patient_id"))
-    etype = nz.blank_to_null(pl.col("event_type")).str.to_lowercase()
-    system = nz.blank_to_null(pl.col("code_system")).str.to_uppercase()
-    code = nz.blank_to_null(pl.col("code"))
-    date = _parse_dates("event_date", parts, today)
-    value = nz.normalize_float(pl.col("value"))
-    etype_v = etype.replace_strict(EVENT_TYPES, default=None, return_dtype=pl.String)
-    system_v = system.replace_strict(CODE_SYSTEMS, default=None, return_dtype=pl.String)
-    frame = raw.with_columns(
-        (pl.col("_source") + pl.lit(":") + pid).alias("_k_id"),
-        etype_v.alias("_etype"), system_v.alias("_system"),
-        pl.when(system_v.is_in(["ICD10CM", "HCPCS", "CPT"])).then(code.str.to_uppercase()).otherwise(code)
-        .alias("_code"),
-        date.value.alias("_date"), date.problem.alias("_date_problem"),
-        value.value.alias("_value"), value.problem.alias("_value_problem"),
-        nz.blank_to_null(pl.col("unit")).alias("_unit"),
-    ).join(id_map, on="_k_id", how="left")
-    problem = (
-        pl.when(pid.is_null()).then(pl.lit("patient_id|missing patient id"))
-        .when(pl.col("patient_id_right").is_null()).then(pl.lit("patient_id|unknown patient (no kept patient record with this id)"))
-        .when(etype.is_null()).then(pl.lit("event_type|missing event type"))
-        .when(pl.col("_etype").is_null()).then(pl.lit("event_type|unknown event type"))
-        .when(system.is_null()).then(pl.lit("code_system|missing code system"))
-        .when(pl.col("_system").is_null()).then(pl.lit("code_system|unknown code system"))
-        .when(pl.col("_code").is_null()).then(pl.lit("code|missing code"))
-        .when(nz.blank_to_null(pl.col("event_date")).is_null()).then(pl.lit("event_date|missing event date"))
-        .when(pl.col("_date_problem").is_not_null()).then(pl.lit("event_date|") + pl.col("_date_problem"))
-        .when(pl.col("_date") > pl.lit(today)).then(pl.lit("event_date|event date in the future"))
-        .otherwise(None)
-    )
-    return frame.with_columns(problem.alias("_row_problem"))
-
-
-def _event_outputs(events: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
-    kept = events.filter(pl.col("_row_problem").is_null()).select(
-        pl.col("patient_id_right").alias("patient_id"),
-        pl.col("_etype").alias("event_type"),
-        pl.col("_system").alias("code_system"),
-        pl.col("_code").alias("code"),
-        pl.col("_date").alias("event_date"),
-        pl.col("_value").alias("value"),
-        pl.col("_unit").alias("unit"),
-    )
-    split = pl.col("_row_problem").str.split_exact("|", 1)
-    col = split.struct.field("field_0")
-    value = (
-        pl.when(col == "patient_id").then(pl.col("patient_id"))
-        .when(col == "event_type").then(pl.col("event_type"))
-        .when(col == "code_system").then(pl.col("code_system"))
-        .when(col == "code").then(pl.col("code"))
-        .otherwise(pl.col("event_date"))
-    )
-    rejects = pl.concat([
-        events.filter(pl.col("_row_problem").is_not_null()).select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), col.alias("column"),
-            value.alias("value"), split.struct.field("field_1").alias("reason"), pl.lit("row").alias("level"),
-        ),
-        events.filter(pl.col("_row_problem").is_null() & pl.col("_value_problem").is_not_null()).select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.lit("value").alias("column"),
-            pl.col("value").alias("value"), pl.col("_value_problem").alias("reason"),
-            pl.lit("field").alias("level"),
-        ),
-    ])
-    counts = events.group_by("_file").agg(
-        pl.len().alias("rows_read"),
-        pl.col("_row_problem").is_not_null().sum().alias("rows_rejected"),
-        (pl.col("_row_problem").is_null() & pl.col("_value_problem").is_not_null()).sum().alias("field_problems"),
-    )
-    return kept, rejects, counts
-
-
 # -- the stage ---------------------------------------------------------------------------
 def ingest(
     paths: Sequence[str | Path],
@@ -358,6 +306,7 @@ def ingest(
     ``paths`` are files or folders, one source system each (or several canonical files of
     one system, told apart by their file stems). ``input_format`` is detected when None.
     """
+    started = time.perf_counter()
     today = today or dt.date.today()
     fmt = InputFormat(input_format) if input_format else None
     if mapping is not None and not isinstance(mapping, Mapping):
@@ -374,19 +323,29 @@ def ingest(
         raise InputDataError("no patients file among the inputs; events need their patients",
                              path=Path(paths[0]))
     log.info("reading", files=len(read.parts), sources=len(order))
+    log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))
 
-    raw_patients = _stack(patient_parts, PATIENT_INPUT_COLUMNS, order)
-    records = _collect(normalize_patients(raw_patients, patient_parts, today), patient_parts)
-    records = _contact_lookups(records)
+    with _step("patients normalized"):
+        raw_patients = _collect(_stack(patient_parts, PATIENT_INPUT_COLUMNS, order), patient_parts)
+        records = normalize_patients(raw_patients.lazy(), patient_parts, today).collect()
+        del raw_patients
+    with _step("phones and emails looked up"):
+        records = _contact_lookups(records)
     patient_rejects = _patient_rejects(records)
     kept = records.filter(pl.col("_row_problem").is_null()).with_columns(
         (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
     )
     log.info("patient records normalized", rows=records.height, kept=kept.height)
-    patients, id_map = survivorship(kept)
+    with _step("patients merged"):
+        patients, id_map = survivorship(kept)
     log.info("patients merged", records=kept.height, patients=patients.height)
-
     file_counts = _patient_counts(records, patient_rejects, patient_parts)
+    del records
+    out_patients = patients.select(
+        *[pl.col(c).cast(t) for c, t in PATIENT_SCHEMA.items()],
+        *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()],
+    ).sort("patient_id")
+    del patients
 
     ev_kept_n = ev_written = ev_rejected = 0
     event_rejects = empty_rejects()
@@ -394,25 +353,26 @@ def ingest(
     out_dir = Path(out)
     events_path = out_dir / workdir.EVENTS
     if event_parts:
-        raw_events = _stack(event_parts, EVENT_INPUT_COLUMNS, order)
-        events = normalize_events(raw_events, event_parts, id_map.lazy().rename({"patient_id": "patient_id_right"}), today)
-        kept_ev, rej_ev, counts_ev = _event_outputs(events)
-        with workdir.atomic_path(events_path) as tmp:
-            deduped = kept_ev.unique(maintain_order=False).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-            sink = deduped.sink_parquet(tmp, lazy=True)
-            stats = kept_ev.select(pl.len().alias("n"))
-            _, event_rejects, counts, kept_stats = _collect_all([sink, rej_ev, counts_ev, stats], event_parts)
-            ev_written = pl.scan_parquet(tmp).select(pl.len()).collect().item()
-        ev_kept_n = int(kept_stats["n"][0])
-        ev_rejected = int(counts["rows_rejected"].sum() or 0)
-        sources = {p.file: p.source for p in event_parts}
-        for row in counts.iter_rows(named=True):
-            file_counts.append(FileCounts(row["_file"], sources[row["_file"]], "events", row["rows_read"],
+        # (source, the source's own id) -> row of the patient in patients.parquet
+        event_ids = (
+            kept.select("_order", pl.col("patient_id").alias("_pid"), "_k_id").unique(["_order", "_pid"])
+            .join(id_map, on="_k_id")
+            .join(out_patients.select("patient_id").with_row_index("_p"), on="patient_id")
+            .select("_order", "_pid", "_p")
+        )
+        with _step("events written"), workdir.atomic_path(events_path) as tmp:
+            written = write_events(event_parts, order, out_patients["patient_id"], event_ids, tmp, today)
+        ev_kept_n, ev_written, event_rejects = written.kept, written.written, written.rejects
+        ev_rejected = int(written.counts["rows_rejected"].sum() or 0)
+        counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
+        for p in event_parts:
+            row = counts.get(p.file)
+            if row is None:  # a file with no data rows
+                file_counts.append(FileCounts(p.file, p.source, "events", 0, 0, 0, 0))
+                continue
+            file_counts.append(FileCounts(p.file, p.source, "events", row["rows_read"],
                                           row["rows_read"] - row["rows_rejected"], row["rows_rejected"],
                                           row["field_problems"]))
-        for p in event_parts:  # files with no data rows
-            if p.file not in set(counts["_file"]):
-                file_counts.append(FileCounts(p.file, p.source, "events", 0, 0, 0, 0))
     else:
         workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
 
@@ -421,10 +381,6 @@ def ingest(
     rejects = pl.concat([reader_rejects, patient_rejects, event_rejects.cast(REJECT_SCHEMA)]).sort(  # type: ignore[arg-type]
         ["file", "row"], maintain_order=True
     )
-    out_patients = patients.select(
-        *[pl.col(c).cast(t) for c, t in PATIENT_SCHEMA.items()],
-        *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()],
-    ).sort("patient_id")
     workdir.write_parquet(out_patients, out_dir / workdir.PATIENTS)
     workdir.write_csv(rejects, out_dir / workdir.REJECTS)
     problems = dict(sorted(
@@ -441,21 +397,16 @@ def ingest(
 
 
 def _collect(frame: pl.LazyFrame, parts: list[RawPart]) -> pl.DataFrame:
-    return _collect_all([frame], parts)[0]
+    return collect_all([frame], parts)[0]
 
 
-def _collect_all(frames: list[pl.LazyFrame], parts: list[RawPart]) -> list[pl.DataFrame]:
-    """Collect, turning a Polars failure while reading into a one-line error naming the files."""
-    try:
-        return pl.collect_all(frames, engine="streaming")
-    except pl.exceptions.ComputeError as exc:
-        names = ", ".join(sorted({Path(p.file).name for p in parts}))
-        text = str(exc).lower()
-        if "utf-8" in text or "utf8" in text:
-            raise InputDataError(f"a file is not valid UTF-8 (one of: {names})") from exc
-        raise InputDataError(
-            f"malformed CSV (a row with more fields than the header, or an unclosed quote) in one of: {names}"
-        ) from exc
+@contextlib.contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Log a step's wall time and the process's peak memory so far (debug level)."""
+    start = time.perf_counter()
+    yield
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB on Linux
+    log.debug(f"step: {name}", seconds=round(time.perf_counter() - start, 2), peak_gib=round(peak, 2))
 
 
 def _patient_counts(records: pl.DataFrame, rejects: pl.DataFrame, parts: list[RawPart]) -> list[FileCounts]:

@@ -45,7 +45,8 @@ def source_name(path: Path) -> str:
 def _header_and_scan(path: Path) -> tuple[list[str], pl.LazyFrame]:
     if path.suffix.lower() in {".parquet", ".pq"}:
         return parquet_header(path), scan_parquet_text(path)
-    return csv_header(path), scan_csv_text(path)
+    header = csv_header(path)
+    return header, scan_csv_text(path, header)
 
 
 def _kind_of(header: list[str], path: Path) -> str:

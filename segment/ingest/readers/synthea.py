@@ -84,7 +84,7 @@ def read_synthea(folder: Path, *, source: str | None = None) -> ReadResult:
         if target in {"first_name", "last_name"}:
             expr = expr.str.replace(r"\d+$", "")
         cols.append(expr.alias(target))
-    result.parts.append(RawPart("patients", str(pfile), src, scan_csv_text(pfile).select(cols)))
+    result.parts.append(RawPart("patients", str(pfile), src, scan_csv_text(pfile, header).select(cols)))
     for name, (event_type, date_col, system) in EVENT_TABLES.items():
         path = folder / name
         if not path.is_file():
@@ -105,7 +105,7 @@ def read_synthea(folder: Path, *, source: str | None = None) -> ReadResult:
             is_text = pl.col("TYPE") == "text" if "TYPE" in header else pl.lit(False)
             value = pl.when(is_text).then(None).otherwise(pl.col("VALUE")) if "VALUE" in header else value
             unit = pl.when(is_text).then(None).otherwise(pl.col("UNITS")) if "UNITS" in header else unit
-        frame = scan_csv_text(path).select(
+        frame = scan_csv_text(path, header).select(
             pl.col("_row"),
             pl.col("PATIENT").alias("patient_id"),
             pl.lit(event_type).alias("event_type"),

@@ -1,0 +1,259 @@
+"""Events: normalize, reject, de-duplicate and write tens of millions of rows.
+
+An events extract is long (20 events per patient) but repetitive: a million-patient
+extract has 20M rows but only ~9k distinct date texts, ~100 distinct values and ~100
+distinct (type, system, code) triples. So:
+
+1. the raw rows are read once, the repetitive columns as Categorical (a 4-byte id per
+   row instead of a string);
+2. every normalizer runs once per *distinct* raw text (:func:`segment.ingest.frames.by_distinct`),
+   giving small lookup tables with the normalized value, an integer id of the normalized
+   value and the problem, if any; the patient id is looked up in the id map of the merged
+   patients (source, source id) -> row of ``patients.parquet``;
+3. the rows join those tables (integer-keyed after the first match), rows with a problem
+   go to the rejects with the same reason as before, and the kept rows are de-duplicated
+   on integer ids (patient, code triple, unit, date, value) — the normalized strings are
+   in one-to-one correspondence with those ids, so this is exactly the de-duplication of
+   the written rows;
+4. the unique rows get their strings back by joins on integer ids and stream to Parquet.
+
+Reasons, in order (the first that applies): missing patient id, unknown patient, missing
+or unknown event type, missing or unknown code system, missing code, missing event date,
+an unparseable or impossible date, a date in the future.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from segment.ingest import normalize as nz
+from segment.ingest.frames import (
+    collect_all,
+    date_keys,
+    distinct_table,
+    part_dates,
+    with_all_columns,
+)
+from segment.ingest.mapping import EVENT_INPUT_COLUMNS
+from segment.ingest.readers import REJECT_SCHEMA, RawPart
+from segment.log import get_logger
+from segment.schema import EVENT_SCHEMA, CodeSystem, EventType
+
+log = get_logger("ingest")
+
+EVENT_TYPES: dict[str, str] = {
+    **{e.value: e.value for e in EventType},
+    **dict.fromkeys(["dx", "diagnosis", "problem", "conditions"], "condition"),
+    **dict.fromkeys(["px", "proc", "procedures", "surgery"], "procedure"),
+    **dict.fromkeys(["imm", "vaccine", "vaccination", "immunizations", "shot"], "immunization"),
+    **dict.fromkeys(["obs", "lab", "result", "observations", "vital"], "observation"),
+    **dict.fromkeys(["enc", "visit", "encounters"], "encounter"),
+    **dict.fromkeys(["med", "rx", "medications", "prescription"], "medication"),
+}
+CODE_SYSTEMS: dict[str, str] = {
+    **{c.value: c.value for c in CodeSystem},
+    "ICD10": "ICD10CM", "ICD10-CM": "ICD10CM", "ICD-10-CM": "ICD10CM", "ICD-10": "ICD10CM",
+    "CPT4": "CPT", "CPT-4": "CPT", "HCPCS2": "HCPCS", "SNOMEDCT": "SNOMED", "SNOMED-CT": "SNOMED",
+    "SNOMED CT": "SNOMED", "SCT": "SNOMED", "RXCUI": "RXNORM", "RX-NORM": "RXNORM",
+}
+#: columns read as Categorical: few distinct values, each normalized once
+LOOKED_UP = ("event_type", "code_system", "code", "event_date", "value", "unit")
+CODE_KEYS = ["event_type", "code_system", "code"]
+
+
+@dataclass(frozen=True)
+class EventsWritten:
+    """What :func:`write_events` did."""
+
+    counts: pl.DataFrame  # _file, rows_read, rows_rejected, field_problems (one row per file with rows)
+    rejects: pl.DataFrame  # REJECT_SCHEMA
+    kept: int
+    written: int
+
+
+def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
+    """All event parts stacked: ``_row``, raw text columns, ``_part`` and ``_order`` (source rank)."""
+    frames = [
+        with_all_columns(p.frame, EVENT_INPUT_COLUMNS).select(
+            pl.col("_row").cast(pl.Int64),
+            pl.col("patient_id"),
+            *[pl.col(c).cast(pl.Categorical) for c in LOOKED_UP],
+            pl.lit(i, dtype=pl.Int32).alias("_part"),
+            pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
+        )
+        for i, p in enumerate(parts)
+    ]
+    return pl.concat(frames, how="vertical")
+
+
+def _code_table(raw: pl.LazyFrame) -> pl.DataFrame:
+    """Distinct raw (type, system, code) -> normalized triple, its id ``_cid`` and problem."""
+    etype = nz.blank_to_null(pl.col("event_type")).str.to_lowercase()
+    system = nz.blank_to_null(pl.col("code_system")).str.to_uppercase()
+    code = nz.blank_to_null(pl.col("code"))
+    etype_v = etype.replace_strict(EVENT_TYPES, default=None, return_dtype=pl.String)
+    system_v = system.replace_strict(CODE_SYSTEMS, default=None, return_dtype=pl.String)
+    code_v = pl.when(system_v.is_in(["ICD10CM", "HCPCS", "CPT"])).then(code.str.to_uppercase()).otherwise(code)
+    problem = (
+        pl.when(etype.is_null()).then(pl.lit("event_type|missing event type"))
+        .when(etype_v.is_null()).then(pl.lit("event_type|unknown event type"))
+        .when(system.is_null()).then(pl.lit("code_system|missing code system"))
+        .when(system_v.is_null()).then(pl.lit("code_system|unknown code system"))
+        .when(code_v.is_null()).then(pl.lit("code|missing code"))
+        .otherwise(None)
+    )
+    table = distinct_table(
+        raw, CODE_KEYS,
+        {"_etype": etype_v, "_system": system_v, "_code": code_v, "_cproblem": problem},
+    ).collect()
+    ids = (
+        table.filter(pl.col("_cproblem").is_null()).select("_etype", "_system", "_code").unique()
+        .sort(["_etype", "_system", "_code"]).with_row_index("_cid")
+    )
+    return table.join(ids, on=["_etype", "_system", "_code"], how="left")
+
+
+def _date_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> pl.DataFrame:
+    """Distinct raw event dates (per part when a mapping gives a format) -> date and problem."""
+    date = part_dates("event_date", parts, today)
+    problem = (
+        pl.when(nz.blank_to_null(pl.col("event_date")).is_null()).then(pl.lit("event_date|missing event date"))
+        .when(date.problem.is_not_null()).then(pl.lit("event_date|") + date.problem)
+        .when(date.value > pl.lit(today)).then(pl.lit("event_date|event date in the future"))
+        .otherwise(None)
+    )
+    keys = date_keys("event_date", parts)
+    return distinct_table(raw, keys, {"_date": date.value, "_dproblem": problem}).collect()
+
+
+def _value_table(raw: pl.LazyFrame) -> pl.DataFrame:
+    """Distinct raw values -> float and the field problem."""
+    value = nz.normalize_float(pl.col("value"))
+    return distinct_table(raw, ["value"], {"_value": value.value, "_vproblem": value.problem}).collect()
+
+
+def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
+    """Distinct raw units -> unit and its id ``_uid`` (one id per normalized unit, null included)."""
+    table = distinct_table(raw, ["unit"], {"_unit": nz.blank_to_null(pl.col("unit"))}).collect()
+    ids = table.select("_unit").unique().sort("_unit", nulls_last=True).with_row_index("_uid")
+    return table.join(ids, on="_unit", how="left", nulls_equal=True)
+
+
+def write_events(
+    parts: Sequence[RawPart],
+    order: dict[str, int],
+    patient_ids: pl.Series,
+    id_map: pl.DataFrame,
+    path: Path,
+    today: dt.date,
+) -> EventsWritten:
+    """Normalize the event parts, write the kept unique events to ``path``, return counts and rejects.
+
+    ``patient_ids`` is ``patients.parquet``'s ``patient_id`` column in row order;
+    ``id_map`` maps (``_order``, ``_pid``: a source's own normalized id) to ``_p``, the
+    row of that patient in ``patient_ids``.
+    """
+    raw = collect_all([raw_events(parts, order)], parts)[0]
+    log.debug("events read", rows=raw.height)
+    lazy = raw.lazy()
+    codes, dates, values, units = _code_table(lazy), _date_table(lazy, parts, today), _value_table(lazy), _unit_table(lazy)
+    log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height)
+    dkeys = date_keys("event_date", parts)
+    joined = (
+        lazy.with_columns(pl.col("patient_id").str.strip_chars().alias("_pid"))
+        .join(id_map.lazy(), on=["_order", "_pid"], how="left")
+        .join(codes.lazy().select(*CODE_KEYS, "_cid", pl.col("_cproblem").is_not_null().alias("_cbad")),
+              on=CODE_KEYS, how="left", nulls_equal=True)
+        .join(dates.lazy().select(*dkeys, "_date", pl.col("_dproblem").is_not_null().alias("_dbad")),
+              on=dkeys, how="left", nulls_equal=True)
+        .join(values.lazy().select("value", "_value", pl.col("_vproblem").is_not_null().alias("_vbad")),
+              on="value", how="left", nulls_equal=True)
+        .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True)
+        .drop("_pid")
+        .with_columns((pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad"))
+        .collect()
+    )
+    del raw, lazy
+    log.debug("events looked up", rows=joined.height)
+    counts = joined.group_by("_part").agg(
+        pl.len().alias("rows_read"),
+        pl.col("_bad").sum().alias("rows_rejected"),
+        (~pl.col("_bad") & pl.col("_vbad")).sum().alias("field_problems"),
+    )
+    problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad"))
+    unique = joined.lazy().filter(~pl.col("_bad")).select("_p", "_cid", "_uid", "_date", "_value").unique().collect()
+    kept = joined.height - int(counts["rows_rejected"].sum() or 0)
+    del joined
+    log.debug("events de-duplicated", kept=kept, unique=unique.height)
+    patients = patient_ids.to_frame("patient_id").with_row_index("_p")
+    code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")
+    unit_ids = units.select("_uid", "_unit").unique("_uid")
+    out = (
+        unique.lazy()
+        .join(patients.lazy(), on="_p")
+        .join(code_ids.lazy(), on="_cid")
+        .join(unit_ids.lazy(), on="_uid")
+        .select(
+            "patient_id",
+            pl.col("_etype").alias("event_type"),
+            pl.col("_system").alias("code_system"),
+            pl.col("_code").alias("code"),
+            pl.col("_date").alias("event_date"),
+            pl.col("_value").alias("value"),
+            pl.col("_unit").alias("unit"),
+        )
+        .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    )
+    out.sink_parquet(path, engine="streaming")
+    files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
+                        schema={"_part": pl.Int32, "_file": pl.String})
+    rejects = _rejects(problem_rows, codes, dates, values, dkeys, files)
+    return EventsWritten(
+        counts=counts.join(files, on="_part").select("_file", "rows_read", "rows_rejected", "field_problems"),
+        rejects=rejects, kept=kept, written=unique.height,
+    )
+
+
+def _rejects(
+    rows: pl.DataFrame, codes: pl.DataFrame, dates: pl.DataFrame, values: pl.DataFrame,
+    dkeys: list[str], files: pl.DataFrame,
+) -> pl.DataFrame:
+    """Row rejects (first problem of the row) and field rejects (a value that is not a number)."""
+    rows = (
+        rows.join(codes.select(*CODE_KEYS, "_cproblem"), on=CODE_KEYS, how="left", nulls_equal=True)
+        .join(dates.select(*dkeys, "_dproblem"), on=dkeys, how="left", nulls_equal=True)
+        .join(values.select("value", "_vproblem"), on="value", how="left", nulls_equal=True)
+        .join(files, on="_part")
+        .with_columns(pl.col(c).cast(pl.String) for c in LOOKED_UP)
+    )
+    problem = (
+        pl.when(nz.blank_to_null(pl.col("patient_id")).is_null()).then(pl.lit("patient_id|missing patient id"))
+        .when(pl.col("_p").is_null()).then(pl.lit("patient_id|unknown patient (no kept patient record with this id)"))
+        .otherwise(pl.coalesce("_cproblem", "_dproblem"))
+    )
+    split = pl.col("_row_problem").str.split_exact("|", 1)
+    col = split.struct.field("field_0")
+    value = (
+        pl.when(col == "patient_id").then(pl.col("patient_id"))
+        .when(col == "event_type").then(pl.col("event_type"))
+        .when(col == "code_system").then(pl.col("code_system"))
+        .when(col == "code").then(pl.col("code"))
+        .otherwise(pl.col("event_date"))
+    )
+    bad = rows.filter(pl.col("_bad")).with_columns(problem.alias("_row_problem"))
+    return pl.concat([
+        bad.select(
+            pl.col("_file").alias("file"), pl.col("_row").alias("row"), col.alias("column"),
+            value.alias("value"), split.struct.field("field_1").alias("reason"), pl.lit("row").alias("level"),
+        ),
+        rows.filter(~pl.col("_bad")).select(
+            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.lit("value").alias("column"),
+            pl.col("value").alias("value"), pl.col("_vproblem").alias("reason"), pl.lit("field").alias("level"),
+        ),
+    ]).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+

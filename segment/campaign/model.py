@@ -307,6 +307,16 @@ class Sftp(BaseModel):
 DEFAULT_FILE_NAME = "{code}_{channel}_{vendor}_{date}_{run_id}"
 
 
+class AuditSettings(BaseModel):
+    """What the equity audit groups by, beyond its standard dimensions."""
+
+    model_config = _FROZEN
+    #: extra patient columns to group by (never direct identifiers)
+    groups: list[str] = Field(default_factory=list)
+    #: reference group per dimension, e.g. {race: White}; default: the largest group
+    reference_groups: dict[str, str] = Field(default_factory=dict)
+
+
 class Campaign(BaseModel):
     """A validated campaign file. Paths are absolute (resolved against the file's folder)."""
 
@@ -326,6 +336,7 @@ class Campaign(BaseModel):
     allow_phi: dict[str, str] = Field(default_factory=dict)
     clinical_words: list[str] = Field(default_factory=list)
     file_name: str = DEFAULT_FILE_NAME
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     # optional run keys used by `segment run`
     sources: list[Source] = Field(default_factory=list)
     workdir: Path | None = None

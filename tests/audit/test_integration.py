@@ -107,3 +107,17 @@ def test_missing_stage_output_is_a_clear_error(tmp_path: Path) -> None:
     (work / "eligibility.parquet").unlink()
     with pytest.raises(StageInputError, match="run `segment evaluate` first"):
         audit_campaign(campaign, work)
+
+
+def test_campaign_audit_key_sets_groups_and_reference(demo: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from segment.cli import cli
+
+    text = demo["spring"].read_text() + "audit:\n  groups: [county_fips]\n  reference_groups: {sex: M}\n"
+    demo["spring"].write_text(text)
+    assert CliRunner().invoke(cli, ["run", str(demo["spring"]), "--dry-run"]).exit_code == 0
+    result = audit_campaign(demo["spring"], demo["work"], demo["root"] / "a.html")
+    dims = {d["name"]: d for d in result.document["dimensions"]}
+    assert "county_fips" in dims
+    assert dims["sex"]["reference_group"] == "M" and dims["sex"]["reference_chosen"] == "named"

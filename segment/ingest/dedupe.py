@@ -60,6 +60,11 @@ NICKNAMES: dict[str, str] = {
 ADDRESS_BLOCK = ("address_line1", "address_line2", "city", "state", "zip5", "source_lat", "source_lon")
 PHONE_BLOCK = ("phone_e164", "phone_type")
 NEWEST = ("first_name", "last_name", "birth_date", "language", "race", "ethnicity", "email")
+#: the columns of a normalized record that :func:`survivorship` reads (plus ``_k_id``)
+MERGE_INPUT = (
+    "patient_id", "_source", "_order", "_row", "_updated", *NEWEST, "sex", *ADDRESS_BLOCK, *PHONE_BLOCK,
+    "email_consent", "sms_consent", "do_not_contact", "deceased_date",
+)
 
 
 def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
@@ -88,21 +93,29 @@ KEYS = ("_k_id", "_k_name", "_k_email", "_k_phone")
 def cluster_labels(keys: pl.DataFrame, max_passes: int = 64) -> pl.Series:
     """Connected components over shared keys: one label (smallest row index) per record.
 
-    ``keys`` has the key columns in :data:`KEYS`; row ``i`` starts with label ``i``.
+    ``keys`` has the key columns in :data:`KEYS`; row ``i`` starts with label ``i``. The
+    string keys are hashed once: each becomes the integer id of its group (the smallest
+    row index holding that key, which is also the first pass). Every further pass is a
+    group minimum over those integers, then a pointer jump (labels take their label's
+    label), until no label changes.
     """
-    frame = keys.select(KEYS).with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_label"))
-    label = pl.col("_label")
+    n = keys.height
+    index = pl.col("_i")
+    frame = keys.select(*KEYS, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")).select(
+        # a key with a missing part never matches: a group of one
+        [pl.when(pl.col(k).is_null()).then(index).otherwise(index.min().over(k)).alias(k) for k in KEYS]
+    )
+    label = frame.select(pl.min_horizontal(KEYS).alias("_label"))["_label"]
     for _ in range(max_passes):
-        step = frame.with_columns(
-            pl.min_horizontal(
-                [pl.when(pl.col(k).is_null()).then(label).otherwise(label.min().over(k)) for k in KEYS]
-            ).alias("_new")
-        ).with_columns(pl.col("_new").gather(pl.col("_new")).alias("_new"))
-        changed = (step["_new"] != step["_label"]).any()
-        frame = step.with_columns(pl.col("_new").alias("_label")).drop("_new")
-        if not changed:
+        step = frame.with_columns(label.alias("_label")).select(
+            pl.min_horizontal([pl.col("_label").min().over(k) for k in KEYS]).alias("_new")
+        )["_new"]
+        step = step.gather(step)
+        if n == 0 or (step == label).all():
+            label = step
             break
-    return frame["_label"]
+        label = step
+    return label
 
 
 def survivorship(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -30,36 +30,48 @@ def with_all_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFram
     ).select("_row", *[pl.col(c).cast(pl.String) for c in columns])
 
 
-def distinct_table(
-    frame: pl.LazyFrame, keys: Sequence[str], outputs: Mapping[str, pl.Expr]
-) -> pl.LazyFrame:
-    """One row per distinct combination of ``keys`` with ``outputs`` evaluated on it."""
-    return (
-        frame.select(*keys)
-        .unique()
-        .with_columns(**outputs)
-        .select(*keys, *outputs)
-    )
+Outputs = Mapping[str, pl.Expr] | Sequence[Mapping[str, pl.Expr]]
+
+
+def distinct_table(frame: pl.LazyFrame, keys: Sequence[str], outputs: Outputs) -> pl.LazyFrame:
+    """One row per distinct combination of ``keys`` with ``outputs`` evaluated on it.
+
+    ``outputs`` may be a sequence of stages: each stage can use the columns of the stages
+    before it (a big expression used twice is cheaper computed once as a column); the
+    table keeps the keys and the last stage's columns.
+    """
+    stages = [outputs] if isinstance(outputs, Mapping) else list(outputs)
+    table = frame.select(*keys).unique()
+    for stage in stages:
+        table = table.with_columns(**stage)
+    return table.select(*keys, *stages[-1])
 
 
 def by_distinct(
     frame: pl.LazyFrame,
-    lookups: Sequence[tuple[Sequence[str], Mapping[str, pl.Expr]]],
+    lookups: Sequence[tuple[Sequence[str], Outputs]],
     *,
     source: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Add each lookup's outputs (expressions of its key columns only), evaluated per distinct key.
 
-    The distinct keys are taken from ``source`` (default ``frame``), which must hold the
-    key columns as ``frame`` has them. Null keys match null keys, so an expression's
-    answer for a missing value is kept; ``frame``'s row order is kept. ``source`` is read
-    once per lookup: use an in-memory frame (``df.lazy()``), not a file scan.
+    The keys are read from ``source`` (default ``frame``), which must have ``frame``'s rows
+    in the same order. Null keys match null keys, so an expression's answer for a missing
+    value is kept. Only the key columns go through the join and the new columns are
+    placed beside ``frame``'s, so the wide frame itself is never copied. ``source`` is
+    read once per lookup: use an in-memory frame (``df.lazy()``), not a file scan.
     """
     base = frame if source is None else source
+    columns = []
     for keys, outputs in lookups:
-        table = distinct_table(base, keys, outputs)
-        frame = frame.join(table, on=list(keys), how="left", nulls_equal=True, maintain_order="left")
-    return frame
+        last = outputs if isinstance(outputs, Mapping) else outputs[-1]
+        columns.append(
+            base.select(*keys)
+            .join(distinct_table(base, keys, outputs), on=list(keys), how="left", nulls_equal=True,
+                  maintain_order="left")
+            .select(*last)
+        )
+    return pl.concat([frame, *columns], how="horizontal", strict=True)
 
 
 def part_dates(column: str, parts: Sequence[RawPart], today: dt.date) -> nz.Normalized:

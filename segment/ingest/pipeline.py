@@ -24,7 +24,7 @@ import polars as pl
 from segment import workdir
 from segment.errors import InputDataError
 from segment.ingest import normalize as nz
-from segment.ingest.dedupe import survivorship
+from segment.ingest.dedupe import MERGE_INPUT, survivorship
 from segment.ingest.detect import read_sources
 from segment.ingest.emails import email_lookup
 from segment.ingest.events import write_events
@@ -159,16 +159,18 @@ def _with_updated_at(
     fast = pl.when(raw.str.contains(_STAMP_SHAPE)).then(
         raw.str.strptime(pl.Datetime("us"), _STAMP_FORMATS[0], strict=False)
     )
-    frame = frame.with_columns(fast.alias("_upd_fast"))
     full = _updated_at(parts, today)
     keys = date_keys("updated_at", parts)
     table = distinct_table(
         source.filter(fast.is_null() & raw.is_not_null()), keys,
         {"_upd_slow": full.value, "_p_updated_at": full.problem},
     )
-    return frame.join(table, on=keys, how="left", nulls_equal=True, maintain_order="left").with_columns(
-        pl.coalesce("_upd_fast", "_upd_slow").alias("_v_updated_at")
-    ).drop("_upd_fast", "_upd_slow")
+    column = (
+        source.select(*keys, fast.alias("_upd_fast"))
+        .join(table, on=keys, how="left", nulls_equal=True, maintain_order="left")
+        .select(pl.coalesce("_upd_fast", "_upd_slow").alias("_v_updated_at"), "_p_updated_at")
+    )
+    return pl.concat([frame, column], how="horizontal", strict=True)
 
 
 def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) -> pl.LazyFrame:
@@ -178,7 +180,8 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
     an in-memory frame (``df.lazy()``): it is read once per lookup.
     """
     pid = nz.blank_to_null(pl.col("patient_id"))
-    birth = nz.check_birth_date(part_dates("birth_date", parts, today), today=today)
+    parsed = part_dates("birth_date", parts, today)
+    birth = nz.check_birth_date(nz.Normalized(pl.col("_parsed"), pl.col("_parsed_problem")), today=today)
     birth_problem = (
         pl.when(pl.col("birth_date").is_null() | (nz.blank_to_null(pl.col("birth_date")).is_null()))
         .then(pl.lit("birth_date|missing birth date"))
@@ -214,7 +217,10 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
     # ZIP rules depend on the state: the normalized state of the same row
     zip5 = nz.normalize_zip(pl.col("zip5"), nz.normalize_state(pl.col("state")).value)
     frame = by_distinct(frame, [
-        (date_keys("birth_date", parts), {"_birth": birth.value, "_birth_problem": birth_problem}),
+        (date_keys("birth_date", parts), [
+            {"_parsed": parsed.value, "_parsed_problem": parsed.problem},
+            {"_birth": birth.value, "_birth_problem": birth_problem},
+        ]),
         *[(keys, {f"_v_{c}": n.value, f"_p_{c}": n.problem}) for c, (keys, n) in distinct.items()],
         *[([c], {f"_v_{c}": nz.normalize_text(pl.col(c)).value}) for c in distinct_text],
         (["phone_type"], {"_phone_type_src": phone_type}),
@@ -253,16 +259,21 @@ def _contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
     )
     emails = email_lookup(lazy.select(pl.col("_email_raw").alias("email_raw")).drop_nulls(), "email_raw")
     phones_df, emails_df = pl.collect_all([phones, emails])
-    out = records.drop("phone_e164", "email", "phone_type").join(phones_df, left_on="_phone_raw", right_on="phone_raw", how="left").join(
-        emails_df, left_on="_email_raw", right_on="email_raw", how="left"
+    # only the keys go through the joins; the results are placed beside the wide frame
+    found = (
+        records.select("_phone_raw", "_email_raw", "_phone_type_src")
+        .join(phones_df, left_on="_phone_raw", right_on="phone_raw", how="left", maintain_order="left")
+        .join(emails_df, left_on="_email_raw", right_on="email_raw", how="left", maintain_order="left")
+        .select(
+            "phone_e164", "email",
+            pl.when(pl.col("phone_e164").is_null()).then(None)
+            .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit("unknown")))
+            .alias("phone_type"),
+            pl.col("phone_problem").alias("phone_e164__problem"),
+            pl.col("email_problem").alias("email__problem"),
+        )
     )
-    return out.with_columns(
-        pl.when(pl.col("phone_e164").is_null()).then(None)
-        .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit("unknown")))
-        .alias("phone_type"),
-        pl.col("phone_problem").alias("phone_e164__problem"),
-        pl.col("email_problem").alias("email__problem"),
-    )
+    return records.drop("phone_e164", "email", "phone_type").hstack(found)
 
 
 def _patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
@@ -332,8 +343,8 @@ def ingest(
     with _step("phones and emails looked up"):
         records = _contact_lookups(records)
     patient_rejects = _patient_rejects(records)
-    kept = records.filter(pl.col("_row_problem").is_null()).with_columns(
-        (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
+    kept = records.filter(pl.col("_row_problem").is_null()).select(
+        *MERGE_INPUT, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
     )
     log.info("patient records normalized", rows=records.height, kept=kept.height)
     with _step("patients merged"):

@@ -164,21 +164,27 @@ def write_events(
     codes, dates, values, units = _code_table(lazy), _date_table(lazy, parts, today), _value_table(lazy), _unit_table(lazy)
     log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height)
     dkeys = date_keys("event_date", parts)
-    joined = (
-        lazy.with_columns(pl.col("patient_id").str.strip_chars().alias("_pid"))
-        .join(id_map.lazy(), on=["_order", "_pid"], how="left")
+    # only the key columns go through the joins; the results are placed beside the raw rows
+    looked = pl.concat([
+        lazy.select("_order", pl.col("patient_id").str.strip_chars().alias("_pid"))
+        .join(id_map.lazy(), on=["_order", "_pid"], how="left", maintain_order="left").select("_p"),
+        lazy.select(CODE_KEYS)
         .join(codes.lazy().select(*CODE_KEYS, "_cid", pl.col("_cproblem").is_not_null().alias("_cbad")),
-              on=CODE_KEYS, how="left", nulls_equal=True)
+              on=CODE_KEYS, how="left", nulls_equal=True, maintain_order="left").select("_cid", "_cbad"),
+        lazy.select(dkeys)
         .join(dates.lazy().select(*dkeys, "_date", pl.col("_dproblem").is_not_null().alias("_dbad")),
-              on=dkeys, how="left", nulls_equal=True)
+              on=dkeys, how="left", nulls_equal=True, maintain_order="left").select("_date", "_dbad"),
+        lazy.select("value")
         .join(values.lazy().select("value", "_value", pl.col("_vproblem").is_not_null().alias("_vbad")),
-              on="value", how="left", nulls_equal=True)
-        .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True)
-        .drop("_pid")
-        .with_columns((pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad"))
-        .collect()
-    )
-    del raw, lazy
+              on="value", how="left", nulls_equal=True, maintain_order="left").select("_value", "_vbad"),
+        lazy.select("unit")
+        .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True,
+              maintain_order="left").select("_uid"),
+    ], how="horizontal", strict=True).with_columns(
+        (pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad")
+    ).collect()
+    joined = raw.hstack(looked)  # no copy: the columns are shared
+    del lazy, raw, looked
     log.debug("events looked up", rows=joined.height)
     counts = joined.group_by("_part").agg(
         pl.len().alias("rows_read"),
@@ -186,9 +192,11 @@ def write_events(
         (~pl.col("_bad") & pl.col("_vbad")).sum().alias("field_problems"),
     )
     problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad"))
-    unique = joined.lazy().filter(~pl.col("_bad")).select("_p", "_cid", "_uid", "_date", "_value").unique().collect()
-    kept = joined.height - int(counts["rows_rejected"].sum() or 0)
+    kept_rows = joined.select("_p", "_cid", "_uid", "_date", "_value", "_bad").filter(~pl.col("_bad")).drop("_bad")
     del joined
+    kept = kept_rows.height
+    unique = kept_rows.unique()
+    del kept_rows
     log.debug("events de-duplicated", kept=kept, unique=unique.height)
     patients = patient_ids.to_frame("patient_id").with_row_index("_p")
     code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")

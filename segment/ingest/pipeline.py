@@ -350,6 +350,7 @@ def ingest(
     with _step("patients merged"):
         patients, id_map = survivorship(kept)
     log.info("patients merged", records=kept.height, patients=patients.height)
+    n_records = kept.height
     file_counts = _patient_counts(records, patient_rejects, patient_parts)
     del records
     out_patients = patients.select(
@@ -358,47 +359,54 @@ def ingest(
     ).sort("patient_id")
     del patients
 
-    ev_kept_n = ev_written = ev_rejected = 0
-    event_rejects = empty_rejects()
     workdir.ensure_private_dir(out)
     out_dir = Path(out)
-    events_path = out_dir / workdir.EVENTS
-    if event_parts:
-        # (source, the source's own id) -> row of the patient in patients.parquet
-        event_ids = (
-            kept.select("_order", pl.col("patient_id").alias("_pid"), "_k_id").unique(["_order", "_pid"])
-            .join(id_map, on="_k_id")
-            .join(out_patients.select("patient_id").with_row_index("_p"), on="patient_id")
-            .select("_order", "_pid", "_p")
-        )
-        with _step("events written"), workdir.atomic_path(events_path) as tmp:
-            written = write_events(event_parts, order, out_patients["patient_id"], event_ids, tmp, today)
-        ev_kept_n, ev_written, event_rejects = written.kept, written.written, written.rejects
-        ev_rejected = int(written.counts["rows_rejected"].sum() or 0)
-        counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
-        for p in event_parts:
-            row = counts.get(p.file)
-            if row is None:  # a file with no data rows
-                file_counts.append(FileCounts(p.file, p.source, "events", 0, 0, 0, 0))
-                continue
-            file_counts.append(FileCounts(p.file, p.source, "events", row["rows_read"],
-                                          row["rows_read"] - row["rows_rejected"], row["rows_rejected"],
-                                          row["field_problems"]))
-    else:
-        workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
+    # patients.parquet replaces the old one only once the events are written too
+    with workdir.atomic_path(out_dir / workdir.PATIENTS) as patients_tmp:
+        out_patients.write_parquet(patients_tmp)
+        n_patients = out_patients.height
+        patient_ids = out_patients["patient_id"]
+        del out_patients
+
+        ev_kept_n = ev_written = ev_rejected = 0
+        event_rejects = empty_rejects()
+        events_path = out_dir / workdir.EVENTS
+        if event_parts:
+            # (source, the source's own id) -> row of the patient in patients.parquet
+            event_ids = (
+                kept.select("_order", pl.col("patient_id").alias("_pid"), "_k_id").unique(["_order", "_pid"])
+                .join(id_map, on="_k_id")
+                .join(patient_ids.to_frame().with_row_index("_p"), on="patient_id")
+                .select("_order", "_pid", "_p")
+            )
+            del kept, id_map
+            with _step("events written"), workdir.atomic_path(events_path) as tmp:
+                written = write_events(event_parts, order, patient_ids, event_ids, tmp, today)
+            ev_kept_n, ev_written, event_rejects = written.kept, written.written, written.rejects
+            ev_rejected = int(written.counts["rows_rejected"].sum() or 0)
+            counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
+            for p in event_parts:
+                row = counts.get(p.file)
+                if row is None:  # a file with no data rows
+                    file_counts.append(FileCounts(p.file, p.source, "events", 0, 0, 0, 0))
+                    continue
+                file_counts.append(FileCounts(p.file, p.source, "events", row["rows_read"],
+                                              row["rows_read"] - row["rows_rejected"], row["rows_rejected"],
+                                              row["field_problems"]))
+        else:
+            workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
 
     reader_rejects = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects]) if read.rejects else empty_rejects()  # type: ignore[arg-type]
     file_counts = _add_reader_rejects(file_counts, reader_rejects, read.parts)
     rejects = pl.concat([reader_rejects, patient_rejects, event_rejects.cast(REJECT_SCHEMA)]).sort(  # type: ignore[arg-type]
         ["file", "row"], maintain_order=True
     )
-    workdir.write_parquet(out_patients, out_dir / workdir.PATIENTS)
     workdir.write_csv(rejects, out_dir / workdir.REJECTS)
     problems = dict(sorted(
         rejects.group_by("reason").len().iter_rows(), key=lambda kv: (-kv[1], kv[0])
     ))
     result = IngestResult(
-        out=out_dir, files=file_counts, patient_records=kept.height, patients=out_patients.height,
+        out=out_dir, files=file_counts, patient_records=n_records, patients=n_patients,
         events_kept=ev_kept_n, events_written=ev_written, events_rejected=ev_rejected,
         reject_lines=rejects.height, problems=problems,
     )

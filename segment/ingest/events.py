@@ -132,9 +132,11 @@ def _date_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> 
 
 
 def _value_table(raw: pl.LazyFrame) -> pl.DataFrame:
-    """Distinct raw values -> float and the field problem."""
+    """Distinct raw values -> float, its id ``_vid`` (null included) and the field problem."""
     value = nz.normalize_float(pl.col("value"))
-    return distinct_table(raw, ["value"], {"_value": value.value, "_vproblem": value.problem}).collect()
+    table = distinct_table(raw, ["value"], {"_value": value.value, "_vproblem": value.problem}).collect()
+    ids = table.select("_value").unique().sort("_value", nulls_last=True).with_row_index("_vid")
+    return table.join(ids, on="_value", how="left", nulls_equal=True)
 
 
 def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
@@ -142,6 +144,51 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
     table = distinct_table(raw, ["unit"], {"_unit": nz.blank_to_null(pl.col("unit"))}).collect()
     ids = table.select("_unit").unique().sort("_unit", nulls_last=True).with_row_index("_uid")
     return table.join(ids, on="_unit", how="left", nulls_equal=True)
+
+
+_ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_date")
+
+
+def _unique_ids(
+    ids: pl.DataFrame, n_patients: int, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame
+) -> pl.DataFrame:
+    """Distinct kept events as id tuples (:data:`_ID_COLUMNS`), sorted.
+
+    Each id is below a known bound, so a tuple packs into one ``UInt64`` (mixed radix)
+    whenever the product of the bounds fits: one integer column to de-duplicate and sort
+    instead of five. Otherwise the five columns are de-duplicated as they are.
+    """
+    if ids.is_empty():
+        return ids
+    first, last = ids.select(pl.col("_date").min().alias("a"), pl.col("_date").max().alias("b")).row(0)
+    bounds = {
+        "_p": max(n_patients, 1),
+        "_cid": int(codes.select(pl.col("_cid").max().fill_null(0)).item()) + 1,
+        "_uid": units.height + 1,
+        "_vid": values.height + 1,
+        "_date": (last - first).days + 1,
+    }
+    total = 1
+    for b in bounds.values():
+        total *= b
+    if total >= 2**63:
+        return ids.unique().sort(list(_ID_COLUMNS))
+    digits = {c: pl.col(c).cast(pl.UInt64) for c in _ID_COLUMNS}
+    digits["_date"] = (pl.col("_date").cast(pl.Int32) - pl.lit(first).cast(pl.Int32)).cast(pl.UInt64)
+    key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
+    for c in _ID_COLUMNS:
+        key = key * pl.lit(bounds[c], dtype=pl.UInt64) + digits[c]
+    keys = ids.select(key.alias("_key")).unique().sort("_key")
+    # unpack, last digit first
+    out: dict[str, pl.Expr] = {}
+    weight = 1
+    for c in reversed(_ID_COLUMNS):
+        out[c] = (pl.col("_key") // pl.lit(weight, dtype=pl.UInt64)) % pl.lit(bounds[c], dtype=pl.UInt64)
+        weight *= bounds[c]
+    return keys.select(
+        *[out[c].cast(ids.schema[c]).alias(c) for c in _ID_COLUMNS if c != "_date"],
+        (pl.lit(first) + pl.duration(days=out["_date"].cast(pl.Int64))).cast(pl.Date).alias("_date"),
+    )
 
 
 def write_events(
@@ -175,8 +222,8 @@ def write_events(
         .join(dates.lazy().select(*dkeys, "_date", pl.col("_dproblem").is_not_null().alias("_dbad")),
               on=dkeys, how="left", nulls_equal=True, maintain_order="left").select("_date", "_dbad"),
         lazy.select("value")
-        .join(values.lazy().select("value", "_value", pl.col("_vproblem").is_not_null().alias("_vbad")),
-              on="value", how="left", nulls_equal=True, maintain_order="left").select("_value", "_vbad"),
+        .join(values.lazy().select("value", "_vid", pl.col("_vproblem").is_not_null().alias("_vbad")),
+              on="value", how="left", nulls_equal=True, maintain_order="left").select("_vid", "_vbad"),
         lazy.select("unit")
         .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True,
               maintain_order="left").select("_uid"),
@@ -192,20 +239,22 @@ def write_events(
         (~pl.col("_bad") & pl.col("_vbad")).sum().alias("field_problems"),
     )
     problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad"))
-    kept_rows = joined.select("_p", "_cid", "_uid", "_date", "_value", "_bad").filter(~pl.col("_bad")).drop("_bad")
+    ids = joined.select(*_ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
     del joined
-    kept = kept_rows.height
-    unique = kept_rows.unique()
-    del kept_rows
+    kept = ids.height
+    unique = _unique_ids(ids, len(patient_ids), codes, units, values)
+    del ids
     log.debug("events de-duplicated", kept=kept, unique=unique.height)
     patients = patient_ids.to_frame("patient_id").with_row_index("_p")
     code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")
     unit_ids = units.select("_uid", "_unit").unique("_uid")
+    value_ids = values.select("_vid", "_value").unique("_vid")
     out = (
         unique.lazy()
         .join(patients.lazy(), on="_p")
         .join(code_ids.lazy(), on="_cid")
         .join(unit_ids.lazy(), on="_uid")
+        .join(value_ids.lazy(), on="_vid")
         .select(
             "patient_id",
             pl.col("_etype").alias("event_type"),

@@ -1,0 +1,86 @@
+"""The shortcuts taken for speed give the same answers as the plain expressions they replace."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from segment.ingest import normalize as nz
+from segment.ingest.dedupe import KEYS, cluster_labels
+from segment.ingest.events import _unique_ids
+from segment.ingest.frames import by_distinct
+from segment.ingest.pipeline import _updated_at, _with_updated_at
+
+TODAY = dt.date(2025, 6, 1)
+
+STAMPS = [
+    "2024-01-02T03:04:05", "2024-01-02T03:04:05.250", "2024-01-02 03:04:05", " 2024-01-02T03:04:05 ",
+    "2024-01-02T03:04:05Z", "2024-01-02T03:04:05+01:00", "2024-13-02T03:04:05", "2024-02-30T03:04:05",
+    "01/02/2024 03:04", "01/02/2024 03:04:05", "2024-01-02", "1/2/24", "null", "", "soon", None,
+    "2024-01-02T25:04:05", "2024-01-02T03:04:60",
+]
+
+
+def test_updated_at_fast_path_matches_full_expression() -> None:
+    raw = pl.DataFrame({"updated_at": STAMPS * 3}, schema={"updated_at": pl.String})
+    full = _updated_at([], TODAY)
+    want = raw.select(full.value.alias("_v_updated_at"), full.problem.alias("_p_updated_at"))
+    got = _with_updated_at(raw.lazy(), raw.lazy(), [], TODAY).collect()
+    assert_frame_equal(got.select("_v_updated_at", "_p_updated_at"), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["2020-02-29", "02/29/2020", "2/3/05", "13/01/2020", "", "x", "1850-01-01"])
+                | st.none(), min_size=1, max_size=30))
+def test_by_distinct_matches_per_row(values: list[str | None]) -> None:
+    frame = pl.DataFrame({"d": values, "other": list(range(len(values)))}, schema={"d": pl.String, "other": pl.Int64})
+    parsed = nz.parse_date(pl.col("d"), today=TODAY)
+    birth = nz.check_birth_date(nz.Normalized(pl.col("_v"), pl.col("_p")), today=TODAY)
+    got = by_distinct(frame.lazy(), [(["d"], [
+        {"_v": parsed.value, "_p": parsed.problem}, {"v": birth.value, "p": birth.problem},
+    ])]).collect()
+    whole = nz.check_birth_date(parsed, today=TODAY)
+    want = frame.with_columns(whole.value.alias("v"), whole.problem.alias("p"))
+    assert_frame_equal(got, want)  # same rows, same order, same answers
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 2), st.integers(0, 4),
+                          st.integers(0, 40)), min_size=1, max_size=60))
+def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int, int, int]]) -> None:
+    ids = pl.DataFrame(
+        [(p, c, u, v, dt.date(2020, 1, 1) + dt.timedelta(days=d)) for p, c, u, v, d in rows],
+        schema={"_p": pl.UInt32, "_cid": pl.UInt32, "_uid": pl.UInt32, "_vid": pl.UInt32, "_date": pl.Date},
+        orient="row",
+    )
+    codes = pl.DataFrame({"_cid": list(range(4))}, schema={"_cid": pl.UInt32})
+    units, values = pl.DataFrame({"u": range(3)}), pl.DataFrame({"v": range(5)})
+    want = ids.unique().sort(pl.all())
+    packed = _unique_ids(ids, 6, codes, units, values)
+    assert_frame_equal(packed.sort(pl.all()), want)
+    # bounds too large to pack: the plain five-column unique
+    assert_frame_equal(_unique_ids(ids, 2**62, codes, units, values).sort(pl.all()), want)
+
+
+def test_cluster_labels_transitive_and_missing_keys() -> None:
+    keys = pl.DataFrame(
+        {
+            "_k_id": ["a:1", "a:2", "b:1", "b:2", "c:1", "a:1"],
+            "_k_name": ["n1", None, "n1", "n2", None, None],
+            "_k_email": [None, "e1", None, "e1", None, None],
+            "_k_phone": [None, None, None, "p", None, None],
+        },
+        schema=dict.fromkeys(KEYS, pl.String),
+    )
+    # 0-2 share a name, 0-5 an id, 1-3 an email; 3-2? no: 3 has name n2. 4 is alone.
+    assert cluster_labels(keys).to_list() == [0, 1, 0, 1, 4, 0]
+    chain = pl.DataFrame(
+        {"_k_id": [f"x:{i}" for i in range(6)], "_k_name": ["a", "a", None, None, "c", "c"],
+         "_k_email": [None, "b", "b", "d", "d", None], "_k_phone": [None, None, "p", "p", None, None]},
+        schema=dict.fromkeys(KEYS, pl.String),
+    )
+    assert cluster_labels(chain).to_list() == [0] * 6  # a chain through three kinds of key

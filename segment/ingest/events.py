@@ -4,8 +4,8 @@ An events extract is long (20 events per patient) but repetitive: a million-pati
 extract has 20M rows but only ~9k distinct date texts, ~100 distinct values and ~100
 distinct (type, system, code) triples. So:
 
-1. the raw rows are read once, the repetitive columns as Categorical (a 4-byte id per
-   row instead of a string);
+1. the raw rows are read once, the patient id and the repetitive columns as Categorical
+   (a 4-byte id per row instead of a string);
 2. every normalizer runs once per *distinct* raw text (:func:`segment.ingest.frames.by_distinct`),
    giving small lookup tables with the normalized value, an integer id of the normalized
    value and the problem, if any; the patient id is looked up in the id map of the merged
@@ -15,7 +15,8 @@ distinct (type, system, code) triples. So:
    on integer ids (patient, code triple, unit, date, value) — the normalized strings are
    in one-to-one correspondence with those ids, so this is exactly the de-duplication of
    the written rows;
-4. the unique rows get their strings back by joins on integer ids and stream to Parquet.
+4. the unique rows get their strings back by joins on integer ids and stream to Parquet,
+   sorted by patient (the row order of ``patients.parquet``), code, unit, value and date.
 
 Reasons, in order (the first that applies): missing patient id, unknown patient, missing
 or unknown event type, missing or unknown code system, missing code, missing event date,
@@ -25,6 +26,7 @@ an unparseable or impossible date, a date in the future.
 from __future__ import annotations
 
 import datetime as dt
+import resource
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,10 @@ from segment.log import get_logger
 from segment.schema import EVENT_SCHEMA, CodeSystem, EventType
 
 log = get_logger("ingest")
+
+
+def _peak_gib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # KiB on Linux
 
 EVENT_TYPES: dict[str, str] = {
     **{e.value: e.value for e in EventType},
@@ -81,8 +87,7 @@ def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
     frames = [
         with_all_columns(p.frame, EVENT_INPUT_COLUMNS).select(
             pl.col("_row").cast(pl.Int64),
-            pl.col("patient_id"),
-            *[pl.col(c).cast(pl.Categorical) for c in LOOKED_UP],
+            *[pl.col(c).cast(pl.Categorical) for c in ("patient_id", *LOOKED_UP)],
             pl.lit(i, dtype=pl.Int32).alias("_part"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
         )
@@ -206,15 +211,21 @@ def write_events(
     row of that patient in ``patient_ids``.
     """
     raw = collect_all([raw_events(parts, order)], parts)[0]
-    log.debug("events read", rows=raw.height)
+    log.debug("events read", rows=raw.height, peak_gib=_peak_gib())
     lazy = raw.lazy()
     codes, dates, values, units = _code_table(lazy), _date_table(lazy, parts, today), _value_table(lazy), _unit_table(lazy)
     log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height)
     dkeys = date_keys("event_date", parts)
     # only the key columns go through the joins; the results are placed beside the raw rows
+    patients_of = (
+        lazy.select("_order", "patient_id").unique()
+        .with_columns(pl.col("patient_id").cast(pl.String).str.strip_chars().alias("_pid"))
+        .join(id_map.lazy(), on=["_order", "_pid"], how="left")
+        .select("_order", "patient_id", "_p")
+    )
     looked = pl.concat([
-        lazy.select("_order", pl.col("patient_id").str.strip_chars().alias("_pid"))
-        .join(id_map.lazy(), on=["_order", "_pid"], how="left", maintain_order="left").select("_p"),
+        lazy.select("_order", "patient_id")
+        .join(patients_of, on=["_order", "patient_id"], how="left", maintain_order="left").select("_p"),
         lazy.select(CODE_KEYS)
         .join(codes.lazy().select(*CODE_KEYS, "_cid", pl.col("_cproblem").is_not_null().alias("_cbad")),
               on=CODE_KEYS, how="left", nulls_equal=True, maintain_order="left").select("_cid", "_cbad"),
@@ -232,7 +243,7 @@ def write_events(
     ).collect()
     joined = raw.hstack(looked)  # no copy: the columns are shared
     del lazy, raw, looked
-    log.debug("events looked up", rows=joined.height)
+    log.debug("events looked up", rows=joined.height, peak_gib=_peak_gib())
     counts = joined.group_by("_part").agg(
         pl.len().alias("rows_read"),
         pl.col("_bad").sum().alias("rows_rejected"),
@@ -244,17 +255,17 @@ def write_events(
     kept = ids.height
     unique = _unique_ids(ids, len(patient_ids), codes, units, values)
     del ids
-    log.debug("events de-duplicated", kept=kept, unique=unique.height)
+    log.debug("events de-duplicated", kept=kept, unique=unique.height, peak_gib=_peak_gib())
     patients = patient_ids.to_frame("patient_id").with_row_index("_p")
     code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")
     unit_ids = units.select("_uid", "_unit").unique("_uid")
     value_ids = values.select("_vid", "_value").unique("_vid")
     out = (
         unique.lazy()
-        .join(patients.lazy(), on="_p")
-        .join(code_ids.lazy(), on="_cid")
-        .join(unit_ids.lazy(), on="_uid")
-        .join(value_ids.lazy(), on="_vid")
+        .join(patients.lazy(), on="_p", maintain_order="left")
+        .join(code_ids.lazy(), on="_cid", maintain_order="left")
+        .join(unit_ids.lazy(), on="_uid", maintain_order="left")
+        .join(value_ids.lazy(), on="_vid", maintain_order="left")
         .select(
             "patient_id",
             pl.col("_etype").alias("event_type"),
@@ -286,7 +297,7 @@ def _rejects(
         .join(dates.select(*dkeys, "_dproblem"), on=dkeys, how="left", nulls_equal=True)
         .join(values.select("value", "_vproblem"), on="value", how="left", nulls_equal=True)
         .join(files, on="_part")
-        .with_columns(pl.col(c).cast(pl.String) for c in LOOKED_UP)
+        .with_columns(pl.col(c).cast(pl.String) for c in ("patient_id", *LOOKED_UP))
     )
     problem = (
         pl.when(nz.blank_to_null(pl.col("patient_id")).is_null()).then(pl.lit("patient_id|missing patient id"))

@@ -100,6 +100,8 @@ def test_outputs_schema_dedupe_and_survivorship(extract: list[Path], tmp_path: P
     events = pl.read_parquet(out / "events.parquet")
     assert events.schema == pl.Schema(EVENT_SCHEMA)
     assert set(events["patient_id"]) <= set(patients["patient_id"])
+    assert events["patient_id"].is_sorted()  # written in patient order
+    assert events.height == events.unique().height  # exact duplicates collapsed
 
 
 def test_dedupe_rules(tmp_path: Path) -> None:

@@ -347,12 +347,12 @@ def ingest(
         *MERGE_INPUT, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
     )
     log.info("patient records normalized", rows=records.height, kept=kept.height)
+    file_counts = _patient_counts(records, patient_rejects, patient_parts)
+    del records  # the wide frame: only the merge columns go on
     with _step("patients merged"):
         patients, id_map = survivorship(kept)
     log.info("patients merged", records=kept.height, patients=patients.height)
     n_records = kept.height
-    file_counts = _patient_counts(records, patient_rejects, patient_parts)
-    del records
     out_patients = patients.select(
         *[pl.col(c).cast(t) for c, t in PATIENT_SCHEMA.items()],
         *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()],

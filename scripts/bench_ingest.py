@@ -2,13 +2,16 @@
 
 The extract is generated once with ``segment.synth.write_extract`` and cached outside
 the repository (default /tmp/segment-bench/extract-<N>-<seed>/); the ingest output goes
-to a fresh folder beside it. Prints wall time, rows per second and peak memory.
+to a fresh folder beside it. Prints wall time, rows per second and peak memory, the
+per-step breakdown (ingest's debug-level step lines: seconds and peak memory so far) and
+each file's reconciliation (rows read = kept + rejected).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +21,14 @@ from benchlib import RESULTS, measure
 
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".csv")
+
+
+class _StepLines(logging.Handler):
+    """Print ingest's debug lines (one per step, with seconds and peak memory)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        counts = getattr(record, "counts", {}) or {}
+        print(f"  {record.getMessage():<38} " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -46,6 +57,9 @@ def main(argv: list[str]) -> int:
 
     from segment.ingest import ingest
 
+    logger = logging.getLogger("segment.ingest")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(_StepLines(logging.DEBUG))
     out = args.cache / f"work-{args.patients}-{args.seed}"
     shutil.rmtree(out, ignore_errors=True)
     with measure("ingest", patients=args.patients) as row:
@@ -69,6 +83,10 @@ def main(argv: list[str]) -> int:
         ),
         flush=True,
     )
+    for f in result.files:
+        ok = "ok" if f.rows_read == f.rows_kept + f.rows_rejected else "MISMATCH"
+        print(f"  {Path(f.file).name:<24} read {f.rows_read:>11,} = kept {f.rows_kept:>11,} + rejected "
+              f"{f.rows_rejected:>9,}  {ok}", flush=True)
     return 0
 
 

@@ -282,7 +282,10 @@ def write_events(
                         schema={"_part": pl.Int32, "_file": pl.String})
     rejects = _rejects(problem_rows, codes, dates, values, dkeys, files)
     return EventsWritten(
-        counts=counts.join(files, on="_part").select("_file", "rows_read", "rows_rejected", "field_problems"),
+        # one row per file: a FHIR file holding several resource types is several parts
+        counts=counts.join(files, on="_part").group_by("_file").agg(
+            pl.col("rows_read", "rows_rejected", "field_problems").sum()
+        ),
         rejects=rejects, kept=kept, written=unique.height,
     )
 

@@ -107,7 +107,6 @@ class IngestResult:
 
 
 # -- patients ----------------------------------------------------------------------------
-_TEXT = ("address_line1", "address_line2", "city", "race", "ethnicity")
 PATIENT_CHECKED = (
     "first_name", "last_name", "sex", "state", "zip5", "language", "email_consent",
     "sms_consent", "do_not_contact", "deceased_date", "source_lat", "source_lon", "updated_at",
@@ -385,7 +384,7 @@ def ingest(
             ev_kept_n, ev_written, event_rejects = written.kept, written.written, written.rejects
             ev_rejected = int(written.counts["rows_rejected"].sum() or 0)
             counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
-            for p in event_parts:
+            for p in {p.file: p for p in reversed(event_parts)}.values():  # each file once, first part's source
                 row = counts.get(p.file)
                 if row is None:  # a file with no data rows
                     file_counts.append(FileCounts(p.file, p.source, "events", 0, 0, 0, 0))

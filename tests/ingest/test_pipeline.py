@@ -269,3 +269,23 @@ def test_installed_segment_ingest(extract: list[Path], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "w" / "patients.parquet").stat().st_mode & 0o777 == 0o600
     assert "Mary" not in proc.stderr and "617" not in proc.stderr  # no patient values in messages
+
+
+def test_one_count_per_file_when_a_file_holds_several_event_types(tmp_path: Path) -> None:
+    lines = [
+        {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-02-03"},
+        {"resourceType": "Condition", "subject": {"reference": "Patient/p1"}, "onsetDateTime": "2020-01-01",
+         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]}},
+        {"resourceType": "Condition", "subject": {"reference": "Patient/p9"}, "onsetDateTime": "2020-01-01",
+         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]}},
+        {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}, "status": "final",
+         "effectiveDateTime": "2024-03-01", "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+         "valueQuantity": {"value": 7.2, "unit": "%"}},
+    ]
+    folder = tmp_path / "fhir"
+    folder.mkdir()
+    (folder / "export.ndjson").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    result = ingest([folder], tmp_path / "w", today=TODAY)
+    events = [f for f in result.files if f.kind == "events"]
+    assert len(events) == 1
+    assert (events[0].rows_read, events[0].rows_kept, events[0].rows_rejected) == (3, 2, 1)

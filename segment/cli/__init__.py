@@ -33,6 +33,10 @@ class SegmentGroup(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # `segment ... | head`: the reader left; stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            ctx.exit(1)
         except Exception as exc:  # an unexpected failure: one line, traceback with --verbose
             get_reporter(ctx).error(
                 f"unexpected internal error ({type(exc).__name__}); "

@@ -88,21 +88,35 @@ def pull_command(states: tuple[str, ...], year: int, out: Path | None, reference
         "tracts.parquet"].rows, "tract vintage": result.manifest.tract_vintage})
 
 
-@command("list", example="segment reference list --columns")
+@command("list", example="segment reference list --columns\nsegment reference list --hp2030")
 @reference_option
 @click.option("--columns", "show_columns", is_flag=True,
-              help="Show the data dictionary of the pack's indicator columns.")
-def list_command(reference: Path | None, show_columns: bool) -> None:
-    """List reference packs (name, vintage, states, files) or their data dictionary."""
+              help="Show the data dictionary: every column enrichment adds from the pack.")
+@click.option("--hp2030", "show_hp2030", is_flag=True,
+              help="Show the bundled Healthy People 2030 objectives and the indicators mapped to them.")
+def list_command(reference: Path | None, show_columns: bool, show_hp2030: bool) -> None:
+    """List reference packs (name, vintage, states, files), their data dictionary, or HP2030 objectives."""
+    reporter = get_reporter()
+    if show_hp2030:
+        from segment.enrich import hp2030_mapping_rows, hp2030_objectives_rows
+
+        reporter.table("Healthy People 2030 objectives (national targets; tract values compared "
+                       "with them are approximations)", hp2030_objectives_rows(),
+                       ["id", "title", "domain", "baseline", "target", "unit", "direction", "indicators"])
+        reporter.table("indicator to objective map", hp2030_mapping_rows(),
+                       ["objective", "indicators", "transform", "target", "direction", "gap_column",
+                        "flag_column"])
+        return
     root = settings(reference).reference_dir
     packs = list(find_packs(root))
-    reporter = get_reporter()
     if not packs:
         reporter.info("reference", f"no reference pack in {root}")
         return
     if show_columns:
+        from segment.enrich import data_dictionary
+
         for pack in packs:
-            reporter.table(f"columns of {pack.name}", pack.manifest.columns,
+            reporter.table(f"columns of {pack.name}", data_dictionary(pack.manifest),
                            ["name", "meaning", "source", "vintage", "geography", "unit"])
         return
     reporter.table("reference packs", [

@@ -141,6 +141,11 @@ class ContactLedger:
                 raise
         return written
 
+    def has_run(self, run_id: str) -> bool:
+        """True when the ledger already holds rows of ``run_id`` (an earlier identical run)."""
+        with self.connect() as conn:
+            return conn.execute("SELECT 1 FROM contacts WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
     def forget_run(self, run_id: str) -> int:
         """Remove a run's rows (used only to undo a run whose delivery then failed)."""
         with self.connect() as conn:

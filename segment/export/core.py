@@ -332,11 +332,20 @@ def _deliver(
     manifest_written = False
     recorded = False
     trigger_started = False
+    # A rerun of the same run (same inputs, same run id) finds its files already delivered:
+    # they are left alone, and neither they nor the earlier run's ledger rows are undone
+    # if this attempt fails.
+    delivered = {name for name in [f.name for f in files] + [trigger] if transport.exists(name)}
+    earlier_rows = ledger.has_run(run_id)
     try:
         for f in files:
+            if f.name in delivered:
+                continue
             staged.append(f.name)
             transport.stage(f.name, f.data)
         for f in files:
+            if f.name in delivered:
+                continue
             transport.publish(f.name)
             published.append(f.name)
         wd.write_json(manifest_path, manifest)
@@ -354,11 +363,11 @@ def _deliver(
     except BaseException as exc:
         for name in staged:
             transport.discard(name, final=name in published)
-        if trigger_started:
+        if trigger_started and trigger not in delivered:
             transport.discard(trigger, final=True)
-        if manifest_written:
+        if manifest_written and not earlier_rows:
             manifest_path.unlink(missing_ok=True)
-        if recorded:
+        if recorded and not earlier_rows:
             ledger.forget_run(run_id)
         if isinstance(exc, SegmentError) and not isinstance(exc, DeliveryError):
             raise

@@ -44,6 +44,9 @@ class Transport(Protocol):
     def discard(self, name: str, *, final: bool) -> None:
         """Remove the staged ``name``, and its final name when this run published it."""
 
+    def exists(self, name: str) -> bool:
+        """True when a file is already delivered under the final ``name``."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -87,6 +90,10 @@ class FolderTransport:
             # cleanup is best effort and must never mask the error that caused it
             with contextlib.suppress(OSError):
                 p.unlink()
+
+    def exists(self, name: str) -> bool:
+        """True when ``name`` is already a file in the folder."""
+        return (self.root / name).is_file()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -248,6 +255,20 @@ class SftpTransport:
 
         with contextlib.suppress(DeliveryError):
             self._retry(f"cleanup of {name}", remove)
+
+    def exists(self, name: str) -> bool:
+        """True when ``name`` is already on the server under its final name."""
+        found: list[bool] = []
+
+        def look(sftp: paramiko.SFTPClient) -> None:
+            try:
+                sftp.stat(self._path(name))
+                found.append(True)
+            except FileNotFoundError:
+                found.append(False)
+
+        self._retry(f"look-up of {name}", look)
+        return bool(found and found[-1])
 
     def close(self) -> None:
         """Close the connection."""

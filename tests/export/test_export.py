@@ -119,6 +119,24 @@ def test_failure_in_ledger_leaves_nothing(workdir: Path, tmp_path: Path) -> None
     assert ledger.count() == 0
 
 
+def test_failed_rerun_of_the_same_run_keeps_what_was_delivered(workdir: Path, tmp_path: Path) -> None:
+    camp = export_campaign_file(tmp_path / "c")
+    out = tmp_path / "out"
+    first = export_campaign(camp, workdir, out, as_of=AS_OF)
+    delivered = {p.name: p.read_bytes() for p in out.iterdir()}
+    ledger = ContactLedger(tmp_path / "c" / "ledger.sqlite")
+    rows = ledger.count()
+    assert rows == sum(first.sent.values()) > 0
+    with ledger.connect() as conn:  # the rerun fails at its last step
+        conn.execute("CREATE TRIGGER boom BEFORE INSERT ON contacts "
+                     "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+    with pytest.raises(DeliveryError, match="nothing was delivered"):
+        export_campaign(camp, workdir, out, as_of=AS_OF)
+    # the earlier, identical run's files, manifest, trigger and ledger rows are untouched
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == delivered
+    assert ledger.count() == rows
+
+
 def test_failure_renaming_second_file_leaves_nothing(workdir: Path, tmp_path: Path) -> None:
     camp = export_campaign_file(tmp_path / "c")
     out = tmp_path / "out"

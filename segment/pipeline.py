@@ -152,12 +152,13 @@ def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Any) ->
             path=campaign_path,
             key="sources",
         )
+    workdir = Path(campaign.workdir or campaign_path.parent / "work")
     return {
-        "workdir": Path(campaign.workdir or campaign_path.parent / "work"),
+        "workdir": workdir,
         "reference": Path(campaign.reference or settings.reference_dir),
         "rules": Path(campaign.rules or shipped_rules_dir()),
         "ledger": Path(campaign.ledger or settings.ledger_path),
-        "destination": str(campaign.destination or (Path(campaign.workdir or campaign_path.parent / "work") / "exports")),
+        "destination": str(campaign.destination or workdir / "exports"),
         "format": next(iter(formats)),
         "mapping": next(iter(mappings)),
         "paths": [Path(s.path) for s in campaign.sources],

@@ -90,13 +90,20 @@ def _read_holder(fd: int) -> dict[str, Any]:
         return {}
 
 
-def file_sha256(path: str | Path, chunk: int = 4 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def cached_sha256(path: Path) -> str:
+    """SHA-256 of a file, computed once per (path, size, mtime) in this process.
+
+    A run fingerprints its sources for the run id and again for the ingest stage key;
+    a 1 GiB extract should be read once, not twice.
+    """
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = wd.sha256_file(path)
+    return _HASHES[key]
 
 
 def tree_fingerprint(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
@@ -106,9 +113,9 @@ def tree_fingerprint(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
         path = Path(p)
         if path.is_dir():
             for f in sorted(x for x in path.rglob("*") if x.is_file() and not x.name.startswith(".")):
-                out.append((f"{path.name}/{f.relative_to(path)}", file_sha256(f)))
+                out.append((f"{path.name}/{f.relative_to(path)}", cached_sha256(f)))
         elif path.exists():
-            out.append((path.name, file_sha256(path)))
+            out.append((path.name, cached_sha256(path)))
         else:
             out.append((path.name, "missing"))
     return out

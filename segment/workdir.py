@@ -8,6 +8,7 @@ and renamed into place when complete, so a failed stage leaves no half-written f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -100,6 +101,15 @@ def write_csv(frame: pl.DataFrame | pl.LazyFrame, target: str | Path) -> Path:
         else:
             frame.write_csv(tmp)
     return Path(target)
+
+
+def sha256_file(path: str | Path, chunk: int = 4 << 20) -> str:
+    """SHA-256 of a file's bytes, as hex (manifests, stage keys, pack verification)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def require(workdir: str | Path, name: str, *, produced_by: str) -> Path:

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from segment.rules.model import Status as RuleStatus
+
 _FROZEN = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
@@ -25,16 +27,6 @@ class Channel(StrEnum):
     EMAIL = "email"
     MAIL = "mail"
     PHONE = "phone"
-
-
-class RuleStatus(StrEnum):
-    """Statuses a rule gives a patient in ``eligibility.parquet``."""
-
-    DUE = "due"
-    NOT_DUE = "not_due"
-    EXCLUDED = "excluded"
-    NOT_IN_POPULATION = "not_in_population"
-    UNKNOWN = "unknown"
 
 
 class ContactStatus(StrEnum):

@@ -84,14 +84,6 @@ class ExportResult:
     ledger_rows: int
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def patients_path(workdir: Path) -> Path:
     """``enriched.parquet``, else ``geocoded.parquet``, else ``patients.parquet``."""
     for name in PATIENT_FILES:
@@ -180,13 +172,13 @@ def export_campaign(
     pfile = patients_path(work)
     efile = wd.require(work, wd.ELIGIBILITY, produced_by="evaluate")
     inputs = {
-        pfile.name: _sha256_file(pfile),
-        efile.name: _sha256_file(efile),
+        pfile.name: wd.sha256_file(pfile),
+        efile.name: wd.sha256_file(efile),
     }
     if c.path is not None:
-        inputs[f"campaign:{c.path.name}"] = _sha256_file(c.path)
+        inputs[f"campaign:{c.path.name}"] = wd.sha256_file(c.path)
     for sup in c.suppression:
-        inputs[f"suppression:{sup.path.name}"] = _sha256_file(sup.path)
+        inputs[f"suppression:{sup.path.name}"] = wd.sha256_file(sup.path)
     inputs_hash = hashlib.sha256(
         json.dumps(inputs, sort_keys=True).encode() + f"|{as_of}|{mode}".encode()
     ).hexdigest()

@@ -18,6 +18,7 @@ import geopandas as gpd
 import polars as pl
 
 from segment.errors import ReferenceDataError
+from segment.workdir import sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -31,15 +32,6 @@ CROSSWALK = "crosswalk.parquet"
 
 #: every table a pack may hold, in the order they are listed
 TABLES = (TRACTS, BLOCK_GROUPS, ADDRESS_RANGES, ZIP_CENTROIDS, INDICATORS)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

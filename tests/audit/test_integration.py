@@ -14,17 +14,10 @@ from segment.audit import audit_campaign
 from segment.errors import StageInputError
 
 from .conftest import CAMPAIGN_YAML
+from .helpers import ENRICHED_DEFAULTS
 
 PATIENT: dict[str, Any] = {
-    "race": "White",
-    "ethnicity": "Not Hispanic",
-    "sex": "F",
-    "birth_date": dt.date(1970, 1, 1),
-    "language": "en",
-    "need_index_quintile": 3,
-    "rurality": "Urban",
-    "geo_precision": "address_point",
-    "sdoh_source": "tract",
+    **{k: v for k, v in ENRICHED_DEFAULTS.items() if k != "county_fips"},
     "address_line1": "1 Main St",
     "city": "Boston",
     "state": "MA",

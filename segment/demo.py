@@ -112,9 +112,8 @@ def run_demo(out: str | Path, patients: int = 10_000, seed: int = 0) -> DemoResu
     """Generate the demo world and run both demo campaigns through the whole pipeline."""
     root = wd.ensure_private_dir(out)
     as_of = DEFAULT_REF_DATE
-    world = write_demo_world(root / "world", patients, seed)
+    write_demo_world(root / "world", patients, seed)
     log.info("demo world written", patients=patients)
     campaigns = write_demo_campaigns(root, as_of)
     runs = [run_campaign(path) for path in campaigns]
-    _ = world
     return DemoResult(root, patients, campaigns, runs)

@@ -11,12 +11,14 @@ downstream.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segment.config import Settings
 from segment.log import get_logger
 from segment.runstate import StageCache, stage_key
 
@@ -133,7 +135,7 @@ class RunResult:
         }
 
 
-def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Any) -> dict[str, Any]:
+def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Settings) -> dict[str, Any]:
     from segment.errors import CampaignError
     from segment.resources import shipped_rules_dir
 
@@ -168,27 +170,23 @@ def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Any) ->
 def run_campaign(
     campaign_path: str | Path,
     *,
-    as_of: Any = None,
+    as_of: dt.date | None = None,
     dry_run: bool = False,
     force: bool = False,
-    settings: Any = None,
-    fail_before_export: bool = False,
+    settings: Settings | None = None,
 ) -> RunResult:
     """Run ingest → geocode → enrich → evaluate → audit → export for one campaign.
 
     Stages whose inputs, rules and reference pack are unchanged are reused. A lock stops a
     concurrent run on the same working folder; a run record is appended to the run log
-    whatever the outcome. ``fail_before_export`` exists for failure-injection tests.
+    whatever the outcome.
     """
-    import datetime as dt
     import hashlib
 
     from segment import workdir as wd
     from segment.audit import audit_campaign
     from segment.campaign import load_campaign
-    from segment.config import Settings
     from segment.enrich import enrich_workdir
-    from segment.errors import SegmentError
     from segment.export import export_campaign
     from segment.geocode import geocode
     from segment.ingest import ingest
@@ -200,7 +198,7 @@ def run_campaign(
     campaign = load_campaign(path)  # validated before any data is touched
     settings = settings or Settings.from_env()
     cfg = _campaign_run_settings(campaign, path, settings)
-    day: dt.date = as_of or campaign.as_of or dt.date.today()
+    day = as_of or campaign.as_of or dt.date.today()
     folder = wd.ensure_private_dir(cfg["workdir"])
     reference: Path = cfg["reference"]
     manifest = reference / "manifest.json"
@@ -254,11 +252,9 @@ def run_campaign(
             audit = audit_campaign(campaign, folder, audit_dir / "audit.html", as_of=day,
                                    ledger=cfg["ledger"], run_id=run_id)
             result.audit_html = audit_dir / "audit.html"
-            result.audit_flags = _flag_count(audit)
+            result.audit_flags = len(audit.flags)
             result.stages.append(StageOutcome("audit", "ran", time.perf_counter() - t0,
                                               {"flags": result.audit_flags}))
-            if fail_before_export:
-                raise SegmentError("failure injected before export (test hook)")
             t0 = time.perf_counter()
             exported = export_campaign(
                 campaign, folder, cfg["destination"], as_of=day, run_id=run_id, dry_run=dry_run,
@@ -308,10 +304,3 @@ def _counts(result: Any) -> dict[str, Any]:
     else:
         items = {k: v for k, v in vars(result).items() if not k.startswith("_")}
     return {k: v for k, v in items.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _flag_count(audit: Any) -> int:
-    flags = getattr(audit, "flags", None)
-    if flags is None:
-        return 0
-    return len(flags) if not isinstance(flags, int) else flags

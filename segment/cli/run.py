@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -34,7 +35,7 @@ def _show_run(reporter: Reporter, result: object) -> None:
 @as_of_option
 @click.option("--dry-run", is_flag=True, help="Do everything except write vendor files and the ledger.")
 @click.option("--force", is_flag=True, help="Rerun every stage even when its inputs are unchanged.")
-def run_command(campaign: Path, as_of: object, dry_run: bool, force: bool) -> None:
+def run_command(campaign: Path, as_of: dt.date | None, dry_run: bool, force: bool) -> None:
     """Run the whole pipeline for one campaign: ingest to export, safe under cron.
 
     Stages whose inputs, rules and reference pack have not changed are reused; a lock

@@ -36,6 +36,7 @@ class EventType(StrEnum):
     OBSERVATION = "observation"
     ENCOUNTER = "encounter"
     MEDICATION = "medication"
+    ORDER = "order"  # an order or referral (FHIR ServiceRequest): planned, not yet done
 
 
 class CodeSystem(StrEnum):
@@ -48,6 +49,7 @@ class CodeSystem(StrEnum):
     SNOMED = "SNOMED"
     CVX = "CVX"
     RXNORM = "RXNORM"
+    ICD10PCS = "ICD10PCS"
 
 
 class GeoPrecision(StrEnum):
@@ -106,6 +108,11 @@ EVENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "event_date": pl.Date,
     "value": pl.Float64,
     "unit": pl.String,
+    # time span and context, where the source has them (null otherwise)
+    "event_end": pl.Date,  # abatement, period end, discharge, stop date
+    "value_code": pl.String,  # a coded result (FHIR valueCodeableConcept, OMOP value_as_concept)
+    "encounter_class": pl.String,  # ambulatory, emergency, inpatient, ... (see ingest.context)
+    "discharge_disposition": pl.String,  # the source's code, trimmed (e.g. NUBC 51, SNOMED, `hosp`)
 }
 
 GEOCODE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {

@@ -39,10 +39,11 @@ PATIENT_INPUT_COLUMNS = (
 )
 EVENT_INPUT_COLUMNS = (
     "patient_id", "event_type", "code_system", "code", "event_date", "value", "unit",
+    "event_end", "value_code", "encounter_class", "discharge_disposition",
 )
 PATIENT_REQUIRED = ("patient_id", "birth_date")
 EVENT_REQUIRED = ("patient_id", "event_type", "code_system", "code", "event_date")
-DATE_COLUMNS = ("birth_date", "deceased_date", "updated_at", "event_date")
+DATE_COLUMNS = ("birth_date", "deceased_date", "updated_at", "event_date", "event_end")
 
 PatientColumn = Literal[
     "patient_id", "first_name", "last_name", "birth_date", "sex", "address_line1",
@@ -50,7 +51,10 @@ PatientColumn = Literal[
     "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
     "updated_at", "source_lat", "source_lon",
 ]
-EventColumn = Literal["patient_id", "event_type", "code_system", "code", "event_date", "value", "unit"]
+EventColumn = Literal[
+    "patient_id", "event_type", "code_system", "code", "event_date", "value", "unit", "event_end",
+    "value_code", "encounter_class", "discharge_disposition",
+]
 
 
 class _Strict(BaseModel):
@@ -77,7 +81,7 @@ class EventTable(_Strict):
     """How one events layout maps onto the canonical columns."""
 
     columns: dict[str, EventColumn]
-    date_formats: dict[Literal["event_date"], str] = Field(default_factory=dict)
+    date_formats: dict[Literal["event_date", "event_end"], str] = Field(default_factory=dict)
     values: dict[EventColumn, dict[str, str]] = Field(default_factory=dict)
     constants: dict[EventColumn, str] = Field(default_factory=dict)
 

@@ -4,6 +4,20 @@ Every reader returns :class:`RawPart` objects: a LazyFrame whose columns are can
 names holding the source's raw text, with ``_row`` (1-based data row, or line number for
 NDJSON) so that every problem can point at its input row. Normalization happens later,
 the same way for every format.
+
+The contract every reader keeps:
+
+- columns are canonical names (``segment.ingest.mapping.PATIENT_INPUT_COLUMNS`` /
+  ``EVENT_INPUT_COLUMNS``) holding the source's text; a column the source does not have
+  is left out, never filled with nulls (so the working folder can tell "the extract has
+  no email column" from "this patient has no email");
+- ``_row`` is the 1-based data row (or line / entry number); ``_record``, when the format
+  has one, is the source's own record id (MRN, FHIR resource id, OMOP occurrence id), so
+  every reject names it;
+- code systems are passed through as the source spells them (URI, OID or label):
+  :mod:`segment.ingest.codesystems` reads them all;
+- every row read ends in a part, in ``rejects`` (with its reason), or in ``skipped``
+  (a named count: a resource type nothing reads, a FHIR ``OperationOutcome``...).
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import polars as pl
 REJECT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "file": pl.String,
     "row": pl.Int64,
+    "record_id": pl.String,
     "column": pl.String,
     "value": pl.String,
     "reason": pl.String,
@@ -32,6 +47,9 @@ class RawPart:
     source: str
     frame: pl.LazyFrame
     date_formats: dict[str, str] = field(default_factory=dict)
+    #: canonical columns this part really provides; None: every column of ``frame``
+    #: (a reader of sparse JSON names the columns some record of the file filled)
+    provided: frozenset[str] | None = None
 
 
 @dataclass
@@ -40,11 +58,22 @@ class ReadResult:
 
     parts: list[RawPart] = field(default_factory=list)
     rejects: list[pl.DataFrame] = field(default_factory=list)
+    #: file -> reason -> rows read and deliberately not used (each reason named)
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def skip(self, file: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` rows of ``file`` skipped for ``reason``."""
+        if n:
+            by_reason = self.skipped.setdefault(file, {})
+            by_reason[reason] = by_reason.get(reason, 0) + n
 
     def extend(self, other: ReadResult) -> None:
         """Add another reader's output."""
         self.parts.extend(other.parts)
         self.rejects.extend(other.rejects)
+        for file, reasons in other.skipped.items():
+            for reason, n in reasons.items():
+                self.skip(file, reason, n)
 
 
 def empty_rejects() -> pl.DataFrame:

@@ -63,3 +63,15 @@ def set_progress_factory(factory: ProgressFactory | None) -> None:
 def progress(description: str, total: int | None = None) -> contextlib.AbstractContextManager[ProgressAdvance]:
     """A context manager yielding ``advance(n)``; shows a bar only on a terminal."""
     return _factory(description, total)
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident memory so far in GiB (0.0 where the OS does not say)."""
+    try:
+        import resource  # Unix only
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB elsewhere

@@ -8,11 +8,13 @@ import click
 
 from segment.cli.options import command, get_reporter, out_option
 from segment.ingest import InputFormat, ingest
+from segment.ingest.pipeline import MAX_ORPHAN_FRACTION
 
 
 @command(
     "ingest",
-    example="segment ingest extract/ehr-patients.csv extract/ehr-events.csv extract/crm-patients.csv --out work",
+    example="segment ingest extract/ehr-patients.csv extract/ehr-events.csv extract/crm-patients.csv --out work\n"
+    "segment ingest epic=drops/2026-02-01/ synthea_out/csv --out work",
 )
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @out_option
@@ -29,15 +31,45 @@ from segment.ingest import InputFormat, ingest
     default=None,
     help="Mapping YAML for a non-canonical column layout (see examples/mappings/).",
 )
-def ingest_command(paths: tuple[Path, ...], out: Path, input_format: str | None, mapping: Path | None) -> None:
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Source-system name: once for every PATH, or once per PATH in order (or write NAME=PATH). "
+    "Default: the format's name (synthea, fhir, omop) or the file name without table words and dates.",
+)
+@click.option(
+    "--allow-orphan-events",
+    is_flag=True,
+    help="Go on when more than --max-orphan-share of the event rows point at no patient (they are rejected).",
+)
+@click.option(
+    "--max-orphan-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=MAX_ORPHAN_FRACTION,
+    show_default=True,
+    help="Largest share of event rows that may point at no patient before ingest fails.",
+)
+def ingest_command(
+    paths: tuple[Path, ...], out: Path, input_format: str | None, mapping: Path | None,
+    sources: tuple[str, ...], allow_orphan_events: bool, max_orphan_share: float,
+) -> None:
     """Load, validate, normalize and de-duplicate patient extracts into a working folder.
 
     Each PATH is a file or folder of one source system (a canonical CSV/Parquet file, a
-    Synthea CSV folder, or FHIR NDJSON files). Writes patients.parquet, events.parquet,
+    Synthea CSV folder, FHIR NDJSON or Bundle files, an OMOP CDM folder), optionally
+    written NAME=PATH to name its source. Writes patients.parquet, events.parquet,
     rejects.csv and ingest-report.json into --out.
     """
     reporter = get_reporter()
-    result = ingest(list(paths), out, input_format=input_format, mapping=mapping)
+    if sources and len(sources) not in (1, len(paths)):
+        raise click.UsageError(
+            f"--source given {len(sources)} times for {len(paths)} paths: give it once, or once per path"
+        )
+    names = None if not sources else list(sources) * len(paths) if len(sources) == 1 else list(sources)
+    result = ingest(list(paths), out, input_format=input_format, mapping=mapping, sources=names,
+                    allow_orphan_events=allow_orphan_events, max_orphan_fraction=max_orphan_share)
     reporter.table("Input files", result.table_rows())
     reporter.result("Ingest", result.summary())
 

@@ -1,65 +1,192 @@
-"""Which reader reads which path: ``--format`` or detection by content.
+"""Which reader reads which path, and under which source name.
 
-- a folder with a Synthea ``patients.csv`` (by its header) -> Synthea, source = folder name;
-- ``.ndjson`` files (or a folder of them) -> FHIR bulk export, source = folder name;
-- ``.csv``/``.parquet`` files (or a folder of them) -> the canonical layout, source from
-  the file stem (``ehr-patients.csv`` -> ``ehr``).
+Formats (``--format`` or detected by content):
+
+- a folder holding a Synthea ``patients.csv`` (by its header) -> ``synthea``;
+- a folder holding an OMOP CDM ``PERSON`` table -> ``omop``;
+- FHIR R4: ``.ndjson``/``.jsonl`` (bulk export), ``.json`` Bundles or resources, either
+  gzip-compressed, or a folder of them -> ``fhir``;
+- ``.csv``/``.parquet`` files (or a folder of them) -> the canonical layout, or a mapped
+  layout when a mapping file is given.
+
+**Source names.** Patient ids are ``<source>:<the source's own id>`` and the source name
+keys everything downstream (vendor ids, ledger rows, patient-id suppression), so it must
+not change when the same system sends another drop. It is, in order:
+
+1. the name given (``--source NAME``, ``NAME=PATH``, ``name:`` in a campaign's
+   ``sources``, or ``source:`` in a mapping file);
+2. for a Synthea, FHIR or OMOP export: the format's name (``synthea``, ``fhir``,
+   ``omop``), whatever the folder or files are called;
+3. for a canonical or mapped file: the file name without its extensions, without the
+   table word (``patients``, ``events``, ``persons``, ``people``, ``members``) and
+   without date, time, sequence and version tokens (``20260201``, ``2026-02-01``,
+   ``T0300``, ``v2``, ``part3``), so ``ehr-patients-20260201.csv`` and
+   ``ehr-events-20260201.csv`` are both source ``ehr``; a file named only by such words
+   (``patients.csv``) is source ``canonical``.
+
+Two systems of the same format in one run therefore need names (``--source``), or their
+ids could collide; a warning says so when two different folders end up with one name.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from segment.errors import InputDataError
 from segment.ingest.mapping import Mapping
 from segment.ingest.readers import ReadResult
 from segment.ingest.readers.canonical import read_canonical
-from segment.ingest.readers.fhir import is_ndjson, read_fhir
 from segment.ingest.readers.synthea import is_synthea_folder, read_synthea
+from segment.log import get_logger
 
-if TYPE_CHECKING:
-    from segment.ingest.pipeline import InputFormat
+log = get_logger("ingest")
 
-_TABULAR = (".csv", ".parquet", ".pq", ".txt", ".tsv")
+FORMATS = ("canonical", "synthea", "fhir", "omop")
+_TABULAR = (".csv", ".parquet", ".pq", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_TABLE_WORDS = {"patient", "patients", "event", "events", "person", "persons", "people", "member", "members"}
+_STAMP_TOKEN = re.compile(
+    r"^(\d+|\d{8}t\d{2,6}z?|t\d{2,6}z?|v\d+|r\d+|part\d+|chunk\d+|batch\d+|extract|export|drop|final|full|latest)$"
+)
 
 
-def read_sources(paths: list[Path], fmt: InputFormat | None, mapping: Mapping | None) -> ReadResult:
-    """Read every path with the right reader."""
+@dataclass(frozen=True)
+class InputSpec:
+    """One input path with its source name, format and mapping (None: derived/detected)."""
+
+    path: Path
+    source: str | None = None
+    input_format: str | None = None
+    mapping: Mapping | None = None
+
+    @classmethod
+    def of(
+        cls, value: str | Path | InputSpec, *, source: str | None = None, input_format: str | None = None,
+        mapping: Mapping | None = None,
+    ) -> InputSpec:
+        """A spec from a path or ``NAME=PATH`` text; its own settings win over the arguments."""
+        if isinstance(value, InputSpec):
+            return cls(value.path, value.source or source, value.input_format or input_format,
+                       value.mapping or mapping)
+        path = Path(value)
+        text = str(value)
+        if not path.exists() and "=" in text:
+            name, _, rest = text.partition("=")
+            if _SOURCE_NAME.match(name):
+                path, source = Path(rest), source or name
+        if source is not None:
+            check_source_name(source)
+        if input_format is not None and input_format not in FORMATS:
+            raise InputDataError(f"unknown format `{input_format}`; valid: {', '.join(FORMATS)}", path=path)
+        return cls(path, source, input_format, mapping)
+
+
+def check_source_name(name: str) -> str:
+    """A source name is 1 to 64 letters, digits, ``.``, ``_`` or ``-`` (it becomes part of ids)."""
+    if not _SOURCE_NAME.match(name):
+        raise InputDataError(
+            f"source name {name!r} is not valid: use 1 to 64 letters, digits, `.`, `_` or `-`, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def canonical_source_name(path: Path) -> str:
+    """The default source of a canonical file: its name without table words and stamps."""
+    stem = path.name.split(".")[0].lower()
+    tokens = [t for t in re.split(r"[-_ .]+", stem) if t]
+    kept = [t for t in tokens if t not in _TABLE_WORDS and not _STAMP_TOKEN.match(t)]
+    return "-".join(kept) or "canonical"
+
+
+def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> ReadResult:
+    """Read every input with the right reader under its source name."""
     result = ReadResult()
-    for path in paths:
+    derived: dict[str, set[Path]] = {}
+    for spec in specs:
+        path = spec.path
         if not path.exists():
             raise InputDataError("file or folder not found", path=path)
-        kind = fmt.value if fmt is not None else _detect(path)
+        kind = spec.input_format or detect_format(path)
         if kind == "synthea":
             folder = path if path.is_dir() else path.parent
-            if not (folder / "patients.csv").is_file():
-                raise InputDataError("not a Synthea export: missing patients.csv", path=folder)
-            result.extend(read_synthea(folder))
+            if not is_synthea_folder(folder):
+                raise InputDataError("not a Synthea export: no patients.csv with Synthea's columns", path=folder)
+            source = spec.source or "synthea"
+            result.extend(read_synthea(folder, source=source))
+        elif kind == "omop":
+            from segment.ingest.readers.omop import read_omop
+
+            folder = path if path.is_dir() else path.parent
+            if not _is_omop_folder(folder):
+                raise InputDataError("not an OMOP CDM extract: no PERSON table", path=folder)
+            source = spec.source or "omop"
+            result.extend(read_omop(folder, source=source))
         elif kind == "fhir":
-            files = sorted(p for p in path.iterdir() if is_ndjson(p)) if path.is_dir() else [path]
+            from segment.ingest.readers.fhir import read_fhir
+
+            files = sorted(p for p in path.iterdir() if _is_fhir_file(p)) if path.is_dir() else [path]
             if not files:
-                raise InputDataError("no .ndjson files in folder", path=path)
-            source = path.resolve().name if path.is_dir() else None
-            result.extend(read_fhir(files, source=source))
+                raise InputDataError("no FHIR files (.ndjson, .json, either .gz) in folder", path=path)
+            source = spec.source or "fhir"
+            result.extend(read_fhir(files, source=source, today=today))
         else:
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in _TABULAR) if path.is_dir() else [path]
+            files = sorted(p for p in path.iterdir() if _is_tabular(p)) if path.is_dir() else [path]
             if not files:
                 raise InputDataError("no .csv or .parquet files in folder", path=path)
+            mapping = spec.mapping
             for f in files:
-                result.extend(read_canonical(f, mapping=mapping))
+                named = spec.source or (mapping.source if mapping and mapping.source else None)
+                name = named or canonical_source_name(f)
+                if named is None:
+                    derived.setdefault(name, set()).add(f.resolve().parent)
+                result.extend(read_canonical(f, source=name, mapping=mapping))
+            continue
+        if spec.source is None:
+            derived.setdefault(source, set()).add(path.resolve())
+    for name, places in derived.items():
+        if len(places) > 1:
+            log.warning(
+                f"{len(places)} different input folders were all read as source `{name}`; if they come "
+                "from different systems, name each with --source so their ids cannot collide"
+            )
     return result
 
 
-def _detect(path: Path) -> str:
+def _is_tabular(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(_TABULAR)
+
+
+def _is_fhir_file(path: Path) -> bool:
+    from segment.ingest.readers import fhir
+
+    test = getattr(fhir, "is_fhir_file", None) or fhir.is_ndjson
+    return bool(test(path))
+
+
+def _is_omop_folder(path: Path) -> bool:
+    try:
+        from segment.ingest.readers.omop import is_omop_folder
+    except ImportError:
+        return False
+    return bool(is_omop_folder(path))
+
+
+def detect_format(path: Path) -> str:
+    """The format of a path by its content: synthea, omop, fhir or canonical."""
     if path.is_dir():
         if is_synthea_folder(path):
             return "synthea"
-        if any(is_ndjson(p) for p in path.iterdir()):
+        if _is_omop_folder(path):
+            return "omop"
+        if any(_is_fhir_file(p) for p in path.iterdir()):
             return "fhir"
         return "canonical"
-    if is_ndjson(path):
+    if _is_fhir_file(path):
         return "fhir"
-    if path.name == "patients.csv" and is_synthea_folder(path.parent):
+    if path.name.lower() == "patients.csv" and is_synthea_folder(path.parent):
         return "synthea"
     return "canonical"

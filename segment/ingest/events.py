@@ -26,7 +26,6 @@ an unparseable or impossible date, a date in the future.
 from __future__ import annotations
 
 import datetime as dt
-import resource
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from pathlib import Path
 import polars as pl
 
 from segment.ingest import normalize as nz
+from segment.ingest.codesystems import normalize_system
+from segment.ingest.context import normalize_code_text, normalize_encounter_class
 from segment.ingest.frames import (
     collect_all,
     date_keys,
@@ -43,14 +44,14 @@ from segment.ingest.frames import (
 )
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS
 from segment.ingest.readers import REJECT_SCHEMA, RawPart
-from segment.log import get_logger
+from segment.log import get_logger, peak_rss_gib
 from segment.schema import EVENT_SCHEMA, CodeSystem, EventType
 
 log = get_logger("ingest")
 
 
 def _peak_gib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # KiB on Linux
+    return round(peak_rss_gib(), 2)
 
 EVENT_TYPES: dict[str, str] = {
     **{e.value: e.value for e in EventType},
@@ -61,15 +62,16 @@ EVENT_TYPES: dict[str, str] = {
     **dict.fromkeys(["enc", "visit", "encounters"], "encounter"),
     **dict.fromkeys(["med", "rx", "medications", "prescription"], "medication"),
 }
-CODE_SYSTEMS: dict[str, str] = {
-    **{c.value: c.value for c in CodeSystem},
-    "ICD10": "ICD10CM", "ICD10-CM": "ICD10CM", "ICD-10-CM": "ICD10CM", "ICD-10": "ICD10CM",
-    "CPT4": "CPT", "CPT-4": "CPT", "HCPCS2": "HCPCS", "SNOMEDCT": "SNOMED", "SNOMED-CT": "SNOMED",
-    "SNOMED CT": "SNOMED", "SCT": "SNOMED", "RXCUI": "RXNORM", "RX-NORM": "RXNORM",
-}
 #: columns read as Categorical: few distinct values, each normalized once
-LOOKED_UP = ("event_type", "code_system", "code", "event_date", "value", "unit")
+LOOKED_UP = (
+    "event_type", "code_system", "code", "event_date", "value", "unit",
+    "event_end", "value_code", "encounter_class", "discharge_disposition",
+)
 CODE_KEYS = ["event_type", "code_system", "code"]
+#: the event's span and context, looked up together (one id per distinct combination)
+CONTEXT_KEYS = ["event_end", "value_code", "encounter_class", "discharge_disposition"]
+#: code systems whose codes are compared in upper case
+_UPPER_SYSTEMS = [CodeSystem.ICD10CM.value, CodeSystem.ICD10PCS.value, CodeSystem.HCPCS.value, CodeSystem.CPT.value]
 
 
 @dataclass(frozen=True)
@@ -83,16 +85,22 @@ class EventsWritten:
 
 
 def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
-    """All event parts stacked: ``_row``, raw text columns, ``_part`` and ``_order`` (source rank)."""
-    frames = [
-        with_all_columns(p.frame, EVENT_INPUT_COLUMNS).select(
+    """All event parts stacked: ``_row``, raw text columns, ``_part``, ``_order`` (source rank).
+
+    ``_record`` (the source's record id, for rejects) is carried when a reader gives one.
+    """
+    with_record = [("_record" in p.frame.collect_schema()) for p in parts]
+    frames = []
+    for i, p in enumerate(parts):
+        record = pl.col("_record").cast(pl.String) if with_record[i] else pl.lit(None, dtype=pl.String)
+        frame = with_all_columns(p.frame.with_columns(record.alias("_record")), [*EVENT_INPUT_COLUMNS, "_record"])
+        frames.append(frame.select(
             pl.col("_row").cast(pl.Int64),
             *[pl.col(c).cast(pl.Categorical) for c in ("patient_id", *LOOKED_UP)],
+            *([pl.col("_record")] if any(with_record) else []),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
-        )
-        for i, p in enumerate(parts)
-    ]
+        ))
     return pl.concat(frames, how="vertical")
 
 
@@ -102,8 +110,8 @@ def _code_table(raw: pl.LazyFrame) -> pl.DataFrame:
     system = nz.blank_to_null(pl.col("code_system")).str.to_uppercase()
     code = nz.blank_to_null(pl.col("code"))
     etype_v = etype.replace_strict(EVENT_TYPES, default=None, return_dtype=pl.String)
-    system_v = system.replace_strict(CODE_SYSTEMS, default=None, return_dtype=pl.String)
-    code_v = pl.when(system_v.is_in(["ICD10CM", "HCPCS", "CPT"])).then(code.str.to_uppercase()).otherwise(code)
+    system_v = normalize_system(system)
+    code_v = pl.when(system_v.is_in(_UPPER_SYSTEMS)).then(code.str.to_uppercase()).otherwise(code)
     problem = (
         pl.when(etype.is_null()).then(pl.lit("event_type|missing event type"))
         .when(etype_v.is_null()).then(pl.lit("event_type|unknown event type"))
@@ -136,6 +144,25 @@ def _date_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> 
     return distinct_table(raw, keys, {"_date": date.value, "_dproblem": problem}).collect()
 
 
+def _context_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> pl.DataFrame:
+    """Distinct raw (end date, value code, class, disposition) -> normalized values and ``_xid``.
+
+    An unreadable end date is a field problem (the end is blanked, the event kept).
+    """
+    end = part_dates("event_end", parts, today)
+    keys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
+    table = distinct_table(raw, keys, {
+        "_end": end.value,
+        "_eproblem": pl.when(end.problem.is_not_null()).then(pl.lit("end date: ") + end.problem),
+        "_vcode": normalize_code_text(pl.col("value_code")),
+        "_eclass": normalize_encounter_class(pl.col("encounter_class")),
+        "_disp": normalize_code_text(pl.col("discharge_disposition")),
+    }).collect()
+    normalized = ["_end", "_vcode", "_eclass", "_disp"]
+    ids = table.select(normalized).unique().sort(normalized, nulls_last=True).with_row_index("_xid")
+    return table.join(ids, on=normalized, how="left", nulls_equal=True)
+
+
 def _value_table(raw: pl.LazyFrame) -> pl.DataFrame:
     """Distinct raw values -> float, its id ``_vid`` (null included) and the field problem."""
     value = nz.normalize_float(pl.col("value"))
@@ -151,11 +178,12 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
     return table.join(ids, on="_unit", how="left", nulls_equal=True)
 
 
-_ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_date")
+_ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
 
 
 def _unique_ids(
-    ids: pl.DataFrame, n_patients: int, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame
+    ids: pl.DataFrame, n_patients: int, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame,
+    contexts: pl.DataFrame,
 ) -> pl.DataFrame:
     """Distinct kept events as id tuples (:data:`_ID_COLUMNS`), sorted.
 
@@ -171,6 +199,7 @@ def _unique_ids(
         "_cid": int(codes.select(pl.col("_cid").max().fill_null(0)).item()) + 1,
         "_uid": units.height + 1,
         "_vid": values.height + 1,
+        "_xid": contexts.height + 1,
         "_date": (last - first).days + 1,
     }
     total = 1
@@ -208,24 +237,34 @@ def write_events(
 
     ``patient_ids`` is ``patients.parquet``'s ``patient_id`` column in row order;
     ``id_map`` maps (``_order``, ``_pid``: a source's own normalized id) to ``_p``, the
-    row of that patient in ``patient_ids``.
+    row of that patient in ``patient_ids``; a null ``_p`` marks the id of a patient record
+    that was rejected (its events are rejected as such, and are not orphans).
     """
     raw = collect_all([raw_events(parts, order)], parts)[0]
     log.debug("events read", rows=raw.height, peak_gib=_peak_gib())
     lazy = raw.lazy()
     codes, dates, values, units = _code_table(lazy), _date_table(lazy, parts, today), _value_table(lazy), _unit_table(lazy)
-    log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height)
+    contexts = _context_table(lazy, parts, today)
+    log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height,
+              contexts=contexts.height)
     dkeys = date_keys("event_date", parts)
+    xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
     # only the key columns go through the joins; the results are placed beside the raw rows
     patients_of = (
         lazy.select("_order", "patient_id").unique()
         .with_columns(pl.col("patient_id").cast(pl.String).str.strip_chars().alias("_pid"))
-        .join(id_map.lazy(), on=["_order", "_pid"], how="left")
-        .select("_order", "patient_id", "_p")
+        .join(id_map.lazy().with_columns(pl.lit(True).alias("_prej")), on=["_order", "_pid"], how="left")
+        .join(id_map.lazy().select(pl.col("_pid").unique(), pl.lit(True).alias("_pelse")), on="_pid", how="left")
+        .select(
+            "_order", "patient_id", "_p",
+            (pl.col("_prej").fill_null(False) & pl.col("_p").is_null()).alias("_prej"),
+            (pl.col("_pelse").fill_null(False) & pl.col("_prej").is_null()).alias("_pelse"),
+        )
     )
     looked = pl.concat([
         lazy.select("_order", "patient_id")
-        .join(patients_of, on=["_order", "patient_id"], how="left", maintain_order="left").select("_p"),
+        .join(patients_of, on=["_order", "patient_id"], how="left", maintain_order="left")
+        .select("_p", "_prej", "_pelse"),
         lazy.select(CODE_KEYS)
         .join(codes.lazy().select(*CODE_KEYS, "_cid", pl.col("_cproblem").is_not_null().alias("_cbad")),
               on=CODE_KEYS, how="left", nulls_equal=True, maintain_order="left").select("_cid", "_cbad"),
@@ -238,6 +277,9 @@ def write_events(
         lazy.select("unit")
         .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True,
               maintain_order="left").select("_uid"),
+        lazy.select(xkeys)
+        .join(contexts.lazy().select(*xkeys, "_xid", pl.col("_eproblem").is_not_null().alias("_ebad")),
+              on=xkeys, how="left", nulls_equal=True, maintain_order="left").select("_xid", "_ebad"),
     ], how="horizontal", strict=True).with_columns(
         (pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad")
     ).collect()
@@ -247,25 +289,32 @@ def write_events(
     counts = joined.group_by("_part").agg(
         pl.len().alias("rows_read"),
         pl.col("_bad").sum().alias("rows_rejected"),
-        (~pl.col("_bad") & pl.col("_vbad")).sum().alias("field_problems"),
-    )
-    problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad"))
+        (~pl.col("_bad") & pl.col("_vbad")).sum().alias("_fv"),
+        (~pl.col("_bad") & pl.col("_ebad")).sum().alias("_fe"),
+        (pl.col("_p").is_null() & ~pl.col("_prej").fill_null(False) & pl.col("patient_id").is_not_null())
+        .sum().alias("orphans"),
+        # orphans whose id is a patient id of another source: a source-naming mistake
+        (pl.col("_p").is_null() & pl.col("_pelse").fill_null(False)).sum().alias("orphans_elsewhere"),
+    ).with_columns((pl.col("_fv") + pl.col("_fe")).alias("field_problems")).drop("_fv", "_fe")
+    problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
     ids = joined.select(*_ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
     del joined
     kept = ids.height
-    unique = _unique_ids(ids, len(patient_ids), codes, units, values)
+    unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
     del ids
     log.debug("events de-duplicated", kept=kept, unique=unique.height, peak_gib=_peak_gib())
     patients = patient_ids.to_frame("patient_id").with_row_index("_p")
     code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")
     unit_ids = units.select("_uid", "_unit").unique("_uid")
     value_ids = values.select("_vid", "_value").unique("_vid")
+    context_ids = contexts.select("_xid", "_end", "_vcode", "_eclass", "_disp").unique("_xid")
     out = (
         unique.lazy()
         .join(patients.lazy(), on="_p", maintain_order="left")
         .join(code_ids.lazy(), on="_cid", maintain_order="left")
         .join(unit_ids.lazy(), on="_uid", maintain_order="left")
         .join(value_ids.lazy(), on="_vid", maintain_order="left")
+        .join(context_ids.lazy(), on="_xid", maintain_order="left")
         .select(
             "patient_id",
             pl.col("_etype").alias("event_type"),
@@ -274,17 +323,21 @@ def write_events(
             pl.col("_date").alias("event_date"),
             pl.col("_value").alias("value"),
             pl.col("_unit").alias("unit"),
+            pl.col("_end").alias("event_end"),
+            pl.col("_vcode").alias("value_code"),
+            pl.col("_eclass").alias("encounter_class"),
+            pl.col("_disp").alias("discharge_disposition"),
         )
         .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     )
     out.sink_parquet(path, engine="streaming")
     files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
                         schema={"_part": pl.Int32, "_file": pl.String})
-    rejects = _rejects(problem_rows, codes, dates, values, dkeys, files)
+    rejects = _rejects(problem_rows, codes, dates, values, contexts, dkeys, xkeys, files)
     return EventsWritten(
         # one row per file: a FHIR file holding several resource types is several parts
         counts=counts.join(files, on="_part").group_by("_file").agg(
-            pl.col("rows_read", "rows_rejected", "field_problems").sum()
+            pl.col("rows_read", "rows_rejected", "field_problems", "orphans", "orphans_elsewhere").sum()
         ),
         rejects=rejects, kept=kept, written=unique.height,
     )
@@ -292,19 +345,26 @@ def write_events(
 
 def _rejects(
     rows: pl.DataFrame, codes: pl.DataFrame, dates: pl.DataFrame, values: pl.DataFrame,
-    dkeys: list[str], files: pl.DataFrame,
+    contexts: pl.DataFrame, dkeys: list[str], xkeys: list[str], files: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Row rejects (first problem of the row) and field rejects (a value that is not a number)."""
+    """Row rejects (first problem of the row) and field rejects (not a number, unreadable end date)."""
+    if "_record" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("_record"))
     rows = (
         rows.join(codes.select(*CODE_KEYS, "_cproblem"), on=CODE_KEYS, how="left", nulls_equal=True)
         .join(dates.select(*dkeys, "_dproblem"), on=dkeys, how="left", nulls_equal=True)
         .join(values.select("value", "_vproblem"), on="value", how="left", nulls_equal=True)
+        .join(contexts.select(*xkeys, "_eproblem"), on=xkeys, how="left", nulls_equal=True)
         .join(files, on="_part")
         .with_columns(pl.col(c).cast(pl.String) for c in ("patient_id", *LOOKED_UP))
     )
     problem = (
         pl.when(nz.blank_to_null(pl.col("patient_id")).is_null()).then(pl.lit("patient_id|missing patient id"))
-        .when(pl.col("_p").is_null()).then(pl.lit("patient_id|unknown patient (no kept patient record with this id)"))
+        .when(pl.col("_prej").fill_null(False))
+        .then(pl.lit("patient_id|patient record rejected (see that patient's row in rejects.csv)"))
+        .when(pl.col("_pelse").fill_null(False))
+        .then(pl.lit("patient_id|unknown patient in this source (the id is a patient of another source)"))
+        .when(pl.col("_p").is_null()).then(pl.lit("patient_id|unknown patient (no patient record with this id)"))
         .otherwise(pl.coalesce("_cproblem", "_dproblem"))
     )
     split = pl.col("_row_problem").str.split_exact("|", 1)
@@ -317,14 +377,22 @@ def _rejects(
         .otherwise(pl.col("event_date"))
     )
     bad = rows.filter(pl.col("_bad")).with_columns(problem.alias("_row_problem"))
+    good = rows.filter(~pl.col("_bad"))
     return pl.concat([
         bad.select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), col.alias("column"),
-            value.alias("value"), split.struct.field("field_1").alias("reason"), pl.lit("row").alias("level"),
+            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
+            col.alias("column"), value.alias("value"), split.struct.field("field_1").alias("reason"),
+            pl.lit("row").alias("level"),
         ),
-        rows.filter(~pl.col("_bad")).select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.lit("value").alias("column"),
-            pl.col("value").alias("value"), pl.col("_vproblem").alias("reason"), pl.lit("field").alias("level"),
+        good.filter(pl.col("_vbad")).select(
+            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
+            pl.lit("value").alias("column"), pl.col("value").alias("value"), pl.col("_vproblem").alias("reason"),
+            pl.lit("field").alias("level"),
+        ),
+        good.filter(pl.col("_ebad")).select(
+            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
+            pl.lit("event_end").alias("column"), pl.col("event_end").alias("value"),
+            pl.col("_eproblem").alias("reason"), pl.lit("field").alias("level"),
         ),
     ]).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
 

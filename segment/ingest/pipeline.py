@@ -1,17 +1,23 @@
 """``ingest``: read every source, normalize, reject what is unusable, merge, write.
 
-Nothing is lost: every input row ends in ``patients.parquet``/``events.parquet`` or in
-``rejects.csv``, and ``ingest-report.json`` reconciles rows read = rows kept + rows
-rejected for each file. Problems with one field blank that field (``level`` = field);
+Nothing is lost: every input row ends in ``patients.parquet``/``events.parquet``, in
+``rejects.csv``, or in a named skip count (a FHIR resource type nothing reads), and
+``ingest-report.json`` reconciles rows read = rows kept + rows rejected + rows skipped
+for each file. Problems with one field blank that field (``level`` = field);
 problems that make a row unusable drop it (``level`` = row): a patient with no id or no
 valid birth date, an event with no known patient, date, code, or known code system.
+
+A run whose events mostly point at no patient is almost always a naming mistake (the
+events read as another source than their patients), not a property of the data: when
+more than ``max_orphan_fraction`` (default 1%) of the event rows have no patient, ingest
+writes its rejects and report, removes ``patients.parquet``/``events.parquet`` so no
+later stage reads them, and fails, unless ``allow_orphan_events``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import resource
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +31,7 @@ from segment import workdir
 from segment.errors import InputDataError
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import MERGE_INPUT, survivorship
-from segment.ingest.detect import read_sources
+from segment.ingest.detect import InputSpec, read_sources
 from segment.ingest.emails import email_lookup
 from segment.ingest.events import write_events
 from segment.ingest.frames import (
@@ -36,10 +42,10 @@ from segment.ingest.frames import (
     part_dates,
     with_all_columns,
 )
-from segment.ingest.mapping import PATIENT_INPUT_COLUMNS, Mapping, load_mapping
+from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS, Mapping, load_mapping
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
-from segment.log import get_logger
+from segment.log import get_logger, peak_rss_gib
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
 
 log = get_logger("ingest")
@@ -51,11 +57,16 @@ class InputFormat(StrEnum):
     CANONICAL = "canonical"
     SYNTHEA = "synthea"
     FHIR = "fhir"
+    OMOP = "omop"
+
+
+#: default ceiling on the share of event rows that point at no patient
+MAX_ORPHAN_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
 class FileCounts:
-    """Reconciliation for one input file."""
+    """Reconciliation for one input file: read = kept + rejected + skipped."""
 
     file: str
     source: str
@@ -64,6 +75,9 @@ class FileCounts:
     rows_kept: int
     rows_rejected: int
     field_problems: int
+    rows_skipped: int = 0
+    orphans: int = 0  # event rows whose patient id matches no patient record of their source
+    orphans_elsewhere: int = 0  # ... of which the id is a patient of another source
 
 
 @dataclass(frozen=True)
@@ -79,17 +93,28 @@ class IngestResult:
     events_rejected: int
     reject_lines: int
     problems: dict[str, int] = field(default_factory=dict)
+    #: canonical patient and event columns, each with the sources that provided it
+    columns: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    orphan_events: int = 0
+    event_rows: int = 0
 
     @property
     def reconciled(self) -> bool:
-        """Every file's rows read = rows kept + rows rejected."""
-        return all(f.rows_read == f.rows_kept + f.rows_rejected for f in self.files)
+        """Every file's rows read = rows kept + rows rejected + rows skipped."""
+        return all(f.rows_read == f.rows_kept + f.rows_rejected + f.rows_skipped for f in self.files)
+
+    @property
+    def absent_columns(self) -> list[str]:
+        """Canonical patient columns that no source provided."""
+        provided = self.columns.get("patients", {})
+        return [c for c in PATIENT_INPUT_COLUMNS if c not in provided]
 
     def table_rows(self) -> list[dict[str, Any]]:
         """One row per input file, for a table."""
         return [
             {"file": Path(f.file).name, "source": f.source, "kind": f.kind, "read": f.rows_read,
-             "kept": f.rows_kept, "rejected": f.rows_rejected, "field problems": f.field_problems}
+             "kept": f.rows_kept, "rejected": f.rows_rejected, "skipped": f.rows_skipped,
+             "field problems": f.field_problems}
             for f in self.files
         ]
 
@@ -100,6 +125,8 @@ class IngestResult:
             "patients after de-duplication": self.patients,
             "events written": self.events_written,
             "events rejected": self.events_rejected,
+            "events with no patient": self.orphan_events,
+            "rows skipped (named)": sum(f.rows_skipped for f in self.files),
             "rejects.csv lines": self.reject_lines,
             "reconciled": "yes" if self.reconciled else "NO",
             "output": str(self.out),
@@ -114,8 +141,11 @@ PATIENT_CHECKED = (
 
 
 def _stack(parts: list[RawPart], columns: Sequence[str], order: dict[str, int]) -> pl.LazyFrame:
+    """Parts stacked with their file, source and order; ``_record``: the reader's record id,
+    else the raw patient id."""
     frames = [
-        with_all_columns(p.frame, columns).with_columns(
+        with_all_columns(p.frame, [*columns, "_record"]).with_columns(
+            pl.coalesce(pl.col("_record"), pl.col("patient_id")).alias("_record"),
             pl.lit(p.file).alias("_file"), pl.lit(p.source).alias("_source"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
@@ -279,7 +309,7 @@ def _patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
     row = records.filter(pl.col("_row_problem").is_not_null())
     column = pl.col("_row_problem").str.split_exact("|", 1)
     row_rejects = row.select(
-        pl.col("_file").alias("file"), pl.col("_row").alias("row"),
+        pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
         column.struct.field("field_0").alias("column"),
         pl.when(column.struct.field("field_0") == "patient_id").then(pl.col("patient_id"))
         .otherwise(pl.col("birth_date__raw")).alias("value"),
@@ -294,7 +324,8 @@ def _patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
         prob = "_updated__problem" if col == "updated_at" else f"{col}__problem"
         frames.append(
             kept.filter(pl.col(prob).is_not_null()).select(
-                pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.lit(col).alias("column"),
+                pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
+                pl.lit(col).alias("column"),
                 pl.col(raw).cast(pl.String).alias("value"), pl.col(prob).alias("reason"),
                 pl.lit("field").alias("level"),
             )
@@ -304,26 +335,39 @@ def _patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
 
 # -- the stage ---------------------------------------------------------------------------
 def ingest(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | InputSpec],
     out: str | Path,
     *,
     input_format: InputFormat | str | None = None,
     mapping: Mapping | str | Path | None = None,
     today: dt.date | None = None,
+    sources: Sequence[str | None] | None = None,
+    max_orphan_fraction: float = MAX_ORPHAN_FRACTION,
+    allow_orphan_events: bool = False,
 ) -> IngestResult:
     """Load, validate, normalize and de-duplicate extracts into the working folder ``out``.
 
-    ``paths`` are files or folders, one source system each (or several canonical files of
-    one system, told apart by their file stems). ``input_format`` is detected when None.
+    ``paths`` are files or folders (or :class:`InputSpec` objects carrying their own source
+    name, format and mapping). ``sources`` names the source system of each path, in order
+    (None: derived, see :mod:`segment.ingest.detect`); ``input_format`` and ``mapping``
+    apply to every path that does not set its own; the format is detected when None.
+    Raises :class:`InputDataError` when more than ``max_orphan_fraction`` of the event
+    rows point at no patient, unless ``allow_orphan_events``.
     """
     started = time.perf_counter()
     today = today or dt.date.today()
-    fmt = InputFormat(input_format) if input_format else None
+    fmt = InputFormat(input_format).value if input_format else None
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
     if not paths:
         raise InputDataError("no input paths given")
-    read = read_sources([Path(p) for p in paths], fmt, mapping)
+    if sources is not None and len(sources) != len(paths):
+        raise InputDataError(f"{len(sources)} source names for {len(paths)} paths: give one per path")
+    specs = [
+        InputSpec.of(p, source=sources[i] if sources is not None else None, input_format=fmt, mapping=mapping)
+        for i, p in enumerate(paths)
+    ]
+    read = read_sources(specs, today=today)
     order: dict[str, int] = {}
     for part in read.parts:
         order.setdefault(part.source, len(order))
@@ -331,7 +375,7 @@ def ingest(
     event_parts = [p for p in read.parts if p.kind == "events"]
     if not patient_parts:
         raise InputDataError("no patients file among the inputs; events need their patients",
-                             path=Path(paths[0]))
+                             path=specs[0].path)
     log.info("reading", files=len(read.parts), sources=len(order))
     log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))
 
@@ -347,6 +391,10 @@ def ingest(
     )
     log.info("patient records normalized", rows=records.height, kept=kept.height)
     file_counts = _patient_counts(records, patient_rejects, patient_parts)
+    # ids of rejected patient records: their events are "patient rejected", not orphans
+    rejected_ids = records.filter(pl.col("_row_problem").is_not_null() & pl.col("patient_id").is_not_null()).select(
+        "_order", pl.col("patient_id").alias("_pid")
+    ).unique()
     del records  # the wide frame: only the merge columns go on
     with _step("patients merged"):
         patients, id_map = survivorship(kept)
@@ -360,6 +408,7 @@ def ingest(
 
     workdir.ensure_private_dir(out)
     out_dir = Path(out)
+    orphans = event_rows = 0
     # patients.parquet replaces the old one only once the events are written too
     with workdir.atomic_path(out_dir / workdir.PATIENTS) as patients_tmp:
         out_patients.write_parquet(patients_tmp)
@@ -378,6 +427,11 @@ def ingest(
                 .join(patient_ids.to_frame().with_row_index("_p"), on="patient_id")
                 .select("_order", "_pid", "_p")
             )
+            event_ids = pl.concat([
+                event_ids,
+                rejected_ids.join(event_ids, on=["_order", "_pid"], how="anti")
+                .with_columns(pl.lit(None, dtype=event_ids.schema["_p"]).alias("_p")),
+            ])
             del kept, id_map
             with _step("events written"), workdir.atomic_path(events_path) as tmp:
                 written = write_events(event_parts, order, patient_ids, event_ids, tmp, today)
@@ -391,12 +445,15 @@ def ingest(
                     continue
                 file_counts.append(FileCounts(p.file, p.source, "events", row["rows_read"],
                                               row["rows_read"] - row["rows_rejected"], row["rows_rejected"],
-                                              row["field_problems"]))
+                                              row["field_problems"], orphans=row["orphans"],
+                                              orphans_elsewhere=row["orphans_elsewhere"]))
+                orphans += row["orphans"]
+                event_rows += row["rows_read"]
         else:
             workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
 
     reader_rejects = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects]) if read.rejects else empty_rejects()  # type: ignore[arg-type]
-    file_counts = _add_reader_rejects(file_counts, reader_rejects, read.parts)
+    file_counts = _add_reader_rows(file_counts, reader_rejects, read.skipped, read.parts)
     rejects = pl.concat([reader_rejects, patient_rejects, event_rejects.cast(REJECT_SCHEMA)]).sort(  # type: ignore[arg-type]
         ["file", "row"], maintain_order=True
     )
@@ -407,11 +464,62 @@ def ingest(
     result = IngestResult(
         out=out_dir, files=file_counts, patient_records=n_records, patients=n_patients,
         events_kept=ev_kept_n, events_written=ev_written, events_rejected=ev_rejected,
-        reject_lines=rejects.height, problems=problems,
+        reject_lines=rejects.height, problems=problems, columns=provided_columns(read.parts),
+        orphan_events=orphans, event_rows=event_rows,
     )
-    workdir.write_json(out_dir / workdir.INGEST_REPORT, _report(result, rejects))
-    log.info("ingest written", patients=result.patients, events=ev_written, rejects=rejects.height)
+    failure = _orphan_failure(result, max_orphan_fraction) if not allow_orphan_events else None
+    workdir.write_json(out_dir / workdir.INGEST_REPORT,
+                      _report(result, rejects, read.skipped, failure, max_orphan_fraction))
+    if failure is not None:
+        # nothing downstream may read a folder whose events lost their patients
+        for name in (workdir.PATIENTS, workdir.EVENTS):
+            (out_dir / name).unlink(missing_ok=True)
+        raise InputDataError(failure)
+    log.info("ingest written", patients=result.patients, events=ev_written, rejects=rejects.height,
+             orphan_events=orphans)
     return result
+
+
+def provided_columns(parts: Sequence[RawPart]) -> dict[str, dict[str, list[str]]]:
+    """Per kind, each canonical column some part provides, with the sources providing it."""
+    canonical = {"patients": PATIENT_INPUT_COLUMNS, "events": EVENT_INPUT_COLUMNS}
+    found: dict[str, dict[str, set[str]]] = {"patients": {}, "events": {}}
+    for p in parts:
+        have = p.provided if p.provided is not None else set(p.frame.collect_schema().names())
+        for c in canonical[p.kind]:
+            if c in have:
+                found[p.kind].setdefault(c, set()).add(p.source)
+    return {
+        kind: {c: sorted(found[kind][c]) for c in canonical[kind] if c in found[kind]}
+        for kind in canonical
+    }
+
+
+def _orphan_failure(result: IngestResult, ceiling: float) -> str | None:
+    """The error message when too many event rows point at no patient, else None."""
+    if not result.event_rows or result.orphan_events <= ceiling * result.event_rows:
+        return None
+    worst = max((f for f in result.files if f.kind == "events"), key=lambda f: f.orphans)
+    share = result.orphan_events / result.event_rows
+    elsewhere = sum(f.orphans_elsewhere for f in result.files)
+    patient_sources = sorted({f.source for f in result.files if f.kind == "patients"})
+    if elsewhere * 2 >= result.orphan_events:
+        cause = (
+            f"{elsewhere:,} of them are patient ids of another source, so {Path(worst.file).name} was read as "
+            f"source `{worst.source}` and its patients as {', '.join(f'`{s}`' for s in patient_sources)}: "
+            "give both the same name with --source NAME (or `source:` in a mapping, `name:` in a campaign's sources)"
+        )
+    else:
+        cause = (
+            "no patient record has these ids: the patients file of these events is missing from the inputs, "
+            "or writes its ids differently (a prefix, leading zeros)"
+        )
+    return (
+        f"{result.orphan_events:,} of {result.event_rows:,} event rows ({share:.1%}) point at no patient, "
+        f"{worst.orphans:,} of them in {Path(worst.file).name}; likely cause: {cause}. "
+        f"Nothing was written but rejects.csv and ingest-report.json; pass --allow-orphan-events "
+        f"to keep going with them rejected (ceiling {ceiling:.1%})"
+    )
 
 
 def _collect(frame: pl.LazyFrame, parts: list[RawPart]) -> pl.DataFrame:
@@ -423,7 +531,7 @@ def _step(name: str) -> Iterator[None]:
     """Log a step's wall time and the process's peak memory so far (debug level)."""
     start = time.perf_counter()
     yield
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB on Linux
+    peak = peak_rss_gib()
     log.debug(f"step: {name}", seconds=round(time.perf_counter() - start, 2), peak_gib=round(peak, 2))
 
 
@@ -441,37 +549,53 @@ def _patient_counts(records: pl.DataFrame, rejects: pl.DataFrame, parts: list[Ra
     return out
 
 
-def _add_reader_rejects(counts: list[FileCounts], rejects: pl.DataFrame, parts: list[RawPart]) -> list[FileCounts]:
-    """Rows a reader rejected before normalization (unreadable NDJSON lines...) count as read."""
-    if rejects.is_empty():
-        return counts
-    extra = dict(rejects.filter(pl.col("level") == "row").group_by("file").len().iter_rows())
-    by_file: dict[str, FileCounts] = {}
+def _add_reader_rows(
+    counts: list[FileCounts], rejects: pl.DataFrame, skipped: dict[str, dict[str, int]], parts: list[RawPart]
+) -> list[FileCounts]:
+    """Rows a reader rejected before normalization (unreadable lines) or skipped by name count as read."""
+    extra = dict(rejects.filter(pl.col("level") == "row").group_by("file").len().iter_rows()) if rejects.height else {}
+    skips = {file: sum(reasons.values()) for file, reasons in skipped.items()}
+    done: set[str] = set()
     out = []
     for c in counts:
-        if c.file in extra and c.file not in by_file:
-            n = extra[c.file]
-            c = FileCounts(c.file, c.source, c.kind, c.rows_read + n, c.rows_kept, c.rows_rejected + n,
-                           c.field_problems)
-            by_file[c.file] = c
+        if c.file not in done and (c.file in extra or c.file in skips):
+            n, k = extra.get(c.file, 0), skips.get(c.file, 0)
+            c = FileCounts(c.file, c.source, c.kind, c.rows_read + n + k, c.rows_kept, c.rows_rejected + n,
+                           c.field_problems, c.rows_skipped + k, c.orphans, c.orphans_elsewhere)
+            done.add(c.file)
         out.append(c)
     sources = {p.file: p.source for p in parts}
-    for file, n in extra.items():
-        if file not in by_file:
-            out.append(FileCounts(file, sources.get(file, ""), "other", n, 0, n, 0))
+    for file in sorted((set(extra) | set(skips)) - done):
+        n, k = extra.get(file, 0), skips.get(file, 0)
+        out.append(FileCounts(file, sources.get(file, ""), "other", n + k, 0, n, 0, k))
     return out
 
 
-def _report(result: IngestResult, rejects: pl.DataFrame) -> dict[str, Any]:
+def _sum_reasons(skipped: dict[str, dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for reasons in skipped.values():
+        for reason, n in reasons.items():
+            total[reason] = total.get(reason, 0) + n
+    return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _report(
+    result: IngestResult, rejects: pl.DataFrame, skipped: dict[str, dict[str, int]], failure: str | None,
+    ceiling: float,
+) -> dict[str, Any]:
     by_file_reason: dict[str, dict[str, int]] = {}
     for file, reason, n in rejects.group_by(["file", "reason"]).len().sort(["file", "reason"]).iter_rows():
         by_file_reason.setdefault(file, {})[reason] = n
     return {
         "version": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "outcome": "failed" if failure else "ok",
+        "failure": failure,
         "reconciled": result.reconciled,
         "files": [
-            {**f.__dict__, "problems_by_reason": by_file_reason.get(f.file, {})} for f in result.files
+            {**f.__dict__, "problems_by_reason": by_file_reason.get(f.file, {}),
+             "skipped_by_reason": skipped.get(f.file, {})}
+            for f in result.files
         ],
         "problems_by_reason": result.problems,
         "patients": {
@@ -485,6 +609,12 @@ def _report(result: IngestResult, rejects: pl.DataFrame) -> dict[str, Any]:
             "rejected": result.events_rejected,
             "exact_duplicates_collapsed": result.events_kept - result.events_written,
             "written": result.events_written,
+            "rows_read": result.event_rows,
+            "orphans": result.orphan_events,
+            "orphan_ceiling": ceiling,
         },
+        "skipped_by_reason": _sum_reasons(skipped),
+        # which canonical columns the sources provided: a rule over an absent column is unknown
+        "columns": {**result.columns, "absent": result.absent_columns},
         "rejects_csv_lines": result.reject_lines,
     }

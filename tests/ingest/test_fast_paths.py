@@ -50,20 +50,22 @@ def test_by_distinct_matches_per_row(values: list[str | None]) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 2), st.integers(0, 4),
-                          st.integers(0, 40)), min_size=1, max_size=60))
-def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int, int, int]]) -> None:
+                          st.integers(0, 6), st.integers(0, 40)), min_size=1, max_size=60))
+def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int, int, int, int]]) -> None:
     ids = pl.DataFrame(
-        [(p, c, u, v, dt.date(2020, 1, 1) + dt.timedelta(days=d)) for p, c, u, v, d in rows],
-        schema={"_p": pl.UInt32, "_cid": pl.UInt32, "_uid": pl.UInt32, "_vid": pl.UInt32, "_date": pl.Date},
+        [(p, c, u, v, x, dt.date(2020, 1, 1) + dt.timedelta(days=d)) for p, c, u, v, x, d in rows],
+        schema={"_p": pl.UInt32, "_cid": pl.UInt32, "_uid": pl.UInt32, "_vid": pl.UInt32, "_xid": pl.UInt32,
+                "_date": pl.Date},
         orient="row",
     )
     codes = pl.DataFrame({"_cid": list(range(4))}, schema={"_cid": pl.UInt32})
     units, values = pl.DataFrame({"u": range(3)}), pl.DataFrame({"v": range(5)})
+    contexts = pl.DataFrame({"x": range(7)})
     want = ids.unique().sort(pl.all())
-    packed = _unique_ids(ids, 6, codes, units, values)
+    packed = _unique_ids(ids, 6, codes, units, values, contexts)
     assert_frame_equal(packed.sort(pl.all()), want)
-    # bounds too large to pack: the plain five-column unique
-    assert_frame_equal(_unique_ids(ids, 2**62, codes, units, values).sort(pl.all()), want)
+    # bounds too large to pack: the plain six-column unique
+    assert_frame_equal(_unique_ids(ids, 2**62, codes, units, values, contexts).sort(pl.all()), want)
 
 
 def test_cluster_labels_transitive_and_missing_keys() -> None:

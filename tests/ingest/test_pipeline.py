@@ -59,7 +59,7 @@ def extract(tmp_path: Path) -> list[Path]:
 
 def test_broken_extract_reconciles(extract: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "work"
-    result = ingest(extract, out, today=TODAY)
+    result = ingest(extract, out, today=TODAY, allow_orphan_events=True)
     report = json.loads((out / "ingest-report.json").read_text())
     assert report["reconciled"] is True
     by_file = {Path(f["file"]).name: f for f in report["files"]}
@@ -68,23 +68,28 @@ def test_broken_extract_reconciles(extract: list[Path], tmp_path: Path) -> None:
     assert by_file["ehr-events.csv"]["rows_read"] == 9
     assert by_file["ehr-events.csv"]["rows_rejected"] == 5
     rejects = pl.read_csv(out / "rejects.csv", infer_schema=False)
-    assert rejects.columns == ["file", "row", "column", "value", "reason", "level"]
+    assert rejects.columns == ["file", "row", "record_id", "column", "value", "reason", "level"]
+    # every reject names the source record (here the patient id of the row)
+    assert set(rejects.filter(pl.col("file").str.ends_with("ehr-events.csv"))["record_id"].drop_nulls()) == set()
+    assert "E4" in set(rejects.filter(pl.col("file").str.ends_with("ehr-patients.csv"))["record_id"])
     row_level = rejects.filter(pl.col("level") == "row")
     assert sorted(row_level.filter(pl.col("file").str.ends_with("ehr-patients.csv"))["reason"].to_list()) == sorted(
         ["missing birth date", "missing patient id", "impossible date", "birth date more than 120 years ago"]
     )
     reasons = set(rejects["reason"])
     assert {"invalid email", "invalid phone number", "not a number", "unknown code system", "missing code"} <= reasons
-    assert "unknown patient (no kept patient record with this id)" in reasons
+    assert "unknown patient (no patient record with this id)" in reasons  # E99
+    assert "patient record rejected (see that patient's row in rejects.csv)" in reasons  # E3: no birth date
+    assert report["events"]["orphans"] == 1 and by_file["ehr-events.csv"]["orphans"] == 1
     # every input row is somewhere
     for f in report["files"]:
-        assert f["rows_read"] == f["rows_kept"] + f["rows_rejected"]
+        assert f["rows_read"] == f["rows_kept"] + f["rows_rejected"] + f["rows_skipped"]
     assert result.patient_records == 3 + 3  # E1 twice (exact duplicate) + E2 + 3 CRM
 
 
 def test_outputs_schema_dedupe_and_survivorship(extract: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "work"
-    ingest(extract, out, today=TODAY)
+    ingest(extract, out, today=TODAY, allow_orphan_events=True)
     patients = pl.read_parquet(out / "patients.parquet")
     assert list(patients.schema) == [*PATIENT_SCHEMA, "source_lat", "source_lon"]
     assert patients.height == 4  # Mary (E1+C9), John, Jon (name differs, no shared contact), Bill
@@ -123,8 +128,8 @@ def test_dedupe_rules(tmp_path: Path) -> None:
 
 
 def test_same_input_same_ids(extract: list[Path], tmp_path: Path) -> None:
-    ingest(extract, tmp_path / "a", today=TODAY)
-    ingest(extract, tmp_path / "b", today=TODAY)
+    ingest(extract, tmp_path / "a", today=TODAY, allow_orphan_events=True)
+    ingest(extract, tmp_path / "b", today=TODAY, allow_orphan_events=True)
     a = pl.read_parquet(tmp_path / "a" / "patients.parquet")
     b = pl.read_parquet(tmp_path / "b" / "patients.parquet")
     assert a.equals(b)
@@ -241,7 +246,8 @@ def test_missing_column_and_encoding_errors(tmp_path: Path) -> None:
 
 def test_cli_exit_codes_and_one_line_errors(extract: list[Path], tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(cli, ["ingest", *map(str, extract), "--out", str(tmp_path / "w"), "--log-format", "plain"])
+    ok = runner.invoke(cli, ["ingest", *map(str, extract), "--out", str(tmp_path / "w"), "--log-format", "plain",
+                             "--allow-orphan-events"])
     assert ok.exit_code == 0, ok.output
     assert "reconciled" in ok.stdout and "ehr-events.csv" in ok.stdout
     missing = runner.invoke(cli, ["ingest", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "w")])
@@ -264,7 +270,7 @@ def test_cli_exit_codes_and_one_line_errors(extract: list[Path], tmp_path: Path)
 
 def test_installed_segment_ingest(extract: list[Path], tmp_path: Path) -> None:
     exe = shutil.which("segment") or str(Path(sys.executable).parent / "segment")
-    proc = subprocess.run([exe, "ingest", *map(str, extract), "--out", str(tmp_path / "w")],
+    proc = subprocess.run([exe, "ingest", *map(str, extract), "--out", str(tmp_path / "w"), "--allow-orphan-events"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "w" / "patients.parquet").stat().st_mode & 0o777 == 0o600
@@ -285,7 +291,7 @@ def test_one_count_per_file_when_a_file_holds_several_event_types(tmp_path: Path
     folder = tmp_path / "fhir"
     folder.mkdir()
     (folder / "export.ndjson").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
-    result = ingest([folder], tmp_path / "w", today=TODAY)
+    result = ingest([folder], tmp_path / "w", today=TODAY, allow_orphan_events=True)
     events = [f for f in result.files if f.kind == "events"]
     assert len(events) == 1
     assert (events[0].rows_read, events[0].rows_kept, events[0].rows_rejected) == (3, 2, 1)

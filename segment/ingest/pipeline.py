@@ -106,8 +106,10 @@ class IngestResult:
     @property
     def absent_columns(self) -> list[str]:
         """Canonical patient columns that no source provided."""
-        provided = self.columns.get("patients", {})
-        return [c for c in PATIENT_INPUT_COLUMNS if c not in provided]
+        provided = set(self.columns.get("patients", {}))
+        if "phone_e164" in provided:
+            provided.add("phone_type")  # the phone library tells mobile from landline
+        return [c for c in PATIENT_SCHEMA if c not in provided and c not in ("patient_id", "source_ids")]
 
     def table_rows(self) -> list[dict[str, Any]]:
         """One row per input file, for a table."""

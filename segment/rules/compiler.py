@@ -115,8 +115,9 @@ def _label(vs_name: str, valuesets: dict[str, ValueSet], label: str | None) -> s
 
 
 class _Compiler:
-    def __init__(self, valuesets: dict[str, ValueSet], as_of: dt.date) -> None:
+    def __init__(self, valuesets: dict[str, ValueSet], as_of: dt.date, absent: frozenset[str] = frozenset()) -> None:
         self.valuesets = valuesets
+        self.absent = absent
         self.as_of = as_of
         self.as_of_lit = pl.lit(as_of, pl.Date)
         self.columns: set[str] = set(BASE_COLUMNS)
@@ -179,6 +180,12 @@ class _Compiler:
         op = OPERATIONS[c.op]
         self.columns.add(c.column)
         col = pl.col(c.column)
+        if c.column in self.absent:
+            # no source has this column: every patient would look the same, so nothing is decided
+            # (``if_missing`` is about a patient's missing value, not about a missing column)
+            reason = pl.lit(f"extract has no {c.column} column")
+            null = pl.lit(None, pl.Boolean)
+            return Node(null, reason, reason, reason, _NULL_DATE, _NULL_STR, _NULL_DATE)
         raw = op.build(col) if op.value is ValueKind.NONE else op.build(col, c.value)
         name = c.label or c.column
         values: dict[str, str | pl.Expr] = {
@@ -277,9 +284,15 @@ class _Compiler:
         return self.any_of(parts) if parts else None
 
 
-def compile_rule(rule: Rule, valuesets: dict[str, ValueSet], as_of: dt.date) -> CompiledRule:
-    """Compile ``rule`` for the run date ``as_of`` into status/reason/evidence expressions."""
-    comp = _Compiler(valuesets, as_of)
+def compile_rule(
+    rule: Rule, valuesets: dict[str, ValueSet], as_of: dt.date, *, absent: frozenset[str] = frozenset()
+) -> CompiledRule:
+    """Compile ``rule`` for the run date ``as_of`` into status/reason/evidence expressions.
+
+    ``absent`` names the patient columns that no source of the extract provided: a test of
+    one of them is ``unknown`` with the reason "extract has no <column> column".
+    """
+    comp = _Compiler(valuesets, as_of, absent)
     pop = comp.population(rule)
     excl = comp.exclusions(rule)
     chain_status: list[tuple[pl.Expr, Status, pl.Expr, pl.Expr, int]] = []

@@ -11,6 +11,7 @@ loops over patients or events in Python.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,14 @@ def evaluate_frames(
     source: str = "patients.parquet",
     enriched: bool = False,
     warnings: list[str] | None = None,
+    absent: frozenset[str] = frozenset(),
 ) -> pl.LazyFrame:
-    """The eligibility plan: ``ELIGIBILITY_SCHEMA`` columns plus ``step`` (waterfall stage)."""
-    compiled = [compile_rule(r, ruleset.valuesets, as_of) for r in ruleset.rules]
+    """The eligibility plan: ``ELIGIBILITY_SCHEMA`` columns plus ``step`` (waterfall stage).
+
+    ``absent``: patient columns no source provided (``ingest-report.json``); tests of them
+    are ``unknown``, never a confident status.
+    """
+    compiled = [compile_rule(r, ruleset.valuesets, as_of, absent=absent) for r in ruleset.rules]
     schema = patients.collect_schema()
     fill, found = _check_columns(compiled, schema, source, enriched)
     if warnings is not None:
@@ -242,6 +248,18 @@ class EvaluateResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def absent_columns(workdir: Path) -> frozenset[str]:
+    """Patient columns no source provided, as ingest recorded them (empty when unknown)."""
+    report = workdir / wd.INGEST_REPORT
+    if not report.exists():
+        return frozenset()
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(doc.get("columns", {}).get("absent", []))
+
+
 def patient_source(workdir: Path) -> tuple[pl.LazyFrame, str, bool]:
     """``enriched.parquet`` when present (rules may read SDOH columns), else ``patients.parquet``."""
     enriched = workdir / wd.ENRICHED
@@ -264,8 +282,13 @@ def evaluate(
     patients, source, enriched = patient_source(folder)
     events = wd.scan(folder, wd.EVENTS, produced_by="ingest")
     warnings: list[str] = []
+    absent = absent_columns(folder)
+    used = sorted(absent & {c.column for r in ruleset.rules for c, _k in iter_criteria(r) if isinstance(c, ColumnTest)})
+    for name in used:
+        warnings.append(f"the extract has no `{name}` column: rules testing it give unknown")
+        log.warning(f"the extract has no `{name}` column: rules testing it give unknown")
     plan = evaluate_frames(patients, events, ruleset, day, source=source, enriched=enriched,
-                           warnings=warnings)
+                           warnings=warnings, absent=absent)
     log.info("evaluating rules", rules=len(ruleset.rules))
     # the streaming engine aggregates the 20M-event side about twice as fast (measured)
     result = plan.collect(engine="streaming")

@@ -15,7 +15,7 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.errors import InputDataError
-from segment.rules.evaluate import evaluate_frames, patient_source
+from segment.rules.evaluate import absent_columns, evaluate_frames, patient_source
 from segment.rules.loader import default_rules_dir, load_rules
 from segment.schema import (
     DIRECT_IDENTIFIERS,
@@ -69,7 +69,7 @@ def explain(
     # (not enriched yet) makes that rule unknown with a warning instead of stopping
     warnings: list[str] = []
     result = evaluate_frames(one.lazy(), events, ruleset, day, source=source,
-                             enriched=True, warnings=warnings).collect()
+                             enriched=True, warnings=warnings, absent=absent_columns(folder)).collect()
     titles = {r.id: (r.title, r.kind.value) for r in ruleset.rules}
     rows = [
         {

@@ -145,15 +145,6 @@ def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Setting
             path=campaign_path,
             key="sources",
         )
-    formats = {s.format for s in campaign.sources}
-    mappings = {s.mapping for s in campaign.sources}
-    if len(formats) > 1 or len(mappings) > 1:
-        raise CampaignError(
-            "key `sources`: every source of one run must share `format` and `mapping` "
-            "(ingest differently shaped extracts with `segment ingest`, one folder each)",
-            path=campaign_path,
-            key="sources",
-        )
     workdir = Path(campaign.workdir or campaign_path.parent / "work")
     return {
         "workdir": workdir,
@@ -161,10 +152,23 @@ def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Setting
         "rules": Path(campaign.rules or shipped_rules_dir()),
         "ledger": Path(campaign.ledger or settings.ledger_path),
         "destination": str(campaign.destination or workdir / "exports"),
-        "format": next(iter(formats)),
-        "mapping": next(iter(mappings)),
         "paths": [Path(s.path) for s in campaign.sources],
+        "mappings": sorted({Path(s.mapping) for s in campaign.sources if s.mapping}),
+        "sources": campaign.sources,
+        "allow_orphan_events": campaign.allow_orphan_events,
     }
+
+
+def _input_specs(sources: list[Any]) -> list[Any]:
+    """The campaign's ``sources`` as ingest inputs, each with its own name, format and mapping."""
+    from segment.ingest.detect import InputSpec
+    from segment.ingest.mapping import load_mapping
+
+    return [
+        InputSpec.of(Path(s.path), source=s.name, input_format=s.format,
+                     mapping=load_mapping(s.mapping) if s.mapping else None)
+        for s in sources
+    ]
 
 
 def run_campaign(
@@ -204,7 +208,7 @@ def run_campaign(
     manifest = reference / "manifest.json"
     stage_settings = Settings.from_env(reference_dir=reference, ledger_path=cfg["ledger"])
 
-    sources_fp = tree_fingerprint([*cfg["paths"], *([cfg["mapping"]] if cfg["mapping"] else [])])
+    sources_fp = tree_fingerprint([*cfg["paths"], *cfg["mappings"]])
     run_id = hashlib.sha256(
         json_dumps({"code": campaign.code, "as_of": day.isoformat(), "sources": sources_fp,
                     "campaign": tree_fingerprint([path])})
@@ -216,11 +220,12 @@ def run_campaign(
     stages = [
         Stage(
             "ingest",
-            lambda: _counts(ingest(cfg["paths"], folder, input_format=cfg["format"],
-                                   mapping=cfg["mapping"], today=day)),
-            inputs=[*cfg["paths"], *([cfg["mapping"]] if cfg["mapping"] else [])],
+            lambda: _counts(ingest(_input_specs(cfg["sources"]), folder, today=day,
+                                   allow_orphan_events=cfg["allow_orphan_events"])),
+            inputs=[*cfg["paths"], *cfg["mappings"]],
             outputs=[p(wd.PATIENTS), p(wd.EVENTS), p(wd.REJECTS), p(wd.INGEST_REPORT)],
-            params={"format": cfg["format"], "today": day},
+            params={"sources": [[s.name, s.format, str(s.mapping)] for s in cfg["sources"]], "today": day,
+                    "allow_orphan_events": cfg["allow_orphan_events"]},
         ),
         Stage(
             "geocode",

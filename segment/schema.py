@@ -86,8 +86,10 @@ PATIENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "phone_e164": pl.String,
     "phone_type": pl.String,
     "language": pl.String,
-    "race": pl.String,
-    "ethnicity": pl.String,
+    "race": pl.String,  # OMB category (segment.ingest.race), null when unknown
+    "ethnicity": pl.String,  # Hispanic or Latino / Not Hispanic or Latino, null when unknown
+    "race_source": pl.String,  # the source's own value, trimmed
+    "ethnicity_source": pl.String,
     "email_consent": pl.Boolean,
     "sms_consent": pl.Boolean,
     "do_not_contact": pl.Boolean,

@@ -273,11 +273,13 @@ class Vendor(BaseModel):
 
 
 class Source(BaseModel):
-    """An extract for ``segment run``."""
+    """An extract for ``segment run``: its path, source-system name, format and mapping."""
 
     model_config = _FROZEN
     path: Path
-    format: str | None = None
+    #: the source-system name (patient ids are ``<name>:<id>``); default: see segment.ingest.detect
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    format: Literal["canonical", "synthea", "fhir", "omop"] | None = None
     mapping: Path | None = None
 
 
@@ -331,6 +333,8 @@ class Campaign(BaseModel):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     # optional run keys used by `segment run`
     sources: list[Source] = Field(default_factory=list)
+    #: go on when more than 1% of event rows point at no patient (they are rejected)
+    allow_orphan_events: bool = False
     workdir: Path | None = None
     rules: Path | None = None
     reference: Path | None = None

@@ -22,7 +22,8 @@ same input gives the same ids.
 last, ties broken by source order then row):
 
 - names, birth date, sex (a known sex beats U), language, race, ethnicity, email: the
-  newest non-empty value;
+  newest non-empty value; ``race_source``/``ethnicity_source`` (the source's own words)
+  come from the record whose category was taken;
 - address (line 1, line 2, city, state, ZIP and source coordinates) travels as one block
   from the newest record with an address; phone number and phone type likewise;
 - ``email_consent`` and ``sms_consent``: the most restrictive wins: any False -> False,
@@ -62,7 +63,7 @@ PHONE_BLOCK = ("phone_e164", "phone_type")
 NEWEST = ("first_name", "last_name", "birth_date", "language", "race", "ethnicity", "email")
 #: the columns of a normalized record that :func:`survivorship` reads (plus ``_k_id``)
 MERGE_INPUT = (
-    "patient_id", "_source", "_order", "_row", "_updated", *NEWEST, "sex", *ADDRESS_BLOCK, *PHONE_BLOCK,
+    "patient_id", "_source", "_order", "_row", "_updated", *NEWEST, "race_source", "ethnicity_source", "sex", *ADDRESS_BLOCK, *PHONE_BLOCK,
     "email_consent", "sms_consent", "do_not_contact", "deceased_date",
 )
 
@@ -136,6 +137,14 @@ def survivorship(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("_k_id").get(pl.col("_pidx").arg_min()).alias("patient_id"),
         pl.col("_k_id").unique().sort().alias("source_ids"),
         *[pl.col(c).drop_nulls().first().alias(c) for c in NEWEST],
+        # the source's own words travel with the category taken (else the newest words given)
+        *[
+            pl.coalesce(
+                pl.col(f"{c}_source").filter(pl.col(c).is_not_null()).first(),
+                pl.col(f"{c}_source").drop_nulls().first(),
+            ).alias(f"{c}_source")
+            for c in ("race", "ethnicity")
+        ],
         pl.col("sex").filter(pl.col("sex") != "U").first().fill_null("U").alias("sex"),
         *[pl.col(c).filter(pl.col("_has_addr")).first().alias(c) for c in ADDRESS_BLOCK],
         *[pl.col(c).filter(pl.col("_has_phone")).first().alias(c) for c in PHONE_BLOCK],

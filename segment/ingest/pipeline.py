@@ -44,7 +44,9 @@ from segment.ingest.frames import (
 )
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS, Mapping, load_mapping
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
+from segment.ingest.race import normalize_ethnicity, normalize_race
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
+from segment.ingest.readers.files import cleanup_temporary
 from segment.log import get_logger, peak_rss_gib
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
 
@@ -137,7 +139,7 @@ class IngestResult:
 
 # -- patients ----------------------------------------------------------------------------
 PATIENT_CHECKED = (
-    "first_name", "last_name", "sex", "state", "zip5", "language", "email_consent",
+    "first_name", "last_name", "sex", "state", "zip5", "language", "race", "ethnicity", "email_consent",
     "sms_consent", "do_not_contact", "deceased_date", "source_lat", "source_lon", "updated_at",
 )
 
@@ -229,12 +231,15 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
         "sms_consent": (["sms_consent"], nz.normalize_consent(pl.col("sms_consent"))),
         "do_not_contact": (["do_not_contact"], nz.normalize_do_not_contact(pl.col("do_not_contact"))),
         "deceased_date": (date_keys("deceased_date", parts), part_dates("deceased_date", parts, today)),
+        "race": (["race"], normalize_race(pl.col("race"))),
+        # old Synthea wrote `hispanic` as a race: the race column helps decide the ethnicity
+        "ethnicity": (["ethnicity", "race"], normalize_ethnicity(pl.col("ethnicity"), pl.col("race"))),
     }
     per_row: dict[str, nz.Normalized] = {
         "source_lat": nz.normalize_float(pl.col("source_lat")),
         "source_lon": nz.normalize_float(pl.col("source_lon")),
     }
-    distinct_text = ("city", "race", "ethnicity")
+    distinct_text = ("city",)
     frame = raw.with_columns(
         *[pl.col(c).alias(f"{c}__raw") for c in PATIENT_CHECKED if c != "zip5"],
         pl.col("zip5").alias("zip5__raw"),
@@ -269,6 +274,7 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
         *[n.value.alias(c) for c, n in per_row.items()],
         *[n.problem.alias(f"{c}__problem") for c, n in per_row.items()],
         *[pl.col(f"_v_{c}").alias(c) for c in distinct_text],
+        *[nz.normalize_text(pl.col(f"{c}__raw")).value.alias(f"{c}_source") for c in ("race", "ethnicity")],
         *[nz.normalize_text(pl.col(c)).value.alias(c) for c in ("address_line1", "address_line2")],
         nz.blank_to_null(pl.col("phone_e164")).alias("_phone_raw"),
         nz.blank_to_null(pl.col("email")).alias("_email_raw"),
@@ -369,6 +375,16 @@ def ingest(
         InputSpec.of(p, source=sources[i] if sources is not None else None, input_format=fmt, mapping=mapping)
         for i, p in enumerate(paths)
     ]
+    try:
+        return _ingest(specs, Path(out), today, started, max_orphan_fraction, allow_orphan_events)
+    finally:
+        cleanup_temporary()  # decompressed copies of .gz inputs
+
+
+def _ingest(
+    specs: list[InputSpec], out: Path, today: dt.date, started: float, max_orphan_fraction: float,
+    allow_orphan_events: bool,
+) -> IngestResult:
     read = read_sources(specs, today=today)
     order: dict[str, int] = {}
     for part in read.parts:

@@ -1,8 +1,19 @@
-"""Opening extract files safely: existence, encoding, headers, with one-line errors."""
+"""Opening extract files safely: existence, what the file really is, encoding, headers.
+
+A file that is not text gets a message naming what it is (gzip, an Excel workbook, a zip
+archive, Parquet, PDF, UTF-16 text) instead of "not UTF-8". A gzip-compressed CSV
+(``.csv.gz``) is read: it is decompressed, streaming, into an owner-only temporary file
+that :func:`cleanup_temporary` removes when ingest ends.
+"""
 
 from __future__ import annotations
 
 import codecs
+import gzip
+import os
+import shutil
+import tempfile
+import zlib
 from pathlib import Path
 
 import polars as pl
@@ -10,6 +21,58 @@ import polars as pl
 from segment.errors import InputDataError
 
 _CHUNK = 16 * 1024 * 1024
+_TEMP_DIRS: list[Path] = []
+
+#: leading bytes -> what the file is (checked before any text decoding)
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one): save the sheet as CSV (UTF-8)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) or other Office file: save the sheet as CSV (UTF-8)"),
+    (b"PAR1", "a Parquet file: name it .parquet"),
+    (b"%PDF", "a PDF document, not a data file"),
+    (b"BZh", "bzip2-compressed: decompress it first"),
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it first"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first"),
+)
+
+
+def what_is(head: bytes) -> str | None:
+    """What a file is by its first bytes, when it is not plain text (else None)."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def is_gzip(path: Path) -> bool:
+    """True when the file starts with the gzip magic bytes."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def decompressed(path: Path) -> Path:
+    """A plain copy of a gzip file in an owner-only temporary folder (removed by :func:`cleanup_temporary`).
+
+    A corrupt or truncated archive is a one-line :class:`InputDataError`.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="segment-gz-"))
+    os.chmod(folder, 0o700)
+    _TEMP_DIRS.append(folder)
+    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name + ".txt"
+    target = folder / name
+    try:
+        with gzip.open(path, "rb") as src, open(target, "wb") as dst:
+            os.chmod(target, 0o600)
+            shutil.copyfileobj(src, dst, _CHUNK)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputDataError(f"gzip file is corrupt or truncated ({type(exc).__name__})", path=path) from exc
+    return target
+
+
+def cleanup_temporary() -> None:
+    """Remove the temporary files made by :func:`decompressed`."""
+    while _TEMP_DIRS:
+        shutil.rmtree(_TEMP_DIRS.pop(), ignore_errors=True)
 
 
 def check_readable(path: Path) -> None:
@@ -49,8 +112,10 @@ def check_utf8(path: Path) -> None:
         while chunk := fh.read(_CHUNK):
             if first and chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                 raise InputDataError(
-                    "file is not UTF-8 (looks like UTF-16); re-save it as UTF-8", path=path, line=1
+                    "file is UTF-16 text, not UTF-8: re-save it as UTF-8", path=path, line=1
                 )
+            if first and (kind := what_is(chunk[:8])) is not None:
+                raise InputDataError(f"file is not text but {kind}", path=path)
             first = False
             if not decoder.getstate()[0] and chunk.isascii():
                 # plain ASCII is valid UTF-8: skip the (much slower) decode of the chunk

@@ -112,6 +112,22 @@ def parse_reference_groups(items: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
+def _as_categories(named: Mapping[str, str] | None, counts: pl.DataFrame) -> dict[str, str]:
+    """Named race/ethnicity reference groups in the words ingest stores (``Black`` -> the OMB name).
+
+    A name that is already a group of the data is kept as written.
+    """
+    from segment.ingest.race import normalize_ethnicity, normalize_race
+
+    out = dict(named or {})
+    present = set(zip(counts["dimension"], counts["group"], strict=True)) if counts.height else set()
+    for dim, normalize in (("race", normalize_race), ("ethnicity", normalize_ethnicity)):
+        if dim in out and (dim, out[dim]) not in present:
+            value = pl.select(normalize(pl.lit(out[dim])).value).item()
+            out[dim] = value if value is not None else out[dim]
+    return out
+
+
 def _check_groups(groups: Sequence[str]) -> list[str]:
     refused = [g for g in groups if g in DIRECT_IDENTIFIERS or g == "patient_id"]
     if refused:
@@ -145,7 +161,7 @@ def audit_document(
         enriched, contacts, channels=channels, as_of=as_of, extra_groups=extra, dimensions=dims
     )
     counts = group_counts(flags).collect()
-    references = choose_references(counts, reference_group)
+    references = choose_references(counts, _as_categories(reference_group, counts))
     ratios = selection_ratios(counts, references)
     document = build_document(
         ratios,

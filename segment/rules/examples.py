@@ -67,7 +67,8 @@ def example_frames(rule: Rule, example: Example) -> tuple[pl.LazyFrame, pl.LazyF
                 "code": e.code,
                 "event_date": e.date,
                 "value": e.value,
-                "unit": None,
+                **dict.fromkeys(c for c in EVENT_SCHEMA if c not in {
+                    "patient_id", "event_type", "code_system", "code", "event_date", "value"}),
             }
             for e in example.events
         ],

@@ -46,6 +46,7 @@ CODE_PATTERNS: dict[str, re.Pattern[str]] = {
     CodeSystem.CVX: re.compile(r"^\d{1,3}$"),
     CodeSystem.ICD10CM: re.compile(r"^[A-TV-Z]\d[0-9AB][0-9A-TV-Z]{0,4}$"),
     CodeSystem.RXNORM: re.compile(r"^\d{1,10}$"),
+    CodeSystem.ICD10PCS: re.compile(r"^[0-9A-HJ-NP-Z]{7}$"),
 }
 CODE_FORMS = {
     CodeSystem.CPT: "5 characters: 4 digits then a digit, F, T or U",
@@ -55,6 +56,7 @@ CODE_FORMS = {
     CodeSystem.CVX: "1 to 3 digits",
     CodeSystem.ICD10CM: "a letter, 2 characters, optional dot, up to 4 more (E11.9); E11* for a prefix",
     CodeSystem.RXNORM: "digits",
+    CodeSystem.ICD10PCS: "7 characters, digits and letters but I and O (0HTV0ZZ)",
 }
 
 

@@ -26,7 +26,7 @@ def patients(*rows: dict[str, Any], extra: dict[str, Any] | None = None) -> pl.D
 def events(*rows: tuple[str, str, str, str, dt.date]) -> pl.DataFrame:
     """Events from (patient_id, event_type, code_system, code, event_date) tuples."""
     return pl.DataFrame(
-        [(*r, None, None) for r in rows], schema=EVENT_SCHEMA, orient="row"
+        [(*r, *[None] * (len(EVENT_SCHEMA) - len(r))) for r in rows], schema=EVENT_SCHEMA, orient="row"
     )
 
 

@@ -70,7 +70,9 @@ def synthea_frames(folder: Path) -> tuple[pl.LazyFrame, pl.LazyFrame]:
             pl.lit(None, pl.Float64).alias("value"),
             pl.lit(None, pl.String).alias("unit"),
         ))
-    evs = pl.concat(parts).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    evs = pl.concat(parts).with_columns(
+        [pl.lit(None, t).alias(c) for c, t in EVENT_SCHEMA.items() if c not in parts[0].columns]
+    ).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     return pats.lazy(), evs.lazy()
 
 

@@ -50,6 +50,8 @@ class CodeSystem(StrEnum):
     CVX = "CVX"
     RXNORM = "RXNORM"
     ICD10PCS = "ICD10PCS"
+    VISIT = "VISIT"  # OMOP's Visit vocabulary (OP, IP, ER...): an encounter's setting as a code
+    POS = "POS"  # CMS Place of Service codes (two digits: 23 = emergency room - hospital)
 
 
 class GeoPrecision(StrEnum):

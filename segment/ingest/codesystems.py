@@ -49,8 +49,14 @@ _NAMES: dict[CodeSystem, tuple[str, ...]] = {
         "CVX", "http://hl7.org/fhir/sid/cvx", "urn:oid:2.16.840.1.113883.12.292",
         "2.16.840.1.113883.12.292",
     ),
+    CodeSystem.VISIT: ("VISIT", "OMOP VISIT", "https://fhir.ohdsi.org/CodeSystem/visit"),
+    CodeSystem.POS: (
+        "POS", "CMS PLACE OF SERVICE", "PLACE OF SERVICE",
+        "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set",
+        "urn:oid:2.16.840.1.113883.15.5", "2.16.840.1.113883.15.5",
+    ),
     CodeSystem.RXNORM: (
-        "RXNORM", "RX-NORM", "RXCUI", "RXNORM EXTENSION", "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "RXNORM", "RX-NORM", "RXCUI", "http://www.nlm.nih.gov/research/umls/rxnorm",
         "urn:oid:2.16.840.1.113883.6.88", "2.16.840.1.113883.6.88",
     ),
 }

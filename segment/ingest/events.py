@@ -249,6 +249,17 @@ def write_events(
               contexts=contexts.height)
     dkeys = date_keys("event_date", parts)
     xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
+    if contexts.height == 1 and "_part" not in xkeys:
+        # no source carries end dates or context (a plain events file): one id for every row
+        context_ids = lazy.select(
+            pl.repeat(contexts["_xid"][0], pl.len(), dtype=contexts.schema["_xid"]).alias("_xid"),
+            pl.repeat(contexts["_eproblem"][0] is not None, pl.len(), dtype=pl.Boolean).alias("_ebad"),
+        )
+    else:
+        context_ids = lazy.select(xkeys).join(
+            contexts.lazy().select(*xkeys, "_xid", pl.col("_eproblem").is_not_null().alias("_ebad")),
+            on=xkeys, how="left", nulls_equal=True, maintain_order="left",
+        ).select("_xid", "_ebad")
     # only the key columns go through the joins; the results are placed beside the raw rows
     patients_of = (
         lazy.select("_order", "patient_id").unique()
@@ -277,16 +288,25 @@ def write_events(
         lazy.select("unit")
         .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True,
               maintain_order="left").select("_uid"),
-        lazy.select(xkeys)
-        .join(contexts.lazy().select(*xkeys, "_xid", pl.col("_eproblem").is_not_null().alias("_ebad")),
-              on=xkeys, how="left", nulls_equal=True, maintain_order="left").select("_xid", "_ebad"),
+        context_ids,
     ], how="horizontal", strict=True).with_columns(
         (pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad")
     ).collect()
     joined = raw.hstack(looked)  # no copy: the columns are shared
     del lazy, raw, looked
     log.debug("events looked up", rows=joined.height, peak_gib=_peak_gib())
-    counts = joined.group_by("_part").agg(
+    per_row = joined
+    multi = [i for i, p in enumerate(parts) if not p.one_event_per_row]
+    if multi:
+        # a row that gave several events is read once, rejected only when all its events are
+        grouped = joined.filter(pl.col("_part").is_in(multi)).group_by("_part", "_row").agg(
+            pl.col("_bad").all(), pl.col("_vbad").any(), pl.col("_ebad").any(), pl.col("_p").first(),
+            pl.col("_prej").all(), pl.col("patient_id").first(), pl.col("_pelse").all(),
+        )
+        per_row = pl.concat([
+            joined.filter(~pl.col("_part").is_in(multi)).select(grouped.columns), grouped
+        ], how="vertical_relaxed")
+    counts = per_row.group_by("_part").agg(
         pl.len().alias("rows_read"),
         pl.col("_bad").sum().alias("rows_rejected"),
         (~pl.col("_bad") & pl.col("_vbad")).sum().alias("_fv"),

@@ -47,6 +47,8 @@ CODE_PATTERNS: dict[str, re.Pattern[str]] = {
     CodeSystem.ICD10CM: re.compile(r"^[A-TV-Z]\d[0-9AB][0-9A-TV-Z]{0,4}$"),
     CodeSystem.RXNORM: re.compile(r"^\d{1,10}$"),
     CodeSystem.ICD10PCS: re.compile(r"^[0-9A-HJ-NP-Z]{7}$"),
+    CodeSystem.VISIT: re.compile(r"^[A-Z]{1,10}$"),
+    CodeSystem.POS: re.compile(r"^\d{2}$"),
 }
 CODE_FORMS = {
     CodeSystem.CPT: "5 characters: 4 digits then a digit, F, T or U",
@@ -57,6 +59,8 @@ CODE_FORMS = {
     CodeSystem.ICD10CM: "a letter, 2 characters, optional dot, up to 4 more (E11.9); E11* for a prefix",
     CodeSystem.RXNORM: "digits",
     CodeSystem.ICD10PCS: "7 characters, digits and letters but I and O (0HTV0ZZ)",
+    CodeSystem.VISIT: "an OMOP visit concept code in capitals (OP, IP, ER, ERIP)",
+    CodeSystem.POS: "two digits (23)",
 }
 
 

@@ -227,7 +227,7 @@ def test_bad_mapping_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_mapping(bad)
     assert str(err.value) == (
-        f"{bad}:5: unknown key `patients.colour`; valid keys are: columns, constants, date_formats, values"
+        f"{bad}:5: unknown key `patients.colour`; valid keys are: columns, constants, date_formats, files, join, name, values"
     )
     bad.write_text("version: 1\npatients:\n  columns:\n    ID: patient_key\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.yaml:4: key `patients.columns.ID`: found 'patient_key'"):

@@ -161,7 +161,7 @@ def test_csv_value_set_bad_system(tmp_path: Path) -> None:
     _rs, problems = check_rules(tmp_path)
     assert str(problems[0]).endswith(
         "fit.csv:2: key `system`: found 'CPTX'; valid options are: ICD10CM, CPT, HCPCS, LOINC, "
-        "SNOMED, CVX, RXNORM, ICD10PCS"
+        "SNOMED, CVX, RXNORM, ICD10PCS, VISIT, POS"
     )
 
 

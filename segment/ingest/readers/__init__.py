@@ -50,6 +50,9 @@ class RawPart:
     #: canonical columns this part really provides; None: every column of ``frame``
     #: (a reader of sparse JSON names the columns some record of the file filled)
     provided: frozenset[str] | None = None
+    #: False when one input row may give several events (an OMOP row with a source code
+    #: beside its standard code, a claim with several diagnoses): counts go by distinct row
+    one_event_per_row: bool = True
 
 
 @dataclass

@@ -175,7 +175,8 @@ def read_events(
                                            pl.col("_s_code").alias("code"))
     source_rows = frame.filter(src_ok & second).select(*common, pl.col("_r_vocab").alias("code_system"),
                                                         src_code.alias("code"))
-    result.parts.append(RawPart("events", file, source, pl.concat([standard, source_rows])))
+    result.parts.append(RawPart("events", file, source, pl.concat([standard, source_rows]),
+                                one_event_per_row=False))
 
     has_id, has_source_id = pl.col("_s_id").is_not_null(), pl.col("_r_id").is_not_null()
     column = (

@@ -118,7 +118,7 @@ def _diagnoses(claims: Table, tables: Mapping[str, Table], source: str, result: 
             "_row", "_record", "patient_id", pl.lit("condition").alias("event_type"),
             pl.lit("SNOMED").alias("code_system"), pl.col("_code").alias("code"), "event_date",
         )
-        result.parts.append(RawPart("events", claims.file, source, frame))
+        result.parts.append(RawPart("events", claims.file, source, frame, one_event_per_row=False))
 
 
 def _charges(lines: Table, claims: Table | None, tables: Mapping[str, Table], result: ReadResult) -> None:

@@ -327,14 +327,14 @@ def write_events(
     code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")
     unit_ids = units.select("_uid", "_unit").unique("_uid")
     value_ids = values.select("_vid", "_value").unique("_vid")
-    context_ids = contexts.select("_xid", "_end", "_vcode", "_eclass", "_disp").unique("_xid")
+    context_table = contexts.select("_xid", "_end", "_vcode", "_eclass", "_disp").unique("_xid")
     out = (
         unique.lazy()
         .join(patients.lazy(), on="_p", maintain_order="left")
         .join(code_ids.lazy(), on="_cid", maintain_order="left")
         .join(unit_ids.lazy(), on="_uid", maintain_order="left")
         .join(value_ids.lazy(), on="_vid", maintain_order="left")
-        .join(context_ids.lazy(), on="_xid", maintain_order="left")
+        .join(context_table.lazy(), on="_xid", maintain_order="left")
         .select(
             "patient_id",
             pl.col("_etype").alias("event_type"),

@@ -124,3 +124,34 @@ def test_renamed_fhir_folder_keeps_patient_ids(tmp_path: Path) -> None:
     a = pl.read_parquet(tmp_path / "wa" / "patients.parquet")["patient_id"].to_list()
     b = pl.read_parquet(tmp_path / "wb" / "patients.parquet")["patient_id"].to_list()
     assert a == b == ["fhir:p1"]
+
+
+def test_gzip_csv_is_read_and_binary_files_are_named(tmp_path: Path) -> None:
+    import gzip
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with gzip.open(folder / "ehr-patients-20260201.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write(PATIENTS)
+    with gzip.open(folder / "ehr-events-20260201.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write(EVENTS)
+    result = ingest([folder], tmp_path / "w", today=TODAY)
+    assert result.patients == 2 and result.events_rejected == 0 and result.reconciled
+    assert {Path(f.file).name for f in result.files} == {"ehr-patients-20260201.csv.gz", "ehr-events-20260201.csv.gz"}
+    cases = {
+        "gz-patients.csv": gzip.compress(PATIENTS.encode()),
+        "xlsx-patients.csv": b"PK\x03\x04" + b"\x00" * 40,
+        "pq-patients.csv": b"PAR1" + b"\x00" * 40,
+        "utf16-patients.csv": PATIENTS.encode("utf-16"),
+    }
+    expected = {"gz": "gzip-compressed", "xlsx": "Excel .xlsx", "pq": "Parquet", "utf16": "UTF-16"}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(InputDataError, match=expected[name.split("-")[0]]):
+            ingest([path], tmp_path / "w2", today=TODAY)
+    latin = tmp_path / "latin-patients.csv"
+    latin.write_bytes((PATIENTS + "P3,José,Núñez,1980-01-01,M\n").encode("latin-1"))
+    with pytest.raises(InputDataError, match=r"Latin-1") as err:
+        ingest([latin], tmp_path / "w3", today=TODAY)
+    assert err.value.line == 4  # type: ignore[attr-defined]

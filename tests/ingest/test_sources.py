@@ -154,4 +154,4 @@ def test_gzip_csv_is_read_and_binary_files_are_named(tmp_path: Path) -> None:
     latin.write_bytes((PATIENTS + "P3,José,Núñez,1980-01-01,M\n").encode("latin-1"))
     with pytest.raises(InputDataError, match=r"Latin-1") as err:
         ingest([latin], tmp_path / "w3", today=TODAY)
-    assert err.value.line == 4  # type: ignore[attr-defined]
+    assert err.value.line == 4

@@ -37,9 +37,9 @@ from segment.ingest.codesystems import normalize_system
 from segment.ingest.context import normalize_code_text, normalize_encounter_class
 from segment.ingest.frames import (
     collect_all,
+    date_builder,
     date_keys,
     distinct_table,
-    part_dates,
     with_all_columns,
 )
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS
@@ -133,15 +133,17 @@ def _code_table(raw: pl.LazyFrame) -> pl.DataFrame:
 
 def _date_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> pl.DataFrame:
     """Distinct raw event dates (per part when a mapping gives a format) -> date and problem."""
-    date = part_dates("event_date", parts, today)
     problem = (
         pl.when(nz.blank_to_null(pl.col("event_date")).is_null()).then(pl.lit("event_date|missing event date"))
-        .when(date.problem.is_not_null()).then(pl.lit("event_date|") + date.problem)
-        .when(date.value > pl.lit(today)).then(pl.lit("event_date|event date in the future"))
+        .when(pl.col("_parse_problem").is_not_null()).then(pl.lit("event_date|") + pl.col("_parse_problem"))
+        .when(pl.col("_date") > pl.lit(today)).then(pl.lit("event_date|event date in the future"))
         .otherwise(None)
     )
     keys = date_keys("event_date", parts)
-    return distinct_table(raw, keys, {"_date": date.value, "_dproblem": problem}).collect()
+    return distinct_table(raw, keys, [
+        date_builder("event_date", parts, today, "_date", "_parse_problem"),
+        {"_date": pl.col("_date"), "_dproblem": problem},
+    ]).collect()
 
 
 def _context_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> pl.DataFrame:
@@ -149,15 +151,17 @@ def _context_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) 
 
     An unreadable end date is a field problem (the end is blanked, the event kept).
     """
-    end = part_dates("event_end", parts, today)
     keys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
-    table = distinct_table(raw, keys, {
-        "_end": end.value,
-        "_eproblem": pl.when(end.problem.is_not_null()).then(pl.lit("end date: ") + end.problem),
-        "_vcode": normalize_code_text(pl.col("value_code")),
-        "_eclass": normalize_encounter_class(pl.col("encounter_class")),
-        "_disp": normalize_code_text(pl.col("discharge_disposition")),
-    }).collect()
+    table = distinct_table(raw, keys, [
+        date_builder("event_end", parts, today, "_end", "_end_problem"),
+        {
+            "_end": pl.col("_end"),
+            "_eproblem": pl.when(pl.col("_end_problem").is_not_null()).then(pl.lit("end date: ") + pl.col("_end_problem")),
+            "_vcode": normalize_code_text(pl.col("value_code")),
+            "_eclass": normalize_encounter_class(pl.col("encounter_class")),
+            "_disp": normalize_code_text(pl.col("discharge_disposition")),
+        },
+    ]).collect()
     normalized = ["_end", "_vcode", "_eclass", "_disp"]
     ids = table.select(normalized).unique().sort(normalized, nulls_last=True).with_row_index("_xid")
     return table.join(ids, on=normalized, how="left", nulls_equal=True)

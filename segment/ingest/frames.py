@@ -12,7 +12,7 @@ of times smaller.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +20,7 @@ import polars as pl
 from segment.errors import InputDataError
 from segment.ingest import normalize as nz
 from segment.ingest.readers import RawPart
+from segment.ingest.readers.files import locate_bad_utf8
 
 
 def with_all_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFrame:
@@ -30,21 +31,64 @@ def with_all_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFram
     ).select("_row", *[pl.col(c).cast(pl.String) for c in columns])
 
 
-Outputs = Mapping[str, pl.Expr] | Sequence[Mapping[str, pl.Expr]]
+Stage = Mapping[str, pl.Expr]
+#: a table builder: the distinct keys in, the keys plus new columns out
+Builder = Callable[[pl.LazyFrame], pl.LazyFrame]
+Outputs = Stage | Sequence[Stage | Builder]
 
 
 def distinct_table(frame: pl.LazyFrame, keys: Sequence[str], outputs: Outputs) -> pl.LazyFrame:
     """One row per distinct combination of ``keys`` with ``outputs`` evaluated on it.
 
     ``outputs`` may be a sequence of stages: each stage can use the columns of the stages
-    before it (a big expression used twice is cheaper computed once as a column); the
-    table keeps the keys and the last stage's columns.
+    before it (a big expression used twice is cheaper computed once as a column); a stage
+    may also be a :data:`Builder` (see :func:`date_builder`). The table keeps the keys and
+    the last stage's columns.
     """
     stages = [outputs] if isinstance(outputs, Mapping) else list(outputs)
     table = frame.select(*keys).unique()
     for stage in stages:
-        table = table.with_columns(**stage)
-    return table.select(*keys, *stages[-1])
+        table = stage(table) if callable(stage) else table.with_columns(**stage)
+    return table.select(*keys, *_stage_columns(stages[-1], table, keys))
+
+
+def _stage_columns(stage: Stage | Builder, table: pl.LazyFrame, keys: Sequence[str]) -> list[str]:
+    if callable(stage):
+        return [c for c in table.collect_schema().names() if c not in keys]
+    return list(stage)
+
+
+#: dates exactly ``YYYY-MM-DD`` (maybe with a time after ``T`` or a space): what the general
+#: parser reads from the first ten characters, so those alone decide when they parse
+_ISO_DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
+
+
+def date_builder(column: str, parts: Sequence[RawPart], today: dt.date, value: str, problem: str) -> Builder:
+    """A :data:`Builder` giving :func:`part_dates`'s value and problem, cheaply.
+
+    Texts of the plain ISO shape that parse are read with one ``strptime``; every other text
+    (and every part with an explicit format) goes through the general parser. The results
+    are the same as :func:`part_dates` on every text (a test checks it); the general parser
+    tries a dozen patterns, so on 300k distinct birth dates this is several times faster.
+    """
+    explicit = any(column in p.date_formats for p in parts)
+
+    def build(table: pl.LazyFrame) -> pl.LazyFrame:
+        full = part_dates(column, parts, today)
+        if explicit:
+            return table.with_columns(full.value.alias(value), full.problem.alias(problem))
+        raw = pl.col(column).cast(pl.String)
+        fast = pl.when(raw.str.contains(_ISO_DATE_SHAPE)).then(
+            raw.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        )
+        marked = table.with_columns(fast.alias(value))
+        quick = marked.filter(pl.col(value).is_not_null()).with_columns(pl.lit(None, pl.String).alias(problem))
+        slow = marked.filter(pl.col(value).is_null()).with_columns(
+            full.value.alias(value), full.problem.alias(problem)
+        )
+        return pl.concat([quick, slow], how="vertical")
+
+    return build
 
 
 def by_distinct(
@@ -64,12 +108,12 @@ def by_distinct(
     base = frame if source is None else source
     columns = []
     for keys, outputs in lookups:
-        last = outputs if isinstance(outputs, Mapping) else outputs[-1]
+        table = distinct_table(base, keys, outputs)
+        new = [c for c in table.collect_schema().names() if c not in keys]
         columns.append(
             base.select(*keys)
-            .join(distinct_table(base, keys, outputs), on=list(keys), how="left", nulls_equal=True,
-                  maintain_order="left")
-            .select(*last)
+            .join(table, on=list(keys), how="left", nulls_equal=True, maintain_order="left")
+            .select(*new)
         )
     return pl.concat([frame, *columns], how="horizontal", strict=True)
 
@@ -106,6 +150,7 @@ def collect_all(frames: list[pl.LazyFrame], parts: Sequence[RawPart]) -> list[pl
         names = ", ".join(sorted({Path(p.file).name for p in parts}))
         text = str(exc).lower()
         if "utf-8" in text or "utf8" in text:
+            locate_bad_utf8(sorted({Path(p.file) for p in parts}))  # raises with the file and line
             raise InputDataError(f"a file is not valid UTF-8 (one of: {names})") from exc
         raise InputDataError(
             f"malformed CSV (a row with more fields than the header, or an unclosed quote) in one of: {names}"

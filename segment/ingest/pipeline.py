@@ -37,6 +37,7 @@ from segment.ingest.events import write_events
 from segment.ingest.frames import (
     by_distinct,
     collect_all,
+    date_builder,
     date_keys,
     distinct_table,
     part_dates,
@@ -213,7 +214,6 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
     an in-memory frame (``df.lazy()``): it is read once per lookup.
     """
     pid = nz.blank_to_null(pl.col("patient_id"))
-    parsed = part_dates("birth_date", parts, today)
     birth = nz.check_birth_date(nz.Normalized(pl.col("_parsed"), pl.col("_parsed_problem")), today=today)
     birth_problem = (
         pl.when(pl.col("birth_date").is_null() | (nz.blank_to_null(pl.col("birth_date")).is_null()))
@@ -230,7 +230,6 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
         "email_consent": (["email_consent"], nz.normalize_consent(pl.col("email_consent"))),
         "sms_consent": (["sms_consent"], nz.normalize_consent(pl.col("sms_consent"))),
         "do_not_contact": (["do_not_contact"], nz.normalize_do_not_contact(pl.col("do_not_contact"))),
-        "deceased_date": (date_keys("deceased_date", parts), part_dates("deceased_date", parts, today)),
         "race": (["race"], normalize_race(pl.col("race"))),
         # old Synthea wrote `hispanic` as a race: the race column helps decide the ethnicity
         "ethnicity": (["ethnicity", "race"], normalize_ethnicity(pl.col("ethnicity"), pl.col("race"))),
@@ -254,16 +253,18 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
     zip5 = nz.normalize_zip(pl.col("zip5"), nz.normalize_state(pl.col("state")).value)
     frame = by_distinct(frame, [
         (date_keys("birth_date", parts), [
-            {"_parsed": parsed.value, "_parsed_problem": parsed.problem},
+            date_builder("birth_date", parts, today, "_parsed", "_parsed_problem"),
             {"_birth": birth.value, "_birth_problem": birth_problem},
         ]),
+        (date_keys("deceased_date", parts),
+         [date_builder("deceased_date", parts, today, "_v_deceased_date", "_p_deceased_date")]),
         *[(keys, {f"_v_{c}": n.value, f"_p_{c}": n.problem}) for c, (keys, n) in distinct.items()],
         *[([c], {f"_v_{c}": nz.normalize_text(pl.col(c)).value}) for c in distinct_text],
         (["phone_type"], {"_phone_type_src": phone_type}),
         (["zip5", "state"], {"_v_zip5": zip5.value, "_p_zip5": zip5.problem}),
     ], source=raw)
     frame = _with_updated_at(frame, raw, parts, today)
-    checked = [*distinct, "updated_at"]
+    checked = [*distinct, "deceased_date", "updated_at"]
     return frame.with_columns(
         pl.when(pid.is_null()).then(pl.lit("patient_id|missing patient id")).otherwise(pl.col("_birth_problem"))
         .alias("_row_problem"),

@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
 from segment.ingest.events import _unique_ids
-from segment.ingest.frames import by_distinct
+from segment.ingest.frames import by_distinct, date_builder, part_dates
 from segment.ingest.pipeline import _updated_at, _with_updated_at
 
 TODAY = dt.date(2025, 6, 1)
@@ -23,6 +23,25 @@ STAMPS = [
     "01/02/2024 03:04", "01/02/2024 03:04:05", "2024-01-02", "1/2/24", "null", "", "soon", None,
     "2024-01-02T25:04:05", "2024-01-02T03:04:60",
 ]
+
+
+DATES = [
+    "2024-01-02", "2024-02-30", "2024-13-01", "2024-1-2", " 2024-01-02", "2024-01-02T05:07:38Z",
+    "2024-01-02 05:07", "2024-01-02Tnonsense", "2024/01/02", "01/02/2024", "1/2/24", "20240102",
+    "0000-01-01", "9999-12-31", "2024-01-02x", "", "null", "n/a", None, "soon", "2024-02-29", "2023-02-29",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(DATES), st.text(max_size=12),
+                          st.from_regex(r"\d{4}-\d{2}-\d{2}(T.{0,5})?", fullmatch=True)),
+                min_size=1, max_size=40))
+def test_date_builder_matches_the_general_parser(texts: list[str | None]) -> None:
+    table = pl.DataFrame({"d": texts}, schema={"d": pl.String}).unique()
+    full = part_dates("d", [], TODAY)
+    want = table.with_columns(full.value.alias("v"), full.problem.alias("p")).sort("d", nulls_last=True)
+    got = date_builder("d", [], TODAY, "v", "p")(table.lazy()).collect().sort("d", nulls_last=True)
+    assert_frame_equal(got.select("d", "v", "p"), want)
 
 
 def test_updated_at_fast_path_matches_full_expression() -> None:

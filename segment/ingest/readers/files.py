@@ -9,7 +9,9 @@ that :func:`cleanup_temporary` removes when ingest ends.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
+import io
 import os
 import shutil
 import tempfile
@@ -137,17 +139,42 @@ def check_utf8(path: Path) -> None:
             raise InputDataError("file is not UTF-8 (truncated character at the end)", path=path) from None
 
 
+_HEAD = 1024 * 1024
+
+
 def csv_header(path: Path) -> list[str]:
-    """The header of a CSV file (UTF-8 checked first)."""
+    """The header of a CSV file, from its first megabyte (which must be UTF-8 text).
+
+    The rest of the file is checked while Polars reads it (strict UTF-8): a failure there
+    is turned into the same one-line error with its line by :func:`locate_bad_utf8`.
+    """
     check_readable(path)
-    check_utf8(path)
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputDataError("file is UTF-16 text, not UTF-8: re-save it as UTF-8", path=path, line=1)
+    if (kind := what_is(head[:8])) is not None:
+        raise InputDataError(f"file is not text but {kind}", path=path)
+    # a whole first megabyte may end inside a character: decode up to its last line break
+    cut = head.rfind(b"\n") if len(head) == _HEAD else len(head)
+    if cut <= 0:
+        cut = len(head)
     try:
-        header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputDataError("cannot read the CSV header", path=path) from exc
-    if not header or header == [""]:
+        text = head[:cut].decode("utf-8")
+    except UnicodeDecodeError:
+        check_utf8(path)  # raises, naming the likely encoding and the line
+        raise InputDataError("file is not UTF-8", path=path) from None
+    first = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), None)
+    if not first or first == [""]:
         raise InputDataError("empty file (no header row)", path=path)
-    return [h.strip().lstrip("\ufeff") for h in header]
+    return [h.strip().lstrip("\ufeff") for h in first]
+
+
+def locate_bad_utf8(paths: list[Path]) -> None:
+    """Raise the one-line error (file, line, likely encoding) for the first file that is not UTF-8."""
+    for path in paths:
+        if path.is_file() and not is_gzip(path):
+            check_utf8(path)
 
 
 def scan_csv_text(path: Path, header: list[str] | None = None) -> pl.LazyFrame:

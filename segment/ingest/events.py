@@ -374,6 +374,8 @@ def _rejects(
     """Row rejects (first problem of the row) and field rejects (not a number, unreadable end date)."""
     if "_record" not in rows.columns:
         rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("_record"))
+    # a format without its own record ids (a canonical events file): the patient's id (MRN)
+    rows = rows.with_columns(pl.coalesce(pl.col("_record"), pl.col("patient_id").cast(pl.String)).alias("_record"))
     rows = (
         rows.join(codes.select(*CODE_KEYS, "_cproblem"), on=CODE_KEYS, how="left", nulls_equal=True)
         .join(dates.select(*dkeys, "_dproblem"), on=dkeys, how="left", nulls_equal=True)

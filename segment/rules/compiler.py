@@ -30,6 +30,7 @@ from segment.rules.model import (
     ColumnTest,
     Criterion,
     EventTest,
+    Evidence,
     IfMissing,
     Kind,
     Rule,
@@ -45,12 +46,14 @@ from segment.rules.registry import (
     age_in_units,
     deceased,
     describe_value,
+    episode_overlaps,
     event_within,
     render,
     sex_in,
 )
 
 LAST_PREFIX = "__last__"
+END_PREFIX = "__end__"
 #: patient columns every rule may read
 BASE_COLUMNS = ("patient_id", "birth_date", "sex", "deceased_date")
 STEP_POPULATION, STEP_EXCLUSION, STEP_DECISION = 1, 2, 3
@@ -59,9 +62,14 @@ _NULL_DATE = pl.lit(None, pl.Date)
 _NULL_STR = pl.lit(None, pl.String)
 
 
-def last_column(valueset: str) -> str:
-    """The evaluation-frame column holding the last event date of ``valueset``."""
-    return f"{LAST_PREFIX}{valueset}"
+def last_column(key: str) -> str:
+    """The evaluation-frame column holding the last event date of a lookup (a value set name, or an :class:`Evidence` key)."""
+    return f"{LAST_PREFIX}{key}"
+
+
+def end_column(key: str) -> str:
+    """The evaluation-frame column holding the latest end of an episode lookup."""
+    return f"{END_PREFIX}{key}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,14 @@ class CompiledRule:
     branch: pl.Expr
     branches: tuple[Branch, ...]
     columns: frozenset[str]
-    valuesets: frozenset[str]
+    evidence: frozenset[Evidence]
+
+    @property
+    def valuesets(self) -> frozenset[str]:
+        """Names of the value sets the rule reads."""
+        return frozenset(e.valueset for e in self.evidence) | frozenset(
+            e.answer for e in self.evidence if e.answer
+        )
 
 
 def _label(vs_name: str, valuesets: dict[str, ValueSet], label: str | None) -> str:
@@ -121,21 +136,23 @@ class _Compiler:
         self.as_of = as_of
         self.as_of_lit = pl.lit(as_of, pl.Date)
         self.columns: set[str] = set(BASE_COLUMNS)
-        self.used: set[str] = set()
+        self.used: set[Evidence] = set()
 
     # -- leaves ---------------------------------------------------------------
     def event(self, c: EventTest) -> Node:
         op = OPERATIONS["event"]
-        self.used.add(c.valueset)
+        self.used.add(c.evidence)
         label = _label(c.valueset, self.valuesets, c.label)
-        last = pl.col(last_column(c.valueset))
+        last = pl.col(last_column(c.evidence.key))
         window = c.window
+        if c.episode:
+            return self.episode(c, label, last)
         phrase_met, phrase_not = WINDOW_PHRASES[window.kind]
         values: dict[str, str | pl.Expr] = {"window": window.describe(), "label": label}
         start: pl.Expr | None
         anchor_missing: pl.Expr | None = None
         if window.kind is WindowKind.SINCE:
-            self.used.add(window.valueset)
+            self.used.add(Evidence(window.valueset))
             start = pl.col(last_column(window.valueset))
             anchor_label = _label(window.valueset, self.valuesets, None)
             values |= {"start": start, "anchor": anchor_label}
@@ -203,6 +220,30 @@ class _Compiler:
             met = pl.when(col.is_null()).then(counted).otherwise(met)
             not_met = pl.when(col.is_null()).then(counted).otherwise(not_met)
         return Node(test, met, not_met, missing, _NULL_DATE, not_met, _NULL_DATE)
+
+    def episode(self, c: EventTest, label: str, last: pl.Expr) -> Node:
+        """A span (start to end, or still ongoing) that overlaps the window."""
+        op = OPERATIONS["episode"]
+        window = c.window
+        end = pl.col(end_column(c.evidence.key))
+        fixed = window.start(self.as_of)
+        start = pl.lit(fixed, pl.Date) if fixed is not None else None
+        if window.kind is WindowKind.SINCE:
+            self.used.add(Evidence(window.valueset))
+            start = pl.col(last_column(window.valueset))
+        test = episode_overlaps(last, end, start)
+        ongoing = end >= self.as_of_lit
+        values: dict[str, str | pl.Expr] = {
+            "label": label, "date": last, "window": window.describe(),
+            "span": pl.when(ongoing).then(pl.lit("still ongoing")).otherwise(pl.lit("to ") + end.cast(pl.String)),
+        }
+        met = render(op.reason("met"), **values)
+        older = pl.when(last.is_not_null() & ~test.fill_null(False)).then(render(op.reason("older"), **values))
+        none = pl.lit(op.reason("none").format(label=label))
+        return Node(
+            test=test, met=met, not_met=pl.coalesce(older, none), missing=_NULL_STR,
+            date=pl.when(test.fill_null(False)).then(last).otherwise(_NULL_DATE), older=older, last=last,
+        )
 
     # -- combinators -----------------------------------------------------------
     def any_of(self, nodes: list[Node], label: str | None = None) -> Node:
@@ -347,7 +388,7 @@ def compile_rule(
         branch=branch,
         branches=branches,
         columns=frozenset(comp.columns),
-        valuesets=frozenset(comp.used),
+        evidence=frozenset(comp.used),
     )
 
 

@@ -21,9 +21,9 @@ import polars as pl
 from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.log import get_logger
-from segment.rules.compiler import BASE_COLUMNS, CompiledRule, compile_rule, last_column
+from segment.rules.compiler import BASE_COLUMNS, CompiledRule, compile_rule, end_column, last_column
 from segment.rules.loader import code_variants, iter_criteria, load_rules
-from segment.rules.model import ColumnTest, RuleSet, Status, ValueSet
+from segment.rules.model import ColumnTest, Evidence, EvidenceField, RuleSet, Status, ValueSet
 from segment.rules.registry import OPERATIONS, ValueKind
 from segment.schema import (
     NEED_INDEX,
@@ -77,41 +77,95 @@ def _codes_frame(valuesets: dict[str, ValueSet], names: list[str]) -> tuple[pl.L
 
 
 def last_event_dates(
-    events: pl.LazyFrame, valuesets: dict[str, ValueSet], names: list[str], as_of: dt.date
+    events: pl.LazyFrame,
+    valuesets: dict[str, ValueSet],
+    names: list[str] | list[Evidence],
+    as_of: dt.date,
 ) -> pl.LazyFrame:
-    """One row per patient with ``__last__<name>``: last event date on or before ``as_of``."""
-    exact, prefixes = _codes_frame(valuesets, names)
-    spellings = sorted({v for n in names for s, c in valuesets[n].codes for v in code_variants(s, c)})
-    ev = events.select("patient_id", "code_system", "code", "event_date").filter(
-        pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of)
-    )
-    # a cheap membership test first: most events carry codes no rule uses
-    parts = [
-        ev.filter(pl.col("code").is_in(spellings))
-        .join(exact, on=["code_system", "code"], how="inner")
-        .select("patient_id", "vs", "event_date")
-    ]
-    lengths = sorted({len(c) for n in names for _s, c in valuesets[n].prefixes})
-    if lengths:
-        heads = sorted({c[:3] for n in names for _s, c in valuesets[n].prefixes})
-        icd = ev.filter(
-            (pl.col("code_system") == CodeSystem.ICD10CM.value)
-            & pl.col("code").str.slice(0, 3).str.to_uppercase().is_in(heads)
-        ).with_columns(norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase())
-        for length in lengths:
-            table = prefixes.filter(pl.col("length") == length).select("prefix", "vs")
-            parts.append(
-                icd.with_columns(prefix=pl.col("norm").str.slice(0, length))
-                .join(table, on="prefix", how="inner")
-                .select("patient_id", "vs", "event_date")
-            )
+    """One row per patient with ``__last__<key>``: the last matching event date on or before ``as_of``.
+
+    ``names`` are value set names (a plain code lookup each) or :class:`Evidence` lookups;
+    an episode lookup also gets ``__end__<key>``: the latest end of a matching event that
+    started on or before ``as_of`` (an event with no end is still ongoing: ``as_of``).
+    """
+    wanted = [n if isinstance(n, Evidence) else Evidence(n) for n in names]
+    keys = list(dict.fromkeys(e.key for e in wanted))
+    episodes = {e.key for e in wanted if e.episode}
+    plain = list(dict.fromkeys(e.valueset for e in wanted if e.plain))
+    index = {k: i for i, k in enumerate(keys)}
+    ev = events.select(
+        "patient_id", "event_type", "code_system", "code", "event_date", "event_end", "value_code",
+        "discharge_disposition",
+    ).filter(pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of))
+    parts = []
+    if plain:
+        exact, prefixes = _codes_frame(valuesets, plain)
+        remap = pl.LazyFrame({"vs": list(range(len(plain))), "_k": [index[n] for n in plain]},
+                             schema={"vs": pl.UInt16, "_k": pl.UInt16})
+        spellings = sorted({v for n in plain for s, c in valuesets[n].codes for v in code_variants(s, c)})
+        # a cheap membership test first: most events carry codes no rule uses
+        parts.append(
+            ev.filter(pl.col("code").is_in(spellings))
+            .join(exact, on=["code_system", "code"], how="inner")
+            .join(remap, on="vs").select("patient_id", "_k", "event_date", "event_end")
+        )
+        lengths = sorted({len(c) for n in plain for _s, c in valuesets[n].prefixes})
+        if lengths:
+            heads = sorted({c[:3] for n in plain for _s, c in valuesets[n].prefixes})
+            icd = ev.filter(
+                (pl.col("code_system") == CodeSystem.ICD10CM.value)
+                & pl.col("code").str.slice(0, 3).str.to_uppercase().is_in(heads)
+            ).with_columns(norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase())
+            for length in lengths:
+                table = prefixes.filter(pl.col("length") == length).select("prefix", "vs")
+                parts.append(
+                    icd.with_columns(prefix=pl.col("norm").str.slice(0, length))
+                    .join(table, on="prefix", how="inner")
+                    .join(remap, on="vs").select("patient_id", "_k", "event_date", "event_end")
+                )
+    for e in {e.key: e for e in wanted if not e.plain}.values():
+        parts.append(_filtered_hits(ev, valuesets, e, index[e.key]))
+    if not parts:
+        return pl.LazyFrame(schema={"patient_id": pl.String, **{last_column(k): pl.Date for k in keys}})
     hits = pl.concat(parts)
-    return hits.with_columns(
-        [
-            pl.when(pl.col("vs") == i).then(pl.col("event_date")).alias(last_column(name))
-            for i, name in enumerate(names)
-        ]
-    ).group_by("patient_id").agg([pl.col(last_column(name)).max() for name in names])
+    ongoing = pl.coalesce(pl.col("event_end"), pl.lit(as_of, pl.Date))
+    return hits.group_by("patient_id").agg(
+        *[pl.col("event_date").filter(pl.col("_k") == index[k]).max().alias(last_column(k)) for k in keys],
+        *[ongoing.filter(pl.col("_k") == index[k]).max().alias(end_column(k)) for k in keys if k in episodes],
+    )
+
+
+def _filtered_hits(ev: pl.LazyFrame, valuesets: dict[str, ValueSet], e: Evidence, k: int) -> pl.LazyFrame:
+    """Events matching one filtered lookup (a discharge disposition, an event type, an answer)."""
+    vs = valuesets[e.valueset]
+    frame = ev
+    if e.types:
+        frame = frame.filter(pl.col("event_type").is_in(list(e.types)))
+    if e.field is EvidenceField.DISCHARGE_DISPOSITION:
+        # dispositions are written as bare codes (NUBC, SNOMED, FHIR); the value set's codes in any system
+        codes = sorted({v for s, c in vs.codes for v in code_variants(s, c)})
+        frame = frame.filter(pl.col("discharge_disposition").is_in(codes))
+    else:
+        exact, prefixes = _codes_frame(valuesets, [e.valueset])
+        spellings = sorted({v for s, c in vs.codes for v in code_variants(s, c)})
+        direct = frame.filter(pl.col("code").is_in(spellings)).join(
+            exact.select("code_system", "code"), on=["code_system", "code"], how="semi"
+        )
+        pieces = [direct]
+        icd = frame.filter(pl.col("code_system") == CodeSystem.ICD10CM.value).with_columns(
+            norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase()
+        )
+        for n in sorted({len(c) for _s, c in vs.prefixes}):
+            table = prefixes.filter(pl.col("length") == n).select("prefix").unique()
+            pieces.append(
+                icd.with_columns(prefix=pl.col("norm").str.slice(0, n)).join(table, on="prefix", how="semi")
+                .drop("norm", "prefix")
+            )
+        frame = pl.concat(pieces)
+    if e.answer:
+        answers = sorted({v for s, c in valuesets[e.answer].codes for v in code_variants(s, c)})
+        frame = frame.filter(pl.col("value_code").is_in(answers))
+    return frame.select("patient_id", pl.lit(k, pl.UInt16).alias("_k"), "event_date", "event_end")
 
 
 def _check_columns(
@@ -172,7 +226,7 @@ def evaluate_frames(
     frame = patients.with_columns(
         [pl.lit(None, dtype).alias(name) for name, dtype in fill.items()]
     ).select(needed)
-    names = sorted(set().union(*(c.valuesets for c in compiled))) if compiled else []
+    names = sorted(set().union(*(c.evidence for c in compiled)), key=lambda e: (e.key, e.episode)) if compiled else []
     if names:
         frame = frame.join(
             last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left"

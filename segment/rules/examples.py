@@ -67,8 +67,11 @@ def example_frames(rule: Rule, example: Example) -> tuple[pl.LazyFrame, pl.LazyF
                 "code": e.code,
                 "event_date": e.date,
                 "value": e.value,
-                **dict.fromkeys(c for c in EVENT_SCHEMA if c not in {
-                    "patient_id", "event_type", "code_system", "code", "event_date", "value"}),
+                "unit": None,
+                "event_end": e.end,
+                "value_code": e.answer,
+                "encounter_class": e.encounter_class,
+                "discharge_disposition": e.discharge,
             }
             for e in example.events
         ],

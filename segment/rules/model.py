@@ -183,6 +183,45 @@ class AgeRange(Frozen):
         return "any age"
 
 
+class EvidenceField(StrEnum):
+    """The event column a value set is matched against."""
+
+    CODE = "code"
+    DISCHARGE_DISPOSITION = "discharge_disposition"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One lookup among the events: a value set, matched on a field, maybe filtered.
+
+    Its :attr:`key` names the evaluation-frame columns (``__last__<key>``, ``__end__<key>``);
+    a plain code lookup's key is the value set name, as before.
+    """
+
+    valueset: str
+    field: EvidenceField = EvidenceField.CODE
+    types: tuple[str, ...] = ()
+    answer: str | None = None
+    episode: bool = False
+
+    @property
+    def key(self) -> str:
+        """A stable name for this lookup."""
+        key = self.valueset
+        if self.field is not EvidenceField.CODE:
+            key += f"@{self.field.value}"
+        if self.types:
+            key += "#" + "+".join(self.types)
+        if self.answer:
+            key += f"={self.answer}"
+        return key
+
+    @property
+    def plain(self) -> bool:
+        """A lookup of codes with no filter (the common, fast path)."""
+        return self.field is EvidenceField.CODE and not self.types and not self.answer
+
+
 class EventTest(Frozen):
     """True when the patient has an event from ``valueset`` inside the window."""
 
@@ -190,6 +229,16 @@ class EventTest(Frozen):
     within: str = "ever"
     label: str | None = None
     min_age_at_event: int | None = Field(default=None, ge=0)
+    #: what the value set is matched against: the event's code (default), or an
+    #: encounter's discharge disposition ("discharged to hospice")
+    field: EvidenceField = Field(default_factory=lambda: EvidenceField.CODE)
+    #: only events of these types count (``[order]`` for a ServiceRequest)
+    type: list[EventType] | None = Field(default=None, min_length=1)
+    #: an assessment answered: the event's coded result (``value_code``) is in this value set
+    answer: str | None = None
+    #: the event is a span from its date to ``event_end`` (no end: still ongoing), and it
+    #: counts when the span overlaps the window, not only when it starts inside it
+    episode: bool = False
 
     _check_within = field_validator("within", mode="before")(_window_field)
 
@@ -197,6 +246,11 @@ class EventTest(Frozen):
     def window(self) -> Window:
         """The parsed window."""
         return parse_window(self.within)
+
+    @property
+    def evidence(self) -> Evidence:
+        """What this test looks up among the events (shared by tests that look up the same)."""
+        return Evidence(self.valueset, self.field, tuple(sorted(self.type or ())), self.answer, self.episode)
 
 
 class ColumnTest(Frozen):
@@ -284,8 +338,12 @@ class ExampleEvent(Frozen):
     code: str
     date: dt.date
     value: float | None = None
+    end: dt.date | None = None  # event_end: abatement, period end, discharge
+    answer: str | None = None  # value_code: a coded result
+    discharge: str | None = None  # discharge_disposition of an encounter
+    encounter_class: str | None = None
 
-    @field_validator("code", mode="before")
+    @field_validator("code", "answer", "discharge", mode="before")
     @classmethod
     def _code_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value

@@ -264,6 +264,19 @@ def event_within(last: pl.Expr, start: pl.Expr | None) -> pl.Expr:
     return (last >= start).fill_null(False)
 
 
+@register_operation(
+    "episode", value=ValueKind.BUILTIN,
+    met="{label} from {date}, {span}, overlaps {window}",
+    older="{label} from {date} ended before {window}",
+    none="no {label} on record",
+)
+def episode_overlaps(start: pl.Expr, end: pl.Expr, window_start: pl.Expr | None) -> pl.Expr:
+    """An episode that began on or before the as-of date (``start``) and lasts into the window."""
+    if window_start is None:
+        return start.is_not_null()
+    return (start.is_not_null() & (end >= window_start)).fill_null(False)
+
+
 @register_operation("deceased", value=ValueKind.BUILTIN, met="died on {date}")
 def deceased(deceased_date: pl.Expr, as_of: pl.Expr) -> pl.Expr:
     """Date of death on or before the as-of date."""

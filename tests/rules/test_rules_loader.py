@@ -65,8 +65,8 @@ def test_valid_folder_loads(tmp_path: Path) -> None:
          "mini.yaml:13: mini: key `due.unless[1]`: found a mapping; a criterion needs one of "
          "the keys valueset, column, any, all"),
         ("within: 10 years", "within: 10 years\n      op: eq",
-         "mini.yaml:13: mini: unknown key `due.unless[0].op`; valid keys are: label, "
-         "min_age_at_event, valueset, within"),
+         "mini.yaml:13: mini: unknown key `due.unless[0].op`; valid keys are: answer, "
+         "episode, field, label, min_age_at_event, type, valueset, within"),
         ("  age: {min: 45, max: 75}", "  age: {min: 45, max: 75}\n  sex: [F, W]",
          "mini.yaml:8: mini: key `population.sex[1]`: found 'W'; valid options are: 'F', 'M', "
          "'X' or 'U'"),

@@ -202,7 +202,10 @@ def test_fhir_ndjson(tmp_path: Path) -> None:
     assert e["value"].to_list()[2] == 7.2
     rejects = pl.read_csv(tmp_path / "w" / "rejects.csv", infer_schema=False)
     assert dict(zip(rejects["row"], rejects["reason"], strict=True)) == {
-        "6": "status entered-in-error", "7": "unsupported resource type", "8": "malformed JSON or no resourceType"}
+        "6": "status entered-in-error", "8": "malformed JSON"}
+    # a type nothing reads is a named skip, not a reject
+    report = json.loads((tmp_path / "w" / "ingest-report.json").read_text())
+    assert report["skipped_by_reason"] == {"skipped: type not used (Organization)": 1}
 
 
 def test_mapping_file(tmp_path: Path) -> None:

@@ -91,7 +91,10 @@ def _part(kind: str, f: FileState, frame: pl.DataFrame, columns: tuple[str, ...]
     # in input order, whatever the batches and type groups were
     frame = frame.select("_row", "_record", *present).sort("_row", maintain_order=True)
     filled = frozenset(c for c in present if frame[c].null_count() < frame.height)
-    return RawPart(kind, f.file, f.source, frame.lazy(), provided=filled)  # type: ignore[arg-type]
+    # a Claim/ExplanationOfBenefit gives several events from one resource (one line or entry)
+    single = frame.height == 0 or frame["_row"].n_unique() == frame.height
+    return RawPart(kind, f.file, f.source, frame.lazy(), provided=filled,  # type: ignore[arg-type]
+                   one_event_per_row=single)
 
 
 def _by_file(frame: pl.DataFrame | None) -> dict[int, pl.DataFrame]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from segment.cli import group
 from segment.cli.options import command, get_reporter
 from segment.rules import check_rules, load_rules, run_examples
+from segment.rules.loader import valueset_counts
 
 rules_group = group(
     "rules",
@@ -24,7 +26,11 @@ rules_dir_argument = click.argument(
 @command("check", example="segment rules check rules")
 @rules_dir_argument
 def check_command(rules_dir: Path) -> None:
-    """Validate every rule and value set; list each problem as file:line and exit 1."""
+    """Validate every rule and value set; list each problem as file:line and exit 1.
+
+    Then list, for every value set a rule uses (local, or official from valuesets/vsac/),
+    its codes per code system; codes of systems ingest does not know show as not matched.
+    """
     reporter = get_reporter()
     ruleset, problems = check_rules(rules_dir)
     if problems:
@@ -34,11 +40,14 @@ def check_command(rules_dir: Path) -> None:
         reporter.error(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {rules_dir}")
         ctx.exit(1)
     assert ruleset is not None
+    counts = valueset_counts(ruleset)
     reporter.result("rules check", {
         "rules": len(ruleset.rules),
         "value sets": len(ruleset.valuesets),
         "codes": sum(len(v.codes) + len(v.prefixes) for v in ruleset.valuesets.values()),
     })
+    reporter.table("value sets used (codes per system)", [asdict(c) for c in counts],
+                   ["valueset", "title", "system", "codes", "note"])
 
 
 @command("test", example="segment rules test rules")

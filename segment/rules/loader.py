@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -34,6 +35,9 @@ from segment.rules.model import (
 )
 from segment.rules.registry import OPERATIONS, ValueKind
 from segment.schema import CodeSystem
+
+if TYPE_CHECKING:  # vsac imports the code helpers below, so functions import it when called
+    from segment.rules.vsac import Catalog, OfficialRef
 
 VALUESETS_DIR = "valuesets"
 
@@ -152,9 +156,14 @@ def _invalid(key: str, value: object, valid: Any, **kwargs: Any) -> RulesError:
 
 
 # -- value sets ----------------------------------------------------------------------
-def _load_valueset_yaml(path: Path, problems: list[RulesError]) -> ValueSet | None:
+def _load_valueset_yaml(
+    path: Path, problems: list[RulesError], catalog: Catalog | None = None
+) -> ValueSet | None:
     raw = load_yaml(path, RulesError)
     vs = validate(ValueSetFile, raw, path, error=RulesError)
+    if not vs.codes and not vs.include:
+        problems.append(RulesError("key `codes` is required (or `include:` official value sets)",
+                                   path=path, line=_line(raw, ()), key="codes"))
     if vs.name != path.stem:
         problems.append(
             RulesError(
@@ -178,7 +187,39 @@ def _load_valueset_yaml(path: Path, problems: list[RulesError]) -> ValueSet | No
                 )
                 continue
             (prefixes if norm.endswith("*") else codes).add((system.value, norm.rstrip("*")))
-    return ValueSet(vs.name, vs.title, frozenset(codes), frozenset(prefixes), str(path), vs.source)
+    unmatched: set[tuple[str, str]] = set()
+    for i, text in enumerate(vs.include):
+        official = _resolve_include(text, ("include", i), raw, path, catalog, problems)
+        if official is not None:
+            codes |= official.codes
+            unmatched |= official.unmatched
+    return ValueSet(vs.name, vs.title, frozenset(codes), frozenset(prefixes), str(path), vs.source,
+                    unmatched=frozenset(unmatched), includes=tuple(vs.include))
+
+
+def _resolve_include(
+    text: str,
+    keys: tuple[str | int, ...],
+    raw: Any,
+    path: Path,
+    catalog: Catalog | None,
+    problems: list[RulesError],
+) -> ValueSet | None:
+    """The official set one ``include:`` entry names; a located problem when there is none."""
+    from segment.rules.vsac import Catalog, UnresolvedReference, parse_reference
+
+    key = _dotted(keys)
+    ref = parse_reference(text)
+    if ref is None:
+        problems.append(_invalid(key, text, "an official value set by OID or URL, with an "
+                                 "optional |version (2.16.840.1.113883.3.464.1003.108.12.1020)",
+                                 path=path, line=_line(raw, keys)))
+        return None
+    try:
+        return (catalog or Catalog()).resolve(ref)
+    except UnresolvedReference as exc:
+        problems.append(_invalid(key, text, str(exc), path=path, line=_line(raw, keys)))
+        return None
 
 
 def _load_valueset_csv(path: Path, problems: list[RulesError]) -> ValueSet | None:
@@ -213,18 +254,32 @@ def _load_valueset_csv(path: Path, problems: list[RulesError]) -> ValueSet | Non
     return ValueSet(path.stem, title, frozenset(codes), frozenset(prefixes), str(path))
 
 
-def load_valuesets(folder: Path, problems: list[RulesError]) -> dict[str, ValueSet]:
-    """Every value set under ``folder/valuesets``; problems are appended, not raised."""
+def load_valuesets(
+    folder: Path, problems: list[RulesError], catalog: Catalog | None = None
+) -> dict[str, ValueSet]:
+    """Every local value set under ``folder/valuesets``; problems are appended, not raised.
+
+    ``catalog`` holds the official sets (``valuesets/vsac/``) a YAML set may ``include:``.
+    """
+    from segment.rules.vsac import OFFICIAL_PATH, SUFFIXES
+
     out: dict[str, ValueSet] = {}
     vs_dir = folder / VALUESETS_DIR
     if not vs_dir.is_dir():
         return out
     for path in sorted(vs_dir.iterdir()):
+        if path.is_file() and path.suffix.lower() in SUFFIXES:
+            problems.append(RulesError(f"official value set files go in {OFFICIAL_PATH}, not "
+                                       f"{VALUESETS_DIR}/ (they are named by OID, not file name)",
+                                       path=path))
+            continue
         if path.suffix not in {".yaml", ".yml", ".csv"}:
             continue
         try:
-            loader = _load_valueset_csv if path.suffix == ".csv" else _load_valueset_yaml
-            vs = loader(path, problems)
+            if path.suffix == ".csv":
+                vs = _load_valueset_csv(path, problems)
+            else:
+                vs = _load_valueset_yaml(path, problems, catalog)
         except ConfigError as exc:
             problems.append(_as_rules_error(exc))
             continue
@@ -320,7 +375,7 @@ def cross_check(
     age = rule.population.age
     if age is not None and age.min is not None and age.max is not None and age.min > age.max:
         bad(("population", "age", "max"), age.max, f"at least the minimum age {age.min}")
-    known = sorted(valuesets)
+    known = sorted(k for k in valuesets if _official(k) is None)
     for criterion, keys in iter_criteria(rule):
         if isinstance(criterion, EventTest):
             if criterion.valueset not in valuesets and criterion.valueset not in broken:
@@ -429,9 +484,46 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _official(text: str) -> OfficialRef | None:
+    """The official reference ``text`` is (OID or URL, optional |version), else None."""
+    from segment.rules.vsac import parse_reference
+
+    return parse_reference(text)
+
+
+def resolve_official(
+    rule: Rule, raw: Any, path: Path, valuesets: dict[str, ValueSet], catalog: Catalog
+) -> tuple[set[str], list[RulesError]]:
+    """Add the official sets ``rule`` names (by OID or URL) to ``valuesets``, keyed as written.
+
+    Returns the references that did not resolve (already reported, so :func:`cross_check`
+    skips them) and their problems in the one message shape.
+    """
+    from segment.rules.vsac import UnresolvedReference
+
+    failed: set[str] = set()
+    problems: list[RulesError] = []
+    for criterion, keys in iter_criteria(rule):
+        if not isinstance(criterion, EventTest) or criterion.valueset in valuesets:
+            continue
+        ref = _official(criterion.valueset)
+        if ref is None:
+            continue
+        try:
+            valuesets[criterion.valueset] = catalog.resolve(ref)
+        except UnresolvedReference as exc:
+            failed.add(criterion.valueset)
+            problems.append(_invalid(_dotted((*keys, "valueset")), criterion.valueset, str(exc),
+                                     path=path, line=_line(raw, (*keys, "valueset")),
+                                     rule_id=rule.id))
+    return failed, problems
+
+
 def _load_rule(
-    path: Path, valuesets: dict[str, ValueSet], broken: frozenset[str]
+    path: Path, valuesets: dict[str, ValueSet], broken: frozenset[str], catalog: Catalog | None = None
 ) -> tuple[Rule | None, list[RulesError]]:
+    from segment.rules.vsac import Catalog
+
     try:
         raw = load_yaml(path, RulesError)
         if not isinstance(raw, dict):
@@ -440,7 +532,8 @@ def _load_rule(
         rule = validate_rule(raw, path, rule_id)
     except ConfigError as exc:
         return None, [_as_rules_error(exc)]
-    return rule, cross_check(rule, raw, path, valuesets, broken)
+    failed, problems = resolve_official(rule, raw, path, valuesets, catalog or Catalog())
+    return rule, problems + cross_check(rule, raw, path, valuesets, broken | failed)
 
 
 def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
@@ -448,8 +541,11 @@ def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
     root = Path(folder)
     if not root.is_dir():
         return None, [RulesError("rules folder not found", path=root)]
+    from segment.rules.vsac import load_catalog
+
     problems: list[RulesError] = []
-    valuesets = load_valuesets(root, problems)
+    catalog = load_catalog(root, problems)
+    valuesets = load_valuesets(root, problems, catalog)
     vs_dir = root / VALUESETS_DIR
     broken = frozenset(
         p.stem for p in (vs_dir.iterdir() if vs_dir.is_dir() else ())
@@ -461,7 +557,7 @@ def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
     if not files:
         problems.append(RulesError("no rule files (*.yaml) in the rules folder", path=root))
     for path in files:
-        rule, found = _load_rule(path, valuesets, broken)
+        rule, found = _load_rule(path, valuesets, broken, catalog)
         problems.extend(found)
         if rule is None:
             continue
@@ -473,6 +569,51 @@ def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
         paths[rule.id] = str(path)
     ruleset = RuleSet(tuple(rules), valuesets, paths) if not problems else None
     return ruleset, problems
+
+
+@dataclass(frozen=True)
+class ValueSetCount:
+    """One line of the ``rules check`` report: a referenced value set's codes in one system."""
+
+    valueset: str  # as the rules name it: a local name, an OID or a URL (|version)
+    title: str  # on a set's first line only
+    system: str
+    codes: int
+    note: str = ""  # where an official set comes from; why codes are not matched
+
+
+def valueset_counts(ruleset: RuleSet) -> list[ValueSetCount]:
+    """For every value set a rule references, its code count per system (``rules check``).
+
+    Codes of systems ingest does not know are listed as not matched, never hidden.
+    """
+    used: set[str] = set()
+    for rule in ruleset.rules:
+        for criterion, _keys in iter_criteria(rule):
+            if isinstance(criterion, EventTest):
+                used.add(criterion.valueset)
+                if criterion.window.kind is WindowKind.SINCE:
+                    used.add(criterion.window.valueset)
+    out: list[ValueSetCount] = []
+    for name in sorted(used):
+        vs = ruleset.valuesets.get(name)
+        if vs is None:
+            continue
+        if vs.oid is not None or vs.url is not None:
+            origin = f"VSAC {vs.oid or vs.url}" + (f" version {vs.version}" if vs.version else "")
+            origin += f" ({Path(vs.path).name})"
+        elif vs.includes:
+            origin = "local codes and " + ", ".join(vs.includes)
+        else:
+            origin = ""
+        lines = [(system, n, "") for system, n in vs.system_counts().items()]
+        lines += [(system, n, f"not matched (system {system} unknown to ingest)")
+                  for system, n in vs.unmatched_counts().items()]
+        for i, (system, n, note) in enumerate(lines or [("-", 0, "no codes")]):
+            first = i == 0
+            out.append(ValueSetCount(name, vs.title if first else "", system, n,
+                                     "; ".join(x for x in (origin if first else "", note) if x)))
+    return out
 
 
 def load_rules(folder: str | Path, only: list[str] | None = None) -> RuleSet:

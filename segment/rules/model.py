@@ -388,13 +388,19 @@ class Rule(Frozen):
 
 
 class ValueSetFile(Frozen):
-    """A value set in YAML: codes grouped by code system."""
+    """A value set in YAML: codes grouped by code system, and/or official sets it includes.
+
+    ``include`` lists official (VSAC) value sets by OID or canonical URL, each with an
+    optional ``|version``; the loaded set is the union of those and ``codes``. At least
+    one of the two is required (checked by the loader, which names the file and line).
+    """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
     source: str | None = None
     description: str | None = None
-    codes: dict[CodeSystem, list[str]] = Field(min_length=1)
+    codes: dict[CodeSystem, list[str]] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
 
     @field_validator("codes", mode="before")
     @classmethod
@@ -413,7 +419,8 @@ class ValueSetFile(Frozen):
 class ValueSet:
     """A loaded value set: name, human label and normalized (system, code) pairs.
 
-    ``prefixes`` holds ICD-10-CM category prefixes written as ``E11*``.
+    ``prefixes`` holds ICD-10-CM category prefixes written as ``E11*``. Official sets
+    (loaded by :mod:`segment.rules.vsac`) also carry their OID, version and URL.
     """
 
     name: str
@@ -422,6 +429,34 @@ class ValueSet:
     prefixes: frozenset[tuple[str, str]]
     path: str
     source: str | None = None
+    #: official (VSAC) sets: OID, version and canonical URL; None for local sets
+    oid: str | None = None
+    version: str | None = None
+    url: str | None = None
+    #: (code system as the file names it, code) of systems ingest does not know: kept
+    #: to be counted and reported, never matched (events never carry those systems)
+    unmatched: frozenset[tuple[str, str]] = frozenset()
+    #: the official references a local set includes (``include:``), as written
+    includes: tuple[str, ...] = ()
+
+    def system_counts(self) -> dict[str, int]:
+        """Codes (and ICD-10-CM prefixes) per canonical code system, systems sorted."""
+        counts: dict[str, int] = {}
+        for system, _code in (*self.codes, *self.prefixes):
+            counts[system] = counts.get(system, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def unmatched_counts(self) -> dict[str, int]:
+        """Codes per code system unknown to ingest (these never match an event)."""
+        counts: dict[str, int] = {}
+        for system, _code in self.unmatched:
+            counts[system] = counts.get(system, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def size(self) -> int:
+        """Every code the set lists, matched or not."""
+        return len(self.codes) + len(self.prefixes) + len(self.unmatched)
 
 
 @dataclass(frozen=True)

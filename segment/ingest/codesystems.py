@@ -40,6 +40,7 @@ _NAMES: dict[CodeSystem, tuple[str, ...]] = {
     ),
     CodeSystem.HCPCS: (
         "HCPCS", "HCPCS2", "HCPCS LEVEL II", "HCPCS-II", "HCPCSII", "HCPCS LEVEL 2",
+        "http://www.nlm.nih.gov/research/umls/hcpcs", "https://www.nlm.nih.gov/research/umls/hcpcs",
         "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
         "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
         "urn:oid:2.16.840.1.113883.6.285", "2.16.840.1.113883.6.285",

@@ -26,7 +26,7 @@ an unparseable or impossible date, a date in the future.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +87,11 @@ class EventsWritten:
 def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
     """All event parts stacked: ``_row``, raw text columns, ``_part``, ``_order`` (source rank).
 
+    Each text column is Categorical with a mapping of its own, so a row's physical id is
+    the index of its text among that column's distinct texts (see :func:`_lookup`).
     ``_record`` (the source's record id, for rejects) is carried when a reader gives one.
     """
+    categories = {c: pl.Categorical(pl.Categories.random()) for c in ("patient_id", *LOOKED_UP)}
     with_record = [("_record" in p.frame.collect_schema()) for p in parts]
     frames = []
     for i, p in enumerate(parts):
@@ -96,7 +99,7 @@ def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
         frame = with_all_columns(p.frame.with_columns(record.alias("_record")), [*EVENT_INPUT_COLUMNS, "_record"])
         frames.append(frame.select(
             pl.col("_row").cast(pl.Int64),
-            *[pl.col(c).cast(pl.Categorical) for c in ("patient_id", *LOOKED_UP)],
+            *[pl.col(c).cast(categories[c]) for c in ("patient_id", *LOOKED_UP)],
             *([pl.col("_record")] if any(with_record) else []),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
@@ -182,6 +185,93 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
     return table.join(ids, on="_unit", how="left", nulls_equal=True)
 
 
+#: a dense index array is used up to this many packed keys (else a join on the packed key)
+_DENSE_KEYS = 1 << 25
+
+
+def _lookup(
+    raw: pl.DataFrame, keys: Sequence[str], build: Callable[[pl.LazyFrame], pl.DataFrame]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``build``'s outputs for every row of ``raw`` without joining the long frame on text.
+
+    The key columns (Categorical with mappings of their own, or small integers such as
+    ``_part``) become one packed integer per row; ``build`` runs on the distinct key values
+    only, as text; each row then takes its outputs by position (a gather through a dense
+    index when the key space is small, else a join on the integer). Returns (the outputs,
+    one row per row of ``raw``; the table ``build`` made, keys as text).
+    """
+    digits: list[pl.Series | None] = []  # None: a key with one value everywhere (no digit)
+    sizes: list[int] = []
+    decode: list[pl.Series | None] = []
+    lows: list[int] = []
+    for key in keys:
+        column = raw[key]
+        if isinstance(column.dtype, pl.Categorical):
+            names = column.dtype.categories.to_series().cast(pl.String)  # in physical-id order
+            n = len(names)
+            phys = column.to_physical()
+            digits.append(None if n == 0 else phys.fill_null(n) if phys.null_count() else phys)
+            decode.append(names.append(pl.Series([None], dtype=pl.String)))
+            sizes.append(n + 1)
+            lows.append(0)
+        else:
+            as_int = column.cast(pl.Int64)
+            low, high = int(as_int.min() or 0), int(as_int.max() or 0)  # type: ignore[arg-type]
+            digits.append(None if high == low else (as_int - low).cast(pl.UInt32))
+            decode.append(None)
+            sizes.append(high - low + 1)
+            lows.append(low)
+    total = 1
+    for n in sizes:
+        total *= n
+    if total >= 2**63:
+        raise ValueError("lookup keys too many to pack")  # never with the key columns used here
+    used = [(d, n) for d, n in zip(digits, sizes, strict=True) if d is not None]
+    packed: pl.Series
+    if not used:
+        packed = pl.repeat(0, raw.height, dtype=pl.UInt64, eager=True)
+    elif len(used) == 1:
+        packed = used[0][0]
+    else:
+        frame = pl.DataFrame({f"d{i}": d for i, (d, _n) in enumerate(used)})
+        key_expr: pl.Expr = pl.lit(0, dtype=pl.UInt64)
+        for i, (_d, n) in enumerate(used):
+            key_expr = key_expr * pl.lit(n, dtype=pl.UInt64) + pl.col(f"d{i}").cast(pl.UInt64)
+        packed = frame.select(key_expr.alias("_key")).to_series()
+    # one categorical key: every id is a row of its table, no need to find the distinct ones
+    single = len(used) == 1 and decode[[d is not None for d in digits].index(True)] is not None
+    distinct = (
+        pl.int_range(total, dtype=pl.UInt64, eager=True) if single or not used
+        else packed.unique().sort().cast(pl.UInt64)
+    )
+    columns: dict[str, pl.Series] = {}
+    rest = distinct
+    for key, n, labels, low, digit_col in reversed(list(zip(keys, sizes, decode, lows, digits, strict=True))):
+        digit = rest % n if digit_col is not None else pl.repeat(0, len(distinct), dtype=pl.UInt64, eager=True)
+        if digit_col is not None:
+            rest = rest // n
+        if labels is not None:
+            columns[key] = labels.gather(digit)
+        else:
+            columns[key] = (digit.cast(pl.Int64) + low).cast(raw[key].dtype)
+    small = pl.DataFrame({k: columns[k] for k in keys}).with_columns(distinct.alias("_key"))
+    table = build(small.drop("_key").lazy())
+    outputs = [c for c in table.columns if c not in keys]
+    keyed = small.join(table, on=list(keys), how="left", nulls_equal=True).sort("_key")
+    if single:
+        # the table has one row per id, in id order: rows gather by their own id
+        per_row = keyed.select(pl.col(outputs).gather(packed))
+    elif total <= _DENSE_KEYS:
+        position = pl.repeat(None, total, dtype=pl.UInt32, eager=True)
+        position = position.scatter(keyed["_key"].cast(pl.Int64), pl.int_range(keyed.height, dtype=pl.UInt32, eager=True))
+        per_row = keyed.select(pl.col(outputs).gather(position.gather(packed)))
+    else:
+        per_row = packed.alias("_key").cast(pl.UInt64).to_frame().join(
+            keyed.select("_key", *outputs), on="_key", how="left", maintain_order="left"
+        ).select(outputs)
+    return per_row, table
+
+
 _ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
 
 
@@ -246,58 +336,42 @@ def write_events(
     """
     raw = collect_all([raw_events(parts, order)], parts)[0]
     log.debug("events read", rows=raw.height, peak_gib=_peak_gib())
-    lazy = raw.lazy()
-    codes, dates, values, units = _code_table(lazy), _date_table(lazy, parts, today), _value_table(lazy), _unit_table(lazy)
-    contexts = _context_table(lazy, parts, today)
-    log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height,
-              contexts=contexts.height)
     dkeys = date_keys("event_date", parts)
     xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
-    if contexts.height == 1 and "_part" not in xkeys:
-        # no source carries end dates or context (a plain events file): one id for every row
-        context_ids = lazy.select(
-            pl.repeat(contexts["_xid"][0], pl.len(), dtype=contexts.schema["_xid"]).alias("_xid"),
-            pl.repeat(contexts["_eproblem"][0] is not None, pl.len(), dtype=pl.Boolean).alias("_ebad"),
+
+    def patients_of(keys: pl.LazyFrame) -> pl.DataFrame:
+        return (
+            keys.with_columns(pl.col("patient_id").str.strip_chars().alias("_pid"))
+            .join(id_map.lazy().with_columns(pl.lit(True).alias("_prej")), on=["_order", "_pid"], how="left")
+            .join(id_map.lazy().select(pl.col("_pid").unique(), pl.lit(True).alias("_pelse")), on="_pid", how="left")
+            .select(
+                "_order", "patient_id", "_p",
+                (pl.col("_prej").fill_null(False) & pl.col("_p").is_null()).alias("_prej"),
+                (pl.col("_pelse").fill_null(False) & pl.col("_prej").is_null()).alias("_pelse"),
+            )
+            .collect()
         )
-    else:
-        context_ids = lazy.select(xkeys).join(
-            contexts.lazy().select(*xkeys, "_xid", pl.col("_eproblem").is_not_null().alias("_ebad")),
-            on=xkeys, how="left", nulls_equal=True, maintain_order="left",
-        ).select("_xid", "_ebad")
-    # only the key columns go through the joins; the results are placed beside the raw rows
-    patients_of = (
-        lazy.select("_order", "patient_id").unique()
-        .with_columns(pl.col("patient_id").cast(pl.String).str.strip_chars().alias("_pid"))
-        .join(id_map.lazy().with_columns(pl.lit(True).alias("_prej")), on=["_order", "_pid"], how="left")
-        .join(id_map.lazy().select(pl.col("_pid").unique(), pl.lit(True).alias("_pelse")), on="_pid", how="left")
-        .select(
-            "_order", "patient_id", "_p",
-            (pl.col("_prej").fill_null(False) & pl.col("_p").is_null()).alias("_prej"),
-            (pl.col("_pelse").fill_null(False) & pl.col("_prej").is_null()).alias("_pelse"),
-        )
-    )
-    looked = pl.concat([
-        lazy.select("_order", "patient_id")
-        .join(patients_of, on=["_order", "patient_id"], how="left", maintain_order="left")
-        .select("_p", "_prej", "_pelse"),
-        lazy.select(CODE_KEYS)
-        .join(codes.lazy().select(*CODE_KEYS, "_cid", pl.col("_cproblem").is_not_null().alias("_cbad")),
-              on=CODE_KEYS, how="left", nulls_equal=True, maintain_order="left").select("_cid", "_cbad"),
-        lazy.select(dkeys)
-        .join(dates.lazy().select(*dkeys, "_date", pl.col("_dproblem").is_not_null().alias("_dbad")),
-              on=dkeys, how="left", nulls_equal=True, maintain_order="left").select("_date", "_dbad"),
-        lazy.select("value")
-        .join(values.lazy().select("value", "_vid", pl.col("_vproblem").is_not_null().alias("_vbad")),
-              on="value", how="left", nulls_equal=True, maintain_order="left").select("_vid", "_vbad"),
-        lazy.select("unit")
-        .join(units.lazy().select("unit", "_uid"), on="unit", how="left", nulls_equal=True,
-              maintain_order="left").select("_uid"),
-        context_ids,
-    ], how="horizontal", strict=True).with_columns(
-        (pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad")
-    ).collect()
+
+    # each lookup runs on the distinct key values only; rows take their answers by position
+    pat, _ = _lookup(raw, ["_order", "patient_id"], patients_of)
+    code_out, codes = _lookup(raw, CODE_KEYS, _code_table)
+    date_out, dates = _lookup(raw, dkeys, lambda k: _date_table(k, parts, today))
+    value_out, values = _lookup(raw, ["value"], _value_table)
+    unit_out, units = _lookup(raw, ["unit"], _unit_table)
+    context_out, contexts = _lookup(raw, xkeys, lambda k: _context_table(k, parts, today))
+    log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height,
+              contexts=contexts.height)
+    looked = pl.DataFrame([
+        pat["_p"], pat["_prej"], pat["_pelse"],
+        code_out["_cid"], code_out["_cproblem"].is_not_null().alias("_cbad"),
+        date_out["_date"], date_out["_dproblem"].is_not_null().alias("_dbad"),
+        value_out["_vid"], value_out["_vproblem"].is_not_null().alias("_vbad"),
+        unit_out["_uid"],
+        context_out["_xid"], context_out["_eproblem"].is_not_null().alias("_ebad"),
+    ]).with_columns((pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad"))
+    del pat, code_out, date_out, value_out, unit_out, context_out
     joined = raw.hstack(looked)  # no copy: the columns are shared
-    del lazy, raw, looked
+    del raw, looked
     log.debug("events looked up", rows=joined.height, peak_gib=_peak_gib())
     per_row = joined
     multi = [i for i, p in enumerate(parts) if not p.one_event_per_row]
@@ -327,34 +401,26 @@ def write_events(
     unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
     del ids
     log.debug("events de-duplicated", kept=kept, unique=unique.height, peak_gib=_peak_gib())
-    patients = patient_ids.to_frame("patient_id").with_row_index("_p")
-    code_ids = codes.filter(pl.col("_cid").is_not_null()).select("_cid", "_etype", "_system", "_code").unique("_cid")
-    unit_ids = units.select("_uid", "_unit").unique("_uid")
-    value_ids = values.select("_vid", "_value").unique("_vid")
-    context_table = contexts.select("_xid", "_end", "_vcode", "_eclass", "_disp").unique("_xid")
-    out = (
-        unique.lazy()
-        .join(patients.lazy(), on="_p", maintain_order="left")
-        .join(code_ids.lazy(), on="_cid", maintain_order="left")
-        .join(unit_ids.lazy(), on="_uid", maintain_order="left")
-        .join(value_ids.lazy(), on="_vid", maintain_order="left")
-        .join(context_table.lazy(), on="_xid", maintain_order="left")
-        .select(
-            "patient_id",
-            pl.col("_etype").alias("event_type"),
-            pl.col("_system").alias("code_system"),
-            pl.col("_code").alias("code"),
-            pl.col("_date").alias("event_date"),
-            pl.col("_value").alias("value"),
-            pl.col("_unit").alias("unit"),
-            pl.col("_end").alias("event_end"),
-            pl.col("_vcode").alias("value_code"),
-            pl.col("_eclass").alias("encounter_class"),
-            pl.col("_disp").alias("discharge_disposition"),
-        )
-        .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-    )
-    out.sink_parquet(path, engine="streaming")
+    # every id is a dense row number of its table: the strings come back by position
+    code_ids = codes.filter(pl.col("_cid").is_not_null()).unique("_cid").sort("_cid")
+    unit_ids = units.unique("_uid").sort("_uid")
+    value_ids = values.unique("_vid").sort("_vid")
+    context_table = contexts.unique("_xid").sort("_xid")
+    out = pl.DataFrame({
+        "patient_id": patient_ids.gather(unique["_p"]),
+        "event_type": code_ids["_etype"].gather(unique["_cid"]),
+        "code_system": code_ids["_system"].gather(unique["_cid"]),
+        "code": code_ids["_code"].gather(unique["_cid"]),
+        "event_date": unique["_date"],
+        "value": value_ids["_value"].gather(unique["_vid"]),
+        "unit": unit_ids["_unit"].gather(unique["_uid"]),
+        "event_end": context_table["_end"].gather(unique["_xid"]),
+        "value_code": context_table["_vcode"].gather(unique["_xid"]),
+        "encounter_class": context_table["_eclass"].gather(unique["_xid"]),
+        "discharge_disposition": context_table["_disp"].gather(unique["_xid"]),
+    }).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    out.write_parquet(path)
+    del out
     files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
                         schema={"_part": pl.Int32, "_file": pl.String})
     rejects = _rejects(problem_rows, codes, dates, values, contexts, dkeys, xkeys, files)
@@ -375,7 +441,10 @@ def _rejects(
     if "_record" not in rows.columns:
         rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("_record"))
     # a format without its own record ids (a canonical events file): the patient's id (MRN)
-    rows = rows.with_columns(pl.coalesce(pl.col("_record"), pl.col("patient_id").cast(pl.String)).alias("_record"))
+    rows = rows.with_columns(
+        pl.coalesce(pl.col("_record"), pl.col("patient_id").cast(pl.String)).alias("_record"),
+        *[pl.col(c).cast(pl.String) for c in ("patient_id", *LOOKED_UP)],
+    )
     rows = (
         rows.join(codes.select(*CODE_KEYS, "_cproblem"), on=CODE_KEYS, how="left", nulls_equal=True)
         .join(dates.select(*dkeys, "_dproblem"), on=dkeys, how="left", nulls_equal=True)

@@ -306,7 +306,9 @@ def _unique_ids(
     key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
     for c in _ID_COLUMNS:
         key = key * pl.lit(bounds[c], dtype=pl.UInt64) + digits[c]
-    keys = ids.select(key.alias("_key")).unique().sort("_key")
+    # sorted, then each run of equal keys kept once: cheaper than hashing 20M keys, and sorted anyway
+    keys = ids.select(key.alias("_key")).sort("_key")
+    keys = keys.filter(pl.col("_key").diff().fill_null(1) != 0)
     # unpack, last digit first
     out: dict[str, pl.Expr] = {}
     weight = 1

@@ -26,6 +26,7 @@ an unparseable or impossible date, a date in the future.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,8 +337,16 @@ def write_events(
     row of that patient in ``patient_ids``; a null ``_p`` marks the id of a patient record
     that was rejected (its events are rejected as such, and are not orphans).
     """
+    clock = time.perf_counter()
     raw = collect_all([raw_events(parts, order)], parts)[0]
-    log.debug("events read", rows=raw.height, peak_gib=_peak_gib())
+
+    def lap() -> float:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds, clock = round(now - clock, 2), now
+        return seconds
+
+    log.debug("events read", seconds=lap(), rows=raw.height, peak_gib=_peak_gib())
     dkeys = date_keys("event_date", parts)
     xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
 
@@ -361,7 +370,7 @@ def write_events(
     value_out, values = _lookup(raw, ["value"], _value_table)
     unit_out, units = _lookup(raw, ["unit"], _unit_table)
     context_out, contexts = _lookup(raw, xkeys, lambda k: _context_table(k, parts, today))
-    log.debug("event lookups", codes=codes.height, dates=dates.height, values=values.height, units=units.height,
+    log.debug("event lookups", seconds=lap(), codes=codes.height, dates=dates.height, values=values.height, units=units.height,
               contexts=contexts.height)
     looked = pl.DataFrame([
         pat["_p"], pat["_prej"], pat["_pelse"],
@@ -374,7 +383,7 @@ def write_events(
     del pat, code_out, date_out, value_out, unit_out, context_out
     joined = raw.hstack(looked)  # no copy: the columns are shared
     del raw, looked
-    log.debug("events looked up", rows=joined.height, peak_gib=_peak_gib())
+    log.debug("events looked up", seconds=lap(), rows=joined.height, peak_gib=_peak_gib())
     per_row = joined
     multi = [i for i, p in enumerate(parts) if not p.one_event_per_row]
     if multi:
@@ -402,7 +411,7 @@ def write_events(
     kept = ids.height
     unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
     del ids
-    log.debug("events de-duplicated", kept=kept, unique=unique.height, peak_gib=_peak_gib())
+    log.debug("events de-duplicated", seconds=lap(), kept=kept, unique=unique.height, peak_gib=_peak_gib())
     # every id is a dense row number of its table: the strings come back by position
     code_ids = codes.filter(pl.col("_cid").is_not_null()).unique("_cid").sort("_cid")
     unit_ids = units.unique("_uid").sort("_uid")
@@ -423,6 +432,7 @@ def write_events(
     }).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     out.write_parquet(path)
     del out
+    log.debug("events written", seconds=lap())
     files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
                         schema={"_part": pl.Int32, "_file": pl.String})
     rejects = _rejects(problem_rows, codes, dates, values, contexts, dkeys, xkeys, files)

@@ -24,6 +24,8 @@ from typing import Any, cast
 import polars as pl
 
 from segment.rules.model import (
+    AgeRange,
+    AgeTest,
     AgeUnit,
     AllOf,
     AnyOf,
@@ -245,6 +247,27 @@ class _Compiler:
             date=pl.when(test.fill_null(False)).then(last).otherwise(_NULL_DATE), older=older, last=last,
         )
 
+    def age(self, rng: AgeRange, label: str | None = None) -> Node:
+        """Age in completed units on the as-of date, or at the end of the measurement year."""
+        op = OPERATIONS["age"]
+        months = rng.unit is AgeUnit.MONTHS
+        day = rng.on(self.as_of)
+        age = age_in_units(pl.col("birth_date"), pl.lit(day, pl.Date), months)
+        shown = age.cast(pl.String) + (" months" if months else "")
+        values: dict[str, str | pl.Expr] = {"age": shown, "as_of": day.isoformat(), "range": rng.describe()}
+        met = render(op.reason("met"), **values)
+        if label:
+            met = pl.concat_str([pl.lit(f"{label}: "), met])
+        return Node(
+            test=age_between(age, rng.min, rng.max) & (age >= 0),
+            met=met,
+            not_met=pl.when(age < 0)
+            .then(render(op.reason("unborn"), **values))
+            .otherwise(render(op.reason("not_met"), **values)),
+            missing=render(op.reason("missing"), **values),
+            date=_NULL_DATE, older=_NULL_STR, last=_NULL_DATE,
+        )
+
     # -- combinators -----------------------------------------------------------
     def any_of(self, nodes: list[Node], label: str | None = None) -> Node:
         test = reduce(lambda a, b: a | b, (n.test for n in nodes))
@@ -273,6 +296,8 @@ class _Compiler:
             return self.event(c)
         if isinstance(c, ColumnTest):
             return self.column(c)
+        if isinstance(c, AgeTest):
+            return self.age(c.age, c.label)
         if isinstance(c, AnyOf):
             return self.any_of([self.criterion(x) for x in c.any], c.label)
         return self.all_of([self.criterion(x) for x in c.all], c.label)
@@ -282,27 +307,14 @@ class _Compiler:
         parts: list[Node] = []
         pop = rule.population
         if pop.age is not None:
-            op = OPERATIONS["age"]
-            months = pop.age.unit is AgeUnit.MONTHS
-            age = age_in_units(pl.col("birth_date"), self.as_of_lit, months)
-            shown = age.cast(pl.String) + (" months" if months else "")
-            values: dict[str, str | pl.Expr] = {
-                "age": shown, "as_of": self.as_of.isoformat(), "range": pop.age.describe(),
-            }
-            parts.append(Node(
-                test=age_between(age, pop.age.min, pop.age.max) & (age >= 0),
-                met=render(op.reason("met"), **values),
-                not_met=pl.when(age < 0)
-                .then(render(op.reason("unborn"), **values))
-                .otherwise(render(op.reason("not_met"), **values)),
-                missing=render(op.reason("missing"), **values),
-                date=_NULL_DATE, older=_NULL_STR, last=_NULL_DATE,
-            ))
+            parts.append(self.age(pop.age))
         if pop.sex is not None:
             op = OPERATIONS["sex"]
             allowed = [s.value for s in pop.sex]
             sex = pl.col("sex")
-            values = {"actual": pl.coalesce(sex, pl.lit("missing")), "sexes": ", ".join(allowed)}
+            values: dict[str, str | pl.Expr] = {
+                "actual": pl.coalesce(sex, pl.lit("missing")), "sexes": ", ".join(allowed),
+            }
             parts.append(Node(
                 test=sex_in(sex, allowed),
                 met=render(op.reason("met"), **values),

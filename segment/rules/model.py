@@ -60,6 +60,8 @@ class WindowKind(StrEnum):
     MEASUREMENT_YEAR = "measurement year"
     SEASON = "season"
     SINCE = "since"
+    YEARS_BEFORE = "measurement year and years before"
+    FROM_DATE = "from a month-day years before the measurement year"
 
 
 WINDOW_FORMS = (
@@ -68,10 +70,14 @@ WINDOW_FORMS = (
     "measurement year",
     "season from MM-DD",
     "since last <value set>",
+    "measurement year and <n> years before",
+    "from MM-DD <n> years before measurement year",
 )
 _LOOKBACK = re.compile(r"^(\d{1,4})\s+(day|week|month|year)s?$")
 _SEASON = re.compile(r"^season\s+from\s+(\d{2})-(\d{2})$")
 _SINCE = re.compile(r"^since\s+last\s+([a-z0-9][a-z0-9-]*)$")
+_YEARS_BEFORE = re.compile(r"^measurement\s+year\s+and\s+(\d{1,2})\s+years?\s+before$")
+_FROM_DATE = re.compile(r"^from\s+(\d{2})-(\d{2})\s+(\d{1,2})\s+years?\s+before\s+(?:the\s+)?measurement\s+year$")
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,10 @@ class Window:
             return subtract_months(as_of, months)
         if self.kind is WindowKind.MEASUREMENT_YEAR:
             return dt.date(as_of.year, 1, 1)
+        if self.kind is WindowKind.YEARS_BEFORE:
+            return dt.date(as_of.year - self.amount, 1, 1)
+        if self.kind is WindowKind.FROM_DATE:
+            return _clamped(as_of.year - self.amount, self.month, self.day)
         if self.kind is WindowKind.SEASON:
             this_year = _clamped(as_of.year, self.month, self.day)
             return this_year if this_year <= as_of else _clamped(as_of.year - 1, self.month, self.day)
@@ -145,6 +155,17 @@ def parse_window(text: str) -> Window:
         return Window(WindowKind.SEASON, month=month, day=day, text=norm)
     if m := _SINCE.match(norm):
         return Window(WindowKind.SINCE, valueset=m.group(1), text=norm)
+    if m := _YEARS_BEFORE.match(norm):
+        # eCQM wording: "during the measurement period or the N years prior"
+        return Window(WindowKind.YEARS_BEFORE, amount=int(m.group(1)), unit="year", text=norm)
+    if m := _FROM_DATE.match(norm):
+        month, day = int(m.group(1)), int(m.group(2))
+        try:
+            dt.date(2000, month, day)
+        except ValueError:
+            raise ValueError("not a valid month-day") from None
+        # eCQM wording: "October 1 two years prior to the measurement period"
+        return Window(WindowKind.FROM_DATE, amount=int(m.group(3)), month=month, day=day, text=norm)
     raise ValueError("not a window")
 
 
@@ -164,12 +185,24 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AgeAt(StrEnum):
+    """The day an age is counted on."""
+
+    AS_OF = "as of"  # the run date (USPSTF-style rules)
+    MEASUREMENT_YEAR_END = "measurement year end"  # 31 December of the as-of year (eCQM, HEDIS)
+
+
 class AgeRange(Frozen):
-    """Age in completed units on the as-of date; both bounds inclusive."""
+    """Age in completed units on the as-of date (or ``at``); both bounds inclusive."""
 
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
     unit: AgeUnit = AgeUnit.YEARS
+    at: AgeAt = AgeAt.AS_OF
+
+    def on(self, as_of: dt.date) -> dt.date:
+        """The day the age is counted on for a run on ``as_of``."""
+        return dt.date(as_of.year, 12, 31) if self.at is AgeAt.MEASUREMENT_YEAR_END else as_of
 
     def describe(self) -> str:
         """``45-75``, ``18 or older``, ``6 months or older``."""
@@ -275,6 +308,13 @@ class ColumnTest(Frozen):
         return name
 
 
+class AgeTest(Frozen):
+    """A criterion on age (for example "66 or older at the end of the measurement year")."""
+
+    age: AgeRange
+    label: str | None = None
+
+
 class AnyOf(Frozen):
     """True when any child is true (Kleene: unknown only if none is true and one is unknown)."""
 
@@ -289,8 +329,8 @@ class AllOf(Frozen):
     label: str | None = None
 
 
-_TAG_KEYS = (("valueset", "event"), ("column", "column"), ("any", "any"), ("all", "all"))
-_TAG_CLASSES = {"EventTest": "event", "ColumnTest": "column", "AnyOf": "any", "AllOf": "all"}
+_TAG_KEYS = (("valueset", "event"), ("column", "column"), ("age", "age"), ("any", "any"), ("all", "all"))
+_TAG_CLASSES = {"EventTest": "event", "ColumnTest": "column", "AgeTest": "age", "AnyOf": "any", "AllOf": "all"}
 
 
 def _criterion_tag(value: Any) -> str | None:
@@ -303,12 +343,13 @@ def _criterion_tag(value: Any) -> str | None:
 Criterion = Annotated[
     Annotated[EventTest, Tag("event")]
     | Annotated[ColumnTest, Tag("column")]
+    | Annotated[AgeTest, Tag("age")]
     | Annotated[AnyOf, Tag("any")]
     | Annotated[AllOf, Tag("all")],
     Discriminator(
         _criterion_tag,
         custom_error_type="criterion",
-        custom_error_message="a criterion needs one of the keys valueset, column, any, all",
+        custom_error_message="a criterion needs one of the keys valueset, column, age, any, all",
     ),
 ]
 AnyOf.model_rebuild()

@@ -292,6 +292,11 @@ WINDOW_PHRASES: dict[WindowKind, tuple[str, str]] = {
         "is before the measurement year (since {start})",
     ),
     WindowKind.SEASON: (" is in the season since {start}", "is before the season since {start}"),
+    WindowKind.YEARS_BEFORE: (
+        " is in the {window} (since {start})",
+        "is before the {window} (since {start})",
+    ),
+    WindowKind.FROM_DATE: (" is on or after {start}", "is before {start}"),
     WindowKind.SINCE: (
         " is on or after the last {anchor} on {start}",
         "is before the last {anchor} on {start}",

@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "last_name": "Silva",
     "birth_date": dt.date(1965, 6, 1),
     "sex": "F",
+    "race_source": None,
+    "ethnicity_source": None,
     "address_line1": "1 Main St",
     "address_line2": None,
     "city": "Boston",

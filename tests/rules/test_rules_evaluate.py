@@ -152,7 +152,8 @@ def test_cli_rules_check_lists_every_problem(tmp_path: Path) -> None:
         "'screening' or 'risk'",
         f"Error: {tmp_path}/other.yaml:12: other: key `due.unless[0].within`: found 'ten years'; "
         "valid options are: ever; <n> days|weeks|months|years; measurement year; season from "
-        "MM-DD; since last <value set>",
+        "MM-DD; since last <value set>; measurement year and <n> years before; from MM-DD <n> years "
+        "before measurement year",
         f"Error: 2 problems in {tmp_path}",
     ]
 

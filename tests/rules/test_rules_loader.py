@@ -55,7 +55,8 @@ def test_valid_folder_loads(tmp_path: Path) -> None:
         ("within: 10 years", "within: 10 yrs",
          "mini.yaml:12: mini: key `due.unless[0].within`: found '10 yrs'; valid options are: "
          "ever; <n> days|weeks|months|years; measurement year; season from MM-DD; "
-         "since last <value set>"),
+         "since last <value set>; measurement year and <n> years before; from MM-DD <n> years before "
+         "measurement year"),
         ("valueset: fit", "valueset: fobt",
          "mini.yaml:13: mini: key `due.unless[1].valueset`: found 'fobt'; valid options are: "
          "colonoscopy, fit"),
@@ -63,7 +64,7 @@ def test_valid_folder_loads(tmp_path: Path) -> None:
          "mini.yaml:7: mini: key `population.age.max`: found 45; at least the minimum age 75"),
         ("    - valueset: fit\n      within: 1 year", "    - code: fit",
          "mini.yaml:13: mini: key `due.unless[1]`: found a mapping; a criterion needs one of "
-         "the keys valueset, column, any, all"),
+         "the keys valueset, column, age, any, all"),
         ("within: 10 years", "within: 10 years\n      op: eq",
          "mini.yaml:13: mini: unknown key `due.unless[0].op`; valid keys are: answer, "
          "episode, field, label, min_age_at_event, type, valueset, within"),

@@ -46,8 +46,8 @@ from segment.ingest.frames import (
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS, Mapping, load_mapping
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.race import normalize_ethnicity, normalize_race
-from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
-from segment.ingest.readers.files import cleanup_temporary
+from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
+from segment.ingest.readers.files import RAGGED, cleanup_temporary
 from segment.log import get_logger, peak_rss_gib
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
 
@@ -387,6 +387,7 @@ def _ingest(
     allow_orphan_events: bool,
 ) -> IngestResult:
     read = read_sources(specs, today=today)
+    read = drop_ragged_rows(read)
     order: dict[str, int] = {}
     for part in read.parts:
         order.setdefault(part.source, len(order))
@@ -497,6 +498,22 @@ def _ingest(
     log.info("ingest written", patients=result.patients, events=ev_written, rejects=rejects.height,
              orphan_events=orphans)
     return result
+
+
+def drop_ragged_rows(read: ReadResult) -> ReadResult:
+    """CSV rows with more or fewer fields than their header are rejects (the readers left them out)."""
+    rejects = list(read.rejects)
+    for file, (bad, expected) in sorted(RAGGED.items()):
+        log.warning("rows with a wrong number of fields rejected", file=Path(file).name, rows=bad.height)
+        rejects.append(bad.select(
+            pl.lit(file).alias("file"), pl.col("_row").alias("row"),
+            pl.lit(None, dtype=pl.String).alias("record_id"), pl.lit("row").alias("column"),
+            (pl.col("_fields").cast(pl.String) + " fields").alias("value"),
+            pl.format("row has {} fields, the header has {} (cut off or misaligned)",
+                      pl.col("_fields"), pl.lit(expected)).alias("reason"),
+            pl.lit("row").alias("level"),
+        ).cast(REJECT_SCHEMA))  # type: ignore[arg-type]
+    return ReadResult(parts=read.parts, rejects=rejects, skipped=read.skipped)
 
 
 def provided_columns(parts: Sequence[RawPart]) -> dict[str, dict[str, list[str]]]:

@@ -33,8 +33,6 @@ from segment.ingest.mapping import (
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult
 from segment.ingest.readers.files import (
     csv_header,
-    decompressed,
-    is_gzip,
     parquet_header,
     scan_csv_text,
     scan_parquet_text,
@@ -56,10 +54,7 @@ def source_name(path: Path) -> str:
 def _header_and_scan(path: Path) -> tuple[list[str], pl.LazyFrame]:
     if path.suffix.lower() in {".parquet", ".pq"}:
         return parquet_header(path), scan_parquet_text(path)
-    if path.name.lower().endswith(".gz") and path.is_file() and is_gzip(path):
-        # a gzip CSV: read from a decompressed owner-only copy; rows still name this file
-        path = decompressed(path)
-    header = csv_header(path)
+    header = csv_header(path)  # a .gz or CR-only file is read from a plain copy (files.readable)
     return header, scan_csv_text(path, header)
 
 

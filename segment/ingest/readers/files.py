@@ -72,9 +72,43 @@ def decompressed(path: Path) -> Path:
 
 
 def cleanup_temporary() -> None:
-    """Remove the temporary files made by :func:`decompressed`."""
+    """Remove the temporary files made by :func:`decompressed` and :func:`readable`."""
+    _READ_AS.clear()
+    RAGGED.clear()
     while _TEMP_DIRS:
         shutil.rmtree(_TEMP_DIRS.pop(), ignore_errors=True)
+
+
+#: an input file -> the plain copy it is read from (decompressed, or with its line ends fixed)
+_READ_AS: dict[Path, Path] = {}
+
+
+def readable(path: Path) -> Path:
+    """The file to read for ``path``: itself, or an owner-only plain copy made once.
+
+    A gzip file (``.gz``) is decompressed; a file whose lines end in a carriage return
+    alone (classic Mac OS) gets ``\n`` line ends, which Polars' CSV reader needs (it would
+    otherwise read the whole file as one header line and lose every row).
+    """
+    if path in _READ_AS:
+        return _READ_AS[path]
+    target = path
+    if path.name.lower().endswith(".gz") and path.is_file() and is_gzip(path):
+        target = decompressed(path)
+    with open(target, "rb") as fh:
+        head = fh.read(_HEAD)
+    if b"\r" in head and b"\n" not in head:
+        folder = Path(tempfile.mkdtemp(prefix="segment-cr-"))
+        os.chmod(folder, 0o700)
+        _TEMP_DIRS.append(folder)
+        fixed = folder / target.name
+        with open(target, "rb") as src, open(fixed, "wb") as dst:
+            os.chmod(fixed, 0o600)
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk.replace(b"\r", b"\n"))
+        target = fixed
+    _READ_AS[path] = target
+    return target
 
 
 def check_readable(path: Path) -> None:
@@ -151,6 +185,11 @@ def csv_header(path: Path) -> list[str]:
     check_readable(path)
     with open(path, "rb") as fh:
         head = fh.read(_HEAD)
+    if (kind := what_is(head[:8])) is not None and not (kind == "gzip-compressed" and path.name.lower().endswith(".gz")):
+        raise InputDataError(f"file is not text but {kind}", path=path)
+    source = readable(path)
+    with open(source, "rb") as fh:
+        head = fh.read(_HEAD)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputDataError("file is UTF-16 text, not UTF-8: re-save it as UTF-8", path=path, line=1)
     if (kind := what_is(head[:8])) is not None:
@@ -167,7 +206,57 @@ def csv_header(path: Path) -> list[str]:
     first = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), None)
     if not first or first == [""]:
         raise InputDataError("empty file (no header row)", path=path)
-    return [h.strip().lstrip("\ufeff") for h in first]
+    header = [h.strip().lstrip("\ufeff") for h in first]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            raise InputDataError(
+                f"ambiguous header: column `{name}` appears twice (columns {seen[name]} and {i}); "
+                "rename one so it is clear which holds the data",
+                path=path, line=1, column=name,
+            )
+        seen[name] = i
+    return header
+
+
+#: an input file -> (its rows with a wrong number of fields: ``_row``, ``_fields``; the header's count)
+RAGGED: dict[str, tuple[pl.DataFrame, int]] = {}
+
+
+def ragged_rows(path: Path, n_fields: int) -> pl.DataFrame | None:
+    """Data rows (``_row``, ``_fields``) whose number of fields differs from the header's.
+
+    A short row is usually a cut-off one (a truncated transfer, a producer bug); Polars
+    would fill its missing fields with nulls, turning a cut ``do_not_contact=Y`` into
+    "not flagged". Fields are counted per line, outside double-quoted text; a file with a
+    line break inside quotes cannot be checked this way: None.
+    """
+    lines = pl.scan_csv(
+        readable(path), has_header=False, separator="\x1f", quote_char=None, new_columns=["line"],
+        infer_schema=False, encoding="utf8", skip_rows=1,
+    ).with_row_index("_row", offset=1)
+    line = pl.col("line").fill_null("")
+    quoted = line.str.contains('"', literal=True)
+    bare = pl.when(quoted).then(line.str.replace_all(r'"[^"]*"', "")).otherwise(line)
+    counted = lines.select(
+        pl.col("_row").cast(pl.Int64),
+        (bare.str.count_matches(",", literal=True) + 1).alias("_fields"),
+        (quoted & bare.str.contains('"', literal=True)).alias("_open_quote"),
+        (line == "").alias("_blank"),
+    )
+    try:
+        found = counted.filter(
+            ((pl.col("_fields") != n_fields) & ~pl.col("_blank")) | pl.col("_open_quote")
+        ).collect(engine="streaming")
+    except pl.exceptions.NoDataError:  # a header and no data rows
+        return pl.DataFrame(schema={"_row": pl.Int64, "_fields": pl.UInt32})
+    except pl.exceptions.PolarsError:
+        # a line holding the unit-separator byte, or bytes that are not UTF-8: not checkable
+        # this way (the main read reports an encoding problem itself)
+        return None
+    if found["_open_quote"].any():
+        return None
+    return found.select("_row", "_fields")
 
 
 def locate_bad_utf8(paths: list[Path]) -> None:
@@ -184,16 +273,25 @@ def scan_csv_text(path: Path, header: list[str] | None = None) -> pl.LazyFrame:
     it again would check the whole file's encoding a second time).
     """
     header = header if header is not None else csv_header(path)
+    # rows with too many or too few fields are left out here and listed in RAGGED, so the
+    # caller rejects them with their reason (when the file cannot be checked line by line,
+    # Polars' own check stays: a long row is an error, a short one is read)
+    bad = ragged_rows(path, len(header))
     frame = pl.scan_csv(
-        path,
+        readable(path),
         infer_schema=False,
         row_index_name="_row",
         row_index_offset=1,
         empty_string_is_null=True,
         encoding="utf8",
+        truncate_ragged_lines=bad is not None,
     )
     raw = frame.collect_schema().names()[1:]
-    return frame.rename(dict(zip(raw, header, strict=True))).with_columns(pl.col("_row").cast(pl.Int64))
+    frame = frame.rename(dict(zip(raw, header, strict=True))).with_columns(pl.col("_row").cast(pl.Int64))
+    if bad is not None and bad.height:
+        RAGGED[str(path)] = (bad, len(header))
+        frame = frame.join(bad.lazy().select("_row"), on="_row", how="anti")
+    return frame
 
 
 def parquet_header(path: Path) -> list[str]:

@@ -1,0 +1,66 @@
+"""Rows that do not fit their header, CR-only line ends and ambiguous headers (nothing lost silently)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from segment.errors import InputDataError
+from segment.ingest import ingest
+
+TODAY = dt.date(2026, 2, 1)
+HEADER = "patient_id,first_name,last_name,birth_date,sex,do_not_contact"
+
+
+def _ingest(tmp_path: Path, text: str | bytes, name: str = "clinic-patients.csv") -> tuple[dict, pl.DataFrame]:
+    src = tmp_path / "in" / name
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    ingest([src], tmp_path / "w", today=TODAY)
+    report = json.loads((tmp_path / "w" / "ingest-report.json").read_text())
+    return report, pl.read_csv(tmp_path / "w" / "rejects.csv", infer_schema=False)
+
+
+def test_cut_off_and_long_rows_are_rejected_with_their_reason(tmp_path: Path) -> None:
+    text = "\n".join([
+        HEADER,
+        "P1,Ann,Lee,1960-01-02,F,Y",
+        'P2,"Park, Jr.",Bo,1970-03-04,M,N',   # a quoted comma is one field
+        "P3,Cy,Cho,1980-05-06,F",             # cut off: do_not_contact missing
+        "P4,Di,Dee,1990-07-08,F,N,extra",     # one field too many
+        "P5,Ed,Eng,1955-09-10,M,",            # empty last field: fine
+    ]) + "\n"
+    report, rejects = _ingest(tmp_path, text)
+    assert report["reconciled"] is True
+    f = report["files"][0]
+    assert (f["rows_read"], f["rows_kept"], f["rows_rejected"]) == (5, 3, 2)
+    ragged = rejects.filter(pl.col("column") == "row").sort("row")
+    assert ragged["row"].to_list() == ["3", "4"]
+    assert ragged["reason"].to_list() == [
+        "row has 5 fields, the header has 6 (cut off or misaligned)",
+        "row has 7 fields, the header has 6 (cut off or misaligned)",
+    ]
+    kept = pl.read_parquet(tmp_path / "w" / "patients.parquet")
+    assert sorted(kept["patient_id"].to_list()) == ["clinic:P1", "clinic:P2", "clinic:P5"]
+
+
+def test_cr_only_line_ends_keep_every_row(tmp_path: Path) -> None:
+    text = "\r".join([HEADER, "P1,Ann,Lee,1960-01-02,F,Y", "P2,Bo,Park,1970-03-04,M,N"]) + "\r"
+    report, _rejects = _ingest(tmp_path, text)
+    assert report["files"][0]["rows_read"] == 2 and report["files"][0]["rows_kept"] == 2
+    assert pl.read_parquet(tmp_path / "w" / "patients.parquet")["do_not_contact"].to_list() == [True, False]
+
+
+def test_duplicate_header_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match="column `birth_date` appears twice"):
+        _ingest(tmp_path, "patient_id,birth_date,birth_date\nP1,1960-01-02,1970-01-01\n")
+
+
+def test_line_break_inside_quotes_is_read_as_one_row(tmp_path: Path) -> None:
+    text = HEADER + '\nP1,"Ann\nMarie",Lee,1960-01-02,F,Y\nP2,Bo,Park,1970-03-04,M,N\n'
+    report, _rejects = _ingest(tmp_path, text)
+    assert report["files"][0]["rows_read"] == 2 and report["files"][0]["rows_rejected"] == 0

@@ -1,10 +1,16 @@
 """Recipient time zones and the earliest allowed SMS send time (quiet hours).
 
-Time zone, in order: the geocoded point (``timezonefinder``, offline, over distinct
-points rounded to 0.01 degree, about 1 km), the phone's area code
-(``phonenumbers.timezone``, over distinct numbers; only when the area code maps to
-exactly one zone), the state's predominant zone, and last the campaign's planning
-zone. Send times are computed once per distinct (zone, state) pair with ``zoneinfo``,
+The TCPA and state laws count quiet hours in the called party's location, so every
+place the person may be is a candidate zone: the geocoded point (``timezonefinder``,
+offline, over distinct points rounded to 0.01 degree, about 1 km), the address state's
+predominant zone, the ZIP code's zone (its three-digit prefix), and the phone's area
+code (``phonenumbers.timezone``, over distinct numbers; only when the area code maps to
+exactly one zone). ``timezone`` is the first known of these in that order (a mobile
+number travels with its owner; an address does not), or the campaign's planning zone
+when none is known. The send time must fall inside the window in *every* candidate
+zone (a Hawaii resident with a Boston mobile is texted at 8 a.m. Hawaii time, not at
+4 a.m.); when no instant satisfies them all, the window of ``timezone`` alone is used.
+Send times are computed once per distinct (zones, state) combination with ``zoneinfo``,
 so they are right across daylight-saving changes, and joined back.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -42,6 +49,53 @@ STATE_ZONES: dict[str, str] = {
     "WV": "America/New_York", "WI": "America/Chicago", "WY": "America/Denver",
     "PR": "America/Puerto_Rico", "VI": "America/St_Thomas", "GU": "Pacific/Guam",
 }
+
+#: three-digit ZIP prefixes -> state (USPS; military and unassigned prefixes left out)
+_ZIP3_RANGES: tuple[tuple[int, int, str], ...] = (
+    (5, 5, "NY"), (6, 7, "PR"), (8, 8, "VI"), (9, 9, "PR"), (10, 27, "MA"), (28, 29, "RI"),
+    (30, 38, "NH"), (39, 49, "ME"), (50, 54, "VT"), (55, 55, "MA"), (56, 59, "VT"),
+    (60, 69, "CT"), (70, 89, "NJ"), (100, 149, "NY"), (150, 196, "PA"), (197, 199, "DE"),
+    (200, 200, "DC"), (201, 201, "VA"), (202, 205, "DC"), (206, 219, "MD"), (220, 246, "VA"),
+    (247, 268, "WV"), (270, 289, "NC"), (290, 299, "SC"), (300, 319, "GA"), (320, 339, "FL"),
+    (341, 349, "FL"), (350, 369, "AL"), (370, 385, "TN"), (386, 397, "MS"), (398, 399, "GA"),
+    (400, 427, "KY"), (430, 459, "OH"), (460, 479, "IN"), (480, 499, "MI"), (500, 528, "IA"),
+    (530, 549, "WI"), (550, 567, "MN"), (569, 569, "DC"), (570, 577, "SD"), (580, 588, "ND"),
+    (590, 599, "MT"), (600, 629, "IL"), (630, 658, "MO"), (660, 679, "KS"), (680, 693, "NE"),
+    (700, 714, "LA"), (716, 729, "AR"), (730, 749, "OK"), (750, 799, "TX"), (800, 816, "CO"),
+    (820, 831, "WY"), (832, 838, "ID"), (840, 847, "UT"), (850, 865, "AZ"), (870, 884, "NM"),
+    (885, 885, "TX"), (889, 898, "NV"), (900, 961, "CA"), (967, 968, "HI"), (969, 969, "GU"),
+    (970, 979, "OR"), (980, 994, "WA"), (995, 999, "AK"),
+)
+
+#: prefixes whose zone is not their state's predominant one
+_ZIP3_ZONES: dict[int, str] = {
+    **dict.fromkeys((324, 325), "America/Chicago"),                  # Florida panhandle
+    **dict.fromkeys((420, 421, 422, 423, 424), "America/Chicago"),   # western Kentucky
+    **dict.fromkeys((373, 374, 376, 377, 378, 379), "America/New_York"),  # eastern Tennessee
+    **dict.fromkeys((463, 464, 476, 477), "America/Chicago"),         # Gary, Evansville
+    **dict.fromkeys((798, 799, 885), "America/Denver"),              # El Paso
+    **dict.fromkeys((835, 838), "America/Los_Angeles"),              # northern Idaho
+    577: "America/Denver",                                            # western South Dakota
+    693: "America/Denver",                                            # western Nebraska
+    979: "America/Boise",                                             # eastern Oregon
+}
+
+
+def zip3_zones() -> pl.DataFrame:
+    """``_zip3`` (three digits) -> ``_tz_zip`` for every assigned prefix."""
+    rows = [
+        (f"{n:03d}", _ZIP3_ZONES.get(n, STATE_ZONES[state]))
+        for lo, hi, state in _ZIP3_RANGES
+        for n in range(lo, hi + 1)
+    ]
+    return pl.DataFrame(rows, schema={"_zip3": pl.String, "_tz_zip": pl.String}, orient="row")
+
+
+#: candidate zones in the order that picks ``timezone``, with the source each is named by
+_ORDER = (("_tz_point", "point"), ("_tz_state", "state"), ("_tz_zip", "zip"), ("_tz_phone", "area_code"))
+
+#: the columns a send time depends on (join keys between a plan and :func:`send_times`)
+SEND_KEYS = ("timezone", "state", "timezone_candidates")
 
 _ROUND = 2
 
@@ -120,29 +174,63 @@ def earliest_send(planned_utc: dt.datetime, zone: str, start: dt.time, end: dt.t
     return dt.datetime.combine(day, start, tzinfo=tz).astimezone(dt.UTC)
 
 
+def earliest_send_all(
+    planned_utc: dt.datetime, zones: list[str], start: dt.time, end: dt.time
+) -> dt.datetime | None:
+    """The earliest instant at/after ``planned_utc`` inside ``start``-``end`` in every zone.
+
+    None when the windows never overlap (zones more than a window's length apart).
+    The answer is ``planned_utc`` or some zone's window start, so only those are tried.
+    """
+    if start >= end:  # an empty window: refuse to guess
+        raise ValueError("empty quiet-hours window")
+    tzs = [ZoneInfo(z) for z in dict.fromkeys(zones)]
+
+    def inside(instant: dt.datetime) -> bool:
+        return all(start <= instant.astimezone(tz).time() < end for tz in tzs)
+
+    if inside(planned_utc):
+        return planned_utc
+    starts = sorted(
+        at for tz in tzs for days in range(3)
+        if (at := dt.datetime.combine(
+            planned_utc.astimezone(tz).date() + dt.timedelta(days=days), start, tzinfo=tz
+        ).astimezone(dt.UTC)) > planned_utc
+    )
+    return next((at for at in starts if inside(at)), None)
+
+
 def send_times(
     zones_states: pl.DataFrame, quiet: QuietHours, planned_utc: dt.datetime
 ) -> pl.DataFrame:
-    """``timezone``, ``state`` (distinct pairs) -> ``send_after_utc``."""
-    pairs = zones_states.select("timezone", "state").unique().drop_nulls("timezone")
+    """Distinct :data:`SEND_KEYS` -> ``send_after_utc``.
+
+    The window is the campaign's, narrowed by the address state's; it must hold in every
+    zone of ``timezone_candidates`` (comma-separated; absent: ``timezone`` alone), else
+    in ``timezone`` alone.
+    """
+    keys = [k for k in SEND_KEYS if k in zones_states.columns]
+    combos = zones_states.select(keys).unique().drop_nulls("timezone")
     rows = []
-    for zone, state in pairs.iter_rows():  # distinct (zone, state) pairs: a few dozen at most
+    for row in combos.iter_rows(named=True):  # distinct combinations: a few dozen at most
+        zone, state = row["timezone"], row.get("state")
         start, end = window_for(quiet, state)
-        rows.append((zone, state, earliest_send(planned_utc, zone, start, end)))
-    return pl.DataFrame(
-        rows,
-        schema={"timezone": pl.String, "state": pl.String, "send_after_utc": pl.Datetime("us", "UTC")},
-        orient="row",
-    )
+        candidates = (row.get("timezone_candidates") or zone).split(",")
+        at = earliest_send_all(planned_utc, [zone, *candidates], start, end)
+        rows.append((*row.values(), at or earliest_send(planned_utc, zone, start, end)))
+    schema: dict[str, pl.DataType | type[pl.DataType]] = dict.fromkeys(keys, pl.String)
+    schema["send_after_utc"] = pl.Datetime("us", "UTC")
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def add_timezones(
     frame: pl.LazyFrame, needs: pl.Expr, fallback_zone: str
 ) -> pl.LazyFrame:
-    """Add ``timezone`` and ``timezone_source`` for rows where ``needs`` is true.
+    """Add ``timezone``, ``timezone_source`` and ``timezone_candidates`` where ``needs`` is true.
 
-    The frame needs ``lat``, ``lon`` (may be absent: then point lookup is skipped),
-    ``phone_e164`` and ``state``.
+    The frame needs ``phone_e164`` and ``state``; ``lat``/``lon`` and ``zip5`` are used
+    when present. ``timezone_candidates`` lists every known zone, comma-separated, in
+    the order point, state, ZIP, area code (the campaign's zone when none is known).
     """
     schema = frame.collect_schema()
     has_point = "lat" in schema and "lon" in schema
@@ -162,21 +250,28 @@ def add_timezones(
         {"state": list(STATE_ZONES), "_tz_state": list(STATE_ZONES.values())}
     ).lazy()
     base = base.join(states, on="state", how="left")
-    zone = (
-        pl.when(~pl.col("_needs_tz")).then(pl.lit(None, pl.String))
-        .when(pl.col("_tz_point").is_not_null()).then(pl.col("_tz_point"))
-        .when(pl.col("_tz_phone").is_not_null()).then(pl.col("_tz_phone"))
-        .when(pl.col("_tz_state").is_not_null()).then(pl.col("_tz_state"))
-        .otherwise(pl.lit(fallback_zone))
+    if "zip5" in schema:
+        zip3 = pl.col("zip5").cast(pl.String).str.extract(r"^(\d{3})\d{2}(?:-?\d{4})?$", 1)
+        base = base.with_columns(zip3.alias("_zip3")).join(zip3_zones().lazy(), on="_zip3", how="left")
+    else:
+        base = base.with_columns(pl.lit(None, pl.String).alias("_zip3"), pl.lit(None, pl.String).alias("_tz_zip"))
+    none = pl.lit(None, pl.String)
+    zone: Any = pl.when(~pl.col("_needs_tz")).then(none)
+    source: Any = pl.when(~pl.col("_needs_tz")).then(none)
+    for column, name in _ORDER:
+        zone = zone.when(pl.col(column).is_not_null()).then(pl.col(column))
+        source = source.when(pl.col(column).is_not_null()).then(pl.lit(name))
+    zone = zone.otherwise(pl.lit(fallback_zone))
+    source = source.otherwise(pl.lit("campaign"))
+    known = pl.concat_list([pl.col(c) for c, _ in _ORDER]).list.drop_nulls().list.unique(maintain_order=True)
+    candidates = (
+        pl.when(~pl.col("_needs_tz")).then(none)
+        .when(known.list.len() == 0).then(pl.lit(fallback_zone))
+        .otherwise(known.list.join(","))
     )
-    source = (
-        pl.when(~pl.col("_needs_tz")).then(pl.lit(None, pl.String))
-        .when(pl.col("_tz_point").is_not_null()).then(pl.lit("point"))
-        .when(pl.col("_tz_phone").is_not_null()).then(pl.lit("area_code"))
-        .when(pl.col("_tz_state").is_not_null()).then(pl.lit("state"))
-        .otherwise(pl.lit("campaign"))
-    )
-    drop = ["_needs_tz", "_tz_point", "_tz_phone", "_tz_state"]
+    drop = ["_needs_tz", "_tz_point", "_tz_phone", "_tz_state", "_zip3", "_tz_zip"]
     if has_point:
         drop += ["_lat2", "_lon2"]
-    return base.with_columns(zone.alias("timezone"), source.alias("timezone_source")).drop(drop)
+    return base.with_columns(
+        zone.alias("timezone"), source.alias("timezone_source"), candidates.alias("timezone_candidates")
+    ).drop(drop)

@@ -15,7 +15,7 @@ import polars as pl
 from segment.campaign.caps import capped_channels, longest_window
 from segment.campaign.ledger import HISTORY_SCHEMA, ContactLedger
 from segment.campaign.model import Campaign, Channel, ContactStatus
-from segment.campaign.quiet_hours import add_timezones, planned_send_utc, send_times
+from segment.campaign.quiet_hours import SEND_KEYS, add_timezones, planned_send_utc, send_times
 from segment.campaign.suppression import E164, Suppression, load_suppression
 from segment.errors import CampaignError
 
@@ -268,7 +268,7 @@ def plan_contacts(
         )
     )
     # time zones only for rows that need them (SMS, phone), over distinct points/numbers
-    extra = [c for c in ("lat", "lon", "state") if c in schema]
+    extra = [c for c in ("lat", "lon", "state", "zip5") if c in schema]
     collected = planned_frame.join(
         patients.select(pl.col("patient_id").cast(pl.String), *extra), on="patient_id", how="left"
     ).with_columns(pl.col("_phone").alias("phone_e164")).collect()
@@ -279,10 +279,10 @@ def plan_contacts(
         campaign.schedule.timezone,
     ).collect()
     times = send_times(
-        tz.filter(pl.col("channel") == str(Channel.SMS)).select("timezone", "state"),
+        tz.filter(pl.col("channel") == str(Channel.SMS)).select(SEND_KEYS),
         campaign.quiet_hours, planned,
     )
-    out = tz.join(times, on=["timezone", "state"], how="left", nulls_equal=True).with_columns(
+    out = tz.join(times, on=list(SEND_KEYS), how="left", nulls_equal=True).with_columns(
         pl.when(pl.col("channel") == str(Channel.SMS)).then(pl.col("send_after_utc"))
         .otherwise(pl.lit(None, pl.Datetime("us", "UTC"))).alias("send_after_utc")
     )

@@ -129,7 +129,8 @@ def test_plan_rows_carry_zone_and_send_time(tmp_path: Path) -> None:
     pts = patients(
         {**sms, "lat": 42.36, "lon": -71.06, "state": "MA"},              # Boston point
         {**sms, "lat": 34.05, "lon": -118.24, "state": "CA"},             # Los Angeles point
-        {**sms, "lat": None, "lon": None, "phone_e164": "+13105550123", "state": None},  # LA area code
+        {**sms, "lat": None, "lon": None, "phone_e164": "+13105550123", "state": None,
+         "zip5": None},                                                    # LA area code only
         {**sms, "lat": 25.76, "lon": -80.19, "state": "FL"},              # Miami: stricter FL window
         {**sms, "lat": None, "lon": None, "phone_e164": "+447700900123", "state": "AZ"},  # UK mobile, AZ state
     )

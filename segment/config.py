@@ -260,6 +260,9 @@ class Settings:
     census_geocoder_url: str = "https://geocoding.geo.census.gov/geocoder"
     http_timeout_s: float = 60.0
     http_retries: int = 4
+    #: a folder of official value-set files (VSAC downloads) read besides a rules folder's
+    #: own ``valuesets/vsac/``: they cannot ship with the rules (CPT, SNOMED CT licences)
+    vsac_dir: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -269,6 +272,8 @@ class Settings:
             values["reference_dir"] = ref
         if (ledger := env_path("SEGMENT_LEDGER")) is not None:
             values["ledger_path"] = ledger
+        if (vsac := env_path("SEGMENT_VSAC_DIR")) is not None:
+            values["vsac_dir"] = vsac
         for key, env in (
             ("tiger_base_url", "SEGMENT_TIGER_URL"),
             ("census_api_base_url", "SEGMENT_CENSUS_API_URL"),

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
+from segment.cli.rules import vsac_option
 from segment.rules import evaluate
 from segment.rules.explain import explain
+from segment.rules.loader import using_vsac
 
 WATERFALL_COLUMNS = [
     "rule_id", "patients", "in_population", "not_excluded", "due", "not_due", "excluded",
@@ -27,15 +29,21 @@ WATERFALL_COLUMNS = [
     help="Rules folder (rule YAML files and valuesets/).",
 )
 @as_of_option
-def evaluate_command(workdir: Path, rules_dir: Path, as_of: dt.date | None) -> None:
+@vsac_option
+def evaluate_command(
+    workdir: Path, rules_dir: Path, as_of: dt.date | None, vsac: Path | None
+) -> None:
     """Apply every rule to every patient and write eligibility.parquet.
 
     Uses enriched.parquet when present (risk rules read its SDOH columns), otherwise
     patients.parquet, plus events.parquet. Writes evaluate-report.json with a waterfall
-    per rule (patients -> in population -> not excluded -> due) and prints it.
+    per rule (patients -> in population -> not excluded -> due) and prints it. Rules
+    that name official value sets (the eCQM rules in rules/ecqm) need --vsac or
+    SEGMENT_VSAC_DIR.
     """
     reporter = get_reporter()  # installed first, so the library's log lines go through it
-    result = evaluate(workdir, rules_dir, as_of)
+    with using_vsac(vsac):
+        result = evaluate(workdir, rules_dir, as_of)
     reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
                    WATERFALL_COLUMNS)
 
@@ -51,12 +59,15 @@ def evaluate_command(workdir: Path, rules_dir: Path, as_of: dt.date | None) -> N
     help="Rules folder (default: the shipped rules).",
 )
 @as_of_option
+@vsac_option
 def explain_command(
-    workdir: Path, patient_id: str, rules_dir: Path | None, as_of: dt.date | None
+    workdir: Path, patient_id: str, rules_dir: Path | None, as_of: dt.date | None,
+    vsac: Path | None,
 ) -> None:
     """Show why one patient is or is not due for each rule, with their SDOH columns."""
     reporter = get_reporter()
-    result = explain(workdir, patient_id, rules_dir, as_of)
+    with using_vsac(vsac):
+        result = explain(workdir, patient_id, rules_dir, as_of)
     reporter.table(
         f"patient {result.patient_id} as of {result.as_of.isoformat()}",
         result.rules,

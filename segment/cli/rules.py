@@ -9,8 +9,8 @@ import click
 
 from segment.cli import group
 from segment.cli.options import command, get_reporter
-from segment.rules import check_rules, load_rules, run_examples
-from segment.rules.loader import valueset_counts
+from segment.rules import load_rules, run_examples
+from segment.rules.loader import check_rules_report, valueset_counts
 
 rules_group = group(
     "rules",
@@ -22,17 +22,32 @@ rules_dir_argument = click.argument(
     "rules_dir", metavar="DIR", type=click.Path(file_okay=False, exists=True, path_type=Path)
 )
 
+#: one definition of ``--vsac``, shared by the rules commands and evaluate/explain
+vsac_option = click.option(
+    "--vsac",
+    "vsac",
+    default=None,
+    metavar="DIR",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder of official value-set files downloaded from VSAC (FHIR JSON, SVS XML, xlsx; "
+    "searched recursively) read besides the rules folder's valuesets/vsac/ "
+    "(default: SEGMENT_VSAC_DIR).",
+)
 
-@command("check", example="segment rules check rules")
+
+@command("check", example="segment rules check rules\nsegment rules check rules/ecqm --vsac ~/vsac/ecqm-2026")
 @rules_dir_argument
-def check_command(rules_dir: Path) -> None:
+@vsac_option
+def check_command(rules_dir: Path, vsac: Path | None) -> None:
     """Validate every rule and value set; list each problem as file:line and exit 1.
 
-    Then list, for every value set a rule uses (local, or official from valuesets/vsac/),
-    its codes per code system; codes of systems ingest does not know show as not matched.
+    Then list, for every value set a rule uses (local, or official from valuesets/vsac/
+    or the --vsac folder), its codes per code system; codes of systems ingest does not
+    know show as not matched.
     """
     reporter = get_reporter()
-    ruleset, problems = check_rules(rules_dir)
+    report = check_rules_report(rules_dir, vsac)
+    ruleset, problems = report.ruleset, report.shown()
     if problems:
         for problem in problems:
             reporter.error(problem.one_line(), context=problem.context)
@@ -50,15 +65,16 @@ def check_command(rules_dir: Path) -> None:
                    ["valueset", "title", "system", "codes", "note"])
 
 
-@command("test", example="segment rules test rules")
+@command("test", example="segment rules test rules\nsegment rules test rules/ecqm --vsac ~/vsac/ecqm-2026")
 @rules_dir_argument
-def test_command(rules_dir: Path) -> None:
+@vsac_option
+def test_command(rules_dir: Path, vsac: Path | None) -> None:
     """Run the example patients inside each rule file; exit 1 listing the failures.
 
     Every status a rule can give needs at least one example.
     """
     reporter = get_reporter()
-    results = run_examples(load_rules(rules_dir))
+    results = run_examples(load_rules(rules_dir, vsac=vsac))
     failed = [r for r in results if not r.ok]
     reporter.lines([r.describe() for r in results])
     if failed:
@@ -69,9 +85,10 @@ def test_command(rules_dir: Path) -> None:
 
 @command("list", example="segment rules list rules")
 @rules_dir_argument
-def list_command(rules_dir: Path) -> None:
+@vsac_option
+def list_command(rules_dir: Path, vsac: Path | None) -> None:
     """List the rules: id, title, source and kind."""
-    ruleset = load_rules(rules_dir)
+    ruleset = load_rules(rules_dir, vsac=vsac)
     rows = [
         {"id": r.id, "version": r.version, "kind": r.kind.value, "title": r.title, "source": r.source}
         for r in ruleset.rules

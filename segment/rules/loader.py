@@ -5,6 +5,10 @@ Three steps (CONVENTIONS item 4): raw YAML with lines (:func:`segment.config.loa
 exist, windows and bounds make sense, operation values have the right type). Every
 problem is a located :class:`~segment.errors.RulesError`; :func:`check_rules` collects
 all of them, :func:`load_rules` refuses to return a rule set that has any.
+
+Official (VSAC) value sets are read from ``<folder>/valuesets/vsac/`` and from one
+folder outside it: the ``vsac=`` argument, else the folder set by :func:`using_vsac`
+(the CLI's ``--vsac``), else ``SEGMENT_VSAC_DIR`` (:class:`segment.config.Settings`).
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from segment.config import LineDict, LineList, load_yaml, validate
+from segment.config import LineDict, LineList, Settings, load_yaml, validate
 from segment.errors import ConfigError, RulesError, invalid_value
 from segment.rules.model import (
     AllOf,
@@ -66,6 +72,37 @@ CODE_FORMS = {
     CodeSystem.VISIT: "an OMOP visit concept code in capitals (OP, IP, ER, ERIP)",
     CodeSystem.POS: "two digits (23)",
 }
+
+
+#: the external VSAC folder for loads in this context (set by :func:`using_vsac`)
+_VSAC_DIR: ContextVar[Path | None] = ContextVar("segment_vsac_dir", default=None)
+
+
+def vsac_folder(vsac: str | Path | None = None) -> Path | None:
+    """The folder of VSAC files read besides a rules folder's ``valuesets/vsac/``, if any.
+
+    ``vsac`` when given, else the folder of :func:`using_vsac`, else ``SEGMENT_VSAC_DIR``.
+    """
+    if vsac is not None:
+        return Path(vsac)
+    return _VSAC_DIR.get() or Settings.from_env().vsac_dir
+
+
+@contextmanager
+def using_vsac(vsac: str | Path | None) -> Iterator[None]:
+    """Read VSAC files from ``vsac`` in every rules load inside the block (``--vsac DIR``).
+
+    ``None`` changes nothing (``SEGMENT_VSAC_DIR`` still applies). Library functions that
+    load rules themselves (``evaluate``, ``explain``) see the folder this way.
+    """
+    if vsac is None:
+        yield
+        return
+    token = _VSAC_DIR.set(Path(vsac))
+    try:
+        yield
+    finally:
+        _VSAC_DIR.reset(token)
 
 
 def default_rules_dir() -> Path:
@@ -206,7 +243,7 @@ def _resolve_include(
     problems: list[RulesError],
 ) -> ValueSet | None:
     """The official set one ``include:`` entry names; a located problem when there is none."""
-    from segment.rules.vsac import Catalog, UnresolvedReference, parse_reference
+    from segment.rules.vsac import Catalog, NothingLoaded, UnresolvedReference, parse_reference
 
     key = _dotted(keys)
     ref = parse_reference(text)
@@ -215,10 +252,14 @@ def _resolve_include(
                                  "optional |version (2.16.840.1.113883.3.464.1003.108.12.1020)",
                                  path=path, line=_line(raw, keys)))
         return None
+    catalog = catalog if catalog is not None else Catalog()
     try:
-        return (catalog or Catalog()).resolve(ref)
+        return catalog.resolve(ref)
     except UnresolvedReference as exc:
-        problems.append(_invalid(key, text, str(exc), path=path, line=_line(raw, keys)))
+        problem = _invalid(key, text, str(exc), path=path, line=_line(raw, keys))
+        problems.append(problem)
+        if isinstance(exc, NothingLoaded):
+            catalog.unloaded.append(problem)
         return None
 
 
@@ -499,7 +540,7 @@ def resolve_official(
     Returns the references that did not resolve (already reported, so :func:`cross_check`
     skips them) and their problems in the one message shape.
     """
-    from segment.rules.vsac import UnresolvedReference
+    from segment.rules.vsac import NothingLoaded, UnresolvedReference
 
     failed: set[str] = set()
     problems: list[RulesError] = []
@@ -513,9 +554,11 @@ def resolve_official(
             valuesets[criterion.valueset] = catalog.resolve(ref)
         except UnresolvedReference as exc:
             failed.add(criterion.valueset)
-            problems.append(_invalid(_dotted((*keys, "valueset")), criterion.valueset, str(exc),
-                                     path=path, line=_line(raw, (*keys, "valueset")),
-                                     rule_id=rule.id))
+            problem = _invalid(_dotted((*keys, "valueset")), criterion.valueset, str(exc),
+                               path=path, line=_line(raw, (*keys, "valueset")), rule_id=rule.id)
+            problems.append(problem)
+            if isinstance(exc, NothingLoaded):
+                catalog.unloaded.append(problem)
     return failed, problems
 
 
@@ -532,19 +575,65 @@ def _load_rule(
         rule = validate_rule(raw, path, rule_id)
     except ConfigError as exc:
         return None, [_as_rules_error(exc)]
-    failed, problems = resolve_official(rule, raw, path, valuesets, catalog or Catalog())
+    failed, problems = resolve_official(rule, raw, path, valuesets,
+                                       catalog if catalog is not None else Catalog())
     return rule, problems + cross_check(rule, raw, path, valuesets, broken | failed)
 
 
-def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
-    """Load a rules folder collecting every problem (for ``segment rules check``)."""
+@dataclass(frozen=True)
+class RulesCheck:
+    """Everything :func:`check_rules_report` found in a rules folder."""
+
+    ruleset: RuleSet | None  # None when there is any problem
+    problems: list[RulesError]
+    #: the rules name official value sets and no VSAC file is loaded: one problem saying
+    #: where the files go (instead of one per reference, listed in ``unloaded``)
+    no_vsac: RulesError | None = None
+    unloaded: tuple[RulesError, ...] = ()
+
+    def shown(self) -> list[RulesError]:
+        """The problems to show a person: the summary first, without the lines it sums up."""
+        if self.no_vsac is None:
+            return list(self.problems)
+        summed = {id(p) for p in self.unloaded}
+        return [self.no_vsac, *(p for p in self.problems if id(p) not in summed)]
+
+
+def _no_vsac(root: Path, catalog: Catalog) -> RulesError | None:
+    """One problem for references that found nothing because no VSAC file is loaded."""
+    from segment.rules.vsac import VSAC_ENV
+
+    if not catalog.unloaded:
+        return None
+    refs = len(catalog.unloaded)
+    first = catalog.unloaded[0]
+    looked = f"{root / VALUESETS_DIR / 'vsac'}/"
+    if catalog.external is not None:
+        looked += f" and {catalog.external}"
+    return RulesError(
+        f"the rules name official value sets ({refs} reference{'s' if refs != 1 else ''} by "
+        f"VSAC OID or URL; first: {first.location()} {first.key}) and no VSAC file is loaded "
+        f"(looked in {looked}). These rules need the value set expansions of the measures they "
+        "follow (the eCQM value sets), downloaded from VSAC (https://vsac.nlm.nih.gov) as FHIR "
+        "ValueSet/Bundle JSON, SVS XML or the spreadsheet export; they are not shipped (CPT and "
+        f"SNOMED CT licences). Put the files in {root / VALUESETS_DIR / 'vsac'}/, or give their "
+        f"folder with --vsac DIR or the {VSAC_ENV} environment variable",
+        path=root,
+    )
+
+
+def check_rules_report(folder: str | Path, vsac: str | Path | None = None) -> RulesCheck:
+    """Load a rules folder collecting every problem (``segment rules check``).
+
+    ``vsac``: a folder of VSAC files besides ``valuesets/vsac/`` (see :func:`vsac_folder`).
+    """
     root = Path(folder)
     if not root.is_dir():
-        return None, [RulesError("rules folder not found", path=root)]
+        return RulesCheck(None, [RulesError("rules folder not found", path=root)])
     from segment.rules.vsac import load_catalog
 
     problems: list[RulesError] = []
-    catalog = load_catalog(root, problems)
+    catalog = load_catalog(root, problems, vsac_folder(vsac))
     valuesets = load_valuesets(root, problems, catalog)
     vs_dir = root / VALUESETS_DIR
     broken = frozenset(
@@ -568,7 +657,15 @@ def check_rules(folder: str | Path) -> tuple[RuleSet | None, list[RulesError]]:
         rules.append(rule)
         paths[rule.id] = str(path)
     ruleset = RuleSet(tuple(rules), valuesets, paths) if not problems else None
-    return ruleset, problems
+    return RulesCheck(ruleset, problems, _no_vsac(root, catalog), tuple(catalog.unloaded))
+
+
+def check_rules(
+    folder: str | Path, vsac: str | Path | None = None
+) -> tuple[RuleSet | None, list[RulesError]]:
+    """Load a rules folder collecting every problem: (rule set or None, problems)."""
+    report = check_rules_report(folder, vsac)
+    return report.ruleset, report.problems
 
 
 @dataclass(frozen=True)
@@ -616,9 +713,16 @@ def valueset_counts(ruleset: RuleSet) -> list[ValueSetCount]:
     return out
 
 
-def load_rules(folder: str | Path, only: list[str] | None = None) -> RuleSet:
-    """A validated rule set, or the first problem as a :class:`RulesError`."""
-    ruleset, problems = check_rules(folder)
+def load_rules(
+    folder: str | Path, only: list[str] | None = None, *, vsac: str | Path | None = None
+) -> RuleSet:
+    """A validated rule set, or the first problem as a :class:`RulesError`.
+
+    When the rules need official value sets and no VSAC file is loaded, the problem says
+    where to put them. ``vsac``: see :func:`vsac_folder`.
+    """
+    report = check_rules_report(folder, vsac)
+    ruleset, problems = report.ruleset, report.shown()
     if problems or ruleset is None:
         first = problems[0]
         if len(problems) > 1:

@@ -9,7 +9,9 @@ Three formats are read, each file parsed once with the standard library:
   Version, then a table with Code, Description, Code System, Code System Version and
   Code System OID), read with :mod:`zipfile` and :mod:`xml.etree` (no Excel library).
 
-They live in ``<rules folder>/valuesets/vsac/``. A rule names an official set by OID or
+They live in ``<rules folder>/valuesets/vsac/``, or in a folder of their own named by
+``--vsac DIR`` or ``SEGMENT_VSAC_DIR`` (the files carry CPT and SNOMED CT content, so
+rules that need them ship without them). A rule names an official set by OID or
 canonical URL with an optional ``|version`` (:func:`parse_reference`); :class:`Catalog`
 resolves it to the :class:`~segment.rules.model.ValueSet` evaluation already uses.
 Code systems are mapped with :func:`segment.ingest.codesystems.canonical_system`; codes
@@ -37,6 +39,8 @@ from segment.schema import CodeSystem
 
 OFFICIAL_DIR = "vsac"
 OFFICIAL_PATH = f"{VALUESETS_DIR}/{OFFICIAL_DIR}/"
+#: the environment variable naming a folder of VSAC files outside the rules folder
+VSAC_ENV = "SEGMENT_VSAC_DIR"
 SUFFIXES = (".json", ".xml", ".xlsx")
 VSAC_BASE = "http://cts.nlm.nih.gov/fhir/ValueSet/"
 SVS_NS = "urn:ihe:iti:svs:2008"
@@ -478,6 +482,10 @@ class UnresolvedReference(LookupError):
     """An official reference that names no loaded, usable value set (the text says why)."""
 
 
+class NothingLoaded(UnresolvedReference):
+    """An official reference resolved while no VSAC file is loaded at all."""
+
+
 @dataclass
 class Catalog:
     """Every official value set loaded from ``valuesets/vsac/``, by OID (and URL) and version."""
@@ -486,6 +494,11 @@ class Catalog:
     files: int = 0
     sets: dict[str, dict[str | None, list[ValueSet]]] = field(default_factory=dict)
     unexpanded: dict[str, list[Unexpanded]] = field(default_factory=dict)
+    #: the folder named by ``--vsac`` or ``SEGMENT_VSAC_DIR``, read besides ``folder``
+    external: Path | None = None
+    #: problems of references that found nothing because no VSAC file is loaded at all
+    #: (the loader sums them up in one message saying where the files go)
+    unloaded: list[RulesError] = field(default_factory=list)
 
     def add(self, vs: ValueSet) -> None:
         """Index one loaded set under its OID and its URL (same content twice is kept once)."""
@@ -509,6 +522,8 @@ class Catalog:
                 raise UnresolvedReference(
                     f"{ref.key} ({u.title}) has no expansion in {Path(u.path).name}; download "
                     "its expansion (expansion.contains) from VSAC")
+            if not self.sets and not self.unexpanded:
+                raise NothingLoaded(self._missing(ref.key))
             raise UnresolvedReference(self._missing(ref.key))
         if ref.version is not None:
             found = versions.get(ref.version)
@@ -527,10 +542,15 @@ class Catalog:
                                       f"in {files}; keep one of the files")
         return found[0]
 
+    @property
+    def where(self) -> str:
+        """Where official files are read from, as messages name it."""
+        return OFFICIAL_PATH if self.external is None else f"{OFFICIAL_PATH} or {self.external}"
+
     def _missing(self, key: str) -> str:
         if not self.sets and not self.unexpanded:
             return (f"no official value sets are loaded; put the VSAC files (FHIR ValueSet "
-                    f"JSON, SVS XML or the spreadsheet export) in {OFFICIAL_PATH}")
+                    f"JSON, SVS XML or the spreadsheet export) in {self.where}")
         oids = sorted({v.oid for vs in self.sets.values() for lst in vs.values() for v in lst
                        if v.oid})
 
@@ -540,7 +560,7 @@ class Catalog:
         near = sorted(oids, key=lambda o: (-shared(o), o))[:3]
         titles = {v.oid: v.title for vs in self.sets.values() for lst in vs.values() for v in lst}
         shown = "; ".join(f"{o} ({titles[o]})" for o in near)
-        return (f"an OID or URL of a value set in {OFFICIAL_PATH} ({len(self)} loaded from "
+        return (f"an OID or URL of a value set in {self.where} ({len(self)} loaded from "
                 f"{self.files} file{'s' if self.files != 1 else ''}; nearest: {shown})")
 
 
@@ -556,19 +576,32 @@ def _versions_text(versions: dict[str | None, list[ValueSet]]) -> str:
                      for v, lst in sorted(versions.items(), key=lambda kv: kv[0] or ""))
 
 
-def official_files(rules_folder: Path) -> list[Path]:
-    """The VSAC files under ``valuesets/vsac/`` (any depth), in a stable order."""
-    folder = rules_folder / VALUESETS_DIR / OFFICIAL_DIR
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                  and not p.name.startswith((".", "~$")))
+def official_files(rules_folder: Path, vsac_dir: Path | None = None) -> list[Path]:
+    """The VSAC files under ``valuesets/vsac/`` and ``vsac_dir`` (any depth), in a stable order."""
+    found: dict[Path, Path] = {}
+    for folder in (rules_folder / VALUESETS_DIR / OFFICIAL_DIR, vsac_dir):
+        if folder is None or not folder.is_dir():
+            continue
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith((".", "~$")):
+                found.setdefault(p.resolve(), p)  # the same folder named twice is read once
+    return list(found.values())
 
 
-def load_catalog(rules_folder: Path, problems: list[RulesError]) -> Catalog:
-    """Parse every VSAC file once; a malformed file is one problem naming file and element."""
-    catalog = Catalog(rules_folder / VALUESETS_DIR / OFFICIAL_DIR)
-    for path in official_files(rules_folder):
+def load_catalog(
+    rules_folder: Path, problems: list[RulesError], vsac_dir: Path | None = None
+) -> Catalog:
+    """Parse every VSAC file once; a malformed file is one problem naming file and element.
+
+    ``vsac_dir`` is a folder of VSAC files outside the rules folder (``--vsac`` or
+    ``SEGMENT_VSAC_DIR``), searched like ``valuesets/vsac/``: recursively, for
+    ``.json``, ``.xml`` and ``.xlsx`` files.
+    """
+    catalog = Catalog(rules_folder / VALUESETS_DIR / OFFICIAL_DIR, external=vsac_dir)
+    if vsac_dir is not None and not vsac_dir.is_dir():
+        problems.append(RulesError(f"VSAC folder not found (named by --vsac or {VSAC_ENV})",
+                                   path=vsac_dir))
+    for path in official_files(rules_folder, vsac_dir):
         try:
             sets, unexpanded = READERS[path.suffix.lower()](path)
         except RulesError as exc:

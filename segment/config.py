@@ -51,8 +51,144 @@ class LineList(list[Any]):
         self.item_lines = []
 
 
+#: limits checked on the parsed node tree, before any Python object is built: a crafted
+#: file (an alias "billion laughs", thousands of nested brackets) is refused in
+#: milliseconds instead of exhausting memory or the interpreter's stack
+MAX_YAML_BYTES = 16 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_ALIASES = 1000
+#: scalars, mappings and sequences the document holds once aliases are expanded
+MAX_YAML_NODES = 1_000_000
+
+
+class Sexagesimal(int):
+    """An unquoted ``10:00``, which YAML 1.1 reads as the number 600 (base 60).
+
+    It stays an int for YAML's sake, but keeps the text as written so a validator can
+    refuse it by what the user typed (its ``repr`` is that text).
+    """
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> Sexagesimal:
+        """The number YAML read, remembering the text it was read from."""
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class SexagesimalFloat(float):
+    """An unquoted ``10:30.5``, which YAML 1.1 reads as a base-60 float (see :class:`Sexagesimal`)."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> SexagesimalFloat:
+        """The number YAML read, remembering the text it was read from."""
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _limit_error(problem: str, mark: yaml.Mark | None) -> yaml.composer.ComposerError:
+    return yaml.composer.ComposerError(None, None, problem, mark)
+
+
 class _LineLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, recording line numbers; refuses Python object tags."""
+    """PyYAML's safe loader, recording line numbers; refuses Python object tags.
+
+    Nesting deeper than :data:`MAX_YAML_DEPTH`, more than :data:`MAX_YAML_ALIASES`
+    aliases, or a document that expands through aliases to more than
+    :data:`MAX_YAML_NODES` nodes is refused while composing, before construction.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise _limit_error(
+                    f"more than {MAX_YAML_ALIASES} aliases (*name); a configuration file needs few",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _limit_error(
+                    f"nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self.construct_document(node)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose alias-expanded size passes :data:`MAX_YAML_NODES`.
+
+    Sizes are memoized per node, so this costs one visit per distinct node however far
+    the aliases would expand.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if total > MAX_YAML_NODES:
+            raise _limit_error(
+                f"aliases expand this document to more than {MAX_YAML_NODES:,} values "
+                "(an alias bomb?); write the values out or use fewer aliases",
+                node.start_mark,
+            )
+        sizes[id(node)] = total
+
+
+def _construct_int(loader: _LineLoader, node: yaml.ScalarNode) -> int:
+    value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    text = str(node.value)
+    return Sexagesimal(value, text) if ":" in text else value
+
+
+def _construct_float(loader: _LineLoader, node: yaml.ScalarNode) -> float:
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    text = str(node.value)
+    return SexagesimalFloat(value, text) if ":" in text else value
+
+
+def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:  # 2025-02-30: YAML's pattern matches, the calendar does not
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} is not a valid date ({exc})", node.start_mark
+        ) from None
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -84,6 +220,9 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_LineLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def numbered_context(text: str, line: int, radius: int = 2) -> str:
@@ -99,7 +238,18 @@ def numbered_context(text: str, line: int, radius: int = 2) -> str:
 
 
 def load_yaml_text(text: str, path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
-    """Parse YAML text safely, keeping key lines; syntax errors point at the line."""
+    """Parse YAML text safely, keeping key lines; syntax errors point at the line.
+
+    A document larger than :data:`MAX_YAML_BYTES`, nested deeper than
+    :data:`MAX_YAML_DEPTH` or expanding through aliases past the limits is refused
+    before any object is built.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise error(
+            f"YAML error: the file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; "
+            "a configuration file is far smaller",
+            path=path,
+        )
     try:
         return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
@@ -118,6 +268,12 @@ def load_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
     """Read and parse a YAML file; a missing or unreadable file is a :class:`ConfigError`."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_YAML_BYTES:
+            raise error(
+                f"YAML error: the file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB; "
+                "a configuration file is far smaller",
+                path=p,
+            )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise error("file not found", path=p) from exc

@@ -252,12 +252,20 @@ def _cross_checks(c: Campaign, raw: LineDict, path: Path) -> None:
             f"key `file_name`: contains the clinical word `{word}`",
             path=path, line=_line(raw, "file_name"), key="file_name",
         )
-    # quiet hours: state codes
-    for state in c.quiet_hours.states:
+    # quiet hours: state codes, and state windows that leave some time to send
+    qh = c.quiet_hours
+    for state, window in qh.states.items():
         if not re.fullmatch(r"[A-Z]{2}", state):
             raise invalid_value(
                 f"quiet_hours.states.{state}", state, "a USPS two-letter state code in capitals",
                 path=path, line=_line(raw, "quiet_hours", "states", state), error=CampaignError,
+            )
+        if max(qh.start, window.start) >= min(qh.end, window.end):
+            raise CampaignError(
+                f"key `quiet_hours.states.{state}`: found {window.start:%H:%M}-{window.end:%H:%M}, "
+                f"which leaves no time inside the campaign's window {qh.start:%H:%M}-{qh.end:%H:%M} "
+                "(a state window only narrows it); valid options are: a window that overlaps it",
+                path=path, line=_line(raw, "quiet_hours", "states", state), key=f"quiet_hours.states.{state}",
             )
     # caps
     for i, cap in enumerate(c.frequency_caps):

@@ -9,11 +9,21 @@ here is configuration: no patient data is touched while building these objects.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from segment.rules.model import Status as RuleStatus
 
@@ -87,6 +97,35 @@ class Encoding(StrEnum):
 
 
 StatusSelector = RuleStatus | list[RuleStatus]
+
+_TIME_TEXT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+VALID_TIME = "a time in quotes, 'HH:MM' from '00:00' to '23:59'"
+
+
+def _local_time(value: object) -> dt.time:
+    """A wall-clock time from ``'HH:MM'`` (or ``'HH:MM:SS'``); numbers are refused.
+
+    YAML 1.1 reads an unquoted ``10:00`` as the number 600 (base 60), which pydantic would
+    take as 600 seconds, 00:10: the loader marks such numbers
+    (:class:`segment.config.Sexagesimal`) and this says to quote them.
+    """
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value
+    text = getattr(value, "text", None)
+    if isinstance(value, int | float) and not isinstance(value, bool) and text is not None:
+        raise PydanticCustomError(
+            "time_sexagesimal",
+            "YAML reads an unquoted {text} as the number {number} (base 60): quote it, "
+            "'{text}'; valid options are: " + VALID_TIME,
+            {"text": text, "number": int(value) if float(value).is_integer() else float(value)},
+        )
+    if isinstance(value, str) and (m := _TIME_TEXT.match(value.strip())):
+        return dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+    raise PydanticCustomError("time_format", "valid options are: " + VALID_TIME)
+
+
+#: a local wall-clock time in a campaign file (quiet hours, send time)
+LocalTime = Annotated[dt.time, BeforeValidator(_local_time)]
 
 
 class AgeBand(BaseModel):
@@ -163,8 +202,8 @@ class Window(BaseModel):
     """A local-time window in which SMS may be sent."""
 
     model_config = _FROZEN
-    start: dt.time
-    end: dt.time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -180,8 +219,8 @@ class QuietHours(BaseModel):
     """
 
     model_config = _FROZEN
-    start: dt.time = dt.time(8, 0)
-    end: dt.time = dt.time(21, 0)
+    start: LocalTime = dt.time(8, 0)
+    end: LocalTime = dt.time(21, 0)
     states: dict[str, Window] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -195,7 +234,7 @@ class Schedule(BaseModel):
     """When the campaign plans to send: ``send_at`` local time in ``timezone`` on the run date."""
 
     model_config = _FROZEN
-    send_at: dt.time = dt.time(10, 0)
+    send_at: LocalTime = dt.time(10, 0)
     timezone: str = "America/New_York"
 
     @field_validator("timezone")

@@ -195,12 +195,14 @@ def _with_updated_at(
     )
     full = _updated_at(parts, today)
     keys = date_keys("updated_at", parts)
+    # the fast column once (collected), then the rest per distinct text
+    quick = source.select(*keys, fast.alias("_upd_fast")).collect()
     table = distinct_table(
-        source.filter(fast.is_null() & raw.is_not_null()), keys,
+        quick.lazy().filter(pl.col("_upd_fast").is_null() & raw.is_not_null()), keys,
         {"_upd_slow": full.value, "_p_updated_at": full.problem},
     )
     column = (
-        source.select(*keys, fast.alias("_upd_fast"))
+        quick.lazy()
         .join(table, on=keys, how="left", nulls_equal=True, maintain_order="left")
         .select(pl.coalesce("_upd_fast", "_upd_slow").alias("_v_updated_at"), "_p_updated_at")
     )

@@ -421,6 +421,9 @@ def cross_check(
         if isinstance(criterion, EventTest):
             if criterion.valueset not in valuesets and criterion.valueset not in broken:
                 bad((*keys, "valueset"), criterion.valueset, known or "no value sets are defined")
+            if criterion.answer is not None and criterion.answer not in valuesets \
+                    and criterion.answer not in broken:
+                bad((*keys, "answer"), criterion.answer, known or "no value sets are defined")
             window = criterion.window
             if window.kind is WindowKind.SINCE and window.valueset not in valuesets \
                     and window.valueset not in broken:

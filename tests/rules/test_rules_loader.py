@@ -91,6 +91,15 @@ def test_malformed_rule_messages(tmp_path: Path, old: str, new: str, expected: s
     assert problems[0] == expected
 
 
+def test_unknown_answer_value_set_is_located(tmp_path: Path) -> None:
+    rule = MINI_RULE.replace("    - valueset: fit\n      within: 1 year",
+                             "    - valueset: fit\n      within: 1 year\n      answer: yes-answers", 1)
+    problems = _problems(tmp_path, rule)
+    assert problems[0] == (
+        "mini.yaml:15: mini: key `due.unless[1].answer`: found 'yes-answers'; valid options are: colonoscopy, fit"
+    )
+
+
 def test_unknown_operation_lists_the_registry(tmp_path: Path) -> None:
     problems = _problems(tmp_path, RISK.replace("op: ge", "op: gte"))
     assert problems == [

@@ -142,16 +142,57 @@ def date_keys(column: str, parts: Sequence[RawPart]) -> list[str]:
     return [column, "_part"] if any(column in p.date_formats for p in parts) else [column]
 
 
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _list_columns(paths: Sequence[Path]) -> list[tuple[Path, str, pl.DataType]]:
+    """(file, column, type) of every list column in the Parquet files among ``paths``."""
+    found: list[tuple[Path, str, pl.DataType]] = []
+    for path in paths:
+        if path.suffix.lower() not in _PARQUET_SUFFIXES:
+            continue
+        try:
+            schema = pl.read_parquet_schema(path)
+        except (pl.exceptions.PolarsError, OSError):
+            continue
+        found += [(path, name, dtype) for name, dtype in schema.items() if isinstance(dtype, pl.List | pl.Array)]
+    return found
+
+
 def collect_all(frames: list[pl.LazyFrame], parts: Sequence[RawPart]) -> list[pl.DataFrame]:
-    """Collect, turning a Polars failure while reading into a one-line error naming the files."""
+    """Collect, turning a Polars failure while reading into a one-line error naming the files.
+
+    The message names what the files are: a Parquet list column, a corrupt Parquet file
+    and a malformed CSV row are different problems with different fixes.
+    """
     try:
         return pl.collect_all(frames, engine="streaming")
-    except pl.exceptions.ComputeError as exc:
-        names = ", ".join(sorted({Path(p.file).name for p in parts}))
-        text = str(exc).lower()
-        if "utf-8" in text or "utf8" in text:
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
+        files = sorted({Path(p.file) for p in parts})
+        names = ", ".join(sorted({f.name for f in files}))
+        text = str(exc)
+        if lists := _list_columns(files):
+            path, column, dtype = ([c for c in lists if f'col("{c[1]}")' in text] or lists)[0]
+            raise InputDataError(
+                f"Parquet column `{column}` holds a list in each cell ({dtype}); segment reads one "
+                "value per cell: flatten it (one row per value) or leave the column out",
+                path=path, column=column,
+            ) from exc
+        if isinstance(exc, pl.exceptions.InvalidOperationError):
+            raise
+        if "utf-8" in text.lower() or "utf8" in text.lower():
             locate_bad_utf8(sorted({Path(p.file) for p in parts}))  # raises with the file and line
             raise InputDataError(f"a file is not valid UTF-8 (one of: {names})") from exc
+        parquet = [f for f in files if f.suffix.lower() in _PARQUET_SUFFIXES]
+        if parquet and len(parquet) == len(files):
+            raise InputDataError(
+                f"cannot read Parquet data (a corrupt or truncated file) in one of: {names}"
+            ) from exc
+        if parquet:
+            raise InputDataError(
+                "cannot read the data: a malformed CSV row (more fields than the header, or an "
+                f"unclosed quote) or a corrupt Parquet file, in one of: {names}"
+            ) from exc
         raise InputDataError(
             f"malformed CSV (a row with more fields than the header, or an unclosed quote) in one of: {names}"
         ) from exc

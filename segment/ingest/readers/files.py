@@ -194,6 +194,10 @@ def csv_header(path: Path) -> list[str]:
         raise InputDataError("file is UTF-16 text, not UTF-8: re-save it as UTF-8", path=path, line=1)
     if (kind := what_is(head[:8])) is not None:
         raise InputDataError(f"file is not text but {kind}", path=path)
+    if guess_encoding(head[:4096]) == "UTF-16 (no byte-order mark)":
+        raise InputDataError(
+            "file is UTF-16 text without a byte-order mark, not UTF-8: re-save it as UTF-8", path=path, line=1
+        )
     # a whole first megabyte may end inside a character: decode up to its last line break
     cut = head.rfind(b"\n") if len(head) == _HEAD else len(head)
     if cut <= 0:
@@ -206,6 +210,11 @@ def csv_header(path: Path) -> list[str]:
     first = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), None)
     if not first or first == [""]:
         raise InputDataError("empty file (no header row)", path=path)
+    if len(first) == 1 and "\t" in first[0]:
+        raise InputDataError(
+            "file is tab-separated (TSV), not comma-separated: save it as CSV (comma-separated)",
+            path=path, line=1,
+        )
     header = [h.strip().lstrip("\ufeff") for h in first]
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from segment import log as seglog
+from segment.errors import SegmentError
 
 
 class LogFormat(StrEnum):
@@ -40,6 +42,46 @@ def _fmt_value(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def _describe_exception(exc: BaseException) -> str:
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if isinstance(exc, SegmentError):  # messages of our own errors are PHI-free by contract
+        return f"{name}: {exc.one_line()}"
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
+        return f"{name}: [Errno {exc.errno}] {os.strerror(exc.errno)}"
+    return f"{name} (message withheld: it may quote input data)"
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` and the exceptions that led to it, without any value.
+
+    Frames show file, line, function and source line only (never frame locals); an
+    exception's message is shown only for segment's own errors, whose messages carry no
+    patient values. A library's message (a Polars parse error quotes the raw row) is
+    withheld: ``--verbose`` output is pasted into tickets and chats.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    lines: list[str] = []
+    for i, item in enumerate(reversed(chain)):
+        if i:
+            lines.append("\nThe above exception led to the following one:\n\n")
+        lines.append("Traceback (most recent call last; values withheld):\n")
+        for frame in traceback.extract_tb(item.__traceback__):
+            lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}\n')
+            if frame.line:
+                lines.append(f"    {frame.line.strip()}\n")
+        lines.append(_describe_exception(item) + "\n")
+    return "".join(lines)
 
 
 class _Handler(logging.Handler):
@@ -147,7 +189,7 @@ class Reporter:
             if context:
                 self.stderr.write(context + "\n")
         if self.verbose and exc is not None:
-            self.stderr.write("".join(traceback.format_exception(exc)))
+            self.stderr.write(scrubbed_traceback(exc))
         self.stderr.flush()
 
     # -- results --------------------------------------------------------------

@@ -236,7 +236,7 @@ def _pick(table: _Table, wanted: str | None, candidates: tuple[str, ...], what: 
                 path=path,
             )
         raise CampaignError(
-            f"suppression file has no column `{wanted}`; columns: {', '.join(table.columns)}", path=path
+            f"suppression file has no column `{wanted}`; columns: {_shown(table.columns)}", path=path
         )
     if table.has_header:
         keyed = {_norm_key(c): c for c in columns}
@@ -260,11 +260,21 @@ def _pick(table: _Table, wanted: str | None, candidates: tuple[str, ...], what: 
                 best, score = col, hits
         if best is not None:
             return best
-    listed = ", ".join(columns) if table.has_header else f"{len(columns)} columns, no header row"
+    listed = f"columns: {_shown(columns)}" if table.has_header else f"{len(columns)} columns, no header row"
     raise CampaignError(
         f"suppression file: cannot tell which column holds the {what}; set `column:` ({listed})",
         path=path,
     )
+
+
+def _shown(columns: list[str]) -> str:
+    """Header names for a message: known column words by name, any other by position.
+
+    A first row taken for a header may be data (a name, an address): it is never quoted.
+    """
+    known = {_norm_key(c) for cs in _DEFAULT_COLUMNS.values() for c in cs}
+    known |= {_norm_key(c) for c in (*_REPLY_COLUMNS, *_OTHER_HEADER_WORDS)}
+    return ", ".join(c if _norm_key(c) in known else f"column {i}" for i, c in enumerate(columns, start=1))
 
 
 def _reply_words(text: str) -> str:

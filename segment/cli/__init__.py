@@ -6,9 +6,12 @@ in ``COMMANDS`` and is discovered here, so the stages never edit a shared file.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import pkgutil
+import re
+import sqlite3
 from typing import Any
 
 import click
@@ -39,11 +42,68 @@ class SegmentGroup(click.Group):
             ctx.exit(1)
         except Exception as exc:  # an unexpected failure: one line, traceback with --verbose
             get_reporter(ctx).error(
-                f"unexpected internal error ({type(exc).__name__}); "
-                "rerun with --verbose for the traceback",
+                known_failure(exc)
+                or f"unexpected internal error ({type(exc).__name__}); rerun with --verbose for the traceback",
                 exc=exc,
             )
             ctx.exit(1)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The OS error number of ``exc`` or of what caused it (Polars reports ``(os error 28)``)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        if isinstance(current, OSError) and isinstance(current.errno, int):
+            return current.errno
+        match = re.search(r"\(os error (\d+)\)", str(current))
+        if match:
+            return int(match.group(1))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def known_failure(exc: BaseException) -> str | None:
+    """A specific one-line reason for a failure that is not a bug, or None.
+
+    Disk full, permissions, memory, a locked or corrupt SQLite file (the contact ledger,
+    the geocode cache) and input nested too deeply are conditions of the machine or the
+    files, not of segment: say which, without quoting any value.
+    """
+    code = _errno_of(exc)
+    where = getattr(exc, "filename", None)
+    place = f" ({where})" if isinstance(where, str | os.PathLike) else ""
+    if code in _DISK_FULL:
+        return (
+            f"disk full: no space left on the device{place}; free some space (or write to "
+            "another disk) and rerun"
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return f"permission denied{place}: check the owner and mode of the file or folder"
+    if code == errno.EROFS:
+        return f"read-only file system{place}: write to a folder on a writable disk"
+    if isinstance(exc, MemoryError):
+        return "out of memory: run on a machine with more memory, or split the extract"
+    if isinstance(exc, RecursionError):
+        return "an input is nested too deeply to read (thousands of levels); it is not a valid extract"
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return (
+                "an SQLite database (the contact ledger or a cache) is locked by another process; "
+                "rerun when that process has finished"
+            )
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return (
+                "an SQLite database (the contact ledger or a cache) is corrupt or not an SQLite "
+                "file; restore it from a backup"
+            )
+        return f"an SQLite database (the contact ledger or a cache) failed ({type(exc).__name__})"
+    return None
 
 
 def group(name: str, *, example: str, help: str) -> SegmentGroup:

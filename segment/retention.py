@@ -1,41 +1,24 @@
 """Retention: remove working outputs past a retention period (`segment purge`).
 
-This is the only place in the product that deletes user files. It removes only files
-segment itself writes in a working folder (stage outputs, reports, caches, vendor-file
-staging, run logs), never anything else the user keeps there.
+This is the only place in the product that deletes user files, so it removes only what
+its own records say segment wrote: the entries of the ``.segment-files.jsonl`` records
+in the folder (:mod:`segment.written`), each still the very file segment wrote (same
+device, inode and size). A user's ``manifest.json`` or ``audit.html`` anywhere below the
+folder, a file replaced after segment wrote it, and anything reached through a symbolic
+link are left alone. Folders left empty by the removal are removed too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segment import workdir as wd
 from segment.errors import ConfigError
-
-#: files a working folder holds that segment wrote (exact names)
-_OWN_FILES = {
-    wd.PATIENTS,
-    wd.EVENTS,
-    wd.REJECTS,
-    wd.INGEST_REPORT,
-    wd.GEOCODED,
-    wd.GEOCODE_REPORT,
-    wd.GEOCODE_CACHE,
-    wd.ENRICHED,
-    wd.ENRICH_REPORT,
-    wd.ELIGIBILITY,
-    wd.EVALUATE_REPORT,
-    wd.RUN_LOG,
-    "audit.json",
-    "audit.html",
-    "manifest.json",
-    ".stage-hashes.json",
-}
-#: folders inside a working folder that hold only segment's own outputs
-_OWN_DIRS = ("exports", "staging", "runs")
+from segment.written import Entry, read_record, records_below, resolve_entry, rewrite_record
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -61,37 +44,63 @@ class PurgeResult:
     kept: int = 0
 
 
-def _is_own(path: Path, root: Path) -> bool:
-    rel = path.relative_to(root)
-    if rel.parts and rel.parts[0] in _OWN_DIRS:
-        return True
-    name = path.name
-    return name in _OWN_FILES or (name.startswith(".") and name.endswith(".tmp"))
-
-
 def purge(workdir: str | Path, older_than_s: float, *, now: float | None = None, dry_run: bool = False) -> PurgeResult:
-    """Remove segment's own files in ``workdir`` last modified more than ``older_than_s`` ago."""
+    """Remove the files segment wrote in ``workdir`` last modified more than ``older_than_s`` ago.
+
+    Only files its records name, and only while they are still the file it wrote. The
+    records are updated (entries for removed or replaced files dropped).
+    """
     root = Path(workdir)
     if not root.is_dir():
         raise ConfigError("working folder not found", path=root)
     cutoff = (now if now is not None else time.time()) - older_than_s
     result = PurgeResult()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
-        if path.is_symlink() or not _is_own(path, root):
-            continue
-        stat = path.stat()
-        if stat.st_mtime > cutoff:
-            result.kept += 1
-            continue
-        result.removed.append(str(path.relative_to(root)))
-        result.bytes_removed += stat.st_size
+    emptied: set[Path] = set()
+    for record in list(records_below(root)):
+        keep: list[Entry] = []
+        for entry in read_record(record).values():
+            target = resolve_entry(record, entry)
+            if target is None:
+                continue
+            try:
+                st = os.lstat(target)
+            except OSError:
+                continue  # gone: the entry is dropped
+            if not entry.matches(st):
+                continue  # replaced since segment wrote it: not segment's file any more
+            if st.st_mtime > cutoff:
+                result.kept += 1
+                keep.append(entry)
+                continue
+            result.removed.append(str(target.relative_to(root)))
+            result.bytes_removed += st.st_size
+            if dry_run:
+                continue
+            try:
+                target.unlink()
+            except OSError:
+                keep.append(entry)
+                result.removed.pop()
+                result.bytes_removed -= st.st_size
+                continue
+            emptied.add(target.parent)
         if not dry_run:
-            path.unlink()
+            rewrite_record(record, keep)
+            emptied.add(record.parent)
     if not dry_run:
-        for sub in _OWN_DIRS:
-            d = root / sub
-            if d.is_dir():
-                for folder in sorted((p for p in d.rglob("*") if p.is_dir()), reverse=True):
-                    if not any(folder.iterdir()):
-                        folder.rmdir()
+        _remove_empty(emptied, root)
+    result.removed.sort()
     return result
+
+
+def _remove_empty(folders: set[Path], root: Path) -> None:
+    """Remove folders (and their parents, below ``root``) that the purge left empty."""
+    resolved_root = root.resolve()
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        current = folder
+        while current.resolve() != resolved_root and resolved_root in current.resolve().parents:
+            with contextlib.suppress(OSError):
+                current.rmdir()  # only succeeds when empty
+            if current.exists():
+                break
+            current = current.parent

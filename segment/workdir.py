@@ -19,6 +19,7 @@ from typing import IO, Any
 import polars as pl
 
 from segment.errors import StageInputError
+from segment.written import note_written
 
 # File names in a working folder: part of the contract (DESIGN.md).
 PATIENTS = "patients.parquet"
@@ -33,16 +34,36 @@ ENRICH_REPORT = "enrich-report.json"
 ELIGIBILITY = "eligibility.parquet"
 EVALUATE_REPORT = "evaluate-report.json"
 RUN_LOG = "run-log.jsonl"
+#: a working folder's own outputs: writing one starts the folder's record of the files
+#: segment wrote (:mod:`segment.written`), which is all `segment purge` ever removes
+OWN_OUTPUTS = frozenset({
+    PATIENTS, EVENTS, REJECTS, INGEST_REPORT, GEOCODED, GEOCODE_REPORT, GEOCODE_CACHE,
+    ENRICHED, ENRICH_REPORT, ELIGIBILITY, EVALUATE_REPORT, ".stage-hashes.json", "audit.json", "audit.html",
+})
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
 def ensure_private_dir(path: str | Path) -> Path:
-    """Create ``path`` (and parents) if needed; the folder itself is made owner-only."""
+    """Create ``path`` (and missing parents) owner-only; an existing folder keeps its mode.
+
+    Only folders segment creates are made 0700: a shared folder it writes into (a vendor
+    drop folder, a ledger folder) was set up by someone else, for others too.
+    """
     p = Path(path)
-    p.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(p, DIR_MODE)
+    missing: list[Path] = []
+    folder = p
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by another process: not ours to change
+        os.chmod(folder, DIR_MODE)
+    p.mkdir(exist_ok=True)  # raises when ``path`` is a file
     return p
 
 
@@ -62,6 +83,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
+        note_written(target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

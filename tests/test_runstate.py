@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from segment import workdir as wd
 from segment.cli import cli
 from segment.errors import LockError
 from segment.retention import parse_duration, purge
@@ -84,10 +85,11 @@ def test_parse_duration() -> None:
 
 
 def test_purge_removes_only_own_old_files(tmp_path: Path) -> None:
-    (tmp_path / "patients.parquet").write_bytes(b"p")
-    (tmp_path / "rejects.csv").write_text("r")
+    # written by segment (so recorded), except the notes
+    for name, data in (("patients.parquet", b"p"), ("rejects.csv", b"r"), ("eligibility.parquet", b"new")):
+        with wd.atomic_open(tmp_path / name, "wb") as fh:
+            fh.write(data)
     (tmp_path / "my-notes.txt").write_text("keep me")
-    (tmp_path / "eligibility.parquet").write_bytes(b"new")
     old = time.time() - 40 * 86400
     for name in ("patients.parquet", "rejects.csv", "my-notes.txt"):
         os.utime(tmp_path / name, (old, old))
@@ -98,7 +100,8 @@ def test_purge_removes_only_own_old_files(tmp_path: Path) -> None:
 
 
 def test_purge_cli(tmp_path: Path) -> None:
-    (tmp_path / "events.parquet").write_bytes(b"e")
+    with wd.atomic_open(tmp_path / "events.parquet", "wb") as fh:
+        fh.write(b"e")
     old = time.time() - 3 * 86400
     os.utime(tmp_path / "events.parquet", (old, old))
     result = CliRunner().invoke(cli, ["purge", str(tmp_path), "--older-than", "2d", "--dry-run"])

@@ -20,8 +20,9 @@ from segment.retention import parse_duration, purge
 def purge_command(workdir: Path, older_than: str, dry_run: bool) -> None:
     """Remove segment's working outputs older than a retention period.
 
-    Only files segment writes (stage outputs, reports, caches, run logs) are removed;
-    nothing else in the folder is touched.
+    Only files segment's own records say it wrote there (stage outputs, reports, caches,
+    audits), each still the file it wrote, are removed; a file of yours with the same
+    name, or one replaced since, is never touched. The run log is kept.
     """
     reporter = get_reporter()
     result = purge(workdir, parse_duration(older_than), dry_run=dry_run)

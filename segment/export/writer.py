@@ -3,6 +3,10 @@
 Cell safety, all vectorized:
 - formula injection (OWASP): a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
   carriage return gets a leading ``'``, except a valid E.164 phone number;
+- NUL and bidirectional-control characters (U+202A-U+202E, U+2066-U+2069: text that
+  displays other than it reads) are removed, and the cells cleaned counted; an email
+  address starting with ``+``, ``-`` or ``=`` that cannot hold a formula (no brackets,
+  quotes, ``|`` or ``!``) is left as it is, since a ``'`` would change the address;
 - line breaks inside a cell become one space (vendors such as Braze mis-read mixed line
   endings), so every record is exactly one line;
 - a profile's byte limit (e.g. 255) truncates text on a UTF-8 character boundary, or,
@@ -24,8 +28,13 @@ from segment.campaign.model import Encoding, Overflow, PhoneFormat, ProfileColum
 from segment.campaign.suppression import E164
 from segment.errors import DeliveryError, PrivacyError
 from segment.export.profiles import ResolvedProfile
+from segment.log import get_logger
 
 FORMULA_START = r"^[=+\-@\t\r]"
+#: NUL and the bidirectional embedding, override and isolate controls ("Trojan Source")
+INVISIBLE = "[\x00\u202a-\u202e\u2066-\u2069]"
+#: an email address that a spreadsheet cannot run as a function, whatever its first character
+PLAIN_EMAIL = r"^[A-Za-z0-9._%+=\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$"
 _SEARCH_STEPS = 16  # enough for any cell under 64 KiB characters
 
 
@@ -37,6 +46,8 @@ class VendorTable:
     rejected_too_long: int
     #: the patient id of each written row, in file order
     patient_ids: pl.Series
+    #: cells that had NUL or bidirectional-control characters removed
+    cleaned_cells: int = 0
 
 
 def derived_columns(code: str, channel: str, options: dict[str, str]) -> dict[str, pl.Expr]:
@@ -76,9 +87,14 @@ def truncate_bytes(values: pl.Series, limit: int) -> pl.Series:
     return out.rename(values.name)
 
 
-def neutralize(expr: pl.Expr) -> pl.Expr:
-    """Prefix ``'`` to cells a spreadsheet would run as a formula (not E.164 phones)."""
+def neutralize(expr: pl.Expr, *, email: bool = False) -> pl.Expr:
+    """Prefix ``'`` to cells a spreadsheet would run as a formula (not E.164 phones).
+
+    With ``email``, a plain address (:data:`PLAIN_EMAIL`) is left as it is too.
+    """
     risky = expr.str.contains(FORMULA_START) & ~expr.str.contains(E164)
+    if email:
+        risky = risky & ~expr.str.contains(PLAIN_EMAIL)
     return pl.when(risky.fill_null(False)).then(pl.lit("'") + expr).otherwise(expr)
 
 
@@ -119,6 +135,7 @@ def vendor_table(
     exprs: list[pl.Expr] = []
     headers: list[str] = []
     reject_checks: list[pl.Expr] = []
+    invisible: list[pl.Expr] = []
     truncate: dict[str, int] = {}
     for col in columns:
         src = _source(col, available, schema)
@@ -134,7 +151,8 @@ def vendor_table(
         text = _as_text(src, dtype, col, prof)
         if col.field == "phone_e164" and prof.phone_format is PhoneFormat.DIGITS:
             text = text.str.strip_prefix("+")
-        text = neutralize(text)
+        invisible.append(text.str.contains(INVISIBLE).fill_null(False))
+        text = neutralize(text.str.replace_all(INVISIBLE, ""), email=col.field == "email")
         text = text.str.replace_all(r"[\r\n]+", " ")
         limit = col.max_bytes or prof.max_field_bytes
         overflow = col.overflow or prof.overflow
@@ -154,6 +172,12 @@ def vendor_table(
         bad = pl.any_horizontal(reject_checks)
         rejected = int(ordered.select(bad.sum()).item())
         ordered = ordered.filter(~bad)
+    cleaned = int(ordered.select(pl.sum_horizontal(invisible).sum()).item()) if invisible and ordered.height else 0
+    if cleaned:
+        get_logger("export").warning(
+            f"{prof.name}: NUL or bidirectional-control characters removed from {cleaned} cell(s)",
+            cells_cleaned=cleaned,
+        )
     table = ordered.select(exprs)
     for header, limit in truncate.items():
         if table.height and (table.get_column(header).str.len_bytes() > limit).any():
@@ -161,7 +185,7 @@ def vendor_table(
     if prof.omit_blank_columns and table.height:
         keep = [c for c in table.columns if table.get_column(c).null_count() < table.height]
         table = table.select(keep)
-    return VendorTable(table, rejected, ordered.get_column("patient_id"))
+    return VendorTable(table, rejected, ordered.get_column("patient_id"), cleaned)
 
 
 def to_csv_bytes(table: pl.DataFrame, prof: ResolvedProfile) -> tuple[bytes, int]:

@@ -82,3 +82,18 @@ def test_unquoted_quiet_hours_no_longer_crash_export(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {path}:6: key `quiet_hours.start`: found 8:00; ")
     assert "unexpected internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2025-02-30", "YAML error: 2025-02-30 is not a valid date (day is out of range for month)"),
+    ("'2025-13-01'", "key `as_of`: found '2025-13-01'"),
+])
+def test_bad_as_of_is_a_located_error(tmp_path: Path, value: str, expected: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(BASE + f"as_of: {value}\n")
+    (tmp_path / "work").mkdir()
+    result = CliRunner().invoke(cli, ["export", str(path), "--from", str(tmp_path / "work"),
+                                      "--to", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}:6: {expected}")
+    assert "unexpected internal error" not in result.stderr

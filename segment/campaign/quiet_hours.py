@@ -27,6 +27,7 @@ import polars as pl
 from phonenumbers import timezone as pn_timezone
 
 from segment.campaign.model import QuietHours, Schedule
+from segment.errors import CampaignError
 
 #: predominant IANA zone per state (fallback when neither point nor area code tells)
 STATE_ZONES: dict[str, str] = {
@@ -215,6 +216,12 @@ def send_times(
     for row in combos.iter_rows(named=True):  # distinct combinations: a few dozen at most
         zone, state = row["timezone"], row.get("state")
         start, end = window_for(quiet, state)
+        if start >= end:  # only from a campaign built in code: the loader refuses it
+            raise CampaignError(
+                f"key `quiet_hours.states.{state}`: the window leaves no time inside the campaign's "
+                f"window {quiet.start:%H:%M}-{quiet.end:%H:%M}",
+                key=f"quiet_hours.states.{state}",
+            )
         candidates = (row.get("timezone_candidates") or zone).split(",")
         at = earliest_send_all(planned_utc, [zone, *candidates], start, end)
         rows.append((*row.values(), at or earliest_send(planned_utc, zone, start, end)))

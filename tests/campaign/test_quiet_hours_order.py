@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 
 from segment.campaign import plan_contacts
-from segment.campaign.quiet_hours import add_timezones, earliest_send_all
+from segment.campaign.model import QuietHours, Window
+from segment.campaign.quiet_hours import add_timezones, earliest_send_all, send_times
+from segment.errors import CampaignError
 from tests.campaign.frames import due, patients
 from tests.campaign.helpers import make_campaign
 
@@ -117,3 +120,11 @@ def test_candidates_column_lists_every_known_zone() -> None:
         "America/Chicago,America/Denver,America/New_York",
         None,
     ]
+
+
+def test_a_window_built_in_code_that_leaves_no_time_is_a_campaign_error() -> None:
+    quiet = QuietHours(states={"FL": Window(start=dt.time(21, 30), end=dt.time(23))})
+    pairs = pl.DataFrame({"timezone": ["America/New_York"], "state": ["FL"],
+                          "timezone_candidates": ["America/New_York"]})
+    with pytest.raises(CampaignError, match=r"quiet_hours\.states\.FL.*08:00-21:00"):
+        send_times(pairs, quiet, dt.datetime(2025, 3, 10, 14, tzinfo=UTC))

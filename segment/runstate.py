@@ -4,7 +4,9 @@
   releases it when the process dies, so a lock file left by a dead process is detected as
   stale and taken over, while a live run makes a second one fail with a clear message.
 - :class:`StageCache` records, per stage, a key made of the hashes of its inputs and
-  settings and the hashes of its outputs, so an unchanged stage is skipped on the next run.
+  settings and the size and SHA-256 of its outputs, so an unchanged stage is skipped on
+  the next run and a damaged output (even one whose size did not change) is recomputed.
+- :class:`ExclusiveLock` is the same kind of lock on any file (deliveries use one each).
 - :func:`append_run_record` appends one JSON line per run (no PHI: ids, counts, timings).
 """
 
@@ -28,41 +30,51 @@ LOCK_NAME = ".segment.lock"
 HASHES_NAME = ".stage-hashes.json"
 
 
-class RunLock:
-    """An exclusive, crash-safe lock on a working folder."""
+class ExclusiveLock:
+    """An exclusive ``fcntl`` lock on a file, released by the kernel when the process dies.
 
-    def __init__(self, workdir: str | Path, run_id: str) -> None:
-        self.path = Path(workdir) / LOCK_NAME
-        self.run_id = run_id
+    The lock file records who holds it (JSON). After locking, the file is checked to be
+    the one still at ``path`` (same inode), so a holder that removes the file on release
+    can never leave two processes each holding "the" lock.
+    """
+
+    def __init__(self, path: str | Path, holder: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.holder = dict(holder)
         self._fd: int | None = None
         self.took_over_stale = False
 
-    def acquire(self) -> RunLock:
-        """Take the lock or raise :class:`LockError` naming the run that holds it."""
+    def try_acquire(self) -> bool:
+        """Take the lock if free; False when another live process holds it."""
         wd.ensure_private_dir(self.path.parent)
-        existed = self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            who = f"run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')}, started {holder.get('started', '?')})"
-            raise LockError(
-                f"another segment run holds the lock: {who}; wait for it to finish",
-                path=self.path,
-            ) from None
+        while True:
+            existed = self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._busy = _read_holder(fd)
+                os.close(fd)
+                return False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # released and removed by its holder meanwhile: lock the new file
+                os.close(fd)
+                continue
+            break
         self.took_over_stale = existed and bool(_read_holder(fd))
-        info = {
-            "run_id": self.run_id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
+        info = {**self.holder, "pid": os.getpid(), "host": socket.gethostname(),
+                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
-        return self
+        return True
+
+    def busy_holder(self) -> dict[str, Any]:
+        """Who held the lock at the last failed :meth:`try_acquire`."""
+        return dict(getattr(self, "_busy", {}))
 
     def release(self) -> None:
         """Release the lock and remove the lock file."""
@@ -73,6 +85,25 @@ class RunLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+
+
+class RunLock(ExclusiveLock):
+    """An exclusive, crash-safe lock on a working folder."""
+
+    def __init__(self, workdir: str | Path, run_id: str) -> None:
+        super().__init__(Path(workdir) / LOCK_NAME, {"run_id": run_id})
+        self.run_id = run_id
+
+    def acquire(self) -> RunLock:
+        """Take the lock or raise :class:`LockError` naming the run that holds it."""
+        if not self.try_acquire():
+            holder = self.busy_holder()
+            who = f"run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')}, started {holder.get('started', '?')})"
+            raise LockError(
+                f"another segment run holds the lock: {who}; wait for it to finish",
+                path=self.path,
+            )
+        return self
 
     def __enter__(self) -> RunLock:
         return self.acquire()
@@ -106,6 +137,18 @@ def cached_sha256(path: Path) -> str:
     return _HASHES[key]
 
 
+def fresh_sha256(path: Path) -> str:
+    """SHA-256 of a file read now (not from the cache), remembered for later look-ups.
+
+    Used to check a cached stage output: bytes can change without the size or the
+    modification time changing (a bad disk, a copy that kept the time stamp).
+    """
+    st = path.stat()
+    digest = wd.sha256_file(path)
+    _HASHES[(str(path.resolve()), st.st_size, st.st_mtime_ns)] = digest
+    return digest
+
+
 def tree_fingerprint(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
     """(relative name, sha256) for every file under the given files/folders, sorted."""
     out: list[tuple[str, str]] = []
@@ -135,7 +178,11 @@ def stage_key(stage: str, inputs: Iterable[str | Path], params: Mapping[str, Any
 
 
 class StageCache:
-    """Per-stage keys and output hashes in ``DIR/.stage-hashes.json``."""
+    """Per-stage keys and output checksums in ``DIR/.stage-hashes.json``.
+
+    An output is reused only when its size and SHA-256 still match what the stage
+    wrote; anything else (a changed, truncated or corrupted file) reruns the stage.
+    """
 
     def __init__(self, workdir: str | Path) -> None:
         self.path = Path(workdir) / HASHES_NAME
@@ -143,34 +190,39 @@ class StageCache:
             self.entries: dict[str, Any] = json.loads(self.path.read_text())
         except (FileNotFoundError, ValueError):
             self.entries = {}
+        if not isinstance(self.entries, dict):
+            self.entries = {}
 
     def is_fresh(self, stage: str, key: str, outputs: Iterable[str | Path]) -> bool:
-        """True when the stage ran with this key and its outputs are unchanged."""
+        """True when the stage ran with this key and its outputs are byte-for-byte unchanged."""
         entry = self.entries.get(stage)
-        if not entry or entry.get("key") != key:
+        if not isinstance(entry, dict) or entry.get("key") != key:
             return False
         recorded = entry.get("outputs", {})
         for out in outputs:
             p = Path(out)
-            if not p.exists() or recorded.get(p.name) != _cheap_id(p):
+            want = recorded.get(p.name)
+            if not isinstance(want, dict) or not p.is_file():
+                return False
+            if p.stat().st_size != want.get("size") or fresh_sha256(p) != want.get("sha256"):
                 return False
         return True
 
     def record(self, stage: str, key: str, outputs: Iterable[str | Path]) -> None:
         """Remember that ``stage`` produced ``outputs`` under ``key``."""
-        self.entries[stage] = {"key": key, "outputs": {Path(o).name: _cheap_id(Path(o)) for o in outputs}}
+        self.entries[stage] = {
+            "key": key,
+            "outputs": {
+                Path(o).name: {"size": Path(o).stat().st_size, "sha256": cached_sha256(Path(o))}
+                for o in outputs
+            },
+        }
         wd.write_json(self.path, self.entries)
 
     def forget_from(self, stages: Iterable[str]) -> None:
         """Invalidate stages (downstream of a stage that reran)."""
         for s in stages:
             self.entries.pop(s, None)
-
-
-def _cheap_id(path: Path) -> str:
-    """Size and modification time: enough to notice an output changed behind our back."""
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def append_run_record(workdir: str | Path, record: Mapping[str, Any]) -> Path:

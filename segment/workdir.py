@@ -3,6 +3,9 @@
 Everything in a working folder can hold PHI, so folders are created 0700 and files
 0600 regardless of the user's umask, and every file is written to a temporary name
 and renamed into place when complete, so a failed stage leaves no half-written file.
+A temporary file is owner-only from its creation and carries the writer's process id
+(``.<name>.<pid>.<random>.tmp``), so one left by a killed process is recognized and
+removed by the next run (:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +48,11 @@ OWN_OUTPUTS = frozenset({
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+TEMP_SUFFIX = ".tmp"
+#: a temporary file of :func:`atomic_path`: ``.<name>.<pid>.<random>.tmp``
+_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp$")
+#: temporary files named without a process id (older versions) are stale after this long
+_UNOWNED_TEMP_AGE_S = 24 * 3600
 
 
 def ensure_private_dir(path: str | Path) -> Path:
@@ -76,7 +86,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     ensure_private_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -147,3 +157,44 @@ def require(workdir: str | Path, name: str, *, produced_by: str) -> Path:
 def scan(workdir: str | Path, name: str, *, produced_by: str) -> pl.LazyFrame:
     """Lazily scan a previous stage's Parquet output."""
     return pl.scan_parquet(require(workdir, name, produced_by=produced_by))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | Path, *, now: float | None = None) -> list[str]:
+    """Remove temporary files that a killed writer left in ``folder`` (and below).
+
+    A temporary file of :func:`atomic_path` is removed when the process that wrote it
+    is gone; an older-style ``.<name>.<random>.tmp`` once it is a day old. Returns the
+    removed paths, relative to ``folder``. Call it only while holding the folder's
+    run lock.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    for path in sorted(root.rglob(f".*{TEMP_SUFFIX}")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        match = _TEMP_NAME.match(path.name)
+        if match is not None:
+            stale = int(match.group("pid")) != os.getpid() and not _alive(int(match.group("pid")))
+        else:
+            try:
+                stale = now - path.stat().st_mtime > _UNOWNED_TEMP_AGE_S
+            except FileNotFoundError:
+                continue
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(str(path.relative_to(root)))
+    return removed

@@ -1,9 +1,13 @@
 """Frequency caps across campaigns, counted from the contact ledger in one group-by.
 
 A cap ``{per_days: 7, max: 1}`` means: at most one contact per patient per channel
-in any window of 7 days ending at this campaign's planned send time (earlier
-contacts sent strictly after ``planned - 7 days`` count). Contacts recorded by the
-same run id are ignored so a rerun of the same run reproduces its own files.
+in any window of 7 days. Every recorded contact counts, before or after this
+campaign's planned send time: a contact sent strictly less than ``per_days`` days away
+from it, on either side, is in a window with it (so a backdated run cannot ignore
+contacts made later). With ``max`` above one this is conservative: two contacts on
+opposite sides may count together though no single window holds both. Contacts
+recorded by the same run id are ignored so a rerun of the same run reproduces its own
+files.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ def capped_channels(
     hist = history
     if run_id is not None:
         hist = hist.filter(pl.col("run_id") != run_id)
-    hist = hist.filter(pl.col("sent_at") <= pl.lit(planned_utc))
     if not caps:
         return hist.select("patient_id").unique().with_columns(
             [pl.lit(False).alias(f"capped_{ch}") for ch in channels]
@@ -40,7 +43,9 @@ def capped_channels(
     aggs = []
     for i, cap in enumerate(caps):
         start = planned_utc - dt.timedelta(days=cap.per_days)
-        aggs.append((pl.col("sent_at") > pl.lit(start)).sum().alias(f"_n{i}"))
+        end = planned_utc + dt.timedelta(days=cap.per_days)
+        inside = (pl.col("sent_at") > pl.lit(start)) & (pl.col("sent_at") < pl.lit(end))
+        aggs.append(inside.sum().alias(f"_n{i}"))
     counts = hist.group_by("patient_id", "channel").agg(aggs)
     hit = pl.lit(False)
     for i, cap in enumerate(caps):

@@ -1,18 +1,33 @@
-"""The contact ledger: an SQLite database of every contact an export included.
+"""The contact ledger: an SQLite database of every contact an export delivered.
 
-One row per patient, campaign, channel and run, with the planned send time in UTC.
-Frequency caps and ``--delta`` read it; an export appends its rows in one
-transaction, only after every vendor file is in place. The file is owner-only (PHI).
+Tables:
+
+- ``contacts``: one row per patient, campaign, channel and run, with the planned send
+  time in UTC, the delivery that recorded it and the vendor file it is in. A row exists
+  exactly while its vendor file is delivered (see :mod:`segment.export.delivery`).
+- ``reservations``: the contacts a delivery in progress is about to make. They are
+  written in the same ``BEGIN IMMEDIATE`` transaction that checked the frequency caps,
+  and count against the caps of every other run until the delivery commits (they move
+  to ``contacts``) or is withdrawn (they are deleted).
+- ``deliveries``: the write-ahead record of each delivery: its state (``intent`` ->
+  ``staged`` -> ``committed`` -> ``published``, or ``withdrawing`` -> ``withdrawn``) and
+  what it consists of (file names, sizes and hashes, the trigger, the manifest; no PHI).
+
+Frequency caps and ``--delta`` read contacts and reservations. The file is owner-only
+(PHI); WAL mode, ``synchronous=FULL``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -20,6 +35,8 @@ from segment.errors import DeliveryError
 from segment.workdir import FILE_MODE, ensure_private_dir
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: how long a run waits for another run's ledger transaction (planning under the lock)
+BUSY_TIMEOUT_S = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -33,7 +50,30 @@ CREATE TABLE IF NOT EXISTS contacts (
 );
 CREATE INDEX IF NOT EXISTS contacts_by_time ON contacts (sent_at);
 CREATE INDEX IF NOT EXISTS contacts_by_campaign ON contacts (campaign_code);
+CREATE TABLE IF NOT EXISTS reservations (
+    delivery_id   TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    campaign_code TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    sent_at       TEXT NOT NULL,
+    file_name     TEXT NOT NULL,
+    PRIMARY KEY (delivery_id, patient_id, channel)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id   TEXT PRIMARY KEY,
+    campaign_code TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    content_key   TEXT NOT NULL,
+    destination   TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    record        TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
 """
+#: columns added to ``contacts`` after its first version (older ledgers are migrated)
+_CONTACT_COLUMNS = {"delivery_id": "TEXT", "file_name": "TEXT"}
 
 HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "patient_id": pl.String,
@@ -43,9 +83,124 @@ HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "sent_at": pl.Datetime("us", "UTC"),
 }
 
+#: delivery states that a later run must reconcile (complete or withdraw)
+UNFINISHED_STATES = ("intent", "staged", "committed", "withdrawing")
+
 
 def _fmt(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def _now() -> str:
+    return _fmt(dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One row of the delivery journal."""
+
+    delivery_id: str
+    campaign_code: str
+    run_id: str
+    content_key: str
+    destination: str
+    state: str
+    record: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+def _history_sql(since: dt.datetime | None, campaign_code: str | None) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("sent_at >= ?")
+        params.append(_fmt(since))
+    if campaign_code is not None:
+        clauses.append("campaign_code = ?")
+        params.append(campaign_code)
+    where = " OR ".join(clauses) if clauses else "0"
+    cols = "patient_id, campaign_code, channel, run_id, sent_at"
+    sql = f"SELECT {cols} FROM contacts WHERE {where} UNION ALL SELECT {cols} FROM reservations WHERE {where}"
+    return sql, params + params
+
+
+def _history_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        rows, schema=dict.fromkeys(["patient_id", "campaign_code", "channel", "run_id", "sent_at"], pl.String),
+        orient="row",
+    )
+    return frame.with_columns(
+        pl.col("sent_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
+    )
+
+
+def _delivery(row: tuple[Any, ...] | None) -> Delivery | None:
+    if row is None:
+        return None
+    return Delivery(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8])
+
+
+_DELIVERY_COLUMNS = (
+    "delivery_id, campaign_code, run_id, content_key, destination, state, record, created_at, updated_at"
+)
+
+
+class LedgerTransaction:
+    """Reads and writes inside one ``BEGIN IMMEDIATE`` transaction (see :meth:`ContactLedger.immediate`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def history(self, since: dt.datetime | None, campaign_code: str | None = None) -> pl.DataFrame:
+        """Contacts and reservations sent at or after ``since``, plus all of ``campaign_code``."""
+        sql, params = _history_sql(since, campaign_code)
+        return _history_frame(self.conn.execute(sql, params).fetchall())
+
+    def latest_contact(self, *, exclude_run_id: str | None = None) -> tuple[dt.datetime, str, str] | None:
+        """The latest contact or reservation: (sent_at, campaign code, run id), or None."""
+        return _latest(self.conn, exclude_run_id)
+
+    def begin_delivery(
+        self,
+        delivery: Delivery,
+        contacts: pl.DataFrame,
+        *,
+        sent_at: dt.datetime,
+    ) -> None:
+        """Write the delivery's intent and reserve its contacts (``patient_id``, ``channel``, ``file_name``)."""
+        sent = _fmt(sent_at)
+        self.conn.execute("DELETE FROM reservations WHERE delivery_id = ?", (delivery.delivery_id,))
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (delivery.delivery_id, delivery.campaign_code, delivery.run_id, delivery.content_key,
+             delivery.destination, delivery.state, json.dumps(delivery.record, sort_keys=True),
+             delivery.created_at, delivery.updated_at),
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO reservations "
+            "(delivery_id, patient_id, campaign_code, channel, run_id, sent_at, file_name) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (delivery.delivery_id, pid, delivery.campaign_code, ch, delivery.run_id, sent, name)
+                for pid, ch, name in contacts.select("patient_id", "channel", "file_name").iter_rows()
+            ),
+        )
+
+
+def _latest(conn: sqlite3.Connection, exclude_run_id: str | None) -> tuple[dt.datetime, str, str] | None:
+    best: tuple[str, str, str] | None = None
+    for table in ("contacts", "reservations"):
+        row = conn.execute(
+            f"SELECT sent_at, campaign_code, run_id FROM {table} WHERE run_id != ? "
+            "ORDER BY sent_at DESC LIMIT 1",
+            (exclude_run_id or "",),
+        ).fetchone()
+        if row is not None and (best is None or row[0] > best[0]):
+            best = (row[0], row[1], row[2])
+    if best is None:
+        return None
+    when = dt.datetime.strptime(best[0], TIME_FORMAT).replace(tzinfo=dt.UTC)
+    return when, best[1], best[2]
 
 
 class ContactLedger:
@@ -53,6 +208,11 @@ class ContactLedger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+
+    @property
+    def locks_dir(self) -> Path:
+        """The folder of per-delivery lock files beside the ledger."""
+        return self.path.with_name(f".{self.path.name}.locks")
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -63,42 +223,61 @@ class ContactLedger:
             os.close(fd)
         os.chmod(self.path, FILE_MODE)
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise DeliveryError(f"cannot open the contact ledger ({exc})", path=self.path) from exc
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
+            have = {r[1] for r in conn.execute("PRAGMA table_info(contacts)")}
+            for name, kind in _CONTACT_COLUMNS.items():
+                if name not in have:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                        conn.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
             yield conn
         finally:
             conn.close()
 
+    @contextlib.contextmanager
+    def immediate(self) -> Iterator[LedgerTransaction]:
+        """One ``BEGIN IMMEDIATE`` transaction: the ledger's write lock from the first read.
+
+        Every run that checks caps and reserves contacts does both inside one of these,
+        so two campaigns sharing the ledger see each other's contacts, whatever their
+        working folders. Committed on success, rolled back on any exception.
+        """
+        with self.connect() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise DeliveryError(f"cannot lock the contact ledger ({exc})", path=self.path) from exc
+            try:
+                yield LedgerTransaction(conn)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise DeliveryError(f"cannot write the contact ledger ({exc})", path=self.path) from exc
+                raise
+
     def history(
         self, since: dt.datetime | None, campaign_code: str | None = None
     ) -> pl.DataFrame:
-        """Rows sent at or after ``since``, plus every row of ``campaign_code`` (for --delta)."""
-        clauses, params = [], []
-        if since is not None:
-            clauses.append("sent_at >= ?")
-            params.append(_fmt(since))
-        if campaign_code is not None:
-            clauses.append("campaign_code = ?")
-            params.append(campaign_code)
-        where = " OR ".join(clauses) if clauses else "0"
+        """Rows sent at or after ``since``, plus every row of ``campaign_code`` (for --delta).
+
+        Reservations of deliveries in progress are included: they count as contacts.
+        """
+        sql, params = _history_sql(since, campaign_code)
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT patient_id, campaign_code, channel, run_id, sent_at FROM contacts "
-                f"WHERE {where}",
-                params,
-            ).fetchall()
-        frame = pl.DataFrame(
-            rows, schema=dict.fromkeys(["patient_id", "campaign_code", "channel", "run_id", "sent_at"], pl.String),
-            orient="row",
-        )
-        return frame.with_columns(
-            pl.col("sent_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
-        )
+            rows = conn.execute(sql, params).fetchall()
+        return _history_frame(rows)
+
+    def latest_contact(self, *, exclude_run_id: str | None = None) -> tuple[dt.datetime, str, str] | None:
+        """The latest recorded or reserved contact: (sent_at, campaign code, run id), or None."""
+        with self.connect() as conn:
+            return _latest(conn, exclude_run_id)
 
     def record(
         self,
@@ -110,50 +289,42 @@ class ContactLedger:
     ) -> int:
         """Append ``contacts`` (``patient_id``, ``channel``) in one transaction; rows written.
 
-        Re-recording the same run is a no-op (the key includes the run id).
+        Re-recording the same run is a no-op (the key includes the run id). Exports do
+        not call this: they reserve and commit through the delivery journal.
         """
-        now = _fmt(dt.datetime.now(dt.UTC))
+        now = _now()
         sent = _fmt(sent_at)
         rows = [
             (pid, campaign_code, ch, run_id, sent, now)
             for pid, ch in contacts.select("patient_id", "channel").iter_rows()
         ]
-        with self.connect() as conn:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                before = conn.total_changes
-                conn.executemany(
+        try:
+            with self.immediate() as tx:
+                before = tx.conn.total_changes
+                tx.conn.executemany(
                     "INSERT OR IGNORE INTO contacts "
                     "(patient_id, campaign_code, channel, run_id, sent_at, recorded_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                written = conn.total_changes - before
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise DeliveryError(
-                        f"cannot write the contact ledger ({exc}); no contacts were recorded",
-                        path=self.path,
-                    ) from exc
-                raise
+                written = tx.conn.total_changes - before
+        except DeliveryError as exc:
+            raise DeliveryError(f"{exc.message}; no contacts were recorded", path=self.path) from exc
         return written
 
     def has_run(self, run_id: str) -> bool:
-        """True when the ledger already holds rows of ``run_id`` (an earlier identical run)."""
+        """True when the ledger already holds rows of ``run_id``."""
         with self.connect() as conn:
             return conn.execute("SELECT 1 FROM contacts WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
 
     def forget_run(self, run_id: str) -> int:
-        """Remove a run's rows (used only to undo a run whose delivery then failed)."""
+        """Remove a run's rows (an administrative undo; exports withdraw by delivery)."""
         with self.connect() as conn:
             cur = conn.execute("DELETE FROM contacts WHERE run_id = ?", (run_id,))
             return cur.rowcount
 
     def count(self, campaign_code: str | None = None) -> int:
-        """Number of rows (for one campaign, or all)."""
+        """Number of contact rows (for one campaign, or all); reservations are not counted."""
         with self.connect() as conn:
             if campaign_code is None:
                 return int(conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
@@ -162,3 +333,93 @@ class ContactLedger:
                     "SELECT COUNT(*) FROM contacts WHERE campaign_code = ?", (campaign_code,)
                 ).fetchone()[0]
             )
+
+    # -- the delivery journal ------------------------------------------------------------
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """The journal row of ``delivery_id``, or None."""
+        with self.connect() as conn:
+            return _delivery(conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = ?", (delivery_id,)
+            ).fetchone())
+
+    def deliveries(self, states: Iterable[str] = UNFINISHED_STATES) -> list[Delivery]:
+        """Journal rows in ``states``, oldest first."""
+        wanted = list(states)
+        marks = ", ".join("?" for _ in wanted)
+        with self.connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE state IN ({marks}) "
+                "ORDER BY created_at, delivery_id",
+                wanted,
+            ).fetchall()
+        return [d for d in map(_delivery, rows) if d is not None]
+
+    def set_state(self, delivery_id: str, state: str, *, note: str | None = None) -> None:
+        """Move a delivery to ``state`` (and remember why, when given)."""
+        with self.immediate() as tx:
+            if note is not None:
+                row = tx.conn.execute("SELECT record FROM deliveries WHERE delivery_id = ?",
+                                      (delivery_id,)).fetchone()
+                record = json.loads(row[0]) if row else {}
+                record["note"] = note
+                tx.conn.execute("UPDATE deliveries SET record = ? WHERE delivery_id = ?",
+                                (json.dumps(record, sort_keys=True), delivery_id))
+            tx.conn.execute("UPDATE deliveries SET state = ?, updated_at = ? WHERE delivery_id = ?",
+                            (state, _now(), delivery_id))
+
+    def commit_delivery(self, delivery_id: str) -> int:
+        """Turn a delivery's reservations into contacts and mark it ``committed``: one transaction.
+
+        Returns the contact rows written (rows of the same run already recorded by another
+        delivery are kept as they are).
+        """
+        with self.immediate() as tx:
+            before = tx.conn.total_changes
+            tx.conn.execute(
+                "INSERT OR IGNORE INTO contacts (patient_id, campaign_code, channel, run_id, sent_at, "
+                "recorded_at, delivery_id, file_name) SELECT patient_id, campaign_code, channel, run_id, "
+                "sent_at, ?, delivery_id, file_name FROM reservations WHERE delivery_id = ?",
+                (_now(), delivery_id),
+            )
+            written = tx.conn.total_changes - before
+            tx.conn.execute("DELETE FROM reservations WHERE delivery_id = ?", (delivery_id,))
+            tx.conn.execute("UPDATE deliveries SET state = 'committed', updated_at = ? WHERE delivery_id = ?",
+                            (_now(), delivery_id))
+        return written
+
+    def withdraw_delivery(self, delivery_id: str, withdrawn_files: Iterable[str], *, finished: bool,
+                          left: dict[str, Any] | None = None) -> int:
+        """Drop a delivery's reservations and its contacts in ``withdrawn_files``: one transaction.
+
+        ``finished``: nothing of the delivery is left at the destination (state
+        ``withdrawn``); otherwise it stays ``withdrawing`` for the next run, with ``left``
+        (what is still there) in its record. Returns the contact rows removed.
+        """
+        names = sorted(set(withdrawn_files))
+        with self.immediate() as tx:
+            tx.conn.execute("DELETE FROM reservations WHERE delivery_id = ?", (delivery_id,))
+            before = tx.conn.total_changes
+            tx.conn.executemany(
+                "DELETE FROM contacts WHERE delivery_id = ? AND file_name = ?",
+                ((delivery_id, name) for name in names),
+            )
+            removed = tx.conn.total_changes - before
+            row = tx.conn.execute("SELECT record FROM deliveries WHERE delivery_id = ?", (delivery_id,)).fetchone()
+            record = json.loads(row[0]) if row else {}
+            if left is not None:
+                record["withdrawal"] = left
+            tx.conn.execute(
+                "UPDATE deliveries SET state = ?, record = ?, updated_at = ? WHERE delivery_id = ?",
+                ("withdrawn" if finished else "withdrawing", json.dumps(record, sort_keys=True), _now(),
+                 delivery_id),
+            )
+        return removed
+
+    def delivery_rows(self, delivery_id: str) -> dict[str, int]:
+        """Contact rows recorded by a delivery, per vendor file."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT file_name, COUNT(*) FROM contacts WHERE delivery_id = ? GROUP BY file_name",
+                (delivery_id,),
+            ).fetchall()
+        return {str(name): int(n) for name, n in rows}

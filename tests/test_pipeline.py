@@ -49,7 +49,8 @@ def test_counts_reconcile_from_ingest_to_export(demo: dict[str, Path]) -> None:
     eligibility = pl.read_parquet(work / "eligibility.parquet")
     n_rules = eligibility["rule_id"].n_unique()
     assert eligibility.height == patients * n_rules
-    manifest = json.loads((demo["exports"] / "spring" / "manifest.json").read_text())
+    (manifest_path,) = (demo["exports"] / "spring").glob("manifest-SPRING-OUTREACH-*.json")
+    manifest = json.loads(manifest_path.read_text())
     counts = manifest["counts"]
     assert counts["patients"] == patients
     assert counts["sent"] + sum(counts["removed"].values()) == patients
@@ -133,5 +134,5 @@ def test_demo_command_small(tmp_path: Path) -> None:
     code, out, err = _run("demo", "--out", str(tmp_path / "d"), "--patients", "300")
     assert code == 0, err
     assert "SPRING-OUTREACH" in out and "FALL-OUTREACH" in out
-    assert (tmp_path / "d" / "exports" / "spring" / "manifest.json").exists()
-    assert (tmp_path / "d" / "exports" / "fall" / "manifest.json").exists()
+    assert len(list((tmp_path / "d" / "exports" / "spring").glob("manifest-SPRING-OUTREACH-*.json"))) == 1
+    assert len(list((tmp_path / "d" / "exports" / "fall").glob("manifest-FALL-OUTREACH-*.json"))) == 1

@@ -35,17 +35,26 @@ def export_command(
     campaign_file: Path, workdir: Path, dest: str | None, as_of: object, mode: str,
     dry_run: bool, run_id: str | None,
 ) -> None:
-    """Write one vendor file per channel, then manifest.json and a .done trigger file.
+    """Write one vendor file per channel, a manifest-<code>-<run>.json and a .done trigger file.
 
-    Consent, suppression, frequency caps and quiet hours come from the campaign file;
-    files are written under temporary names and renamed when complete.
+    Consent, suppression, frequency caps and quiet hours come from the campaign file.
+    Files are staged under temporary names and renamed only once their contacts are
+    committed to the ledger; the trigger comes last. A delivery left unfinished by a
+    killed run is completed or withdrawn first; a run already delivered is not sent
+    again; a run dated before contacts already in the ledger is refused unless --dry-run.
     """
     reporter = get_reporter()
     result = export_campaign(
         campaign_file, workdir, dest, as_of=as_of,  # type: ignore[arg-type]
         mode=mode, dry_run=dry_run, run_id=run_id,
     )
+    if result.reconciled:
+        reporter.result("reconciled unfinished deliveries",
+                        {f"{r.campaign_code} {r.run_id}": f"found {r.found}; {r.action}"
+                         + (f": {r.detail}" if r.detail else "") for r in result.reconciled})
     verb = "would send" if result.dry_run else "sent"
+    if result.already_delivered:
+        verb = "already delivered"
     reporter.table(
         f"{result.campaign_code} {result.run_id}: files" + (" (dry run: not written)" if dry_run else ""),
         [{"file": f.name, "channel": f.channel, "rows": f.rows, "bytes": f.size} for f in result.files],

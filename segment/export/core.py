@@ -1,9 +1,20 @@
-"""``export_campaign``: plan, build vendor files, deliver them, record the ledger, trigger.
+"""``export_campaign``: reconcile, plan under the ledger's lock, build, deliver.
 
-Order (a failure at any step leaves no vendor file under its final name and no ledger
-rows): build every file in memory -> encrypt -> upload/write each under a temporary
-name and check its size -> rename all -> manifest -> ledger rows in one transaction ->
-the ``.done`` trigger file last.
+Order:
+
+1. Reconcile: every unfinished delivery in the ledger whose process is gone is
+   completed (contacts committed: its files go out) or withdrawn (nothing committed:
+   its temporary files are removed), before anything else.
+2. The run's content key: a hash of every input that can change who is sent (patient
+   and eligibility files, the campaign file, suppression files, as-of date, mode,
+   segment's version). The default run id is ``r`` + its first 12 hex digits. A run
+   already published to this destination with the same key is not sent again; with
+   another key (an explicit ``--run-id`` reused) it is refused.
+3. In one ``BEGIN IMMEDIATE`` ledger transaction: refuse a run dated before contacts
+   already recorded, read every contact (all campaigns, any working folder), plan,
+   build the vendor files, and record the delivery's intent with its contacts reserved.
+4. :func:`segment.export.delivery.run_delivery`: stage under temporary names, commit
+   the contacts, rename into place, manifest, ``.done`` trigger last.
 """
 
 from __future__ import annotations
@@ -16,31 +27,53 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from segment import workdir as wd
-from segment.campaign.ledger import ContactLedger
+from segment.campaign.caps import longest_window
+from segment.campaign.ledger import ContactLedger, Delivery
 from segment.campaign.loader import load_campaign
-from segment.campaign.model import Campaign, Channel, ContactStatus
-from segment.campaign.phi import clinical_word_in
+from segment.campaign.model import Campaign
 from segment.campaign.quiet_hours import planned_send_utc
 from segment.campaign.select import plan_contacts
 from segment.campaign.suppression import load_suppression
 from segment.config import Settings
-from segment.errors import CampaignError, DeliveryError, PrivacyError, SegmentError, StageInputError
-from segment.export.deliver import FolderDestination, parse_destination
-from segment.export.encrypt import check_recipient, encrypt_bytes
-from segment.export.profiles import resolve_profile
-from segment.export.transfer import Transport, open_transport
-from segment.export.writer import safe_file_name, split_csv, to_csv_bytes, vendor_table
+from segment.errors import CampaignError, DeliveryError, StageInputError
+from segment.export.build import (
+    BuiltExport,
+    ExportedFile,
+    build_files,
+    build_manifest,
+    manifest_name,
+    trigger_body,
+    trigger_name,
+)
+from segment.export.checkpoints import checkpoint
+from segment.export.deliver import (
+    Destination,
+    FolderDestination,
+    destination_url,
+    parse_destination,
+)
+from segment.export.delivery import (
+    Reconciled,
+    delivery_id_for,
+    delivery_lock,
+    reconcile,
+    run_delivery,
+)
+from segment.export.encrypt import check_recipient
+from segment.export.transfer import open_transport
 from segment.log import get_logger
 
 log = get_logger("export")
 
-MANIFEST = "manifest.json"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PATIENT_FILES = (wd.ENRICHED, wd.GEOCODED, wd.PATIENTS)
+
+__all__ = ["ExportMode", "ExportResult", "ExportedFile", "export_campaign", "patients_path"]
 
 
 class ExportMode(StrEnum):
@@ -48,21 +81,6 @@ class ExportMode(StrEnum):
 
     FULL = "full"
     DELTA = "delta"
-
-
-@dataclass(frozen=True)
-class ExportedFile:
-    """One vendor file as delivered."""
-
-    name: str
-    channel: str
-    profile: str
-    rows: int
-    size: int
-    sha256: str
-    plaintext_sha256: str
-    encrypted_to: str | None
-    data: bytes = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,11 @@ class ExportResult:
     manifest_path: Path | None
     trigger: str | None
     ledger_rows: int
+    delivery_id: str | None = None
+    #: this run was already published to this destination: nothing was sent again
+    already_delivered: bool = False
+    #: unfinished deliveries found (and completed or withdrawn) before this run
+    reconciled: list[Reconciled] = field(default_factory=list)
 
 
 def patients_path(workdir: Path) -> Path:
@@ -95,42 +118,68 @@ def patients_path(workdir: Path) -> Path:
     )
 
 
-def _reference_vintages(workdir: Path) -> Any:
-    """The reference pack(s) and tract vintages the geocode and enrich stages used."""
-    found: dict[str, Any] = {}
-    for stage, name in (("geocode", wd.GEOCODE_REPORT), ("enrich", wd.ENRICH_REPORT)):
-        p = workdir / name
-        if not p.exists():
-            continue
-        try:
-            report = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(report, dict):
-            continue
-        pack = report.get("pack")
-        entry: dict[str, Any] = dict(pack) if isinstance(pack, dict) else {"name": pack}
-        for key in ("tract_vintage", "indicator_tract_vintage"):
-            if key in report:
-                entry[key] = report[key]
-        if entry.get("name") is not None or len(entry) > 1:
-            found[stage] = entry
-    return found or None
+def content_key(inputs: dict[str, str], as_of: dt.date, mode: str) -> str:
+    """The hash of everything that decides who an export sends, except the ledger."""
+    from segment import __version__
+
+    payload = {"files": inputs, "as_of": as_of.isoformat(), "mode": mode, "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _render_name(campaign: Campaign, channel: Channel, profile: str, as_of: dt.date, run_id: str) -> str:
-    return campaign.file_name.format(
-        code=campaign.code, channel=str(channel), vendor=profile,
-        date=as_of.strftime("%Y%m%d"), run_id=run_id,
-    )
+def check_not_backdated(
+    latest: tuple[dt.datetime, str, str] | None, campaign: Campaign, as_of: dt.date, ledger_path: Path
+) -> None:
+    """Refuse a run dated before a contact already in the ledger (caps would miss it)."""
+    if latest is None:
+        return
+    when, code, run = latest
+    day = when.astimezone(ZoneInfo(campaign.schedule.timezone)).date()
+    if day > as_of:
+        raise CampaignError(
+            f"--as-of {as_of.isoformat()} is before contacts already in the contact ledger "
+            f"(latest on {day.isoformat()}, campaign {code} run {run}); a backdated run is refused "
+            "(preview it with --dry-run, or run as of that date or later)",
+            path=ledger_path, key="as_of",
+        )
 
 
-def _check_name(name: str, campaign: Campaign) -> str:
-    safe_file_name(name)
-    word = clinical_word_in(name, campaign.clinical_words)
-    if word:
-        raise PrivacyError(f"vendor file name would contain the clinical word `{word}`")
-    return name
+def refuse_backdated(ledger: ContactLedger, campaign: Campaign, as_of: dt.date, run_id: str | None) -> None:
+    """:func:`check_not_backdated` against the ledger as it is now (cheap; before any data is read)."""
+    if ledger.path.exists():
+        check_not_backdated(ledger.latest_contact(exclude_run_id=run_id), campaign, as_of, ledger.path)
+
+
+def reconcile_before_run(ledger: ContactLedger, campaign_code: str) -> list[Reconciled]:
+    """Reconcile the ledger's unfinished deliveries; fail if one of this campaign's cannot be."""
+    found = reconcile(ledger)
+    for r in found:
+        if r.campaign_code == campaign_code and r.action == "in progress elsewhere":
+            raise DeliveryError(
+                f"run {r.run_id} of {campaign_code} to {r.destination} is being delivered by another "
+                f"process ({r.detail}); wait for it to finish; nothing was done",
+                path=ledger.path,
+            )
+        if r.campaign_code == campaign_code and r.action == "failed":
+            raise DeliveryError(
+                f"an earlier delivery of this campaign is unfinished and could not be reconciled: "
+                f"{r.describe()}; nothing else was done",
+                path=ledger.path,
+            )
+    return found
+
+
+def _ledger_for(c: Campaign, ledger: ContactLedger | str | Path | None, settings: Settings) -> ContactLedger:
+    if isinstance(ledger, ContactLedger):
+        return ledger
+    return ContactLedger(Path(ledger) if ledger is not None else (c.ledger or settings.ledger_path))
+
+
+def _manifest_path(destination: Destination, work: Path, c: Campaign, as_of: dt.date, run_id: str) -> Path:
+    name = manifest_name(c, run_id)
+    if isinstance(destination, FolderDestination):
+        return destination.path / name
+    # the manifest names rules: it stays local for a remote destination
+    return work / "exports" / f"{c.code}_{as_of.strftime('%Y%m%d')}_{run_id}" / name
 
 
 def export_campaign(
@@ -148,8 +197,10 @@ def export_campaign(
     """Export one campaign from a working folder to ``dest`` (folder or ``sftp://`` URL).
 
     Same inputs, as-of date and mode give the same run id and byte-identical
-    (unencrypted) vendor files. Raises :class:`DeliveryError` (nothing left behind),
-    :class:`CampaignError`, :class:`PrivacyError` or :class:`StageInputError`.
+    (unencrypted) vendor files; a run already published to ``dest`` is not sent twice.
+    A vendor file is visible at ``dest`` only once its contacts are committed to the
+    ledger. Raises :class:`DeliveryError` (saying what, if anything, is left
+    delivered), :class:`CampaignError`, :class:`PrivacyError` or :class:`StageInputError`.
     """
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     mode = ExportMode(mode)
@@ -161,6 +212,8 @@ def export_campaign(
     destination = parse_destination(target)
     settings = settings or Settings.from_env()
     as_of = as_of or c.as_of or dt.date.today()
+    if run_id is not None and not RUN_ID_PATTERN.match(run_id):
+        raise DeliveryError("a run id may use letters, digits, `-` and `_` only (max 64)")
     # encryption keys are checked before any data is read
     for ch, vendor in c.vendors.items():
         if vendor.encrypt is not None:
@@ -168,211 +221,113 @@ def export_campaign(
                 check_recipient(vendor.encrypt)
             except DeliveryError as exc:
                 raise DeliveryError(f"vendors.{ch}.encrypt: {exc.message}", path=c.path) from exc
+    led = _ledger_for(c, ledger, settings)
+    reconciled = [] if dry_run else reconcile_before_run(led, c.code)
 
     pfile = patients_path(work)
     efile = wd.require(work, wd.ELIGIBILITY, produced_by="evaluate")
-    inputs = {
-        pfile.name: wd.sha256_file(pfile),
-        efile.name: wd.sha256_file(efile),
-    }
+    inputs = {pfile.name: wd.sha256_file(pfile), efile.name: wd.sha256_file(efile)}
     if c.path is not None:
         inputs[f"campaign:{c.path.name}"] = wd.sha256_file(c.path)
     for sup in c.suppression:
         inputs[f"suppression:{sup.path.name}"] = wd.sha256_file(sup.path)
-    inputs_hash = hashlib.sha256(
-        json.dumps(inputs, sort_keys=True).encode() + f"|{as_of}|{mode}".encode()
-    ).hexdigest()
-    run_id = run_id or f"r{inputs_hash[:12]}"
-    if not RUN_ID_PATTERN.match(run_id):
-        raise DeliveryError("a run id may use letters, digits, `-` and `_` only (max 64)")
+    key = content_key(inputs, as_of, str(mode))
+    run_id = run_id or f"r{key[:12]}"
+    url = destination_url(destination)
+    delivery_id = delivery_id_for(c.code, run_id, url)
+    manifest_path = _manifest_path(destination, work, c, as_of, run_id)
+    trigger = trigger_name(c, as_of, run_id)
 
-    led = ledger if isinstance(ledger, ContactLedger) else ContactLedger(
-        Path(ledger) if ledger is not None else (c.ledger or settings.ledger_path)
-    )
+    if not dry_run:
+        previous = led.delivery(delivery_id) if led.path.exists() else None
+        if previous is not None and previous.state == "published":
+            if previous.content_key != key:
+                raise DeliveryError(
+                    f"run {run_id} of {c.code} was already delivered to {destination.describe()} from "
+                    "different inputs; nothing was sent (use a new --run-id, or the default one)"
+                )
+            log.info("already delivered: nothing sent again", run_id=run_id)
+            return _already_delivered(previous, c, run_id, as_of, mode, destination, reconciled)
+        refuse_backdated(led, c, as_of, run_id)
+
     patients = pl.scan_parquet(pfile)
     eligibility = pl.scan_parquet(efile)
     suppression = load_suppression(list(c.suppression))
-    plan = plan_contacts(
-        c, patients, eligibility, led, as_of, run_id=run_id, suppression=suppression
-    ).collect()
+    planned = planned_send_utc(as_of, c.schedule)
 
-    removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED}
-    for status, n in plan.group_by("contact_status").len().iter_rows():
-        if status in removed:
-            removed[status] = n
-    chosen = plan.filter(pl.col("contact_status") == str(ContactStatus.SELECTED))
-    if mode is ExportMode.DELTA:
-        removed["already_sent"] = int(chosen.get_column("already_sent").sum())
-        chosen = chosen.filter(~pl.col("already_sent"))
-    rows = chosen.select("patient_id", "channel", "timezone", "send_after_utc").join(
-        patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
-        on="patient_id", how="left",
-    )
+    def build(history: ContactLedger | pl.DataFrame | None) -> tuple[BuiltExport, dict[str, Any]]:
+        plan = plan_contacts(c, patients, eligibility, history, as_of, run_id=run_id,
+                             suppression=suppression).collect()
+        built = build_files(c, plan, patients, delta=mode is ExportMode.DELTA, as_of=as_of, run_id=run_id)
+        manifest = build_manifest(
+            c, built, run_id=run_id, as_of=as_of, mode=str(mode), destination=destination.describe(),
+            trigger=trigger, eligibility=eligibility, workdir=work, inputs=inputs, content_key=key,
+            suppression=suppression,
+        )
+        return built, manifest
 
-    files: list[ExportedFile] = []
-    sent: dict[str, int] = {}
-    written_ids: list[pl.DataFrame] = []
-    removed["field_too_long"] = 0
-    for ch in c.channels:
-        vendor = c.vendors[ch]
-        prof = resolve_profile(vendor.profile, ch, c.profiles)
-        ch_rows = rows.filter(pl.col("channel") == str(ch))
-        table = vendor_table(ch_rows, prof, list(vendor.fields), code=c.code, options=dict(vendor.options))
-        removed["field_too_long"] += table.rejected_too_long
-        sent[str(ch)] = table.frame.height
-        if table.frame.height == 0:
-            continue
-        written_ids.append(pl.DataFrame({
-            "patient_id": table.patient_ids, "channel": [str(ch)] * table.frame.height,
-        }, schema={"patient_id": pl.String, "channel": pl.String}))
-        blob, header_len = to_csv_bytes(table.frame, prof)
-        parts = split_csv(blob, header_len, prof.max_file_bytes, prof.line_terminator)
-        stem = _render_name(c, ch, prof.name, as_of, run_id)
-        for i, part in enumerate(parts, start=1):
-            name = f"{stem}_part{i:03d}" if len(parts) > 1 else stem
-            name = f"{name}.{prof.extension}"
-            plain_sha = hashlib.sha256(part).hexdigest()
-            data, fpr = part, None
-            if vendor.encrypt is not None:
-                data = encrypt_bytes(part, vendor.encrypt)
-                fpr = vendor.encrypt.recipient.upper()
-                name += ".asc" if vendor.encrypt.armor else ".gpg"
-            n_rows = part.count(prof.line_terminator.encode()) - 1
-            files.append(ExportedFile(
-                name=_check_name(name, c), channel=str(ch), profile=prof.name, rows=n_rows,
-                size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                plaintext_sha256=plain_sha, encrypted_to=fpr, data=data,
-            ))
-    trigger = _check_name(f"{c.code}_{as_of.strftime('%Y%m%d')}_{run_id}.done", c)
+    def result(built: BuiltExport, manifest: dict[str, Any], rows: int) -> ExportResult:
+        return ExportResult(
+            campaign_code=c.code, run_id=run_id, as_of=as_of, mode=mode, dry_run=dry_run,
+            destination=destination.describe(), sent=built.sent, removed=built.removed, files=built.files,
+            manifest=manifest, manifest_path=None if dry_run else manifest_path,
+            trigger=None if dry_run else trigger, ledger_rows=rows,
+            delivery_id=None if dry_run else delivery_id, reconciled=reconciled,
+        )
 
-    elig_rules = (
-        eligibility.filter(pl.col("rule_id").is_in(c.audience.rule_ids()))
-        .select(pl.col("rule_id"), pl.col("rule_version").cast(pl.String)
-                if "rule_version" in eligibility.collect_schema() else pl.lit(None, pl.String).alias("rule_version"))
-        .unique().sort("rule_id", "rule_version").collect()
-    )
-    manifest: dict[str, Any] = {
-        "format": 1,
-        "campaign_code": c.code,
-        "run_id": run_id,
-        "as_of": as_of.isoformat(),
-        "mode": str(mode),
-        "planned_send_utc": planned_send_utc(as_of, c.schedule).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "destination": destination.describe(),
-        "counts": {
-            "patients": plan.height,
-            "in_audience": int(plan.get_column("in_audience").sum()),
-            "sent": sum(sent.values()),
-            "per_channel": sent,
-            "removed": removed,
-        },
-        "files": [
-            {"name": f.name, "channel": f.channel, "profile": f.profile, "rows": f.rows,
-             "bytes": f.size, "sha256": f.sha256, "plaintext_sha256": f.plaintext_sha256,
-             "encrypted_to": f.encrypted_to}
-            for f in files
-        ],
-        "trigger": trigger,
-        "rules": [{"rule_id": r, "rule_version": v} for r, v in elig_rules.iter_rows()],
-        "reference": _reference_vintages(work),
-        "inputs": {"files": inputs, "hash": inputs_hash},
-        "allow_phi": dict(sorted(c.allow_phi.items())),
-        "fields": {str(ch): list(v.fields) for ch, v in c.vendors.items()},
-        "encryption": {
-            str(ch): v.encrypt.recipient.upper() for ch, v in c.vendors.items() if v.encrypt is not None
-        },
-        "suppression_counts": suppression.counts,
-    }
-    if isinstance(destination, FolderDestination):
-        manifest_path = destination.path / MANIFEST
-    else:
-        manifest_path = work / "exports" / f"{c.code}_{as_of.strftime('%Y%m%d')}_{run_id}" / MANIFEST
-    result = ExportResult(
-        campaign_code=c.code, run_id=run_id, as_of=as_of, mode=mode, dry_run=dry_run,
-        destination=destination.describe(), sent=sent, removed=removed, files=files,
-        manifest=manifest, manifest_path=None if dry_run else manifest_path,
-        trigger=None if dry_run else trigger, ledger_rows=0,
-    )
     if dry_run:
-        log.info("dry run: nothing written", files=len(files), sent=sum(sent.values()))
-        return result
-    contacts = pl.concat(written_ids) if written_ids else pl.DataFrame(
-        schema={"patient_id": pl.String, "channel": pl.String}
-    )
-    ledger_rows = _deliver(
-        open_transport(destination, c.sftp), files, manifest, manifest_path, trigger, led,
-        contacts, c, run_id, planned_send_utc(as_of, c.schedule),
-    )
-    log.info("export complete", files=len(files), sent=sum(sent.values()), ledger_rows=ledger_rows)
-    return ExportResult(**{**result.__dict__, "ledger_rows": ledger_rows})
+        built, manifest = build(led if led.path.exists() else None)
+        log.info("dry run: nothing written", files=len(built.files), sent=sum(built.sent.values()))
+        return result(built, manifest, 0)
 
-
-def _deliver(
-    transport: Transport,
-    files: list[ExportedFile],
-    manifest: dict[str, Any],
-    manifest_path: Path,
-    trigger: str,
-    ledger: ContactLedger,
-    contacts: pl.DataFrame,
-    campaign: Campaign,
-    run_id: str,
-    sent_at: dt.datetime,
-) -> int:
-    published: list[str] = []
-    staged: list[str] = []
-    manifest_written = False
-    recorded = False
-    trigger_started = False
-    # A rerun of the same run (same inputs, same run id) finds its files already delivered:
-    # they are left alone, and neither they nor the earlier run's ledger rows are undone
-    # if this attempt fails.
-    delivered = {name for name in [f.name for f in files] + [trigger] if transport.exists(name)}
-    earlier_rows = ledger.has_run(run_id)
+    lock = delivery_lock(led, delivery_id)
+    if not lock.try_acquire():
+        raise DeliveryError(
+            f"run {run_id} of {c.code} to {destination.describe()} is being delivered by another "
+            f"process (pid {lock.busy_holder().get('pid', '?')}); nothing was done"
+        )
     try:
-        for f in files:
-            if f.name in delivered:
-                continue
-            staged.append(f.name)
-            transport.stage(f.name, f.data)
-        for f in files:
-            if f.name in delivered:
-                continue
-            transport.publish(f.name)
-            published.append(f.name)
-        wd.write_json(manifest_path, manifest)
-        manifest_written = True
-        written = ledger.record(contacts, campaign_code=campaign.code, run_id=run_id, sent_at=sent_at)
-        recorded = True
-        body = json.dumps(
-            {"run_id": run_id, "campaign_code": campaign.code,
-             "files": [{"name": f.name, "rows": f.rows, "bytes": f.size, "sha256": f.sha256} for f in files]},
-            indent=2, sort_keys=True,
-        ).encode() + b"\n"
-        trigger_started = True
-        transport.put(trigger, body)
-        return written
-    except BaseException as exc:
-        for name in staged:
-            transport.discard(name, final=name in published)
-        if trigger_started and trigger not in delivered:
-            transport.discard(trigger, final=True)
-        if manifest_written and not earlier_rows:
-            manifest_path.unlink(missing_ok=True)
-        if recorded and not earlier_rows:
-            ledger.forget_run(run_id)
-        if isinstance(exc, SegmentError) and not isinstance(exc, DeliveryError):
-            raise
-        if isinstance(exc, DeliveryError):
-            raise DeliveryError(
-                f"{exc.message}; nothing was delivered and no contacts were recorded",
-                path=exc.path,
-            ) from exc
-        if isinstance(exc, OSError):
-            raise DeliveryError(
-                f"writing vendor files failed ({type(exc).__name__}: {exc.strerror or exc}); "
-                "nothing was delivered and no contacts were recorded"
-            ) from exc
-        raise
+        with led.immediate() as tx:
+            check_not_backdated(tx.latest_contact(exclude_run_id=run_id), c, as_of, led.path)
+            days = longest_window(list(c.frequency_caps))
+            history = tx.history(planned - dt.timedelta(days=days) if days else None, c.code)
+            built, manifest = build(history)
+            checkpoint("planned")
+            now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = {
+                "destination": url,
+                "sftp": c.sftp.model_dump(mode="json"),
+                "files": [f.entry() for f in built.files],
+                "trigger": trigger,
+                "trigger_body": trigger_body(c.code, run_id, built.files),
+                "manifest_path": str(manifest_path.absolute()),
+                "manifest": manifest,
+                "as_of": as_of.isoformat(),
+            }
+            delivery = Delivery(delivery_id, c.code, run_id, key, destination.describe(), "intent",
+                                record, now, now)
+            tx.begin_delivery(delivery, built.contacts, sent_at=planned)
+        checkpoint("reserved")
+        rows = run_delivery(led, delivery, open_transport(destination, c.sftp),
+                            {f.name: f.data for f in built.files})
     finally:
-        transport.close()
+        lock.release()
+    log.info("export complete", files=len(built.files), sent=sum(built.sent.values()), ledger_rows=rows)
+    return result(built, manifest, rows)
+
+
+def _already_delivered(
+    previous: Delivery, c: Campaign, run_id: str, as_of: dt.date, mode: ExportMode,
+    destination: Destination, reconciled: list[Reconciled],
+) -> ExportResult:
+    record = previous.record
+    manifest = dict(record.get("manifest", {}))
+    counts = manifest.get("counts", {})
+    return ExportResult(
+        campaign_code=c.code, run_id=run_id, as_of=as_of, mode=mode, dry_run=False,
+        destination=destination.describe(), sent=dict(counts.get("per_channel", {})),
+        removed=dict(counts.get("removed", {})),
+        files=[ExportedFile.from_entry(e) for e in manifest.get("files", [])],
+        manifest=manifest, manifest_path=Path(str(record["manifest_path"])), trigger=str(record["trigger"]),
+        ledger_rows=0, delivery_id=previous.delivery_id, already_delivered=True, reconciled=reconciled,
+    )

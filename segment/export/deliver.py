@@ -41,6 +41,17 @@ class SftpDestination:
 Destination = FolderDestination | SftpDestination
 
 
+def destination_url(dest: Destination) -> str:
+    """The destination as :func:`parse_destination` reads it back from any folder.
+
+    An absolute folder path, or the SFTP URL (no secrets). Recorded in the delivery
+    journal so a later run can reconcile the delivery.
+    """
+    if isinstance(dest, FolderDestination):
+        return str(dest.path.absolute())
+    return dest.describe()
+
+
 def parse_destination(dest: str | Path) -> Destination:
     """Parse ``DEST``: a folder path, or ``sftp://user@host[:port]/path``.
 

@@ -1,18 +1,19 @@
 """Putting files at a destination: a local folder or an SFTP server.
 
-Both follow one protocol: every file is first written under a temporary dot-name,
-its size checked, and only then renamed to its final name; the trigger file comes
-last. If anything fails, files this run created under their final names are removed,
-so a vendor never sees a partial file or a partial set.
+Both follow one protocol: every file is first written under a temporary dot-name
+(``.<name>.part``, owner-only before any byte is written), its size checked, and only
+later renamed to its final name; :mod:`segment.export.delivery` decides when. Removal
+reports whether the name is confirmed gone, so a failure can say exactly what is left.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import errno
 import os
 import posixpath
 import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,30 +29,39 @@ from segment.workdir import FILE_MODE, ensure_private_dir
 
 log = get_logger("export")
 
+_CHUNK = 1 << 20
+
 
 class Transport(Protocol):
     """Where files go."""
 
     def stage(self, name: str, data: bytes) -> None:
-        """Write ``data`` under a temporary name for ``name``."""
+        """Write ``data`` under the temporary name for ``name`` and check its size."""
 
     def publish(self, name: str) -> None:
-        """Rename the staged ``name`` to its final name."""
+        """Rename the staged ``name`` to its final name (done already: no-op)."""
 
     def put(self, name: str, data: bytes) -> None:
-        """Stage and publish in one step (trigger files)."""
-
-    def discard(self, name: str, *, final: bool) -> None:
-        """Remove the staged ``name``, and its final name when this run published it."""
+        """Stage and publish in one step."""
 
     def exists(self, name: str) -> bool:
-        """True when a file is already delivered under the final ``name``."""
+        """True when a regular file is at the final ``name``."""
+
+    def is_staged(self, name: str) -> bool:
+        """True when the temporary file of ``name`` is there."""
+
+    def remove(self, name: str, *, staged: bool) -> bool:
+        """Remove the final (or temporary) file of ``name``; True when it is confirmed gone.
+
+        Raises :class:`DeliveryError` when the destination cannot be reached at all.
+        """
 
     def close(self) -> None:
         """Release connections."""
 
 
-def _tmp(name: str) -> str:
+def temp_name(name: str) -> str:
+    """The temporary name a file is staged under (hidden from vendors: a dot-name)."""
     return f".{name}.part"
 
 
@@ -61,39 +71,65 @@ class FolderTransport:
     def __init__(self, dest: FolderDestination) -> None:
         self.root = dest.path
 
+    def _sync_dir(self) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(self.root, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def stage(self, name: str, data: bytes) -> None:
-        """Write the staged file, flushed to disk, owner-only."""
+        """Write the staged file, owner-only from creation, flushed to disk."""
         ensure_private_dir(self.root)
-        tmp = self.root / _tmp(name)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        tmp = self.root / temp_name(name)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # a leftover of an earlier attempt (maybe with other permissions)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), FILE_MODE)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
         if tmp.stat().st_size != len(data):
             raise DeliveryError(f"size check failed for {name}")
 
     def publish(self, name: str) -> None:
         """Rename the staged file into place."""
-        os.replace(self.root / _tmp(name), self.root / name)
+        tmp, final = self.root / temp_name(name), self.root / name
+        if not tmp.exists() and final.is_file():
+            return
+        os.replace(tmp, final)
+        self._sync_dir()
 
     def put(self, name: str, data: bytes) -> None:
         """Stage and publish."""
         self.stage(name, data)
         self.publish(name)
 
-    def discard(self, name: str, *, final: bool) -> None:
-        """Remove the staged file, and the final one when this run published it."""
-        paths = [self.root / _tmp(name)] + ([self.root / name] if final else [])
-        for p in paths:
-            # cleanup is best effort and must never mask the error that caused it
-            with contextlib.suppress(OSError):
-                p.unlink()
-
     def exists(self, name: str) -> bool:
-        """True when ``name`` is already a file in the folder."""
+        """True when ``name`` is a file in the folder."""
         return (self.root / name).is_file()
+
+    def is_staged(self, name: str) -> bool:
+        """True when the staged file of ``name`` is there."""
+        return (self.root / temp_name(name)).is_file()
+
+    def remove(self, name: str, *, staged: bool) -> bool:
+        """Remove the file (never a folder someone put under that name); True when gone."""
+        path = self.root / (temp_name(name) if staged else name)
+        try:
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOTDIR:
+                log.warning(f"could not remove {path.name} ({type(exc).__name__})")
+        gone = not (path.is_symlink() or path.is_file())
+        if gone:
+            self._sync_dir()
+        return gone
 
     def close(self) -> None:
         """Nothing to release."""
@@ -206,24 +242,27 @@ class SftpTransport:
 
     # -- protocol ---------------------------------------------------------
     def stage(self, name: str, data: bytes) -> None:
-        """Upload under the temporary name and verify the size on the server."""
-        tmp = self._path(_tmp(name))
+        """Upload under the temporary name (owner-only before any byte) and verify the size."""
+        tmp = self._path(temp_name(name))
 
         def upload(sftp: paramiko.SFTPClient) -> None:
             with contextlib.suppress(OSError):
                 sftp.remove(tmp)  # a leftover from a dropped attempt
-            sftp.putfo(io.BytesIO(data), tmp, file_size=len(data), confirm=False)
+            with sftp.open(tmp, "wb") as fh:
+                with contextlib.suppress(OSError):
+                    fh.chmod(FILE_MODE)
+                fh.set_pipelined(True)
+                for start in range(0, len(data), _CHUNK):
+                    fh.write(data[start:start + _CHUNK])
             size = sftp.stat(tmp).st_size
             if size != len(data):
                 raise OSError(f"size mismatch after upload ({size} != {len(data)})")
-            with contextlib.suppress(OSError):
-                sftp.chmod(tmp, FILE_MODE)
 
         self._retry(f"upload of {name}", upload)
 
     def publish(self, name: str) -> None:
         """Rename the uploaded file to its final name (atomically where the server can)."""
-        tmp, final = self._path(_tmp(name)), self._path(name)
+        tmp, final = self._path(temp_name(name)), self._path(name)
 
         def rename(sftp: paramiko.SFTPClient) -> None:
             try:
@@ -246,29 +285,56 @@ class SftpTransport:
         self.stage(name, data)
         self.publish(name)
 
-    def discard(self, name: str, *, final: bool) -> None:
-        """Remove the staged copy, and the final one when this run published it (best effort)."""
-        def remove(sftp: paramiko.SFTPClient) -> None:
-            for p in [self._path(_tmp(name))] + ([self._path(name)] if final else []):
-                with contextlib.suppress(OSError):
-                    sftp.remove(p)
-
-        with contextlib.suppress(DeliveryError):
-            self._retry(f"cleanup of {name}", remove)
-
-    def exists(self, name: str) -> bool:
-        """True when ``name`` is already on the server under its final name."""
+    def _is_file(self, path: str) -> bool:
         found: list[bool] = []
 
         def look(sftp: paramiko.SFTPClient) -> None:
             try:
-                sftp.stat(self._path(name))
-                found.append(True)
+                mode = sftp.stat(path).st_mode
+                found.append(mode is None or stat.S_ISREG(mode))
             except FileNotFoundError:
                 found.append(False)
 
-        self._retry(f"look-up of {name}", look)
+        self._retry(f"look-up of {posixpath.basename(path)}", look)
         return bool(found and found[-1])
+
+    def exists(self, name: str) -> bool:
+        """True when ``name`` is on the server under its final name."""
+        return self._is_file(self._path(name))
+
+    def is_staged(self, name: str) -> bool:
+        """True when the temporary upload of ``name`` is on the server."""
+        return self._is_file(self._path(temp_name(name)))
+
+    def remove(self, name: str, *, staged: bool) -> bool:
+        """Remove the file from the server; True when it is confirmed gone."""
+        path = self._path(temp_name(name) if staged else name)
+        gone: list[bool] = []
+
+        def delete(sftp: paramiko.SFTPClient) -> None:
+            try:
+                mode = sftp.stat(path).st_mode
+            except FileNotFoundError:
+                gone.append(True)
+                return
+            if mode is not None and not stat.S_ISREG(mode):
+                gone.append(True)  # not a file of ours (a folder someone made)
+                return
+            try:
+                sftp.remove(path)
+            except FileNotFoundError:
+                pass
+            except PermissionError:
+                gone.append(False)
+                return
+            try:
+                sftp.stat(path)
+                gone.append(False)
+            except FileNotFoundError:
+                gone.append(True)
+
+        self._retry(f"removal of {posixpath.basename(path)}", delete)
+        return bool(gone and gone[-1])
 
     def close(self) -> None:
         """Close the connection."""

@@ -52,7 +52,8 @@ def test_encryption_round_trip(gpg_home: tuple[Path, str], workdir: Path, tmp_pa
     assert plain.ok
     text = bytes(plain.data).decode()
     assert text.startswith("Email Address,First Name,Tags\n") and "eve@example.org" in text
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert res.manifest_path == out / f"manifest-{res.campaign_code}-run1.json"
+    manifest = json.loads(res.manifest_path.read_text())
     assert manifest["encryption"] == {"email": fpr}
     import hashlib
     assert manifest["files"][0]["plaintext_sha256"] == hashlib.sha256(bytes(plain.data)).hexdigest()
@@ -165,7 +166,7 @@ def test_sftp_delivery_survives_a_dropped_connection(
     for f in res.files:
         assert (remote / f.name).stat().st_size == f.size
     assert server.visible_partials == []
-    assert "manifest.json" not in names  # the manifest (rule ids) stays local
+    assert not any(n.startswith("manifest") for n in names)  # the manifest (rule ids) stays local
     assert res.manifest_path is not None and res.manifest_path.is_relative_to(work)
     assert "s3cret-test" not in res.manifest_path.read_text()
 

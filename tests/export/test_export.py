@@ -37,7 +37,7 @@ def test_same_inputs_give_identical_files(workdir: Path, tmp_path: Path) -> None
         f"SPRING-OUTREACH-2025_email_mailchimp_20250310_{a.run_id}.csv",
         f"SPRING-OUTREACH-2025_sms_twilio_20250310_{a.run_id}.csv",
         f"SPRING-OUTREACH-2025_20250310_{a.run_id}.done",
-        "manifest.json",
+        f"manifest-SPRING-OUTREACH-2025-{a.run_id}.json",
     ])
     for name in names:
         assert stat.S_IMODE(os.stat(tmp_path / "a" / name).st_mode) == 0o600
@@ -57,7 +57,8 @@ def test_manifest_records_everything(workdir: Path, tmp_path: Path) -> None:
     )
     out = tmp_path / "out"
     res = export_campaign(camp, workdir, out, as_of=AS_OF, run_id="run1")
-    m = json.loads((out / "manifest.json").read_text())
+    assert res.manifest_path == out / "manifest-SPRING-OUTREACH-2025-run1.json"
+    m = json.loads(res.manifest_path.read_text())
     assert m["campaign_code"] == "SPRING-OUTREACH-2025" and m["run_id"] == "run1"
     assert m["as_of"] == "2025-03-10" and m["mode"] == "full"
     assert m["counts"]["per_channel"] == {"sms": 2, "email": 2}
@@ -119,7 +120,7 @@ def test_failure_in_ledger_leaves_nothing(workdir: Path, tmp_path: Path) -> None
     assert ledger.count() == 0
 
 
-def test_failed_rerun_of_the_same_run_keeps_what_was_delivered(workdir: Path, tmp_path: Path) -> None:
+def test_rerun_of_a_delivered_run_sends_nothing_and_touches_nothing(workdir: Path, tmp_path: Path) -> None:
     camp = export_campaign_file(tmp_path / "c")
     out = tmp_path / "out"
     first = export_campaign(camp, workdir, out, as_of=AS_OF)
@@ -127,13 +128,17 @@ def test_failed_rerun_of_the_same_run_keeps_what_was_delivered(workdir: Path, tm
     ledger = ContactLedger(tmp_path / "c" / "ledger.sqlite")
     rows = ledger.count()
     assert rows == sum(first.sent.values()) > 0
-    with ledger.connect() as conn:  # the rerun fails at its last step
+    with ledger.connect() as conn:  # any write to the contacts would now fail
         conn.execute("CREATE TRIGGER boom BEFORE INSERT ON contacts "
                      "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
-    with pytest.raises(DeliveryError, match="nothing was delivered"):
-        export_campaign(camp, workdir, out, as_of=AS_OF)
-    # the earlier, identical run's files, manifest, trigger and ledger rows are untouched
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == delivered
+    # the vendor took the files away: the same run is still not sent again
+    for p in out.iterdir():
+        if p.suffix == ".csv":
+            p.unlink()
+    again = export_campaign(camp, workdir, out, as_of=AS_OF)
+    assert again.already_delivered and again.ledger_rows == 0 and again.sent == first.sent
+    assert again.manifest_path == first.manifest_path
+    assert {p.name for p in out.iterdir()} == {n for n in delivered if not n.endswith(".csv")}
     assert ledger.count() == rows
 
 
@@ -216,7 +221,7 @@ def test_cli_export(workdir: Path, tmp_path: Path) -> None:
     r = runner.invoke(cli, ["export", str(camp), "--from", str(workdir), "--to", str(out),
                             "--as-of", "2025-03-10", "--delta"])
     assert r.exit_code == 0, r.output
-    assert "manifest.json" in listing(out)
+    assert any(n.startswith("manifest-SPRING-OUTREACH-2025-") for n in listing(out))
     assert "ana@example.org" not in r.output and "Silva" not in r.output
     r = runner.invoke(cli, ["export", str(camp), "--from", str(workdir), "--to", str(out), "--as-of", "03/10/2025"])
     assert r.exit_code == 2

@@ -1,0 +1,252 @@
+"""Building one export in memory: vendor files from a contact plan, who is in which file, the manifest.
+
+Nothing here writes anywhere: :mod:`segment.export.core` calls it inside the ledger's
+write transaction (so the plan's frequency caps see every other run's contacts) and
+:mod:`segment.export.delivery` puts the result at the destination.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segment import workdir as wd
+from segment.campaign.model import Campaign, Channel, ContactStatus
+from segment.campaign.phi import clinical_word_in
+from segment.campaign.quiet_hours import planned_send_utc
+from segment.campaign.suppression import Suppression
+from segment.errors import PrivacyError
+from segment.export.encrypt import encrypt_bytes
+from segment.export.profiles import resolve_profile
+from segment.export.writer import safe_file_name, split_csv, to_csv_bytes, vendor_table
+
+CONTACT_SCHEMA = {"patient_id": pl.String, "channel": pl.String, "file_name": pl.String}
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One vendor file as delivered."""
+
+    name: str
+    channel: str
+    profile: str
+    rows: int
+    size: int
+    sha256: str
+    plaintext_sha256: str
+    encrypted_to: str | None
+    data: bytes = field(repr=False, compare=False)
+
+    def entry(self) -> dict[str, Any]:
+        """The file as the manifest and the delivery journal describe it (no PHI)."""
+        return {"name": self.name, "channel": self.channel, "profile": self.profile, "rows": self.rows,
+                "bytes": self.size, "sha256": self.sha256, "plaintext_sha256": self.plaintext_sha256,
+                "encrypted_to": self.encrypted_to}
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> ExportedFile:
+        """A file described by a manifest entry (its bytes are not kept)."""
+        return cls(name=entry["name"], channel=entry["channel"], profile=entry["profile"],
+                   rows=int(entry["rows"]), size=int(entry["bytes"]), sha256=entry["sha256"],
+                   plaintext_sha256=entry["plaintext_sha256"], encrypted_to=entry.get("encrypted_to"),
+                   data=b"")
+
+
+@dataclass(frozen=True)
+class BuiltExport:
+    """The vendor files of one export and the contacts each one holds."""
+
+    files: list[ExportedFile]
+    #: ``patient_id``, ``channel``, ``file_name``: one row per contact written
+    contacts: pl.DataFrame
+    sent: dict[str, int]
+    removed: dict[str, int]
+    patients: int
+    in_audience: int
+
+
+def render_name(campaign: Campaign, channel: Channel, profile: str, as_of: dt.date, run_id: str) -> str:
+    """A vendor file's stem from the campaign's ``file_name`` pattern."""
+    return campaign.file_name.format(
+        code=campaign.code, channel=str(channel), vendor=profile,
+        date=as_of.strftime("%Y%m%d"), run_id=run_id,
+    )
+
+
+def check_name(name: str, campaign: Campaign) -> str:
+    """``name`` if it is a safe file name without a clinical word."""
+    safe_file_name(name)
+    word = clinical_word_in(name, campaign.clinical_words)
+    if word:
+        raise PrivacyError(f"vendor file name would contain the clinical word `{word}`")
+    return name
+
+
+def trigger_name(campaign: Campaign, as_of: dt.date, run_id: str) -> str:
+    """The ``.done`` trigger file of a run."""
+    return check_name(f"{campaign.code}_{as_of.strftime('%Y%m%d')}_{run_id}.done", campaign)
+
+
+def manifest_name(campaign: Campaign, run_id: str) -> str:
+    """The manifest of one run of one campaign: ``manifest-<code>-<run>.json``."""
+    return check_name(f"manifest-{campaign.code}-{run_id}.json", campaign)
+
+
+def build_files(
+    campaign: Campaign,
+    plan: pl.DataFrame,
+    patients: pl.LazyFrame,
+    *,
+    delta: bool,
+    as_of: dt.date,
+    run_id: str,
+) -> BuiltExport:
+    """Vendor files (split and encrypted as each profile says) for the selected rows of ``plan``."""
+    c = campaign
+    removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED}
+    for status, n in plan.group_by("contact_status").len().iter_rows():
+        if status in removed:
+            removed[status] = n
+    chosen = plan.filter(pl.col("contact_status") == str(ContactStatus.SELECTED))
+    if delta:
+        removed["already_sent"] = int(chosen.get_column("already_sent").sum())
+        chosen = chosen.filter(~pl.col("already_sent"))
+    rows = chosen.select("patient_id", "channel", "timezone", "send_after_utc").join(
+        patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
+        on="patient_id", how="left",
+    )
+    files: list[ExportedFile] = []
+    sent: dict[str, int] = {}
+    contacts: list[pl.DataFrame] = []
+    removed["field_too_long"] = 0
+    for ch in c.channels:
+        vendor = c.vendors[ch]
+        prof = resolve_profile(vendor.profile, ch, c.profiles)
+        table = vendor_table(rows.filter(pl.col("channel") == str(ch)), prof, list(vendor.fields),
+                             code=c.code, options=dict(vendor.options))
+        removed["field_too_long"] += table.rejected_too_long
+        sent[str(ch)] = table.frame.height
+        if table.frame.height == 0:
+            continue
+        blob, header_len = to_csv_bytes(table.frame, prof)
+        parts = split_csv(blob, header_len, prof.max_file_bytes, prof.line_terminator)
+        stem = render_name(c, ch, prof.name, as_of, run_id)
+        offset = 0
+        for i, part in enumerate(parts, start=1):
+            name = f"{stem}_part{i:03d}" if len(parts) > 1 else stem
+            name = f"{name}.{prof.extension}"
+            plain_sha = hashlib.sha256(part).hexdigest()
+            data, fpr = part, None
+            if vendor.encrypt is not None:
+                data = encrypt_bytes(part, vendor.encrypt)
+                fpr = vendor.encrypt.recipient.upper()
+                name += ".asc" if vendor.encrypt.armor else ".gpg"
+            n_rows = part.count(prof.line_terminator.encode()) - 1
+            name = check_name(name, c)
+            files.append(ExportedFile(
+                name=name, channel=str(ch), profile=prof.name, rows=n_rows, size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(), plaintext_sha256=plain_sha,
+                encrypted_to=fpr, data=data,
+            ))
+            # records never span lines, so part i holds the next n_rows patients in file order
+            ids = table.patient_ids.slice(offset, n_rows).cast(pl.String)
+            offset += n_rows
+            contacts.append(pl.DataFrame({"patient_id": ids, "channel": [str(ch)] * len(ids),
+                                          "file_name": [name] * len(ids)}, schema=CONTACT_SCHEMA))
+    return BuiltExport(
+        files=files,
+        contacts=pl.concat(contacts) if contacts else pl.DataFrame(schema=CONTACT_SCHEMA),
+        sent=sent, removed=removed, patients=plan.height,
+        in_audience=int(plan.get_column("in_audience").sum()),
+    )
+
+
+def reference_vintages(workdir: Path) -> Any:
+    """The reference pack(s) and tract vintages the geocode and enrich stages used."""
+    found: dict[str, Any] = {}
+    for stage, name in (("geocode", wd.GEOCODE_REPORT), ("enrich", wd.ENRICH_REPORT)):
+        p = workdir / name
+        if not p.exists():
+            continue
+        try:
+            report = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(report, dict):
+            continue
+        pack = report.get("pack")
+        entry: dict[str, Any] = dict(pack) if isinstance(pack, dict) else {"name": pack}
+        for key in ("tract_vintage", "indicator_tract_vintage"):
+            if key in report:
+                entry[key] = report[key]
+        if entry.get("name") is not None or len(entry) > 1:
+            found[stage] = entry
+    return found or None
+
+
+def build_manifest(
+    campaign: Campaign,
+    built: BuiltExport,
+    *,
+    run_id: str,
+    as_of: dt.date,
+    mode: str,
+    destination: str,
+    trigger: str,
+    eligibility: pl.LazyFrame,
+    workdir: Path,
+    inputs: dict[str, str],
+    content_key: str,
+    suppression: Suppression,
+) -> dict[str, Any]:
+    """The manifest of one export: counts, files and hashes, rules, reference, inputs (no PHI)."""
+    c = campaign
+    schema = eligibility.collect_schema()
+    version = (pl.col("rule_version").cast(pl.String) if "rule_version" in schema
+               else pl.lit(None, pl.String).alias("rule_version"))
+    elig_rules = (
+        eligibility.filter(pl.col("rule_id").is_in(c.audience.rule_ids()))
+        .select(pl.col("rule_id"), version).unique().sort("rule_id", "rule_version").collect()
+    )
+    return {
+        "format": 1,
+        "campaign_code": c.code,
+        "run_id": run_id,
+        "as_of": as_of.isoformat(),
+        "mode": mode,
+        "planned_send_utc": planned_send_utc(as_of, c.schedule).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "destination": destination,
+        "counts": {
+            "patients": built.patients,
+            "in_audience": built.in_audience,
+            "sent": sum(built.sent.values()),
+            "per_channel": built.sent,
+            "removed": built.removed,
+        },
+        "files": [f.entry() for f in built.files],
+        "trigger": trigger,
+        "rules": [{"rule_id": r, "rule_version": v} for r, v in elig_rules.iter_rows()],
+        "reference": reference_vintages(workdir),
+        "inputs": {"files": inputs, "hash": content_key},
+        "allow_phi": dict(sorted(c.allow_phi.items())),
+        "fields": {str(ch): list(v.fields) for ch, v in c.vendors.items()},
+        "encryption": {
+            str(ch): v.encrypt.recipient.upper() for ch, v in c.vendors.items() if v.encrypt is not None
+        },
+        "suppression_counts": suppression.counts,
+    }
+
+
+def trigger_body(campaign_code: str, run_id: str, files: list[ExportedFile]) -> str:
+    """The ``.done`` file's text: what the vendor should find (names, rows, sizes, hashes)."""
+    return json.dumps(
+        {"run_id": run_id, "campaign_code": campaign_code,
+         "files": [{"name": f.name, "rows": f.rows, "bytes": f.size, "sha256": f.sha256} for f in files]},
+        indent=2, sort_keys=True,
+    ) + "\n"

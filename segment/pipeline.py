@@ -119,6 +119,10 @@ class RunResult:
     audit_flags: int = 0
     export: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: unfinished deliveries found in the ledger and what this run did about them
+    reconciled: list[str] = field(default_factory=list)
+    #: temporary files a killed run left in the working folder, removed by this one
+    temp_files_removed: list[str] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
         """The line appended to the run log."""
@@ -132,6 +136,8 @@ class RunResult:
             "stages": [s.to_dict() for s in self.stages],
             "audit_flags": self.audit_flags,
             "export": self.export,
+            "reconciled": self.reconciled,
+            "temp_files_removed": len(self.temp_files_removed),
         }
 
 
@@ -159,6 +165,36 @@ def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Setting
     }
 
 
+def run_content_key(campaign: Any, campaign_path: Path, cfg: Mapping[str, Any], day: dt.date,
+                    settings: Settings) -> str:
+    """The hash of every input of a run that can change who is sent (the run id is its first 12 hex).
+
+    Sources and mapping files, the campaign file, its suppression files, the rules folder
+    (rules and value sets) and any external VSAC folder, the reference pack's manifest
+    (which lists the SHA-256 of each pack file), the as-of date and segment's version.
+    The ledger is not part of it: caps are checked again, under the ledger's lock, by
+    every attempt.
+    """
+    import hashlib
+
+    from segment import __version__
+    from segment.runstate import tree_fingerprint
+
+    reference: Path = cfg["reference"]
+    payload = {
+        "code": campaign.code,
+        "as_of": day.isoformat(),
+        "version": __version__,
+        "sources": tree_fingerprint([*cfg["paths"], *cfg["mappings"]]),
+        "campaign": tree_fingerprint([campaign_path]),
+        "suppression": tree_fingerprint([s.path for s in campaign.suppression]),
+        "rules": tree_fingerprint([cfg["rules"]]),
+        "vsac": tree_fingerprint([settings.vsac_dir]) if settings.vsac_dir else None,
+        "reference": tree_fingerprint([reference / "manifest.json"]),
+    }
+    return hashlib.sha256(json_dumps(payload)).hexdigest()
+
+
 def _input_specs(sources: list[Any]) -> list[Any]:
     """The campaign's ``sources`` as ingest inputs, each with its own name, format and mapping."""
     from segment.ingest.detect import InputSpec
@@ -183,19 +219,22 @@ def run_campaign(
 
     Stages whose inputs, rules and reference pack are unchanged are reused. A lock stops a
     concurrent run on the same working folder; a run record is appended to the run log
-    whatever the outcome.
+    whatever the outcome. Before anything else, under that lock, the run removes
+    temporary files a killed run left in the working folder and reconciles every
+    unfinished delivery in the contact ledger (see :mod:`segment.export.delivery`); a
+    run dated before contacts already in the ledger is refused unless ``dry_run``.
     """
-    import hashlib
-
     from segment import workdir as wd
     from segment.audit import audit_campaign
     from segment.campaign import load_campaign
+    from segment.campaign.ledger import ContactLedger
     from segment.enrich import enrich_workdir
     from segment.export import export_campaign
+    from segment.export.core import reconcile_before_run, refuse_backdated
     from segment.geocode import geocode
     from segment.ingest import ingest
     from segment.rules import evaluate
-    from segment.runstate import RunLock, append_run_record, tree_fingerprint
+    from segment.runstate import RunLock, append_run_record
 
     started = time.perf_counter()
     path = Path(campaign_path)
@@ -208,11 +247,8 @@ def run_campaign(
     manifest = reference / "manifest.json"
     stage_settings = Settings.from_env(reference_dir=reference, ledger_path=cfg["ledger"])
 
-    sources_fp = tree_fingerprint([*cfg["paths"], *cfg["mappings"]])
-    run_id = hashlib.sha256(
-        json_dumps({"code": campaign.code, "as_of": day.isoformat(), "sources": sources_fp,
-                    "campaign": tree_fingerprint([path])})
-    ).hexdigest()[:12]
+    run_id = run_content_key(campaign, path, cfg, day, settings)[:12]
+    ledger = ContactLedger(cfg["ledger"])
 
     def p(name: str) -> Path:
         return folder / name
@@ -242,7 +278,8 @@ def run_campaign(
         Stage(
             "evaluate",
             lambda: _counts(evaluate(folder, cfg["rules"], day)),
-            inputs=[p(wd.ENRICHED), p(wd.EVENTS), cfg["rules"]],
+            inputs=[p(wd.ENRICHED), p(wd.EVENTS), cfg["rules"],
+                    *([settings.vsac_dir] if settings.vsac_dir else [])],
             outputs=[p(wd.ELIGIBILITY), p(wd.EVALUATE_REPORT)],
             params={"as_of": day},
         ),
@@ -251,6 +288,12 @@ def run_campaign(
     result = RunResult(run_id, campaign.code, folder, day.isoformat(), dry_run, "failed", [])
     with RunLock(folder, run_id):
         try:
+            result.temp_files_removed = wd.remove_stale_temp_files(folder)
+            if result.temp_files_removed:
+                log.info("removed temporary files left by a killed run", files=len(result.temp_files_removed))
+            if not dry_run:
+                result.reconciled = [r.describe() for r in reconcile_before_run(ledger, campaign.code)]
+                refuse_backdated(ledger, campaign, day, run_id)
             result.stages = run_stages(folder, stages, force=force)
             t0 = time.perf_counter()
             audit_dir = wd.ensure_private_dir(folder / "runs" / run_id)
@@ -266,6 +309,7 @@ def run_campaign(
                 ledger=cfg["ledger"],
             )
             result.export = {
+                **({"already delivered": "yes: nothing sent again"} if exported.already_delivered else {}),
                 "sent": sum(exported.sent.values()),
                 **{f"sent by {ch}": n for ch, n in sorted(exported.sent.items())},
                 **{f"removed: {why}": n for why, n in sorted(exported.removed.items()) if n},

@@ -23,6 +23,10 @@ def _show_run(reporter: Reporter, result: object) -> None:
         ],
     )
     summary: dict[str, object] = {"outcome": result.outcome, "working folder": str(result.workdir)}
+    for i, line in enumerate(result.reconciled, start=1):
+        summary[f"reconciled ({i})"] = line
+    if result.temp_files_removed:
+        summary["temporary files removed"] = len(result.temp_files_removed)
     if result.audit_html is not None:
         summary["audit report"] = str(result.audit_html)
         summary["audit flags"] = result.audit_flags
@@ -39,7 +43,10 @@ def run_command(campaign: Path, as_of: dt.date | None, dry_run: bool, force: boo
     """Run the whole pipeline for one campaign: ingest to export, safe under cron.
 
     Stages whose inputs, rules and reference pack have not changed are reused; a lock
-    refuses a second concurrent run; a failed run leaves no vendor file and no ledger entry.
+    refuses a second concurrent run. Every run first completes or withdraws any delivery
+    a killed run left unfinished. A vendor file is visible only while its contacts are in
+    the ledger; a failure says exactly what, if anything, is left delivered. A run dated
+    before contacts already in the ledger is refused (use --dry-run to preview it).
     """
     from segment.pipeline import run_campaign
 

@@ -35,11 +35,11 @@ def export_command(
     campaign_file: Path, workdir: Path, dest: str | None, as_of: object, mode: str,
     dry_run: bool, run_id: str | None,
 ) -> None:
-    """Write one vendor file per channel, a manifest-<code>-<run>.json and a .done trigger file.
+    """Write one vendor file per channel, a per-run manifest and a .done trigger file.
 
     Consent, suppression, frequency caps and quiet hours come from the campaign file.
     Files are staged under temporary names and renamed only once their contacts are
-    committed to the ledger; the trigger comes last. A delivery left unfinished by a
+    committed to the ledger; then manifest-<code>-<run>.json, and the trigger last. A delivery left unfinished by a
     killed run is completed or withdrawn first; a run already delivered is not sent
     again; a run dated before contacts already in the ledger is refused unless --dry-run.
     """

@@ -43,6 +43,12 @@ def test_run_killed_after_the_ledger_commit_is_completed_by_the_next_run(demo: d
     assert len(visible(spring)) == 2
     record = json.loads((demo["work"] / "run-log.jsonl").read_text().splitlines()[-1])
     assert record["outcome"] == "ok" and "completed" in record["reconciled"][0]
+    # item 5 at the run level: a run dated before those contacts is refused before any stage
+    code, _, err = _run("run", str(demo["spring"]), "--as-of", "2025-12-20")
+    assert code == 1 and "--as-of 2025-12-20 is before contacts already in the contact ledger" in err
+    record = json.loads((demo["work"] / "run-log.jsonl").read_text().splitlines()[-1])
+    assert record["outcome"] == "failed: CampaignError" and record["stages"] == []
+    assert _run("run", str(demo["spring"]), "--as-of", "2025-12-20", "--dry-run")[0] == 0
 
 
 def test_dead_writers_temp_files_and_a_silently_corrupted_stage_file(demo: dict[str, Path]) -> None:

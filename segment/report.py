@@ -48,6 +48,8 @@ def _describe_exception(exc: BaseException) -> str:
     name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     if isinstance(exc, SegmentError):  # messages of our own errors are PHI-free by contract
         return f"{name}: {exc.one_line()}"
+    if type(exc).__module__.split(".")[0] == "segment":  # raised by segment's code, vetted text
+        return f"{name}: {exc}"
     if isinstance(exc, OSError) and isinstance(exc.errno, int):
         return f"{name}: [Errno {exc.errno}] {os.strerror(exc.errno)}"
     return f"{name} (message withheld: it may quote input data)"
@@ -57,8 +59,8 @@ def scrubbed_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` and the exceptions that led to it, without any value.
 
     Frames show file, line, function and source line only (never frame locals); an
-    exception's message is shown only for segment's own errors, whose messages carry no
-    patient values. A library's message (a Polars parse error quotes the raw row) is
+    exception's message is shown only for segment's own exception classes, whose messages
+    carry no patient values. A library's message (a Polars parse error quotes the raw row) is
     withheld: ``--verbose`` output is pasted into tickets and chats.
     """
     chain: list[BaseException] = []

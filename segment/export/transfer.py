@@ -85,7 +85,8 @@ class FolderTransport:
         tmp = self.root / temp_name(name)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # a leftover of an earlier attempt (maybe with other permissions)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        # O_EXCL never opens an existing path (a planted symlink included); O_NOFOLLOW says so twice
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), FILE_MODE)
             fh.write(data)
@@ -97,6 +98,11 @@ class FolderTransport:
     def publish(self, name: str) -> None:
         """Rename the staged file into place."""
         tmp, final = self.root / temp_name(name), self.root / name
+        if final.is_symlink():
+            raise DeliveryError(
+                f"refusing to deliver {name}: a symbolic link with that name is in the drop folder "
+                "(someone planted it; remove it and run again)"
+            )
         if not tmp.exists() and final.is_file():
             return
         os.replace(tmp, final)
@@ -108,8 +114,9 @@ class FolderTransport:
         self.publish(name)
 
     def exists(self, name: str) -> bool:
-        """True when ``name`` is a file in the folder."""
-        return (self.root / name).is_file()
+        """True when ``name`` is a file in the folder (a symbolic link someone planted is not ours)."""
+        path = self.root / name
+        return path.is_file() and not path.is_symlink()
 
     def is_staged(self, name: str) -> bool:
         """True when the staged file of ``name`` is there."""

@@ -165,3 +165,24 @@ def test_manifests_are_per_campaign_and_run_and_survive_a_failed_run(workdir: Pa
     with pytest.raises(DeliveryError, match="nothing was delivered"):
         export_campaign(spring, workdir, shared, as_of=AS_OF.replace(day=11))
     assert {p.name: p.read_bytes() for p in shared.glob("manifest-*.json")} == before
+
+
+def test_a_symlink_planted_in_the_drop_folder_is_refused_not_followed(tmp_path: Path) -> None:
+    work = write_workdir(tmp_path / "work")
+    first = export_campaign(export_campaign_file(tmp_path / "a"), work, tmp_path / "probe", as_of=AS_OF)
+    names = sorted(p.name for p in (tmp_path / "probe").iterdir() if p.name.endswith(".csv"))
+    assert names and first.sent
+    camp = export_campaign_file(tmp_path / "c")
+    ledger = tmp_path / "c" / "ledger.sqlite"
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not the vendor's\n")
+    (out / names[0]).symlink_to(target)
+    with pytest.raises(DeliveryError, match="symbolic link"):
+        export_campaign(camp, work, out, as_of=AS_OF)
+    assert target.read_text() == "not the vendor's\n"  # never written through
+    assert (out / names[0]).is_symlink()
+    (out / names[0]).unlink()  # the planted link is not ours; without it the folder is empty
+    assert_invariant(out, ledger)  # nothing visible without its ledger rows, no rows without files
+    assert ledger_rows_by_file(ledger) == {}

@@ -11,18 +11,45 @@ with vectorized NumPy (cached under /tmp/segment-bench/evaluate-<N>/), then time
    Parquet files (same statuses, evidence dates and short reasons, written to Parquet);
 
 and checks that (2) and (3) agree on every patient's status and evidence date.
+
+With ``--ecqm`` (``python scripts/bench.py evaluate --ecqm --vsac DIR --patients 1000000``):
+the eCQM rule colorectal-cancer-screening-cms130 with the full VSAC expansions (thousands of
+codes, loaded with the project's loader), on events drawn so that every branch of the rule
+is exercised (qualifying visits, hospice discharges, assessments with coded answers, orders,
+conditions and encounters with an end), cached under /tmp/segment-bench/ecqm-cms130-<N>-<E>/.
+Two whole processes are timed, wall time and each one's own peak RSS:
+
+1. ``segment evaluate WORK --rules <folder with only CMS130> --vsac DIR --as-of 2026-12-31``;
+2. the same logic written by hand as DuckDB SQL (a generated script), the value-set codes
+   read from a Parquet table;
+
+and their outputs are compared patient by patient (status and evidence_date).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from benchlib import RESULTS, measure
+from ecqmbench import (
+    DEFAULT_VSAC,
+    ECQM_AS_OF,
+    ECQM_RULE,
+    ProcessRun,
+    cms130_codes,
+    cms130_duckdb_script,
+    cms130_rules_folder,
+    compare_cms130,
+    generate_ecqm,
+    run_process,
+    show_branches,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -131,6 +158,10 @@ def generate(folder: Path, n: int, per_patient: int, seed: int = 0) -> None:
                 event_date=pl.Series(when).cast(pl.Date),
                 value=pl.lit(None, pl.Float64),
                 unit=pl.lit(None, pl.String),
+                event_end=pl.lit(None, pl.Date),
+                value_code=pl.lit(None, pl.String),
+                encounter_class=pl.lit(None, pl.String),
+                discharge_disposition=pl.lit(None, pl.String),
             ).select(list(EVENT_SCHEMA))
         )
     pl.concat(parts).write_parquet(folder / "events.parquet", row_group_size=1_000_000)
@@ -251,7 +282,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events-per-patient", type=int, default=20)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
     parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--ecqm", action="store_true",
+                        help="CMS130 with the full VSAC value sets: `segment evaluate` vs DuckDB SQL")
+    parser.add_argument("--vsac", type=Path, default=DEFAULT_VSAC, help="VSAC folder (with --ecqm)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each process (with --ecqm; best is kept)")
     args = parser.parse_args(argv)
+    if args.ecqm:
+        return main_ecqm(args)
     folder = args.cache / f"evaluate-{args.patients}-{args.events_per_patient}"
     if args.regenerate or not (folder / "events.parquet").exists():
         with measure("generate inputs (NumPy)", patients=args.patients):
@@ -290,3 +327,57 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def main_ecqm(args: argparse.Namespace) -> int:
+    """CMS130 with the full VSAC sets: ``segment evaluate`` vs hand-written DuckDB SQL, whole processes."""
+    vsac = args.vsac.resolve()
+    cache = args.cache / f"ecqm-cms130-{args.patients}-{args.events_per_patient}"
+    rules = cms130_rules_folder(args.cache / "rules-cms130")
+    ruleset = load_rules(rules, vsac=vsac)
+    n_codes = sum(len(v.codes) for v in ruleset.valuesets.values())
+    print(f"rules: {rules} ({ECQM_RULE} only; {len(ruleset.valuesets)} value sets, {n_codes:,} codes)", flush=True)
+    if args.regenerate or not (cache / "events.parquet").exists():
+        with measure("generate inputs (NumPy)", patients=args.patients):
+            generate_ecqm(cache, args.patients, args.events_per_patient, ruleset)
+    n_events = pl.scan_parquet(cache / "events.parquet").select(pl.len()).collect().item()
+    codes = cms130_codes(ruleset)
+    codes.write_parquet(cache / "cms130-codes.parquet")
+    print(f"inputs: {args.patients:,} patients, {n_events:,} events in {cache}; the SQL's value-set table: "
+          f"{codes.height:,} code spellings in {codes['valueset'].n_unique()} sets", flush=True)
+    script = cache / "cms130_duckdb.py"
+    duck_out = cache / "duckdb-cms130.parquet"
+    script.write_text(cms130_duckdb_script(cache, cache / "cms130-codes.parquet", duck_out, ECQM_AS_OF))
+    segment = Path(sys.executable).parent / "segment"
+    commands = {
+        "segment evaluate (Polars)": [str(segment), "evaluate", str(cache), "--rules", str(rules), "--vsac",
+                                      str(vsac), "--as-of", ECQM_AS_OF.isoformat(), "--log-format", "plain"],
+        "hand-written SQL (DuckDB)": [sys.executable, str(script)],
+    }
+    print("  $ " + " ".join(commands["segment evaluate (Polars)"]), flush=True)
+    print("  $ " + " ".join(commands["hand-written SQL (DuckDB)"]), flush=True)
+    runs: dict[str, list[ProcessRun]] = {name: [] for name in commands}
+    for i in range(args.repeat):
+        order = list(commands) if i % 2 == 0 else list(reversed(commands))
+        for name in order:
+            run = run_process(commands[name], cache / f"{name.split()[0]}.log")
+            runs[name].append(run)
+            print(f"{name:<28} wall {run.wall_s:7.2f} s   cpu {run.cpu_s:7.2f} s   peak {run.peak_gib:5.2f} GiB   "
+                  f"exit {run.code}   "
+                  f"load {run.load[0]:.2f} {run.load[1]:.2f} {run.load[2]:.2f}", flush=True)
+            if run.code:
+                print((cache / f"{name.split()[0]}.log").read_text()[-3000:], file=sys.stderr)
+                return 1
+    polars_out = pl.read_parquet(cache / "eligibility.parquet")
+    duck = pl.read_parquet(duck_out)
+    show_branches(polars_out)
+    differences = compare_cms130(polars_out, duck)
+    best = {name: min(r, key=lambda x: x.wall_s) for name, r in runs.items()}
+    seg, sql = best["segment evaluate (Polars)"], best["hand-written SQL (DuckDB)"]
+    ratio = seg.wall_s / sql.wall_s
+    cpu_ratio = min(r.cpu_s for r in runs["segment evaluate (Polars)"]) / min(
+        r.cpu_s for r in runs["hand-written SQL (DuckDB)"])
+    print(f"best of {args.repeat}: segment {seg.wall_s:.2f} s ({seg.peak_gib:.2f} GiB), DuckDB {sql.wall_s:.2f} s "
+          f"({sql.peak_gib:.2f} GiB); wall ratio {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}); "
+          f"CPU-time ratio {cpu_ratio:.2f}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+    return 0 if differences == 0 else 1

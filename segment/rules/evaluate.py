@@ -57,23 +57,41 @@ KNOWN_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
-def _codes_frame(valuesets: dict[str, ValueSet], names: list[str]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Exact code spellings and ICD-10-CM prefixes, each with the value set's index."""
-    exact: list[tuple[str, str, int]] = []
-    prefix: list[tuple[str, int, int]] = []
-    for i, name in enumerate(names):
-        vs = valuesets[name]
-        for system, code in vs.codes:
-            exact.extend((system, v, i) for v in code_variants(system, code))
-        for _system, code in vs.prefixes:
-            prefix.append((code, len(code), i))
-    exact_frame = pl.LazyFrame(
-        exact, schema={"code_system": pl.String, "code": pl.String, "vs": pl.UInt16}, orient="row"
-    ).unique()
-    prefix_frame = pl.LazyFrame(
-        prefix, schema={"prefix": pl.String, "length": pl.UInt8, "vs": pl.UInt16}, orient="row"
-    )
-    return exact_frame, prefix_frame
+@dataclass(frozen=True)
+class _LookupTables:
+    """Every lookup's codes as rows naming the lookup (``_k``) and its filters.
+
+    ``_type`` is an event type the lookup takes (null: any), ``_answer`` the index of the
+    answer value set the event's ``value_code`` must be in (null: no answer test).
+    """
+
+    exact: list[tuple[str, str, int, str | None, int | None]] = field(default_factory=list)
+    prefix: list[tuple[str, int, int, str | None, int | None]] = field(default_factory=list)
+    disposition: list[tuple[str, int, str | None, int | None]] = field(default_factory=list)
+
+
+_FILTERS = {"_k": pl.UInt16, "_type": pl.String, "_answer": pl.UInt16}
+
+
+def _lookup_tables(
+    valuesets: dict[str, ValueSet], lookups: list[Evidence], answers: list[str]
+) -> _LookupTables:
+    tables = _LookupTables()
+    for k, e in enumerate(lookups):
+        vs = valuesets[e.valueset]
+        answer = answers.index(e.answer) if e.answer else None
+        for event_type in e.types or (None,):
+            if e.field is EvidenceField.DISCHARGE_DISPOSITION:
+                # dispositions are written as bare codes (NUBC, SNOMED, FHIR); the value set's codes in any system
+                tables.disposition.extend(
+                    (v, k, event_type, answer) for s, c in vs.codes for v in code_variants(s, c)
+                )
+                continue
+            tables.exact.extend(
+                (s, v, k, event_type, answer) for s, c in vs.codes for v in code_variants(s, c)
+            )
+            tables.prefix.extend((c, len(c), k, event_type, answer) for _s, c in vs.prefixes)
+    return tables
 
 
 def last_event_dates(
@@ -87,85 +105,80 @@ def last_event_dates(
     ``names`` are value set names (a plain code lookup each) or :class:`Evidence` lookups;
     an episode lookup also gets ``__end__<key>``: the latest end of a matching event that
     started on or before ``as_of`` (an event with no end is still ongoing: ``as_of``).
+
+    Every lookup is answered from one pass over the events: the events whose code (or
+    discharge disposition) is in any lookup are joined to one table of (code, lookup,
+    event type, answer set) rows, and the rows whose event type and answer fit are kept.
     """
     wanted = [n if isinstance(n, Evidence) else Evidence(n) for n in names]
-    keys = list(dict.fromkeys(e.key for e in wanted))
+    lookups = list({e.key: e for e in wanted}.values())
+    keys = [e.key for e in lookups]
     episodes = {e.key for e in wanted if e.episode}
-    plain = list(dict.fromkeys(e.valueset for e in wanted if e.plain))
-    index = {k: i for i, k in enumerate(keys)}
+    answers = sorted({e.answer for e in lookups if e.answer})
+    tables = _lookup_tables(valuesets, lookups, answers)
     ev = events.select(
         "patient_id", "event_type", "code_system", "code", "event_date", "event_end", "value_code",
         "discharge_disposition",
     ).filter(pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of))
+
+    # the filters only the lookups that have them pay for
+    tests: list[pl.Expr] = []
+    if any(e.types for e in lookups):
+        tests.append(pl.col("_type").is_null() | (pl.col("_type") == pl.col("event_type")))
+    if answers:
+        answer_fits: Any = pl.when(pl.col("_answer").is_null()).then(pl.lit(True))
+        for i, name in enumerate(answers):
+            codes = sorted({v for s, c in valuesets[name].codes for v in code_variants(s, c)})
+            answer_fits = answer_fits.when(pl.col("_answer") == i).then(
+                pl.col("value_code").is_in(codes).fill_null(False)
+            )
+        tests.append(answer_fits.otherwise(pl.lit(False)))
+
+    def kept(frame: pl.LazyFrame) -> pl.LazyFrame:
+        if tests:
+            frame = frame.filter(pl.all_horizontal(tests))
+        return frame.select("patient_id", "_k", "event_date", "event_end")
+
     parts = []
-    if plain:
-        exact, prefixes = _codes_frame(valuesets, plain)
-        remap = pl.LazyFrame({"vs": list(range(len(plain))), "_k": [index[n] for n in plain]},
-                             schema={"vs": pl.UInt16, "_k": pl.UInt16})
-        spellings = sorted({v for n in plain for s, c in valuesets[n].codes for v in code_variants(s, c)})
+    if tables.exact:
+        exact = pl.LazyFrame(
+            tables.exact, schema={"code_system": pl.String, "code": pl.String, **_FILTERS}, orient="row"
+        ).unique()
+        spellings = sorted({row[1] for row in tables.exact})
         # a cheap membership test first: most events carry codes no rule uses
-        parts.append(
-            ev.filter(pl.col("code").is_in(spellings))
-            .join(exact, on=["code_system", "code"], how="inner")
-            .join(remap, on="vs").select("patient_id", "_k", "event_date", "event_end")
-        )
-        lengths = sorted({len(c) for n in plain for _s, c in valuesets[n].prefixes})
-        if lengths:
-            heads = sorted({c[:3] for n in plain for _s, c in valuesets[n].prefixes})
-            icd = ev.filter(
-                (pl.col("code_system") == CodeSystem.ICD10CM.value)
-                & pl.col("code").str.slice(0, 3).str.to_uppercase().is_in(heads)
-            ).with_columns(norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase())
-            for length in lengths:
-                table = prefixes.filter(pl.col("length") == length).select("prefix", "vs")
-                parts.append(
-                    icd.with_columns(prefix=pl.col("norm").str.slice(0, length))
-                    .join(table, on="prefix", how="inner")
-                    .join(remap, on="vs").select("patient_id", "_k", "event_date", "event_end")
-                )
-    for e in {e.key: e for e in wanted if not e.plain}.values():
-        parts.append(_filtered_hits(ev, valuesets, e, index[e.key]))
+        parts.append(kept(ev.filter(pl.col("code").is_in(spellings)).join(exact, on=["code_system", "code"])))
+    if tables.prefix:
+        prefixes = pl.LazyFrame(
+            tables.prefix, schema={"prefix": pl.String, "length": pl.UInt8, **_FILTERS}, orient="row"
+        ).unique()
+        heads = sorted({row[0][:3] for row in tables.prefix})
+        icd = ev.filter(
+            (pl.col("code_system") == CodeSystem.ICD10CM.value)
+            & pl.col("code").str.slice(0, 3).str.to_uppercase().is_in(heads)
+        ).with_columns(norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase())
+        for length in sorted({row[1] for row in tables.prefix}):
+            table = prefixes.filter(pl.col("length") == length).drop("length")
+            parts.append(kept(icd.with_columns(prefix=pl.col("norm").str.slice(0, length)).join(table, on="prefix")))
+    if tables.disposition:
+        dispositions = pl.LazyFrame(
+            tables.disposition, schema={"discharge_disposition": pl.String, **_FILTERS}, orient="row"
+        ).unique()
+        codes = sorted({row[0] for row in tables.disposition})
+        parts.append(kept(
+            ev.filter(pl.col("discharge_disposition").is_in(codes)).join(dispositions, on="discharge_disposition")
+        ))
     if not parts:
-        return pl.LazyFrame(schema={"patient_id": pl.String, **{last_column(k): pl.Date for k in keys}})
+        return pl.LazyFrame(schema={
+            "patient_id": pl.String, **{last_column(k): pl.Date for k in keys},
+            **{end_column(k): pl.Date for k in keys if k in episodes},
+        })
     hits = pl.concat(parts)
     ongoing = pl.coalesce(pl.col("event_end"), pl.lit(as_of, pl.Date))
     return hits.group_by("patient_id").agg(
-        *[pl.col("event_date").filter(pl.col("_k") == index[k]).max().alias(last_column(k)) for k in keys],
-        *[ongoing.filter(pl.col("_k") == index[k]).max().alias(end_column(k)) for k in keys if k in episodes],
+        *[pl.col("event_date").filter(pl.col("_k") == k).max().alias(last_column(key)) for k, key in enumerate(keys)],
+        *[ongoing.filter(pl.col("_k") == k).max().alias(end_column(key))
+          for k, key in enumerate(keys) if key in episodes],
     )
-
-
-def _filtered_hits(ev: pl.LazyFrame, valuesets: dict[str, ValueSet], e: Evidence, k: int) -> pl.LazyFrame:
-    """Events matching one filtered lookup (a discharge disposition, an event type, an answer)."""
-    vs = valuesets[e.valueset]
-    frame = ev
-    if e.types:
-        frame = frame.filter(pl.col("event_type").is_in(list(e.types)))
-    if e.field is EvidenceField.DISCHARGE_DISPOSITION:
-        # dispositions are written as bare codes (NUBC, SNOMED, FHIR); the value set's codes in any system
-        codes = sorted({v for s, c in vs.codes for v in code_variants(s, c)})
-        frame = frame.filter(pl.col("discharge_disposition").is_in(codes))
-    else:
-        exact, prefixes = _codes_frame(valuesets, [e.valueset])
-        spellings = sorted({v for s, c in vs.codes for v in code_variants(s, c)})
-        direct = frame.filter(pl.col("code").is_in(spellings)).join(
-            exact.select("code_system", "code"), on=["code_system", "code"], how="semi"
-        )
-        pieces = [direct]
-        icd = frame.filter(pl.col("code_system") == CodeSystem.ICD10CM.value).with_columns(
-            norm=pl.col("code").str.replace_all(".", "", literal=True).str.to_uppercase()
-        )
-        for n in sorted({len(c) for _s, c in vs.prefixes}):
-            table = prefixes.filter(pl.col("length") == n).select("prefix").unique()
-            pieces.append(
-                icd.with_columns(prefix=pl.col("norm").str.slice(0, n)).join(table, on="prefix", how="semi")
-                .drop("norm", "prefix")
-            )
-        frame = pl.concat(pieces)
-    if e.answer:
-        answers = sorted({v for s, c in valuesets[e.answer].codes for v in code_variants(s, c)})
-        frame = frame.filter(pl.col("value_code").is_in(answers))
-    return frame.select("patient_id", pl.lit(k, pl.UInt16).alias("_k"), "event_date", "event_end")
 
 
 def _check_columns(

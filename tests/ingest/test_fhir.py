@@ -8,16 +8,21 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from segment.errors import InputDataError
 from segment.ingest.readers import ReadResult, empty_rejects
+from segment.ingest.readers.fhir import bundles as fhir_bundles
+from segment.ingest.readers.fhir import documents as fhir_documents
 from segment.ingest.readers.fhir import is_fhir_file, read_fhir
 from segment.ingest.readers.fhir import reader as fhir_reader
 from segment.ingest.readers.fhir import resources as fhir_resources
@@ -211,8 +216,8 @@ def test_small_chunks_give_identical_frames(reference_data: Path, monkeypatch: p
     files = [_folder(reference_data, SMART) / "Encounter.000.ndjson", *_files(_folder(reference_data, SARABUZZI))[:2]]
     whole = read_fhir(files, today=TODAY)
     monkeypatch.setattr(fhir_sources, "BATCH_BYTES", 4099)
-    monkeypatch.setattr(fhir_reader, "BATCH_BYTES", 20_000)
-    monkeypatch.setattr(fhir_reader, "ENTRY_BATCH", 7)
+    monkeypatch.setattr(fhir_documents, "DOCUMENT_CHUNK", 4099)
+    monkeypatch.setattr(fhir_bundles, "ENTRY_BYTES", 20_000)
     monkeypatch.setattr(fhir_resources, "PENDING_BYTES", 50_000)
     pieces = read_fhir(files, today=TODAY)
     assert len(whole.parts) == len(pieces.parts)
@@ -477,6 +482,92 @@ def test_single_resource_document_and_searchset(tmp_path: Path) -> None:
     assert result.skipped[str(path)] == {fhir_reader.SKIP_OUTCOME: 1}
 
 
+def _result_rows(result: ReadResult) -> tuple[list[Any], list[Any], dict[str, dict[str, int]]]:
+    parts = [(p.kind, p.provided, p.frame.collect().rows()) for p in result.parts]
+    return parts, _rejects(result).drop("file").rows(), result.skipped
+
+
+def test_bundle_read_the_same_however_written(tmp_path: Path) -> None:
+    """Entries typed by their first keys, and entries written otherwise (parsed), give the same parts."""
+    entries = [
+        {"fullUrl": "urn:uuid:p", "resource": _patient("p", name=[{"family": 'O"Brien {}', "given": ["\\"]}])},
+        {"fullUrl": "urn:uuid:c1", "resource": _condition("c1", "urn:uuid:p"), "request": {"method": "POST"}},
+        {"resource": _condition("c2", "Patient/p")},
+        {"fullUrl": "urn:uuid:d", "resource": {"resourceType": "Device", "id": "d", "note": [{"text": "}, {"}]}},
+        {"fullUrl": "urn:uuid:x", "resource": {"id": "x"}},
+        {"fullUrl": "urn:uuid:y", "resource": {"resourceType": "not a type", "id": "y"}},
+        {"request": {"method": "GET"}},
+    ]
+    written = {
+        "pretty.json": json.dumps(_bundle(entries), indent=2, ensure_ascii=False),
+        "compact.json": json.dumps(_bundle(entries), separators=(",", ":")),
+        # keys sorted: "request" before "resource", "id" before "resourceType": all parsed by json
+        "sorted.json": json.dumps(_bundle(entries), indent=1, sort_keys=True),
+        # fullUrl after the resource, and written with escapes
+        "late.json": json.dumps(_bundle([{k: e[k] for k in sorted(e, reverse=True)} for e in entries])).replace("/", "\\/"),
+        "crlf.json": json.dumps(_bundle(entries), indent="\t").replace("\n", "\r\n"),
+    }
+    results = {}
+    for name, text in written.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        results[name] = _result_rows(read_fhir([tmp_path / name], source="s", today=TODAY))
+    first, *others = results.values()
+    for name, other in zip(list(results)[1:], others, strict=True):
+        assert other[:2] == first[:2], name
+        assert list(other[2].values()) == list(first[2].values()), name
+    _, rejects, skipped = first
+    assert [row[0] for row in rejects] == [5, 6]
+    assert list(skipped.values()) == [{fhir_reader.SKIP_NO_RESOURCE: 1, "skipped: type not used (Device)": 1}]
+
+
+@pytest.mark.parametrize("where", ["Condition", "Device"])
+def test_bundle_entry_that_is_not_json(tmp_path: Path, where: str) -> None:
+    """An entry that is not JSON stops the read at its line, whether or not its type is read."""
+    good = json.dumps({"fullUrl": "urn:uuid:p", "resource": _patient("p")}, indent=2)
+    bad = '{"fullUrl": "urn:uuid:b",\n "resource": {"resourceType": "' + where + '", "id": "b" "status": 1}}'
+    path = tmp_path / "bundle.json"
+    path.write_text('{"resourceType": "Bundle",\n"entry": [\n' + good + ",\n" + bad + "\n]}", encoding="utf-8")
+    with pytest.raises(InputDataError) as err:
+        read_fhir([path])
+    line = 3 + good.count("\n") + 1
+    assert str(err.value) == f"{path}:{line}: not valid JSON (Expecting ',' delimiter)"
+
+
+_json_text = st.text(alphabet=st.sampled_from(list('{}[]",:\\ ab\n\té中\u2028')), max_size=12)
+_json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _json_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_json_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=st.lists(st.one_of(st.dictionaries(_json_text, _json_value, max_size=4), _json_value), max_size=8),
+    indent=st.sampled_from([None, 0, 2, "\t"]),
+    ascii_only=st.booleans(),
+    chunk=st.integers(min_value=1, max_value=64),
+)
+def test_entries_cut_from_any_bundle(entries: list[Any], indent: Any, ascii_only: bool, chunk: int) -> None:
+    """The entry texts found by the scan are the entries json finds, for any JSON and any read size."""
+    document = {"resourceType": "Bundle", "entry": entries, "signature": {"data": "{[\"x"}}
+    raw = json.dumps(document, indent=indent, ensure_ascii=ascii_only).encode()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "b.json"
+        path.write_bytes(raw)
+        found: list[Any] = []
+        members = {}
+        for name, value in fhir_documents.stream_document(path, chunk=chunk):
+            if name == "entry[]":
+                found += [json.loads(text) for text in value["line"]]
+                for at in value["_at"]:
+                    assert fhir_documents.line_at(path, at) == 1 + raw.count(b"\n", 0, at)
+            else:
+                members[name] = value
+    assert found == entries
+    assert members == {"resourceType": "Bundle", "signature": {"data": "{[\"x"}}
+
+
 def test_unreadable_files_are_one_line_errors(tmp_path: Path) -> None:
     latin = tmp_path / "Patient.ndjson"
     latin.write_bytes(json.dumps(_patient()).encode() + b"\n" + '{"resourceType":"Patient","id":"Jos\u00e9"}\n'.encode("latin-1"))
@@ -535,17 +626,52 @@ def write_benchmark_ndjson(reference_data: Path, path: Path, n: int) -> int:
     return written
 
 
+#: any UUID: the Synthea Bundles name their resources and each other by them
+_UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-)[0-9a-f]{12}")
+
+
+def write_benchmark_bundles(reference_data: Path, folder: Path, n: int, *, compress: bool) -> int:
+    """At least ``n`` entries: the Synthea patient Bundles repeated, every UUID made new, one file per copy."""
+    samples = [p for name in (JIJONES, SARABUZZI) for p in sorted(_folder(reference_data, name).glob("*.json"))
+               if "Information" not in p.name]
+    texts = [(p.name, p.read_text(encoding="utf-8")) for p in samples]
+    sizes = [len(json.loads(text)["entry"]) for _, text in texts]
+    folder.mkdir()
+    written = copy = 0
+    while written < n:
+        name, text = texts[copy % len(texts)]
+        renamed = _UUID.sub(rf"\g<1>{copy:012x}", text)
+        target = folder / f"{copy:05d}_{name}"
+        if compress:
+            with gzip.open(target.with_name(target.name + ".gz"), "wt", encoding="utf-8", compresslevel=6) as out:
+                out.write(renamed)
+        else:
+            target.write_text(renamed, encoding="utf-8")
+        written += sizes[copy % len(texts)]
+        copy += 1
+    return written
+
+
 @pytest.mark.slow
 @pytest.mark.reference
-def test_throughput(reference_data: Path, tmp_path: Path) -> None:
-    """Resources per second, gzip included (SEGMENT_FHIR_BENCH_N resources; 200,000 for the issue's figure)."""
+@pytest.mark.parametrize("layout", ["ndjson.gz", "bundles", "bundles.gz"])
+def test_throughput(reference_data: Path, tmp_path: Path, layout: str) -> None:
+    """Resources (or Bundle entries) per second, gzip included; SEGMENT_FHIR_BENCH_N of them (200,000 for the figures).
+
+    Bulk NDJSON: the Synthea NDJSON sample repeated; Bundles: the Synthea per-patient
+    Bundles repeated, one file each (about 350 entries, 3 KB an entry).
+    """
     n = int(os.environ.get("SEGMENT_FHIR_BENCH_N", "40000"))
-    path = tmp_path / "bench.ndjson.gz"
-    write_benchmark_ndjson(reference_data, path, n)
+    if layout == "ndjson.gz":
+        files = [tmp_path / "bench.ndjson.gz"]
+        n = write_benchmark_ndjson(reference_data, files[0], n)
+    else:
+        n = write_benchmark_bundles(reference_data, tmp_path / "bench", n, compress=layout.endswith(".gz"))
+        files = sorted((tmp_path / "bench").iterdir())
     started = time.perf_counter()
-    result = read_fhir([path])
+    result = read_fhir(files)
     rows = sum(p.frame.collect().height for p in result.parts)
     rate = n / (time.perf_counter() - started)
-    print(f"\nFHIR reader: {n} resources ({rows} rows) at {rate:,.0f} resources/s")
+    print(f"\nFHIR reader, {layout}: {n} resources ({rows} rows) at {rate:,.0f} resources/s")
     assert not result.rejects and rows > n * 0.9
     assert rate > 5_000  # a loose floor: shared CI machines are noisy

@@ -2,10 +2,13 @@
 
 What is read, and how, is documented where it is done:
 
-- :mod:`.sources`: opening files (gzip by magic bytes, UTF-8, batches of lines, Bundles
-  streamed entry by entry whatever their size);
-- :mod:`.reader`: the flow, and what becomes of every line or entry (a part, a named
-  reject, or a named skip: a type nothing reads, an OperationOutcome, a bulk-export log);
+- :mod:`.sources`: opening files (gzip by magic bytes, UTF-8, batches of lines);
+- :mod:`.documents`: JSON documents, a Bundle's entries cut out of the bytes by a
+  vectorized scan, in batches whatever the Bundle's size;
+- :mod:`.reader`: the flow, and what becomes of every line (a part, a named reject, or a
+  named skip: a type nothing reads, an OperationOutcome, a bulk-export log);
+- :mod:`.bundles`: the same for Bundle entries, of many files at once (entries without a
+  resource skipped);
 - :mod:`.resources`: decoding by Polars against a fixed schema per type (:mod:`.schemas`),
   many files at a time, and the rejects of lines that do not decode;
 - :mod:`.patients`: Patient choices (name, address and its geolocation, phone, language,

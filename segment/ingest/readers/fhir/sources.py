@@ -2,17 +2,8 @@
 
 - NDJSON (``.ndjson``, ``.jsonl``, optionally ``.gz``) is read in batches of whole lines
   (:data:`BATCH_BYTES` of decompressed text at a time), never the whole file at once.
-- A JSON document (``.json``, optionally ``.gz``) holds a Bundle or one resource. A
-  Bundle is streamed entry by entry (:func:`stream_document`): the standard library's C
-  JSON scanner finds where each entry ends, and the entry's own text goes on to Polars,
-  so memory holds one chunk and one batch of entries whatever the Bundle's size.
-
-  Why not decode a whole Bundle with Polars: its entries mix types whose elements share
-  names but not shapes (``Encounter.type`` is a list, ``DocumentReference.type`` is not;
-  ``Patient.name`` a list, ``Organization.name`` a string), so one struct schema for
-  every entry fails on real Synthea Bundles; decoding leniently (nulls where a shape
-  differs) measured five times slower than finding the entries here and decoding each
-  type against its own schema, and would hide a resource that does not fit R4.
+- A JSON document (``.json``, optionally ``.gz``) holds a Bundle or one resource: a
+  Bundle is walked by :mod:`.documents`, a single resource read whole (:func:`read_whole`).
 
 Every failure to read (not UTF-8, corrupt or truncated gzip, a document that is not JSON)
 is a one-line :class:`~segment.errors.InputDataError` naming the file.
@@ -22,12 +13,11 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import json
 import re
 import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import polars as pl
 
@@ -39,12 +29,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 BATCH_BYTES = 16 * 1024 * 1024
 #: the largest single resource (or Bundle entry) read
 WHOLE_DOCUMENT_LIMIT = 256 * 1024 * 1024
-#: Bundle entries per batch when streaming
-ENTRY_BATCH = 5_000
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 JSON_SUFFIXES = (".json", ".json.gz")
 _RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:')
-_WS = re.compile(r"[ \t\n\r]*")
 
 
 def is_gzip(path: Path) -> bool:
@@ -95,14 +82,15 @@ def read_chunks(path: Path, size: int) -> Generator[bytes, None, None]:
             yield chunk
 
 
-def _not_utf8(path: Path, data: bytes, first_line: int, exc: UnicodeDecodeError) -> InputDataError:
+def not_utf8(path: Path, data: bytes, first_line: int, exc: UnicodeDecodeError) -> InputDataError:
+    """The error for ``data`` (starting on ``first_line``) that is not UTF-8, at the line of the bad byte."""
     line = first_line + data.count(b"\n", 0, exc.start)
     return InputDataError(
         f"file is not UTF-8 (looks like {guess_encoding(data)}); re-save it as UTF-8", path=path, line=line
     )
 
 
-def _check_bom(path: Path, head: bytes) -> bytes:
+def check_bom(path: Path, head: bytes) -> bytes:
     """Refuse UTF-16/32; drop a UTF-8 byte-order mark."""
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputDataError(
@@ -123,7 +111,7 @@ def ndjson_batches(path: Path, batch_bytes: int | None = None) -> Iterator[pl.Da
     first = True
     for chunk in read_chunks(path, batch_bytes or BATCH_BYTES):
         if first:
-            chunk, first = _check_bom(path, chunk), False
+            chunk, first = check_bom(path, chunk), False
         last = chunk.rfind(b"\n")
         if last < 0:
             carry += chunk
@@ -144,7 +132,7 @@ def _decode(path: Path, data: bytes | memoryview, line_no: int) -> str:
     try:
         return str(data, "utf-8")
     except UnicodeDecodeError as exc:
-        raise _not_utf8(path, bytes(data), line_no, exc) from None
+        raise not_utf8(path, bytes(data), line_no, exc) from None
 
 
 def _frame(lines: list[str], line_no: int) -> pl.DataFrame:
@@ -157,7 +145,7 @@ def read_whole(path: Path, limit: int = WHOLE_DOCUMENT_LIMIT) -> str:
     parts: list[bytes] = []
     size = 0
     for chunk in read_chunks(path, BATCH_BYTES):
-        parts.append(_check_bom(path, chunk) if not parts else chunk)
+        parts.append(check_bom(path, chunk) if not parts else chunk)
         size += len(chunk)
         if size > limit:
             raise InputDataError(f"a single FHIR resource larger than {limit // 2**20} MB", path=path)
@@ -165,125 +153,6 @@ def read_whole(path: Path, limit: int = WHOLE_DOCUMENT_LIMIT) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _not_utf8(path, data, 1, exc) from None
+        raise not_utf8(path, data, 1, exc) from None
     # JSON strings cannot hold a raw line break, so blanking them keeps the document intact
     return text.replace("\r", " ").replace("\n", " ")
-
-
-class _JsonStream:
-    """One JSON document read in chunks: structural characters by hand, values by ``json``."""
-
-    _decoder = json.JSONDecoder()
-
-    def __init__(self, path: Path, max_value: int) -> None:
-        self.path = path
-        self.max_value = max_value
-        self._chunks = read_chunks(path, BATCH_BYTES)
-        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
-        self._lines_dropped = 1
-        self._first = True
-
-    def close(self) -> None:
-        """Close the file."""
-        self._chunks.close()
-
-    def _more(self) -> bool:
-        chunk = next(self._chunks, None)
-        try:
-            if chunk is None:
-                text = self._utf8.decode(b"", final=True)
-                self.eof = True
-            else:
-                if self._first:
-                    chunk, self._first = _check_bom(self.path, chunk), False
-                text = self._utf8.decode(chunk)
-        except UnicodeDecodeError as exc:
-            line = self._lines_dropped + self.buf.count("\n")
-            raise _not_utf8(self.path, chunk or b"", line, exc) from None
-        self._lines_dropped += self.buf.count("\n", 0, self.pos)
-        self.buf = self.buf[self.pos :] + text
-        self.pos = 0
-        return not self.eof
-
-    def error(self, what: str) -> InputDataError:
-        """A one-line error at the current position."""
-        line = self._lines_dropped + self.buf.count("\n", 0, self.pos)
-        return InputDataError(f"not valid JSON ({what})", path=self.path, line=line)
-
-    def peek(self) -> str:
-        while True:
-            match = _WS.match(self.buf, self.pos)
-            self.pos = match.end() if match else self.pos
-            if self.pos < len(self.buf) or self.eof:
-                return self.buf[self.pos : self.pos + 1]
-            self._more()
-
-    def take(self, char: str) -> None:
-        if self.peek() != char:
-            raise self.error(f"expected '{char}'")
-        self.pos += 1
-
-    def value(self) -> tuple[Any, str]:
-        """The next value and its source text."""
-        self.peek()
-        while True:
-            try:
-                obj, end = self._decoder.raw_decode(self.buf, self.pos)
-                # a number may go on in the next chunk; anything else ends with its own delimiter
-                complete = end < len(self.buf) or self.eof or isinstance(obj, bool) or not isinstance(obj, int | float)
-                if complete:
-                    text = self.buf[self.pos : end]
-                    self.pos = end
-                    return obj, text
-            except json.JSONDecodeError as exc:
-                if self.eof:
-                    raise self.error(exc.msg) from None
-                if len(self.buf) - self.pos > self.max_value:
-                    raise self.error(f"a value longer than {self.max_value // 2**20} MB") from None
-            self._more()
-
-
-def stream_document(path: Path, max_entry: int = WHOLE_DOCUMENT_LIMIT) -> Generator[tuple[str, Any, str], None, None]:
-    """Walk a JSON document's top level: ``(name, value, text)`` per element, ``("entry[]", entry, text)`` per entry.
-
-    The members of a top-level ``entry`` array (a Bundle's entries) come one by one, with
-    their source text, so a Bundle of any size is read in bounded memory.
-    """
-    js = _JsonStream(path, max_entry)
-    try:
-        yield from _walk(js)
-    finally:
-        js.close()
-
-
-def _walk(js: _JsonStream) -> Iterator[tuple[str, Any, str]]:
-    js.take("{")
-    if js.peek() == "}":
-        return
-    while True:
-        key, _ = js.value()
-        if not isinstance(key, str):
-            raise js.error("expected a key")
-        js.take(":")
-        if key == "entry" and js.peek() == "[":
-            js.take("[")
-            if js.peek() == "]":
-                js.pos += 1
-            else:
-                while True:
-                    yield "entry[]", *js.value()
-                    if js.peek() == ",":
-                        js.pos += 1
-                        continue
-                    js.take("]")
-                    break
-        else:
-            yield key, *js.value()
-        if js.peek() == ",":
-            js.pos += 1
-            continue
-        js.take("}")
-        return

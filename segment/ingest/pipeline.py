@@ -396,7 +396,12 @@ def _ingest(
     patient_parts = [p for p in read.parts if p.kind == "patients"]
     event_parts = [p for p in read.parts if p.kind == "events"]
     if not patient_parts:
-        raise InputDataError("no patients file among the inputs; events need their patients",
+        why = ""
+        if read.rejects:
+            found = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects])  # type: ignore[arg-type]
+            reason, n = found.group_by("reason").len().sort("len", descending=True).row(0)
+            why = f" ({found.height:,} rows rejected while reading, {n:,} of them: {reason})"
+        raise InputDataError("no patients file among the inputs; events need their patients" + why,
                              path=specs[0].path)
     log.info("reading", files=len(read.parts), sources=len(order))
     log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))

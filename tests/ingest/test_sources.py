@@ -169,3 +169,15 @@ def test_campaign_sources_carry_name_format_and_mapping(tmp_path: Path) -> None:
     assert result.orphan_events == 0 and result.events_rejected == 0
     with pytest.raises(ValueError, match="name"):
         Source(path=paths[0], name="no spaces!")
+
+
+def test_fhir_json_arrays_are_named_for_what_they_are(tmp_path: Path) -> None:
+    resource = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}
+    document = tmp_path / "patients.json"
+    document.write_text(json.dumps([resource]), encoding="utf-8")
+    with pytest.raises(InputDataError, match="a JSON array of resources, not a FHIR resource or Bundle"):
+        ingest([document], tmp_path / "w", today=TODAY)
+    lines = tmp_path / "patients.ndjson"
+    lines.write_text(json.dumps([resource]) + "\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"a JSON array of resources on one line"):
+        ingest([lines], tmp_path / "w2", today=TODAY)

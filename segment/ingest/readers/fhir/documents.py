@@ -147,7 +147,14 @@ class JsonStream:
 
     def take(self, char: str) -> None:
         """Step over ``char`` (after white space), or fail."""
-        if self.peek() != char.encode():
+        found = self.peek()
+        if found != char.encode():
+            if char == "{" and found == b"[" and self._dropped + self.pos == 0:
+                raise InputDataError(
+                    "a JSON array of resources, not a FHIR resource or Bundle: write one resource per "
+                    "line (.ndjson) or wrap them in a Bundle (resourceType Bundle, entry[].resource)",
+                    path=self.path, line=1,
+                )
             raise self.error(f"expected '{char}'")
         self.pos += 1
 

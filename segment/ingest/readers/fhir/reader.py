@@ -32,6 +32,7 @@ from segment.ingest.readers.fhir.bundles import SKIP_NO_RESOURCE, Entries, check
 from segment.ingest.readers.fhir.documents import first_error, stream_document
 from segment.ingest.readers.fhir.finish import CONSENT_JOINED, NOT_PATIENT, UNKNOWN_PATIENT, finish
 from segment.ingest.readers.fhir.resources import (
+    ARRAY_LINE,
     ID_AFTER_TYPE,
     MALFORMED,
     MISFIT,
@@ -86,7 +87,11 @@ def _untyped(lines: pl.DataFrame, f: FileState) -> None:
     log = parsed.filter(pl.col("_json") & pl.col("_log"))
     f.skip(SKIP_LOG, log.height)
     other = parsed.filter(pl.col("_json") & ~pl.col("_log"))
-    f.reject(other, "resourceType", pl.col("_type"), NO_TYPE, pl.col("line").str.json_path_match("$.id"))
+    # a line holding a JSON array is several resources on one line, not one resource per line
+    array = pl.col("line").str.strip_chars_start().str.starts_with("[")
+    f.reject(other.filter(array), "line", pl.lit(None), ARRAY_LINE)
+    f.reject(other.filter(~array), "resourceType", pl.col("_type"), NO_TYPE,
+             pl.col("line").str.json_path_match("$.id"))
 
 
 # -- files ---------------------------------------------------------------------------------

@@ -278,7 +278,7 @@ def test_malformed_line_unknown_type_and_log_lines(tmp_path: Path) -> None:
     result = _read(tmp_path, lines, extra=extra)
     rejects = _rejects(result).sort("row")
     assert rejects.select("row", "record_id", "reason").rows() == [
-        (5, "no-type", fhir_reader.NO_TYPE), (8, "c9", fhir_reader.MALFORMED), (9, None, fhir_reader.NO_TYPE)]
+        (5, "no-type", fhir_reader.NO_TYPE), (8, "c9", fhir_reader.MALFORMED), (9, None, fhir_reader.ARRAY_LINE)]
     assert result.skipped[str(tmp_path / "export.ndjson")] == {
         "skipped: type not used (Flag)": 1, fhir_reader.SKIP_OUTCOME: 1, fhir_reader.SKIP_LOG: 1,
         "skipped: type not used (Practitioner)": 1}

@@ -179,5 +179,5 @@ def test_fhir_json_arrays_are_named_for_what_they_are(tmp_path: Path) -> None:
         ingest([document], tmp_path / "w", today=TODAY)
     lines = tmp_path / "patients.ndjson"
     lines.write_text(json.dumps([resource]) + "\n", encoding="utf-8")
-    with pytest.raises(InputDataError, match=r"a JSON array of resources on one line"):
+    with pytest.raises(InputDataError, match=r"a JSON array on one line, not a resource"):
         ingest([lines], tmp_path / "w2", today=TODAY)

@@ -48,7 +48,7 @@ from segment.ingest.readers.fhir.schemas import FIELDS
 from segment.ingest.readers.fhir.sources import JSON_SUFFIXES, ndjson_batches, read_whole
 
 __all__ = [
-    "CONSENT_JOINED", "MALFORMED", "MISFIT", "NOT_PATIENT", "NO_TYPE", "SKIP_CONSENT", "SKIP_LOG", "SKIP_MEDICATION",
+    "ARRAY_LINE", "CONSENT_JOINED", "MALFORMED", "MISFIT", "NOT_PATIENT", "NO_TYPE", "SKIP_CONSENT", "SKIP_LOG", "SKIP_MEDICATION",
     "SKIP_NO_RESOURCE", "SKIP_OUTCOME", "UNKNOWN_PATIENT", "read_fhir", "skip_type",
 ]
 

@@ -41,7 +41,7 @@ CLAIMS = ("Claim", "ExplanationOfBenefit")
 SKIP_MEDICATION = "skipped: Medication (codes the requests that name it)"
 SKIP_CONSENT = "skipped: Consent not about email or SMS"
 NO_TYPE = "not a FHIR resource (no resourceType)"
-ARRAY_LINE = "a JSON array of resources on one line (NDJSON holds one resource per line)"
+ARRAY_LINE = "a JSON array on one line, not a resource (NDJSON holds one resource per line)"
 SKIP_OUTCOME = "skipped: OperationOutcome (server messages)"
 
 

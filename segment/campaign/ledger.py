@@ -227,14 +227,23 @@ class ContactLedger:
         except sqlite3.Error as exc:
             raise DeliveryError(f"cannot open the contact ledger ({exc})", path=self.path) from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
-            have = {r[1] for r in conn.execute("PRAGMA table_info(contacts)")}
-            for name, kind in _CONTACT_COLUMNS.items():
-                if name not in have:
-                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                        conn.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                have = {r[1] for r in conn.execute("PRAGMA table_info(contacts)")}
+                for name, kind in _CONTACT_COLUMNS.items():
+                    if name not in have:
+                        with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                            conn.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
+            except sqlite3.Error as exc:
+                text = str(exc).lower()
+                what = (
+                    "is locked by another process; try again when it has finished"
+                    if "locked" in text or "busy" in text else
+                    "is corrupt or not an SQLite database; restore it from a backup (nothing was sent)"
+                )
+                raise DeliveryError(f"the contact ledger {what}", path=self.path) from exc
             yield conn
         finally:
             conn.close()

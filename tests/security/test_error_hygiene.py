@@ -108,6 +108,7 @@ def test_corrupt_ledger_is_one_specific_line(tmp_path: Path) -> None:
     assert "unexpected internal error" not in result.stderr
     last = result.stderr.splitlines()[-1]
     assert last.startswith("Error: ") and ("corrupt" in last or "not a database" in last)
+    assert str(ledger) in last  # the message names the file to restore
 
 
 def test_locked_sqlite_and_other_conditions_are_named(tmp_path: Path) -> None:

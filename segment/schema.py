@@ -54,6 +54,15 @@ class CodeSystem(StrEnum):
     POS = "POS"  # CMS Place of Service codes (two digits: 23 = emergency room - hospital)
 
 
+class InputFormat(StrEnum):
+    """Extract formats ``segment ingest`` reads (``--format``; detected when not given)."""
+
+    CANONICAL = "canonical"
+    SYNTHEA = "synthea"
+    FHIR = "fhir"
+    OMOP = "omop"
+
+
 class GeoPrecision(StrEnum):
     """How precisely an address was placed, best first."""
 

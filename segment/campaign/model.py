@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from segment.rules.model import Status as RuleStatus
+from segment.schema import InputFormat
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
@@ -318,7 +319,7 @@ class Source(BaseModel):
     path: Path
     #: the source-system name (patient ids are ``<name>:<id>``); default: see segment.ingest.detect
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-    format: Literal["canonical", "synthea", "fhir", "omop"] | None = None
+    format: InputFormat | None = None
     mapping: Path | None = None
 
 

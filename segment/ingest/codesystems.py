@@ -71,13 +71,6 @@ def _key(text: str) -> str:
 SYSTEM_SPELLINGS: dict[str, str] = {
     _key(spelling): system.value for system, spellings in _NAMES.items() for spelling in spellings
 }
-#: canonical code system -> its FHIR URI (for messages and round trips)
-FHIR_URIS: dict[str, str] = {
-    system.value: next(s for s in spellings if s.startswith("http"))
-    for system, spellings in _NAMES.items()
-}
-
-
 def canonical_system(text: str | None) -> str | None:
     """The canonical name for one spelling of a code system, or None when unknown."""
     if text is None:

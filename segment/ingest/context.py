@@ -60,7 +60,3 @@ def normalize_encounter_class(column: pl.Expr) -> pl.Expr:
     kept = key.str.replace_all(r"[\s\-]+", "_")
     return key.replace_strict(ENCOUNTER_CLASS_SPELLINGS, default=kept, return_dtype=pl.String)
 
-
-def normalize_code_text(column: pl.Expr) -> pl.Expr:
-    """A code as written, trimmed; blank and null markers become null."""
-    return blank_to_null(column)

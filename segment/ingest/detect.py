@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +40,14 @@ from segment.errors import InputDataError
 from segment.ingest.mapping import Mapping
 from segment.ingest.readers import ReadResult
 from segment.ingest.readers.canonical import read_canonical
+from segment.ingest.readers.fhir import is_fhir_file, read_fhir
+from segment.ingest.readers.omop import is_omop_folder, read_omop
 from segment.ingest.readers.synthea import is_synthea_folder, read_synthea
 from segment.log import get_logger
+from segment.schema import InputFormat
 
 log = get_logger("ingest")
 
-FORMATS = ("canonical", "synthea", "fhir", "omop")
 _TABULAR = (".csv", ".parquet", ".pq", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _TABLE_WORDS = {"patient", "patients", "event", "events", "person", "persons", "people", "member", "members"}
@@ -79,8 +82,9 @@ class InputSpec:
                 path, source = Path(rest), source or name
         if source is not None:
             check_source_name(source)
-        if input_format is not None and input_format not in FORMATS:
-            raise InputDataError(f"unknown format `{input_format}`; valid: {', '.join(FORMATS)}", path=path)
+        valid = [f.value for f in InputFormat]
+        if input_format is not None and input_format not in valid:
+            raise InputDataError(f"unknown format `{input_format}`; valid: {', '.join(valid)}", path=path)
         return cls(path, source, input_format, mapping)
 
 
@@ -110,30 +114,8 @@ def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> Rea
         path = spec.path
         if not path.exists():
             raise InputDataError("file or folder not found", path=path)
-        kind = spec.input_format or detect_format(path)
-        if kind == "synthea":
-            folder = path if path.is_dir() else path.parent
-            if not is_synthea_folder(folder):
-                raise InputDataError("not a Synthea export: no patients.csv with Synthea's columns", path=folder)
-            source = spec.source or "synthea"
-            result.extend(read_synthea(folder, source=source))
-        elif kind == "omop":
-            from segment.ingest.readers.omop import read_omop
-
-            folder = path if path.is_dir() else path.parent
-            if not _is_omop_folder(folder):
-                raise InputDataError("not an OMOP CDM extract: no PERSON table", path=folder)
-            source = spec.source or "omop"
-            result.extend(read_omop(folder, source=source))
-        elif kind == "fhir":
-            from segment.ingest.readers.fhir import read_fhir
-
-            files = sorted(p for p in path.iterdir() if _is_fhir_file(p)) if path.is_dir() else [path]
-            if not files:
-                raise InputDataError("no FHIR files (.ndjson, .json, either .gz) in folder", path=path)
-            source = spec.source or "fhir"
-            result.extend(read_fhir(files, source=source, today=today))
-        else:
+        kind = InputFormat(spec.input_format or detect_format(path))
+        if kind is InputFormat.CANONICAL:
             files = sorted(p for p in path.iterdir() if _is_tabular(p)) if path.is_dir() else [path]
             if not files:
                 raise InputDataError("no .csv or .parquet files in folder", path=path)
@@ -145,6 +127,18 @@ def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> Rea
                     derived.setdefault(name, set()).add(f.resolve().parent)
                 result.extend(read_canonical(f, source=name, mapping=mapping))
             continue
+        source = spec.source or kind.value  # an export's default source is its format's name
+        if kind is InputFormat.FHIR:
+            files = sorted(p for p in path.iterdir() if is_fhir_file(p)) if path.is_dir() else [path]
+            if not files:
+                raise InputDataError("no FHIR files (.ndjson, .json, either .gz) in folder", path=path)
+            result.extend(read_fhir(files, source=source, today=today))
+        else:
+            folder = path if path.is_dir() else path.parent
+            is_export, read, what = _FOLDER_FORMATS[kind]
+            if not is_export(folder):
+                raise InputDataError(f"not {what}", path=folder)
+            result.extend(read(folder, source=source))
         if spec.source is None:
             derived.setdefault(source, set()).add(path.resolve())
     for name, places in derived.items():
@@ -156,37 +150,30 @@ def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> Rea
     return result
 
 
+#: folder formats: how to recognise one, its reader, and what a folder that is not one lacks
+_FOLDER_FORMATS: dict[InputFormat, tuple[Callable[[Path], bool], Callable[..., ReadResult], str]] = {
+    InputFormat.SYNTHEA: (is_synthea_folder, read_synthea,
+                          "a Synthea export: no patients.csv with Synthea's columns"),
+    InputFormat.OMOP: (is_omop_folder, read_omop, "an OMOP CDM extract: no PERSON table"),
+}
+
+
 def _is_tabular(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(_TABULAR)
-
-
-def _is_fhir_file(path: Path) -> bool:
-    from segment.ingest.readers import fhir
-
-    test = getattr(fhir, "is_fhir_file", None) or fhir.is_ndjson
-    return bool(test(path))
-
-
-def _is_omop_folder(path: Path) -> bool:
-    try:
-        from segment.ingest.readers.omop import is_omop_folder
-    except ImportError:
-        return False
-    return bool(is_omop_folder(path))
 
 
 def detect_format(path: Path) -> str:
     """The format of a path by its content: synthea, omop, fhir or canonical."""
     if path.is_dir():
         if is_synthea_folder(path):
-            return "synthea"
-        if _is_omop_folder(path):
-            return "omop"
-        if any(_is_fhir_file(p) for p in path.iterdir()):
-            return "fhir"
-        return "canonical"
-    if _is_fhir_file(path):
-        return "fhir"
+            return InputFormat.SYNTHEA.value
+        if is_omop_folder(path):
+            return InputFormat.OMOP.value
+        if any(is_fhir_file(p) for p in path.iterdir()):
+            return InputFormat.FHIR.value
+        return InputFormat.CANONICAL.value
+    if is_fhir_file(path):
+        return InputFormat.FHIR.value
     if path.name.lower() == "patients.csv" and is_synthea_folder(path.parent):
-        return "synthea"
-    return "canonical"
+        return InputFormat.SYNTHEA.value
+    return InputFormat.CANONICAL.value

@@ -35,7 +35,7 @@ import polars as pl
 
 from segment.ingest import normalize as nz
 from segment.ingest.codesystems import normalize_system
-from segment.ingest.context import normalize_code_text, normalize_encounter_class
+from segment.ingest.context import normalize_encounter_class
 from segment.ingest.frames import (
     collect_all,
     date_builder,
@@ -161,9 +161,9 @@ def _context_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) 
         {
             "_end": pl.col("_end"),
             "_eproblem": pl.when(pl.col("_end_problem").is_not_null()).then(pl.lit("end date: ") + pl.col("_end_problem")),
-            "_vcode": normalize_code_text(pl.col("value_code")),
+            "_vcode": nz.blank_to_null(pl.col("value_code")),
             "_eclass": normalize_encounter_class(pl.col("encounter_class")),
-            "_disp": normalize_code_text(pl.col("discharge_disposition")),
+            "_disp": nz.blank_to_null(pl.col("discharge_disposition")),
         },
     ]).collect()
     normalized = ["_end", "_vcode", "_eclass", "_disp"]

@@ -21,7 +21,6 @@ import datetime as dt
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +48,9 @@ from segment.ingest.race import normalize_ethnicity, normalize_race
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
 from segment.ingest.readers.files import RAGGED, cleanup_temporary
 from segment.log import get_logger, peak_rss_gib
-from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
+from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS, InputFormat
 
 log = get_logger("ingest")
-
-
-class InputFormat(StrEnum):
-    """Extract formats ``segment ingest`` reads."""
-
-    CANONICAL = "canonical"
-    SYNTHEA = "synthea"
-    FHIR = "fhir"
-    OMOP = "omop"
 
 
 #: default ceiling on the share of event rows that point at no patient
@@ -389,7 +379,7 @@ def _ingest(
     allow_orphan_events: bool,
 ) -> IngestResult:
     read = read_sources(specs, today=today)
-    read = drop_ragged_rows(read)
+    read = with_ragged_rejects(read)
     order: dict[str, int] = {}
     for part in read.parts:
         order.setdefault(part.source, len(order))
@@ -507,8 +497,8 @@ def _ingest(
     return result
 
 
-def drop_ragged_rows(read: ReadResult) -> ReadResult:
-    """CSV rows with more or fewer fields than their header are rejects (the readers left them out)."""
+def with_ragged_rejects(read: ReadResult) -> ReadResult:
+    """Add the rejects for CSV rows with more or fewer fields than their header (readers left them out)."""
     rejects = list(read.rejects)
     for file, (bad, expected) in sorted(RAGGED.items()):
         log.warning("rows with a wrong number of fields rejected", file=Path(file).name, rows=bad.height)

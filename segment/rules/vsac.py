@@ -51,8 +51,6 @@ _SCIENTIFIC = re.compile(r"^[+-]?\d(\.\d+)?[Ee][+-]?\d+$")
 #: largest XML part of an xlsx we inflate (a zip bomb guard; real exports are a few MB)
 _MAX_PART = 256 * 1024 * 1024
 
-#: VSAC spellings ingest's table does not carry yet, for systems it does know
-_VSAC_SYSTEMS = {"HTTP://WWW.NLM.NIH.GOV/RESEARCH/UMLS/HCPCS": CodeSystem.HCPCS.value}
 #: short names for code systems VSAC uses that ingest does not know (for the report)
 _UNKNOWN_NAMES = {
     "HTTPS://NAHDO.ORG/SOPT": "SOP",
@@ -119,7 +117,7 @@ def _system_key(text: str) -> str:
 def _canonical(*spellings: str | None) -> str | None:
     for s in spellings:
         if s:
-            found = canonical_system(s) or _VSAC_SYSTEMS.get(_system_key(s))
+            found = canonical_system(s)
             if found:
                 return found
     return None

@@ -57,11 +57,8 @@ def decompressed(path: Path) -> Path:
 
     A corrupt or truncated archive is a one-line :class:`InputDataError`.
     """
-    folder = Path(tempfile.mkdtemp(prefix="segment-gz-"))
-    os.chmod(folder, 0o700)
-    _TEMP_DIRS.append(folder)
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name + ".txt"
-    target = folder / name
+    target = _private_temp(name)
     try:
         with gzip.open(path, "rb") as src, open(target, "wb") as dst:
             os.chmod(target, 0o600)
@@ -69,6 +66,14 @@ def decompressed(path: Path) -> Path:
     except (OSError, EOFError, zlib.error) as exc:
         raise InputDataError(f"gzip file is corrupt or truncated ({type(exc).__name__})", path=path) from exc
     return target
+
+
+def _private_temp(name: str) -> Path:
+    """A path named ``name`` in a new owner-only temporary folder that :func:`cleanup_temporary` removes."""
+    folder = Path(tempfile.mkdtemp(prefix="segment-"))
+    os.chmod(folder, 0o700)
+    _TEMP_DIRS.append(folder)
+    return folder / name
 
 
 def cleanup_temporary() -> None:
@@ -98,10 +103,7 @@ def readable(path: Path) -> Path:
     with open(target, "rb") as fh:
         head = fh.read(_HEAD)
     if b"\r" in head and b"\n" not in head:
-        folder = Path(tempfile.mkdtemp(prefix="segment-cr-"))
-        os.chmod(folder, 0o700)
-        _TEMP_DIRS.append(folder)
-        fixed = folder / target.name
+        fixed = _private_temp(target.name)
         with open(target, "rb") as src, open(fixed, "wb") as dst:
             os.chmod(fixed, 0o600)
             while chunk := src.read(_CHUNK):

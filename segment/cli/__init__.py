@@ -1,7 +1,12 @@
 """The command line: parse options, call one library function, hand results to report.
 
-Commands live in one module per stage in this package; each module lists its commands
-in ``COMMANDS`` and is discovered here, so the stages never edit a shared file.
+Commands live in one module per stage in this package; each module lists its commands in
+``COMMANDS``. The root group loads them lazily (the Click lazy-group pattern): ``LAZY_COMMANDS``
+maps each command name to its module and short help, so ``segment --help``, ``--version`` and
+shell completion print without importing any stage (nor Polars, GeoPandas, pandas ...), and a
+command's module is imported only when that command runs. A module missing from the table
+still works (it is imported at start-up and its ``COMMANDS`` registered); ``tests/test_startup.py``
+fails until it is listed.
 """
 
 from __future__ import annotations
@@ -11,14 +16,16 @@ import importlib
 import os
 import pkgutil
 import re
-import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segment import __version__
 from segment.cli.options import _global_params, get_reporter, with_example
 from segment.errors import ConfigError, SegmentError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 
 class SegmentGroup(click.Group):
@@ -90,6 +97,8 @@ def known_failure(exc: BaseException) -> str | None:
         return "out of memory: run on a machine with more memory, or split the extract"
     if isinstance(exc, RecursionError):
         return "an input is nested too deeply to read (thousands of levels); it is not a valid extract"
+    import sqlite3  # only for the isinstance check; costs start-up otherwise
+
     if isinstance(exc, sqlite3.Error):
         text = str(exc).lower()
         if "locked" in text or "busy" in text:
@@ -113,8 +122,93 @@ def group(name: str, *, example: str, help: str) -> SegmentGroup:
     return g
 
 
+# name -> (module, short help). The short help is what `segment --help` and shell completion
+# show without importing the module; tests/test_startup.py checks it against the real commands.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("segment.cli.audit",
+              "Show who a campaign reaches and who it leaves out (audit.html + audit.json)."),
+    "demo": ("segment.cli.run",
+             "Generate the synthetic demo world and run two campaigns on it end to end."),
+    "enrich": ("segment.cli.enrich",
+               "Join area-level SDOH indicators, a need index and HP2030 gaps to geocoded patients."),
+    "evaluate": ("segment.cli.evaluate",
+                 "Apply every rule to every patient and write eligibility.parquet."),
+    "explain": ("segment.cli.evaluate",
+                "Show why one patient is or is not due for each rule, with their SDOH columns."),
+    "export": ("segment.cli.export",
+               "Write one vendor file per channel, a per-run manifest and a .done trigger file."),
+    "geocode": ("segment.cli.geocode",
+                "Geocode patients offline: source points, TIGER address ranges, ZIP centroids."),
+    "ingest": ("segment.cli.ingest",
+               "Load, validate, normalize and de-duplicate patient extracts into a working folder."),
+    "purge": ("segment.cli.purge",
+              "Remove segment's working outputs older than a retention period."),
+    "reference": ("segment.cli.reference",
+                  "Manage reference packs: tract polygons, address ranges, ZIP centroids, indicators."),
+    "rules": ("segment.cli.rules",
+              "Check, test and list the screening and risk rules in a rules folder."),
+    "run": ("segment.cli.run",
+            "Run the whole pipeline for one campaign: ingest to export, safe under cron."),
+    "synth": ("segment.cli.synth",
+              "Write a realistic, messy synthetic patient extract (no real person in it)."),
+}
+
+
+def _command_in(module_name: str, name: str) -> click.Command | None:
+    module = importlib.import_module(module_name)
+    for command in getattr(module, "COMMANDS", ()):
+        if command.name == name:
+            return command
+    return None
+
+
+class LazyGroup(SegmentGroup):
+    """The root group: commands imported when invoked, listed from :data:`LAZY_COMMANDS`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, without importing any command module."""
+        return sorted({*LAZY_COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing its module on first use."""
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            command = _command_in(LAZY_COMMANDS[cmd_name][0], cmd_name)
+            if command is not None:
+                self.add_command(command)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each short help, from the table (no import)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(name, self._short_help(name, limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Complete command names with their short help, without importing them."""
+        from click.shell_completion import CompletionItem
+
+        items = [
+            CompletionItem(name, help=self._short_help(name, 45))
+            for name in self.list_commands(ctx)
+            if name.startswith(incomplete)
+        ]
+        # The group's own options (--version, --log-format ...) as Click completes them.
+        items.extend(click.Command.shell_complete(self, ctx, incomplete))
+        return items
+
+    def _short_help(self, name: str, limit: int) -> str:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            # Shortened exactly as Click shortens a loaded command's help.
+            return click.Command(name, help=LAZY_COMMANDS[name][1]).get_short_help_str(limit)
+        return self.commands[name].get_short_help_str(limit)
+
+
 @click.group(
-    cls=SegmentGroup,
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100},
     help=with_example(
         "Turn patient extracts into explainable, privacy-safe campaign segment lists.",
@@ -131,18 +225,21 @@ def cli() -> None:
 cli.params.extend(_global_params())
 
 
-def _register() -> None:
+def _register_unlisted() -> None:
+    """Register commands of modules missing from :data:`LAZY_COMMANDS` (imported now)."""
     from segment import cli as package
 
+    listed = {module for module, _ in LAZY_COMMANDS.values()}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "options":
+        name = f"{package.__name__}.{info.name}"
+        if info.name.startswith("_") or info.name == "options" or name in listed:
             continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        module = importlib.import_module(name)
         for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
 
-_register()
+_register_unlisted()
 
 
 def main() -> None:

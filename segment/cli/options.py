@@ -11,12 +11,17 @@ import datetime as dt
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from segment.config import Settings
-from segment.report import LogFormat, Reporter
+if TYPE_CHECKING:  # imported where used: `segment --help` loads neither pydantic nor Rich
+    from segment.config import Settings
+    from segment.report import Reporter
+
+# The values of segment.report.LogFormat, spelled here so that defining the option does not
+# import Rich; tests/test_startup.py checks that the two agree.
+LOG_FORMATS = ("auto", "rich", "plain", "json")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +50,7 @@ def _global_params() -> list[click.Option]:
         ),
         click.Option(
             ["--log-format"],
-            type=click.Choice([f.value for f in LogFormat]),
+            type=click.Choice(LOG_FORMATS),
             default=None,
             expose_value=False,
             is_eager=True,
@@ -76,9 +81,11 @@ def command(name: str | None = None, *, example: str, **kwargs: Any) -> Callable
 
 def get_reporter(ctx: click.Context | None = None) -> Reporter:
     """The reporter for this invocation, built once from the global options."""
+    from segment.report import LogFormat, Reporter
+
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
-    reporter = root.meta.get("segment.reporter")
+    reporter: Reporter | None = root.meta.get("segment.reporter")
     if reporter is None:
         reporter = Reporter(
             root.meta.get("segment.log_format") or LogFormat.AUTO,
@@ -92,6 +99,8 @@ def get_reporter(ctx: click.Context | None = None) -> Reporter:
 
 def settings(reference: Path | None = None) -> Settings:
     """Settings from the environment, with a ``--reference`` override."""
+    from segment.config import Settings
+
     return Settings.from_env(reference_dir=reference)
 
 

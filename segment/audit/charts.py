@@ -1,26 +1,20 @@
-"""Charts for the audit report, drawn with matplotlib (Agg) and returned as inline SVG.
+"""Charts for the audit report, written directly as inline SVG (bars and intervals).
 
 Charts are drawn only from the published (suppressed) document, so a hidden count is
-never drawn as a bar length or a point. Text stays text (``svg.fonttype = none``: no
-embedded or downloaded fonts), every SVG carries a ``<title>`` and ``<desc>`` for
-screen readers, and element ids are salted per chart so several SVGs can share a page.
+never drawn as a bar length or a point. Text stays text (the reader's sans-serif, no
+embedded or downloaded font), labels from data are escaped and never interpreted, every
+SVG carries a ``<title>`` and ``<desc>`` for screen readers, and every element id starts
+with the chart id so several SVGs can share a page. Each mark carries its figure in a
+``data-value`` attribute (and a tooltip), so tests and readers can check what was drawn.
+No plotting library: a chart is a few hundred bytes of markup, written in microseconds.
 """
 
 from __future__ import annotations
 
-import functools
-import io
-import re
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any, TypeVar, cast
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+from typing import Any
 
 from segment.audit.metrics import BAND_HIGH, BAND_LOW, FUNNEL_STAGES
 
@@ -32,22 +26,22 @@ STAGE_LABELS = {
     "selected": "Selected",
 }
 _COLOURS = {"below": "#b2182b", "above": "#2166ac", None: "#333333"}
-#: labels come from data: never parse "$...$" as mathtext
-_RC: Any = {"text.parse_math": False, "svg.fonttype": "none"}
 _NEED_LABELS = {"1": "1 (least need)", "5": "5 (most need)"}
+_BAR = "#4d7ea8"
+_PALETTE = ("#4d7ea8", "#8fb3d9", "#e0a458", "#5b8c5a")
+_BAND = "#d9ead3"
+_AXIS = "#333333"
+_MUTED = "#555555"
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _plain_text(fn: F) -> F:
-    """Draw with data-safe text settings (no mathtext), restoring them afterwards."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with matplotlib.rc_context(_RC):
-            return fn(*args, **kwargs)
-
-    return cast(F, wrapper)
+# Layout, in SVG user units (pixels at 100%): a 12 px sans-serif, whose average glyph is
+# taken as 0.6 em wide to size the label column (labels are never cut; the chart widens).
+_FONT = 12
+_SMALL = 11
+_PLOT_W = 440
+_ROW = 26
+_TOP = 34
+_BOTTOM = 46
+_PAD = 10
 
 
 def group_label(dimension: str, group: str) -> str:
@@ -57,33 +51,77 @@ def group_label(dimension: str, group: str) -> str:
     return group
 
 
-def _to_svg(fig: Figure, chart_id: str, title: str, description: str) -> str:
-    """Serialize ``fig`` as an inline ``<svg>`` element with a title and description."""
-    buf = io.StringIO()
-    svg_rc: Any = {**_RC, "svg.hashsalt": chart_id}
-    with matplotlib.rc_context(svg_rc):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    start = text.index("<svg")
-    svg = text[start:]
-    # salted, page-unique ids (matplotlib names patches and clip paths per figure)
-    svg = re.sub(r'id="([^"]+)"', rf'id="{chart_id}-\1"', svg)
-    svg = re.sub(r'url\(#([^)]+)\)', rf'url(#{chart_id}-\1)', svg)
-    svg = re.sub(r'href="#([^"]+)"', rf'href="#{chart_id}-\1"', svg)
-    head_end = svg.index(">") + 1
-    opening = svg[:head_end].replace(
-        "<svg", f'<svg role="img" aria-labelledby="{chart_id}-title {chart_id}-desc"', 1
-    )
+def _text_width(text: str, size: int = _FONT) -> float:
+    return 0.6 * size * len(text)
+
+
+def _num(value: float) -> str:
+    """A coordinate with at most two decimals (short markup, stable output)."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = _FONT,
+          fill: str = _AXIS, cls: str | None = None, weight: str | None = None) -> str:
+    attrs = f'x="{_num(x)}" y="{_num(y)}" font-size="{size}" fill="{fill}"'
+    if anchor != "start":
+        attrs += f' text-anchor="{anchor}"'
+    if cls:
+        attrs += f' class="{cls}"'
+    if weight:
+        attrs += f' font-weight="{weight}"'
+    return f'<text {attrs} dominant-baseline="middle">{escape(text)}</text>'
+
+
+def _svg(chart_id: str, width: float, height: float, title: str, description: str,
+         body: Iterable[str]) -> str:
+    """An inline ``<svg>`` element with a title and description for screen readers."""
+    w, h = math.ceil(width), math.ceil(height)
     return (
-        opening
-        + f'<title id="{chart_id}-title">{escape(title)}</title>'
-        + f'<desc id="{chart_id}-desc">{escape(description)}</desc>'
-        + svg[head_end:]
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="chart-{chart_id}" class="chart" '
+        f'width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+        f'aria-labelledby="{chart_id}-title {chart_id}-desc" '
+        'font-family="system-ui, -apple-system, \'Segoe UI\', Roboto, Helvetica, Arial, sans-serif">'
+        f'<title id="{chart_id}-title">{escape(title)}</title>'
+        f'<desc id="{chart_id}-desc">{escape(description)}</desc>'
+        + "".join(body)
+        + "</svg>"
     )
 
 
-@_plain_text
+def _nice_ticks(top: float, most: int = 8) -> list[float]:
+    """Round tick values from 0 to ``top`` (steps 1, 2, 2.5 or 5 times a power of ten)."""
+    if top <= 0:
+        return [0.0]
+    raw = top / most
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    step = max(step, 1.0)  # counts of people: whole numbers
+    return [i * step for i in range(int(top // step) + 1)]
+
+
+def _x_axis(left: float, y: float, width: float, ticks: Sequence[tuple[float, str]],
+            label: str) -> list[str]:
+    """A horizontal axis line with ticks, tick labels and an axis label under it."""
+    out = [f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + width)}" y2="{_num(y)}" '
+           f'stroke="{_AXIS}" stroke-width="1"/>']
+    for x, text in ticks:
+        out.append(f'<line x1="{_num(x)}" y1="{_num(y)}" x2="{_num(x)}" y2="{_num(y + 4)}" '
+                   f'stroke="{_AXIS}" stroke-width="1"/>')
+        out.append(_text(x, y + 12, text, anchor="middle", size=_SMALL, cls="tick"))
+    out.append(_text(left + width / 2, y + 32, label, anchor="middle", size=_FONT))
+    return out
+
+
+def _y_labels(left: float, rows: Sequence[tuple[float, str]]) -> list[str]:
+    """Row labels right-aligned against the plot, with a vertical axis line."""
+    return [_text(left - 6, y, text, anchor="end") for y, text in rows]
+
+
+def _fmt_tick(value: float) -> str:
+    return f"{value:g}"
+
+
 def funnel_chart(overall: Mapping[str, Any], chart_id: str = "funnel") -> str:
     """Horizontal bars: how many eligible people reach each stage (hidden counts: no bar)."""
     funnel = overall.get("funnel", {})
@@ -94,119 +132,179 @@ def funnel_chart(overall: Mapping[str, Any], chart_id: str = "funnel") -> str:
         is_number = isinstance(value, int)
         values.append(value if is_number else 0)
         shown.append(str(value) if is_number else f"{value} (not drawn)")
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
-    ypos = list(range(len(labels)))[::-1]
-    ax.barh(ypos, values, color="#4d7ea8")
-    ax.set_yticks(ypos, labels)
     top = max(values) if any(values) else 1
-    for y, v, text in zip(ypos, values, shown, strict=True):
-        ax.text(v + top * 0.01, y, text, va="center", fontsize=9)
-    ax.set_xlim(0, top * 1.25)
-    ax.set_xlabel("People")
-    ax.set_title("Campaign funnel: eligible people reaching each stage")
-    ax.spines[["top", "right"]].set_visible(False)
+    x_max = top * 1.25
+    left = _PAD + max(_text_width(t) for t in labels) + 8
+    plot_top = _TOP
+    height = plot_top + _ROW * len(labels) + _BOTTOM
+    width = left + _PLOT_W + _PAD
+
+    def x(v: float) -> float:
+        return left + _PLOT_W * v / x_max
+
+    body = [_text(_PAD, 16, "Campaign funnel: eligible people reaching each stage",
+                  size=13, weight="bold")]
+    rows = []
+    for i, (label, value, text) in enumerate(zip(labels, values, shown, strict=True)):
+        y = plot_top + _ROW * i + _ROW / 2
+        rows.append((y, label))
+        if value:
+            body.append(
+                f'<rect x="{_num(left)}" y="{_num(y - _ROW * 0.35)}" width="{_num(x(value) - left)}" '
+                f'height="{_num(_ROW * 0.7)}" fill="{_BAR}" data-value="{value}">'
+                f"<title>{escape(label)}: {escape(text)}</title></rect>")
+        body.append(_text(x(value) + 4, y, text, size=_SMALL, cls="value"))
+    body += _y_labels(left, rows)
+    axis_y = plot_top + _ROW * len(labels)
+    body += _x_axis(left, axis_y, _PLOT_W,
+                    [(x(t), _fmt_tick(t)) for t in _nice_ticks(x_max) if t <= x_max], "People")
     desc = "; ".join(f"{lbl}: {txt}" for lbl, txt in zip(labels, shown, strict=True))
-    return _to_svg(fig, chart_id, "Campaign funnel", desc)
+    return _svg(chart_id, width, height, "Campaign funnel", desc, body)
 
 
-@_plain_text
+def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> tuple[list[str], float]:
+    """Colour swatches with labels, one a line; returns the markup and its width."""
+    out = []
+    for i, (colour, label) in enumerate(items):
+        yy = y + i * 18
+        out.append(f'<rect x="{_num(x)}" y="{_num(yy - 5)}" width="10" height="10" fill="{colour}"/>')
+        out.append(_text(x + 15, yy, label, size=_SMALL))
+    width = 15 + max((_text_width(label, _SMALL) for _, label in items), default=0)
+    return out, width
+
+
 def stage_rates_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None:
     """Grouped bars per group: share of the eligible reaching each later stage."""
     groups = [g for g in dimension["groups"] if not g["suppressed"]]
     if not groups:
         return None
     stages = FUNNEL_STAGES[1:]
-    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * len(groups) * 1.0 + 1.0))
-    height = 0.8 / len(stages)
-    palette = ("#4d7ea8", "#8fb3d9", "#e0a458", "#5b8c5a")
-    parts = []
-    for s_index, stage in enumerate(stages):
-        ys, xs = [], []
-        for g_index, g in enumerate(groups):
+    names = [group_label(dimension["name"], str(g["group"])) for g in groups]
+    left = _PAD + max(_text_width(n) for n in names) + 8
+    band = _ROW * 1.6  # one group's block of bars
+    plot_top = _TOP
+    plot_h = band * len(groups)
+    bar_h = band * 0.8 / len(stages)
+
+    def x(rate_pct: float) -> float:
+        return left + _PLOT_W * rate_pct / 100
+
+    body = [_text(_PAD, 16, f"Funnel by {dimension['name']}", size=13, weight="bold")]
+    parts: list[str] = []
+    rows = []
+    for g_index, (g, name) in enumerate(zip(groups, names, strict=True)):
+        y0 = plot_top + band * g_index + band * 0.1
+        rows.append((plot_top + band * g_index + band / 2, name))
+        for s_index, stage in enumerate(stages):
             rate = g["funnel_rates"].get(stage)
             if rate is None:
                 continue
-            ys.append(len(groups) - 1 - g_index + 0.4 - (s_index + 0.5) * height)
-            xs.append(rate * 100)
-            parts.append(
-                f"{group_label(dimension['name'], g['group'])} {STAGE_LABELS[stage]} "
-                f"{rate * 100:.0f}%"
-            )
-        if xs:
-            ax.barh(ys, xs, height=height, color=palette[s_index], label=STAGE_LABELS[stage])
-    ax.set_yticks(
-        [len(groups) - 1 - i for i in range(len(groups))],
-        [group_label(dimension["name"], str(g["group"])) for g in groups],
-    )
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("% of eligible people (hidden figures are not drawn)")
-    ax.set_title(f"Funnel by {dimension['name']}")
+            pct = rate * 100
+            label = f"{name} {STAGE_LABELS[stage]} {pct:.0f}%"
+            body.append(
+                f'<rect x="{_num(left)}" y="{_num(y0 + s_index * bar_h)}" '
+                f'width="{_num(x(pct) - left)}" height="{_num(bar_h)}" fill="{_PALETTE[s_index]}" '
+                f'data-value="{rate!r}"><title>{escape(label)}</title></rect>')
+    # the description lists stage by stage, as the bars are read in the legend's order
+    for stage in stages:
+        for g, name in zip(groups, names, strict=True):
+            rate = g["funnel_rates"].get(stage)
+            if rate is not None:
+                parts.append(f"{name} {STAGE_LABELS[stage]} {rate * 100:.0f}%")
+    body += _y_labels(left, rows)
+    body.append(f'<line x1="{_num(left)}" y1="{_num(plot_top)}" x2="{_num(left)}" '
+                f'y2="{_num(plot_top + plot_h)}" stroke="{_AXIS}" stroke-width="1"/>')
+    body += _x_axis(left, plot_top + plot_h, _PLOT_W,
+                    [(x(t), _fmt_tick(t)) for t in range(0, 101, 20)],
+                    "% of eligible people (hidden figures are not drawn)")
+    legend_w = 0.0
     if parts:
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _to_svg(
-        fig,
-        chart_id,
-        f"Funnel by {dimension['name']}",
-        "; ".join(parts) or "every figure is suppressed",
-    )
+        legend, legend_w = _legend(left + _PLOT_W + 16, plot_top + 8,
+                                   [(_PALETTE[i], STAGE_LABELS[s]) for i, s in enumerate(stages)])
+        body += legend
+    width = left + _PLOT_W + (16 + legend_w if parts else 0) + _PAD
+    height = plot_top + plot_h + _BOTTOM
+    return _svg(chart_id, width, height, f"Funnel by {dimension['name']}",
+                "; ".join(parts) or "every figure is suppressed", body)
 
 
-@_plain_text
 def ratio_chart(dimension: Mapping[str, Any], chart_id: str) -> str | None:
     """Selection-rate ratio to the reference group, with 95% intervals and the band."""
     groups = list(dimension["groups"])
     if not groups or dimension.get("reference_group") is None:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.42 * len(groups)))
-    ax.axvspan(BAND_LOW, BAND_HIGH, color="#d9ead3", label="0.8-1.25 band")
-    ax.axvline(1.0, color="#777777", linewidth=0.8)
-    lows, highs, parts = [BAND_LOW], [BAND_HIGH], []
-    labels = []
-    for index, g in enumerate(groups):
-        y = len(groups) - 1 - index
+    names = [group_label(dimension["name"], str(g["group"])) + (
+        " (reference)" if g["is_reference"] else "") for g in groups]
+    lows, highs = [BAND_LOW], [BAND_HIGH]
+    for g in groups:
         sel = g["selection"]
-        name = group_label(dimension["name"], str(g["group"])) + (
-            " (reference)" if g["is_reference"] else ""
-        )
-        labels.append((y, name))
+        ratio = sel.get("ratio")
+        if ratio is None or ratio <= 0:
+            continue
+        lo, hi = sel.get("ratio_ci_low"), sel.get("ratio_ci_high")
+        if lo is not None and hi is not None and lo > 0:
+            lows.append(lo)
+            highs.append(hi)
+        lows.append(ratio)
+        highs.append(ratio)
+    lo_lim = max(min(lows) / 1.3, 0.01)
+    hi_lim = min(max(highs) * 1.3, 100.0)
+    left = _PAD + max(_text_width(n) for n in names) + 8
+    plot_top = _TOP
+    plot_h = _ROW * len(groups) + 8
+
+    def x(v: float) -> float:
+        v = min(max(v, lo_lim), hi_lim)  # an interval beyond the axis stops at its edge
+        return left + _PLOT_W * (math.log(v) - math.log(lo_lim)) / (
+            math.log(hi_lim) - math.log(lo_lim))
+
+    body = [_text(_PAD, 16, f"Selection-rate ratio by {dimension['name']}", size=13,
+                  weight="bold"),
+            f'<rect x="{_num(x(BAND_LOW))}" y="{_num(plot_top)}" '
+            f'width="{_num(x(BAND_HIGH) - x(BAND_LOW))}" height="{_num(plot_h)}" fill="{_BAND}"/>',
+            f'<line x1="{_num(x(1.0))}" y1="{_num(plot_top)}" x2="{_num(x(1.0))}" '
+            f'y2="{_num(plot_top + plot_h)}" stroke="#777777" stroke-width="0.8"/>']
+    parts: list[str] = []
+    rows = []
+    for index, (g, name) in enumerate(zip(groups, names, strict=True)):
+        y = plot_top + 4 + _ROW * index + _ROW / 2
+        rows.append((y, name))
+        sel = g["selection"]
         ratio = sel.get("ratio")
         if ratio is None or ratio <= 0:
             note = "suppressed" if g["suppressed"] or ratio is None else "no one selected"
             if sel.get("flag"):
                 note = f"flagged {sel['flag']}; exact figures suppressed"
-            ax.text(1.0, y, f"  {note}", va="center", fontsize=8, color="#555555")
+            body.append(_text(x(1.0) + 6, y, note, size=_SMALL, fill=_MUTED, cls="chart-note"))
             parts.append(f"{name}: {note}")
             continue
         colour = _COLOURS.get(sel.get("flag"), "#333333")
         lo, hi = sel.get("ratio_ci_low"), sel.get("ratio_ci_high")
+        tip = f"{name}: ratio {ratio:.2f}"
         if lo is not None and hi is not None and lo > 0:
-            ax.plot([lo, hi], [y, y], color=colour, linewidth=1.5)
-            lows.append(lo)
-            highs.append(hi)
-        ax.plot([ratio], [y], "o", color=colour)
-        lows.append(ratio)
-        highs.append(ratio)
+            tip += f" (95% interval {lo:.2f} to {hi:.2f})"
+            body.append(
+                f'<line x1="{_num(x(lo))}" y1="{_num(y)}" x2="{_num(x(hi))}" y2="{_num(y)}" '
+                f'stroke="{colour}" stroke-width="1.5" class="interval" '
+                f'data-low="{lo!r}" data-high="{hi!r}"/>')
+        if sel.get("flag"):
+            tip += f", {sel['flag']}"
+        body.append(f'<circle cx="{_num(x(ratio))}" cy="{_num(y)}" r="4" fill="{colour}" '
+                    f'class="ratio" data-value="{ratio!r}"><title>{escape(tip)}</title></circle>')
         parts.append(f"{name}: ratio {ratio:.2f}" + (f", {sel['flag']}" if sel.get("flag") else ""))
-    ax.set_xscale("log")
-    lo_lim = max(min(lows) / 1.3, 0.01)
-    hi_lim = min(max(highs) * 1.3, 100.0)
-    ax.set_xlim(lo_lim, hi_lim)
+    body += _y_labels(left, rows)
     ticks = [t for t in (0.1, 0.25, 0.5, 0.8, 1.0, 1.25, 2.0, 4.0, 10.0) if lo_lim <= t <= hi_lim]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
-    ax.set_yticks([y for y, _ in labels], [n for _, n in labels])
-    ax.set_ylim(-0.7, len(groups) - 0.3)
-    ax.set_xlabel("Selection rate ratio to the reference group (log scale; lines: 95% interval)")
-    ax.set_title(f"Selection-rate ratio by {dimension['name']}")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
-    return _to_svg(
-        fig,
-        chart_id,
-        f"Selection-rate ratio by {dimension['name']}",
-        "; ".join(parts) + ". Shaded band: 0.8 to 1.25.",
-    )
+    body += _x_axis(left, plot_top + plot_h, _PLOT_W, [(x(t), _fmt_tick(t)) for t in ticks],
+                    "Selection rate ratio to the reference group (log scale; lines: 95% interval)")
+    legend, legend_w = _legend(left + _PLOT_W + 16, plot_top + 8, [(_BAND, "0.8-1.25 band")])
+    body += legend
+    width = max(left + _PLOT_W + 16 + legend_w + _PAD,
+                left + _PLOT_W / 2 + _text_width(
+                    "Selection rate ratio to the reference group (log scale; lines: 95% interval)") / 2
+                + _PAD)
+    height = plot_top + plot_h + _BOTTOM
+    return _svg(chart_id, width, height, f"Selection-rate ratio by {dimension['name']}",
+                "; ".join(parts) + ". Shaded band: 0.8 to 1.25.", body)
 
 
 def all_charts(document: Mapping[str, Any]) -> dict[str, str]:

@@ -9,6 +9,11 @@ Tables:
   written in the same ``BEGIN IMMEDIATE`` transaction that checked the frequency caps,
   and count against the caps of every other run until the delivery commits (they move
   to ``contacts``) or is withdrawn (they are deleted).
+- ``feedback``: what vendors reported back (delivered, sent, failed with the vendor's code,
+  bounced, opted out or in, clicked), one row per distinct vendor event, tied to the contact
+  it is about (:mod:`segment.campaign.feedback`). Failed and bounced contacts do not count
+  against frequency caps; hard bounces, invalid numbers and opt-outs suppress later runs.
+- ``unsubscribes``: who was sent to a vendor in an unsubscribe file, and by which delivery.
 - ``deliveries``: the write-ahead record of each delivery: its state (``intent`` ->
   ``staged`` -> ``committed`` -> ``published``, or ``withdrawing`` -> ``withdrawn``) and
   what it consists of (file names, sizes and hashes, the trigger, the manifest; no PHI).
@@ -60,6 +65,29 @@ CREATE TABLE IF NOT EXISTS reservations (
     file_name     TEXT NOT NULL,
     PRIMARY KEY (delivery_id, patient_id, channel)
 );
+CREATE TABLE IF NOT EXISTS feedback (
+    event_key     TEXT PRIMARY KEY,
+    vendor        TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    campaign_code TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    code          TEXT,
+    suppress      INTEGER NOT NULL,
+    event_at      TEXT NOT NULL,
+    imported_at   TEXT NOT NULL,
+    source_file   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_by_contact ON feedback (patient_id, campaign_code, channel, run_id);
+CREATE TABLE IF NOT EXISTS unsubscribes (
+    vendor        TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    delivery_id   TEXT NOT NULL,
+    sent_at       TEXT NOT NULL,
+    PRIMARY KEY (vendor, patient_id, channel, delivery_id)
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id   TEXT PRIMARY KEY,
     campaign_code TEXT NOT NULL,
@@ -73,7 +101,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 """
 #: columns added to ``contacts`` after its first version (older ledgers are migrated)
-_CONTACT_COLUMNS = {"delivery_id": "TEXT", "file_name": "TEXT"}
+_CONTACT_COLUMNS = {"delivery_id": "TEXT", "file_name": "TEXT", "vendor": "TEXT", "vendor_key": "TEXT"}
+#: columns added to ``reservations`` after its first version
+_RESERVATION_COLUMNS = {"vendor": "TEXT", "vendor_key": "TEXT"}
+#: feedback outcomes after which a contact does not count against frequency caps
+FAILED_OUTCOMES = ("failed", "bounced")
 
 HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "patient_id": pl.String,
@@ -120,7 +152,15 @@ def _history_sql(since: dt.datetime | None, campaign_code: str | None) -> tuple[
         params.append(campaign_code)
     where = " OR ".join(clauses) if clauses else "0"
     cols = "patient_id, campaign_code, channel, run_id, sent_at"
-    sql = f"SELECT {cols} FROM contacts WHERE {where} UNION ALL SELECT {cols} FROM reservations WHERE {where}"
+    failed = ", ".join(f"'{o}'" for o in FAILED_OUTCOMES)
+    # delivered or sent-and-unknown count; a contact the vendor reported failed or bounced does not
+    not_failed = (
+        "NOT EXISTS (SELECT 1 FROM feedback f WHERE f.patient_id = c.patient_id AND "
+        "f.campaign_code = c.campaign_code AND f.channel = c.channel AND f.run_id = c.run_id AND "
+        f"f.outcome IN ({failed}))"
+    )
+    sql = (f"SELECT {cols} FROM contacts c WHERE ({where}) AND {not_failed} "
+           f"UNION ALL SELECT {cols} FROM reservations WHERE {where}")
     return sql, params + params
 
 
@@ -176,15 +216,67 @@ class LedgerTransaction:
              delivery.destination, delivery.state, json.dumps(delivery.record, sort_keys=True),
              delivery.created_at, delivery.updated_at),
         )
+        full = contacts
+        for name in ("vendor", "vendor_key"):
+            if name not in full.columns:
+                full = full.with_columns(pl.lit(None, pl.String).alias(name))
         self.conn.executemany(
             "INSERT OR IGNORE INTO reservations "
-            "(delivery_id, patient_id, campaign_code, channel, run_id, sent_at, file_name) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "(delivery_id, patient_id, campaign_code, channel, run_id, sent_at, file_name, vendor, vendor_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (delivery.delivery_id, pid, delivery.campaign_code, ch, delivery.run_id, sent, name)
-                for pid, ch, name in contacts.select("patient_id", "channel", "file_name").iter_rows()
+                (delivery.delivery_id, pid, delivery.campaign_code, ch, delivery.run_id, sent, name, vendor, key)
+                for pid, ch, name, vendor, key in full.select(
+                    "patient_id", "channel", "file_name", "vendor", "vendor_key").iter_rows()
             ),
         )
+
+    def record_unsubscribes(self, delivery_id: str, unsubscribes: pl.DataFrame, *, sent_at: dt.datetime) -> None:
+        """Remember who a delivery's unsubscribe files name (``vendor``, ``patient_id``, ``channel``)."""
+        self.conn.execute("DELETE FROM unsubscribes WHERE delivery_id = ?", (delivery_id,))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO unsubscribes (vendor, patient_id, channel, delivery_id, sent_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            ((v, p, c, delivery_id, _fmt(sent_at))
+             for v, p, c in unsubscribes.select("vendor", "patient_id", "channel").iter_rows()),
+        )
+
+    def blocked(self) -> pl.DataFrame:
+        """``patient_id``, ``channel`` suppressed by vendor feedback, see :func:`blocked_sql`."""
+        return _frame(self.conn.execute(BLOCKED_SQL).fetchall(), ("patient_id", "channel"))
+
+    def vendor_audience(self) -> pl.DataFrame:
+        """Per vendor and channel, who it has received and when last, and when last unsubscribed.
+
+        Columns ``vendor``, ``patient_id``, ``channel``, ``last_sent`` and ``last_unsubscribed``
+        (null when never): a person is named in a new unsubscribe file only when the vendor
+        received them after the last unsubscribe file that named them.
+        """
+        rows = self.conn.execute(
+            "SELECT c.vendor, c.patient_id, c.channel, MAX(c.sent_at), "
+            "(SELECT MAX(u.sent_at) FROM unsubscribes u WHERE u.vendor = c.vendor AND "
+            "u.patient_id = c.patient_id AND u.channel = c.channel) "
+            "FROM contacts c WHERE c.vendor IS NOT NULL GROUP BY c.vendor, c.patient_id, c.channel"
+        ).fetchall()
+        return _frame(rows, ("vendor", "patient_id", "channel", "last_sent", "last_unsubscribed"))
+
+
+#: the latest suppressing feedback event (hard bounce, invalid number, opt-out) per patient and
+#: channel, unless a later opt-in (START after STOP) undid it
+BLOCKED_SQL = """
+SELECT s.patient_id, s.channel FROM
+  (SELECT patient_id, channel, MAX(event_at) AS at FROM feedback WHERE suppress = 1
+   GROUP BY patient_id, channel) s
+LEFT JOIN
+  (SELECT patient_id, channel, MAX(event_at) AS at FROM feedback WHERE outcome = 'opted_in'
+   GROUP BY patient_id, channel) o
+ON o.patient_id = s.patient_id AND o.channel = s.channel
+WHERE o.at IS NULL OR o.at < s.at
+"""
+
+
+def _frame(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
 
 
 def _latest(conn: sqlite3.Connection, exclude_run_id: str | None) -> tuple[dt.datetime, str, str] | None:
@@ -231,11 +323,12 @@ class ContactLedger:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
-                have = {r[1] for r in conn.execute("PRAGMA table_info(contacts)")}
-                for name, kind in _CONTACT_COLUMNS.items():
-                    if name not in have:
-                        with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                            conn.execute(f"ALTER TABLE contacts ADD COLUMN {name} {kind}")
+                for table, columns in (("contacts", _CONTACT_COLUMNS), ("reservations", _RESERVATION_COLUMNS)):
+                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                    for name, kind in columns.items():
+                        if name not in have:
+                            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
             except sqlite3.Error as exc:
                 text = str(exc).lower()
                 what = (
@@ -287,6 +380,16 @@ class ContactLedger:
         """The latest recorded or reserved contact: (sent_at, campaign code, run id), or None."""
         with self.connect() as conn:
             return _latest(conn, exclude_run_id)
+
+    def blocked(self) -> pl.DataFrame:
+        """``patient_id``, ``channel`` suppressed by vendor feedback (see :data:`BLOCKED_SQL`)."""
+        with self.connect() as conn:
+            return LedgerTransaction(conn).blocked()
+
+    def vendor_audience(self) -> pl.DataFrame:
+        """See :meth:`LedgerTransaction.vendor_audience`."""
+        with self.connect() as conn:
+            return LedgerTransaction(conn).vendor_audience()
 
     def record(
         self,
@@ -386,8 +489,9 @@ class ContactLedger:
             before = tx.conn.total_changes
             tx.conn.execute(
                 "INSERT OR IGNORE INTO contacts (patient_id, campaign_code, channel, run_id, sent_at, "
-                "recorded_at, delivery_id, file_name) SELECT patient_id, campaign_code, channel, run_id, "
-                "sent_at, ?, delivery_id, file_name FROM reservations WHERE delivery_id = ?",
+                "recorded_at, delivery_id, file_name, vendor, vendor_key) SELECT patient_id, campaign_code, "
+                "channel, run_id, sent_at, ?, delivery_id, file_name, vendor, vendor_key FROM reservations "
+                "WHERE delivery_id = ?",
                 (_now(), delivery_id),
             )
             written = tx.conn.total_changes - before
@@ -413,6 +517,8 @@ class ContactLedger:
                 ((delivery_id, name) for name in names),
             )
             removed = tx.conn.total_changes - before
+            if finished:  # its unsubscribe files are gone too: name those people again next time
+                tx.conn.execute("DELETE FROM unsubscribes WHERE delivery_id = ?", (delivery_id,))
             row = tx.conn.execute("SELECT record FROM deliveries WHERE delivery_id = ?", (delivery_id,)).fetchone()
             record = json.loads(row[0]) if row else {}
             if left is not None:

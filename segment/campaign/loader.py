@@ -214,6 +214,15 @@ def _cross_checks(c: Campaign, raw: LineDict, path: Path) -> None:
             used.add(field)
         for col in required:
             if col.field.startswith("option:"):
+                key = col.field.removeprefix("option:")
+                if key not in vendor.options:
+                    raise CampaignError(
+                        f"key `vendors.{ch}.options.{key}`: profile `{vendor.profile}` {ch} needs "
+                        f"`{key}` (column `{col.header}`): without it the vendor will not message anyone "
+                        f"(Braze sends SMS only to users subscribed to an SMS subscription group); "
+                        f"valid options are: the vendor's id, e.g. `options: {{{key}: <uuid>}}`",
+                        path=path, line=_line(raw, "vendors", str(ch)), key=f"vendors.{ch}.options",
+                    )
                 continue
             if col.field not in SAFE_FIELDS and col.field not in c.allow_phi:
                 raise PrivacyError(
@@ -230,6 +239,16 @@ def _cross_checks(c: Campaign, raw: LineDict, path: Path) -> None:
                     path=path, line=_line(raw, "vendors", str(ch), "options", key),
                     error=CampaignError,
                 )
+    from segment.export.checks import check_required_fields
+    from segment.export.specs import VENDOR_SPECS
+
+    check_required_fields(c)
+    for i, decl in enumerate(c.baa):
+        if decl.vendor not in VENDOR_SPECS and decl.vendor not in c.profiles:
+            raise invalid_value(
+                f"baa[{i}].vendor", decl.vendor, sorted({*VENDOR_SPECS, *c.profiles}),
+                path=path, line=_line(raw, "baa"), error=CampaignError,
+            )
     for key in c.allow_phi:
         if key not in used:
             raise CampaignError(

@@ -90,6 +90,13 @@ class PhoneFormat(StrEnum):
     DIGITS = "digits"
 
 
+class HeaderStyle(StrEnum):
+    """How an extra field's header is spelled: as the field, or ``_TitleCase`` (SFMC MobileConnect)."""
+
+    FIELD = "field"
+    UNDERSCORE_TITLE = "underscore_title"
+
+
 class Encoding(StrEnum):
     """File encodings a profile may use."""
 
@@ -299,6 +306,8 @@ class Profile(BaseModel):
     #: allowed fields without a profile column become extra columns named as the field
     extra_fields: bool | None = None
     extension: str | None = Field(default=None, pattern=r"^[a-z0-9]{1,8}$")
+    #: how the headers of extra fields are spelled
+    extra_header_style: HeaderStyle | None = None
 
 
 class Vendor(BaseModel):
@@ -310,6 +319,19 @@ class Vendor(BaseModel):
     encrypt: Encrypt | None = None
     #: profile-specific constants, e.g. Braze ``subscription_group_id``
     options: dict[str, str] = Field(default_factory=dict)
+
+
+class BaaDeclaration(BaseModel):
+    """A campaign's statement about its business associate agreement with one vendor."""
+
+    model_config = _FROZEN
+    vendor: str = Field(min_length=1)
+    signed: bool
+    note: str | None = None
+
+
+def _baa_list(value: object) -> object:
+    return [value] if isinstance(value, dict) else value
 
 
 class Source(BaseModel):
@@ -368,6 +390,8 @@ class Campaign(BaseModel):
     vendors: dict[Channel, Vendor]
     profiles: dict[str, Profile] = Field(default_factory=dict)
     allow_phi: dict[str, str] = Field(default_factory=dict)
+    #: business associate agreements: one ``{vendor, signed, note}`` or a list of them
+    baa: Annotated[list[BaaDeclaration], BeforeValidator(_baa_list)] = Field(default_factory=list)
     clinical_words: list[str] = Field(default_factory=list)
     file_name: str = DEFAULT_FILE_NAME
     audit: AuditSettings = Field(default_factory=AuditSettings)

@@ -132,6 +132,8 @@ def plan_contacts(
     *,
     run_id: str | None = None,
     suppression: Suppression | None = None,
+    send_from: dt.datetime | None = None,
+    blocked: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per patient: audience, reachability per channel, the chosen channel, and why.
 
@@ -140,7 +142,10 @@ def plan_contacts(
     run). ``suppression`` defaults to the campaign's suppression files.
     Columns: see :data:`PLAN_COLUMNS`; ``contact_status`` is a :class:`ContactStatus`
     value; ``channel`` is null unless selected; ``timezone``/``send_after_utc`` are set
-    for SMS (and ``timezone`` for phone) rows.
+    for SMS (and ``timezone`` for phone) rows. ``send_from``: SMS is not planned before
+    this time (a past as-of date sends from now; caps still count from the as-of date).
+    ``blocked``: ``patient_id``, ``channel`` pairs suppressed by vendor feedback (hard
+    bounces, invalid numbers, opt-outs), from :meth:`ContactLedger.blocked`.
     """
     as_of = as_of or campaign.as_of or dt.date.today()
     schema = patients.collect_schema()
@@ -214,11 +219,20 @@ def plan_contacts(
               .with_columns(flag.alias("_sup_id")), on="patient_id", how="left")
     )
     sup_id = pl.col("_sup_id").fill_null(False)
+    fb = blocked if blocked is not None else pl.DataFrame(schema={"patient_id": pl.String, "channel": pl.String})
+    for ch in CHANNELS:
+        ids = fb.filter(pl.col("channel") == str(ch)).select(pl.col("patient_id").cast(pl.String)).unique()
+        base = base.join(ids.lazy().with_columns(flag.alias(f"_fb_{ch}")), on="patient_id", how="left")
+
+    def feedback(ch: Channel) -> pl.Expr:
+        return pl.col(f"_fb_{ch}").fill_null(False)
+
     suppressed = {
-        Channel.SMS: sup_id | pl.col("_sup_phone").fill_null(False) | pl.col("_sup_sms").fill_null(False),
-        Channel.EMAIL: sup_id | pl.col("_sup_email").fill_null(False),
-        Channel.MAIL: sup_id,
-        Channel.PHONE: sup_id | pl.col("_sup_phone").fill_null(False),
+        Channel.SMS: sup_id | pl.col("_sup_phone").fill_null(False) | pl.col("_sup_sms").fill_null(False)
+        | feedback(Channel.SMS),
+        Channel.EMAIL: sup_id | pl.col("_sup_email").fill_null(False) | feedback(Channel.EMAIL),
+        Channel.MAIL: sup_id | feedback(Channel.MAIL),
+        Channel.PHONE: sup_id | pl.col("_sup_phone").fill_null(False) | feedback(Channel.PHONE),
     }
     # caps and delta history from the ledger
     history = _history(ledger, campaign, planned)
@@ -280,7 +294,7 @@ def plan_contacts(
     ).collect()
     times = send_times(
         tz.filter(pl.col("channel") == str(Channel.SMS)).select(SEND_KEYS),
-        campaign.quiet_hours, planned,
+        campaign.quiet_hours, max(planned, send_from) if send_from is not None else planned,
     )
     out = tz.join(times, on=list(SEND_KEYS), how="left", nulls_equal=True).with_columns(
         pl.when(pl.col("channel") == str(Channel.SMS)).then(pl.col("send_after_utc"))

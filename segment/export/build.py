@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -22,11 +23,14 @@ from segment.campaign.phi import clinical_word_in
 from segment.campaign.quiet_hours import planned_send_utc
 from segment.campaign.suppression import Suppression
 from segment.errors import PrivacyError
+from segment.export.checks import RuleFailure, check_schedule, raise_failures, rule_failures
 from segment.export.encrypt import encrypt_bytes
-from segment.export.profiles import resolve_profile
+from segment.export.profiles import ResolvedProfile, resolve_profile
+from segment.export.unsubscribe import UNSUBSCRIBE_SCHEMA, unsubscribe_profile
 from segment.export.writer import safe_file_name, split_csv, to_csv_bytes, vendor_table
 
-CONTACT_SCHEMA = {"patient_id": pl.String, "channel": pl.String, "file_name": pl.String}
+CONTACT_SCHEMA = {"patient_id": pl.String, "channel": pl.String, "file_name": pl.String,
+                  "vendor": pl.String, "vendor_key": pl.String}
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,54 @@ class BuiltExport:
     removed: dict[str, int]
     patients: int
     in_audience: int
+    #: ``vendor``, ``patient_id``, ``channel``: who the unsubscribe files name
+    unsubscribes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNSUBSCRIBE_SCHEMA))
+
+
+def zone_columns(zones: pl.Series, at: dt.datetime) -> pl.DataFrame:
+    """Per IANA zone: ``utc_offset`` (hours at ``at``, e.g. ``-5``) and ``is_honor_dst`` (``true``/``false``).
+
+    One row per distinct zone (a handful), for SFMC MobileConnect's time-zone sends.
+    """
+    rows = []
+    for name in zones.drop_nulls().unique().sort().to_list():
+        zone = ZoneInfo(name)
+        offset = at.astimezone(zone).utcoffset() or dt.timedelta(0)
+        jan, jul = (dt.datetime(at.year, m, 1, tzinfo=dt.UTC).astimezone(zone).dst() for m in (1, 7))
+        hours = offset.total_seconds() / 3600
+        rows.append((name, f"{hours:g}", "true" if (jan or jul) else "false"))
+    return pl.DataFrame(rows, schema={"timezone": pl.String, "utc_offset": pl.String, "is_honor_dst": pl.String},
+                        orient="row")
+
+
+def _parts(
+    c: Campaign, ch: Channel, prof: ResolvedProfile, frame: pl.DataFrame, stem: str
+) -> list[tuple[str, bytes, str, int]]:
+    """(file name, bytes as delivered, plaintext sha256, rows) for each part of one vendor file."""
+    vendor = c.vendors[ch]
+    blob, header_len = to_csv_bytes(frame, prof)
+    parts = split_csv(blob, header_len, prof.max_file_bytes, prof.line_terminator)
+    out = []
+    for i, part in enumerate(parts, start=1):
+        name = f"{stem}_part{i:03d}" if len(parts) > 1 else stem
+        name = f"{name}.{prof.extension}"
+        data = part
+        if vendor.encrypt is not None:
+            data = encrypt_bytes(part, vendor.encrypt)
+            name += ".asc" if vendor.encrypt.armor else ".gpg"
+        out.append((check_name(name, c), data, hashlib.sha256(part).hexdigest(),
+                    part.count(prof.line_terminator.encode()) - 1))
+    return out
+
+
+def _file(c: Campaign, ch: Channel, prof: ResolvedProfile, name: str, data: bytes, plain: str, rows: int
+          ) -> ExportedFile:
+    vendor = c.vendors[ch]
+    return ExportedFile(
+        name=name, channel=str(ch), profile=prof.name, rows=rows, size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), plaintext_sha256=plain,
+        encrypted_to=vendor.encrypt.recipient.upper() if vendor.encrypt is not None else None, data=data,
+    )
 
 
 def render_name(campaign: Campaign, channel: Channel, profile: str, as_of: dt.date, run_id: str) -> str:
@@ -106,8 +158,16 @@ def build_files(
     delta: bool,
     as_of: dt.date,
     run_id: str,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    unsubscribe: dict[Channel, pl.DataFrame] | None = None,
 ) -> BuiltExport:
-    """Vendor files (split and encrypted as each profile says) for the selected rows of ``plan``."""
+    """Vendor files (split and encrypted as each profile says) for the selected rows of ``plan``.
+
+    Every file is checked against its vendor's import rules (and SMS send times against the
+    vendor's scheduling window from ``now``) before any is produced. ``unsubscribe``: per
+    channel, the ``patient_id`` of people to name in the vendor's unsubscribe file.
+    """
     c = campaign
     removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED}
     for status, n in plan.group_by("contact_status").len().iter_rows():
@@ -121,49 +181,70 @@ def build_files(
         patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
         on="patient_id", how="left",
     )
+    sms_rows = rows.filter(pl.col("channel") == str(Channel.SMS))
+    at = planned_send_utc(as_of, c.schedule)
+    rows = rows.join(zone_columns(sms_rows.get_column("timezone"), at), on="timezone", how="left")
     files: list[ExportedFile] = []
     sent: dict[str, int] = {}
     contacts: list[pl.DataFrame] = []
+    failures: list[RuleFailure] = []
+    pending: list[tuple[Channel, ResolvedProfile, pl.DataFrame, pl.Series, str]] = []
     removed["field_too_long"] = 0
     for ch in c.channels:
         vendor = c.vendors[ch]
         prof = resolve_profile(vendor.profile, ch, c.profiles)
-        table = vendor_table(rows.filter(pl.col("channel") == str(ch)), prof, list(vendor.fields),
-                             code=c.code, options=dict(vendor.options))
+        mine = rows.filter(pl.col("channel") == str(ch))
+        table = vendor_table(mine, prof, list(vendor.fields), code=c.code, options=dict(vendor.options))
         removed["field_too_long"] += table.rejected_too_long
         sent[str(ch)] = table.frame.height
         if table.frame.height == 0:
             continue
-        blob, header_len = to_csv_bytes(table.frame, prof)
-        parts = split_csv(blob, header_len, prof.max_file_bytes, prof.line_terminator)
+        failures += rule_failures(table.frame, prof)
+        if now is not None and ch is Channel.SMS:
+            check_schedule(mine.get_column("send_after_utc"), prof, now, dry_run=dry_run)
+        key = prof.spec.key_header.get(str(ch)) if prof.spec is not None else None
+        pending.append((ch, prof, table.frame, table.patient_ids.cast(pl.String),
+                        key if key in table.frame.columns else ""))
+    unsub_frames: list[pl.DataFrame] = []
+    unsub_pending: list[tuple[Channel, ResolvedProfile, pl.DataFrame]] = []
+    for ch, who in (unsubscribe or {}).items():
+        prof = resolve_profile(c.vendors[ch].profile, ch, c.profiles)
+        uprof = unsubscribe_profile(prof)
+        if uprof is None or who.height == 0:
+            continue
+        people = who.join(patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
+                          on="patient_id", how="left")
+        table = vendor_table(people, uprof, [], code=c.code, options=dict(c.vendors[ch].options))
+        failures += rule_failures(table.frame, uprof)
+        unsub_pending.append((ch, uprof, table.frame))
+        unsub_frames.append(pl.DataFrame({"vendor": [uprof.spec.vendor if uprof.spec else uprof.name] * table.frame.height,
+                                          "patient_id": table.patient_ids.cast(pl.String),
+                                          "channel": [str(ch)] * table.frame.height}, schema=UNSUBSCRIBE_SCHEMA))
+    raise_failures(failures)  # before any byte is produced
+    for ch, prof, frame, ids, key in pending:
         stem = render_name(c, ch, prof.name, as_of, run_id)
         offset = 0
-        for i, part in enumerate(parts, start=1):
-            name = f"{stem}_part{i:03d}" if len(parts) > 1 else stem
-            name = f"{name}.{prof.extension}"
-            plain_sha = hashlib.sha256(part).hexdigest()
-            data, fpr = part, None
-            if vendor.encrypt is not None:
-                data = encrypt_bytes(part, vendor.encrypt)
-                fpr = vendor.encrypt.recipient.upper()
-                name += ".asc" if vendor.encrypt.armor else ".gpg"
-            n_rows = part.count(prof.line_terminator.encode()) - 1
-            name = check_name(name, c)
-            files.append(ExportedFile(
-                name=name, channel=str(ch), profile=prof.name, rows=n_rows, size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(), plaintext_sha256=plain_sha,
-                encrypted_to=fpr, data=data,
-            ))
+        vendor_name = prof.spec.vendor if prof.spec is not None else prof.name
+        keys = frame.get_column(key) if key else pl.Series([None] * frame.height, dtype=pl.String)
+        for name, data, plain, n_rows in _parts(c, ch, prof, frame, stem):
+            files.append(_file(c, ch, prof, name, data, plain, n_rows))
             # records never span lines, so part i holds the next n_rows patients in file order
-            ids = table.patient_ids.slice(offset, n_rows).cast(pl.String)
+            contacts.append(pl.DataFrame({
+                "patient_id": ids.slice(offset, n_rows), "channel": [str(ch)] * n_rows,
+                "file_name": [name] * n_rows, "vendor": [vendor_name] * n_rows,
+                "vendor_key": keys.slice(offset, n_rows).cast(pl.String),
+            }, schema=CONTACT_SCHEMA))
             offset += n_rows
-            contacts.append(pl.DataFrame({"patient_id": ids, "channel": [str(ch)] * len(ids),
-                                          "file_name": [name] * len(ids)}, schema=CONTACT_SCHEMA))
+    for ch, uprof, frame in unsub_pending:
+        stem = render_name(c, ch, uprof.name, as_of, run_id) + "_unsubscribe"
+        for name, data, plain, n_rows in _parts(c, ch, uprof, frame, stem):
+            files.append(_file(c, ch, uprof, name, data, plain, n_rows))
     return BuiltExport(
         files=files,
         contacts=pl.concat(contacts) if contacts else pl.DataFrame(schema=CONTACT_SCHEMA),
         sent=sent, removed=removed, patients=plan.height,
         in_audience=int(plan.get_column("in_audience").sum()),
+        unsubscribes=pl.concat(unsub_frames) if unsub_frames else pl.DataFrame(schema=UNSUBSCRIBE_SCHEMA),
     )
 
 

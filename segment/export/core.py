@@ -51,6 +51,7 @@ from segment.export.build import (
     trigger_name,
 )
 from segment.export.checkpoints import checkpoint
+from segment.export.checks import baa_record, min_lead
 from segment.export.deliver import (
     Destination,
     FolderDestination,
@@ -66,6 +67,7 @@ from segment.export.delivery import (
 )
 from segment.export.encrypt import check_recipient
 from segment.export.transfer import open_transport
+from segment.export.unsubscribe import unsubscribe_rows
 from segment.log import get_logger
 
 log = get_logger("export")
@@ -193,6 +195,7 @@ def export_campaign(
     run_id: str | None = None,
     ledger: ContactLedger | str | Path | None = None,
     settings: Settings | None = None,
+    now: dt.datetime | None = None,
 ) -> ExportResult:
     """Export one campaign from a working folder to ``dest`` (folder or ``sftp://`` URL).
 
@@ -201,6 +204,10 @@ def export_campaign(
     A vendor file is visible at ``dest`` only once its contacts are committed to the
     ledger. Raises :class:`DeliveryError` (saying what, if anything, is left
     delivered), :class:`CampaignError`, :class:`PrivacyError` or :class:`StageInputError`.
+
+    ``now`` (default: the clock) is when the vendor gets the files: SMS planned before the
+    vendor's minimum lead time (a past ``as_of``) is sent from now instead (``--dry-run``
+    plans in the past), and send times beyond the vendor's window are refused.
     """
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     mode = ExportMode(mode)
@@ -222,6 +229,8 @@ def export_campaign(
             except DeliveryError as exc:
                 raise DeliveryError(f"vendors.{ch}.encrypt: {exc.message}", path=c.path) from exc
     led = _ledger_for(c, ledger, settings)
+    clock = now or dt.datetime.now(dt.UTC)
+    baa = baa_record(c, work)  # a clinical list to a vendor without a BAA: refused before any data is read
     reconciled = [] if dry_run else reconcile_before_run(led, c.code)
 
     pfile = patients_path(work)
@@ -254,16 +263,31 @@ def export_campaign(
     eligibility = pl.scan_parquet(efile)
     suppression = load_suppression(list(c.suppression))
     planned = planned_send_utc(as_of, c.schedule)
+    send_from = _send_from(planned, clock, c) if not dry_run else None
+    if send_from is not None:
+        log.warning("the as-of date's send time has passed: SMS is scheduled from now",
+                    planned=planned.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    send_from=send_from.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
-    def build(history: ContactLedger | pl.DataFrame | None) -> tuple[BuiltExport, dict[str, Any]]:
+    def build(history: ContactLedger | pl.DataFrame | None, blocked: pl.DataFrame,
+              audience: pl.DataFrame) -> tuple[BuiltExport, dict[str, Any]]:
         plan = plan_contacts(c, patients, eligibility, history, as_of, run_id=run_id,
-                             suppression=suppression).collect()
-        built = build_files(c, plan, patients, delta=mode is ExportMode.DELTA, as_of=as_of, run_id=run_id)
+                             suppression=suppression, send_from=send_from, blocked=blocked).collect()
+        unsub = unsubscribe_rows(c, patients, suppression, audience, blocked)
+        built = build_files(c, plan, patients, delta=mode is ExportMode.DELTA, as_of=as_of, run_id=run_id,
+                            now=clock, dry_run=dry_run, unsubscribe=unsub)
         manifest = build_manifest(
             c, built, run_id=run_id, as_of=as_of, mode=str(mode), destination=destination.describe(),
             trigger=trigger, eligibility=eligibility, workdir=work, inputs=inputs, content_key=key,
             suppression=suppression,
         )
+        manifest["baa"] = baa
+        manifest["schedule"] = {
+            "planned_send_utc": planned.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sms_sent_from_utc": send_from.strftime("%Y-%m-%dT%H:%M:%SZ") if send_from else None,
+        }
+        manifest["feedback_suppressed"] = blocked.group_by("channel").len().sort("channel").rows()
+        manifest["unsubscribes"] = dict(built.unsubscribes.group_by("channel").len().sort("channel").rows())
         return built, manifest
 
     def result(built: BuiltExport, manifest: dict[str, Any], rows: int) -> ExportResult:
@@ -276,7 +300,12 @@ def export_campaign(
         )
 
     if dry_run:
-        built, manifest = build(led if led.path.exists() else None)
+        exists = led.path.exists()
+        empty_blocked = pl.DataFrame(schema={"patient_id": pl.String, "channel": pl.String})
+        empty_audience = pl.DataFrame(schema=dict.fromkeys(
+            ["vendor", "patient_id", "channel", "last_sent", "last_unsubscribed"], pl.String))
+        built, manifest = build(led if exists else None, led.blocked() if exists else empty_blocked,
+                                led.vendor_audience() if exists else empty_audience)
         log.info("dry run: nothing written", files=len(built.files), sent=sum(built.sent.values()))
         return result(built, manifest, 0)
 
@@ -291,9 +320,9 @@ def export_campaign(
             check_not_backdated(tx.latest_contact(exclude_run_id=run_id), c, as_of, led.path)
             days = longest_window(list(c.frequency_caps))
             history = tx.history(planned - dt.timedelta(days=days) if days else None, c.code)
-            built, manifest = build(history)
+            built, manifest = build(history, tx.blocked(), tx.vendor_audience())
             checkpoint("planned")
-            now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             record = {
                 "destination": url,
                 "sftp": c.sftp.model_dump(mode="json"),
@@ -305,8 +334,9 @@ def export_campaign(
                 "as_of": as_of.isoformat(),
             }
             delivery = Delivery(delivery_id, c.code, run_id, key, destination.describe(), "intent",
-                                record, now, now)
+                                record, stamp, stamp)
             tx.begin_delivery(delivery, built.contacts, sent_at=planned)
+            tx.record_unsubscribes(delivery_id, built.unsubscribes, sent_at=planned)
         checkpoint("reserved")
         rows = run_delivery(led, delivery, open_transport(destination, c.sftp),
                             {f.name: f.data for f in built.files})
@@ -314,6 +344,17 @@ def export_campaign(
         lock.release()
     log.info("export complete", files=len(built.files), sent=sum(built.sent.values()), ledger_rows=rows)
     return result(built, manifest, rows)
+
+
+def _send_from(planned: dt.datetime, now: dt.datetime, c: Campaign) -> dt.datetime | None:
+    """When a past as-of date's SMS must be sent from instead (None: the planned time is still ahead).
+
+    The vendor's minimum lead time plus a minute for the transfer, rounded up to the minute.
+    """
+    earliest = now + min_lead(c) + dt.timedelta(minutes=1)
+    if planned >= earliest:
+        return None
+    return (earliest + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
 def _already_delivered(

@@ -15,6 +15,7 @@ from typing import Any
 from segment.campaign.model import (
     Channel,
     Encoding,
+    HeaderStyle,
     Overflow,
     PhoneFormat,
     Profile,
@@ -22,6 +23,7 @@ from segment.campaign.model import (
     Quoting,
 )
 from segment.errors import CampaignError
+from segment.export.specs import KLAVIYO_MAX_BYTES, VendorSpec, spec_for
 
 
 def _c(header: str, field: str, *, required: bool = False, **kw: Any) -> ProfileColumn:
@@ -80,7 +82,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                 _c("home_city", "city"),
                 _c("country", "country"),
                 _c("time_zone", "timezone", required=True),
-                _c("subscription_group_id", "option:subscription_group_id"),
+                _c("subscription_group_id", "option:subscription_group_id", required=True),
                 _c("subscription_state", "const", value="subscribed"),
                 _c("campaign_code", "campaign_code", required=True),
                 _c("send_after_utc", "send_after_utc", required=True),
@@ -93,12 +95,14 @@ BUILTIN_PROFILES: dict[str, Profile] = {
         extra_fields=True,
         datetime_format="%Y-%m-%dT%H:%M:%SZ",
     ),
-    # SFMC data extension import (email) and MobileConnect contact import (SMS).
+    # SFMC data extension import (email) and MobileConnect contact import (SMS). The contact key is
+    # the patient id hex-encoded: MobileConnect refuses special characters (`crm:C0000016`), and SFMC
+    # uses one key for a contact on every channel, so email uses it as SubscriberKey too.
     "sfmc": Profile(
         channels=[_EMAIL, _SMS],
         channel_columns={
             _EMAIL: [
-                _c("SubscriberKey", "contact_id", required=True),
+                _c("SubscriberKey", "contact_key", required=True),
                 _c("EmailAddress", "email", required=True, overflow=Overflow.REJECT),
                 _c("FirstName", "first_name"),
                 _c("LastName", "last_name"),
@@ -106,18 +110,86 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                 _c("CampaignCode", "campaign_code", required=True),
             ],
             _SMS: [
-                _c("_ContactKey", "contact_id", required=True),
+                _c("_ContactKey", "contact_key", required=True),
                 _c("_MobileNumber", "phone_e164", required=True),
                 _c("_Locale", "country", required=True),
-                _c("FirstName", "first_name"),
-                _c("CampaignCode", "campaign_code", required=True),
-                _c("SendAfterUTC", "send_after_utc", required=True),
+                _c("_UTCOffset", "utc_offset", required=True),
+                _c("_IsHonorDST", "is_honor_dst", required=True),
+                _c("_FirstName", "first_name"),
+                _c("_LastName", "last_name"),
+                _c("_Language", "language"),
+                _c("_CampaignCode", "campaign_code", required=True),
+                _c("_SendAfterUTC", "send_after_utc", required=True),
             ],
         },
         phone_format=PhoneFormat.DIGITS,
         max_field_bytes=254,
         overflow=Overflow.TRUNCATE,
         max_file_bytes=20 * 1024 * 1024,
+        extra_fields=True,
+        extra_header_style=HeaderStyle.UNDERSCORE_TITLE,
+    ),
+    # SFMC email list import with the subscriber status column (All Subscribers / a list).
+    "sfmc-email-status": Profile(
+        channels=[_EMAIL],
+        columns=[
+            _c("SubscriberKey", "contact_key", required=True),
+            _c("EmailAddress", "email", required=True, overflow=Overflow.REJECT),
+            _c("Status", "const", value="Active", required=True),
+            _c("FirstName", "first_name"),
+            _c("LastName", "last_name"),
+            _c("Locale", "language"),
+            _c("CampaignCode", "campaign_code", required=True),
+        ],
+        max_field_bytes=254,
+        overflow=Overflow.TRUNCATE,
+        max_file_bytes=20 * 1024 * 1024,
+        extra_fields=True,
+    ),
+    # Twilio SendGrid Marketing Campaigns contacts CSV: reserved lower-case field names; the
+    # campaign code is a custom field (letters, digits, `_`).
+    "sendgrid": Profile(
+        channels=[_EMAIL],
+        columns=[
+            _c("email", "email", required=True, overflow=Overflow.REJECT, max_bytes=254),
+            _c("first_name", "first_name"),
+            _c("last_name", "last_name"),
+            _c("address_line_1", "address_line1", max_bytes=100),
+            _c("address_line_2", "address_line2", max_bytes=100),
+            _c("city", "city", max_bytes=60),
+            _c("state_province_region", "state"),
+            _c("postal_code", "zip5"),
+            _c("country", "country", max_bytes=50),
+            _c("campaign_code", "campaign_code", required=True),
+        ],
+        max_field_bytes=255,
+        overflow=Overflow.TRUNCATE,
+        extra_fields=True,
+    ),
+    # Klaviyo list upload: Email (or Phone Number) first, Klaviyo property names, consent column.
+    "klaviyo": Profile(
+        channels=[_EMAIL, _SMS],
+        channel_columns={
+            _EMAIL: [
+                _c("Email", "email", required=True, overflow=Overflow.REJECT),
+                _c("Email Marketing Consent", "const", value="Subscribed", required=True),
+                _c("First Name", "first_name"),
+                _c("Last Name", "last_name"),
+                _c("City", "city"),
+                _c("Zip Code", "zip5"),
+                _c("Campaign Code", "campaign_code", required=True),
+            ],
+            _SMS: [
+                _c("Phone Number", "phone_e164", required=True),
+                _c("SMS Marketing Consent", "const", value="Subscribed", required=True),
+                _c("First Name", "first_name"),
+                _c("Last Name", "last_name"),
+                _c("Campaign Code", "campaign_code", required=True),
+            ],
+        },
+        max_field_bytes=255,
+        overflow=Overflow.TRUNCATE,
+        max_file_bytes=KLAVIYO_MAX_BYTES,
         extra_fields=True,
     ),
     # Twilio send list: E.164 `to`, earliest send time in UTC, message variables.
@@ -199,6 +271,9 @@ class ResolvedProfile:
     omit_blank_columns: bool
     extra_fields: bool
     extension: str
+    extra_header_style: HeaderStyle = HeaderStyle.FIELD
+    #: the documented import facts of the vendor format this profile builds on (None: none known)
+    spec: VendorSpec | None = None
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -215,6 +290,7 @@ _DEFAULTS: dict[str, Any] = {
     "omit_blank_columns": False,
     "extra_fields": False,
     "extension": "csv",
+    "extra_header_style": HeaderStyle.FIELD,
 }
 
 
@@ -272,4 +348,5 @@ def resolve_profile(
             f"it supports: {', '.join(str(c) for c in channels)}",
             key="profile",
         )
-    return ResolvedProfile(name=name, channel=channel, columns=tuple(columns or ()), **values)
+    spec = spec_for([n for n, _ in chain if n in BUILTIN_PROFILES and n not in (declared or {})])
+    return ResolvedProfile(name=name, channel=channel, columns=tuple(columns or ()), spec=spec, **values)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from segment.campaign.model import Encoding, Overflow, PhoneFormat, ProfileColumn
+from segment.campaign.model import Encoding, HeaderStyle, Overflow, PhoneFormat, ProfileColumn
 from segment.campaign.suppression import E164
 from segment.errors import DeliveryError, PrivacyError
 from segment.export.profiles import ResolvedProfile
@@ -35,6 +35,8 @@ FORMULA_START = r"^[=+\-@\t\r]"
 INVISIBLE = "[\x00\u202a-\u202e\u2066-\u2069]"
 #: an email address that a spreadsheet cannot run as a function, whatever its first character
 PLAIN_EMAIL = r"^[A-Za-z0-9._%+=\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$"
+#: a plain signed number (a UTC offset such as -5) is data, not a formula
+PLAIN_NUMBER = r"^[+-]?\d{1,15}(?:\.\d{1,15})?$"
 _SEARCH_STEPS = 16  # enough for any cell under 64 KiB characters
 
 
@@ -54,6 +56,8 @@ def derived_columns(code: str, channel: str, options: dict[str, str]) -> dict[st
     """Fields the export computes (none clinical)."""
     out = {
         "contact_id": pl.col("patient_id").cast(pl.String),
+        # letters and digits only, one-to-one with the patient id (SFMC contact keys)
+        "contact_key": pl.col("patient_id").cast(pl.String).str.encode("hex"),
         "campaign_code": pl.lit(code),
         "channel": pl.lit(channel),
         "country": pl.lit("US"),
@@ -92,10 +96,17 @@ def neutralize(expr: pl.Expr, *, email: bool = False) -> pl.Expr:
 
     With ``email``, a plain address (:data:`PLAIN_EMAIL`) is left as it is too.
     """
-    risky = expr.str.contains(FORMULA_START) & ~expr.str.contains(E164)
+    risky = expr.str.contains(FORMULA_START) & ~expr.str.contains(E164) & ~expr.str.contains(PLAIN_NUMBER)
     if email:
         risky = risky & ~expr.str.contains(PLAIN_EMAIL)
     return pl.when(risky.fill_null(False)).then(pl.lit("'") + expr).otherwise(expr)
+
+
+def extra_header(field: str, style: HeaderStyle) -> str:
+    """The header of an extra field: the field name, or ``_TitleCase`` (``first_name`` -> ``_FirstName``)."""
+    if style is HeaderStyle.UNDERSCORE_TITLE:
+        return "_" + "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", field) if part)
+    return field
 
 
 def _source(col: ProfileColumn, available: dict[str, pl.Expr], schema: pl.Schema) -> pl.Expr | None:
@@ -131,7 +142,8 @@ def vendor_table(
     schema = rows.schema
     columns: list[ProfileColumn] = [c for c in prof.columns if c.required or c.field in fields]
     covered = {c.field for c in prof.columns}
-    columns += [ProfileColumn(header=f, field=f) for f in fields if f not in covered]
+    columns += [ProfileColumn(header=extra_header(f, prof.extra_header_style), field=f)
+                for f in fields if f not in covered]
     exprs: list[pl.Expr] = []
     headers: list[str] = []
     reject_checks: list[pl.Expr] = []

@@ -20,6 +20,9 @@ def campaign_dict(**over: Any) -> dict[str, Any]:
             "sms": {"profile": "twilio", "fields": ["first_name"]},
             "email": {"profile": "mailchimp", "fields": ["first_name", "last_name"]},
         },
+        # Mailchimp offers no BAA and the test audience is a screening rule: the fixture
+        # declares an agreement so the default campaign may export (tests/feedback checks refusal)
+        "baa": [{"vendor": "mailchimp", "signed": True, "note": "test fixture"}],
     }
     base.update(over)
     return base

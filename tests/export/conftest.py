@@ -10,6 +10,8 @@ import pytest
 from tests.campaign.frames import due, patients
 
 AS_OF = dt.date(2025, 3, 10)
+#: the clock of exports dated AS_OF: before the 10:00 (New York) send, inside every vendor's window
+NOW = dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC)
 
 
 def write_workdir(folder: Path, n_extra: int = 0) -> Path:

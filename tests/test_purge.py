@@ -35,7 +35,7 @@ def _age(*paths: Path) -> None:
 def _ingest(work: Path, tmp_path: Path) -> None:
     extract = tmp_path / "ehr-patients.csv"
     extract.write_text(PATIENTS)
-    result = CliRunner().invoke(cli, ["ingest", str(extract), "--out", str(work)])
+    result = CliRunner().invoke(cli, ["ingest", str(work), str(extract)])
     assert result.exit_code == 0, result.stderr
 
 
@@ -148,7 +148,7 @@ def test_export_into_an_existing_drop_folder_keeps_its_mode(tmp_path: Path) -> N
     os.chmod(drop, 0o2770)  # the vendor's pickup account reads it through the group
     campaign = tmp_path / "c.yaml"
     campaign.write_text(yaml.safe_dump(campaign_dict(ledger=str(tmp_path / "ledger.sqlite"))))
-    result = CliRunner().invoke(cli, ["export", str(campaign), "--from", str(work), "--to", str(drop),
+    result = CliRunner().invoke(cli, ["export", str(work), str(campaign), "--to", str(drop),
                                       "--as-of", "2025-03-10"])
     assert result.exit_code == 0, result.stderr
     assert stat.S_IMODE(drop.stat().st_mode) == 0o2770

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from segment.cli.options import as_of_option, command, get_reporter
+from segment.cli._vocabulary import SegmentCommand
+from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
 from segment.errors import ConfigError
 
 # segment.audit (and matplotlib) is imported when the command runs, not at start-up.
@@ -24,22 +25,19 @@ def _references(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 @command(
     "audit",
-    example="segment audit campaigns/spring.yaml --from work --reference-group race=White",
+    example="segment audit work campaigns/spring.yaml --reference-group race=White",
+    cls=SegmentCommand,
+    renamed={"--from": None, "--out": "--html"},
 )
-@click.argument("campaign", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@workdir_argument
+@click.argument("campaign", metavar="CAMPAIGN.yaml",
+                type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
-    "--from",
-    "workdir",
-    required=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Working folder holding enriched.parquet and eligibility.parquet.",
-)
-@click.option(
-    "--out",
+    "--html",
     "out_html",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the HTML report (default DIR/audit.html); audit.json goes beside it.",
+    help="Where to write the HTML report (default WORKDIR/audit.html); audit.json goes beside it.",
 )
 @click.option(
     "--reference-group",
@@ -63,8 +61,8 @@ def _references(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 )
 @as_of_option
 def audit(
-    campaign: Path,
     workdir: Path,
+    campaign: Path,
     out_html: Path | None,
     reference_groups: dict[str, str],
     groups: tuple[str, ...],
@@ -76,6 +74,7 @@ def audit(
     Funnel per group (eligible, geocoded precisely, enriched, contactable, selected),
     selection-rate ratios against a reference group with Wilson 95% intervals, flags
     outside 0.8-1.25, geocoding by group and reach gaps. Counts under 11 show as <11.
+    WORKDIR holds enriched.parquet and eligibility.parquet.
     """
     from segment.audit import audit_campaign
 

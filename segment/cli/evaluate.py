@@ -1,4 +1,4 @@
-"""`segment evaluate DIR --rules RULES` and `segment explain DIR PATIENT_ID`."""
+"""`segment evaluate WORKDIR [--rules RULES]` and `segment explain DIR PATIENT_ID`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from segment.cli.options import as_of_option, command, get_reporter, workdir_arg
 from segment.cli.rules import vsac_option
 from segment.rules import evaluate
 from segment.rules.explain import explain
-from segment.rules.loader import using_vsac
+from segment.rules.loader import default_rules_dir, using_vsac
 
 WATERFALL_COLUMNS = [
     "rule_id", "patients", "in_population", "not_excluded", "due", "not_due", "excluded",
@@ -19,19 +19,20 @@ WATERFALL_COLUMNS = [
 ]
 
 
-@command("evaluate", example="segment evaluate work --rules rules --as-of 2026-01-01")
+@command("evaluate", example="segment evaluate work --as-of 2026-01-01\n"
+                             "segment evaluate work --rules my-rules/")
 @workdir_argument
 @click.option(
     "--rules",
     "rules_dir",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Rules folder (rule YAML files and valuesets/).",
+    help="Rules folder: rule YAML files and valuesets/ (default: the shipped rules).",
 )
 @as_of_option
 @vsac_option
 def evaluate_command(
-    workdir: Path, rules_dir: Path, as_of: dt.date | None, vsac: Path | None
+    workdir: Path, rules_dir: Path | None, as_of: dt.date | None, vsac: Path | None
 ) -> None:
     """Apply every rule to every patient and write eligibility.parquet.
 
@@ -43,7 +44,7 @@ def evaluate_command(
     """
     reporter = get_reporter()  # installed first, so the library's log lines go through it
     with using_vsac(vsac):
-        result = evaluate(workdir, rules_dir, as_of)
+        result = evaluate(workdir, rules_dir or default_rules_dir(), as_of)
     reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
                    WATERFALL_COLUMNS)
 

@@ -6,22 +6,23 @@ from pathlib import Path
 
 import click
 
-from segment.cli.options import as_of_option, command, get_reporter
+from segment.cli._vocabulary import SegmentCommand
+from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
 from segment.export import ExportMode, export_campaign
 
 
 @command(
     "export",
     example=(
-        "segment export campaigns/spring.yaml --from work/ --to outbox/ --as-of 2025-03-10\n"
-        "segment export campaigns/spring.yaml --from work/ --to sftp://mkt@files.example.com:22/in --delta"
+        "segment export work campaigns/spring.yaml --to outbox/ --as-of 2025-03-10\n"
+        "segment export work campaigns/spring.yaml --to sftp://mkt@files.example.com:22/in --delta"
     ),
+    cls=SegmentCommand,
+    renamed={"--from": None},
 )
+@workdir_argument
 @click.argument("campaign_file", metavar="CAMPAIGN.yaml",
                 type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--from", "workdir", required=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Working folder with enriched.parquet and eligibility.parquet.")
 @click.option("--to", "dest", default=None,
               help="Destination folder or sftp://user@host:port/path (default: the campaign's `destination`).")
 @as_of_option
@@ -32,10 +33,12 @@ from segment.export import ExportMode, export_campaign
 @click.option("--dry-run", is_flag=True, help="Plan and report; write no vendor file and no ledger rows.")
 @click.option("--run-id", default=None, help="Run id for file names (default: derived from the inputs and date).")
 def export_command(
-    campaign_file: Path, workdir: Path, dest: str | None, as_of: object, mode: str,
+    workdir: Path, campaign_file: Path, dest: str | None, as_of: object, mode: str,
     dry_run: bool, run_id: str | None,
 ) -> None:
     """Write one vendor file per channel, a per-run manifest and a .done trigger file.
+
+    WORKDIR holds enriched.parquet and eligibility.parquet.
 
     Consent, suppression, frequency caps and quiet hours come from the campaign file.
     Files are staged under temporary names and renamed only once their contacts are

@@ -6,18 +6,22 @@ from pathlib import Path
 
 import click
 
-from segment.cli.options import command, get_reporter, out_option
+from segment.cli._vocabulary import SegmentCommand
+from segment.cli.options import command, get_reporter
 from segment.ingest import InputFormat, ingest
 from segment.ingest.pipeline import MAX_ORPHAN_FRACTION
 
 
 @command(
     "ingest",
-    example="segment ingest extract/ehr-patients.csv extract/ehr-events.csv extract/crm-patients.csv --out work\n"
-    "segment ingest epic=drops/2026-02-01/ synthea_out/csv --out work",
+    example="segment ingest work extract/ehr-patients.csv extract/ehr-events.csv extract/crm-patients.csv\n"
+    "segment ingest work epic=drops/2026-02-01/ synthea_out/csv",
+    cls=SegmentCommand,
+    renamed={"--out": None},
 )
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@out_option
+@click.argument("workdir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="[NAME=]PATH...",
+                type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "input_format",
@@ -52,15 +56,15 @@ from segment.ingest.pipeline import MAX_ORPHAN_FRACTION
     help="Largest share of event rows that may point at no patient before ingest fails.",
 )
 def ingest_command(
-    paths: tuple[Path, ...], out: Path, input_format: str | None, mapping: Path | None,
+    workdir: Path, paths: tuple[Path, ...], input_format: str | None, mapping: Path | None,
     sources: tuple[str, ...], allow_orphan_events: bool, max_orphan_share: float,
 ) -> None:
     """Load, validate, normalize and de-duplicate patient extracts into a working folder.
 
-    Each PATH is a file or folder of one source system (a canonical CSV/Parquet file, a
+    WORKDIR is the working folder (created owner-only). Each PATH is a file or folder of one source system (a canonical CSV/Parquet file, a
     Synthea CSV folder, FHIR NDJSON or Bundle files, an OMOP CDM folder), optionally
     written NAME=PATH to name its source. Writes patients.parquet, events.parquet,
-    rejects.csv and ingest-report.json into --out.
+    rejects.csv and ingest-report.json into WORKDIR.
     """
     reporter = get_reporter()
     if sources and len(sources) not in (1, len(paths)):
@@ -68,7 +72,7 @@ def ingest_command(
             f"--source given {len(sources)} times for {len(paths)} paths: give it once, or once per path"
         )
     names = None if not sources else list(sources) * len(paths) if len(sources) == 1 else list(sources)
-    result = ingest(list(paths), out, input_format=input_format, mapping=mapping, sources=names,
+    result = ingest(list(paths), workdir, input_format=input_format, mapping=mapping, sources=names,
                     allow_orphan_events=allow_orphan_events, max_orphan_fraction=max_orphan_share)
     reporter.table("Input files", result.table_rows())
     reporter.result("Ingest", result.summary())

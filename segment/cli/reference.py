@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from segment.cli import group
+from segment.cli._vocabulary import MultiValueOption, SegmentCommand
 from segment.cli.options import command, get_reporter, reference_option, settings
 from segment.reference import build_pack, find_packs, verify_pack
 
@@ -20,20 +21,21 @@ _files = click.Path(exists=True, path_type=Path)
 
 
 @command("build", example="segment reference build --out packs/ma-2010 "
-                          "--tracts tl_2010_25_tract10.zip --indicators DS03_T.csv")
+                          "--tracts tl_2010_25_tract10.zip --indicators oeps/*.csv",
+         cls=SegmentCommand)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Pack folder to write (created owner-only).")
 @click.option("--name", default=None, help="Pack name (default: the folder name).")
-@click.option("--tracts", multiple=True, required=True, type=_files,
-              help="TIGER/Line tract zip, .shp or folder (repeatable).")
-@click.option("--block-groups", multiple=True, type=_files,
-              help="TIGER/Line block-group zip, .shp or folder (repeatable).")
-@click.option("--address-ranges", multiple=True, type=_files,
-              help="TIGER/Line ADDRFEAT zip, .shp or folder (repeatable).")
-@click.option("--zip-centroids", multiple=True, type=_files,
-              help="ZCTA gazetteer file (tab-separated) or CSV with zip5,lat,lon.")
-@click.option("--indicators", multiple=True, type=_files,
-              help="Tract indicator files (OEPS CSVs, an ACS pull; repeatable).")
+@click.option("--tracts", cls=MultiValueOption, metavar="FILE...", required=True, type=_files,
+              help="TIGER/Line tract zip, .shp or folder (several after one flag, or repeat the flag).")
+@click.option("--block-groups", cls=MultiValueOption, metavar="FILE...", type=_files,
+              help="TIGER/Line block-group zip, .shp or folder (several after one flag, or repeat the flag).")
+@click.option("--address-ranges", cls=MultiValueOption, metavar="FILE...", type=_files,
+              help="TIGER/Line ADDRFEAT zip, .shp or folder (several after one flag, or repeat the flag).")
+@click.option("--zip-centroids", cls=MultiValueOption, metavar="FILE...", type=_files,
+              help="ZCTA gazetteer files (tab-separated) or CSVs with zip5,lat,lon.")
+@click.option("--indicators", cls=MultiValueOption, metavar="FILE...", type=_files,
+              help="Tract indicator files (OEPS CSVs, an ACS pull): several after one flag, or repeat it.")
 @click.option("--vintage", type=click.Choice(["2010", "2020"]), default=None,
               help="Tract vintage when file names and fields do not tell it.")
 @click.option("--crosswalk", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -58,9 +60,10 @@ def build_command(out: Path, name: str | None, tracts: tuple[Path, ...],
     ], ["file", "rows", "vintage", "source"])
 
 
-@command("pull", example="segment reference pull --state MA --year 2019 --out packs/ma-2019")
-@click.option("--state", "states", multiple=True, required=True,
-              help="State (USPS code or FIPS), repeatable.")
+@command("pull", example="segment reference pull --state MA RI --year 2019 --out packs/ma-ri-2019",
+         cls=SegmentCommand)
+@click.option("--state", "states", cls=MultiValueOption, metavar="STATE...", required=True,
+              help="States (USPS code or FIPS): several after one flag, or repeat it.")
 @click.option("--year", type=int, default=2019, show_default=True,
               help="TIGER/Line release and ACS 5-year end year.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,

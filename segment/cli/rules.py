@@ -10,17 +10,25 @@ import click
 from segment.cli import group
 from segment.cli.options import command, get_reporter
 from segment.rules import load_rules, run_examples
-from segment.rules.loader import check_rules_report, valueset_counts
+from segment.rules.loader import check_rules_report, default_rules_dir, valueset_counts
 
 rules_group = group(
     "rules",
     example="segment rules check rules",
-    help="Check, test and list the screening and risk rules in a rules folder.",
+    help="Check, test and list the screening and risk rules in a rules folder.\n\n"
+    "DIR is a rules folder (rule YAML files and valuesets/); without it, the shipped rules.",
 )
 
 rules_dir_argument = click.argument(
-    "rules_dir", metavar="DIR", type=click.Path(file_okay=False, exists=True, path_type=Path)
+    "rules_dir", metavar="[DIR]", required=False, default=None,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
 )
+
+
+def _rules_dir(rules_dir: Path | None) -> Path:
+    """The folder named on the line, or the shipped rules."""
+    return rules_dir if rules_dir is not None else default_rules_dir()
+
 
 #: one definition of ``--vsac``, shared by the rules commands and evaluate/explain
 vsac_option = click.option(
@@ -38,7 +46,7 @@ vsac_option = click.option(
 @command("check", example="segment rules check rules\nsegment rules check rules/ecqm --vsac ~/vsac/ecqm-2026")
 @rules_dir_argument
 @vsac_option
-def check_command(rules_dir: Path, vsac: Path | None) -> None:
+def check_command(rules_dir: Path | None, vsac: Path | None) -> None:
     """Validate every rule and value set; list each problem as file:line and exit 1.
 
     Then list, for every value set a rule uses (local, or official from valuesets/vsac/
@@ -46,6 +54,7 @@ def check_command(rules_dir: Path, vsac: Path | None) -> None:
     know show as not matched.
     """
     reporter = get_reporter()
+    rules_dir = _rules_dir(rules_dir)
     report = check_rules_report(rules_dir, vsac)
     ruleset, problems = report.ruleset, report.shown()
     if problems:
@@ -68,13 +77,13 @@ def check_command(rules_dir: Path, vsac: Path | None) -> None:
 @command("test", example="segment rules test rules\nsegment rules test rules/ecqm --vsac ~/vsac/ecqm-2026")
 @rules_dir_argument
 @vsac_option
-def test_command(rules_dir: Path, vsac: Path | None) -> None:
+def test_command(rules_dir: Path | None, vsac: Path | None) -> None:
     """Run the example patients inside each rule file; exit 1 listing the failures.
 
     Every status a rule can give needs at least one example.
     """
     reporter = get_reporter()
-    results = run_examples(load_rules(rules_dir, vsac=vsac))
+    results = run_examples(load_rules(_rules_dir(rules_dir), vsac=vsac))
     failed = [r for r in results if not r.ok]
     reporter.lines([r.describe() for r in results])
     if failed:
@@ -83,12 +92,12 @@ def test_command(rules_dir: Path, vsac: Path | None) -> None:
     reporter.result("rules test", {"examples": len(results), "failed": 0})
 
 
-@command("list", example="segment rules list rules")
+@command("list", example="segment rules list\nsegment rules list my-rules/")
 @rules_dir_argument
 @vsac_option
-def list_command(rules_dir: Path, vsac: Path | None) -> None:
+def list_command(rules_dir: Path | None, vsac: Path | None) -> None:
     """List the rules: id, title, source and kind."""
-    ruleset = load_rules(rules_dir, vsac=vsac)
+    ruleset = load_rules(_rules_dir(rules_dir), vsac=vsac)
     rows = [
         {"id": r.id, "version": r.version, "kind": r.kind.value, "title": r.title, "source": r.source}
         for r in ruleset.rules

@@ -25,7 +25,7 @@ def _run(*args: str) -> Any:
 
 def test_audit_writes_json_and_html_and_exits_0(make_workdir: Build) -> None:
     campaign, work = make_workdir(FLAGGED)
-    result = _run(str(campaign), "--from", str(work))
+    result = _run(str(work), str(campaign))
     assert result.exit_code == 0, result.output
     html, js = work / "audit.html", work / "audit.json"
     assert html.exists() and js.exists()
@@ -46,7 +46,7 @@ def test_audit_writes_json_and_html_and_exits_0(make_workdir: Build) -> None:
 
 def test_fail_on_flag_exit_codes(make_workdir: Build, tmp_path: Path) -> None:
     campaign, work = make_workdir(FLAGGED)
-    result = _run(str(campaign), "--from", str(work), "--fail-on-flag")
+    result = _run(str(work), str(campaign), "--fail-on-flag")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: 1 group(s) selected outside 0.8-1.25 times their reference group's rate "
@@ -57,7 +57,7 @@ def test_fail_on_flag_exit_codes(make_workdir: Build, tmp_path: Path) -> None:
 
 def test_fail_on_flag_passes_when_nothing_is_flagged(make_workdir: Build) -> None:
     campaign, work = make_workdir(FAIR)
-    result = _run(str(campaign), "--from", str(work), "--fail-on-flag")
+    result = _run(str(work), str(campaign), "--fail-on-flag")
     assert result.exit_code == 0, result.output
     assert json.loads((work / "audit.json").read_text())["flags"] == []
 
@@ -66,7 +66,7 @@ def test_out_and_reference_group(make_workdir: Build, tmp_path: Path) -> None:
     campaign, work = make_workdir(FLAGGED)
     out = tmp_path / "reports" / "spring.html"
     result = _run(
-        str(campaign), "--from", str(work), "--out", str(out), "--reference-group", "race=Black"
+        str(work), str(campaign), "--html", str(out), "--reference-group", "race=Black"
     )
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "reports" / "spring.json").read_text())
@@ -80,23 +80,23 @@ def test_out_and_reference_group(make_workdir: Build, tmp_path: Path) -> None:
 
 def test_usage_and_input_errors(make_workdir: Build, tmp_path: Path) -> None:
     campaign, work = make_workdir(FLAGGED)
-    assert _run(str(campaign), "--from", str(work), "--reference-group", "race").exit_code == 2
+    assert _run(str(work), str(campaign), "--reference-group", "race").exit_code == 2
     assert _run(str(campaign)).exit_code == 2
-    bad = _run(str(campaign), "--from", str(work), "--reference-group", "race=Martian")
+    bad = _run(str(work), str(campaign), "--reference-group", "race=Martian")
     assert bad.exit_code == 1
     assert bad.stderr == "Error: key `reference_group`: group 'Martian' not found in race\n"
-    refused = _run(str(campaign), "--from", str(work), "--group", "email")
+    refused = _run(str(work), str(campaign), "--group", "email")
     assert refused.exit_code == 1 and "identify people" in refused.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    missing = _run(str(campaign), "--from", str(empty))
+    missing = _run(str(empty), str(campaign))
     assert missing.exit_code == 1
     assert "enriched.parquet not found; run `segment enrich` first" in missing.stderr
 
 
 def test_extra_group_column(make_workdir: Build) -> None:
     campaign, work = make_workdir(FLAGGED)
-    result = _run(str(campaign), "--from", str(work), "--group", "county_fips")
+    result = _run(str(work), str(campaign), "--group", "county_fips")
     assert result.exit_code == 0, result.output
     doc = json.loads((work / "audit.json").read_text())
     county = doc["dimensions"][-1]
@@ -118,7 +118,7 @@ def _published_ints(node: Any) -> list[int]:
 
 def test_no_small_count_in_any_output(make_workdir: Build) -> None:
     campaign, work = make_workdir(FLAGGED)
-    result = _run(str(campaign), "--from", str(work))
+    result = _run(str(work), str(campaign))
     assert result.exit_code == 0
     doc = json.loads((work / "audit.json").read_text())
     counts = [v for v in _published_ints({k: doc[k] for k in ("overall", "dimensions")})]
@@ -131,7 +131,7 @@ def test_no_small_count_in_any_output(make_workdir: Build) -> None:
     assert "&lt;11" in html
     # the Asian group (7 people) never appears as 7, in the table or the charts' text
     assert ">7<" not in html and "Asian: 7" not in html
-    as_json = _run(str(campaign), "--from", str(work), "--log-format", "json")
+    as_json = _run(str(work), str(campaign), "--log-format", "json")
     table = json.loads(as_json.stdout.splitlines()[0])
     assert table["table"] == "Selection by group"
     asian = next(r for r in table["rows"] if r["group"] == "Asian")

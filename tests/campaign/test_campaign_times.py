@@ -77,7 +77,7 @@ def test_unquoted_quiet_hours_no_longer_crash_export(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(BASE + "quiet_hours: {start: 8:00, end: 21:00, states: {FL: {start: 9:00, end: 20:00}}}\n")
     (tmp_path / "work").mkdir()
-    result = CliRunner().invoke(cli, ["export", str(path), "--from", str(tmp_path / "work"),
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "work"), str(path),
                                       "--to", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {path}:6: key `quiet_hours.start`: found 8:00; ")
@@ -92,7 +92,7 @@ def test_bad_as_of_is_a_located_error(tmp_path: Path, value: str, expected: str)
     path = tmp_path / "c.yaml"
     path.write_text(BASE + f"as_of: {value}\n")
     (tmp_path / "work").mkdir()
-    result = CliRunner().invoke(cli, ["export", str(path), "--from", str(tmp_path / "work"),
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "work"), str(path),
                                       "--to", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {path}:6: {expected}")

@@ -40,7 +40,7 @@ def test_two_processes_one_ledger_never_break_the_cap(tmp_path: Path) -> None:
     out_a, out_b = tmp_path / "out-a", tmp_path / "out-b"
     started = time.monotonic()
     procs = [
-        segment_process(["export", str(camp), "--from", str(work), "--to", str(out), "--as-of", day],
+        segment_process(["export", str(work), str(camp), "--to", str(out), "--as-of", day],
                         pause_at="planned:2")
         for camp, work, out, day in ((camp_a, work_a, out_a, "2025-03-10"), (camp_b, work_b, out_b, "2025-03-10"))
     ]

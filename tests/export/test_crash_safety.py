@@ -61,7 +61,7 @@ def test_every_point_is_covered() -> None:
 
 
 def _export_args(camp: Path, work: Path, dest: str) -> list[str]:
-    return ["export", str(camp), "--from", str(work), "--to", dest, "--as-of", "2025-03-10"]
+    return ["export", str(work), str(camp), "--to", dest, "--as-of", "2025-03-10"]
 
 
 def _rerun(args: list[str]) -> str:

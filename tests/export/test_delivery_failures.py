@@ -51,7 +51,7 @@ def test_files_appear_only_after_the_ledger_commit(tmp_path: Path) -> None:
     camp = export_campaign_file(tmp_path / "c")
     ledger = tmp_path / "c" / "ledger.sqlite"
     out = tmp_path / "out"
-    args = ["export", str(camp), "--from", str(work), "--to", str(out), "--as-of", "2025-03-10"]
+    args = ["export", str(work), str(camp), "--to", str(out), "--as-of", "2025-03-10"]
     code, _, _ = run_segment(args, crash_at="staged")
     assert code == KILLED
     # every file is at the destination, complete, but only under a hidden temporary name

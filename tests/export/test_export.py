@@ -206,7 +206,7 @@ def test_patients_fallback_and_missing_eligibility(tmp_path: Path) -> None:
     assert "geocoded.parquet" in res.manifest["inputs"]["files"]
     (work / "eligibility.parquet").unlink()
     runner = CliRunner()
-    r = runner.invoke(cli, ["export", str(camp), "--from", str(work), "--to", str(tmp_path / "o")])
+    r = runner.invoke(cli, ["export", str(work), str(camp), "--to", str(tmp_path / "o")])
     assert r.exit_code == 1 and "run `segment evaluate` first" in r.output
 
 
@@ -214,17 +214,17 @@ def test_cli_export(workdir: Path, tmp_path: Path) -> None:
     camp = export_campaign_file(tmp_path / "c")
     runner = CliRunner()
     out = tmp_path / "out"
-    r = runner.invoke(cli, ["export", str(camp), "--from", str(workdir), "--to", str(out),
+    r = runner.invoke(cli, ["export", str(workdir), str(camp), "--to", str(out),
                             "--as-of", "2025-03-10", "--dry-run"])
     assert r.exit_code == 0, r.output
     assert "would send (sms)" in r.output and not out.exists()
-    r = runner.invoke(cli, ["export", str(camp), "--from", str(workdir), "--to", str(out),
+    r = runner.invoke(cli, ["export", str(workdir), str(camp), "--to", str(out),
                             "--as-of", "2025-03-10", "--delta"])
     assert r.exit_code == 0, r.output
     assert any(n.startswith("manifest-SPRING-OUTREACH-2025-") for n in listing(out))
     assert "ana@example.org" not in r.output and "Silva" not in r.output
-    r = runner.invoke(cli, ["export", str(camp), "--from", str(workdir), "--to", str(out), "--as-of", "03/10/2025"])
+    r = runner.invoke(cli, ["export", str(workdir), str(camp), "--to", str(out), "--as-of", "03/10/2025"])
     assert r.exit_code == 2
     bad = export_campaign_file(tmp_path / "c", "bad.yaml", code="MAMMOGRAM-Q1")
-    r = runner.invoke(cli, ["export", str(bad), "--from", str(workdir), "--to", str(out)])
+    r = runner.invoke(cli, ["export", str(workdir), str(bad), "--to", str(out)])
     assert r.exit_code == 1 and "bad.yaml:2" in r.output and "mammogram" in r.output

@@ -120,7 +120,7 @@ def test_backdated_run_is_refused_unless_dry_run(workdir: Path, tmp_path: Path) 
     preview = export_campaign(camp, workdir, tmp_path / "out2", as_of=earlier, dry_run=True)
     assert preview.sent == {"sms": 0, "email": 1} and preview.removed["frequency_capped"] == 3
     runner = CliRunner()
-    args = ["export", str(camp), "--from", str(workdir), "--to", str(tmp_path / "out2"), "--as-of", "2025-03-05"]
+    args = ["export", str(workdir), str(camp), "--to", str(tmp_path / "out2"), "--as-of", "2025-03-05"]
     r = runner.invoke(cli, args)
     assert r.exit_code == 1 and "a backdated run is refused" in r.stderr
     r = runner.invoke(cli, [*args, "--dry-run"])

@@ -35,7 +35,7 @@ def test_parquet_list_column_is_named(tmp_path: Path) -> None:
     assert err.message.startswith("Parquet column `email` holds a list in each cell (List(String))")
     assert "example.org" not in err.one_line()
     # through the CLI: one specific line, not "unexpected internal error"
-    result = CliRunner().invoke(cli, ["ingest", str(path), "--out", str(tmp_path / "w2")])
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "w2"), str(path)])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith(f"Error: {path}: Parquet column `email` holds a list")
 

@@ -250,31 +250,31 @@ def test_missing_column_and_encoding_errors(tmp_path: Path) -> None:
 
 def test_cli_exit_codes_and_one_line_errors(extract: list[Path], tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(cli, ["ingest", *map(str, extract), "--out", str(tmp_path / "w"), "--log-format", "plain",
+    ok = runner.invoke(cli, ["ingest", str(tmp_path / "w"), *map(str, extract), "--log-format", "plain",
                              "--allow-orphan-events"])
     assert ok.exit_code == 0, ok.output
     assert "reconciled" in ok.stdout and "ehr-events.csv" in ok.stdout
-    missing = runner.invoke(cli, ["ingest", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "w")])
+    missing = runner.invoke(cli, ["ingest", str(tmp_path / "w"), str(tmp_path / "nope.csv")])
     assert missing.exit_code == 1
     assert missing.stderr == f"Error: {tmp_path / 'nope.csv'}: file or folder not found\n"
     bad = tmp_path / "y-patients.csv"
     bad.write_text("patient_id,first_name\n1,A\n", encoding="utf-8")
-    col = runner.invoke(cli, ["ingest", str(bad), "--out", str(tmp_path / "w")])
+    col = runner.invoke(cli, ["ingest", str(tmp_path / "w"), str(bad)])
     assert col.exit_code == 1 and col.stderr.count("\n") == 1
     assert "missing required column `birth_date`" in col.stderr
     enc = tmp_path / "z-patients.csv"
     enc.write_bytes("patient_id,birth_date\n1,1990-01-01\n\xff\xfe\n".encode("latin-1"))
-    res = runner.invoke(cli, ["ingest", str(enc), "--out", str(tmp_path / "w")])
+    res = runner.invoke(cli, ["ingest", str(tmp_path / "w"), str(enc)])
     assert res.exit_code == 1 and "not UTF-8" in res.stderr and "Traceback" not in res.stderr
-    usage = runner.invoke(cli, ["ingest", "--out", str(tmp_path / "w")])
+    usage = runner.invoke(cli, ["ingest", str(tmp_path / "w")])
     assert usage.exit_code == 2
-    fmt = runner.invoke(cli, ["ingest", str(bad), "--out", str(tmp_path / "w"), "--format", "xml"])
+    fmt = runner.invoke(cli, ["ingest", str(tmp_path / "w"), str(bad), "--format", "xml"])
     assert fmt.exit_code == 2
 
 
 def test_installed_segment_ingest(extract: list[Path], tmp_path: Path) -> None:
     exe = shutil.which("segment") or str(Path(sys.executable).parent / "segment")
-    proc = subprocess.run([exe, "ingest", *map(str, extract), "--out", str(tmp_path / "w"), "--allow-orphan-events"],
+    proc = subprocess.run([exe, "ingest", str(tmp_path / "w"), *map(str, extract), "--allow-orphan-events"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "w" / "patients.parquet").stat().st_mode & 0o777 == 0o600

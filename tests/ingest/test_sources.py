@@ -90,20 +90,20 @@ def test_orphans_under_the_ceiling_pass_and_are_counted(tmp_path: Path) -> None:
 def test_cli_source_names_and_orphan_flag(tmp_path: Path) -> None:
     paths = _write(tmp_path / "in", {"clinic-patients.csv": PATIENTS, "lab-events.csv": EVENTS})
     runner = CliRunner()
-    failed = runner.invoke(cli, ["ingest", *map(str, paths), "--out", str(tmp_path / "w")])
+    failed = runner.invoke(cli, ["ingest", str(tmp_path / "w"), *map(str, paths)])
     assert failed.exit_code == 1 and "Traceback" not in failed.output
     assert "\nError: 200 of 200 event rows" in failed.stderr
-    once = runner.invoke(cli, ["ingest", *map(str, paths), "--source", "clinic", "--out", str(tmp_path / "w1")])
+    once = runner.invoke(cli, ["ingest", str(tmp_path / "w1"), *map(str, paths), "--source", "clinic"])
     assert once.exit_code == 0, once.output
-    pairs = runner.invoke(cli, ["ingest", f"clinic={paths[0]}", f"clinic={paths[1]}", "--out", str(tmp_path / "w2")])
+    pairs = runner.invoke(cli, ["ingest", str(tmp_path / "w2"), f"clinic={paths[0]}", f"clinic={paths[1]}"])
     assert pairs.exit_code == 0, pairs.output
     assert pl.read_parquet(tmp_path / "w2" / "patients.parquet")["patient_id"][0] == "clinic:P1"
-    wrong = runner.invoke(cli, ["ingest", *map(str, paths), "--source", "a", "--source", "b", "--source", "c",
-                                "--out", str(tmp_path / "w3")])
+    wrong = runner.invoke(cli, ["ingest", str(tmp_path / "w3"), *map(str, paths),
+                                "--source", "a", "--source", "b", "--source", "c"])
     assert wrong.exit_code == 2 and "once per path" in wrong.output
-    bad = runner.invoke(cli, ["ingest", str(paths[0]), "--source", "no spaces!", "--out", str(tmp_path / "w4")])
+    bad = runner.invoke(cli, ["ingest", str(tmp_path / "w4"), str(paths[0]), "--source", "no spaces!"])
     assert bad.exit_code == 1 and "source name" in bad.stderr
-    allowed = runner.invoke(cli, ["ingest", *map(str, paths), "--allow-orphan-events", "--out", str(tmp_path / "w5")])
+    allowed = runner.invoke(cli, ["ingest", str(tmp_path / "w5"), *map(str, paths), "--allow-orphan-events"])
     assert allowed.exit_code == 0 and "events with no patient" in allowed.stdout
 
 

@@ -27,7 +27,7 @@ def test_campaign_file_with_object_tag_is_refused(tmp_path: Path) -> None:
     campaign = tmp_path / "c.yaml"
     campaign.write_text(f"version: 1\ncode: {EVIL.format(marker=marker)}\n")
     (tmp_path / "work").mkdir()
-    result = CliRunner().invoke(cli, ["export", str(campaign), "--from", str(tmp_path / "work"),
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "work"), str(campaign),
                                       "--to", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "object tags are refused" in result.stderr
@@ -40,7 +40,7 @@ def test_mapping_file_with_object_tag_is_refused(tmp_path: Path) -> None:
     mapping.write_text(f"version: 1\npatients: {EVIL.format(marker=marker)}\n")
     src = tmp_path / "ehr-patients.csv"
     src.write_text("patient_id,birth_date\nP1,1970-01-01\n")
-    result = CliRunner().invoke(cli, ["ingest", str(src), "--mapping", str(mapping), "--out", str(tmp_path / "w")])
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "w"), str(src), "--mapping", str(mapping)])
     assert result.exit_code == 1
     assert "object tags are refused" in result.stderr
     assert not marker.exists()

@@ -30,7 +30,7 @@ def _export(tmp_path: Path, *extra: str, **campaign: Any) -> Any:
     work = write_workdir(tmp_path / "work")
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(campaign_dict(**campaign), sort_keys=False))
-    return CliRunner().invoke(cli, [*extra, "export", str(path), "--from", str(work),
+    return CliRunner().invoke(cli, [*extra, "export", str(work), str(path),
                                     "--to", str(tmp_path / "out"), "--as-of", "2025-03-10"])
 
 
@@ -60,7 +60,7 @@ def test_verbose_traceback_withholds_library_messages(tmp_path: Path) -> None:
         "patient_id,first_name,birth_date\n"
         f'P1,{SECRET}first,1970-01-01\nP2,"{SECRET}open,1980-01-01\nP3,{SECRET}third,1990-01-01\n'
     )
-    result = CliRunner().invoke(cli, ["--verbose", "ingest", str(extract), "--out", str(tmp_path / "w")])
+    result = CliRunner().invoke(cli, ["--verbose", "ingest", str(tmp_path / "w"), str(extract)])
     assert result.exit_code == 1
     assert SECRET not in result.stderr
     assert "Traceback (most recent call last; values withheld)" in result.stderr
@@ -93,7 +93,7 @@ def test_disk_full_is_one_specific_line(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(pl.DataFrame, "write_parquet", lambda self, _p, *a, **k: write(self, "/dev/full", *a, **k))
     extract = tmp_path / "ehr-patients.csv"
     extract.write_text("patient_id,first_name,birth_date\nP1,Ana,1970-01-01\n")
-    result = CliRunner().invoke(cli, ["ingest", str(extract), "--out", str(tmp_path / "w")])
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "w"), str(extract)])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
         "Error: disk full: no space left on the device; free some space (or write to another disk) and rerun"

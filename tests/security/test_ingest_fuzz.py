@@ -24,7 +24,7 @@ hostile_text = st.one_of(
 
 
 def _invoke(paths: list[Path], out: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["ingest", *map(str, paths), "--out", str(out)])
+    result = CliRunner().invoke(cli, ["ingest", str(out), *map(str, paths)])
     return result.exit_code, result.stderr
 
 

@@ -52,7 +52,7 @@ def test_alias_bomb_campaign_is_one_error_line(tmp_path: Path) -> None:
     campaign = tmp_path / "c.yaml"
     campaign.write_text(_bomb())
     (tmp_path / "work").mkdir()
-    result = CliRunner().invoke(cli, ["export", str(campaign), "--from", str(tmp_path / "work"),
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "work"), str(campaign),
                                       "--to", str(tmp_path / "out")])
     assert result.exit_code == 1
     first = result.stderr.splitlines()[0]

@@ -139,6 +139,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                "Write one vendor file per channel, a per-run manifest and a .done trigger file."),
     "geocode": ("segment.cli.geocode",
                 "Geocode patients offline: source points, TIGER address ranges, ZIP centroids."),
+    "init": ("segment.cli.init",
+             "Write a starter project: a commented campaign, a mapping template and a rules folder."),
     "ingest": ("segment.cli.ingest",
                "Load, validate, normalize and de-duplicate patient extracts into a working folder."),
     "purge": ("segment.cli.purge",

@@ -137,6 +137,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                 "Show why one patient is or is not due for each rule, with their SDOH columns."),
     "export": ("segment.cli.export",
                "Write one vendor file per channel, a per-run manifest and a .done trigger file."),
+    "feedback": ("segment.cli.feedback",
+                 "Read vendors' delivery, bounce and opt-out exports into the contact ledger."),
     "geocode": ("segment.cli.geocode",
                 "Geocode patients offline: source points, TIGER address ranges, ZIP centroids."),
     "init": ("segment.cli.init",

@@ -56,7 +56,8 @@ vendors:
     profile: twilio
     fields: [first_name, language]
   email:
-    profile: mailchimp
+    # a clinically selected list is PHI: it goes to a vendor that signs a BAA (Mailchimp does not)
+    profile: braze
     fields: [first_name, last_name, language]
 """
 

@@ -122,12 +122,12 @@ def test_sfmc_tracking_extract_bounces(tmp_path: Path) -> None:
                "email": {"profile": "sfmc", "fields": ["first_name"]}}
     _, led = _export(tmp_path, work, vendors=vendors)
     f = tmp_path / "Bounces.csv"
-    key = "P002".encode().hex()
+    key = b"P002".hex()
     f.write_text(
         "ClientID,SendID,SubscriberKey,EmailAddress,SubscriberID,ListID,EventDate,EventType,BounceCategory,"
         "SMTPCode,BounceReason,BatchID,TriggeredSendExternalKey\n"
         f"1,10,{key},bo@example.org,5,6,3/10/2025 10:15:00 AM,HardBounce,Hard bounce,550,no such user,1,\n"
-        f"1,10,{'P005'.encode().hex()},eve@example.org,5,6,3/10/2025 10:16:00 AM,SoftBounce,Soft bounce,452,"
+        f"1,10,{b'P005'.hex()},eve@example.org,5,6,3/10/2025 10:16:00 AM,SoftBounce,Soft bounce,452,"
         "mailbox full,1,\n",
         encoding="utf-8",
     )
@@ -169,7 +169,7 @@ def test_unsubscribe_files_follow_consent_changes(tmp_path: Path) -> None:
     vendors = {"sms": {"profile": "braze", "fields": ["first_name"], "options": {"subscription_group_id": BRAZE_GROUP}},
                "email": {"profile": "braze", "fields": ["first_name"]}}
     work = write_workdir(tmp_path / "work")
-    path, led = _export(tmp_path, work, vendors=vendors)
+    path, _ = _export(tmp_path, work, vendors=vendors)
     # run 2: P001 revokes SMS consent and P005 is marked do-not-contact
     pts = pl.read_parquet(work / "enriched.parquet").with_columns(
         pl.when(pl.col("patient_id") == "P001").then(False).otherwise(pl.col("sms_consent")).alias("sms_consent"),

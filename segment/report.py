@@ -1,27 +1,27 @@
 """All terminal output: Rich on a terminal, plain lines or JSON lines otherwise.
 
-Commands hand results here; nothing else in the package imports Rich. Tables and
+Commands hand results here; nothing else in the package imports Rich, but for the live
+progress display (``segment.progress``), which this module installs on a terminal. Tables and
 results go to stdout (they are the command's output); log messages go to stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from segment import log as seglog
+from segment import progress
 from segment.errors import SegmentError
 
 
@@ -131,13 +131,17 @@ class Reporter:
         root.addHandler(self._handler)
         root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
         root.propagate = False
-        seglog.set_progress_factory(self._progress if self.format is LogFormat.RICH else None)
+        # progress only on a terminal, and only with Rich messages (never plain or JSON lines)
+        display = progress.for_terminal(self.err_console, self.stderr) if self.format is LogFormat.RICH else None
+        progress.install(display)
+        seglog.set_progress_factory(progress.bar if display is not None else None)
 
     def uninstall(self) -> None:
         """Undo :meth:`install` (used by tests running several commands in one process)."""
         if self._handler is not None:
             logging.getLogger("segment").removeHandler(self._handler)
             self._handler = None
+        progress.install(None)
         seglog.set_progress_factory(None)
 
     # -- messages -------------------------------------------------------------
@@ -184,6 +188,7 @@ class Reporter:
 
     def error(self, text: str, *, context: str | None = None, exc: BaseException | None = None) -> None:
         """Write ``Error: <one line>`` (and the traceback with --verbose) to stderr."""
+        progress.done()
         if self.format is LogFormat.JSON:
             self.message("error", "cli", text)
         else:
@@ -202,6 +207,7 @@ class Reporter:
         columns: Sequence[str] | None = None,
     ) -> None:
         """Show rows as a table on stdout (Rich on a terminal, aligned text otherwise)."""
+        progress.done()  # the live display leaves the screen before the results are drawn
         cols = list(columns or (list(rows[0].keys()) if rows else []))
         if self.format is LogFormat.JSON:
             payload = {"table": title, "rows": [{c: r.get(c) for c in cols} for r in rows]}
@@ -230,6 +236,7 @@ class Reporter:
 
     def result(self, title: str, values: Mapping[str, Any]) -> None:
         """Show a short key: value summary on stdout."""
+        progress.done()
         if self.format is LogFormat.JSON:
             self.stdout.write(json.dumps({"result": title, **dict(values)}, default=str) + "\n")
             return
@@ -242,21 +249,9 @@ class Reporter:
 
     def lines(self, lines: Sequence[str]) -> None:
         """Write plain lines of data to stdout."""
+        progress.done()
         for line in lines:
             self.stdout.write(line + "\n")
-
-    @contextlib.contextmanager
-    def _progress(self, description: str, total: int | None) -> Iterator[seglog.ProgressAdvance]:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self.err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
 
 
 def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:

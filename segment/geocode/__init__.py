@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from segment import progress
 from segment.config import Settings
 from segment.errors import GeocodeError, ReferenceDataError
 from segment.geocode import address as addr
@@ -155,6 +156,7 @@ def geocode(
     raw = lf.filter(~pl.col("_src")).select(ADDRESS_COLUMNS).unique().collect()
     keys = _address_keys(raw)
     log.info("addresses to geocode", distinct=keys.height, raw=raw.height)
+    progress.step("geocode", f"{keys.height:,} distinct addresses")
 
     cache = load_cache(workdir) if use_cache else pl.DataFrame(schema=CACHE_SCHEMA)
     results: list[pl.DataFrame] = []
@@ -164,6 +166,7 @@ def geocode(
     for pos, provider in enumerate(order):
         if provider == "source":
             continue
+        progress.step("geocode", f"provider {provider}")
         todo, source_id = _todo(provider, keys, results, pack, census)
         if todo is None:
             if explicit:
@@ -195,6 +198,7 @@ def geocode(
         pl.col("source_lat").alias("lat"), pl.col("source_lon").alias("lon")).unique().collect()
     points = pl.concat([src_points, best.filter(pl.col("geo_precision").is_in(TRACT_PRECISIONS))
                         .select("lat", "lon")]).unique()
+    progress.step("geocode", f"{points.height:,} points to tracts and block groups")
     tracts = pack.read_geo(TRACTS, columns=["tract_geoid", "geometry"])
     bgs = pack.read_geo(BLOCK_GROUPS, columns=["block_group_geoid", "geometry"]) if pack.has(
         BLOCK_GROUPS) else None
@@ -206,6 +210,7 @@ def geocode(
         geo, on=["lat", "lon"], how="left").with_columns(
         pl.when(pl.col("geo_precision") == GeoPrecision.ZIP_CENTROID.value)
         .then(pl.col("zip_county")).otherwise(pl.col("county_fips")).alias("county_fips"))
+    progress.step("geocode", "writing geocoded.parquet")
     out = _final(lf, per_address, geo, list(schema))
     output = write_parquet(out.drop("_provider"), workdir / GEOCODED)
     counts = out.group_by("geo_precision", "geo_reason", "_provider").len().collect()

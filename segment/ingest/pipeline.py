@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from segment import workdir
+from segment import progress, workdir
 from segment.errors import InputDataError
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import MERGE_INPUT, survivorship
@@ -562,6 +562,7 @@ def _collect(frame: pl.LazyFrame, parts: list[RawPart]) -> pl.DataFrame:
 @contextlib.contextmanager
 def _step(name: str) -> Iterator[None]:
     """Log a step's wall time and the process's peak memory so far (debug level)."""
+    progress.step("ingest", name)
     start = time.perf_counter()
     yield
     peak = peak_rss_gib()

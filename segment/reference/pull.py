@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 import requests
 
+from segment import progress
 from segment.config import Settings
 from segment.errors import NetworkError, ReferenceDataError
 from segment.log import get_logger
@@ -115,6 +116,7 @@ def pull_pack(
     def fetch(url: str) -> Download:
         name = url.rsplit("/", 1)[-1]
         log.info("downloading", file=name)
+        progress.step("reference", f"downloading {name}")
         d = download(session, url, cache / name, timeout=settings.http_timeout_s)
         if name.endswith(".zip"):
             _check_zip(d)

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from segment import progress
 from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.log import get_logger
@@ -357,8 +358,10 @@ def evaluate(
     plan = evaluate_frames(patients, events, ruleset, day, source=source, enriched=enriched,
                            warnings=warnings, absent=absent)
     log.info("evaluating rules", rules=len(ruleset.rules))
+    progress.step("evaluate", f"{len(ruleset.rules)} rules, every patient")
     # the streaming engine aggregates the 20M-event side about twice as fast (measured)
     result = plan.collect(engine="streaming")
+    progress.step("evaluate", "writing eligibility.parquet")
     out = wd.write_parquet(result.drop("step"), folder / wd.ELIGIBILITY)
     rows = waterfall(result, ruleset)
     n_patients = rows[0]["patients"] if rows else 0

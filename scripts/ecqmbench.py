@@ -259,7 +259,9 @@ def generate_ecqm(folder: Path, n: int, per_patient: int, ruleset: RuleSet, seed
             code="code",
             event_date=pl.when(pl.Series(rng.random(k) < 0.001)).then(None)
             .otherwise(pl.Series(when).cast(pl.Date)),
-            value=pl.when(pl.col("event_type") == "observation").then(pl.Series(rng.random(k) * 10)),
+            # one observation in ten without a result (CMS130 counts FOBT and sDNA only with one)
+            value=pl.when((pl.col("event_type") == "observation") & pl.Series(rng.random(k) >= 0.1))
+            .then(pl.Series(rng.random(k) * 10)),
             unit=pl.lit(None, pl.String),
             event_end=pl.when(pl.Series(span) >= 0).then(pl.Series(when + span).cast(pl.Date)),
             value_code=_nullable(answer_values, answer),
@@ -302,13 +304,14 @@ COPY (
 WITH vs AS (SELECT valueset, code_system, code FROM read_parquet('{codes}')),
 ev AS NOT MATERIALIZED (  -- read where used, not spooled
   SELECT patient_id, event_type, code_system, code, event_date,
-         coalesce(event_end, {as_of}) AS ends, value_code, discharge_disposition
+         coalesce(event_end, {as_of}) AS ends, value_code, discharge_disposition,
+         value IS NOT NULL OR value_code IS NOT NULL AS has_result
   FROM read_parquet('{events}')
   WHERE event_date <= {as_of}
 ),
 -- events whose code is in a value set the rule names, with the answer sets their value_code is in
 coded AS (
-  SELECT ev.patient_id, ev.event_type, vs.valueset, ev.event_date, ev.ends, a.valueset AS answer
+  SELECT ev.patient_id, ev.event_type, vs.valueset, ev.event_date, ev.ends, a.valueset AS answer, ev.has_result
   FROM ev JOIN vs ON ev.code_system = vs.code_system AND ev.code = vs.code
   LEFT JOIN (SELECT DISTINCT valueset, code FROM vs
              WHERE valueset IN ('answer-yes', 'lives-in-nursing-home', 'frailty-device')) a
@@ -346,8 +349,8 @@ last AS (
     max(CASE WHEN valueset = 'palliative-encounter' AND event_type = 'encounter' THEN event_date END) AS pall_enc,
     max(CASE WHEN valueset = 'palliative-encounter' AND event_type = 'encounter' THEN ends END) AS pall_enc_end,
     max(CASE WHEN valueset = 'palliative-intervention' AND event_type = 'procedure' THEN event_date END) AS pall_proc,
-    max(CASE WHEN valueset = 'fobt' AND event_type = 'observation' THEN event_date END) AS fobt,
-    max(CASE WHEN valueset = 'sdna-fit' AND event_type = 'observation' THEN event_date END) AS sdna,
+    max(CASE WHEN valueset = 'fobt' AND event_type = 'observation' AND has_result THEN event_date END) AS fobt,
+    max(CASE WHEN valueset = 'sdna-fit' AND event_type = 'observation' AND has_result THEN event_date END) AS sdna,
     max(CASE WHEN valueset = 'flexible-sigmoidoscopy' AND event_type = 'procedure' THEN event_date END) AS flexsig,
     max(CASE WHEN valueset = 'ct-colonography' AND event_type = 'observation' THEN event_date END) AS ctc,
     max(CASE WHEN valueset = 'colonoscopy' AND event_type = 'procedure' THEN event_date END) AS colonoscopy

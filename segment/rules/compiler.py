@@ -51,11 +51,15 @@ from segment.rules.registry import (
     episode_overlaps,
     event_within,
     render,
+    result_compared,
     sex_in,
 )
 
 LAST_PREFIX = "__last__"
 END_PREFIX = "__end__"
+VALUE_PREFIX = "__value__"
+NO_RESULT_PREFIX = "__noresult__"
+BAD_UNIT_PREFIX = "__badunit__"
 #: patient columns every rule may read
 BASE_COLUMNS = ("patient_id", "birth_date", "sex", "deceased_date")
 STEP_POPULATION, STEP_EXCLUSION, STEP_DECISION = 1, 2, 3
@@ -67,6 +71,21 @@ _NULL_STR = pl.lit(None, pl.String)
 def last_column(key: str) -> str:
     """The evaluation-frame column holding the last event date of a lookup (a value set name, or an :class:`Evidence` key)."""
     return f"{LAST_PREFIX}{key}"
+
+
+def value_column(key: str) -> str:
+    """The evaluation-frame column holding the lowest result (in the rule's unit) on a lookup's last day."""
+    return f"{VALUE_PREFIX}{key}"
+
+
+def no_result_column(key: str) -> str:
+    """The evaluation-frame column saying an event on a lookup's last day has no result."""
+    return f"{NO_RESULT_PREFIX}{key}"
+
+
+def bad_unit_column(key: str) -> str:
+    """The evaluation-frame column naming a unit on a lookup's last day that cannot be converted."""
+    return f"{BAD_UNIT_PREFIX}{key}"
 
 
 def end_column(key: str) -> str:
@@ -163,6 +182,10 @@ class _Compiler:
             fixed = window.start(self.as_of)
             start = pl.lit(fixed, pl.Date) if fixed is not None else None
             values["start"] = fixed.isoformat() if fixed is not None else ""
+        until = c.evidence.until_date(self.as_of)
+        if until is not None:
+            # events after the window's end were left out of the lookup
+            phrase_met += f" (counted up to {until.isoformat()})"
         in_window = event_within(last, start)
         met_phrase = render(phrase_met, **values)
         older_phrase = render(phrase_not, **values)
@@ -173,16 +196,26 @@ class _Compiler:
         )]
         test = in_window
         missing: pl.Expr = _NULL_STR
-        if c.min_age_at_event is not None:
-            old_enough = age_in_units(pl.col("birth_date"), last) >= c.min_age_at_event
+        age_at = c.age_at_event
+        if age_at is not None:
+            amount, months = age_at
+            shown_age = f"{amount} months" if months else str(amount)
+            old_enough = age_in_units(pl.col("birth_date"), last, months) >= amount
             test = in_window & old_enough
             branches.append((
                 in_window & ~old_enough,
-                render(op.reason("too_young"), label=label, date=last, min_age=str(c.min_age_at_event)),
+                render(op.reason("too_young"), label=label, date=last, min_age=shown_age),
             ))
             missing = pl.lit(op.reason("missing").format(label=label))
+        if c.result is not None:
+            test, met, result_branches, result_missing = self.result(c, test, met, label, last, met_phrase)
+            branches.extend(result_branches)
+            missing = pl.when(test.is_null() & result_missing.is_not_null()).then(result_missing).otherwise(missing)
         older = _chain(branches, _NULL_STR)
-        none = pl.lit(op.reason("none").format(label=label))
+        none_text = op.reason("none").format(label=label)
+        if until is not None:
+            none_text += f" up to {until.isoformat()}"
+        none = pl.lit(none_text)
         if anchor_missing is not None and start is not None:
             none = pl.when(start.is_null()).then(anchor_missing).otherwise(none)
         return Node(
@@ -194,6 +227,40 @@ class _Compiler:
             older=older,
             last=last,
         )
+
+    def result(
+        self, c: EventTest, found: pl.Expr, met: pl.Expr, label: str, last: pl.Expr, phrase: pl.Expr
+    ) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, pl.Expr]], pl.Expr]:
+        """The most recent event's result compared with a number: test, met, not-met branches, missing."""
+        assert c.result is not None
+        op = OPERATIONS["result"]
+        compare = OPERATIONS[c.result.op]
+        key = c.evidence.key
+        value = pl.col(value_column(key))
+        no_result = pl.col(no_result_column(key))
+        bad_unit = pl.col(bad_unit_column(key))
+        unit = c.result.unit
+        joiner = " " if unit[:1].isalnum() else ""
+        expected = f"{describe_value(c.result.value)}{joiner}{unit}"
+        values: dict[str, str | pl.Expr] = {
+            "actual": value.round(2).cast(pl.String) + pl.lit(f"{joiner}{unit}"),
+            "symbol": compare.symbol, "expected": expected, "found": bad_unit,
+        }
+        outcome = result_compared(value, no_result, bad_unit, compare, c.result.value)
+        test = found & outcome
+        met = pl.concat_str([met, pl.lit(", "), render(op.reason("met"), **values)])
+        head = render(OPERATIONS["event"].reason("met"), label=label, date=last, phrase=phrase)
+        last_head = pl.lit("last ") + head
+        branches = [
+            (found & no_result.fill_null(False),
+             pl.concat_str([last_head, pl.lit(" but " + op.reason("no_result"))])),
+            (found & (outcome == False),  # noqa: E712 (a Polars expression, not a bool)
+             pl.concat_str([last_head, pl.lit(", "), render(op.reason("not_met"), **values)])),
+        ]
+        missing = pl.when(found.fill_null(False) & bad_unit.is_not_null()).then(
+            pl.concat_str([last_head, pl.lit(" but "), render(op.reason("unit"), **values)])
+        )
+        return test, met, branches, missing
 
     def column(self, c: ColumnTest) -> Node:
         op = OPERATIONS[c.op]
@@ -363,9 +430,12 @@ def compile_rule(
         assert rule.due is not None
         due = comp.any_of([comp.criterion(c) for c in rule.due.unless])
         labels = _label_list(rule, comp)
+        ends = {c.evidence.until_date(as_of) for c in rule.due.unless if isinstance(c, EventTest)}
+        # windows that end before the as-of date say so: a later event is not "on record" for them
+        up_to = f" up to {ends.pop().isoformat()}" if len(ends) == 1 and None not in ends else ""
         due_reason = pl.coalesce(
             pl.concat_str([pl.lit(f"no qualifying {rule.due.label}: "), due.older]),
-            pl.lit(f"no qualifying {rule.due.label} on record ({labels})"),
+            pl.lit(f"no qualifying {rule.due.label} on record{up_to} ({labels})"),
         )
         chain_status.append((due.test.fill_null(False), Status.NOT_DUE, due.met, due.date,
                              STEP_DECISION))

@@ -22,9 +22,27 @@ from segment import progress
 from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.log import get_logger
-from segment.rules.compiler import BASE_COLUMNS, CompiledRule, compile_rule, end_column, last_column
+from segment.rules.compiler import (
+    BASE_COLUMNS,
+    CompiledRule,
+    bad_unit_column,
+    compile_rule,
+    end_column,
+    last_column,
+    no_result_column,
+    value_column,
+)
 from segment.rules.loader import code_variants, iter_criteria, load_rules
-from segment.rules.model import ColumnTest, Evidence, EvidenceField, RuleSet, Status, ValueSet
+from segment.rules.model import (
+    ColumnTest,
+    Evidence,
+    EvidenceField,
+    NoUnit,
+    ResultUnits,
+    RuleSet,
+    Status,
+    ValueSet,
+)
 from segment.rules.registry import OPERATIONS, ValueKind
 from segment.schema import (
     NEED_INDEX,
@@ -66,33 +84,55 @@ class _LookupTables:
     answer value set the event's ``value_code`` must be in (null: no answer test).
     """
 
-    exact: list[tuple[str, str, int, str | None, int | None]] = field(default_factory=list)
-    prefix: list[tuple[str, int, int, str | None, int | None]] = field(default_factory=list)
-    disposition: list[tuple[str, int, str | None, int | None]] = field(default_factory=list)
+    exact: list[tuple[Any, ...]] = field(default_factory=list)
+    prefix: list[tuple[Any, ...]] = field(default_factory=list)
+    disposition: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-_FILTERS = {"_k": pl.UInt16, "_type": pl.String, "_answer": pl.UInt16}
+#: per table row: the lookup, and its filters (event type, answer set, needs a result, last day)
+_FILTERS = {"_k": pl.UInt16, "_type": pl.String, "_answer": pl.UInt16, "_result": pl.Boolean, "_until": pl.Date}
 
 
 def _lookup_tables(
-    valuesets: dict[str, ValueSet], lookups: list[Evidence], answers: list[str]
+    valuesets: dict[str, ValueSet], lookups: list[Evidence], answers: list[str], as_of: dt.date
 ) -> _LookupTables:
     tables = _LookupTables()
     for k, e in enumerate(lookups):
         vs = valuesets[e.valueset]
         answer = answers.index(e.answer) if e.answer else None
+        until = e.until_date(as_of)
         for event_type in e.types or (None,):
+            filters = (k, event_type, answer, e.with_result, until)
             if e.field is EvidenceField.DISCHARGE_DISPOSITION:
                 # dispositions are written as bare codes (NUBC, SNOMED, FHIR); the value set's codes in any system
                 tables.disposition.extend(
-                    (v, k, event_type, answer) for s, c in vs.codes for v in code_variants(s, c)
+                    (v, *filters) for s, c in vs.codes for v in code_variants(s, c)
                 )
                 continue
             tables.exact.extend(
-                (s, v, k, event_type, answer) for s, c in vs.codes for v in code_variants(s, c)
+                (s, v, *filters) for s, c in vs.codes for v in code_variants(s, c)
             )
-            tables.prefix.extend((c, len(c), k, event_type, answer) for _s, c in vs.prefixes)
+            tables.prefix.extend((c, len(c), *filters) for _s, c in vs.prefixes)
     return tables
+
+
+def _in_rule_unit(units: ResultUnits) -> tuple[pl.Expr, pl.Expr]:
+    """The event's value in the rule's unit, and the unit text when it cannot be converted."""
+    unit = pl.col("unit").str.replace_all(r"\s+", "").str.to_lowercase()
+    no_unit = unit.is_null() | (unit == "")
+    value: Any = pl.when(no_unit).then(
+        pl.col("value") if units.if_no_unit is NoUnit.ASSUME else pl.lit(None, pl.Float64)
+    )
+    for name, scale, offset in units.conversions:
+        value = value.when(unit == name).then(pl.col("value") * scale + offset)
+    value = value.otherwise(pl.lit(None, pl.Float64))
+    bad = (
+        pl.when(pl.col("value").is_null()).then(pl.lit(None, pl.String))
+        .when(no_unit).then(pl.lit(None, pl.String) if units.if_no_unit is NoUnit.ASSUME else pl.lit("no unit"))
+        .when(unit.is_in([name for name, _s, _o in units.conversions])).then(pl.lit(None, pl.String))
+        .otherwise(pl.col("unit").str.strip_chars())
+    )
+    return value, bad
 
 
 def last_event_dates(
@@ -116,10 +156,12 @@ def last_event_dates(
     keys = [e.key for e in lookups]
     episodes = {e.key for e in wanted if e.episode}
     answers = sorted({e.answer for e in lookups if e.answer})
-    tables = _lookup_tables(valuesets, lookups, answers)
+    valued = {k: e.units for k, e in enumerate(lookups) if e.units is not None}
+    reads_value = bool(valued) or any(e.with_result for e in lookups)
+    tables = _lookup_tables(valuesets, lookups, answers, as_of)
     ev = events.select(
         "patient_id", "event_type", "code_system", "code", "event_date", "event_end", "value_code",
-        "discharge_disposition",
+        "discharge_disposition", *(["value", "unit"] if reads_value else []),
     ).filter(pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of))
 
     # the filters only the lookups that have them pay for
@@ -134,11 +176,16 @@ def last_event_dates(
                 pl.col("value_code").is_in(codes).fill_null(False)
             )
         tests.append(answer_fits.otherwise(pl.lit(False)))
+    if any(e.with_result for e in lookups):
+        # CQL `where X.value is not null`: a number or a coded result
+        tests.append(~pl.col("_result") | pl.col("value").is_not_null() | pl.col("value_code").is_not_null())
+    if any(e.until is not None for e in lookups):
+        tests.append(pl.col("_until").is_null() | (pl.col("event_date") <= pl.col("_until")))
 
     def kept(frame: pl.LazyFrame) -> pl.LazyFrame:
         if tests:
             frame = frame.filter(pl.all_horizontal(tests))
-        return frame.select("patient_id", "_k", "event_date", "event_end")
+        return frame.select("patient_id", "_k", "event_date", "event_end", *(["value", "unit"] if valued else []))
 
     parts = []
     if tables.exact:
@@ -168,17 +215,35 @@ def last_event_dates(
         parts.append(kept(
             ev.filter(pl.col("discharge_disposition").is_in(codes)).join(dispositions, on="discharge_disposition")
         ))
+    value_schema = {
+        name: dtype for k in valued
+        for name, dtype in ((value_column(keys[k]), pl.Float64), (no_result_column(keys[k]), pl.Boolean),
+                            (bad_unit_column(keys[k]), pl.String))
+    }
     if not parts:
         return pl.LazyFrame(schema={
             "patient_id": pl.String, **{last_column(k): pl.Date for k in keys},
-            **{end_column(k): pl.Date for k in keys if k in episodes},
+            **{end_column(k): pl.Date for k in keys if k in episodes}, **value_schema,
         })
     hits = pl.concat(parts)
     ongoing = pl.coalesce(pl.col("event_end"), pl.lit(as_of, pl.Date))
+    results: list[pl.Expr] = []
+    for k, units in valued.items():
+        # the lowest result on the lookup's last day; a reading without one makes the day "without result"
+        converted, bad = _in_rule_unit(units)
+        on_last = (pl.col("_k") == k) & (
+            pl.col("event_date") == pl.col("event_date").filter(pl.col("_k") == k).max()
+        )
+        results += [
+            converted.filter(on_last).min().alias(value_column(keys[k])),
+            pl.col("value").is_null().filter(on_last).any().alias(no_result_column(keys[k])),
+            bad.filter(on_last).drop_nulls().first().alias(bad_unit_column(keys[k])),
+        ]
     return hits.group_by("patient_id").agg(
         *[pl.col("event_date").filter(pl.col("_k") == k).max().alias(last_column(key)) for k, key in enumerate(keys)],
         *[ongoing.filter(pl.col("_k") == k).max().alias(end_column(key))
           for k, key in enumerate(keys) if key in episodes],
+        *results,
     )
 
 

@@ -67,7 +67,7 @@ def example_frames(rule: Rule, example: Example) -> tuple[pl.LazyFrame, pl.LazyF
                 "code": e.code,
                 "event_date": e.date,
                 "value": e.value,
-                "unit": None,
+                "unit": e.unit,
                 "event_end": e.end,
                 "value_code": e.answer,
                 "encounter_class": e.encounter_class,
@@ -94,7 +94,8 @@ def possible_statuses(rule: Rule) -> set[Status]:
     for criterion, _keys in iter_criteria(rule):
         if isinstance(criterion, ColumnTest) and criterion.if_missing is IfMissing.UNKNOWN:
             out.add(Status.UNKNOWN)
-        if isinstance(criterion, EventTest) and criterion.min_age_at_event is not None:
+        if isinstance(criterion, EventTest) and (criterion.min_age_at_event is not None
+                                                 or criterion.result is not None):
             out.add(Status.UNKNOWN)
     return out
 

@@ -32,6 +32,7 @@ from segment.rules.model import (
     ColumnTest,
     Criterion,
     EventTest,
+    EvidenceField,
     Kind,
     Rule,
     RuleSet,
@@ -424,6 +425,12 @@ def cross_check(
             if criterion.answer is not None and criterion.answer not in valuesets \
                     and criterion.answer not in broken:
                 bad((*keys, "answer"), criterion.answer, known or "no value sets are defined")
+            if criterion.result is not None and criterion.episode:
+                bad((*keys, "result"), "a result test on an episode",
+                    "`result:` reads the most recent event's value; drop `episode: true`")
+            if criterion.result is not None and criterion.field is not EvidenceField.CODE:
+                bad((*keys, "result"), f"a result test on `field: {criterion.field.value}`",
+                    "`result:` needs events matched on their code")
             window = criterion.window
             if window.kind is WindowKind.SINCE and window.valueset not in valuesets \
                     and window.valueset not in broken:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -223,12 +224,43 @@ class EvidenceField(StrEnum):
     DISCHARGE_DISPOSITION = "discharge_disposition"
 
 
+class NoUnit(StrEnum):
+    """What a result without a unit is compared as."""
+
+    ASSUME = "assume"  # in the rule's unit (HbA1c values without a unit are in %)
+    UNKNOWN = "unknown"  # cannot be compared: the criterion is unknown
+
+
+def normalize_unit(text: str) -> str:
+    """A unit as compared: trimmed, lower case, inner whitespace removed (``% `` = ``%``)."""
+    return "".join(str(text).split()).lower()
+
+
+@dataclass(frozen=True)
+class ResultUnits:
+    """How an event's ``value``/``unit`` become a number in the rule's unit (hashable).
+
+    ``conversions`` are ``(normalized unit, scale, offset)``: value in the rule's unit =
+    value x scale + offset. The rule's own unit is always ``(unit, 1, 0)``.
+    """
+
+    unit: str
+    conversions: tuple[tuple[str, float, float], ...]
+    if_no_unit: NoUnit
+
+    @property
+    def digest(self) -> str:
+        """A short stable name for these conversions (part of a lookup key)."""
+        text = repr((self.unit, self.conversions, self.if_no_unit.value))
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class Evidence:
     """One lookup among the events: a value set, matched on a field, maybe filtered.
 
-    Its :attr:`key` names the evaluation-frame columns (``__last__<key>``, ``__end__<key>``);
-    a plain code lookup's key is the value set name, as before.
+    Its :attr:`key` names the evaluation-frame columns (``__last__<key>``, ``__end__<key>``,
+    ``__value__<key>``...); a plain code lookup's key is the value set name, as before.
     """
 
     valueset: str
@@ -236,6 +268,12 @@ class Evidence:
     types: tuple[str, ...] = ()
     answer: str | None = None
     episode: bool = False
+    #: only events that carry a result (``value`` or ``value_code``) count
+    with_result: bool = False
+    #: events after this month-day of the measurement year do not count (``until: 03-31``)
+    until: tuple[int, int] | None = None
+    #: the most recent event's result is read, in these units
+    units: ResultUnits | None = None
 
     @property
     def key(self) -> str:
@@ -247,12 +285,124 @@ class Evidence:
             key += "#" + "+".join(self.types)
         if self.answer:
             key += f"={self.answer}"
+        if self.with_result:
+            key += "!result"
+        if self.until is not None:
+            key += f"<{self.until[0]:02d}-{self.until[1]:02d}"
+        if self.units is not None:
+            key += f"~{self.units.digest}"
         return key
 
     @property
     def plain(self) -> bool:
         """A lookup of codes with no filter (the common, fast path)."""
-        return self.field is EvidenceField.CODE and not self.types and not self.answer
+        return (self.field is EvidenceField.CODE and not self.types and not self.answer
+                and not self.with_result and self.until is None)
+
+    def until_date(self, as_of: dt.date) -> dt.date | None:
+        """The last day an event may fall on for a run on ``as_of`` (None: the as-of date)."""
+        if self.until is None:
+            return None
+        return min(_clamped(as_of.year, *self.until), as_of)
+
+
+class UnitConversion(Frozen):
+    """How a result in another unit reads in the rule's unit: value x ``scale`` + ``offset``."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+class ResultTest(Frozen):
+    """The most recent event's numeric result compared with a number (a registry operation).
+
+    ``{op: le, value: 9, unit: "%"}`` holds when the most recent event of the value set (in
+    the window) has a result of at most 9 %. Several events on that last day: the lowest
+    result counts, and one without a result makes the day "without result" (CMS122's "Lowest
+    Glycemic Status Assessment Reading on Most Recent Day", CQL sorting nulls first).
+    """
+
+    op: str
+    value: float
+    unit: str = ""
+    #: other units accepted, with their conversion to ``unit`` (spellings of the same unit: ``{}``)
+    units: dict[str, UnitConversion] = Field(default_factory=dict)
+    if_no_unit: NoUnit = NoUnit.UNKNOWN
+
+    @field_validator("op", mode="before")
+    @classmethod
+    def _number_op(cls, value: Any) -> str:
+        from segment.rules.registry import OPERATIONS, ValueKind, resolve_op
+
+        name = resolve_op(str(value))
+        numeric = [n for n, o in OPERATIONS.items() if o.value is ValueKind.NUMBER]
+        if name is None or name not in numeric:
+            raise PydanticCustomError("op", "not a numeric operation", {"expected": ", ".join(numeric)})
+        return name
+
+    @property
+    def conversions(self) -> ResultUnits:
+        """The hashable unit table of this test."""
+        table = {normalize_unit(self.unit): (1.0, 0.0)}
+        for unit, conv in self.units.items():
+            table.setdefault(normalize_unit(unit), (conv.scale, conv.offset))
+        return ResultUnits(
+            normalize_unit(self.unit),
+            tuple(sorted((u, s, o) for u, (s, o) in table.items() if u)),
+            self.if_no_unit,
+        )
+
+
+_AGE_AT_EVENT = re.compile(r"^(\d{1,3})\s*(month|year)s?$")
+
+
+def parse_age_at_event(value: int | str) -> tuple[int, bool]:
+    """``30`` or ``"30 years"`` -> (30, False); ``"6 months"`` -> (6, True)."""
+    if isinstance(value, int):
+        return value, False
+    m = _AGE_AT_EVENT.match(" ".join(str(value).strip().lower().split()))
+    if m is None:
+        raise ValueError("not an age")
+    return int(m.group(1)), m.group(2) == "month"
+
+
+def _age_at_event_field(value: Any) -> Any:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    if isinstance(value, str):
+        try:
+            parse_age_at_event(value)
+            return " ".join(value.strip().lower().split())
+        except ValueError:
+            pass
+    raise PydanticCustomError(
+        "age", "invalid age at event", {"expected": "a whole number of years (30), or '6 months' / '2 years'"}
+    )
+
+
+_MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
+
+
+def parse_month_day(text: str) -> tuple[int, int]:
+    """``"03-31"`` -> (3, 31); ``ValueError`` for anything else."""
+    m = _MONTH_DAY.match(str(text).strip())
+    if m is None:
+        raise ValueError("not MM-DD")
+    month, day = int(m.group(1)), int(m.group(2))
+    dt.date(2000, month, day)  # raises ValueError for 02-30
+    return month, day
+
+
+def _until_field(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        parse_month_day(str(value))
+    except ValueError:
+        raise PydanticCustomError(
+            "until", "invalid end of window", {"expected": "a month-day MM-DD of the measurement year, e.g. 03-31"}
+        ) from None
+    return str(value).strip()
 
 
 class EventTest(Frozen):
@@ -261,7 +411,8 @@ class EventTest(Frozen):
     valueset: str
     within: str = "ever"
     label: str | None = None
-    min_age_at_event: int | None = Field(default=None, ge=0)
+    #: the patient's age on the (most recent) event's date: 30 (years), "6 months", "2 years"
+    min_age_at_event: int | str | None = None
     #: what the value set is matched against: the event's code (default), or an
     #: encounter's discharge disposition ("discharged to hospice")
     field: EvidenceField = Field(default_factory=lambda: EvidenceField.CODE)
@@ -272,8 +423,16 @@ class EventTest(Frozen):
     #: the event is a span from its date to ``event_end`` (no end: still ongoing), and it
     #: counts when the span overlaps the window, not only when it starts inside it
     episode: bool = False
+    #: only events carrying a result count (CQL ``where X.value is not null``)
+    with_result: bool = False
+    #: the window ends on this month-day of the measurement year instead of the as-of date
+    until: str | None = None
+    #: the most recent event's result compared with a number (CMS122 "most recent HbA1c > 9 %")
+    result: ResultTest | None = None
 
     _check_within = field_validator("within", mode="before")(_window_field)
+    _check_age = field_validator("min_age_at_event", mode="before")(_age_at_event_field)
+    _check_until = field_validator("until", mode="before")(_until_field)
 
     @property
     def window(self) -> Window:
@@ -281,9 +440,18 @@ class EventTest(Frozen):
         return parse_window(self.within)
 
     @property
+    def age_at_event(self) -> tuple[int, bool] | None:
+        """``min_age_at_event`` as (amount, in months)."""
+        return None if self.min_age_at_event is None else parse_age_at_event(self.min_age_at_event)
+
+    @property
     def evidence(self) -> Evidence:
         """What this test looks up among the events (shared by tests that look up the same)."""
-        return Evidence(self.valueset, self.field, tuple(sorted(self.type or ())), self.answer, self.episode)
+        return Evidence(
+            self.valueset, self.field, tuple(sorted(self.type or ())), self.answer, self.episode,
+            self.with_result, parse_month_day(self.until) if self.until else None,
+            self.result.conversions if self.result is not None else None,
+        )
 
 
 class ColumnTest(Frozen):
@@ -379,6 +547,7 @@ class ExampleEvent(Frozen):
     code: str
     date: dt.date
     value: float | None = None
+    unit: str | None = None
     end: dt.date | None = None  # event_end: abatement, period end, discharge
     answer: str | None = None  # value_code: a coded result
     discharge: str | None = None  # discharge_disposition of an encounter

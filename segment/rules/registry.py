@@ -277,6 +277,28 @@ def episode_overlaps(start: pl.Expr, end: pl.Expr, window_start: pl.Expr | None)
     return (start.is_not_null() & (end >= window_start)).fill_null(False)
 
 
+@register_operation(
+    "result", value=ValueKind.BUILTIN,
+    met="result {actual} ({symbol} {expected})",
+    not_met="result {actual} (needs {symbol} {expected})",
+    no_result="has no result",
+    unit="has a result in {found}, which cannot be compared with {expected}",
+)
+def result_compared(
+    value: pl.Expr, no_result: pl.Expr, bad_unit: pl.Expr, compare: Operation, expected: float
+) -> pl.Expr:
+    """The most recent event's result (in the rule's unit) compared by a numeric operation.
+
+    No result on that day is false (the comparison cannot hold: CMS122's "without result"
+    is poor control); a unit that cannot be converted is unknown.
+    """
+    return (
+        pl.when(no_result.fill_null(False)).then(pl.lit(False))
+        .when(bad_unit.is_not_null()).then(pl.lit(None, pl.Boolean))
+        .otherwise(compare.build(value, expected))
+    )
+
+
 @register_operation("deceased", value=ValueKind.BUILTIN, met="died on {date}")
 def deceased(deceased_date: pl.Expr, as_of: pl.Expr) -> pl.Expr:
     """Date of death on or before the as-of date."""

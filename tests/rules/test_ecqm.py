@@ -59,7 +59,7 @@ def test_rules_check_with_the_vsac_option(vsac: Path) -> None:
     code, out, err = _invoke("rules", "check", str(ECQM_DIR), "--vsac", str(vsac))
     assert (code, err) == (0, "")
     lines = [" ".join(x.split()) for x in out.splitlines()]
-    assert "rules 4" in lines
+    assert "rules 5" in lines
     assert any(x.startswith("2.16.840.1.113883.3.464.1003.108.12.1018 Mammography LOINC 97 VSAC")
                for x in lines)
     assert any(x.startswith("2.16.840.1.113883.3.464.1003.198.12.1019 ICD10PCS 4") for x in lines)
@@ -81,7 +81,8 @@ def test_rules_list_and_the_option_wins_over_the_environment(vsac: Path, tmp_pat
     assert code == 0
     ids = [x.split()[0] for x in out.splitlines()[2:]]
     assert ids == ["breast-cancer-screening-cms125", "cervical-cancer-screening-cms124",
-                   "colorectal-cancer-screening-cms130", "diabetes-a1c-cms122"]
+                   "colorectal-cancer-screening-cms130", "diabetes-a1c-cms122",
+                   "influenza-immunization-cms147"]
 
 
 def test_vsac_files_inside_the_rules_folder_work_too(vsac: Path, tmp_path: Path) -> None:
@@ -90,9 +91,11 @@ def test_vsac_files_inside_the_rules_folder_work_too(vsac: Path, tmp_path: Path)
     (rules / "valuesets" / "vsac").mkdir()
     for bundle in vsac.glob("valuesets-*.json"):
         (rules / "valuesets" / "vsac" / bundle.name).symlink_to(bundle)
+    for single in (vsac / "influenza_cms147_related").glob("*.json"):  # one ValueSet a file
+        (rules / "valuesets" / "vsac" / single.name).symlink_to(single)
     ruleset, problems = check_rules(rules)
     assert problems == []
-    assert ruleset is not None and len(ruleset.rules) == 4
+    assert ruleset is not None and len(ruleset.rules) == 5
 
 
 def test_the_same_folder_named_twice_is_read_once(vsac: Path, tmp_path: Path) -> None:
@@ -105,7 +108,7 @@ def test_the_same_folder_named_twice_is_read_once(vsac: Path, tmp_path: Path) ->
 # -- without the VSAC files: one clear message, never a traceback --------------------------
 def _no_vsac_message(root: Path, looked: str = "") -> str:
     return (
-        f"Error: {root}: the rules name official value sets (84 references by VSAC OID or URL; "
+        f"Error: {root}: the rules name official value sets (93 references by VSAC OID or URL; "
         f"first: {root}/valuesets/adult-outpatient-encounters.yaml:8 include[0]) and no VSAC "
         f"file is loaded (looked in {root}/valuesets/vsac/{looked}). These rules need the value "
         "set expansions of the measures they follow (the eCQM value sets), downloaded from VSAC "
@@ -133,7 +136,7 @@ def test_rules_test_and_list_without_vsac_files_fail_the_same_way(command: list[
 def test_the_per_reference_problems_are_kept_for_python_callers() -> None:
     report = check_rules_report(ECQM_DIR)
     assert report.no_vsac is not None
-    assert len(report.unloaded) == 84
+    assert len(report.unloaded) == 93
     assert report.shown() == [report.no_vsac]
     assert "no official value sets are loaded" in str(report.problems[0])
 
@@ -161,7 +164,7 @@ def test_the_option_must_name_an_existing_folder(tmp_path: Path) -> None:
 
 def test_using_vsac_reaches_library_calls_that_load_rules(vsac: Path) -> None:
     with using_vsac(vsac):
-        assert len(load_rules(ECQM_DIR).rules) == 4
+        assert len(load_rules(ECQM_DIR).rules) == 5
     assert check_rules_report(ECQM_DIR).no_vsac is not None
 
 
@@ -170,14 +173,14 @@ VISIT = ("encounter", "CPT", "99213", D(2026, 3, 10))
 
 
 def _events(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
-    """(patient, type, system, code, date[, {end, answer, discharge, value}]) rows."""
+    """(patient, type, system, code, date[, {end, answer, discharge, value, unit}]) rows."""
     out = []
     for row in rows:
         pid, etype, system, code, date, *rest = row
         extra: dict[str, Any] = rest[0] if rest else {}
         out.append({
             "patient_id": pid, "event_type": etype, "code_system": system, "code": code,
-            "event_date": date, "value": extra.get("value"), "unit": None,
+            "event_date": date, "value": extra.get("value"), "unit": extra.get("unit"),
             "event_end": extra.get("end"), "value_code": extra.get("answer"),
             "encounter_class": None, "discharge_disposition": extra.get("discharge"),
         })
@@ -245,15 +248,17 @@ def test_cms130_hand_checked(uspstf: RuleSet, ecqm: RuleSet) -> None:
         {"patient_id": "d_pcs", "birth_date": D(1960, 5, 5), "sex": "F"},
         {"patient_id": "e_frail", "birth_date": D(1956, 1, 1), "sex": "M"},
         {"patient_id": "f_dnafit", "birth_date": D(1960, 5, 5), "sex": "F"},
+        {"patient_id": "g_fit_noresult", "birth_date": D(1960, 5, 5), "sex": "F"},
     )
     evs = _events([
-        ("a_fit", *VISIT), ("a_fit", "observation", "LOINC", "2335-8", D(2025, 12, 31)),
+        ("a_fit", *VISIT), ("a_fit", "observation", "LOINC", "2335-8", D(2025, 12, 31), {"value": 0.0}),
         ("b_colo", *VISIT), ("b_colo", "procedure", "CPT", "45378", D(2017, 1, 1)),
         ("c45", *VISIT),
         ("d_pcs", *VISIT), ("d_pcs", "procedure", "ICD10PCS", "0DTE4ZZ", D(2019, 9, 9)),
         ("e_frail", *VISIT), ("e_frail", "condition", "ICD10CM", "W19.XXXA", D(2026, 5, 1)),
         ("e_frail", "condition", "ICD10CM", "C71.9", D(2025, 6, 1)),
         ("f_dnafit", *VISIT), ("f_dnafit", "observation", "LOINC", "77353-1", D(2023, 12, 31)),
+        ("g_fit_noresult", *VISIT), ("g_fit_noresult", "observation", "LOINC", "2335-8", D(2026, 5, 5)),
     ])
     assert _side_by_side(uspstf, ecqm, pats, evs, "colorectal-cancer-screening",
                          "colorectal-cancer-screening-cms130") == {
@@ -263,6 +268,7 @@ def test_cms130_hand_checked(uspstf: RuleSet, ecqm: RuleSet) -> None:
         "d_pcs": ("due", "excluded"),  # total colectomy coded in ICD-10-PCS
         "e_frail": ("due", "excluded"),  # 70, frailty (a fall) and advanced illness
         "f_dnafit": ("not_due", "due"),  # stool DNA on Dec 31 2023: 3 years, before 2024-01-01
+        "g_fit_noresult": ("not_due", "due"),  # CMS130 counts an FOBT only with a result
     }
     reasons = _statuses(ecqm, pats, evs, "colorectal-cancer-screening-cms130")
     assert reasons["d_pcs"][1] == "total colectomy on 2019-09-09"
@@ -305,6 +311,10 @@ def test_cms122_hand_checked(uspstf: RuleSet, ecqm: RuleSet) -> None:
         {"patient_id": "b_resolved", "birth_date": D(1962, 2, 2), "sex": "M"},
         {"patient_id": "c_high", "birth_date": D(1962, 2, 2), "sex": "F"},
         {"patient_id": "d_ltc", "birth_date": D(1955, 2, 2), "sex": "F"},
+        {"patient_id": "e_ok", "birth_date": D(1962, 2, 2), "sex": "F"},
+        {"patient_id": "f_noresult", "birth_date": D(1962, 2, 2), "sex": "M"},
+        {"patient_id": "g_ifcc", "birth_date": D(1962, 2, 2), "sex": "M"},
+        {"patient_id": "h_glucose", "birth_date": D(1962, 2, 2), "sex": "M"},
     )
     evs = _events([
         ("a_lastyear", *VISIT), ("a_lastyear", "condition", "ICD10CM", "E11.9", D(2015, 1, 1)),
@@ -315,13 +325,33 @@ def test_cms122_hand_checked(uspstf: RuleSet, ecqm: RuleSet) -> None:
         ("c_high", "observation", "LOINC", "4548-4", D(2026, 6, 1), {"value": 10.2}),
         ("d_ltc", *VISIT), ("d_ltc", "condition", "ICD10CM", "E11.9", D(2015, 1, 1)),
         ("d_ltc", "observation", "LOINC", "71802-3", D(2026, 1, 5), {"answer": "160734000"}),
+        ("e_ok", *VISIT), ("e_ok", "condition", "ICD10CM", "E11.9", D(2015, 1, 1)),
+        ("e_ok", "observation", "LOINC", "4548-4", D(2026, 2, 1), {"value": 9.8, "unit": "%"}),
+        ("e_ok", "observation", "LOINC", "4548-4", D(2026, 11, 1), {"value": 9.0, "unit": "%"}),
+        ("f_noresult", *VISIT), ("f_noresult", "condition", "ICD10CM", "E11.9", D(2015, 1, 1)),
+        ("f_noresult", "observation", "LOINC", "4548-4", D(2026, 11, 1)),
+        ("g_ifcc", *VISIT), ("g_ifcc", "condition", "ICD10CM", "E11.9", D(2015, 1, 1)),
+        ("g_ifcc", "observation", "LOINC", "4548-4", D(2026, 11, 1), {"value": 80.0, "unit": "mmol/mol"}),
+        ("h_glucose", *VISIT), ("h_glucose", "condition", "ICD10CM", "E11.9", D(2015, 1, 1)),
+        ("h_glucose", "observation", "LOINC", "4548-4", D(2026, 11, 1), {"value": 180.0, "unit": "mg/dL"}),
     ])
     assert _side_by_side(uspstf, ecqm, pats, evs, "diabetes-a1c", "diabetes-a1c-cms122") == {
         "a_lastyear": ("not_due", "due"),  # A1c on Dec 31 2025: within 12 months, not in 2026
         "b_resolved": ("due", "not_in_population"),  # diabetes ended before the period
-        "c_high": ("not_due", "not_due"),  # 10.2%: the measure's numerator; no value test here
+        "c_high": ("not_due", "due"),  # 10.2%: poor control, the measure's numerator
         "d_ltc": ("due", "excluded"),  # 71, last housing status: lives in a nursing home
+        "e_ok": ("not_due", "not_due"),  # 9.8% in February, then exactly 9.0%: the last decides
+        "f_noresult": ("not_due", "due"),  # an HbA1c without a result is poor control
+        "g_ifcc": ("not_due", "due"),  # 80 mmol/mol = 9.47% NGSP
+        "h_glucose": ("not_due", "unknown"),  # mg/dL is no HbA1c unit: never a confident status
     }
+    reasons = _statuses(ecqm, pats, evs, "diabetes-a1c-cms122")
+    assert reasons["g_ifcc"][1] == (
+        "no qualifying glycemic status assessment at or below 9%: last glycemic status assessment "
+        "on 2026-11-01 is in the measurement year (since 2026-01-01), result 9.47% (needs ≤ 9%)")
+    assert reasons["h_glucose"][1] == (
+        "last glycemic status assessment on 2026-11-01 is in the measurement year (since "
+        "2026-01-01) but has a result in mg/dL, which cannot be compared with 9%")
 
 
 def test_evaluate_and_explain_take_the_vsac_option(vsac: Path, tmp_path: Path) -> None:

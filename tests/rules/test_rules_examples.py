@@ -27,7 +27,7 @@ SHIPPED_IDS = {
 ECQM_DIR = default_rules_dir() / "ecqm"
 ECQM_IDS = {
     "breast-cancer-screening-cms125", "colorectal-cancer-screening-cms130",
-    "cervical-cancer-screening-cms124", "diabetes-a1c-cms122",
+    "cervical-cancer-screening-cms124", "diabetes-a1c-cms122", "influenza-immunization-cms147",
 }
 #: the eCQM rule files as written (validating a file needs no value sets; running it does)
 ECQM_RULES = [validate_rule(load_yaml(p, RulesError), p, p.stem) for p in sorted(ECQM_DIR.glob("*.yaml"))]

@@ -67,7 +67,7 @@ def test_valid_folder_loads(tmp_path: Path) -> None:
          "the keys valueset, column, age, any, all"),
         ("within: 10 years", "within: 10 years\n      op: eq",
          "mini.yaml:13: mini: unknown key `due.unless[0].op`; valid keys are: answer, "
-         "episode, field, label, min_age_at_event, type, valueset, within"),
+         "episode, field, label, min_age_at_event, result, type, until, valueset, with_result, within"),
         ("  age: {min: 45, max: 75}", "  age: {min: 45, max: 75}\n  sex: [F, W]",
          "mini.yaml:8: mini: key `population.sex[1]`: found 'W'; valid options are: 'F', 'M', "
          "'X' or 'U'"),

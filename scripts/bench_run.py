@@ -23,7 +23,8 @@ from segment.synth.extract import DEFAULT_REF_DATE
 def _print(result: RunResult, label: str) -> None:
     print(f"-- {label}: run {result.run_id} outcome {result.outcome} total {result.seconds:.2f} s")
     for s in result.stages:
-        print(f"   {s.name:<10} {s.status:<8} {s.seconds:>8.2f} s   peak so far {s.peak_rss_mib / 1024:>6.2f} GiB")
+        peak = "n/a" if s.peak_rss_mib is None else f"{s.peak_rss_mib / 1024:.2f}"
+        print(f"   {s.name:<10} {s.status:<8} {s.seconds:>8.2f} s   peak so far {peak:>6} GiB")
     for key in ("sent", "sent by sms", "sent by email"):
         if key in result.export:
             print(f"   {key}: {result.export[key]:,}")

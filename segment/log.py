@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -65,13 +66,58 @@ def progress(description: str, total: int | None = None) -> contextlib.AbstractC
     return _factory(description, total)
 
 
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident memory so far in bytes, or None where the OS does not say.
+
+    Unix: ``getrusage`` (KiB on Linux, bytes on macOS); Windows: the peak working set from
+    ``GetProcessMemoryInfo``. Anything else (or a failing call) gives None: memory figures
+    are then left out, never made up.
+    """
+    if sys.platform == "win32":
+        return _windows_peak_bytes()
+    try:
+        import resource
+    except ImportError:
+        return None
+    try:
+        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    except (OSError, ValueError):
+        return None
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _windows_peak_bytes() -> int | None:
+    if sys.platform != "win32":
+        return None
+    import ctypes
+    from ctypes import wintypes
+
+    class _Counters(ctypes.Structure):
+        _fields_ = [  # the PROCESS_MEMORY_COUNTERS layout
+            ("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+            ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+            ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
+            ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
+            ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+            ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t),
+        ]
+
+    try:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+        info = kernel32.K32GetProcessMemoryInfo
+        info.argtypes = [wintypes.HANDLE, ctypes.POINTER(_Counters), wintypes.DWORD]
+        info.restype = wintypes.BOOL
+        counters = _Counters()
+        counters.cb = ctypes.sizeof(_Counters)
+        if not info(kernel32.GetCurrentProcess(), ctypes.byref(counters), counters.cb):
+            return None
+        return int(counters.PeakWorkingSetSize)
+    except (OSError, AttributeError):
+        return None
+
+
 def peak_rss_gib() -> float:
     """The process's peak resident memory so far in GiB (0.0 where the OS does not say)."""
-    try:
-        import resource  # Unix only
-    except ImportError:  # pragma: no cover - Windows
-        return 0.0
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB elsewhere
+    peak = peak_rss_bytes()
+    return 0.0 if peak is None else peak / 2**30

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from segment.config import Settings
-from segment.log import get_logger
+from segment.log import get_logger, peak_rss_bytes
 from segment.runstate import StageCache, stage_key
 
 log = get_logger("run")
@@ -45,8 +45,9 @@ class StageOutcome:
     status: str  # ran, reused, failed
     seconds: float
     counts: dict[str, Any] = field(default_factory=dict)
-    #: the process's peak resident memory so far, when the stage ended (MiB)
-    peak_rss_mib: float = field(default_factory=lambda: _peak_rss_mib())
+    #: the process's peak resident memory so far, when the stage ended (MiB); None where
+    #: the platform does not say
+    peak_rss_mib: float | None = field(default_factory=lambda: _peak_rss_mib())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record (no PHI: counts only)."""
@@ -55,14 +56,13 @@ class StageOutcome:
             "status": self.status,
             "seconds": round(self.seconds, 3),
             "counts": self.counts,
-            "peak_rss_mib": round(self.peak_rss_mib, 1),
+            "peak_rss_mib": None if self.peak_rss_mib is None else round(self.peak_rss_mib, 1),
         }
 
 
-def _peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mib() -> float | None:
+    peak = peak_rss_bytes()
+    return None if peak is None else peak / 2**20
 
 
 class StageFailed(Exception):

@@ -1,8 +1,8 @@
 """Run state in a working folder: the lock, content hashes for stage reuse, the run log.
 
-- :class:`RunLock` holds an exclusive ``fcntl`` lock on ``DIR/.segment.lock``; the kernel
-  releases it when the process dies, so a lock file left by a dead process is detected as
-  stale and taken over, while a live run makes a second one fail with a clear message.
+- :class:`RunLock` holds an exclusive OS lock on ``DIR/.segment.lock`` (``flock`` on Unix,
+  ``LockFileEx`` on Windows, through ``filelock``); the kernel releases it when the process
+  dies, so a lock file left by a dead process is detected as stale and taken over, while a live run makes a second one fail with a clear message.
 - :class:`StageCache` records, per stage, a key made of the hashes of its inputs and
   settings and the size and SHA-256 of its outputs, so an unchanged stage is skipped on
   the next run and a damaged output (even one whose size did not change) is recomputed.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +21,8 @@ import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from filelock import lock_descriptor, unlock_descriptor
 
 from segment import workdir as wd
 from segment.errors import LockError
@@ -31,7 +32,10 @@ HASHES_NAME = ".stage-hashes.json"
 
 
 class ExclusiveLock:
-    """An exclusive ``fcntl`` lock on a file, released by the kernel when the process dies.
+    """An exclusive OS lock on a file, released by the kernel when the process dies.
+
+    The lock is ``filelock``'s descriptor lock (``flock`` on Unix, ``LockFileEx`` on Windows),
+    taken on a descriptor this class owns so that it can record the holder in the file.
 
     The lock file records who holds it (JSON). After locking, the file is checked to be
     the one still at ``path`` (same inode), so a holder that removes the file on release
@@ -51,8 +55,11 @@ class ExclusiveLock:
             existed = self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                locked = lock_descriptor(fd, blocking=False)
+            except BaseException:
+                os.close(fd)
+                raise
+            if not locked:
                 self._busy = _read_holder(fd)
                 os.close(fd)
                 return False
@@ -68,7 +75,8 @@ class ExclusiveLock:
         info = {**self.holder, "pid": os.getpid(), "host": socket.gethostname(),
                 "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode())
         self._fd = fd
         return True
 
@@ -80,11 +88,16 @@ class ExclusiveLock:
         """Release the lock and remove the lock file."""
         if self._fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        removed = False
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            self.path.unlink()  # before unlocking (Unix): a waiter then sees the inode change
+            removed = True
+        unlock_descriptor(self._fd)
         os.close(self._fd)
         self._fd = None
+        if not removed:  # Windows cannot remove an open file; a new holder keeps it open
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
 
 class RunLock(ExclusiveLock):
@@ -114,7 +127,8 @@ class RunLock(ExclusiveLock):
 
 def _read_holder(fd: int) -> dict[str, Any]:
     try:
-        data = os.pread(fd, 4096, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = os.read(fd, 4096)
         value = json.loads(data.decode() or "{}")
         return value if isinstance(value, dict) else {}
     except (OSError, ValueError):
@@ -231,7 +245,8 @@ def append_run_record(workdir: str | Path, record: Mapping[str, Any]) -> Path:
     wd.ensure_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+            os.fchmod(fd, 0o600)
         os.write(fd, (json.dumps(dict(record), sort_keys=True, default=str) + "\n").encode())
     finally:
         os.close(fd)

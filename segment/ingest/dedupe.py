@@ -16,7 +16,11 @@ computed by vectorized min-label propagation (each pass, every record takes the 
 label among all records sharing one of its keys, then labels jump to their label's
 label), so no Python loop over rows. The merged ``patient_id`` is the first source id of
 the cluster by source order (the order of the paths given), e.g. ``ehr:E0000001``: the
-same input gives the same ids.
+same input gives the same ids; a cluster that holds a patient id of the last ingest into
+the same working folder keeps that id, so an id does not change when a record joins.
+
+This is the ``--linkage deterministic`` matcher; the probabilistic one
+(:mod:`segment.ingest.identity`) hands :func:`survivorship` its clusters instead.
 
 **Survivorship** (records ordered newest first by ``updated_at``, records without it
 last, ties broken by source order then row):
@@ -119,12 +123,32 @@ def cluster_labels(keys: pl.DataFrame, max_passes: int = 64) -> pl.Series:
     return label
 
 
-def survivorship(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Merge matched records; returns (patients, id map ``_k_id`` -> ``patient_id``)."""
+def survivorship(
+    records: pl.DataFrame, clusters: pl.DataFrame | None = None, keep_ids: pl.Series | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Merge matched records; returns (patients, id map ``_k_id`` -> ``patient_id``).
+
+    ``clusters`` (``_k_id`` -> ``_cluster``) comes from probabilistic linkage; without it
+    the deterministic keys above decide. The surviving ``patient_id`` is the earliest
+    source id of the cluster (first by source order, then by record id), except that a
+    cluster holding an id in ``keep_ids`` (the patient ids of the working folder's last
+    ingest) keeps that id, so a patient's id does not change when a new record joins.
+    """
     records = records.sort(["_order", "_k_id", "_row"]).with_columns(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx")
     )
-    labelled = records.with_columns(cluster_labels(match_keys(records.lazy()).collect()).alias("_cluster"))
+    if keep_ids is not None and keep_ids.len():
+        # ids kept from the last run come first; then the earliest source id
+        kept = pl.col("_k_id").is_in(keep_ids.implode())
+        records = records.with_columns(
+            (pl.when(kept).then(0).otherwise(1).cast(pl.UInt64) * pl.len().cast(pl.UInt64) + pl.col("_pidx"))
+            .alias("_pidx")
+        )
+    if clusters is None:
+        labelled = records.with_columns(cluster_labels(match_keys(records.lazy()).collect()).alias("_cluster"))
+    else:
+        labelled = records.join(clusters.select("_k_id", pl.col("_cluster").cast(pl.UInt32)), on="_k_id",
+                                how="left", maintain_order="left")
     ordered = labelled.sort(
         ["_cluster", "_updated", "_order", "_row"],
         descending=[False, True, False, False],

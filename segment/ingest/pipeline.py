@@ -33,6 +33,7 @@ from segment.ingest.dedupe import MERGE_INPUT, survivorship
 from segment.ingest.detect import InputSpec, read_sources
 from segment.ingest.emails import email_lookup
 from segment.ingest.events import write_events
+from segment.ingest.identity import IdentityOptions, resolve
 from segment.ingest.frames import (
     by_distinct,
     collect_all,
@@ -345,6 +346,7 @@ def ingest(
     sources: Sequence[str | None] | None = None,
     max_orphan_fraction: float = MAX_ORPHAN_FRACTION,
     allow_orphan_events: bool = False,
+    identity: IdentityOptions | None = None,
 ) -> IngestResult:
     """Load, validate, normalize and de-duplicate extracts into the working folder ``out``.
 
@@ -353,10 +355,12 @@ def ingest(
     (None: derived, see :mod:`segment.ingest.detect`); ``input_format`` and ``mapping``
     apply to every path that does not set its own; the format is detected when None.
     Raises :class:`InputDataError` when more than ``max_orphan_fraction`` of the event
-    rows point at no patient, unless ``allow_orphan_events``.
+    rows point at no patient, unless ``allow_orphan_events``. ``identity`` chooses how
+    records are matched (:mod:`segment.ingest.identity`; default ``auto``).
     """
     started = time.perf_counter()
     today = today or dt.date.today()
+    identity = (identity or IdentityOptions()).checked()
     fmt = InputFormat(input_format).value if input_format else None
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
@@ -369,14 +373,14 @@ def ingest(
         for i, p in enumerate(paths)
     ]
     try:
-        return _ingest(specs, Path(out), today, started, max_orphan_fraction, allow_orphan_events)
+        return _ingest(specs, Path(out), today, started, max_orphan_fraction, allow_orphan_events, identity)
     finally:
         cleanup_temporary()  # decompressed copies of .gz inputs
 
 
 def _ingest(
     specs: list[InputSpec], out: Path, today: dt.date, started: float, max_orphan_fraction: float,
-    allow_orphan_events: bool,
+    allow_orphan_events: bool, identity: IdentityOptions | None = None,
 ) -> IngestResult:
     read = read_sources(specs, today=today)
     read = with_ragged_rejects(read)
@@ -413,8 +417,10 @@ def _ingest(
         "_order", pl.col("patient_id").alias("_pid")
     ).unique()
     del records  # the wide frame: only the merge columns go on
+    with _step("identities resolved"):
+        linked = resolve(kept, identity or IdentityOptions(), Path(out))
     with _step("patients merged"):
-        patients, id_map = survivorship(kept)
+        patients, id_map = survivorship(kept, linked.clusters, linked.keep_ids)
     log.info("patients merged", records=kept.height, patients=patients.height)
     n_records = kept.height
     out_patients = patients.select(
@@ -486,7 +492,8 @@ def _ingest(
     )
     failure = _orphan_failure(result, max_orphan_fraction) if not allow_orphan_events else None
     workdir.write_json(out_dir / workdir.INGEST_REPORT,
-                      _report(result, rejects, read.skipped, failure, max_orphan_fraction))
+                      {**_report(result, rejects, read.skipped, failure, max_orphan_fraction),
+                       "identity": linked.counts})
     if failure is not None:
         # nothing downstream may read a folder whose events lost their patients
         for name in (workdir.PATIENTS, workdir.EVENTS):

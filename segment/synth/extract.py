@@ -64,12 +64,18 @@ def write_extract(
     world: DemoGeography | None = None,
     *,
     ref_date: dt.date = DEFAULT_REF_DATE,
+    truth: Path | None = None,
 ) -> ExtractFiles:
     """Write a messy extract for ``patients`` distinct people into ``out``.
 
     One patients file per source system (``ehr``, ``crm``, ``claims``) and events
     files for the EHR (and claims). Addresses lie on the streets of ``world`` (or of
     a demo geography generated for the purpose). Same arguments, same bytes.
+
+    ``truth`` (a CSV path, outside ``out`` so ingest never reads it) receives the ground
+    truth of who is who: ``source``, ``patient_id`` (the record id), ``person`` (the true
+    person), ``twin_of`` and ``namesake_of`` (the person a twin, or a stranger with the
+    same name, sex and birth date, was drawn beside; -1 for everyone else).
     """
     if patients < 1:
         raise ConfigError(f"patients must be at least 1, found {patients}", key="patients")
@@ -89,6 +95,7 @@ def write_extract(
             targets[f"{s}:events"] = out / events_file(s)
     rows = dict.fromkeys(targets, 0)
     next_id = dict.fromkeys(names, 0)
+    truth_parts: list[pl.DataFrame] = []
     with contextlib.ExitStack() as stack, progress("synth: writing extract", total=patients) as advance:
         handles: dict[str, IO[Any]] = {
             key: stack.enter_context(atomic_open(path, "wb")) for key, path in targets.items()
@@ -105,7 +112,13 @@ def write_extract(
                 next_id[s] += k
                 digits = pl.Series("ids", number).cast(pl.String).str.zfill(width)
                 id_series = pl.select(pl.lit(SOURCE_PREFIX[s]) + digits).to_series().alias("ids")
-                frame = render_patients(people.filter(pl.Series(member)), s, id_series, rng, ref_date)
+                members = people.filter(pl.Series(member))
+                frame = render_patients(members, s, id_series, rng, ref_date)
+                if truth is not None:
+                    truth_parts.append(members.select(
+                        pl.lit(s).alias("source"), id_series.alias("patient_id"), "person", "twin_of",
+                        "namesake_of",
+                    ))
                 _append(handles[f"{s}:patients"], frame, header=chunk == 0)
                 rows[f"{s}:patients"] += frame.height
                 if s not in _WITH_EVENTS:
@@ -124,6 +137,9 @@ def write_extract(
                 rows[f"{s}:events"] += ev_frame.height
             advance(n)
             log.debug("chunk written", chunk=chunk, people=n, events=events.height)
+    if truth is not None:
+        with atomic_open(truth, "wb") as handle:
+            pl.concat(truth_parts).write_csv(handle)
     paths = list(targets.values())
     counts = {targets[k]: v for k, v in rows.items()}
     log.info(

@@ -50,6 +50,10 @@ SOURCE_PREFIX = {"ehr": "E", "crm": "C", "claims": "M"}
 SOURCES = tuple(SOURCE_PREFIX)
 
 _EPOCH = np.datetime64("1970-01-01", "D")
+#: share of people who are the twin of the person before them (same birth date, family phone)
+TWIN_SHARE = 0.006
+#: share of people with the same name, sex and birth date as the person before them
+NAMESAKE_SHARE = 0.004
 
 
 def _days(d: dt.date) -> int:
@@ -200,9 +204,44 @@ def draw_people(
     zip_i = np.searchsorted(uzips, zips[street_row])
     zip2_i = np.searchsorted(uzips, zips[slots.street[side2]])
 
+    # -- people who are hard to tell apart (a side stream: the draws above are unchanged) --
+    # twins: the next person shares the birth date, last name, home, phone and email domain,
+    # with another first name; strangers: the next person has the same first and last name,
+    # sex and birth date, and another home and phone
+    side_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
+    u_pair = side_rng.random(n)
+    twin = np.zeros(n, dtype=bool)
+    twin[1:] = u_pair[1:] < TWIN_SHARE
+    twin[1:] &= ~twin[:-1]  # the person a twin copies is not a twin themself
+    stranger = np.zeros(n, dtype=bool)
+    stranger[1:] = (u_pair[1:] >= TWIN_SHARE) & (u_pair[1:] < TWIN_SHARE + NAMESAKE_SHARE)
+    stranger[1:] &= ~twin[:-1] & ~stranger[:-1]
+    prev = np.maximum(np.arange(n) - 1, 0)
+    for arr in (birth, last, hn, street_row, tract, urban, hispanic, race, lang, area, line, domain, moved, hn2,
+                side2, unit, unit_letter, last2):
+        arr[twin] = arr[prev[twin]]
+    has_phone[twin | np.roll(twin, -1)] = True  # the family phone
+    # a twin's first name differs from the sibling's (drawn again while they clash)
+    for _ in range(3):
+        clash = twin & (first == first[prev])
+        k = int(clash.sum())
+        first[clash] = np.where(
+            sex[clash] == 1, male_names[side_rng.integers(0, len(male_names), k)],
+            female_names[side_rng.integers(0, len(female_names), k)],
+        )
+    for arr in (birth, first, last, sex):
+        arr[stranger] = arr[prev[stranger]]
+    age = (ref - birth) / 365.2425
+    zip_i = np.searchsorted(uzips, zips[street_row])
+    zip2_i = np.searchsorted(uzips, zips[slots.street[side2]])
+    twin_of = np.where(twin, first_person + prev, -1)
+    namesake_of = np.where(stranger, first_person + prev, -1)
+
     return pl.DataFrame(
         {
             "person": np.arange(first_person, first_person + n, dtype=np.int64),
+            "twin_of": twin_of.astype(np.int64),
+            "namesake_of": namesake_of.astype(np.int64),
             "sex": pl.Series(["F", "M", "X", "U"]).gather(sex),
             "birth_day": birth.astype(np.int32),
             "age": age,
@@ -295,6 +334,30 @@ def _long_street(street: pl.Expr) -> pl.Expr:
     return out
 
 
+#: in a second system: birth day and month transposed, one digit of the day off, a married
+#: name taken in full (of women), a typo in the first name
+TRANSPOSED_SHARE, DIGIT_OFF_SHARE, MARRIED_SHARE, FIRST_TYPO_SHARE = 0.01, 0.005, 0.03, 0.01
+
+
+def _drift(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """How a second system's copy drifts from the truth (a side random stream)."""
+    u = pl.Series(rng.random(frame.height))
+    u2 = pl.Series(rng.random(frame.height))
+    day = pl.col("birth_day").cast(pl.Date)
+    d, m, y = day.dt.day(), day.dt.month(), day.dt.year()
+    transposed = (u < TRANSPOSED_SHARE) & (d <= 12) & (d != m)
+    off = (u >= TRANSPOSED_SHARE) & (u < TRANSPOSED_SHARE + DIGIT_OFF_SHARE) & (d % 10 != 0) & (d % 10 != 9) & (d <= 27)
+    married = (u2 < MARRIED_SHARE) & (pl.col("sex") == "F")
+    typo = (u2 >= MARRIED_SHARE) & (u2 < MARRIED_SHARE + FIRST_TYPO_SHARE) & (pl.col("first").str.len_chars() > 4)
+    epoch = pl.lit(dt.date(1970, 1, 1))
+    return frame.with_columns(
+        pl.when(transposed).then((pl.date(y, d, m) - epoch).dt.total_days().cast(pl.Int32))
+        .when(off).then(pl.col("birth_day") + 1).otherwise(pl.col("birth_day")).alias("birth_day"),
+        pl.when(married).then(pl.col("last2")).otherwise(pl.col("last")).alias("last"),
+        pl.when(typo).then(_typo(pl.col("first"), pl.col("typo_pos"))).otherwise(pl.col("first")).alias("first"),
+    )
+
+
 def render_patients(
     people: pl.DataFrame, source: str, ids: pl.Series, rng: np.random.Generator, ref_date: dt.date
 ) -> pl.DataFrame:
@@ -338,6 +401,8 @@ def render_patients(
     }
     frame = people.with_columns(ids=ids, **v)
     col = pl.col
+    if second:
+        frame = _drift(frame, np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]))  # type: ignore[attr-defined]
 
     # which address this copy carries: movers' second systems know the new one
     use_new = col("moved") & pl.lit(second)
@@ -463,8 +528,9 @@ def render_patients(
     local = _choose(
         "email_style",
         [
-            pl.format("{}.{}", fl, ll),
-            pl.format("{}{}", fl.str.slice(0, 1), ll),
+            # providers hand out an address once: a common name gets a number
+            pl.format("{}.{}{}", fl, ll, col("email_num")),
+            pl.format("{}{}{}", fl.str.slice(0, 1), ll, col("email_num") + 100),
             pl.format("{}{}{}", fl, ll, col("email_num")),
             pl.format("{}_{}{}", ll, fl.str.slice(0, 1), col("email_num")),
         ],

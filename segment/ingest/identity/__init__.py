@@ -1,0 +1,203 @@
+"""Identity resolution: which source records are the same person.
+
+Two matchers behind one call, :func:`resolve`:
+
+- ``probabilistic``: a Fellegi-Sunter model (Splink on DuckDB, :mod:`.model`) scores the
+  candidate pairs; pairs fall into merge / review / no-match bands with guards against
+  merging twins, same-name-same-birth-date strangers and same-source records
+  (:mod:`.links`); merged records are the connected components of the merge pairs;
+- ``deterministic``: the exact-key matcher of :mod:`segment.ingest.dedupe`.
+
+``auto`` (the default) uses the deterministic matcher for extracts below
+:data:`AUTO_MIN_RECORDS` source records (too few pairs for the model's estimates to mean
+anything, and small files are better served by rules a person can check by eye) and the
+probabilistic one otherwise; a pinned model (``--linkage-model``) always means
+probabilistic.
+
+Files written into the working folder (owner-only): ``identity-model.json`` (the model
+used: trained now or the pinned one), ``identity-review.csv`` (pairs for a person to
+decide; never merged), ``identity-links.parquet`` (every merge pair with its weight and
+driving fields, for ``segment explain``) and ``identity-report.json`` (counts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segment import workdir
+from segment.ingest.identity import model as mdl
+from segment.ingest.identity.features import IDENTIFIER_COLUMNS, linkage_frame
+from segment.ingest.identity.links import REVIEW_COLUMNS, Thresholds, bands, components
+from segment.log import get_logger
+
+log = get_logger("identity")
+
+IDENTITY_MODEL = "identity-model.json"
+IDENTITY_REVIEW = "identity-review.csv"
+IDENTITY_LINKS = "identity-links.parquet"
+IDENTITY_REPORT = "identity-report.json"
+#: ``auto`` links probabilistically from this many source records
+AUTO_MIN_RECORDS = 1_000
+
+
+class Linkage(StrEnum):
+    """How source records are matched."""
+
+    AUTO = "auto"
+    PROBABILISTIC = "probabilistic"
+    DETERMINISTIC = "deterministic"
+
+
+@dataclass(frozen=True)
+class IdentityOptions:
+    """Identity-resolution settings for one ingest."""
+
+    linkage: Linkage = Linkage.AUTO
+    model: Path | None = None  # a pinned model file
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def checked(self) -> IdentityOptions:
+        """Validate before any data is read (thresholds, the pinned model's file)."""
+        self.thresholds.check()
+        if self.model is not None:
+            if self.linkage == Linkage.DETERMINISTIC:
+                from segment.errors import ConfigError
+
+                raise ConfigError("--linkage-model needs probabilistic linkage, not --linkage deterministic",
+                                  key="--linkage-model")
+            mdl.load(self.model)
+        return self
+
+
+@dataclass(frozen=True)
+class IdentityResult:
+    """The clusters (``_k_id`` -> ``_cluster``; None: the deterministic keys) and the counts."""
+
+    linkage: str
+    reason: str
+    clusters: pl.DataFrame | None
+    keep_ids: pl.Series | None
+    counts: dict[str, Any]
+
+
+def _previous_ids(out: Path) -> pl.Series | None:
+    """The patient ids of the working folder's last ingest (kept when their cluster grows)."""
+    path = out / workdir.PATIENTS
+    if not path.is_file():
+        return None
+    try:
+        return pl.read_parquet(path, columns=["patient_id"])["patient_id"]
+    except Exception:  # an unreadable old file is simply not used
+        return None
+
+
+def resolve(records: pl.DataFrame, options: IdentityOptions, out: Path) -> IdentityResult:
+    """Decide which records of ``records`` (``MERGE_INPUT`` + ``_k_id``) are one person."""
+    started = time.perf_counter()
+    keep = _previous_ids(out)
+    n = records.select(pl.col("_k_id").n_unique()).item()
+    linkage = options.linkage
+    if options.model is not None:
+        linkage, reason = Linkage.PROBABILISTIC, "pinned model"
+    elif linkage == Linkage.AUTO:
+        if n < AUTO_MIN_RECORDS:
+            linkage, reason = Linkage.DETERMINISTIC, f"auto: fewer than {AUTO_MIN_RECORDS:,} source records"
+        else:
+            linkage, reason = Linkage.PROBABILISTIC, f"auto: {AUTO_MIN_RECORDS:,} source records or more"
+    else:
+        reason = "chosen"
+    # last run's identity files never outlive it (the model is rewritten below)
+    for name in (IDENTITY_REVIEW, IDENTITY_LINKS, IDENTITY_MODEL):
+        (out / name).unlink(missing_ok=True)
+    if linkage == Linkage.DETERMINISTIC:
+        counts = {"linkage": "deterministic", "reason": reason, "source_records": n}
+        workdir.ensure_private_dir(out)
+        workdir.write_json(out / IDENTITY_REPORT, {**counts, "created": _now()})
+        return IdentityResult("deterministic", reason, None, keep, counts)
+    return _probabilistic(records, options, out, n, reason, keep, started)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageModel, pl.DataFrame]:
+    """Train (or load) the model and score the candidate pairs of ``frame`` (the linkage frame).
+
+    Returns the model and the pairs at or above the review threshold, each with its band.
+    """
+    con = mdl.connection()
+    try:
+        if options.model is not None:
+            model = mdl.load(options.model)
+            linker = mdl.make_linker(con, frame, "records", model.settings)
+        else:
+            model, linker = mdl.train(frame, con)
+        predictions = linker.inference.predict(threshold_match_probability=options.thresholds.review)
+        gammas = [f"gamma_{c}" for c in model.comparisons]
+        pairs = con.sql(
+            f"SELECT unique_id_l, unique_id_r, source_l, source_r, match_weight, match_probability, "
+            f"{', '.join(gammas)} FROM {predictions.physical_name}"
+        ).pl()
+    finally:
+        con.close()
+    return model, bands(pairs, model.settings, options.thresholds)
+
+
+def _probabilistic(
+    records: pl.DataFrame, options: IdentityOptions, out: Path, n: int, reason: str,
+    keep: pl.Series | None, started: float,
+) -> IdentityResult:
+    frame = linkage_frame(records)
+    model, pairs = score(frame, options)
+    merge = pairs.filter(pl.col("band") == "merge")
+    review = pairs.filter(pl.col("band") == "review")
+    clusters = components(frame["unique_id"], merge.select(a="unique_id_l", b="unique_id_r"))
+    workdir.ensure_private_dir(out)
+    mdl.save(model, out / IDENTITY_MODEL)  # a pinned model is copied: the report reads it here
+    _pair_columns = [
+        pl.col("unique_id_l").alias("record_id_1"), pl.col("unique_id_r").alias("record_id_2"),
+        pl.col("match_weight").round(2), pl.col("match_probability").round(6),
+    ]
+    workdir.write_csv(
+        review.sort("match_weight", "unique_id_l", "unique_id_r", descending=[True, False, False])
+        .select(*_pair_columns, *REVIEW_COLUMNS[4:]),
+        out / IDENTITY_REVIEW,
+    )
+    workdir.write_parquet(
+        merge.sort("unique_id_l", "unique_id_r").select(
+            *_pair_columns, "agreeing_fields", "disagreeing_fields", "missing_fields"
+        ),
+        out / IDENTITY_LINKS,
+    )
+    held = pairs.filter(pl.col("held_back_because").is_not_null()).group_by("held_back_because").len()
+    sizes = clusters.group_by("_cluster").len().group_by("len").len(name="clusters").sort("len")
+    counts = {
+        "linkage": "probabilistic", "reason": reason, "source_records": n,
+        "model": model.source, "m_from": model.m_from, "u_from": model.u_from,
+        "identifiers": [c for c in IDENTIFIER_COLUMNS if c in records.columns],
+        "thresholds": {"merge": options.thresholds.merge, "review": options.thresholds.review,
+                       "same_source": options.thresholds.same_source},
+        "pairs_scored_at_or_above_review": pairs.height,
+        "merge_pairs": merge.height, "review_pairs": review.height,
+        "held_back_to_review": dict(sorted(held.iter_rows())),
+        "cluster_sizes": {str(k): v for k, v in sizes.iter_rows()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    workdir.write_json(out / IDENTITY_REPORT, {**counts, "created": _now()})
+    log.info("identities resolved", records=n, merge_pairs=merge.height, review_pairs=review.height,
+             seconds=counts["seconds"])
+    return IdentityResult("probabilistic", reason, clusters, keep, counts)
+
+
+__all__ = [
+    "AUTO_MIN_RECORDS", "IDENTITY_LINKS", "IDENTITY_MODEL", "IDENTITY_REPORT", "IDENTITY_REVIEW",
+    "IdentityOptions", "IdentityResult", "Linkage", "Thresholds", "resolve", "score",
+]

@@ -1,0 +1,86 @@
+"""The linkage frame: one row per source record, with the comparison and blocking columns.
+
+Everything here is a Polars expression over the normalized patient records (no Python
+loop over rows). Names are compared as letters only in lower case (``O'Brien`` =
+``obrien``) with a nickname-mapped twin (``bill`` -> ``william``, :data:`NICKNAMES`);
+address line 1 is upper case with Publication 28 abbreviations (``North Main Street`` =
+``N MAIN ST``); a sex of X or U is missing for matching, not a disagreement.
+
+Blocking columns (``_b_*``) drop values that too many records share (a clinic's phone, a
+placeholder email, ``UNKNOWN``), so one hot value cannot explode the candidate pairs:
+those records are still compared through their other blocking rules.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from segment.geocode.address import normalize_street
+from segment.ingest.dedupe import NICKNAMES
+from segment.ingest.normalize import name_key
+
+#: the shared-identifier columns linkage uses when a source provides them
+IDENTIFIER_COLUMNS = ("ssn_last4", "enterprise_id")
+#: a blocking value shared by more records than this is not used for blocking
+HOT_BLOCK_VALUE = 25
+#: columns of the linkage frame (besides ``unique_id``, ``source``, ``record``)
+LINKAGE_COLUMNS = (
+    "first_name", "first_canon", "last_name", "birth_date", "birth_year", "birth_month", "birth_day",
+    "sex", "address", "zip5", "phone", "email", "identifier",
+)
+
+
+def _blank(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.len_chars() > 0).then(expr)
+
+
+def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
+    """One row per ``_k_id`` (the first by source order, then row): the columns Splink compares.
+
+    ``records`` holds the normalized patient records (``dedupe.MERGE_INPUT`` + ``_k_id``,
+    optionally :data:`IDENTIFIER_COLUMNS`). Returns ``unique_id`` (``_k_id``), ``source``,
+    the :data:`LINKAGE_COLUMNS` and the blocking columns ``_b_phone``, ``_b_email``,
+    ``_b_address``.
+    """
+    one = records.sort(["_order", "_k_id", "_row"]).unique("_k_id", keep="first", maintain_order=True)
+    ids = [c for c in IDENTIFIER_COLUMNS if c in one.columns]
+    identifier = (
+        pl.coalesce([_blank(pl.col(c).cast(pl.String).str.strip_chars()) for c in ids])
+        if ids else pl.lit(None, dtype=pl.String)
+    )
+    first = _blank(name_key(pl.col("first_name")))
+    last = _blank(name_key(pl.col("last_name")))
+    birth = pl.col("birth_date").cast(pl.Date)
+    streets = (
+        one.select(pl.col("address_line1").alias("_line")).drop_nulls().unique()
+        .with_columns(_blank(normalize_street(pl.col("_line"))).alias("address"))
+    )
+    frame = one.join(streets, left_on="address_line1", right_on="_line", how="left").select(
+        pl.col("_k_id").alias("unique_id"),
+        pl.col("_source").alias("source"),
+        pl.col("_order"),
+        first.alias("first_name"),
+        first.replace(NICKNAMES).alias("first_canon"),
+        last.alias("last_name"),
+        birth.dt.strftime("%Y-%m-%d").alias("birth_date"),
+        birth.dt.year().cast(pl.String).alias("birth_year"),
+        birth.dt.strftime("%m").alias("birth_month"),
+        birth.dt.strftime("%d").alias("birth_day"),
+        pl.when(pl.col("sex").is_in(["F", "M"])).then(pl.col("sex")).alias("sex"),
+        pl.col("address"),
+        _blank(pl.col("zip5")).alias("zip5"),
+        _blank(pl.col("phone_e164")).alias("phone"),
+        _blank(pl.col("email").str.to_lowercase()).alias("email"),
+        identifier.alias("identifier"),
+    )
+    hot = HOT_BLOCK_VALUE
+
+    def cold(col: str, *over: str) -> pl.Expr:
+        return pl.when(pl.len().over(col, *over) <= hot).then(pl.col(col))
+
+    return frame.with_columns(
+        cold("phone").alias("_b_phone"),
+        cold("email").alias("_b_email"),
+        cold("address", "zip5").alias("_b_address"),
+        cold("identifier").alias("_b_identifier"),
+    ).sort("unique_id")

@@ -1,0 +1,370 @@
+"""The Splink model: comparisons, blocking rules, training, saving and pinning.
+
+**Comparisons** (levels from most to least alike; the first that holds decides):
+
+- ``first_name``: missing, exact (term-frequency adjusted: a rare name counts more), the
+  same after nickname mapping (Bill = William), first and last name swapped,
+  Jaro-Winkler >= 0.92, >= 0.80, anything else;
+- ``last_name``: missing, exact (term-frequency adjusted), Jaro-Winkler >= 0.92, one
+  contains the other (a double-barrelled name: ``Smith`` in ``Smith-Jones``),
+  Jaro-Winkler >= 0.80, anything else (a married name);
+- ``birth_date``: missing, exact, day and month transposed, one character off
+  (Damerau-Levenshtein 1: a mistyped or two swapped digits), the same year, anything else;
+- ``sex`` (F or M; X and U are missing), ``phone``, ``identifier`` (SSN last four or an
+  enterprise id): missing, exact, anything else;
+- ``address``: missing, the same line 1 (Publication 28 normalized) and ZIP, the same
+  line 1, line 1 Jaro-Winkler >= 0.90 in the same ZIP, the same ZIP only, anything else;
+- ``email``: missing, exact (case ignored), the same local part, anything else.
+
+**Training** (:func:`train`): u by random sampling of record pairs (2 million pairs,
+fixed seed); m by expectation maximisation in two sessions, one blocked on birth date
+(which estimates every comparison but birth date) and one on first and last name (which
+estimates birth date); the prior probability that two records match from the pairs that
+agree on name and birth date, on phone or on email (assumed recall 0.7). On a large
+extract EM runs on complete birth-date and last-name blocks of about
+:data:`TRAIN_RECORDS` records. Extracts smaller than :data:`MIN_TRAIN_RECORDS` records,
+or an EM session that cannot run (too few pairs), keep the documented prior m values of
+:data:`PRIOR_M` (and, below :data:`MIN_U_RECORDS`, the prior u values of :data:`PRIOR_U`).
+
+**Saving and pinning**: the trained model is written as ``identity-model.json`` in the
+working folder: Splink's own settings JSON (every m and u) inside an envelope that names
+the model format and the Splink major version. ``--linkage-model FILE`` loads such a file
+instead of training, so the same extract gives the same identities night after night.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from segment.errors import ConfigError
+from segment.log import get_logger
+
+log = get_logger("identity")
+
+#: the envelope's format number: bump when the comparisons change incompatibly
+MODEL_FORMAT = 1
+MODEL_KIND = "segment-identity-model"
+SPLINK_MAJOR = 4
+#: below this many records m keeps its priors (EM on a handful of pairs is noise)
+MIN_TRAIN_RECORDS = 2_000
+#: below this many records u keeps its priors too
+MIN_U_RECORDS = 200
+#: EM runs on about this many records of a larger extract (complete blocks)
+TRAIN_RECORDS = 300_000
+U_MAX_PAIRS = 2_000_000
+SEED = 15
+
+# prior m (share of true matches at the level) and u (share of non-matches), per level
+# label, in the order of the levels after the null level; they sum to 1 per comparison
+PRIOR_M: dict[str, list[float]] = {
+    "first_name": [0.86, 0.04, 0.005, 0.05, 0.03, 0.015],
+    "last_name": [0.90, 0.04, 0.01, 0.02, 0.03],
+    "birth_date": [0.96, 0.01, 0.02, 0.005, 0.005],
+    "sex": [0.98, 0.02],
+    "address": [0.70, 0.05, 0.05, 0.08, 0.12],
+    "phone": [0.85, 0.15],
+    "email": [0.85, 0.03, 0.12],
+    "identifier": [0.97, 0.03],
+}
+PRIOR_U: dict[str, list[float]] = {
+    "first_name": [0.01, 0.001, 0.0001, 0.005, 0.05, 0.9339],
+    "last_name": [0.005, 0.002, 0.0005, 0.03, 0.9625],
+    "birth_date": [0.00005, 0.000005, 0.0002, 0.012, 0.987745],
+    "sex": [0.5, 0.5],
+    "address": [0.00002, 0.00001, 0.00002, 0.05, 0.94995],
+    "phone": [0.00002, 0.99998],
+    "email": [0.00002, 0.00005, 0.99993],
+    "identifier": [0.0001, 0.9999],
+}
+
+
+def _levels(name: str, priors: bool) -> list[Any]:
+    import splink.comparison_level_library as cll
+
+    def lv(sql: str, label: str, **extra: Any) -> Any:
+        return cll.CustomLevel(sql, label_for_charts=label).configure(**extra)
+
+    jw = "jaro_winkler_similarity"
+    defs: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+        "first_name": [
+            ('"first_name_l" = "first_name_r"', "exact",
+             {"tf_adjustment_column": "first_name", "tf_adjustment_weight": 1.0}),
+            ('"first_canon_l" = "first_canon_r"', "nickname", {}),
+            ('"first_name_l" = "last_name_r" AND "last_name_l" = "first_name_r"', "names swapped", {}),
+            (f'{jw}("first_name_l", "first_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
+            (f'{jw}("first_name_l", "first_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
+        ],
+        "last_name": [
+            ('"last_name_l" = "last_name_r"', "exact",
+             {"tf_adjustment_column": "last_name", "tf_adjustment_weight": 1.0}),
+            (f'{jw}("last_name_l", "last_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
+            ('length("last_name_l") >= 3 AND length("last_name_r") >= 3 AND '
+             '(contains("last_name_l", "last_name_r") OR contains("last_name_r", "last_name_l"))',
+             "one contains the other", {}),
+            (f'{jw}("last_name_l", "last_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
+        ],
+        "birth_date": [
+            ('"birth_date_l" = "birth_date_r"', "exact", {}),
+            ('"birth_year_l" = "birth_year_r" AND "birth_month_l" = "birth_day_r" '
+             'AND "birth_day_l" = "birth_month_r"', "day and month transposed", {}),
+            ('damerau_levenshtein("birth_date_l", "birth_date_r") <= 1', "one digit off", {}),
+            ('"birth_year_l" = "birth_year_r"', "same year", {}),
+        ],
+        "sex": [('"sex_l" = "sex_r"', "exact", {})],
+        "address": [
+            ('"address_l" = "address_r" AND "zip5_l" = "zip5_r"', "line 1 and ZIP", {}),
+            ('"address_l" = "address_r"', "line 1", {}),
+            (f'"zip5_l" = "zip5_r" AND {jw}("address_l", "address_r") >= 0.9', "similar line 1, same ZIP", {}),
+            ('"zip5_l" = "zip5_r"', "ZIP only", {}),
+        ],
+        "phone": [('"phone_l" = "phone_r"', "exact", {})],
+        "email": [
+            ('"email_l" = "email_r"', "exact", {}),
+            ("split_part(\"email_l\", '@', 1) = split_part(\"email_r\", '@', 1)", "same local part", {}),
+        ],
+        "identifier": [('"identifier_l" = "identifier_r"', "exact", {})],
+    }
+    null_sql = {
+        "address": '"address_l" IS NULL OR "address_r" IS NULL',
+    }.get(name, f'"{name}_l" IS NULL OR "{name}_r" IS NULL')
+    levels = [cll.CustomLevel(null_sql, label_for_charts="missing").configure(is_null_level=True)]
+    for i, (sql, label, extra) in enumerate(defs[name]):
+        if priors:
+            extra = {**extra, "m_probability": PRIOR_M[name][i], "u_probability": PRIOR_U[name][i]}
+        levels.append(lv(sql, label, **extra))
+    else_extra: dict[str, Any] = {}
+    if priors:
+        else_extra = {"m_probability": PRIOR_M[name][-1], "u_probability": PRIOR_U[name][-1]}
+    levels.append(cll.ElseLevel().configure(label_for_charts="different", **else_extra))
+    return levels
+
+
+COMPARISONS = ("first_name", "last_name", "birth_date", "sex", "address", "phone", "email", "identifier")
+
+
+def blocking_rules() -> list[Any]:
+    """Candidate pairs: records agreeing on any of these (hot values left out)."""
+    from splink import block_on
+
+    return [
+        block_on("birth_date", "first_canon"),
+        block_on("birth_date", "last_name"),
+        block_on("birth_date", "zip5"),
+        block_on("_b_phone"),
+        block_on("_b_email"),
+        block_on("_b_identifier"),
+        block_on("first_canon", "last_name", "birth_year"),
+        block_on("first_canon", "last_name", "zip5"),
+        block_on("_b_address", "first_canon"),
+        block_on("_b_address", "last_name"),
+    ]
+
+
+def settings(comparisons: tuple[str, ...], priors: bool) -> Any:
+    """Splink settings for ``comparisons`` (with prior m/u when ``priors``)."""
+    import splink.comparison_library as cl
+    from splink import SettingsCreator
+
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            cl.CustomComparison(output_column_name=name, comparison_levels=_levels(name, priors))
+            for name in comparisons
+        ],
+        blocking_rules_to_generate_predictions=blocking_rules(),
+        probability_two_random_records_match=1e-5,
+        retain_matching_columns=True,  # with it, the gamma (level) of each comparison
+        retain_intermediate_calculation_columns=False,
+        additional_columns_to_retain=["source"],
+        max_iterations=20,
+        em_convergence=1e-4,
+    )
+
+
+@dataclass(frozen=True)
+class LinkageModel:
+    """A trained (or loaded) model: Splink's settings dict and how it came to be."""
+
+    settings: dict[str, Any]
+    trained_on: int
+    m_from: str  # "em" or "priors"
+    u_from: str  # "random sampling" or "priors"
+    created: str
+    source: str  # "trained" or the pinned file's path
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON written to ``identity-model.json``."""
+        import splink
+
+        return {
+            "kind": MODEL_KIND, "format": MODEL_FORMAT, "splink_version": splink.__version__,
+            "created": self.created, "trained_on_records": self.trained_on,
+            "m_from": self.m_from, "u_from": self.u_from, "splink_settings": self.settings,
+        }
+
+    @property
+    def comparisons(self) -> list[str]:
+        """The comparison names, in order."""
+        return [c["output_column_name"] for c in self.settings["comparisons"]]
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB (threads = cores, spilling to a private temp folder)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, table: str, settings_: Any) -> Any:
+    """A Splink linker over ``frame`` registered as ``table`` in ``con``."""
+    from splink import DuckDBAPI, Linker
+
+    if isinstance(settings_, dict):
+        settings_ = {**settings_, "retain_matching_columns": True}
+    con.register(f"{table}_arrow", frame.to_arrow())
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table}_arrow")
+    con.unregister(f"{table}_arrow")
+    return Linker(table, settings_, DuckDBAPI(connection=con), set_up_basic_logging=False)
+
+
+def _training_sample(frame: pl.DataFrame) -> pl.DataFrame:
+    """Complete birth-date and last-name blocks of about :data:`TRAIN_RECORDS` records."""
+    if frame.height <= TRAIN_RECORDS:
+        return frame
+    k = math.ceil(2 * frame.height / TRAIN_RECORDS)
+    return frame.filter(
+        (pl.col("birth_date").hash(SEED) % k == 0) | (pl.col("last_name").hash(SEED) % k == 0)
+    )
+
+
+def _present(frame: pl.DataFrame) -> tuple[str, ...]:
+    """Comparisons whose columns hold data (an extract without identifiers skips that one)."""
+    empty = {c for c in ("identifier", "email", "phone", "address", "sex")
+             if frame.get_column(c).null_count() == frame.height}
+    return tuple(c for c in COMPARISONS if c not in empty)
+
+
+def quiet_splink() -> None:
+    """Splink's own log lines (level names, EM iterations) go nowhere; ours carry the counts."""
+    logging.getLogger("splink").setLevel(logging.ERROR)
+
+
+def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageModel, Any]:
+    """Estimate the model on ``frame`` (the linkage frame); returns it and a linker over ``frame``."""
+    from splink import block_on
+
+    quiet_splink()
+
+    comparisons = _present(frame)
+    n = frame.height
+    use_em = n >= MIN_TRAIN_RECORDS
+    use_u = n >= MIN_U_RECORDS
+    linker = make_linker(con, frame, "records", settings(comparisons, priors=True))
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("first_canon", "last_name", "birth_date"), block_on("_b_phone", "birth_date"),
+         block_on("_b_email")],
+        recall=0.7,
+    )
+    if use_u:
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
+    m_from = "priors"
+    if use_em:
+        sample = _training_sample(frame)
+        trainer = linker if sample.height == n else make_linker(con, sample, "train_sample", _settings_dict(linker))
+        try:
+            trainer.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+            trainer.training.estimate_parameters_using_expectation_maximisation(
+                block_on("first_canon", "last_name")
+            )
+            m_from = "em"
+        except Exception as exc:  # Splink raises plain exceptions when a session has no pairs
+            log.warning("EM could not run; m keeps its priors", reason=type(exc).__name__)
+        if trainer is not linker:
+            trained = _settings_dict(trainer)
+            trained["probability_two_random_records_match"] = _settings_dict(linker)[
+                "probability_two_random_records_match"]
+            linker = make_linker(con, frame, "records", trained)
+    model = LinkageModel(
+        settings=_settings_dict(linker), trained_on=n, m_from=m_from,
+        u_from="random sampling" if use_u else "priors",
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), source="trained",
+    )
+    log.info("linkage model trained", records=n, m_from=m_from, u_from=model.u_from)
+    return model, linker
+
+
+def _settings_dict(linker: Any) -> dict[str, Any]:
+    out: dict[str, Any] = linker.misc.save_model_to_json()
+    return out
+
+
+def save(model: LinkageModel, path: Path) -> None:
+    """Write the model envelope as JSON (owner-only, atomically)."""
+    from segment import workdir
+
+    workdir.write_json(path, model.envelope())
+
+
+def load(path: Path) -> LinkageModel:
+    """Read a pinned model; a clear error when it is missing, unreadable or incompatible."""
+    import splink
+
+    if not path.is_file():
+        raise ConfigError("linkage model file not found", path=path, key="--linkage-model",
+                          hint=f"give a {MODEL_KIND} JSON file written by `segment ingest` (identity-model.json)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"linkage model file is not readable JSON ({type(exc).__name__})", path=path,
+                          key="--linkage-model") from exc
+    if not isinstance(data, dict) or data.get("kind") != MODEL_KIND:
+        raise ConfigError(f"not a linkage model: `kind` is {data.get('kind') if isinstance(data, dict) else None!r}, "
+                          f"expected {MODEL_KIND!r}", path=path, key="kind")
+    if data.get("format") != MODEL_FORMAT:
+        raise ConfigError(f"linkage model format {data.get('format')!r} is not supported; this version reads "
+                          f"format {MODEL_FORMAT}: retrain (run ingest without --linkage-model) and pin the new "
+                          "identity-model.json", path=path, key="format")
+    version = str(data.get("splink_version", ""))
+    if version.split(".")[0] != str(SPLINK_MAJOR) or splink.__version__.split(".")[0] != str(SPLINK_MAJOR):
+        raise ConfigError(f"linkage model was written by Splink {version or 'unknown'}; this version runs "
+                          f"Splink {splink.__version__} (major {SPLINK_MAJOR} needed): retrain and pin the new model",
+                          path=path, key="splink_version")
+    settings_ = data.get("splink_settings")
+    names = [c.get("output_column_name") for c in settings_.get("comparisons", [])] if isinstance(settings_, dict) else []
+    unknown = [n for n in names if n not in COMPARISONS]
+    if not names or unknown:
+        raise ConfigError(f"linkage model has comparisons {unknown or names}; valid: {', '.join(COMPARISONS)}",
+                          path=path, key="splink_settings")
+    assert isinstance(settings_, dict)
+    return LinkageModel(
+        settings=settings_, trained_on=int(data.get("trained_on_records", 0)),
+        m_from=str(data.get("m_from", "")), u_from=str(data.get("u_from", "")),
+        created=str(data.get("created", "")), source=str(path),
+    )
+
+
+def parameters(model: LinkageModel) -> list[dict[str, Any]]:
+    """One row per comparison level: m, u and the match weight (log2 m/u)."""
+    rows = []
+    for comp in model.settings["comparisons"]:
+        for level in comp["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weight = math.log2(m / u) if m and u else None
+            rows.append({
+                "comparison": comp["output_column_name"], "level": level.get("label_for_charts", ""),
+                "m": m, "u": u, "match_weight": None if weight is None else round(weight, 2),
+            })
+    return rows

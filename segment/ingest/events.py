@@ -322,15 +322,57 @@ def _unique_ids(
     )
 
 
+@dataclass
+class PreparedEvents:
+    """The event rows read and looked up, all but the patient: :func:`prepare_events`.
+
+    Nothing here depends on the merged patients, so ingest prepares the events while it
+    normalizes and merges the patients (on another thread: Polars releases the GIL).
+    """
+
+    parts: Sequence[RawPart]
+    raw: pl.DataFrame
+    dkeys: list[str]
+    xkeys: list[str]
+    code_out: pl.DataFrame
+    codes: pl.DataFrame
+    date_out: pl.DataFrame
+    dates: pl.DataFrame
+    value_out: pl.DataFrame
+    values: pl.DataFrame
+    unit_out: pl.DataFrame
+    units: pl.DataFrame
+    context_out: pl.DataFrame
+    contexts: pl.DataFrame
+
+
+def prepare_events(parts: Sequence[RawPart], order: dict[str, int], today: dt.date) -> PreparedEvents:
+    """Read the event parts and look up their codes, dates, values, units and context."""
+    clock = time.perf_counter()
+    raw = collect_all([raw_events(parts, order)], parts)[0]
+    log.debug("events read", seconds=round(time.perf_counter() - clock, 2), rows=raw.height, peak_gib=_peak_gib())
+    clock = time.perf_counter()
+    dkeys = date_keys("event_date", parts)
+    xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
+    # each lookup runs on the distinct key values only; rows take their answers by position
+    code_out, codes = _lookup(raw, CODE_KEYS, _code_table)
+    date_out, dates = _lookup(raw, dkeys, lambda k: _date_table(k, parts, today))
+    value_out, values = _lookup(raw, ["value"], _value_table)
+    unit_out, units = _lookup(raw, ["unit"], _unit_table)
+    context_out, contexts = _lookup(raw, xkeys, lambda k: _context_table(k, parts, today))
+    log.debug("event lookups", seconds=round(time.perf_counter() - clock, 2), codes=codes.height,
+              dates=dates.height, values=values.height, units=units.height, contexts=contexts.height)
+    return PreparedEvents(parts, raw, dkeys, xkeys, code_out, codes, date_out, dates, value_out, values,
+                          unit_out, units, context_out, contexts)
+
+
 def write_events(
-    parts: Sequence[RawPart],
-    order: dict[str, int],
+    prepared: PreparedEvents,
     patient_ids: pl.Series,
     id_map: pl.DataFrame,
     path: Path,
-    today: dt.date,
 ) -> EventsWritten:
-    """Normalize the event parts, write the kept unique events to ``path``, return counts and rejects.
+    """Look up the patients of the prepared events, write the kept unique events to ``path``.
 
     ``patient_ids`` is ``patients.parquet``'s ``patient_id`` column in row order;
     ``id_map`` maps (``_order``, ``_pid``: a source's own normalized id) to ``_p``, the
@@ -338,17 +380,16 @@ def write_events(
     that was rejected (its events are rejected as such, and are not orphans).
     """
     clock = time.perf_counter()
-    raw = collect_all([raw_events(parts, order)], parts)[0]
+    p = prepared
+    parts, raw, dkeys, xkeys = p.parts, p.raw, p.dkeys, p.xkeys
+    codes, dates, values, units, contexts = p.codes, p.dates, p.values, p.units, p.contexts
+    code_out, date_out, value_out, unit_out, context_out = p.code_out, p.date_out, p.value_out, p.unit_out, p.context_out
 
     def lap() -> float:
         nonlocal clock
         now = time.perf_counter()
         seconds, clock = round(now - clock, 2), now
         return seconds
-
-    log.debug("events read", seconds=lap(), rows=raw.height, peak_gib=_peak_gib())
-    dkeys = date_keys("event_date", parts)
-    xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
 
     def patients_of(keys: pl.LazyFrame) -> pl.DataFrame:
         return (
@@ -363,15 +404,8 @@ def write_events(
             .collect()
         )
 
-    # each lookup runs on the distinct key values only; rows take their answers by position
     pat, _ = _lookup(raw, ["_order", "patient_id"], patients_of)
-    code_out, codes = _lookup(raw, CODE_KEYS, _code_table)
-    date_out, dates = _lookup(raw, dkeys, lambda k: _date_table(k, parts, today))
-    value_out, values = _lookup(raw, ["value"], _value_table)
-    unit_out, units = _lookup(raw, ["unit"], _unit_table)
-    context_out, contexts = _lookup(raw, xkeys, lambda k: _context_table(k, parts, today))
-    log.debug("event lookups", seconds=lap(), codes=codes.height, dates=dates.height, values=values.height, units=units.height,
-              contexts=contexts.height)
+    log.debug("event patients looked up", seconds=lap(), peak_gib=_peak_gib())
     looked = pl.DataFrame([
         pat["_p"], pat["_prej"], pat["_pelse"],
         code_out["_cid"], code_out["_cproblem"].is_not_null().alias("_cbad"),
@@ -380,8 +414,11 @@ def write_events(
         unit_out["_uid"],
         context_out["_xid"], context_out["_eproblem"].is_not_null().alias("_ebad"),
     ]).with_columns((pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad"))
-    del pat, code_out, date_out, value_out, unit_out, context_out
+    del pat, code_out, date_out, value_out, unit_out, context_out, p
     joined = raw.hstack(looked)  # no copy: the columns are shared
+    for name in ("raw", "code_out", "date_out", "value_out", "unit_out", "context_out"):
+        # the caller's handle must not keep 20M rows alive
+        setattr(prepared, name, getattr(prepared, name).clear())
     del raw, looked
     log.debug("events looked up", seconds=lap(), rows=joined.height, peak_gib=_peak_gib())
     per_row = joined

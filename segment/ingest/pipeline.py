@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,7 @@ from segment.ingest import normalize as nz
 from segment.ingest.dedupe import MERGE_INPUT, survivorship
 from segment.ingest.detect import InputSpec, read_sources
 from segment.ingest.emails import email_lookup
-from segment.ingest.events import write_events
-from segment.ingest.identity import IdentityOptions, resolve
+from segment.ingest.events import PreparedEvents, prepare_events, write_events
 from segment.ingest.frames import (
     by_distinct,
     collect_all,
@@ -43,11 +43,12 @@ from segment.ingest.frames import (
     part_dates,
     with_all_columns,
 )
+from segment.ingest.identity import IdentityOptions, resolve
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS, Mapping, load_mapping
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.race import normalize_ethnicity, normalize_race
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
-from segment.ingest.readers.files import RAGGED, cleanup_temporary
+from segment.ingest.readers.files import cleanup_temporary, ragged_found
 from segment.log import get_logger, peak_rss_gib
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS, InputFormat
 
@@ -373,23 +374,27 @@ def ingest(
         for i, p in enumerate(paths)
     ]
     try:
-        return _ingest(specs, Path(out), today, started, max_orphan_fraction, allow_orphan_events, identity)
+        # the events are read and looked up on a second thread while the patients are
+        # normalized and merged (Polars releases the GIL); leaving the block waits for it
+        with ThreadPoolExecutor(1, thread_name_prefix="segment-events") as pool:
+            return _ingest(specs, Path(out), today, started, max_orphan_fraction, allow_orphan_events, identity,
+                           pool=pool)
     finally:
         cleanup_temporary()  # decompressed copies of .gz inputs
 
 
 def _ingest(
     specs: list[InputSpec], out: Path, today: dt.date, started: float, max_orphan_fraction: float,
-    allow_orphan_events: bool, identity: IdentityOptions | None = None,
+    allow_orphan_events: bool, identity: IdentityOptions | None = None, *, pool: ThreadPoolExecutor | None = None,
 ) -> IngestResult:
     read = read_sources(specs, today=today)
-    read = with_ragged_rejects(read)
     order: dict[str, int] = {}
     for part in read.parts:
         order.setdefault(part.source, len(order))
     patient_parts = [p for p in read.parts if p.kind == "patients"]
     event_parts = [p for p in read.parts if p.kind == "events"]
     if not patient_parts:
+        read = with_ragged_rejects(read)
         why = ""
         if read.rejects:
             found = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects])  # type: ignore[arg-type]
@@ -399,6 +404,9 @@ def _ingest(
                              path=specs[0].path)
     log.info("reading", files=len(read.parts), sources=len(order))
     log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))
+    events_ahead: Future[PreparedEvents] | None = None
+    if event_parts and pool is not None:
+        events_ahead = pool.submit(prepare_events, event_parts, order, today)
 
     with _step("patients normalized"):
         raw_patients = _collect(_stack(patient_parts, PATIENT_INPUT_COLUMNS, order), patient_parts)
@@ -457,7 +465,11 @@ def _ingest(
             ])
             del kept, id_map
             with _step("events written"), workdir.atomic_path(events_path) as tmp:
-                written = write_events(event_parts, order, patient_ids, event_ids, tmp, today)
+                prepared = events_ahead.result() if events_ahead is not None else prepare_events(
+                    event_parts, order, today)
+                events_ahead = None  # the future must not keep the rows alive
+                written = write_events(prepared, patient_ids, event_ids, tmp)
+                del prepared
             ev_kept_n, ev_written, event_rejects = written.kept, written.written, written.rejects
             ev_rejected = int(written.counts["rows_rejected"].sum() or 0)
             counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
@@ -475,6 +487,7 @@ def _ingest(
         else:
             workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
 
+    read = with_ragged_rejects(read)  # the row-length checks ran beside the rest
     reader_rejects = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects]) if read.rejects else empty_rejects()  # type: ignore[arg-type]
     file_counts = _add_reader_rows(file_counts, reader_rejects, read.skipped, read.parts)
     rejects = pl.concat([reader_rejects, patient_rejects, event_rejects.cast(REJECT_SCHEMA)]).sort(  # type: ignore[arg-type]
@@ -507,7 +520,7 @@ def _ingest(
 def with_ragged_rejects(read: ReadResult) -> ReadResult:
     """Add the rejects for CSV rows with more or fewer fields than their header (readers left them out)."""
     rejects = list(read.rejects)
-    for file, (bad, expected) in sorted(RAGGED.items()):
+    for file, (bad, expected) in sorted(ragged_found().items()):
         log.warning("rows with a wrong number of fields rejected", file=Path(file).name, rows=bad.height)
         rejects.append(bad.select(
             pl.lit(file).alias("file"), pl.col("_row").alias("row"),

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segment.errors import InputDataError
 from segment.ingest import ingest
+from segment.ingest.readers.files import ragged_rows, ragged_rows_unquoted
 
 TODAY = dt.date(2026, 2, 1)
 HEADER = "patient_id,first_name,last_name,birth_date,sex,do_not_contact"
@@ -64,3 +67,39 @@ def test_line_break_inside_quotes_is_read_as_one_row(tmp_path: Path) -> None:
     text = HEADER + '\nP1,"Ann\nMarie",Lee,1960-01-02,F,Y\nP2,Bo,Park,1970-03-04,M,N\n'
     report, _rejects = _ingest(tmp_path, text)
     assert report["files"][0]["rows_read"] == 2 and report["files"][0]["rows_rejected"] == 0
+
+
+def test_unquoted_file_rows_cut_off_or_long_are_rejected_too(tmp_path: Path) -> None:
+    """A file with no quote at all takes the threaded byte-count path: same rejects."""
+    text = "\n".join([
+        HEADER,
+        "P1,Ann,Lee,1960-01-02,F,Y",
+        "P3,Cy,Cho,1980-05-06,F",
+        "",
+        "P4,Di,Dee,1990-07-08,F,N,extra",
+        "P5,Ed,Eng,1955-09-10,M,",
+    ])  # no final line break
+    report, rejects = _ingest(tmp_path, text.replace("\n", "\r\n"))
+    assert report["reconciled"] is True
+    ragged = rejects.filter(pl.col("column") == "row").sort("row")
+    assert ragged["row"].to_list() == ["2", "4"]
+    assert ragged["value"].to_list() == ["5 fields", "7 fields"]
+
+
+_FIELD = st.text(alphabet="ab1 ;\t", max_size=3)
+_LINE = st.lists(_FIELD, min_size=0, max_size=6).map(",".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_LINE, max_size=30), n=st.integers(1, 5), crlf=st.booleans(), final=st.booleans())
+def test_unquoted_byte_count_agrees_with_the_line_reader(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], n: int, crlf: bool, final: bool
+) -> None:
+    """The NumPy count of fields per line equals the Polars line reader's (the general path)."""
+    path = tmp_path_factory.mktemp("r") / "x.csv"
+    end = "\r\n" if crlf else "\n"
+    path.write_text(end.join(["h", *lines]) + (end if final else ""), encoding="utf-8")
+    fast = ragged_rows_unquoted(path, n)
+    slow = ragged_rows(path, n)
+    assert slow is not None
+    assert fast.equals(slow.cast(fast.schema))  # type: ignore[arg-type]

@@ -12,12 +12,15 @@ import codecs
 import csv
 import gzip
 import io
+import mmap
 import os
 import shutil
 import tempfile
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from segment.errors import InputDataError
@@ -230,8 +233,84 @@ def csv_header(path: Path) -> list[str]:
     return header
 
 
-#: an input file -> (its rows with a wrong number of fields: ``_row``, ``_fields``; the header's count)
-RAGGED: dict[str, tuple[pl.DataFrame, int]] = {}
+#: an input file -> (its rows with a wrong number of fields: ``_row``, ``_fields``, or the
+#: check still running on another thread; the header's count). Read it with :func:`ragged_found`.
+RAGGED: dict[str, tuple[pl.DataFrame | Future[pl.DataFrame], int]] = {}
+_RAGGED_SCHEMA = {"_row": pl.Int64, "_fields": pl.UInt32}
+_CHECKS: ThreadPoolExecutor | None = None
+
+
+def ragged_found() -> dict[str, tuple[pl.DataFrame, int]]:
+    """The files with rows of a wrong number of fields (waiting for checks still running)."""
+    found = {}
+    for file, (bad, expected) in RAGGED.items():
+        rows = bad.result() if isinstance(bad, Future) else bad
+        if rows.height:
+            found[file] = (rows, expected)
+    return found
+
+
+def has_byte(path: Path, byte: bytes) -> bool:
+    """True when ``byte`` occurs anywhere in the file (one ``memchr`` pass, no decoding)."""
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return mm.find(byte) >= 0
+
+
+def ragged_rows_unquoted(path: Path, n_fields: int) -> pl.DataFrame:
+    """:func:`ragged_rows` for a file with no double quote anywhere: fields are commas + 1.
+
+    Without quotes a line is a row, so the count needs no text: the bytes are scanned in
+    blocks (vectorized, on the memory map), blank lines left aside. Runs on its own thread
+    while the rest of ingest goes on (NumPy releases the GIL).
+    """
+    rows: list[np.ndarray] = []
+    fields: list[np.ndarray] = []
+    size = path.stat().st_size
+    if size:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            first = mm.find(b"\n")
+            pos, row = (first + 1, 1) if first >= 0 else (size, 1)
+            view = memoryview(mm)
+            try:
+                while pos < size:
+                    end = min(pos + _CHUNK * 4, size)
+                    if end < size:  # whole lines only
+                        cut = mm.rfind(b"\n", pos, end)
+                        end = cut + 1 if cut >= 0 else (mm.find(b"\n", end) + 1 or size)
+                    block = np.frombuffer(view[pos:end], dtype=np.uint8)
+                    ends = np.flatnonzero(block == 10)
+                    if block[-1] != 10:
+                        ends = np.append(ends, len(block))
+                    # commas before each line end, minus those before the previous one
+                    counts = np.diff(np.searchsorted(np.flatnonzero(block == 44), ends), prepend=0) + 1
+                    starts = np.empty_like(ends)
+                    starts[0] = 0
+                    starts[1:] = ends[:-1] + 1
+                    length = ends - starts
+                    blank = (length == 0) | ((length == 1) & (block[np.minimum(starts, len(block) - 1)] == 13))
+                    bad = np.flatnonzero((counts != n_fields) & ~blank)
+                    if bad.size:
+                        rows.append(bad + row)
+                        fields.append(counts[bad])
+                    row += len(ends)
+                    pos = end
+                    del block
+            finally:
+                view.release()
+    return pl.DataFrame(
+        {"_row": np.concatenate(rows) if rows else np.empty(0, np.int64),
+         "_fields": np.concatenate(fields) if fields else np.empty(0, np.int64)},
+        schema=_RAGGED_SCHEMA,
+    )
+
+
+def _checks() -> ThreadPoolExecutor:
+    global _CHECKS
+    if _CHECKS is None:
+        _CHECKS = ThreadPoolExecutor(2, thread_name_prefix="segment-ragged")
+    return _CHECKS
 
 
 def ragged_rows(path: Path, n_fields: int) -> pl.DataFrame | None:
@@ -287,22 +366,34 @@ def scan_csv_text(path: Path, header: list[str] | None = None) -> pl.LazyFrame:
     # rows with too many or too few fields are left out here and listed in RAGGED, so the
     # caller rejects them with their reason (when the file cannot be checked line by line,
     # Polars' own check stays: a long row is an error, a short one is read)
+    source = readable(path)
+    if not has_byte(source, b'"'):
+        # the common case: checked on another thread, and waited for only when the rows are read
+        check = _checks().submit(ragged_rows_unquoted, source, len(header))
+        RAGGED[str(path)] = (check, len(header))
+        frame = _scan_text(source, header, truncate=True)
+        return frame.join(pl.defer(check.result, schema=_RAGGED_SCHEMA).select("_row"), on="_row", how="anti")
     bad = ragged_rows(path, len(header))
+    frame = _scan_text(source, header, truncate=bad is not None)
+    if bad is not None and bad.height:
+        RAGGED[str(path)] = (bad, len(header))
+        frame = frame.join(bad.lazy().select("_row"), on="_row", how="anti")
+    return frame
+
+
+def _scan_text(source: Path, header: list[str], *, truncate: bool) -> pl.LazyFrame:
+    """``source`` as text columns named by ``header``, with a 1-based Int64 ``_row``."""
     frame = pl.scan_csv(
-        readable(path),
+        source,
         infer_schema=False,
         row_index_name="_row",
         row_index_offset=1,
         empty_string_is_null=True,
         encoding="utf8",
-        truncate_ragged_lines=bad is not None,
+        truncate_ragged_lines=truncate,
     )
     raw = frame.collect_schema().names()[1:]
-    frame = frame.rename(dict(zip(raw, header, strict=True))).with_columns(pl.col("_row").cast(pl.Int64))
-    if bad is not None and bad.height:
-        RAGGED[str(path)] = (bad, len(header))
-        frame = frame.join(bad.lazy().select("_row"), on="_row", how="anti")
-    return frame
+    return frame.rename(dict(zip(raw, header, strict=True))).with_columns(pl.col("_row").cast(pl.Int64))
 
 
 def parquet_header(path: Path) -> list[str]:

@@ -432,7 +432,8 @@ def compile_rule(
         labels = _label_list(rule, comp)
         ends = {c.evidence.until_date(as_of) for c in rule.due.unless if isinstance(c, EventTest)}
         # windows that end before the as-of date say so: a later event is not "on record" for them
-        up_to = f" up to {ends.pop().isoformat()}" if len(ends) == 1 and None not in ends else ""
+        end = ends.pop() if len(ends) == 1 else None
+        up_to = f" up to {end.isoformat()}" if end is not None else ""
         due_reason = pl.coalesce(
             pl.concat_str([pl.lit(f"no qualifying {rule.due.label}: "), due.older]),
             pl.lit(f"no qualifying {rule.due.label} on record{up_to} ({labels})"),

@@ -9,7 +9,7 @@ import click
 from segment.cli.options import command, get_reporter
 
 
-@command("init", example="segment init my-project\ncd my-project && segment rules check rules")
+@command("init", example="segment init my-project\nsegment rules check my-project/rules")
 @click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
 def init_command(folder: Path) -> None:
     """Write a starter project: a commented campaign, a mapping template and a rules folder.

@@ -1,4 +1,4 @@
-"""Benchmark: ingest a generated canonical extract (``scripts/bench.py ingest --patients N``).
+"""Benchmark: ingest a generated canonical extract (``scripts/bench.py ingest --patients N [--linkage L]``).
 
 The extract is generated once with ``segment.synth.write_extract`` and cached outside
 the repository (default /tmp/segment-bench/extract-<N>-<seed>/); the ingest output goes
@@ -41,6 +41,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--linkage", choices=["auto", "deterministic", "probabilistic"], default="auto",
+                        help="identity resolution (auto: probabilistic from 1,000 records; see docs/identity.md)")
     args = parser.parse_args(argv)
 
     extract = args.cache / f"extract-{args.patients}-{args.seed}"
@@ -62,6 +64,7 @@ def main(argv: list[str]) -> int:
     import polars as pl
 
     from segment.ingest import ingest
+    from segment.ingest.identity import IdentityOptions, Linkage
 
     copy_dir = args.cache / f"copy-{args.patients}-{args.seed}"
     shutil.rmtree(copy_dir, ignore_errors=True)
@@ -77,8 +80,9 @@ def main(argv: list[str]) -> int:
     logger.addHandler(_StepLines(logging.DEBUG))
     out = args.cache / f"work-{args.patients}-{args.seed}"
     shutil.rmtree(out, ignore_errors=True)
-    with measure("ingest", patients=args.patients) as row:
-        result = ingest(files, out, allow_orphan_events=True)
+    with measure(f"ingest (linkage {args.linkage})", patients=args.patients) as row:
+        result = ingest(files, out, allow_orphan_events=True,
+                        identity=IdentityOptions(linkage=Linkage(args.linkage)))
     rows = sum(f.rows_read for f in result.files)
     row["rows_read"] = rows
     row["rows_per_s"] = int(rows / row.get("wall_s", 1)) if "wall_s" in row else None

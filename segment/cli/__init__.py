@@ -141,6 +141,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
                  "Read vendors' delivery, bounce and opt-out exports into the contact ledger."),
     "geocode": ("segment.cli.geocode",
                 "Geocode patients offline: source points, TIGER address ranges, ZIP centroids."),
+    "identity": ("segment.cli.identity",
+                 "Show how source records were linked into patients: model, clusters, review pairs."),
     "init": ("segment.cli.init",
              "Write a starter project: a commented campaign, a mapping template and a rules folder."),
     "ingest": ("segment.cli.ingest",

@@ -76,6 +76,12 @@ def explain_command(
     )
     if result.sdoh:
         reporter.result(f"SDOH ({result.source})", result.sdoh)
+    from segment.ingest.identity.summary import patient_identity
+
+    records = patient_identity(workdir, result.patient_id)
+    if records:
+        reporter.table(f"source records merged into {result.patient_id}", records,
+                       ["record", "linked to", "match weight", "probability", "agreeing", "disagreeing"])
 
 
 COMMANDS = [evaluate_command, explain_command]

@@ -9,6 +9,7 @@ import click
 from segment.cli._vocabulary import SegmentCommand
 from segment.cli.options import command, get_reporter
 from segment.ingest import InputFormat, ingest
+from segment.ingest.identity import IdentityOptions, Linkage, Thresholds
 from segment.ingest.pipeline import MAX_ORPHAN_FRACTION
 
 
@@ -55,9 +56,30 @@ from segment.ingest.pipeline import MAX_ORPHAN_FRACTION
     show_default=True,
     help="Largest share of event rows that may point at no patient before ingest fails.",
 )
+@click.option(
+    "--linkage",
+    type=click.Choice([m.value for m in Linkage]),
+    default=Linkage.AUTO.value,
+    show_default=True,
+    help="How records become patients: probabilistic (Splink), deterministic (exact keys), or auto "
+    "(deterministic below 1,000 records). See docs/identity.md.",
+)
+@click.option(
+    "--linkage-model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Pin a trained model (an identity-model.json) instead of training, so identities do not drift.",
+)
+@click.option("--merge-threshold", type=float, default=Thresholds.merge, show_default=True,
+              help="Match probability at or above which two records merge.")
+@click.option("--review-threshold", type=float, default=Thresholds.review, show_default=True,
+              help="Match probability at or above which a pair not merged goes to identity-review.csv.")
+@click.option("--same-source-threshold", type=float, default=Thresholds.same_source, show_default=True,
+              help="Match probability two records of one source with different ids need to merge.")
 def ingest_command(
     workdir: Path, paths: tuple[Path, ...], input_format: str | None, mapping: Path | None,
-    sources: tuple[str, ...], allow_orphan_events: bool, max_orphan_share: float,
+    sources: tuple[str, ...], allow_orphan_events: bool, max_orphan_share: float, linkage: str,
+    linkage_model: Path | None, merge_threshold: float, review_threshold: float, same_source_threshold: float,
 ) -> None:
     """Load, validate, normalize and de-duplicate patient extracts into a working folder.
 
@@ -73,7 +95,9 @@ def ingest_command(
         )
     names = None if not sources else list(sources) * len(paths) if len(sources) == 1 else list(sources)
     result = ingest(list(paths), workdir, input_format=input_format, mapping=mapping, sources=names,
-                    allow_orphan_events=allow_orphan_events, max_orphan_fraction=max_orphan_share)
+                    allow_orphan_events=allow_orphan_events, max_orphan_fraction=max_orphan_share,
+                    identity=IdentityOptions(Linkage(linkage), linkage_model,
+                                             Thresholds(merge_threshold, review_threshold, same_source_threshold)))
     reporter.table("Input files", result.table_rows())
     reporter.result("Ingest", result.summary())
 

@@ -16,11 +16,14 @@
   line 1, line 1 Jaro-Winkler >= 0.90 in the same ZIP, the same ZIP only, anything else;
 - ``email``: missing, exact (case ignored), the same local part, anything else.
 
-**Training** (:func:`train`): u by random sampling of record pairs (2 million pairs,
-fixed seed); m by expectation maximisation in two sessions, one blocked on birth date
+**Training** (:func:`train`): u by random sampling of record pairs (1 million pairs,
+fixed seed, from the training records); m by expectation maximisation in two sessions, one blocked on birth date
 (which estimates every comparison but birth date) and one on first and last name (which
 estimates birth date); the prior probability that two records match from the pairs that
-agree on name and birth date, on phone or on email (assumed recall 0.7). On a large
+agree exactly on first name (nickname-mapped), last name and birth date, counted in Polars
+(assumed to be 0.7 of the true matches; below
+:data:`MIN_TRAIN_RECORDS` records, :func:`prior_lambda`: about one record in two has a
+duplicate). On a large
 extract EM runs on complete birth-date and last-name blocks of about
 :data:`TRAIN_RECORDS` records. Extracts smaller than :data:`MIN_TRAIN_RECORDS` records,
 or an EM session that cannot run (too few pairs), keep the documented prior m values of
@@ -40,13 +43,15 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import polars as pl
 
 from segment.errors import ConfigError
 from segment.log import get_logger
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = get_logger("identity")
 
@@ -60,7 +65,7 @@ MIN_TRAIN_RECORDS = 2_000
 MIN_U_RECORDS = 200
 #: EM runs on about this many records of a larger extract (complete blocks)
 TRAIN_RECORDS = 300_000
-U_MAX_PAIRS = 2_000_000
+U_MAX_PAIRS = 1_000_000
 SEED = 15
 
 # prior m (share of true matches at the level) and u (share of non-matches), per level
@@ -169,7 +174,7 @@ def blocking_rules() -> list[Any]:
     ]
 
 
-def settings(comparisons: tuple[str, ...], priors: bool) -> Any:
+def settings(comparisons: tuple[str, ...], priors: bool, lam: float = 1e-5) -> Any:
     """Splink settings for ``comparisons`` (with prior m/u when ``priors``)."""
     import splink.comparison_library as cl
     from splink import SettingsCreator
@@ -182,7 +187,7 @@ def settings(comparisons: tuple[str, ...], priors: bool) -> Any:
             for name in comparisons
         ],
         blocking_rules_to_generate_predictions=blocking_rules(),
-        probability_two_random_records_match=1e-5,
+        probability_two_random_records_match=lam,
         retain_matching_columns=True,  # with it, the gamma (level) of each comparison
         retain_intermediate_calculation_columns=False,
         additional_columns_to_retain=["source"],
@@ -219,7 +224,9 @@ class LinkageModel:
 
 
 def connection() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB (threads = cores, spilling to a private temp folder)."""
+    """A private in-memory DuckDB (threads = cores), without a progress bar."""
+    import duckdb
+
     con = duckdb.connect(":memory:")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
@@ -232,9 +239,7 @@ def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, table: str,
 
     if isinstance(settings_, dict):
         settings_ = {**settings_, "retain_matching_columns": True}
-    con.register(f"{table}_arrow", frame.to_arrow())
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table}_arrow")
-    con.unregister(f"{table}_arrow")
+    con.register(table, frame.to_arrow())  # a view over the Arrow buffers: no copy
     return Linker(table, settings_, DuckDBAPI(connection=con), set_up_basic_logging=False)
 
 
@@ -270,18 +275,14 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
     n = frame.height
     use_em = n >= MIN_TRAIN_RECORDS
     use_u = n >= MIN_U_RECORDS
-    linker = make_linker(con, frame, "records", settings(comparisons, priors=True))
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_canon", "last_name", "birth_date"), block_on("_b_phone", "birth_date"),
-         block_on("_b_email")],
-        recall=0.7,
-    )
+    lam = estimate_lambda(frame) if n >= MIN_TRAIN_RECORDS else prior_lambda(n)
+    linker = make_linker(con, frame, "records", settings(comparisons, priors=True, lam=lam))
+    sample = _training_sample(frame) if use_em else frame
+    trainer = linker if sample.height == n else make_linker(con, sample, "train_sample", _settings_dict(linker))
     if use_u:
-        linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
+        trainer.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
     m_from = "priors"
     if use_em:
-        sample = _training_sample(frame)
-        trainer = linker if sample.height == n else make_linker(con, sample, "train_sample", _settings_dict(linker))
         try:
             trainer.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
             trainer.training.estimate_parameters_using_expectation_maximisation(
@@ -290,11 +291,9 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
             m_from = "em"
         except Exception as exc:  # Splink raises plain exceptions when a session has no pairs
             log.warning("EM could not run; m keeps its priors", reason=type(exc).__name__)
-        if trainer is not linker:
-            trained = _settings_dict(trainer)
-            trained["probability_two_random_records_match"] = _settings_dict(linker)[
-                "probability_two_random_records_match"]
-            linker = make_linker(con, frame, "records", trained)
+    if trainer is not linker:
+        linker = make_linker(con, frame, "records", {**_settings_dict(trainer),
+                                                      "probability_two_random_records_match": lam})
     model = LinkageModel(
         settings=_settings_dict(linker), trained_on=n, m_from=m_from,
         u_from="random sampling" if use_u else "priors",
@@ -302,6 +301,35 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
     )
     log.info("linkage model trained", records=n, m_from=m_from, u_from=model.u_from)
     return model, linker
+
+
+#: the share of true matching pairs that agree exactly on first name (nickname-mapped),
+#: last name and birth date: the recall assumed when the prior is estimated from them
+LAMBDA_RECALL = 0.7
+
+
+def estimate_lambda(frame: pl.DataFrame) -> float:
+    """The prior probability that two records match: pairs agreeing on name and birth date / recall.
+
+    Counted per group in Polars (k records of one key give k(k-1)/2 pairs), over all pairs.
+    """
+    n = frame.height
+    agreeing = (
+        frame.drop_nulls(["first_canon", "last_name", "birth_date"])
+        .group_by("first_canon", "last_name", "birth_date").len()
+        .select((pl.col("len").cast(pl.Float64) * (pl.col("len") - 1) / 2).sum()).item()
+    ) or 0.0
+    total = n * (n - 1) / 2
+    lam = agreeing / LAMBDA_RECALL / total if total else 0.0
+    return lam if 0.0 < lam < 1.0 else prior_lambda(n)
+
+
+def prior_lambda(n: int) -> float:
+    """The prior probability that two records match when the extract is too small to estimate it.
+
+    About one record in two has a duplicate: n/2 matching pairs among n(n-1)/2.
+    """
+    return min(0.5, 1.0 / max(n - 1, 1))
 
 
 def _settings_dict(linker: Any) -> dict[str, Any]:

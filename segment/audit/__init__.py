@@ -22,14 +22,16 @@ from segment import workdir as wd
 from segment.audit.html import render_html
 from segment.audit.metrics import (
     DEFAULT_DIMENSIONS,
+    DELIVERY_COLUMNS,
     available_dimensions,
     choose_references,
+    delivery_flags,
     group_counts,
     patient_flags,
     selection_ratios,
     wilson_interval,
 )
-from segment.audit.report_json import build_document
+from segment.audit.report_json import build_delivery, build_document
 from segment.errors import ConfigError, PrivacyError
 from segment.log import get_logger
 from segment.schema import DIRECT_IDENTIFIERS
@@ -147,11 +149,15 @@ def audit_document(
     groups: Sequence[str] = (),
     reference_group: Mapping[str, str] | None = None,
     campaign_info: Mapping[str, Any] | None = None,
+    delivery: pl.LazyFrame | pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The published audit document from enriched patients and their contact plan.
 
     Pure: no files are read or written. ``groups`` adds dimensions (enriched columns);
     ``reference_group`` names the reference group per dimension (default: largest).
+    ``delivery``: per patient sent, ``delivered`` and ``failed`` from vendor feedback
+    (:meth:`ContactLedger.delivery_outcomes`); the document's ``delivery`` key is null
+    without it.
     """
     extra = _check_groups(groups)
     dims, skipped = available_dimensions(enriched.collect_schema().names(), extra)
@@ -172,6 +178,10 @@ def audit_document(
         as_of=as_of,
     )
     document["skipped_dimensions"] = skipped
+    document["delivery"] = None
+    if delivery is not None:
+        sent = delivery_flags(flags, delivery.lazy())
+        document["delivery"] = build_delivery(group_counts(sent, DELIVERY_COLUMNS).collect())
     return document
 
 
@@ -221,6 +231,7 @@ def audit_campaign(
         groups=[*campaign_groups, *groups],
         reference_group={**campaign_refs, **dict(reference_group or {})},
         campaign_info={"code": campaign.code},
+        delivery=ledger.delivery_outcomes(campaign.code) if ledger is not None else None,
     )
     html_path = Path(out_html) if out_html is not None else folder / AUDIT_HTML
     json_path = html_path.with_suffix(".json")

@@ -169,6 +169,37 @@ def _reach_table(document: Mapping[str, Any]) -> str:
     )
 
 
+def _delivery_html(document: Mapping[str, Any]) -> str:
+    """Delivered and failed by group, when vendor feedback exists for the campaign."""
+    delivery = document.get("delivery")
+    if not delivery:
+        return (
+            "<p class=\"muted\">No vendor delivery feedback for this campaign yet "
+            "(<code>segment feedback import</code>): only what was sent is known.</p>"
+        )
+    o = delivery["overall"]
+    text = (
+        f"<p>Of {_count(o['sent'])} people this campaign was sent to, vendors reported "
+        f"{_count(o['delivered'])} delivered ({_pct(o['delivered_rate'])}) and "
+        f"{_count(o['failed'])} failed or bounced ({_pct(o['failed_rate'])}); "
+        f"{_count(o['unknown'])} have no report.</p>"
+    )
+    headers = ["Group", "Sent", "Delivered", "% delivered", "Failed or bounced", "% failed", "No report"]
+    rows, classes = [], []
+    for dim in delivery["dimensions"]:
+        for g in dim["groups"]:
+            rows.append([
+                f"{escape(str(dim['name']))}: {escape(group_label(str(dim['name']), str(g['group'])))}",
+                _count(g["sent"]), _count(g["delivered"]), _pct(g["delivered_rate"]),
+                _count(g["failed"]), _pct(g["failed_rate"]), _count(g["unknown"]),
+            ])
+            classes.append("")
+    return text + _table(
+        "Delivered and failed by group (people sent this campaign, from vendor feedback)",
+        headers, rows, classes,
+    )
+
+
 def _geocoding_table(document: Mapping[str, Any]) -> str:
     precisions = list(document.get("overall", {}).get("geocoding", {}).get("precision", {}))
     headers = ["Group", "Patients", "Matched", "Precise", *(p.replace("_", " ") for p in precisions)]
@@ -282,7 +313,8 @@ Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
 </section>
 <section aria-labelledby="groups"><h2 id="groups">Selection by group</h2>{skipped}{dims}</section>
 <section aria-labelledby="reach"><h2 id="reach">Reach gaps</h2>
-<p>{_reach_sentence(reach, campaign.get("channels", []))}</p>{_reach_table(document)}</section>
+<p>{_reach_sentence(reach, campaign.get("channels", []))}</p>{_reach_table(document)}
+<h3 id="delivery">Delivered and failed</h3>{_delivery_html(document)}</section>
 <section aria-labelledby="geocoding"><h2 id="geocoding">Geocoding by group</h2>
 {_geocoding_table(document)}</section>
 <section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>

@@ -303,17 +303,17 @@ def patient_flags(
 
 
 # -- counts per group -----------------------------------------------------------------
-def group_counts(flags: pl.LazyFrame) -> pl.LazyFrame:
+def group_counts(flags: pl.LazyFrame, columns: Sequence[str] = COUNT_COLUMNS) -> pl.LazyFrame:
     """Count every stage per (dimension, group), plus an overall row per dimension.
 
     One unpivot and one ``group_by``: the result has ``dimension``, ``group`` and every
-    column in :data:`COUNT_COLUMNS` (Int64). The overall row of each dimension has a
-    null ``group``.
+    column in ``columns`` (default :data:`COUNT_COLUMNS`; Int64). The overall row of each
+    dimension has a null ``group``.
     """
     group_cols = [c for c in flags.collect_schema().names() if c.startswith("g:")]
-    counts = [pl.col(c).cast(pl.Int64).sum().alias(c) for c in COUNT_COLUMNS]
+    counts = [pl.col(c).cast(pl.Int64).sum().alias(c) for c in columns]
     long = flags.unpivot(
-        index=list(COUNT_COLUMNS),
+        index=list(columns),
         on=group_cols,
         variable_name="dimension",
         value_name="group",
@@ -330,6 +330,30 @@ def group_counts(flags: pl.LazyFrame) -> pl.LazyFrame:
         )
         .sort("_order", pl.col("group").is_null(), pl.col("group") == MISSING, "group")
         .drop("_order")
+    )
+
+
+#: delivery columns (among patients the campaign was sent to, when vendor feedback exists)
+DELIVERY_COLUMNS = ("sent", "delivered", "failed", "unknown")
+
+
+def delivery_flags(flags: pl.LazyFrame, outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Group columns of ``flags`` with per-patient delivery flags from the ledger.
+
+    ``outcomes`` has ``patient_id``, ``delivered`` and ``failed`` for every patient the
+    campaign was sent to (:meth:`segment.campaign.ledger.ContactLedger.delivery_outcomes`);
+    *unknown* is sent with no delivery or failure reported. Patients no longer in the
+    working folder are not counted (the groups come from it).
+    """
+    sent = outcomes.select(
+        pl.col("patient_id").cast(pl.String),
+        pl.lit(True).alias("sent"),
+        pl.col("delivered").fill_null(False),
+        pl.col("failed").fill_null(False),
+    )
+    joined = flags.select("patient_id", pl.col("^g:.*$")).join(sent, on="patient_id", how="inner")
+    return joined.with_columns(
+        (~pl.col("delivered") & ~pl.col("failed")).alias("unknown")
     )
 
 

@@ -19,6 +19,7 @@ from segment.audit.metrics import (
     BAND_HIGH,
     BAND_LOW,
     COUNT_COLUMNS,
+    DELIVERY_COLUMNS,
     FUNNEL_STAGES,
     MIN_CELL,
     MISSING,
@@ -69,6 +70,14 @@ RULES = TableRules(
     # hidden last: the bases, and `selected`, which every selection rate needs (so
     # "contactable - selected" small hides `contactable`, not `selected`)
     protected=("patients", "eligible", "selected"),
+)
+
+
+#: how the delivery table's columns relate: sent = delivered + failed + unknown
+DELIVERY_RULES = TableRules(
+    row_bases=(("sent", DELIVERY_COLUMNS),),
+    equations=(Equation("sent", ("delivered", "failed", "unknown")),),
+    protected=("sent",),
 )
 
 
@@ -232,6 +241,46 @@ def build_document(
         "flags": flags,
         "notes": notes(),
     }
+
+
+def _delivery_row(values: Mapping[str, int], status: Status) -> dict[str, Any]:
+    return {
+        **_counts(values, status, DELIVERY_COLUMNS),
+        "delivered_rate": _rate(values, status, "delivered", "sent"),
+        "failed_rate": _rate(values, status, "failed", "sent"),
+    }
+
+
+def build_delivery(counts: pl.DataFrame) -> dict[str, Any]:
+    """The published delivery section: sent, delivered, failed and unknown per group.
+
+    ``counts`` comes from :func:`segment.audit.metrics.group_counts` over
+    :func:`segment.audit.metrics.delivery_flags` (columns :data:`DELIVERY_COLUMNS`);
+    suppressed like the funnel (small counts, and whatever would reveal them).
+    """
+    overall_doc: dict[str, Any] | None = None
+    dimensions: list[dict[str, Any]] = []
+    for dim in dict.fromkeys(counts["dimension"].to_list()):
+        part = counts.filter(pl.col("dimension") == dim)
+        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
+        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
+        statuses, total_status = suppress_table(
+            [{c: int(g[c]) for c in DELIVERY_COLUMNS} for g in groups],
+            {c: int(overall[c]) for c in DELIVERY_COLUMNS},
+            DELIVERY_RULES,
+            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None),
+        )
+        if overall_doc is None:
+            overall_doc = _delivery_row({c: int(overall[c]) for c in DELIVERY_COLUMNS}, total_status)
+        dimensions.append({
+            "name": dim,
+            "groups": [
+                {"group": g["group"], **_delivery_row({c: int(g[c]) for c in DELIVERY_COLUMNS}, st)}
+                for g, st in zip(groups, statuses, strict=True)
+            ],
+        })
+    empty = dict.fromkeys(DELIVERY_COLUMNS, 0) | {"delivered_rate": None, "failed_rate": None}
+    return {"overall": overall_doc or empty, "dimensions": dimensions}
 
 
 def notes() -> list[str]:

@@ -106,6 +106,8 @@ _CONTACT_COLUMNS = {"delivery_id": "TEXT", "file_name": "TEXT", "vendor": "TEXT"
 _RESERVATION_COLUMNS = {"vendor": "TEXT", "vendor_key": "TEXT"}
 #: feedback outcomes after which a contact does not count against frequency caps
 FAILED_OUTCOMES = ("failed", "bounced")
+#: feedback outcomes that show a message arrived
+DELIVERED_OUTCOMES = ("delivered", "clicked")
 
 HISTORY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "patient_id": pl.String,
@@ -385,6 +387,37 @@ class ContactLedger:
         """``patient_id``, ``channel`` suppressed by vendor feedback (see :data:`BLOCKED_SQL`)."""
         with self.connect() as conn:
             return LedgerTransaction(conn).blocked()
+
+    def delivery_outcomes(self, campaign_code: str) -> pl.DataFrame | None:
+        """Per patient sent a contact of ``campaign_code``: was any delivered, did all fail?
+
+        Columns ``patient_id``, ``delivered`` (a vendor reported a delivery or a click for
+        one of the patient's contacts) and ``failed`` (a vendor reported every contact of
+        the patient that it reported on failed or bounced, and none delivered). None when
+        no vendor feedback exists for the campaign: then only "sent" is known.
+        """
+        failed = ", ".join(f"'{o}'" for o in FAILED_OUTCOMES)
+        delivered = ", ".join(f"'{o}'" for o in DELIVERED_OUTCOMES)
+        with self.connect() as conn:
+            if conn.execute("SELECT 1 FROM feedback WHERE campaign_code = ? LIMIT 1",
+                            (campaign_code,)).fetchone() is None:
+                return None
+            rows = conn.execute(
+                "SELECT c.patient_id, "
+                f"MAX(CASE WHEN f.outcome IN ({delivered}) THEN 1 ELSE 0 END), "
+                f"MAX(CASE WHEN f.outcome IN ({failed}) THEN 1 ELSE 0 END) "
+                "FROM contacts c LEFT JOIN feedback f ON f.patient_id = c.patient_id AND "
+                "f.campaign_code = c.campaign_code AND f.channel = c.channel AND f.run_id = c.run_id "
+                "WHERE c.campaign_code = ? GROUP BY c.patient_id",
+                (campaign_code,),
+            ).fetchall()
+        frame = pl.DataFrame(rows, schema={"patient_id": pl.String, "_d": pl.Int64, "_f": pl.Int64},
+                             orient="row")
+        return frame.select(
+            "patient_id",
+            (pl.col("_d") == 1).alias("delivered"),
+            ((pl.col("_f") == 1) & (pl.col("_d") == 0)).alias("failed"),
+        )
 
     def vendor_audience(self) -> pl.DataFrame:
         """See :meth:`LedgerTransaction.vendor_audience`."""

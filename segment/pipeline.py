@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segment import progress
 from segment.config import Settings
 from segment.log import get_logger, peak_rss_bytes
 from segment.runstate import StageCache, stage_key
@@ -88,6 +89,7 @@ def run_stages(workdir: Path, stages: Sequence[Stage], *, force: bool = False) -
             outcomes.append(outcome)
             continue
         log.info(f"{stage.name}: running")
+        progress.step(stage.name, "running")
         try:
             counts = dict(stage.run() or {})
         except BaseException as exc:

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from segment import progress
 from segment.errors import InputDataError
 from segment.ingest.mapping import Mapping
 from segment.ingest.readers import ReadResult
@@ -115,6 +116,7 @@ def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> Rea
         if not path.exists():
             raise InputDataError("file or folder not found", path=path)
         kind = InputFormat(spec.input_format or detect_format(path))
+        progress.step("ingest", f"reading {path.name} ({kind.value})")
         if kind is InputFormat.CANONICAL:
             files = sorted(p for p in path.iterdir() if _is_tabular(p)) if path.is_dir() else [path]
             if not files:

@@ -299,12 +299,23 @@ def run_campaign(
             result.stages = run_stages(folder, stages, force=force)
             t0 = time.perf_counter()
             audit_dir = wd.ensure_private_dir(folder / "runs" / run_id)
-            audit = audit_campaign(campaign, folder, audit_dir / "audit.html", as_of=day,
-                                   ledger=cfg["ledger"], run_id=run_id)
-            result.audit_html = audit_dir / "audit.html"
-            result.audit_flags = len(audit.flags)
-            result.stages.append(StageOutcome("audit", "ran", time.perf_counter() - t0,
-                                              {"flags": result.audit_flags}))
+            audit_outputs = [audit_dir / "audit.html", audit_dir / "audit.json"]
+            cache = StageCache(folder)
+            audit_in = AuditInputs(folder, run_id, cfg["ledger"])
+            reused_flags = None if force else _reusable_audit(cache, audit_in, audit_outputs)
+            result.audit_html = audit_outputs[0]
+            if reused_flags is not None:
+                result.audit_flags = reused_flags
+                log.info("audit: inputs unchanged, reusing outputs")
+                result.stages.append(StageOutcome("audit", "reused", time.perf_counter() - t0,
+                                                  {"flags": reused_flags}))
+            else:
+                cache.forget_from(["audit"])
+                audit = audit_campaign(campaign, folder, audit_outputs[0], as_of=day,
+                                       ledger=cfg["ledger"], run_id=run_id)
+                result.audit_flags = len(audit.flags)
+                result.stages.append(StageOutcome("audit", "ran", time.perf_counter() - t0,
+                                                  {"flags": result.audit_flags}))
             t0 = time.perf_counter()
             exported = export_campaign(
                 campaign, folder, cfg["destination"], as_of=day, run_id=run_id, dry_run=dry_run,
@@ -319,8 +330,12 @@ def run_campaign(
                 "destination": exported.destination,
                 "manifest": str(exported.manifest_path) if exported.manifest_path else None,
             }
-            result.stages.append(StageOutcome("export", "dry-run" if dry_run else "ran",
-                                              time.perf_counter() - t0, result.export))
+            result.stages.append(StageOutcome(
+                "export", "dry-run" if dry_run else "reused" if exported.already_delivered else "ran",
+                time.perf_counter() - t0, result.export))
+            # The audit ignores this run's own ledger rows, so what it saw equals the ledger as
+            # this run leaves it: record that state, and an unchanged rerun reuses the audit.
+            cache.record("audit", audit_in.key(), audit_outputs)
             result.outcome = "ok"
         except StageFailed as failed:
             result.stages = failed.outcomes
@@ -333,6 +348,47 @@ def run_campaign(
             result.seconds = time.perf_counter() - started
             append_run_record(folder, result.record())
     return result
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    """What a run's audit depends on, as a stage key.
+
+    The run id already covers the campaign file, its suppression files, the sources, the
+    rules, the reference pack, the as-of date and segment's version; to it come the files
+    the audit reads (``enriched.parquet``, ``eligibility.parquet``) and the contact ledger
+    (frequency caps and opt-outs), by content. Any change gives a new key: the audit reruns.
+    """
+
+    workdir: Path
+    run_id: str
+    ledger: Path
+
+    def key(self) -> str:
+        """The key; equal keys mean the audit would come out the same."""
+        from segment import workdir as wd
+
+        ledger_files = [self.ledger, Path(f"{self.ledger}-wal")]
+        return stage_key(
+            "audit",
+            [self.workdir / wd.ENRICHED, self.workdir / wd.ELIGIBILITY,
+             *[f for f in ledger_files if f.exists()]],
+            {"run_id": self.run_id, "ledger": str(self.ledger.resolve()),
+             "ledger_exists": self.ledger.exists()},
+        )
+
+
+def _reusable_audit(cache: StageCache, inputs: AuditInputs, outputs: Sequence[Path]) -> int | None:
+    """The flag count of a reusable earlier audit of this run, or None to audit again."""
+    import json
+
+    if not cache.is_fresh("audit", inputs.key(), outputs):
+        return None
+    try:
+        flags = json.loads(outputs[1].read_text()).get("flags")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return len(flags) if isinstance(flags, list) else None
 
 
 def json_dumps(value: Any) -> bytes:

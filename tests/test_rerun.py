@@ -1,0 +1,120 @@
+"""Reruns of `segment run`: which changes invalidate the audit, and an unchanged rerun reuses all.
+
+Unit tests of the audit's key (each input it depends on changes it; nothing else does),
+then real runs of the demo campaign: an unchanged rerun reuses every stage, the audit
+and the export (nothing delivered again); a changed ledger or --force audits again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from segment.pipeline import AuditInputs, run_campaign
+
+
+def _folder(tmp_path: Path) -> tuple[Path, Path]:
+    work = tmp_path / "work"
+    work.mkdir()
+    pl.DataFrame({"patient_id": ["a", "b"], "race": ["White", "Black"]}).write_parquet(
+        work / "enriched.parquet")
+    pl.DataFrame({"patient_id": ["a", "b"], "rule_id": ["r", "r"], "status": ["due", "due"]}
+                 ).write_parquet(work / "eligibility.parquet")
+    ledger = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("CREATE TABLE contacts (patient_id TEXT, run_id TEXT)")
+    return work, ledger
+
+
+def test_audit_key_is_stable_when_nothing_changes(tmp_path: Path) -> None:
+    work, ledger = _folder(tmp_path)
+    assert AuditInputs(work, "run1", ledger).key() == AuditInputs(work, "run1", ledger).key()
+    # files rewritten with the same bytes (a reused upstream stage): same key
+    data = (work / "eligibility.parquet").read_bytes()
+    (work / "eligibility.parquet").write_bytes(data)
+    key = AuditInputs(work, "run1", ledger).key()
+    assert AuditInputs(work, "run1", ledger).key() == key
+
+
+@pytest.mark.parametrize("change", ["eligibility", "enriched", "ledger", "run_id", "ledger_path",
+                                    "no_ledger"])
+def test_each_audit_input_invalidates_it(tmp_path: Path, change: str) -> None:
+    work, ledger = _folder(tmp_path)
+    before = AuditInputs(work, "run1", ledger).key()
+    run_id = "run1"
+    if change == "eligibility":
+        pl.DataFrame({"patient_id": ["a", "b"], "rule_id": ["r", "r"],
+                      "status": ["due", "not_due"]}).write_parquet(work / "eligibility.parquet")
+    elif change == "enriched":
+        pl.DataFrame({"patient_id": ["a", "b"], "race": ["White", "Asian"]}).write_parquet(
+            work / "enriched.parquet")
+    elif change == "ledger":  # another campaign's contact: caps may differ
+        with sqlite3.connect(ledger) as conn:
+            conn.execute("INSERT INTO contacts VALUES ('a', 'other-run')")
+    elif change == "run_id":  # campaign file, suppression, sources, rules, pack, as-of date
+        run_id = "run2"
+    elif change == "ledger_path":
+        moved = tmp_path / "elsewhere.sqlite"
+        shutil.copy(ledger, moved)
+        ledger = moved
+    elif change == "no_ledger":
+        ledger.unlink()
+    assert AuditInputs(work, run_id, ledger).key() != before
+
+
+def test_audit_key_ignores_files_the_audit_does_not_read(tmp_path: Path) -> None:
+    work, ledger = _folder(tmp_path)
+    before = AuditInputs(work, "run1", ledger).key()
+    (work / "rejects.csv").write_text("row,column,value,reason\n")
+    pl.DataFrame({"x": [1]}).write_parquet(work / "geocoded.parquet")
+    assert AuditInputs(work, "run1", ledger).key() == before
+
+
+def _statuses(result: object) -> dict[str, str]:
+    return {s.name: s.status for s in result.stages}  # type: ignore[attr-defined]
+
+
+def test_unchanged_rerun_reuses_every_stage_audit_and_export(demo: dict[str, Path]) -> None:
+    first = run_campaign(demo["spring"])
+    assert _statuses(first)["audit"] == "ran" and _statuses(first)["export"] == "ran"
+    html = first.audit_html
+    assert html is not None
+    stamp = html.stat().st_mtime_ns
+    ledger = hashlib.sha256(demo["ledger"].read_bytes()).hexdigest()
+    second = run_campaign(demo["spring"])
+    assert _statuses(second) == {"ingest": "reused", "geocode": "reused", "enrich": "reused",
+                                 "evaluate": "reused", "audit": "reused", "export": "reused"}
+    assert second.audit_flags == first.audit_flags
+    assert second.export["already delivered"] == "yes: nothing sent again"
+    assert hashlib.sha256(demo["ledger"].read_bytes()).hexdigest() == ledger  # no contact added
+    assert html.stat().st_mtime_ns == stamp  # not rewritten
+
+    # a damaged audit is written again (outputs are checked by content, not by name)
+    html.write_text(html.read_text().replace("<h1>", "<h1>x", 1))
+    third = run_campaign(demo["spring"])
+    assert _statuses(third)["audit"] == "ran"
+    assert _statuses(run_campaign(demo["spring"]))["audit"] == "reused"
+
+
+def test_changed_ledger_or_force_audits_again(demo: dict[str, Path]) -> None:
+    run_campaign(demo["spring"])
+    # another campaign's delivery lands in the shared ledger: caps can change the audit
+    with sqlite3.connect(demo["ledger"]) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        conn.execute("CREATE TABLE IF NOT EXISTS test_marker (x INTEGER)")
+        conn.execute("INSERT INTO test_marker VALUES (1)")
+    assert tables
+    again = run_campaign(demo["spring"])
+    assert _statuses(again)["audit"] == "ran"
+    assert _statuses(again)["export"] == "reused"  # the delivery itself is still published
+    assert _statuses(run_campaign(demo["spring"]))["audit"] == "reused"
+    forced = run_campaign(demo["spring"], force=True, dry_run=True)
+    assert _statuses(forced)["audit"] == "ran" and _statuses(forced)["ingest"] == "ran"
+    log = [json.loads(x) for x in (demo["work"] / "run-log.jsonl").read_text().splitlines()]
+    assert [s["status"] for s in log[-1]["stages"] if s["stage"] == "audit"] == ["ran"]

@@ -7,10 +7,13 @@ checksums (:func:`verify_pack`).
 
 from __future__ import annotations
 
-from segment.reference.build import apply_crosswalk, build_pack
+from segment.reference.build import build_pack
+from segment.reference.crosswalk import apply_crosswalk
 from segment.reference.pack import (
     ADDRESS_RANGES,
+    BLOCK_GROUP_INDICATORS,
     BLOCK_GROUPS,
+    COUNTY_INDICATORS,
     INDICATORS,
     TRACTS,
     ZIP_CENTROIDS,
@@ -27,6 +30,8 @@ from segment.reference.pack import (
 __all__ = [
     "ADDRESS_RANGES",
     "BLOCK_GROUPS",
+    "BLOCK_GROUP_INDICATORS",
+    "COUNTY_INDICATORS",
     "INDICATORS",
     "TRACTS",
     "ZIP_CENTROIDS",

@@ -21,9 +21,13 @@ import polars as pl
 from segment.errors import ReferenceDataError
 from segment.log import get_logger
 from segment.reference import tiger
+from segment.reference.crosswalk import rekey_mixed
+from segment.reference.loading import IndicatorTables, load_indicator_sources
 from segment.reference.pack import (
     ADDRESS_RANGES,
+    BLOCK_GROUP_INDICATORS,
     BLOCK_GROUPS,
+    COUNTY_INDICATORS,
     INDICATORS,
     MANIFEST,
     TABLES,
@@ -33,6 +37,7 @@ from segment.reference.pack import (
     Manifest,
     sha256_file,
 )
+from segment.reference.publishers import Level
 from segment.workdir import atomic_path, ensure_private_dir, write_json
 
 PathsArg = Path | str | Sequence[Path | str]
@@ -89,6 +94,8 @@ def build_pack(
     crosswalk: Path | str | None = None,
     source_years: dict[str, object] | None = None,
     extra: dict[str, Any] | None = None,
+    keep_columns: dict[str, str] | None = None,
+    indicator_years: dict[str, int] | None = None,
 ) -> Manifest:
     """Build a reference pack in ``out`` and return its manifest.
 
@@ -99,7 +106,10 @@ def build_pack(
     the tract vintage (2010/2020) when the file names and fields do not tell it.
     Indicators keyed to the other tract vintage are refused unless ``crosswalk`` (a
     Census tract relationship file) is given. ``source_years`` overrides the vintage
-    recorded per table (e.g. ``{"address_ranges": 2019}``).
+    recorded per table (e.g. ``{"address_ranges": 2019}``). ``keep_columns`` passes raw
+    indicator columns through under declared names (``{"E_NOINT": "svi_no_internet_count"}``);
+    ``indicator_years`` gives a file's publication year when its name does not. What became of
+    every indicator column (mapped, kept, ignored) is in the manifest's ``indicator_inputs``.
     """
     out = ensure_private_dir(out)
     years = dict(source_years or {})
@@ -146,16 +156,39 @@ def build_pack(
         log.info("read ZIP centroids", zips=zips.height)
 
     columns: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
     ind_files = _paths(indicators)
     if ind_files:
-        frame, columns = _indicators(ind_files, tract_frame, tract_vintage, indicator_vintage,
-                                     Path(crosswalk) if crosswalk else None, states)
-        _write_plain(frame, out / INDICATORS)
-        cw_extra = {"crosswalk": Path(crosswalk).name} if crosswalk else {}
-        ind_vintage = years.get("indicators") or "; ".join(
-            sorted({str(c.get("vintage")) for c in columns if c.get("vintage")}))
-        files[INDICATORS] = _entry(out / INDICATORS, ind_files, ind_vintage,
-                                   "tract", frame.height, tract_vintage=tract_vintage, **cw_extra)
+        tables = _load_indicators(ind_files, keep_columns, indicator_years)
+        reports = tables.reports()
+        for r in reports:
+            if r["ignored"]:
+                log.warning("indicator columns ignored", file=r["file"], columns=len(r["ignored"]))
+        columns = []
+        if Level.TRACT in tables.frames:
+            tract_entries = [e for e in tables.entries if e.get("level", "tract") == "tract"]
+            frame, columns = _indicators(tables.frames[Level.TRACT], tract_entries, ind_files,
+                                         tract_frame, tract_vintage, indicator_vintage,
+                                         Path(crosswalk) if crosswalk else None, states)
+            _write_plain(frame, out / INDICATORS)
+            cw_extra = {"crosswalk": Path(crosswalk).name} if crosswalk else {}
+            ind_vintage = years.get("indicators") or "; ".join(
+                sorted({str(c.get("vintage")) for c in columns if c.get("vintage")}))
+            files[INDICATORS] = _entry(out / INDICATORS, _sources_of(tables, Level.TRACT),
+                                       ind_vintage, "tract", frame.height,
+                                       tract_vintage=tract_vintage, **cw_extra)
+        for level, table in ((Level.BLOCK_GROUP, BLOCK_GROUP_INDICATORS),
+                             (Level.COUNTY, COUNTY_INDICATORS)):
+            if level not in tables.frames:
+                continue
+            level_entries = [e for e in tables.entries if e.get("level") == level.value]
+            frame = _other_level(tables.frames[level], level, level_entries, tract_vintage,
+                                 states, _sources_of(tables, level))
+            _write_plain(frame, out / table)
+            columns += [{**e, "tract_vintage": tract_vintage} for e in level_entries]
+            files[table] = _entry(out / table, _sources_of(tables, level), "; ".join(
+                sorted({str(e.get("vintage")) for e in level_entries})), level.value,
+                frame.height)
 
     for stale in TABLES:  # a rebuild without an optional input must not keep the old table
         if stale not in files and (out / stale).exists():
@@ -169,7 +202,7 @@ def build_pack(
         states=states,
         files=files,
         columns=columns,
-        extra=dict(extra or {}),
+        extra={**dict(extra or {}), **({"indicator_inputs": reports} if reports else {})},
     )
     write_json(out / MANIFEST, manifest.to_dict())
     log.info("pack built", files=len(files), tracts=len(tract_frame))
@@ -181,7 +214,39 @@ def _common_year(paths: list[Path]) -> int | None:
     return years.pop() if len(years) == 1 else None
 
 
+def _load_indicators(paths: list[Path], keep: dict[str, str] | None,
+                     years: dict[str, int] | None) -> IndicatorTables:
+    for p in paths:
+        if not p.exists():
+            raise ReferenceDataError("file not found", path=p)
+    return load_indicator_sources(paths, keep=keep, years=years)
+
+
+def _sources_of(tables: IndicatorTables, level: Level) -> list[Path]:
+    return [f.path for f in tables.files if f.level is level]
+
+
+def _other_level(frame: pl.DataFrame, level: Level, entries: list[dict[str, Any]],
+                 tract_vintage: int, states: list[str], paths: list[Path]) -> pl.DataFrame:
+    """Block-group or county indicators: refuse another boundary vintage, keep the pack's states."""
+    from segment.reference.indicators import tract_vintage_of
+
+    declared = {v for e in entries if (v := tract_vintage_of(str(e.get("geography", ""))))}
+    if level is Level.BLOCK_GROUP and declared and declared != {tract_vintage}:
+        raise ReferenceDataError(
+            f"block-group indicators are keyed to {sorted(declared)[0]} block groups but the "
+            f"pack's tracts are {tract_vintage}; block groups cannot be re-keyed through the "
+            "tract crosswalk: use an edition on the pack's boundaries", path=paths[0])
+    kept = frame.filter(pl.col(level.key).str.slice(0, 2).is_in(states))
+    if kept.height == 0:
+        raise ReferenceDataError(f"{level.value.replace('_', ' ')} indicator files hold no area "
+                                 "of the pack's states", path=paths[0])
+    return kept.sort(level.key)
+
+
 def _indicators(
+    frame: pl.DataFrame,
+    entries: list[dict[str, Any]],
     paths: list[Path],
     tracts: gpd.GeoDataFrame,
     tract_vintage: int,
@@ -189,25 +254,16 @@ def _indicators(
     crosswalk: Path | None,
     states: list[str],
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """Load indicator files through the enrichment module and fit them to the pack's tracts."""
-    try:
-        from segment.reference.indicators import load_indicator_files
-    except ImportError as exc:  # the enrichment stage owns the module
-        raise ReferenceDataError(
-            "indicator files cannot be read: segment.reference.indicators is not available"
-        ) from exc
-    for p in paths:
-        if not p.exists():
-            raise ReferenceDataError("file not found", path=p)
-    frame, entries = load_indicator_files(paths)
+    """Fit tract indicators (already read) to the pack's tracts."""
     if indicator_vintage is None:
         from segment.reference.indicators import tract_vintage_of
 
         declared = {v for e in entries if (v := tract_vintage_of(str(e.get("geography", ""))))}
         if len(declared) > 1 and crosswalk is None:
             raise ReferenceDataError(
-                "indicator files mix 2010 and 2020 tract boundaries; build them separately "
-                "or give a tract crosswalk"
+                "indicator files mix 2010 and 2020 tract boundaries "
+                f"({_vintage_detail(entries)}); build them separately or give a tract "
+                "crosswalk (Census tract relationship file) to re-key the other vintage"
             )
         indicator_vintage = declared.pop() if len(declared) == 1 else None
     if "tract_geoid" not in frame.columns:
@@ -215,7 +271,8 @@ def _indicators(
     frame = frame.filter(pl.col("tract_geoid").str.slice(0, 2).is_in(states))
     pack_ids = pl.Series("tract_geoid", tracts["tract_geoid"].to_numpy(), dtype=pl.String)
     if crosswalk is not None:
-        frame = apply_crosswalk(frame, crosswalk, entries, target_vintage=tract_vintage)
+        frame, entries = rekey_mixed(frame, crosswalk, entries, target_vintage=tract_vintage,
+                                     default_vintage=indicator_vintage)
         frame = frame.filter(pl.col("tract_geoid").str.slice(0, 2).is_in(states))
     else:
         matched = frame.filter(pl.col("tract_geoid").is_in(pack_ids.implode())).height
@@ -233,72 +290,16 @@ def _indicators(
             )
     if frame.height == 0:
         raise ReferenceDataError("indicator files hold no tract of the pack's states", path=paths[0])
-    if crosswalk is not None:
-        from segment.reference.indicators import tract_geography
-
-        entries = [{**e, "geography": tract_geography(tract_vintage) + " via crosswalk"}
-                   for e in entries]
     stamped = [{**e, "tract_vintage": tract_vintage} for e in entries]
     return frame.sort("tract_geoid"), stamped
 
 
-_CROSSWALK_COLUMNS = {
-    2020: (("GEOID_TRACT_10", "GEOID_TRACT_20"), ("from_geoid", "to_geoid")),
-    2010: (("GEOID_TRACT_20", "GEOID_TRACT_10"), ("from_geoid", "to_geoid")),
-}
-_COUNT_UNITS = {"count", "people", "persons", "households", "housing units"}
+def _vintage_detail(entries: list[dict[str, Any]]) -> str:
+    from segment.reference.indicators import tract_vintage_of
 
-
-def apply_crosswalk(
-    frame: pl.DataFrame, path: Path, entries: list[dict[str, Any]], *, target_vintage: int
-) -> pl.DataFrame:
-    """Re-key tract indicators to ``target_vintage`` tracts through a tract relationship file.
-
-    Reads the Census relationship file (pipe-delimited, ``GEOID_TRACT_10``,
-    ``GEOID_TRACT_20``, ``AREALAND_PART``) or a CSV with ``from_geoid,to_geoid,weight``.
-    Counts (dictionary ``unit`` of count/people/households) are apportioned by the share
-    of the source tract's land in each target tract; every other numeric column is a
-    land-weighted mean; text columns take the value of the largest overlapping source.
-    """
-    if not path.exists():
-        raise ReferenceDataError("crosswalk file not found", path=path)
-    head = path.open(encoding="latin-1").readline()
-    sep = "|" if "|" in head else ("\t" if "\t" in head else ",")
-    raw = pl.read_csv(path, separator=sep, infer_schema=False)
-    upper = {c.strip().upper(): c for c in raw.columns}
-    census_cols, generic = _CROSSWALK_COLUMNS[target_vintage]
-    if all(c in upper for c in census_cols):
-        src, dst = (upper[c] for c in census_cols)
-        weight = upper.get("AREALAND_PART")
-    elif all(c.upper() in upper for c in generic):
-        src, dst = (upper[c.upper()] for c in generic)
-        weight = upper.get("WEIGHT")
-    else:
-        raise ReferenceDataError(
-            "crosswalk needs GEOID_TRACT_10 and GEOID_TRACT_20 (Census relationship file) "
-            "or from_geoid,to_geoid[,weight] columns",
-            path=path,
-        )
-    cw = raw.select(
-        pl.col(src).str.strip_chars().str.zfill(11).alias("tract_geoid"),
-        pl.col(dst).str.strip_chars().str.zfill(11).alias("_to"),
-        (pl.col(weight).cast(pl.Float64, strict=False) if weight else pl.lit(1.0)).fill_null(0.0)
-        .alias("_w"),
-    ).filter(pl.col("_w") > 0)
-    cw = cw.with_columns((pl.col("_w") / pl.col("_w").sum().over("tract_geoid")).alias("_share"))
-    units = {str(e.get("name")): str(e.get("unit", "")).lower() for e in entries}
-    joined = frame.join(cw, on="tract_geoid", how="inner")
-    aggs: list[pl.Expr] = []
-    for col, dtype in frame.schema.items():
-        if col == "tract_geoid":
-            continue
-        if dtype.is_numeric():
-            if units.get(col) in _COUNT_UNITS:
-                aggs.append((pl.col(col) * pl.col("_share")).sum().alias(col))
-            else:
-                w = pl.when(pl.col(col).is_not_null()).then(pl.col("_w"))
-                aggs.append(((pl.col(col) * w).sum() / w.sum()).alias(col))
-        else:
-            aggs.append(pl.col(col).sort_by(["_w", "tract_geoid"], descending=[True, False]).first()
-                        .alias(col))
-    return joined.group_by("_to").agg(aggs).rename({"_to": "tract_geoid"}).select(frame.columns)
+    by: dict[int, set[str]] = {}
+    for e in entries:
+        v = tract_vintage_of(str(e.get("geography", "")))
+        if v:
+            by.setdefault(v, set()).add(str(e.get("vintage", e.get("name"))))
+    return "; ".join(f"{v}: {', '.join(sorted(names))}" for v, names in sorted(by.items()))

@@ -28,6 +28,7 @@ from typing import Any
 import polars as pl
 
 from segment.errors import ReferenceDataError
+from segment.reference.publishers import Level, Loaded
 
 TRACT_GEOID = "tract_geoid"
 
@@ -203,6 +204,25 @@ class AcsMeasure:
     unit: str
     table: str
     complement: bool = False  # 100 - share (e.g. "no broadband" from "with broadband")
+    excluded: tuple[str, ...] = ()  # subtracted from the denominator ("not computed")
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Every estimate variable the measure reads."""
+        return (*self.numerators, *((self.denominator,) if self.denominator else ()),
+                *self.excluded)
+
+    @property
+    def numerator_text(self) -> str:
+        """The numerator as a sum of variables (for the data dictionary)."""
+        return " + ".join(self.numerators)
+
+    @property
+    def denominator_text(self) -> str:
+        """The denominator, with excluded variables subtracted (for the data dictionary)."""
+        if self.denominator is None:
+            return ""
+        return " - ".join((self.denominator, *self.excluded))
 
 
 ACS_MEASURES: tuple[AcsMeasure, ...] = (
@@ -233,8 +253,11 @@ ACS_MEASURES: tuple[AcsMeasure, ...] = (
                "households", "percent", "B28002", complement=True),
     AcsMeasure("housing_rent_burden_pct",
                ("B25070_007E", "B25070_008E", "B25070_009E", "B25070_010E"), "B25070_001E",
-               "Renter households paying 30% or more of income on gross rent, percent of "
-               "renter-occupied units", "percent", "B25070"),
+               "Renter households paying 30% or more of household income on gross rent, percent "
+               "of renter-occupied units for which the burden is computed (units with no cash "
+               "rent or zero/negative income, B25070_011, are left out of the denominator, as "
+               "the Census Bureau and HUD do)", "percent", "B25070",
+               excluded=("B25070_011E",)),
     AcsMeasure("food_snap_pct", ("B22010_002E",), "B22010_001E",
                "Households that received SNAP (food stamps) in the past 12 months, percent of "
                "households", "percent", "B22010"),
@@ -248,11 +271,31 @@ def _acs_variables() -> dict[str, str]:
             out.setdefault(var, m.name)
         if m.denominator:
             out.setdefault(m.denominator, f"{m.name} (denominator)")
+        for var in m.excluded:
+            out.setdefault(var, f"{m.name} (excluded from the denominator)")
     return out
 
 
-#: ACS 5-year variable ids `reference pull` requests -> the themed measure each feeds
+#: ACS 5-year estimate variable ids `reference pull` requests -> the themed measure each feeds
 ACS_VARIABLES: dict[str, str] = _acs_variables()
+#: the margin-of-error variable (..._M) of every estimate, requested beside it
+_ACS_MOE_VARIABLES: dict[str, str] = {
+    f"{v[:-1]}M": f"{m} (margin of error)" for v, m in ACS_VARIABLES.items()
+}
+#: every variable a pull asks the Census API for: estimates and their margins of error
+ACS_PULL_VARIABLES: tuple[str, ...] = tuple(sorted({*ACS_VARIABLES, *_ACS_MOE_VARIABLES}))
+#: coefficient of variation above which the Census Bureau advises treating an estimate with
+#: caution: the companion ``<measure>_unreliable`` column is true
+CV_UNRELIABLE = 0.4
+#: ACS MOEs are published at 90% confidence: standard error = MOE / 1.645
+Z90 = 1.645
+MOE_HANDLING = (
+    "Margins of error (90%) from the _M variables: sums by the root of summed squares; the "
+    "share by the ACS handbook's proportion formula sqrt(MOE_num^2 - p^2 * MOE_den^2) / den "
+    "(the ratio formula, with +, when the term under the root is negative); standard error = "
+    "MOE / 1.645; coefficient of variation = SE / estimate; above 0.4 the companion "
+    "<name>_unreliable column is true (Census Bureau guidance), null when no MOE was pulled"
+)
 
 _ACS_GEO_COLUMNS = ("state", "county", "tract")
 _NULLS = ["NA", "", "N/A", "NaN", "nan", "-999"]
@@ -357,27 +400,51 @@ def _entries_for(sources: list[Source]) -> list[dict[str, Any]]:
     ]
 
 
-def _load_one(path: Path) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+def load_one(path: Path, year: int | None = None) -> Loaded:
+    """Read one indicator file with the reader its columns call for; every column accounted for.
+
+    Publishers' own layouts (SVI, ADI, food access) go to :mod:`segment.reference.publishers`;
+    OEPS tables, an ACS pull and themed files are read here. Columns no reader maps are
+    listed in :attr:`Loaded.ignored`, never dropped without a word.
+    """
+    from segment.reference.publishers import EXPECTED, publisher_reader
+
     header = _header(path)
     names = set(header)
+    reader = publisher_reader(header)
+    if reader is not None:
+        return reader(path, header, year)
     has_oeps_geoid = bool(names & {"GEOID", "geoid"})
     sources = [s for s in OEPS_SOURCES if has_oeps_geoid and set(s.raw_columns) <= names]
     if sources:
-        frame = _read_oeps(path, header, sources).collect()
-        entries = _entries_for(sources)
-    elif names & set(ACS_VARIABLES) and (set(_ACS_GEO_COLUMNS) <= names or "GEO_ID" in names):
+        frame = _check_tracts(_read_oeps(path, header, sources).collect(), path)
+        key = sources[0].geoid if sources[0].geoid in names else (
+            "GEOID" if "GEOID" in names else "geoid")
+        mapped = {c.raw: c.name for s in sources for c in s.columns}
+        return Loaded(path, "OEPS " + ", ".join(s.key for s in sources), Level.TRACT, frame,
+                      _entries_for(sources), mapped, [key],
+                      [h for h in header if h not in mapped and h != key])
+    if names & set(ACS_VARIABLES) and (set(_ACS_GEO_COLUMNS) <= names or "GEO_ID" in names):
         raw = pl.read_csv(path, infer_schema=False, null_values=_NULLS)
-        frame, entries = acs_to_indicators(raw)
-    elif TRACT_GEOID in names and names & set(THEMED_COLUMNS):
+        frame, entries = acs_to_indicators(raw, year=year)
+        used = {v for e in entries for v in e.get("variables", [])}
+        keys = [c for c in (*_ACS_GEO_COLUMNS, "GEO_ID", "year", "NAME") if c in names]
+        return Loaded(path, "ACS 5-year (Census Data API)", Level.TRACT, _check_tracts(frame, path),
+                      entries, {v: ACS_VARIABLES.get(v) or _ACS_MOE_VARIABLES.get(v, "")
+                                for v in header if v in used}, keys,
+                      [h for h in header if h not in used and h not in keys])
+    if TRACT_GEOID in names and names & set(THEMED_COLUMNS):
         frame, entries = _read_themed(path, header)
-    else:
-        shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
-        raise ReferenceDataError(
-            f"unrecognized indicator file: columns [{shown}] match no known source; expected "
-            f"one of: {_expected_text()}",
-            path=path,
-        )
-    return _check_tracts(frame, path), entries
+        known = [h for h in header if h in THEMED_COLUMNS]
+        return Loaded(path, "themed indicator file", Level.TRACT, _check_tracts(frame, path),
+                      entries, {h: h for h in known}, [TRACT_GEOID],
+                      [h for h in header if h not in known and h != TRACT_GEOID])
+    shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+    raise ReferenceDataError(
+        f"unrecognized indicator file: columns [{shown}] match no known source; expected "
+        f"one of: {_expected_text()}; {EXPECTED}",
+        path=path,
+    )
 
 
 def _read_themed(path: Path, header: Sequence[str]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
@@ -417,35 +484,21 @@ def load_indicator_files(paths: list[Path]) -> tuple[pl.DataFrame, list[dict[str
     Files are recognized by their columns; GEOIDs are zero-padded to 11 characters and
     ``NA`` becomes null. Several files are outer-joined on ``tract_geoid``: a tract missing
     from one file keeps nulls in that file's columns. Returns the frame (sorted by
-    ``tract_geoid``) and one data-dictionary entry per indicator column.
+    ``tract_geoid``) and one data-dictionary entry per indicator column. Block-group and
+    county files, kept columns and the column report are in
+    :func:`segment.reference.loading.load_indicator_sources`.
 
     Raises :class:`ReferenceDataError` naming the file for an unrecognized file, GEOIDs that
     are not tracts, duplicated tracts, or a column supplied by two files.
     """
-    if not paths:
-        raise ReferenceDataError("no indicator files given")
-    merged: pl.DataFrame | None = None
-    entries: list[dict[str, Any]] = []
-    seen: dict[str, Path] = {}
-    for path in map(Path, paths):
-        frame, file_entries = _load_one(path)
-        for col in frame.columns:
-            if col == TRACT_GEOID:
-                continue
-            if col in seen:
-                raise ReferenceDataError(
-                    f"column {col} is supplied by both {seen[col].name} and {path.name}",
-                    path=path,
-                )
-            seen[col] = path
-        entries.extend(file_entries)
-        merged = (
-            frame
-            if merged is None
-            else merged.join(frame, on=TRACT_GEOID, how="full", coalesce=True)
-        )
-    assert merged is not None
-    return merged.sort(TRACT_GEOID), entries
+    from segment.reference.loading import load_indicator_sources
+
+    tables = load_indicator_sources(paths)
+    other = [f.path.name for f in tables.files if f.level is not Level.TRACT]
+    if other:
+        raise ReferenceDataError(f"not tract-level files: {', '.join(other)}; read them with "
+                                 "load_indicator_sources")
+    return tables.frames[Level.TRACT], tables.entries
 
 
 def _acs_value(var: str) -> pl.Expr:
@@ -487,21 +540,18 @@ def acs_to_indicators(
         year = int(years[0]) if len(years) == 1 else None
     exprs: list[pl.Expr] = [geoid.alias(TRACT_GEOID)]
     used: list[AcsMeasure] = []
+    with_moe: set[str] = set()
     for m in ACS_MEASURES:
-        needed = [*m.numerators, *([m.denominator] if m.denominator else [])]
-        if not set(needed) <= names:
+        if not set(m.variables) <= names:
             continue
         used.append(m)
-        total = pl.sum_horizontal([_acs_value(v) for v in m.numerators])
-        known = pl.all_horizontal([_acs_value(v).is_not_null() for v in m.numerators])
-        if m.denominator is None:
-            exprs.append(pl.when(known).then(total).alias(m.name))
-            continue
-        den = _acs_value(m.denominator)
-        share = 100.0 * total / den
-        if m.complement:
-            share = 100.0 - share
-        exprs.append(pl.when(known & (den > 0)).then(share).alias(m.name))
+        value, moe = _acs_measure(m)
+        exprs.append(value.alias(m.name))
+        if all(f"{v[:-1]}M" in names for v in m.variables):
+            with_moe.add(m.name)
+            cv = (moe / Z90) / value.abs()
+            exprs.append(pl.when(value.is_not_null() & moe.is_not_null())
+                         .then(cv > CV_UNRELIABLE).alias(f"{m.name}_unreliable"))
     if not used:
         raise ReferenceDataError(
             "ACS frame carries none of the variables of a known measure; expected e.g. "
@@ -510,16 +560,60 @@ def acs_to_indicators(
     out = frame.select(exprs)
     tract_year = 2020 if (year or 0) >= 2020 else 2010
     vintage = f"ACS {year - 4}-{year} 5-year" if year else "ACS 5-year (year not stated)"
-    entries = [
-        {
-            "name": m.name,
-            "meaning": f"{m.meaning}. {ECOLOGICAL_CAUTION}",
-            "source": f"U.S. Census Bureau, American Community Survey 5-year, table {m.table} "
-            "(Census Data API)",
-            "vintage": vintage,
-            "geography": tract_geography(tract_year),
-            "unit": m.unit,
-        }
-        for m in used
-    ]
+    entries: list[dict[str, Any]] = []
+    for m in used:
+        source = (f"U.S. Census Bureau, American Community Survey 5-year, table {m.table} "
+                  "(Census Data API)")
+        formula = (f"numerator {m.numerator_text}; denominator {m.denominator_text}"
+                   + ("; reported as 100 minus the share" if m.complement else "")
+                   if m.denominator else f"estimate {m.numerator_text}")
+        entries.append({
+            "name": m.name, "meaning": f"{m.meaning} ({formula}). {ECOLOGICAL_CAUTION}",
+            "source": source, "vintage": vintage, "geography": tract_geography(tract_year),
+            "unit": m.unit, "numerator": m.numerator_text, "denominator": m.denominator_text,
+            "variables": [*m.variables, *([f"{v[:-1]}M" for v in m.variables]
+                                          if m.name in with_moe else [])],
+            "moe": MOE_HANDLING if m.name in with_moe else "no margins of error in the input",
+        })
+        if m.name in with_moe:
+            entries.append({
+                "name": f"{m.name}_unreliable",
+                "meaning": f"True when {m.name} has a coefficient of variation above "
+                           f"{CV_UNRELIABLE} (its margin of error is large for its size: use with "
+                           "caution); null when the estimate is missing. " + MOE_HANDLING,
+                "source": source, "vintage": vintage, "geography": tract_geography(tract_year),
+                "unit": "boolean",
+            })
     return out, entries
+
+
+def _acs_moe(var: str) -> pl.Expr:
+    """A margin of error: -555555555 (controlled, no sampling error) is 0; other codes null."""
+    value = pl.col(var).cast(pl.Float64, strict=False)
+    return (pl.when(value == -555_555_555).then(0.0)
+            .when(value > ACS_SENTINEL_MAX).then(value))
+
+
+def _acs_measure(m: AcsMeasure) -> tuple[pl.Expr, pl.Expr]:
+    """The measure and its 90% margin of error (ACS handbook formulas for sums and shares)."""
+    total = pl.sum_horizontal([_acs_value(v) for v in m.numerators])
+    known = pl.all_horizontal([_acs_value(v).is_not_null() for v in m.numerators])
+    moe_num = pl.sum_horizontal([_acs_moe(f"{v[:-1]}M") ** 2 for v in m.numerators]).sqrt()
+    moe_num = pl.when(pl.all_horizontal([_acs_moe(f"{v[:-1]}M").is_not_null()
+                                         for v in m.numerators])).then(moe_num)
+    if m.denominator is None:
+        return pl.when(known).then(total), moe_num
+    den_vars = (m.denominator, *m.excluded)
+    den = _acs_value(m.denominator) - pl.sum_horizontal([_acs_value(v) for v in m.excluded]) \
+        if m.excluded else _acs_value(m.denominator)
+    den_known = pl.all_horizontal([_acs_value(v).is_not_null() for v in den_vars])
+    moe_den = pl.sum_horizontal([_acs_moe(f"{v[:-1]}M") ** 2 for v in den_vars]).sqrt()
+    moe_den = pl.when(pl.all_horizontal([_acs_moe(f"{v[:-1]}M").is_not_null()
+                                         for v in den_vars])).then(moe_den)
+    p = total / den
+    under = moe_num**2 - p**2 * moe_den**2
+    moe_p = pl.when(under >= 0).then(under.sqrt()).otherwise(
+        (moe_num**2 + p**2 * moe_den**2).sqrt()) / den
+    share = 100.0 * (1.0 - p if m.complement else p)
+    ok = known & den_known & (den > 0)
+    return pl.when(ok).then(share), pl.when(ok).then(100.0 * moe_p)

@@ -28,10 +28,13 @@ BLOCK_GROUPS = "block_groups.parquet"
 ADDRESS_RANGES = "address_ranges.parquet"
 ZIP_CENTROIDS = "zip_centroids.parquet"
 INDICATORS = "indicators.parquet"
+BLOCK_GROUP_INDICATORS = "block_group_indicators.parquet"
+COUNTY_INDICATORS = "county_indicators.parquet"
 CROSSWALK = "crosswalk.parquet"
 
 #: every table a pack may hold, in the order they are listed
-TABLES = (TRACTS, BLOCK_GROUPS, ADDRESS_RANGES, ZIP_CENTROIDS, INDICATORS)
+TABLES = (TRACTS, BLOCK_GROUPS, ADDRESS_RANGES, ZIP_CENTROIDS, INDICATORS,
+          BLOCK_GROUP_INDICATORS, COUNTY_INDICATORS)
 
 
 @dataclass(frozen=True)

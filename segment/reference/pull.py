@@ -221,12 +221,19 @@ def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Sett
     session = make_session(settings)
     session.request = _with_timeout(session.request, settings.http_timeout_s)  # type: ignore[method-assign]
     client = acs_client(api_key, settings, session)
-    fields = sorted(ACS_VARIABLES)
+    # estimates and their margins of error in two calls of under 50 variables each (the API's
+    # limit), joined on the tract; the package's own chunking needs GEO_ID in every answer
+    estimates = sorted(ACS_VARIABLES)
+    moes = [f"{v[:-1]}M" for v in estimates]
     rows: list[dict[str, Any]] = []
+    moe_rows: list[dict[str, Any]] = []
     for county in counties:
         where = f"county {county}, ACS {year} 5-year"
         try:
-            rows.extend(client.state_county_tract(fields, county[:2], county[2:], "*", year=year))
+            rows.extend(client.state_county_tract(estimates, county[:2], county[2:], "*",
+                                                  year=year))
+            moe_rows.extend(client.state_county_tract(moes, county[:2], county[2:], "*",
+                                                      year=year))
         except APIKeyError as exc:
             raise NetworkError("the Census API refused the API key (CENSUS_API_KEY): "
                                "check the key, or pull with --no-acs"
@@ -242,8 +249,14 @@ def pull_acs(counties: Sequence[str], *, year: int, api_key: str, settings: Sett
                                f"{where}") from _masked(exc, api_key)
     if not rows:
         raise ReferenceDataError(f"the Census API returned no tracts for ACS {year}")
-    frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.lit(year).alias("year"))
-    frame = frame.with_columns([pl.col(c).cast(pl.String) for c in frame.columns])
+    geo = ["state", "county", "tract"]
+    text = pl.all().cast(pl.String)
+    frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(text)
+    if moe_rows:
+        margins = pl.DataFrame(moe_rows, infer_schema_length=None).with_columns(text)
+        frame = frame.join(margins.select([*geo, *[c for c in moes if c in margins.columns]]),
+                           on=geo, how="left")
+    frame = frame.with_columns(pl.lit(str(year)).alias("year"))
     write_csv(frame, target)
     log.info("ACS tracts downloaded", tracts=frame.height, counties=len(counties))
     return target

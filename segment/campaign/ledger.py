@@ -13,6 +13,9 @@ Tables:
   bounced, opted out or in, clicked), one row per distinct vendor event, tied to the contact
   it is about (:mod:`segment.campaign.feedback`). Failed and bounced contacts do not count
   against frequency caps; hard bounces, invalid numbers and opt-outs suppress later runs.
+- ``arms``: for a campaign with a holdout, each assigned patient's arm (``contact`` or
+  ``holdout``), stratum, and the run and planned send time of the first assignment. The
+  first assignment is kept: a patient never changes arm within a campaign.
 - ``unsubscribes``: who was sent to a vendor in an unsubscribe file, and by which delivery.
 - ``deliveries``: the write-ahead record of each delivery: its state (``intent`` ->
   ``staged`` -> ``committed`` -> ``published``, or ``withdrawing`` -> ``withdrawn``) and
@@ -80,6 +83,16 @@ CREATE TABLE IF NOT EXISTS feedback (
     source_file   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_by_contact ON feedback (patient_id, campaign_code, channel, run_id);
+CREATE TABLE IF NOT EXISTS arms (
+    campaign_code TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    arm           TEXT NOT NULL,
+    stratum       TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    delivery_id   TEXT,
+    assigned_at   TEXT NOT NULL,
+    PRIMARY KEY (campaign_code, patient_id)
+);
 CREATE TABLE IF NOT EXISTS unsubscribes (
     vendor        TEXT NOT NULL,
     patient_id    TEXT NOT NULL,
@@ -243,6 +256,26 @@ class LedgerTransaction:
              for v, p, c in unsubscribes.select("vendor", "patient_id", "channel").iter_rows()),
         )
 
+    def record_arms(self, arms: pl.DataFrame, *, campaign_code: str, run_id: str, delivery_id: str | None,
+                    assigned_at: dt.datetime) -> int:
+        """Record ``patient_id``, ``arm``, ``stratum`` of a campaign's holdout draw; new rows written.
+
+        A patient already assigned for the campaign keeps the first assignment.
+        """
+        before = self.conn.total_changes
+        at = _fmt(assigned_at)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO arms (campaign_code, patient_id, arm, stratum, run_id, delivery_id, "
+            "assigned_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((campaign_code, pid, arm, stratum, run_id, delivery_id, at)
+             for pid, arm, stratum in arms.select("patient_id", "arm", "stratum").iter_rows()),
+        )
+        return self.conn.total_changes - before
+
+    def arms(self, campaign_code: str) -> pl.DataFrame:
+        """See :meth:`ContactLedger.arms`."""
+        return _arms(self.conn, campaign_code)
+
     def blocked(self) -> pl.DataFrame:
         """``patient_id``, ``channel`` suppressed by vendor feedback, see :func:`blocked_sql`."""
         return _frame(self.conn.execute(BLOCKED_SQL).fetchall(), ("patient_id", "channel"))
@@ -275,6 +308,19 @@ LEFT JOIN
 ON o.patient_id = s.patient_id AND o.channel = s.channel
 WHERE o.at IS NULL OR o.at < s.at
 """
+
+
+ARMS_COLUMNS = ("patient_id", "arm", "stratum", "run_id", "assigned_at")
+
+
+def _arms(conn: sqlite3.Connection, campaign_code: str) -> pl.DataFrame:
+    rows = conn.execute(
+        f"SELECT {', '.join(ARMS_COLUMNS)} FROM arms WHERE campaign_code = ? ORDER BY patient_id",
+        (campaign_code,),
+    ).fetchall()
+    return _frame(rows, ARMS_COLUMNS).with_columns(
+        pl.col("assigned_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
+    )
 
 
 def _frame(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> pl.DataFrame:
@@ -387,6 +433,24 @@ class ContactLedger:
         """``patient_id``, ``channel`` suppressed by vendor feedback (see :data:`BLOCKED_SQL`)."""
         with self.connect() as conn:
             return LedgerTransaction(conn).blocked()
+
+    def arms(self, campaign_code: str) -> pl.DataFrame:
+        """The recorded arms of a campaign: ``patient_id``, ``arm``, ``stratum``, ``run_id``, ``assigned_at``."""
+        if not self.path.exists():
+            return _frame([], ARMS_COLUMNS).with_columns(pl.col("assigned_at").cast(pl.Datetime("us", "UTC")))
+        with self.connect() as conn:
+            return _arms(conn, campaign_code)
+
+    def contacts(self, campaign_code: str) -> pl.DataFrame:
+        """Every recorded contact of a campaign: ``patient_id``, ``channel``, ``run_id``, ``sent_at``."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT patient_id, channel, run_id, sent_at FROM contacts WHERE campaign_code = ?",
+                (campaign_code,),
+            ).fetchall()
+        return _frame(rows, ("patient_id", "channel", "run_id", "sent_at")).with_columns(
+            pl.col("sent_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
+        )
 
     def delivery_outcomes(self, campaign_code: str) -> pl.DataFrame | None:
         """Per patient sent a contact of ``campaign_code``: was any delivered, did all fail?

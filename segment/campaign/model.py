@@ -48,8 +48,16 @@ class ContactStatus(StrEnum):
     DECEASED = "deceased"
     NO_CONSENT_OR_CONTACT = "no_consent_or_contact"
     SUPPRESSED = "suppressed"
+    HOLDOUT = "holdout"
     FREQUENCY_CAPPED = "frequency_capped"
     SELECTED = "selected"
+
+
+class Arm(StrEnum):
+    """A patient's arm in a campaign with a holdout (recorded in the ledger's ``arms`` table)."""
+
+    CONTACT = "contact"
+    HOLDOUT = "holdout"
 
 
 class SmsPhoneType(StrEnum):
@@ -363,6 +371,25 @@ class Sftp(BaseModel):
 DEFAULT_FILE_NAME = "{code}_{channel}_{vendor}_{date}_{run_id}"
 
 
+class Holdout(BaseModel):
+    """A randomized holdout: ``percent`` of the eligible, contactable audience is never sent.
+
+    Assignment is a keyed hash of patient id and ``seed`` ranked within each stratum of
+    ``stratify`` (audit dimension names such as ``age_band``, ``race``,
+    ``need_index_quintile``, or patient columns), so each stratum keeps the percentage.
+    """
+
+    model_config = _FROZEN
+    percent: float = Field(gt=0, lt=50)
+    seed: str = Field(min_length=1, max_length=200)
+    stratify: list[str] = Field(default_factory=list)
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class AuditSettings(BaseModel):
     """What the equity audit groups by, beyond its standard dimensions."""
 
@@ -395,6 +422,10 @@ class Campaign(BaseModel):
     clinical_words: list[str] = Field(default_factory=list)
     file_name: str = DEFAULT_FILE_NAME
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    #: randomized holdout for measuring the campaign's effect (``segment measure``)
+    holdout: Holdout | None = None
+    #: cost of one message per channel (currency units), for the cost per extra completion
+    costs: dict[Channel, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     # optional run keys used by `segment run`
     sources: list[Source] = Field(default_factory=list)
     #: go on when more than 1% of event rows point at no patient (they are rejected)

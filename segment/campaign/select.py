@@ -13,8 +13,9 @@ from typing import Any
 import polars as pl
 
 from segment.campaign.caps import capped_channels, longest_window
+from segment.campaign.holdout import assign_arms, holdout_key, stratum_columns, stratum_exprs
 from segment.campaign.ledger import HISTORY_SCHEMA, ContactLedger
-from segment.campaign.model import Campaign, Channel, ContactStatus
+from segment.campaign.model import Arm, Campaign, Channel, ContactStatus
 from segment.campaign.quiet_hours import SEND_KEYS, add_timezones, planned_send_utc, send_times
 from segment.campaign.suppression import E164, Suppression, load_suppression
 from segment.errors import CampaignError
@@ -28,7 +29,7 @@ CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.MAIL, Channel.PHONE)
 PLAN_COLUMNS = (
     "patient_id", "in_audience", "reachable_sms", "reachable_email", "reachable_mail",
     "reachable_phone", "suppressed", "frequency_capped", "channel", "contact_status",
-    "already_sent", "timezone", "timezone_source", "send_after_utc",
+    "already_sent", "timezone", "timezone_source", "send_after_utc", "arm",
 )
 
 LedgerLike = ContactLedger | pl.DataFrame | pl.LazyFrame | None
@@ -134,6 +135,7 @@ def plan_contacts(
     suppression: Suppression | None = None,
     send_from: dt.datetime | None = None,
     blocked: pl.DataFrame | None = None,
+    arms: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per patient: audience, reachability per channel, the chosen channel, and why.
 
@@ -146,6 +148,11 @@ def plan_contacts(
     this time (a past as-of date sends from now; caps still count from the as-of date).
     ``blocked``: ``patient_id``, ``channel`` pairs suppressed by vendor feedback (hard
     bounces, invalid numbers, opt-outs), from :meth:`ContactLedger.blocked`.
+    ``arms``: ``patient_id``, ``arm`` already recorded for the campaign (from
+    :meth:`ContactLedger.arms`; default: read from ``ledger`` when it is a ledger). With a
+    campaign ``holdout:``, every eligible, contactable patient gets an ``arm`` (after
+    contact policy, before caps); held-out patients get the status ``holdout`` and are
+    never selected. ``arm`` is null without a holdout and for everyone else.
     """
     as_of = as_of or campaign.as_of or dt.date.today()
     schema = patients.collect_schema()
@@ -201,6 +208,8 @@ def plan_contacts(
         *[r.fill_null(False).alias(f"reachable_{ch}") for ch, r in reach.items()],
         phone.alias("_phone"),
         email_norm.alias("_email"),
+        *(stratum_exprs(stratum_columns(campaign.holdout), schema, as_of, campaign=campaign)
+          if campaign.holdout is not None else []),
     )
     aud = _audience(campaign, eligibility)
     base = base.join(aud, on="patient_id", how="left").with_columns(
@@ -246,6 +255,19 @@ def plan_contacts(
     def is_capped(ch: Channel) -> pl.Expr:
         return pl.col(f"capped_{ch}").fill_null(False)
 
+    policy_ok = pl.any_horizontal([pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in channels])
+    if campaign.holdout is not None:
+        candidates = base.filter(
+            pl.col("in_audience") & ~pl.col("_dnc") & ~pl.col("_deceased") & policy_ok
+        ).select("patient_id", pl.col("^s:.*$")).collect()
+        if arms is None and isinstance(ledger, ContactLedger) and ledger.path.exists():
+            arms = ledger.arms(campaign.code)
+        assigned = assign_arms(candidates, campaign.holdout, holdout_key(campaign), arms)
+        base = base.join(assigned.lazy().select("patient_id", "arm"), on="patient_id", how="left")
+    else:
+        base = base.with_columns(pl.lit(None, pl.String).alias("arm"))
+    held = (pl.col("arm") == str(Arm.HOLDOUT)).fill_null(False)
+
     choice: pl.Expr = pl.lit(None, pl.String)
     chain: Any = None
     for ch in channels:
@@ -264,6 +286,8 @@ def plan_contacts(
         .when(pl.col("_dnc")).then(pl.lit(str(S.DO_NOT_CONTACT)))
         .when(pl.col("_deceased")).then(pl.lit(str(S.DECEASED)))
         .when(~any_reach).then(pl.lit(str(S.NO_CONSENT_OR_CONTACT)))
+        .when(~policy_ok).then(pl.lit(str(S.SUPPRESSED)))
+        .when(held).then(pl.lit(str(S.HOLDOUT)))
         .when(pl.col("_choice").is_not_null()).then(pl.lit(str(S.SELECTED)))
         .when(any_capped_only).then(pl.lit(str(S.FREQUENCY_CAPPED)))
         .otherwise(pl.lit(str(S.SUPPRESSED)))

@@ -169,7 +169,8 @@ def build_files(
     channel, the ``patient_id`` of people to name in the vendor's unsubscribe file.
     """
     c = campaign
-    removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED}
+    removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED
+               and (s is not ContactStatus.HOLDOUT or c.holdout is not None)}
     for status, n in plan.group_by("contact_status").len().iter_rows():
         if status in removed:
             removed[status] = n

@@ -33,6 +33,7 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.campaign.caps import longest_window
+from segment.campaign.holdout import holdout_manifest, with_strata
 from segment.campaign.ledger import ContactLedger, Delivery
 from segment.campaign.loader import load_campaign
 from segment.campaign.model import Campaign
@@ -269,10 +270,13 @@ def export_campaign(
                     planned=planned.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     send_from=send_from.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
+    drawn: pl.DataFrame | None = None  # the holdout draw of the plan, recorded with the delivery
+
     def build(history: ContactLedger | pl.DataFrame | None, blocked: pl.DataFrame,
-              audience: pl.DataFrame) -> tuple[BuiltExport, dict[str, Any]]:
+              audience: pl.DataFrame, arms: pl.DataFrame | None = None) -> tuple[BuiltExport, dict[str, Any]]:
         plan = plan_contacts(c, patients, eligibility, history, as_of, run_id=run_id,
-                             suppression=suppression, send_from=send_from, blocked=blocked).collect()
+                             suppression=suppression, send_from=send_from, blocked=blocked,
+                             arms=arms).collect()
         unsub = unsubscribe_rows(c, patients, suppression, audience, blocked)
         built = build_files(c, plan, patients, delta=mode is ExportMode.DELTA, as_of=as_of, run_id=run_id,
                             now=clock, dry_run=dry_run, unsubscribe=unsub)
@@ -288,6 +292,10 @@ def export_campaign(
         }
         manifest["feedback_suppressed"] = blocked.group_by("channel").len().sort("channel").rows()
         manifest["unsubscribes"] = dict(built.unsubscribes.group_by("channel").len().sort("channel").rows())
+        if c.holdout is not None:
+            manifest["holdout"] = holdout_manifest(c, plan, arms)
+        nonlocal drawn
+        drawn = plan.filter(pl.col("arm").is_not_null()).select("patient_id", "arm") if c.holdout else None
         return built, manifest
 
     def result(built: BuiltExport, manifest: dict[str, Any], rows: int) -> ExportResult:
@@ -305,7 +313,8 @@ def export_campaign(
         empty_audience = pl.DataFrame(schema=dict.fromkeys(
             ["vendor", "patient_id", "channel", "last_sent", "last_unsubscribed"], pl.String))
         built, manifest = build(led if exists else None, led.blocked() if exists else empty_blocked,
-                                led.vendor_audience() if exists else empty_audience)
+                                led.vendor_audience() if exists else empty_audience,
+                                led.arms(c.code) if exists else None)
         log.info("dry run: nothing written", files=len(built.files), sent=sum(built.sent.values()))
         return result(built, manifest, 0)
 
@@ -320,7 +329,7 @@ def export_campaign(
             check_not_backdated(tx.latest_contact(exclude_run_id=run_id), c, as_of, led.path)
             days = longest_window(list(c.frequency_caps))
             history = tx.history(planned - dt.timedelta(days=days) if days else None, c.code)
-            built, manifest = build(history, tx.blocked(), tx.vendor_audience())
+            built, manifest = build(history, tx.blocked(), tx.vendor_audience(), tx.arms(c.code))
             checkpoint("planned")
             stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             record = {
@@ -337,6 +346,9 @@ def export_campaign(
                                 record, stamp, stamp)
             tx.begin_delivery(delivery, built.contacts, sent_at=planned)
             tx.record_unsubscribes(delivery_id, built.unsubscribes, sent_at=planned)
+            if drawn is not None:
+                tx.record_arms(with_strata(c, drawn, patients, as_of), campaign_code=c.code, run_id=run_id,
+                               delivery_id=delivery_id, assigned_at=planned)
         checkpoint("reserved")
         rows = run_delivery(led, delivery, open_transport(destination, c.sftp),
                             {f.name: f.data for f in built.files})

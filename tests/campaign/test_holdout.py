@@ -166,13 +166,13 @@ def test_held_out_patients_are_in_no_vendor_file_and_keep_their_arm(tmp_path: Pa
 
 
 def test_holdout_settings_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="holdout.percent"):
+    with pytest.raises(ConfigError, match=r"holdout\.percent"):
         make_campaign(tmp_path, holdout={"percent": 60, "seed": "s"})
-    with pytest.raises(ConfigError, match="holdout.seed"):
+    with pytest.raises(ConfigError, match=r"holdout\.seed"):
         make_campaign(tmp_path, holdout={"percent": 10})
     c = make_campaign(tmp_path, holdout={"percent": 10, "seed": 42, "stratify": ["shoe_size"]})
     assert c.holdout is not None and c.holdout.seed == "42"
-    with pytest.raises(ConfigError, match="holdout.stratify.*'shoe_size'.*valid options are: age_band"):
+    with pytest.raises(ConfigError, match=r"holdout\.stratify.*'shoe_size'.*valid options are: age_band"):
         plan_contacts(c, patients(*_people(5)), due(5), None, AS_OF).collect()
 
 

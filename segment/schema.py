@@ -37,6 +37,7 @@ class EventType(StrEnum):
     ENCOUNTER = "encounter"
     MEDICATION = "medication"
     ORDER = "order"  # an order or referral (FHIR ServiceRequest): planned, not yet done
+    ALLERGY = "allergy"  # an allergy or intolerance (FHIR AllergyIntolerance, Synthea allergies.csv)
 
 
 class CodeSystem(StrEnum):

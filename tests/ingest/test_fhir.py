@@ -136,10 +136,10 @@ def test_sarabuzzi_geolocation(samples: dict[str, tuple[list[Path], ReadResult]]
 
 EXPECTED_EVENTS = {
     # one row per resource, except Claim/ExplanationOfBenefit (one per coded item)
-    SMART: {"condition": 555, "encounter": 1215, "immunization": 161, "medication": 1745, "procedure": 2056},
+    SMART: {"allergy": 11, "condition": 555, "encounter": 1215, "immunization": 161, "medication": 1745, "procedure": 2056},
     SYNTHEA_NDJSON: {"condition": 68, "encounter": 75, "immunization": 15, "medication": 117,
                      "observation": 174 + 109, "procedure": 78 + 270 + 153},
-    JIJONES: {"condition": 237, "encounter": 317, "immunization": 109, "medication": 107,
+    JIJONES: {"allergy": 9, "condition": 237, "encounter": 317, "immunization": 109, "medication": 107,
               "observation": 1919, "procedure": 2789},
     SARABUZZI: {"condition": 43, "encounter": 81, "immunization": 172, "medication": 6,
                 "observation": 904, "procedure": 315},
@@ -675,3 +675,22 @@ def test_throughput(reference_data: Path, tmp_path: Path, layout: str) -> None:
     print(f"\nFHIR reader, {layout}: {n} resources ({rows} rows) at {rate:,.0f} resources/s")
     assert not result.rejects and rows > n * 0.9
     assert rate > 5_000  # a loose floor: shared CI machines are noisy
+
+
+def test_allergy_intolerance_is_an_allergy_event(tmp_path: Path) -> None:
+    """AllergyIntolerance names its patient in ``patient``; a refuted one is rejected like a Condition."""
+    flu = {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "141"}]}
+    resources = [
+        _patient(),
+        {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p1"}, "code": flu,
+         "onsetDateTime": "2019-10-02T10:00:00Z"},
+        {"resourceType": "AllergyIntolerance", "id": "a2", "patient": {"reference": "Patient/p1"}, "code": flu,
+         "recordedDate": "2020-01-05"},
+        {"resourceType": "AllergyIntolerance", "id": "a3", "patient": {"reference": "Patient/p1"}, "code": flu,
+         "recordedDate": "2020-01-05", "verificationStatus": {"coding": [{"code": "refuted"}]}},
+    ]
+    result = _read(tmp_path, resources)
+    assert _rejects(result).select("record_id", "reason").rows() == [("a3", "status refuted")]
+    events = _frames(result, "events").sort("_record")
+    assert events.select("_record", "patient_id", "event_type", "code", "event_date").rows() == [
+        ("a1", "p1", "allergy", "141", "2019-10-02T10:00:00Z"), ("a2", "p1", "allergy", "141", "2020-01-05")]

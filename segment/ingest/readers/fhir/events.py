@@ -3,6 +3,7 @@
 | resource | event_type | code | event_date (first present) | event_end |
 | --- | --- | --- | --- | --- |
 | Condition | condition | code | onsetDateTime, onsetPeriod.start, recordedDate | abatementDateTime, abatementPeriod.end |
+| AllergyIntolerance | allergy | code (the substance, or an allergy finding) | onsetDateTime, onsetPeriod.start, recordedDate | onsetPeriod.end |
 | Procedure | procedure | code | performedDateTime, performedPeriod.start | performedPeriod.end |
 | Immunization | immunization | vaccineCode | occurrenceDateTime | |
 | Observation | observation | code | effectiveDateTime, effectivePeriod.start, effectiveInstant, issued | effectivePeriod.end |
@@ -39,6 +40,7 @@ from segment.ingest.readers.fhir.common import concept_codings, first_code, pick
 #: resource type -> statuses meaning it did not happen (or was recorded in error)
 VOID_STATUSES: dict[str, tuple[str, ...]] = {
     "Condition": ("refuted", "entered-in-error"),  # verificationStatus
+    "AllergyIntolerance": ("refuted", "entered-in-error"),  # verificationStatus
     "Procedure": ("not-done", "entered-in-error"),
     "Immunization": ("not-done", "entered-in-error"),
     "Observation": ("cancelled", "entered-in-error"),
@@ -51,15 +53,15 @@ VOID_STATUSES: dict[str, tuple[str, ...]] = {
     "ExplanationOfBenefit": ("draft", "cancelled", "entered-in-error"),
 }
 EVENT_TYPES = {
-    "Condition": "condition", "Procedure": "procedure", "Immunization": "immunization",
+    "Condition": "condition", "AllergyIntolerance": "allergy", "Procedure": "procedure", "Immunization": "immunization",
     "Observation": "observation", "DiagnosticReport": "observation", "Encounter": "encounter",
     "ServiceRequest": "order", "MedicationRequest": "medication", "MedicationDispense": "medication",
 }
 
 
 def status_of(resource_type: str) -> pl.Expr:
-    """The status the void rule reads (Condition: its verification status)."""
-    if resource_type == "Condition":
+    """The status the void rule reads (Condition, AllergyIntolerance: the verification status)."""
+    if resource_type in {"Condition", "AllergyIntolerance"}:
         return first_code(pl.col("verificationStatus"))
     return pl.col("status")
 
@@ -92,6 +94,10 @@ _BUILDERS: dict[str, tuple[Callable[[], pl.Expr], Callable[[], list[pl.Expr]]]] 
     "Condition": (lambda: _concept("code"), lambda: [
         pl.coalesce("onsetDateTime", _start("onsetPeriod"), "recordedDate").alias("event_date"),
         pl.coalesce("abatementDateTime", _end("abatementPeriod")).alias("event_end"),
+    ]),
+    "AllergyIntolerance": (lambda: _concept("code"), lambda: [
+        pl.coalesce("onsetDateTime", _start("onsetPeriod"), "recordedDate").alias("event_date"),
+        _end("onsetPeriod").alias("event_end"),
     ]),
     "Procedure": (lambda: _concept("code"), lambda: [
         pl.coalesce("performedDateTime", _start("performedPeriod")).alias("event_date"),
@@ -133,8 +139,9 @@ _BUILDERS: dict[str, tuple[Callable[[], pl.Expr], Callable[[], list[pl.Expr]]]] 
 
 
 def subject(resource_type: str) -> pl.Expr:
-    """The raw reference to the patient (Immunization, Claim, Consent: ``patient``; else ``subject``)."""
-    name = "patient" if resource_type in {"Immunization", "Claim", "ExplanationOfBenefit", "Consent"} else "subject"
+    """The raw reference to the patient (Immunization, AllergyIntolerance, Claim, Consent: ``patient``; else ``subject``)."""
+    name = "patient" if resource_type in {
+        "Immunization", "AllergyIntolerance", "Claim", "ExplanationOfBenefit", "Consent"} else "subject"
     return pl.col(name).struct.field("reference")
 
 

@@ -40,6 +40,10 @@ CONDITION: dict[str, DType] = {
     "onsetDateTime": S, "onsetPeriod": PERIOD, "recordedDate": S,
     "abatementDateTime": S, "abatementPeriod": PERIOD,
 }
+ALLERGY: dict[str, DType] = {
+    "patient": REFERENCE, "code": CONCEPT, "verificationStatus": CONCEPT,
+    "onsetDateTime": S, "onsetPeriod": PERIOD, "recordedDate": S,
+}
 PROCEDURE: dict[str, DType] = {
     "subject": REFERENCE, "status": S, "code": CONCEPT, "performedDateTime": S, "performedPeriod": PERIOD,
 }
@@ -93,6 +97,7 @@ CONSENT: dict[str, DType] = {
 FIELDS: dict[str, dict[str, DType]] = {
     "Patient": PATIENT,
     "Condition": CONDITION,
+    "AllergyIntolerance": ALLERGY,
     "Procedure": PROCEDURE,
     "Immunization": IMMUNIZATION,
     "Observation": OBSERVATION,

@@ -37,8 +37,8 @@ change is read:
 ``_record`` is the row's ``Id`` where the table has one (patients, encounters, claims),
 else its ENCOUNTER. Dates pass through raw (``2019-02-17`` or ``2019-02-17T05:07:38Z``).
 
-Not read (no rows of the extract's patients or events): allergies.csv (except to match
-claim diagnoses), careplans.csv, devices.csv, supplies.csv, imaging_studies.csv,
+allergies.csv gives ``allergy`` events (START to STOP; CODE in SYSTEM, SNOMED CT when the
+file has no SYSTEM column). Not read (no rows of the extract's patients or events): careplans.csv, devices.csv, supplies.csv, imaging_studies.csv,
 payers.csv, payer_transitions.csv, providers.csv, organizations.csv, and any other file.
 """
 
@@ -60,7 +60,7 @@ SYNTHEA_MARKERS = ("ID", "BIRTHDATE", "FIRST", "LAST", "GENDER")
 #: ... and at least one of these, which a hand-made patient list rarely has
 SYNTHEA_SIGNS = ("SSN", "DRIVERS", "PASSPORT", "BIRTHPLACE", "MAIDEN")
 #: files opened only to match claims against (not read as events)
-_MATCH_ONLY = ("allergies.csv",)
+_MATCH_ONLY: tuple[str, ...] = ()
 _CLAIMS = ("claims.csv", "claims_transactions.csv")
 
 

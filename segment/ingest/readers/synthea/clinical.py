@@ -1,4 +1,4 @@
-"""The clinical tables: conditions, procedures, encounters, immunizations, observations, medications."""
+"""The clinical tables: conditions, procedures, encounters, immunizations, observations, medications, allergies."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ CLINICAL = (
     Clinical("immunizations.csv", "immunization", "CVX", ("DATE", "START")),
     Clinical("observations.csv", "observation", "LOINC", ("DATE", "START")),
     Clinical("medications.csv", "medication", "RXNORM", ("START", "DATE")),
+    # 3.x writes SYSTEM (SNOMED-CT or RxNorm: a drug allergy is coded by its ingredient)
+    Clinical("allergies.csv", "allergy", "SNOMED", ("START", "DATE")),
 )
 
 
@@ -54,7 +56,10 @@ def read_clinical(spec: Clinical, table: Table, source: str, result: ReadResult)
     assert date is not None  # checked by require
     system: pl.Expr = pl.lit(spec.system)
     if table.has("SYSTEM"):  # 3.x: a label (SNOMED-CT) or a URI (http://snomed.info/sct), as written
-        system = pl.col("SYSTEM").fill_null(pl.lit(spec.system))
+        # Synthea writes "Unknown" where it has no system (allergies.csv): the table's own then
+        written = pl.col("SYSTEM")
+        system = pl.when(written.str.strip_chars().str.to_lowercase() == "unknown").then(None).otherwise(written)
+        system = system.fill_null(pl.lit(spec.system))
     frame = table.frame
     extra: list[pl.Expr] = []
     if spec.file == "observations.csv":

@@ -124,7 +124,7 @@ EVENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "unit": pl.String,
     # time span and context, where the source has them (null otherwise)
     "event_end": pl.Date,  # abatement, period end, discharge, stop date
-    "value_code": pl.String,  # a coded result (FHIR valueCodeableConcept, OMOP value_as_concept)
+    "value_code": pl.String,  # a coded result (FHIR valueCodeableConcept, OMOP value_as_concept) or a text one
     "encounter_class": pl.String,  # ambulatory, emergency, inpatient, ... (see ingest.context)
     "discharge_disposition": pl.String,  # the source's code, trimmed (e.g. NUBC 51, SNOMED, `hosp`)
 }

@@ -694,3 +694,18 @@ def test_allergy_intolerance_is_an_allergy_event(tmp_path: Path) -> None:
     events = _frames(result, "events").sort("_record")
     assert events.select("_record", "patient_id", "event_type", "code", "event_date").rows() == [
         ("a1", "p1", "allergy", "141", "2019-10-02T10:00:00Z"), ("a2", "p1", "allergy", "141", "2020-01-05")]
+
+
+def test_observation_integer_and_text_results(tmp_path: Path) -> None:
+    """``valueInteger`` is a value; ``valueString`` (a cytology reading) is kept as the result text."""
+    pap = {"coding": [{"system": "http://loinc.org", "code": "10524-7"}]}
+    phq = {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]}
+    resources = [
+        _patient(),
+        {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"},
+         "code": pap, "effectiveDateTime": "2024-03-01", "valueString": " NILM "},
+        {"resourceType": "Observation", "id": "o2", "status": "final", "subject": {"reference": "Patient/p1"},
+         "code": phq, "effectiveDateTime": "2024-03-01", "valueInteger": 12},
+    ]
+    events = _frames(_read(tmp_path, resources), "events").sort("_record")
+    assert events.select("_record", "value", "value_code").rows() == [("o1", None, "NILM"), ("o2", "12", None)]

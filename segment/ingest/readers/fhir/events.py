@@ -15,8 +15,8 @@
 
 The code is the first coding in a known code system (:mod:`segment.ingest.codesystems`),
 else the first coding; its ``system`` passes through as written. An Observation gives
-``value``/``unit`` from ``valueQuantity`` (unit, else UCUM code) and ``value_code`` from
-``valueCodeableConcept``'s first coding. An Encounter gives ``encounter_class`` from
+``value``/``unit`` from ``valueQuantity`` (unit, else UCUM code) or ``valueInteger``, and
+``value_code`` from ``valueCodeableConcept``'s first coding, else the ``valueString`` text. An Encounter gives ``encounter_class`` from
 ``class.code`` (``AMB``, ``EMER``, ``IMP``...) and ``discharge_disposition`` from
 ``hospitalization.dischargeDisposition``'s first coding. A medication named by
 ``medicationReference`` takes the code of that Medication resource when the same read
@@ -109,9 +109,11 @@ _BUILDERS: dict[str, tuple[Callable[[], pl.Expr], Callable[[], list[pl.Expr]]]] 
     "Observation": (lambda: _concept("code"), lambda: [
         pl.coalesce("effectiveDateTime", _start("effectivePeriod"), "effectiveInstant", "issued").alias("event_date"),
         _end("effectivePeriod").alias("event_end"),
-        _quantity("value").alias("value"),
+        pl.coalesce(_quantity("value"), "valueInteger").alias("value"),
         pl.coalesce(_quantity("unit"), _quantity("code")).alias("unit"),
-        first_code(pl.col("valueCodeableConcept")).alias("value_code"),
+        # a coded answer, else a text result (a cytology reading such as "NILM"): either is a result
+        pl.coalesce(first_code(pl.col("valueCodeableConcept")), pl.col("valueString").str.strip_chars())
+        .alias("value_code"),
     ]),
     "DiagnosticReport": (lambda: _concept("code"), lambda: [
         pl.coalesce("effectiveDateTime", _start("effectivePeriod"), "issued").alias("event_date"),

@@ -51,7 +51,7 @@ IMMUNIZATION: dict[str, DType] = {"patient": REFERENCE, "status": S, "vaccineCod
 OBSERVATION: dict[str, DType] = {
     "subject": REFERENCE, "status": S, "code": CONCEPT, "effectiveDateTime": S, "effectivePeriod": PERIOD,
     "effectiveInstant": S, "issued": S, "valueQuantity": pl.Struct({"value": S, "unit": S, "code": S}),
-    "valueCodeableConcept": CONCEPT,
+    "valueCodeableConcept": CONCEPT, "valueInteger": S, "valueString": S,
 }
 DIAGNOSTIC_REPORT: dict[str, DType] = {
     "subject": REFERENCE, "status": S, "code": CONCEPT, "effectiveDateTime": S, "effectivePeriod": PERIOD,

@@ -41,19 +41,43 @@ _files = click.Path(exists=True, path_type=Path)
 @click.option("--crosswalk", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Tract relationship file to re-key indicators of the other "
               "tract vintage.")
+@click.option("--keep-columns", cls=MultiValueOption, metavar="RAW=NAME...",
+              help="Pass raw indicator columns through under a declared name "
+              "(E_NOINT=svi_no_internet_count); other unmapped columns are reported as ignored.")
+@click.option("--source-year", "source_years", cls=MultiValueOption, metavar="FILE=YEAR...",
+              help="Publication year of an indicator file whose name does not tell it "
+              "(SVI.csv=2022).")
 @click.option("--synthetic", is_flag=True, help="Mark the pack as synthetic in its manifest.")
 def build_command(out: Path, name: str | None, tracts: tuple[Path, ...],
                   block_groups: tuple[Path, ...], address_ranges: tuple[Path, ...],
                   zip_centroids: tuple[Path, ...], indicators: tuple[Path, ...],
-                  vintage: str | None, crosswalk: Path | None, synthetic: bool) -> None:
-    """Build a reference pack from local Census files (TIGER/Line, gazetteer, indicators)."""
+                  vintage: str | None, crosswalk: Path | None, keep_columns: tuple[str, ...],
+                  source_years: tuple[str, ...], synthetic: bool) -> None:
+    """Build a reference pack from local Census files (TIGER/Line, gazetteer, indicators).
+
+    Indicator files are read as their publishers write them (CDC/ATSDR SVI, Neighborhood
+    Atlas ADI, USDA Food Access Research Atlas, OEPS, an ACS pull); every column is mapped,
+    kept (--keep-columns) or listed as ignored in the output and the manifest.
+    """
+    from segment.reference.loading import parse_pairs, parse_years
+
     manifest = build_pack(
         out, tracts=list(tracts), block_groups=list(block_groups) or None,
         address_ranges=list(address_ranges) or None, zip_centroids=list(zip_centroids) or None,
         indicators=list(indicators) or None, name=name or out.name, synthetic=synthetic,
         vintage=int(vintage) if vintage else None, crosswalk=crosswalk,
+        keep_columns=parse_pairs(keep_columns, what="--keep-columns") or None,
+        indicator_years=parse_years(source_years) or None,
     )
     reporter = get_reporter()
+    inputs = manifest.extra.get("indicator_inputs") or []
+    if inputs:
+        reporter.table("indicator files (every column mapped, kept or ignored)", [
+            {"file": r["file"], "reader": r["reader"], "level": r["level"], "rows": r["rows"],
+             "mapped": len(r["mapped"]), "kept": ", ".join(f"{k}={v}" for k, v in r["kept"].items()),
+             "ignored": f"{len(r['ignored'])}: {', '.join(r['ignored'])}" if r["ignored"] else "0"}
+            for r in inputs
+        ], ["file", "reader", "level", "rows", "mapped", "kept", "ignored"])
     reporter.table(f"pack {manifest.name} ({manifest.tract_vintage} tracts)", [
         {"file": f, "rows": e.rows, "vintage": e.vintage, "source": ", ".join(e.source)}
         for f, e in sorted(manifest.files.items())
@@ -64,14 +88,15 @@ def build_command(out: Path, name: str | None, tracts: tuple[Path, ...],
          cls=SegmentCommand)
 @click.option("--state", "states", cls=MultiValueOption, metavar="STATE...", required=True,
               help="States (USPS code or FIPS): several after one flag, or repeat it.")
-@click.option("--year", type=int, default=2019, show_default=True,
-              help="TIGER/Line release and ACS 5-year end year.")
+@click.option("--year", type=int, default=None,
+              help="TIGER/Line release and ACS 5-year end year (default: the latest ACS 5-year "
+              "release the census package supports, on 2020 tracts).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Pack folder (default: the --reference folder).")
 @reference_option
 @click.option("--no-acs", is_flag=True, help="Skip the ACS indicators (no API key needed).")
 @click.option("--no-address-ranges", is_flag=True, help="Skip the per-county ADDRFEAT files.")
-def pull_command(states: tuple[str, ...], year: int, out: Path | None, reference: Path | None,
+def pull_command(states: tuple[str, ...], year: int | None, out: Path | None, reference: Path | None,
                  no_acs: bool, no_address_ranges: bool) -> None:
     """Download TIGER/Line files and ACS 5-year tract variables, then build a pack.
 

@@ -26,7 +26,13 @@ from segment.enrich.need_index import (
 )
 from segment.errors import InputDataError, ReferenceDataError
 from segment.log import get_logger
-from segment.reference import INDICATORS, apply_crosswalk, open_pack
+from segment.reference import (
+    BLOCK_GROUP_INDICATORS,
+    COUNTY_INDICATORS,
+    INDICATORS,
+    apply_crosswalk,
+    open_pack,
+)
 from segment.reference.indicators import (
     ECOLOGICAL_CAUTION,
     THEMED_COLUMNS,
@@ -46,7 +52,7 @@ log = get_logger("enrich")
 
 #: optional coarser tables a pack may hold for ZIP-centroid patients (same themed columns)
 ZCTA_INDICATORS = "zcta_indicators.parquet"
-COUNTY_INDICATORS = "county_indicators.parquet"
+BLOCK_GROUP_GEOID = "block_group_geoid"
 
 NEED_COLUMNS = (NEED_INDEX, NEED_INDEX_STATE_PCTILE, NEED_INDEX_QUINTILE, NEED_INDEX_COMPLETE)
 
@@ -78,6 +84,7 @@ class EnrichPack:
     indicators: pl.LazyFrame
     zcta: pl.LazyFrame | None = None
     county: pl.LazyFrame | None = None
+    block_groups: pl.LazyFrame | None = None
 
     @property
     def name(self) -> str:
@@ -90,12 +97,17 @@ class EnrichPack:
         value = self.manifest.get("tract_vintage")
         return int(value) if value is not None else None
 
-    def indicator_entries(self) -> dict[str, dict[str, Any]]:
-        """The manifest's data-dictionary entries for indicator columns, by name."""
+    def indicator_entries(self, level: str = "tract") -> dict[str, dict[str, Any]]:
+        """The manifest's data-dictionary entries for indicator columns of a level, by name.
+
+        Every manifest ``columns`` entry describes an indicator column (mapped from a
+        publisher's file or passed through with ``--keep-columns``); entries without a
+        ``level`` are tract columns (packs built before levels were recorded).
+        """
         return {
             e["name"]: dict(e)
             for e in self.manifest.get("columns", [])
-            if isinstance(e, Mapping) and e.get("name") in THEMED_COLUMNS
+            if isinstance(e, Mapping) and "name" in e and e.get("level", "tract") == level
         }
 
 
@@ -114,10 +126,11 @@ def open_enrich_pack(pack: str | Path | PackLike) -> EnrichPack:
         raise ReferenceDataError(f"{INDICATORS} has no {TRACT_GEOID} column", path=path)
     optional = {
         name: pl.scan_parquet(path / name) if (path / name).exists() else None
-        for name in (ZCTA_INDICATORS, COUNTY_INDICATORS)
+        for name in (ZCTA_INDICATORS, COUNTY_INDICATORS, BLOCK_GROUP_INDICATORS)
     }
     return EnrichPack(path, opened.manifest.to_dict(), indicators,
-                      optional[ZCTA_INDICATORS], optional[COUNTY_INDICATORS])
+                      optional[ZCTA_INDICATORS], optional[COUNTY_INDICATORS],
+                      optional[BLOCK_GROUP_INDICATORS])
 
 
 def indicators_tract_vintage(pack: EnrichPack, columns: list[str]) -> int | None:
@@ -288,7 +301,11 @@ def enrich(
                 f"geocoded frame has no `{needed}` column; run `segment geocode` first"
             )
     tracts, ind_vintage, summary = _tract_table(epack, crosswalk)
-    indicator_cols = [c for c in tracts.columns if c != TRACT_GEOID and c not in NEED_COLUMNS]
+    tract_cols = [c for c in tracts.columns if c != TRACT_GEOID and c not in NEED_COLUMNS]
+    bg_table = _block_group_table(epack, tract_cols) if BLOCK_GROUP_GEOID in names else None
+    bg_cols = [c for c in (bg_table.collect_schema().names() if bg_table is not None else [])
+               if c not in ("__bg_key", "__bg__hit")]
+    indicator_cols = [*tract_cols, *bg_cols]
     added = set(indicator_cols) | set(NEED_COLUMNS) | {SDOH_SOURCE}
     clash = sorted(added & set(names))
     if clash:
@@ -332,14 +349,19 @@ def enrich(
     out = out.with_columns(source.alias(SDOH_SOURCE))
     fb_names = set(out.collect_schema().names())
     values: list[pl.Expr] = []
-    for c in indicator_cols:
+    for c in tract_cols:
         pairs = [(pl.col(SDOH_SOURCE) == SdohSource.TRACT.value, pl.col(c))]
         for fb_label, fb_key in fallback_cols.items():
             if f"__{fb_key}__{c}" in fb_names:
                 pairs.append((pl.col(SDOH_SOURCE) == fb_label, pl.col(f"__{fb_key}__{c}")))
         expr = _case(pairs, None)
         values.append(expr.alias(c))
-    out = out.with_columns(values).with_columns(hp2030.hp2030_exprs(resolved))
+    out = out.with_columns(values)
+    if bg_table is not None:  # block-group indices (ADI) for patients placed in a block group
+        out = out.with_columns(
+            pl.when(~is_zip).then(pl.col(BLOCK_GROUP_GEOID).cast(pl.String)).alias("__bg_key")
+        ).join(bg_table, on="__bg_key", how="left", maintain_order="left")
+    out = out.with_columns(hp2030.hp2030_exprs(resolved))
     hp_cols = [c for m, _ in resolved for c in (hp2030.gap_column(m.objective.id),
                                                 hp2030.flag_column(m.objective.id))]
     out = out.select(*names, *indicator_cols, *NEED_COLUMNS, *hp_cols, SDOH_SOURCE)
@@ -359,12 +381,26 @@ def enrich(
     return out, report
 
 
+def _block_group_table(pack: EnrichPack, tract_cols: list[str]) -> pl.LazyFrame | None:
+    """The pack's block-group indicators keyed for the join (None when it has none)."""
+    if pack.block_groups is None:
+        return None
+    names = pack.block_groups.collect_schema().names()
+    if BLOCK_GROUP_GEOID not in names:
+        raise ReferenceDataError(f"{BLOCK_GROUP_INDICATORS} has no {BLOCK_GROUP_GEOID} column",
+                                 path=pack.path)
+    cols = [c for c in names if c != BLOCK_GROUP_GEOID and c not in tract_cols]
+    return pack.block_groups.select(
+        pl.col(BLOCK_GROUP_GEOID).cast(pl.String).alias("__bg_key"), *cols,
+    ).unique("__bg_key", keep="first")
+
+
 def _dictionary(
     pack: EnrichPack,
     indicator_cols: list[str],
     resolved: list[tuple[hp2030.Mapping, str]],
 ) -> list[dict[str, Any]]:
-    known = pack.indicator_entries()
+    known = {**pack.indicator_entries("block_group"), **pack.indicator_entries()}
     geography = tract_geography(pack.tract_vintage) if pack.tract_vintage else "census tract"
     entries: list[dict[str, Any]] = []
     for c in indicator_cols:
@@ -429,7 +465,7 @@ def data_dictionary(manifest: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
     """
     raw = manifest.to_dict() if hasattr(manifest, "to_dict") else dict(manifest)
     pack = EnrichPack(Path(str(raw.get("name", "pack"))), raw, pl.LazyFrame())
-    indicator_cols = list(pack.indicator_entries())
+    indicator_cols = [*pack.indicator_entries(), *pack.indicator_entries("block_group")]
     resolved = hp2030.resolve(hp2030.load_mappings(), set(indicator_cols))
     return _dictionary(pack, indicator_cols, resolved)
 

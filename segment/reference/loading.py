@@ -50,6 +50,18 @@ def parse_pairs(values: Sequence[str], *, what: str) -> dict[str, str]:
     return out
 
 
+def parse_years(values: Sequence[str]) -> dict[str, int]:
+    """``FILE=YEAR`` option values -> ``{file name: year}`` (a path's name is used)."""
+    out: dict[str, int] = {}
+    for value in values:
+        name, _, year = value.rpartition("=")
+        if not name or not year.strip().isdigit() or len(year.strip()) != 4:
+            raise ReferenceDataError(f"--source-year {value!r}: expected FILE=YEAR, e.g. "
+                                     "SVI_US.csv=2022")
+        out[Path(name.strip()).name] = int(year.strip())
+    return out
+
+
 def _kept_column(path: Path, loaded: Loaded, raw: str, name: str) -> tuple[pl.DataFrame, str]:
     key_raw = loaded.key_columns[0]
     lf = pl.scan_csv(path, infer_schema=False, null_values=KEEP_NULLS, encoding="utf8-lossy")

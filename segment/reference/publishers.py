@@ -190,7 +190,9 @@ def read_svi(path: Path, header: Sequence[str], year: int | None = None) -> Load
     sample = lf.select(pl.col("FIPS").str.strip_chars()).head(50).collect().get_column("FIPS")
     width = int(sample.drop_nulls().str.len_chars().max() or 0)  # type: ignore[arg-type]
     level = Level.COUNTY if width in (4, 5) else Level.TRACT
-    geo_vintage = 2010 if year <= 2018 else 2020
+    # tracts follow the decennial boundaries of the ACS they come from; counties are named
+    # without a boundary vintage
+    geo_vintage = None if level is Level.COUNTY else 2010 if year <= 2018 else 2020
     acs = {2018: "ACS 2014-2018", 2020: "ACS 2016-2020", 2022: "ACS 2018-2022",
            2016: "ACS 2012-2016", 2014: "ACS 2010-2014"}.get(year, "")
     vintage = f"SVI {year}" + (f" ({acs})" if acs else "")

@@ -90,7 +90,7 @@ class PullResult:
 def pull_pack(
     states: Sequence[str],
     *,
-    year: int = 2019,
+    year: int | None = None,
     out: str | Path,
     settings: Settings | None = None,
     acs: bool = True,
@@ -98,8 +98,17 @@ def pull_pack(
     zip_centroids: bool = True,
     api_key: str | None = None,
 ) -> PullResult:
-    """Download a state's TIGER/Line files (and ACS 5-year tract variables) and build a pack."""
+    """Download a state's TIGER/Line files (and ACS 5-year tract variables) and build a pack.
+
+    ``year`` is the TIGER/Line release and the ACS 5-year end year; by default the latest
+    ACS 5-year release the ``census`` package supports (2020 tracts from ACS 2020 on).
+    """
     settings = settings or Settings.from_env()
+    year = year or latest_acs_year()
+    if year < 2010 or year not in acs_years():
+        raise ReferenceDataError(
+            f"--year {year}: the ACS 5-year releases the census package supports are "
+            f"{min(acs_years())}-{max(acs_years())}")
     out = ensure_private_dir(out)
     cache = ensure_private_dir(out / DOWNLOADS)
     fips = sorted({state_fips(s) for s in states})
@@ -158,6 +167,18 @@ def pull_pack(
                                                       "bytes": d.bytes} for d in got}}},
     )
     return PullResult(out, manifest, got)
+
+
+def acs_years() -> tuple[int, ...]:
+    """ACS 5-year end years the installed ``census`` package can query."""
+    from census.core import ACS5Client
+
+    return tuple(sorted(int(y) for y in ACS5Client.years))
+
+
+def latest_acs_year() -> int:
+    """The latest ACS 5-year release the ``census`` package supports (the pull default)."""
+    return max(acs_years())
 
 
 def _check_zip(d: Download) -> None:

@@ -299,7 +299,7 @@ def test_census_api_errors_are_one_line_and_never_show_the_key(
             census.handle(h)
 
     with serve(echo_error) as other:
-        res = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--out",
+        res = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--year", str(YEAR), "--out",
                                        str(tmp_path / "a")],
                                  env={**_env(url), "SEGMENT_CENSUS_API_URL": other + "/data"})
     assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.stderr
@@ -310,7 +310,7 @@ def test_census_api_errors_are_one_line_and_never_show_the_key(
 
     # --verbose prints the traceback, causes included: still no key
     with serve(echo_error) as other:
-        verbose = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--verbose",
+        verbose = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--year", str(YEAR), "--verbose",
                                            "--out", str(tmp_path / "v")],
                                      env={**_env(url), "SEGMENT_CENSUS_API_URL": other + "/data"})
     assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
@@ -328,7 +328,7 @@ def test_acs_server_down_after_the_tiger_files(served: Served, tmp_path: Path) -
         settings = Settings(tiger_base_url=url + TIGER, http_retries=0,
                             census_api_base_url=f"http://127.0.0.1:{_closed_port()}/data")
         with pytest.raises(NetworkError) as info:
-            pull_pack(["MA"], out=tmp_path / "p", settings=settings, api_key=KEY,
+            pull_pack(["MA"], year=YEAR, out=tmp_path / "p", settings=settings, api_key=KEY,
                       address_ranges=False, zip_centroids=False)
     assert str(info.value).startswith("Census API unreachable at 127.0.0.1:")
     assert "county 25017" in str(info.value) and KEY not in str(info.value)
@@ -350,7 +350,7 @@ def test_invalid_key_is_a_clear_error(server: tuple[CensusServer, str], tmp_path
             CensusServer.handle(census, h)
 
     with serve(refuse_key) as other:
-        res = CliRunner().invoke(cli, ["reference", "pull", "--state", "25", "--out",
+        res = CliRunner().invoke(cli, ["reference", "pull", "--state", "25", "--year", str(YEAR), "--out",
                                        str(tmp_path / "p")],
                                  env={**_env(url), "SEGMENT_CENSUS_API_URL": other + "/data"})
     assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.stderr
@@ -411,7 +411,7 @@ def test_pull_pack_library_call_needs_a_known_state(tmp_path: Path) -> None:
 def test_refused_connection_is_a_network_error_naming_the_url(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(NetworkError, match=r"127\.0\.0\.1") as info:
-        pull_pack(["MA"], out=tmp_path / "p", acs=False,
+        pull_pack(["MA"], year=YEAR, out=tmp_path / "p", acs=False,
                   settings=Settings(tiger_base_url=url + TIGER, http_retries=0))
     assert isinstance(info.value.__cause__, requests.RequestException)
 
@@ -428,3 +428,22 @@ def test_html_page_instead_of_a_zip_is_refused_and_not_kept(
     census.files[TRACTS] = served.files[TRACTS]  # the server recovers: a rerun succeeds
     again = _pull(url, pack, "--no-acs")
     assert again.exit_code == 0, again.stderr
+
+
+def test_default_year_is_the_latest_acs_release_on_2020_tracts(
+        server: tuple[CensusServer, str], tmp_path: Path) -> None:
+    from census.core import ACS5Client
+
+    from segment.reference.pull import latest_acs_year
+
+    latest = max(ACS5Client.years)
+    assert latest_acs_year() == latest >= 2022
+    census, url = server  # serves 2019 files only: the request names the default year
+    res = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--out",
+                                   str(tmp_path / "p"), "--no-acs"], env=_env(url))
+    assert res.exit_code == 1
+    assert f"TIGER{latest}/TRACT/tl_{latest}_25_tract.zip" in res.stderr
+    assert census.seen[0].path.endswith(f"tl_{latest}_25_tract.zip")
+    bad = CliRunner().invoke(cli, ["reference", "pull", "--state", "MA", "--year", "2008",
+                                   "--out", str(tmp_path / "q"), "--no-acs"], env=_env(url))
+    assert bad.exit_code == 1 and "--year 2008: the ACS 5-year releases" in bad.stderr

@@ -18,6 +18,8 @@ only the county, when the ZIP table carries one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +31,8 @@ from segment import progress
 from segment.config import Settings
 from segment.errors import GeocodeError, ReferenceDataError
 from segment.geocode import address as addr
-from segment.geocode.cache import CACHE_SCHEMA, load_cache, save_cache
+from segment.geocode.cache import ADDRESS_ROW, CACHE_SCHEMA, load_cache, save_cache
 from segment.geocode.census_batch import CensusOptions, census_geocode
-from segment.geocode.interpolate import interpolate, prepare_ranges
-from segment.geocode.pip import assign_geographies
 from segment.geocode.zip import zip_centroids
 from segment.log import get_logger
 from segment.reference.pack import ADDRESS_RANGES, BLOCK_GROUPS, TRACTS, ZIP_CENTROIDS, open_pack
@@ -154,15 +154,24 @@ def geocode(
 
     # one row per distinct raw address of patients without usable source coordinates
     raw = lf.filter(~pl.col("_src")).select(ADDRESS_COLUMNS).unique().collect()
-    keys = _address_keys(raw)
-    log.info("addresses to geocode", distinct=keys.height, raw=raw.height)
-    progress.step("geocode", f"{keys.height:,} distinct addresses")
-
+    raw = raw.with_columns(addr.sha256_hex(raw.select(_raw_key()).to_series()).alias("raw_hash"))
     cache = load_cache(workdir) if use_cache else pl.DataFrame(schema=CACHE_SCHEMA)
+    context = _context_id(order, pack.pack_id, census)
+    # whole results of raw addresses geocoded before in this context: nothing to redo
+    known = raw.join(
+        cache.filter((pl.col("provider") == ADDRESS_ROW) & (pl.col("source_id") == context))
+        .select(pl.col("addr_hash").alias("raw_hash"),
+                *[c for c in PER_ADDRESS if c != "_provider"],
+                pl.col("chosen_provider").alias("_provider")),
+        on="raw_hash", how="inner")
+    keys = _address_keys(raw.join(known.select("raw_hash"), on="raw_hash", how="anti"))
+    log.info("addresses to geocode", distinct=raw.height, cached=known.height, new=keys.height)
+    progress.step("geocode", f"{raw.height:,} distinct addresses ({known.height:,} from the cache)")
+
     results: list[pl.DataFrame] = []
     new_cache: list[pl.DataFrame] = []
     new_counts: dict[str, int] = {}
-    cache_counts: dict[str, int] = {}
+    cache_counts: dict[str, int] = {"addresses": known.height}
     for pos, provider in enumerate(order):
         if provider == "source":
             continue
@@ -190,8 +199,6 @@ def geocode(
         if found.height:
             new_cache.append(found.join(todo.select("qid", "addr_hash"), on="qid").with_columns(
                 pl.lit(provider).alias("provider"), pl.lit(source_id).alias("source_id")))
-    if use_cache and new_cache:
-        save_cache(workdir, cache, pl.concat(new_cache, how="diagonal_relaxed"))
 
     best = _choose(keys, results)
     src_points = lf.filter(pl.col("_src")).select(
@@ -199,25 +206,35 @@ def geocode(
     points = pl.concat([src_points, best.filter(pl.col("geo_precision").is_in(TRACT_PRECISIONS))
                         .select("lat", "lon")]).unique()
     progress.step("geocode", f"{points.height:,} points to tracts and block groups")
-    tracts = pack.read_geo(TRACTS, columns=["tract_geoid", "geometry"])
-    bgs = pack.read_geo(BLOCK_GROUPS, columns=["block_group_geoid", "geometry"]) if pack.has(
-        BLOCK_GROUPS) else None
-    geo = assign_geographies(points, tracts, bgs)
+    geo = _geographies(points, pack)
     log.info("assigned tracts", points=points.height,
              outside=geo.filter(pl.col("tract_geoid").is_null()).height)
 
-    per_address = keys.select(*ADDRESS_COLUMNS, "qid").join(best, on="qid", how="left").join(
-        geo, on=["lat", "lon"], how="left").with_columns(
+    fresh_per_address = keys.select(*ADDRESS_COLUMNS, "qid", "raw_hash").join(
+        best, on="qid", how="left").join(geo, on=["lat", "lon"], how="left").with_columns(
         pl.when(pl.col("geo_precision") == GeoPrecision.ZIP_CENTROID.value)
         .then(pl.col("zip_county")).otherwise(pl.col("county_fips")).alias("county_fips"))
+    if fresh_per_address.height:
+        new_cache.append(fresh_per_address.select(
+            pl.col("raw_hash").alias("addr_hash"), pl.lit(ADDRESS_ROW).alias("provider"),
+            pl.lit(context).alias("source_id"), *[c for c in PER_ADDRESS if c != "_provider"],
+            pl.col("_provider").alias("chosen_provider")))
+    if use_cache and new_cache:
+        save_cache(workdir, cache, pl.concat(new_cache, how="diagonal_relaxed"))
+    per_address = pl.concat([known.select(*ADDRESS_COLUMNS, *PER_ADDRESS),
+                             fresh_per_address.select(*ADDRESS_COLUMNS, *PER_ADDRESS)],
+                            how="vertical_relaxed")
     progress.step("geocode", "writing geocoded.parquet")
     out = _final(lf, per_address, geo, list(schema))
-    output = write_parquet(out.drop("_provider"), workdir / GEOCODED)
-    counts = out.group_by("geo_precision", "geo_reason", "_provider").len().collect()
+    # one evaluation of the joins, then the file and the counts from it (the streaming sink of
+    # an order-keeping join was 2-3x slower at 1M, and counting from the plan joined twice)
+    frame = out.collect()
+    output = write_parquet(frame.drop("_provider"), workdir / GEOCODED)
+    counts = frame.group_by("geo_precision", "geo_reason", "_provider").len()
     result = GeocodeResult(
         output=output,
         patients=int(counts["len"].sum()),
-        addresses=keys.height,
+        addresses=raw.height,
         providers=order,
         by_precision=_count(counts, "geo_precision", [p.value for p in GeoPrecision]),
         by_reason=_count(counts.filter(pl.col("geo_reason").is_not_null()), "geo_reason"),
@@ -233,8 +250,49 @@ def geocode(
     return result
 
 
+#: what is kept per raw address (and cached as its address row)
+PER_ADDRESS = ("lat", "lon", "geo_precision", "geo_score", "tract_geoid", "block_group_geoid",
+               "county_fips", "geo_reason", "_provider")
+
+
+def _raw_key() -> pl.Expr:
+    """The four raw address columns as one unambiguous text (length-prefixed; null apart)."""
+    parts = []
+    for c in ADDRESS_COLUMNS:
+        value = pl.col(c).cast(pl.String)
+        parts.append(pl.when(value.is_null()).then(pl.lit("-")).otherwise(
+            pl.concat_str([value.str.len_bytes().cast(pl.String), pl.lit(":"), value])))
+    return pl.concat_str(parts, separator="|").alias("raw_key")
+
+
+def _context_id(order: Sequence[str], pack_id: str, census: CensusOptions | None) -> str:
+    """What a raw address's final result depends on besides the address itself."""
+    from segment import __version__
+
+    parts: dict[str, Any] = {"version": __version__, "pack": pack_id,
+                             "providers": [p for p in order if p != "source"]}
+    if "census" in order:
+        opts = census or CensusOptions()
+        parts["census"] = [opts.benchmark, opts.vintage]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _geographies(points: pl.DataFrame, pack: Any) -> pl.DataFrame:
+    """Tract, block group and county of each point (no polygon read when there is no point)."""
+    from segment.geocode.pip import assign_geographies
+
+    if points.height == 0:
+        return points.with_columns(pl.lit(None, pl.String).alias("tract_geoid"),
+                                   pl.lit(None, pl.String).alias("block_group_geoid"),
+                                   pl.lit(None, pl.String).alias("county_fips"))
+    tracts = pack.read_geo(TRACTS, columns=["tract_geoid", "geometry"])
+    bgs = pack.read_geo(BLOCK_GROUPS, columns=["block_group_geoid", "geometry"]) if pack.has(
+        BLOCK_GROUPS) else None
+    return assign_geographies(points, tracts, bgs)
+
+
 def _address_keys(raw: pl.DataFrame) -> pl.DataFrame:
-    """Parse distinct lines, build the normalized address key and its hash; one row per key."""
+    """Parse distinct lines, build the normalized address key and its hash; one row per raw address."""
     lines = raw.select(pl.col("address_line1").alias("line")).unique()
     parsed = addr.parse_addresses(lines.lazy()).collect()
     frame = raw.join(parsed, left_on="address_line1", right_on="line", how="left",
@@ -282,6 +340,8 @@ def _run_provider(provider: str, todo: pl.DataFrame, pack: Any, settings: Settin
                                     "geo_precision": pl.String, "geo_score": pl.Float64,
                                     "geo_reason": pl.String, "county_fips": pl.String})
     if provider == "offline":
+        from segment.geocode.interpolate import interpolate, prepare_ranges
+
         index = _RANGE_CACHE.get(pack.pack_id)
         if index is None:
             index = prepare_ranges(pack.read_geo(ADDRESS_RANGES))

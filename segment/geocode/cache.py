@@ -1,8 +1,20 @@
-"""The geocode cache: results keyed by the SHA-256 of the normalized address, never by name.
+"""The geocode cache: results keyed by the SHA-256 of an address, never by name.
 
-``DIR/geocode-cache.parquet`` holds one row per (address hash, provider, pack/service id):
-the result columns and nothing that names or identifies a person. A nightly rerun looks
-addresses up here and sends only new ones to a provider.
+``DIR/geocode-cache.parquet`` holds two kinds of rows, each one per (address hash,
+provider, source id), with the result columns and nothing that names or identifies a person:
+
+- provider rows: one provider's answer for a *normalized* address (``provider`` is
+  ``offline``, ``zip`` or ``census``; ``source_id`` the pack id or the Census
+  benchmark/vintage), so a changed provider order or pack still reuses what each
+  provider already answered (the online Census geocoder above all);
+- address rows (``provider`` is ``*``): the final result for a *raw* address (its four
+  columns as the extract gives them), point, precision, reason, tract, block group and
+  county, for one geocoding context (``source_id``: segment's version, the providers in
+  order, the pack and the Census options). A nightly rerun looks every distinct raw
+  address up here first: only the addresses not found are parsed, sent to providers and
+  placed in polygons.
+
+A cache written before address rows existed is read as it is (the new columns empty).
 """
 
 from __future__ import annotations
@@ -24,7 +36,13 @@ CACHE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "geo_score": pl.Float64,
     "geo_reason": pl.String,
     "county_fips": pl.String,
+    # address rows only (null on provider rows)
+    "tract_geoid": pl.String,
+    "block_group_geoid": pl.String,
+    "chosen_provider": pl.String,
 }
+#: the ``provider`` of address rows: a raw address's final result in one context
+ADDRESS_ROW = "*"
 log = get_logger("geocode")
 
 
@@ -35,6 +53,9 @@ def load_cache(workdir: Path) -> pl.DataFrame:
         return pl.DataFrame(schema=CACHE_SCHEMA)
     try:
         frame = pl.read_parquet(path)
+        missing = [pl.lit(None, t).alias(c) for c, t in CACHE_SCHEMA.items() if c not in frame.columns]
+        if missing:  # a cache from before address rows: provider rows only, kept
+            frame = frame.with_columns(missing)
         return frame.select([pl.col(c).cast(t) for c, t in CACHE_SCHEMA.items()])
     except Exception as exc:  # a damaged cache costs time, never correctness
         log.warning(f"ignoring unreadable {GEOCODE_CACHE} ({type(exc).__name__})")
@@ -43,6 +64,8 @@ def load_cache(workdir: Path) -> pl.DataFrame:
 
 def save_cache(workdir: Path, old: pl.DataFrame, new: pl.DataFrame) -> int:
     """Add ``new`` rows to the cache (a newer row replaces an older one); returns the row count."""
+    fill = [pl.lit(None, t).alias(c) for c, t in CACHE_SCHEMA.items() if c not in new.columns]
+    new = new.with_columns(fill) if fill else new
     merged = pl.concat([new.select(list(CACHE_SCHEMA)).cast(pl.Schema(CACHE_SCHEMA)), old])
     merged = merged.unique(["addr_hash", "provider", "source_id"], keep="first",
                            maintain_order=True)

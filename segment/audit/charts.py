@@ -317,3 +317,62 @@ def all_charts(document: Mapping[str, Any]) -> dict[str, str]:
             if svg is not None:
                 charts[chart_id] = svg
     return charts
+
+
+_ARM_COLOURS = {"contact": "#2166ac", "holdout": "#e0a458"}
+
+
+def cumulative_incidence_chart(curve: Mapping[str, Any], chart_id: str = "completion") -> str | None:
+    """Step lines: share of each arm that has completed, by day since the send (``segment measure``).
+
+    ``curve`` is ``{"days": [0..W], "contact": [share...], "holdout": [share...]}`` from the
+    published measurement (absent when an arm is too small to draw). Each line carries its
+    final share as ``data-value`` and each weekly mark its share and day.
+    """
+    days = list(curve.get("days") or [])
+    if not days or "contact" not in curve or "holdout" not in curve:
+        return None
+    top_share = max(max(curve["contact"]), max(curve["holdout"]), 0.01)
+    step = next(s for s in (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25) if s * 6 >= top_share * 1.1)
+    y_max = step * math.ceil(top_share * 1.1 / step)
+    left, plot_top, plot_h = _PAD + 44, _TOP + 8, 220
+    width = left + _PLOT_W + 150
+    height = plot_top + plot_h + _BOTTOM
+    last = max(days[-1], 1)
+
+    def x(day: float) -> float:
+        return left + _PLOT_W * day / last
+
+    def y(share: float) -> float:
+        return plot_top + plot_h * (1 - share / y_max)
+
+    body = [_text(_PAD, 16, "Completion over time by arm (cumulative incidence)", size=13, weight="bold")]
+    ticks = [i * step for i in range(round(y_max / step) + 1)]
+    for t in ticks:
+        body.append(f'<line x1="{_num(left)}" y1="{_num(y(t))}" x2="{_num(left + _PLOT_W)}" y2="{_num(y(t))}" '
+                    'stroke="#dddddd" stroke-width="1"/>')
+        body.append(_text(left - 6, y(t), f"{t * 100:g}%", anchor="end", size=_SMALL, cls="tick"))
+    week_ticks = [d for d in days if d % 7 == 0] if last > 14 else days
+    stride = max(1, len(week_ticks) // 10)
+    body += _x_axis(left, plot_top + plot_h, _PLOT_W,
+                    [(x(d), str(d)) for d in week_ticks[::stride]], "Days since the send")
+    labels = {"contact": "Contacted arm", "holdout": "Held-out arm"}
+    desc = []
+    for arm in ("contact", "holdout"):
+        series = list(curve[arm])
+        path = f"M{_num(x(days[0]))} {_num(y(series[0]))}"
+        for d, share in zip(days[1:], series[1:], strict=True):
+            path += f"H{_num(x(d))}V{_num(y(share))}"
+        colour = _ARM_COLOURS[arm]
+        body.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2" class="arm-{arm}" '
+                    f'data-value="{series[-1]:.6f}"><title>{labels[arm]}: {series[-1] * 100:.1f}% completed '
+                    f'by day {days[-1]}</title></path>')
+        for d, share in zip(days, series, strict=True):
+            if d % 7 == 0 or d == days[-1]:
+                body.append(f'<circle cx="{_num(x(d))}" cy="{_num(y(share))}" r="2.5" fill="{colour}" '
+                            f'class="mark-{arm}" data-day="{d}" data-value="{share:.6f}"/>')
+        desc.append(f"{labels[arm]}: {series[-1] * 100:.1f}% completed by day {days[-1]}")
+    legend, _ = _legend(left + _PLOT_W + 16, plot_top + 10,
+                        [(_ARM_COLOURS[a], labels[a]) for a in ("contact", "holdout")])
+    body += legend
+    return _svg(chart_id, width, height, "Completion over time by arm", "; ".join(desc), body)

@@ -383,6 +383,8 @@ class Holdout(BaseModel):
     percent: float = Field(gt=0, lt=50)
     seed: str = Field(min_length=1, max_length=200)
     stratify: list[str] = Field(default_factory=list)
+    #: expected completion rate without contact, for the minimum detectable effect before sending
+    baseline_rate: float = Field(default=0.2, gt=0, lt=1)
 
     @field_validator("seed", mode="before")
     @classmethod

@@ -147,6 +147,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
              "Write a starter project: a commented campaign, a mapping template and a rules folder."),
     "ingest": ("segment.cli.ingest",
                "Load, validate, normalize and de-duplicate patient extracts into a working folder."),
+    "measure": ("segment.cli.measure",
+                "Measure completion lift against the holdout (measure.html + measure.json)."),
     "purge": ("segment.cli.purge",
               "Remove segment's working outputs older than a retention period."),
     "reference": ("segment.cli.reference",

@@ -22,7 +22,7 @@ from segment.ingest.normalize import name_key
 #: the shared-identifier columns linkage uses when a source provides them
 IDENTIFIER_COLUMNS = ("ssn_last4", "enterprise_id")
 #: a blocking value shared by more records than this is not used for blocking
-HOT_BLOCK_VALUE = 25
+HOT_BLOCK_VALUE = 8
 #: columns of the linkage frame (besides ``unique_id``, ``source``, ``record``)
 LINKAGE_COLUMNS = (
     "first_name", "first_canon", "last_name", "birth_date", "birth_year", "birth_month", "birth_day",
@@ -35,39 +35,45 @@ def _blank(expr: pl.Expr) -> pl.Expr:
 
 
 def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
-    """One row per ``_k_id`` (the first by source order, then row): the columns Splink compares.
+    """One row per ``_k_id`` (its first row, in input order): the columns Splink compares.
 
     ``records`` holds the normalized patient records (``dedupe.MERGE_INPUT`` + ``_k_id``,
     optionally :data:`IDENTIFIER_COLUMNS`). Returns ``unique_id`` (``_k_id``), ``source``,
     the :data:`LINKAGE_COLUMNS` and the blocking columns ``_b_phone``, ``_b_email``,
     ``_b_address``.
     """
-    one = records.sort(["_order", "_k_id", "_row"]).unique("_k_id", keep="first", maintain_order=True)
+    one = records.unique("_k_id", keep="first", maintain_order=True)
     ids = [c for c in IDENTIFIER_COLUMNS if c in one.columns]
     identifier = (
         pl.coalesce([_blank(pl.col(c).cast(pl.String).str.strip_chars()) for c in ids])
         if ids else pl.lit(None, dtype=pl.String)
     )
-    first = _blank(name_key(pl.col("first_name")))
-    last = _blank(name_key(pl.col("last_name")))
+    # names, birth dates and addresses repeat: each is worked out once per distinct value
+    first = _distinct(one, "first_name", {
+        "_first": _blank(name_key(pl.col("first_name"))),
+        "_first_canon": _blank(name_key(pl.col("first_name"))).replace(NICKNAMES),
+    })
+    last = _distinct(one, "last_name", {"_last": _blank(name_key(pl.col("last_name")))})
     birth = pl.col("birth_date").cast(pl.Date)
-    streets = (
-        one.select(pl.col("address_line1").alias("_line")).drop_nulls().unique()
-        .with_columns(_blank(normalize_street(pl.col("_line"))).alias("address"))
-    )
-    frame = one.join(streets, left_on="address_line1", right_on="_line", how="left").select(
+    births = _distinct(one, "birth_date", {
+        "_birth": birth.dt.strftime("%Y-%m-%d"), "_year": birth.dt.year().cast(pl.String),
+        "_month": birth.dt.strftime("%m"), "_day": birth.dt.strftime("%d"),
+    })
+    streets = _distinct(one, "address_line1", {"_address": _blank(normalize_street(pl.col("address_line1")))})
+    looked = pl.concat([first, last, births, streets], how="horizontal")
+    frame = pl.concat([one, looked], how="horizontal").select(
         pl.col("_k_id").alias("unique_id"),
         pl.col("_source").alias("source"),
         pl.col("_order"),
-        first.alias("first_name"),
-        first.replace(NICKNAMES).alias("first_canon"),
-        last.alias("last_name"),
-        birth.dt.strftime("%Y-%m-%d").alias("birth_date"),
-        birth.dt.year().cast(pl.String).alias("birth_year"),
-        birth.dt.strftime("%m").alias("birth_month"),
-        birth.dt.strftime("%d").alias("birth_day"),
+        pl.col("_first").alias("first_name"),
+        pl.col("_first_canon").alias("first_canon"),
+        pl.col("_last").alias("last_name"),
+        pl.col("_birth").alias("birth_date"),
+        pl.col("_year").alias("birth_year"),
+        pl.col("_month").alias("birth_month"),
+        pl.col("_day").alias("birth_day"),
         pl.when(pl.col("sex").is_in(["F", "M"])).then(pl.col("sex")).alias("sex"),
-        pl.col("address"),
+        pl.col("_address").alias("address"),
         _blank(pl.col("zip5")).alias("zip5"),
         _blank(pl.col("phone_e164")).alias("phone"),
         _blank(pl.col("email").str.to_lowercase()).alias("email"),
@@ -83,4 +89,11 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         cold("email").alias("_b_email"),
         cold("address", "zip5").alias("_b_address"),
         cold("identifier").alias("_b_identifier"),
-    ).sort("unique_id")
+    )
+
+
+def _distinct(frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr]) -> pl.DataFrame:
+    """``exprs`` over ``column``, computed once per distinct value, in ``frame``'s row order."""
+    table = frame.select(column).unique().with_columns(**exprs)
+    return frame.select(column).join(table, on=column, how="left", nulls_equal=True,
+                                     maintain_order="left").drop(column)

@@ -8,6 +8,8 @@ A pair in the merge band is held back to ``review`` (never merged) when:
   Jaro-Winkler >= 0.80) and no shared identifier agrees: twins share a birth date, a last
   name, an address and a phone, and only an identifier (SSN last four, an enterprise id)
   tells a first name recorded wrongly from a sibling;
+- **sex and first name differ** (F against M, first names not equal or nickname-equal) and
+  no identifier agrees: twins Gary and Mary are only Jaro-Winkler 0.83 apart;
 - **birth dates conflict** (not equal, transposed, one digit off or the same year) and no
   shared identifier agrees: a father and son of the same name share an address, a phone
   and often an email;
@@ -76,13 +78,22 @@ def level_labels(settings: dict[str, Any]) -> dict[str, dict[int, str]]:
 
 
 def describe(pairs: pl.DataFrame, settings: dict[str, Any]) -> pl.DataFrame:
-    """Add a ``_lv_<comparison>`` label per pair and the agreeing/disagreeing/missing field lists."""
+    """Add a ``_lv_<comparison>`` label per pair and the agreeing/disagreeing/missing field lists.
+
+    Worked out once per distinct combination of levels (a few hundred), then joined back.
+    """
     labels = level_labels(settings)
+    gammas = [f"gamma_{c}" for c in labels]
+    combos = _describe_levels(pairs.select(gammas).unique(), labels)
+    return pairs.join(combos, on=gammas, how="left", maintain_order="left")
+
+
+def _describe_levels(combos: pl.DataFrame, labels: dict[str, dict[int, str]]) -> pl.DataFrame:
     cols = [
         pl.col(f"gamma_{c}").replace_strict(lab, default="", return_dtype=pl.String).alias(f"_lv_{c}")
         for c, lab in labels.items()
     ]
-    framed = pairs.with_columns(cols)
+    framed = combos.with_columns(cols)
     agree = [
         pl.when(~pl.col(f"_lv_{c}").is_in(["missing", "different"]))
         .then(pl.format(f"{c} ({{}})", pl.col(f"_lv_{c}")))
@@ -122,6 +133,10 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
     by_identifier = agrees("identifier")
     first_conflict = (level("first_name") == "different") & ~by_identifier
     birth_conflict = (level("birth_date") == "different") & ~by_identifier
+    sex_conflict = (
+        (level("sex") == "different") & ~level("first_name").is_in(["exact", "nickname", "names swapped"])
+        & ~by_identifier
+    )
     beyond = agrees("address") | agrees("phone") | agrees("email") | by_identifier
     contact_conflict = (
         level("address").is_in(["different", "ZIP only"]) & (level("phone") == "different")
@@ -131,6 +146,7 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
     reason = (
         pl.when(p < thresholds.merge).then(None)
         .when(first_conflict).then(pl.lit("first names conflict"))
+        .when(sex_conflict).then(pl.lit("sex and first name differ"))
         .when(birth_conflict).then(pl.lit("birth dates conflict"))
         .when(contact_conflict).then(pl.lit("address and phone both differ"))
         .when(~beyond).then(pl.lit("name and birth date alone"))

@@ -16,18 +16,16 @@
   line 1, line 1 Jaro-Winkler >= 0.90 in the same ZIP, the same ZIP only, anything else;
 - ``email``: missing, exact (case ignored), the same local part, anything else.
 
-**Training** (:func:`train`): u by random sampling of record pairs (1 million pairs,
-fixed seed, from the training records); m by expectation maximisation in two sessions, one blocked on birth date
-(which estimates every comparison but birth date) and one on first and last name (which
-estimates birth date); the prior probability that two records match from the pairs that
-agree exactly on first name (nickname-mapped), last name and birth date, counted in Polars
-(assumed to be 0.7 of the true matches; below
-:data:`MIN_TRAIN_RECORDS` records, :func:`prior_lambda`: about one record in two has a
-duplicate). On a large
-extract EM runs on complete birth-date and last-name blocks of about
-:data:`TRAIN_RECORDS` records. Extracts smaller than :data:`MIN_TRAIN_RECORDS` records,
-or an EM session that cannot run (too few pairs), keep the documented prior m values of
-:data:`PRIOR_M` (and, below :data:`MIN_U_RECORDS`, the prior u values of :data:`PRIOR_U`).
+**Training** (:func:`train`): u by random sampling of 1 million record pairs (fixed seed);
+m by expectation maximisation in two sessions, one blocked on birth date (it estimates
+every comparison but birth date) and one on first name, last name and ZIP (it estimates
+birth date); the prior probability that two records match (lambda) from the pairs that
+agree exactly on first name (nickname-mapped), last name and birth date, counted in
+Polars and taken as 0.7 of the true matches. An extract over :data:`TRAIN_RECORDS`
+records trains u and m on complete birth-date and last-name blocks of about that many
+records. Below :data:`MIN_TRAIN_RECORDS` records (or when an EM session cannot run) m
+keeps the documented priors :data:`PRIOR_M` and lambda is :func:`prior_lambda`; below
+:data:`MIN_U_RECORDS` u keeps :data:`PRIOR_U` too.
 
 **Saving and pinning**: the trained model is written as ``identity-model.json`` in the
 working folder: Splink's own settings JSON (every m and u) inside an envelope that names
@@ -64,7 +62,7 @@ MIN_TRAIN_RECORDS = 2_000
 #: below this many records u keeps its priors too
 MIN_U_RECORDS = 200
 #: EM runs on about this many records of a larger extract (complete blocks)
-TRAIN_RECORDS = 300_000
+TRAIN_RECORDS = 150_000
 U_MAX_PAIRS = 1_000_000
 SEED = 15
 
@@ -159,16 +157,23 @@ COMPARISONS = ("first_name", "last_name", "birth_date", "sex", "address", "phone
 def blocking_rules() -> list[Any]:
     """Candidate pairs: records agreeing on any of these (hot values left out)."""
     from splink import block_on
+    from splink.blocking_rule_library import CustomRule
 
     return [
         block_on("birth_date", "first_canon"),
         block_on("birth_date", "last_name"),
-        block_on("birth_date", "zip5"),
         block_on("_b_phone"),
         block_on("_b_email"),
         block_on("_b_identifier"),
-        block_on("first_canon", "last_name", "birth_year"),
-        block_on("first_canon", "last_name", "zip5"),
+        # the same name and a birth date with one part wrong (or day and month transposed)
+        block_on("first_canon", "last_name", "birth_month", "birth_day"),
+        block_on("first_canon", "last_name", "birth_year", "birth_month"),
+        block_on("first_canon", "last_name", "birth_year", "birth_day"),
+        CustomRule(
+            'l.first_canon = r.first_canon AND l.last_name = r.last_name AND l.birth_year = r.birth_year '
+            'AND l.birth_month = r.birth_day AND l.birth_day = r.birth_month',
+            sql_dialect="duckdb",
+        ),
         block_on("_b_address", "first_canon"),
         block_on("_b_address", "last_name"),
     ]
@@ -286,7 +291,7 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
         try:
             trainer.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
             trainer.training.estimate_parameters_using_expectation_maximisation(
-                block_on("first_canon", "last_name")
+                block_on("first_canon", "last_name", "zip5")
             )
             m_from = "em"
         except Exception as exc:  # Splink raises plain exceptions when a session has no pairs

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from segment import workdir as wd
+from segment.audit.balance import holdout_balance
 from segment.audit.html import render_html
 from segment.audit.metrics import (
     DEFAULT_DIMENSIONS,
@@ -150,6 +151,7 @@ def audit_document(
     reference_group: Mapping[str, str] | None = None,
     campaign_info: Mapping[str, Any] | None = None,
     delivery: pl.LazyFrame | pl.DataFrame | None = None,
+    holdout: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The published audit document from enriched patients and their contact plan.
 
@@ -157,7 +159,8 @@ def audit_document(
     ``reference_group`` names the reference group per dimension (default: largest).
     ``delivery``: per patient sent, ``delivered`` and ``failed`` from vendor feedback
     (:meth:`ContactLedger.delivery_outcomes`); the document's ``delivery`` key is null
-    without it.
+    without it. ``holdout`` (``{"baseline_rate": ...}``, for a campaign with a holdout):
+    the document's ``holdout`` key shows the arms' balance on every group and the plan.
     """
     extra = _check_groups(groups)
     dims, skipped = available_dimensions(enriched.collect_schema().names(), extra)
@@ -178,6 +181,9 @@ def audit_document(
         as_of=as_of,
     )
     document["skipped_dimensions"] = skipped
+    document["holdout"] = None
+    if "arm" in contacts.collect_schema() and holdout is not None:
+        document["holdout"] = holdout_balance(flags, contacts, baseline_rate=holdout["baseline_rate"])
     document["delivery"] = None
     if delivery is not None:
         sent = delivery_flags(flags, delivery.lazy())
@@ -232,6 +238,7 @@ def audit_campaign(
         reference_group={**campaign_refs, **dict(reference_group or {})},
         campaign_info={"code": campaign.code},
         delivery=ledger.delivery_outcomes(campaign.code) if ledger is not None else None,
+        holdout={"baseline_rate": campaign.holdout.baseline_rate} if campaign.holdout is not None else None,
     )
     html_path = Path(out_html) if out_html is not None else folder / AUDIT_HTML
     json_path = html_path.with_suffix(".json")

@@ -200,6 +200,44 @@ def _delivery_html(document: Mapping[str, Any]) -> str:
     )
 
 
+def _holdout_html(document: Mapping[str, Any]) -> str:
+    """The holdout's balance on every group and what difference it can detect."""
+    h = document.get("holdout")
+    if not h:
+        return ""
+    plan = h["plan"]
+    mde = plan["minimum_detectable_effect"]
+    text = (
+        f"<p>{_count(h['arms'].get('contact'))} people in the contact arm, {_count(h['arms'].get('holdout'))} held "
+        f"out (never sent). With a baseline completion of {plan['baseline_rate'] * 100:.0f}%, the smallest "
+        "difference detectable at 80% power is "
+        + ("none" if mde is None else f"{mde * 100:.1f} points") + ".</p>"
+    )
+    if plan["warning"]:
+        text += f'<p class="note" role="note"><strong>Warning.</strong> {escape(plan["warning"])}.</p>'
+    if h["imbalanced"]:
+        text += "<p class=\"note\" role=\"note\"><strong>Arms out of balance.</strong> " + "; ".join(
+            f"{escape(i['dimension'])} = {escape(str(i['group']))}: standardized difference {i['std_difference']:.2f}"
+            for i in h["imbalanced"]) + ". A randomized draw rarely does this: check the seed and strata.</p>"
+    headers = ["Group", "Contact arm", "% of arm", "Holdout", "% of arm", "Standardized difference"]
+    rows, classes = [], []
+    for dim in h["balance"]:
+        for g in dim["groups"]:
+            d = g["std_difference"]
+            rows.append([
+                f"{escape(str(dim['name']))}: {escape(group_label(str(dim['name']), str(g['group'])))}",
+                _count(g["contact"]), _pct(g["contact_share"]), _count(g["holdout"]), _pct(g["holdout_share"]),
+                "&ndash;" if d is None else f"{d:+.3f}" + (" (imbalanced)" if g["imbalanced"] else ""),
+            ])
+            classes.append("flag-below" if g["imbalanced"] else "")
+    return (
+        '<section aria-labelledby="holdout"><h2 id="holdout">Holdout balance</h2>' + text
+        + _table(f"Each group's share of each arm (|standardized difference| above {h['limit']:g} is imbalance)",
+                 headers, rows, classes)
+        + "</section>"
+    )
+
+
 def _geocoding_table(document: Mapping[str, Any]) -> str:
     precisions = list(document.get("overall", {}).get("geocoding", {}).get("precision", {}))
     headers = ["Group", "Patients", "Matched", "Precise", *(p.replace("_", " ") for p in precisions)]
@@ -315,6 +353,7 @@ Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
 <section aria-labelledby="reach"><h2 id="reach">Reach gaps</h2>
 <p>{_reach_sentence(reach, campaign.get("channels", []))}</p>{_reach_table(document)}
 <h3 id="delivery">Delivered and failed</h3>{_delivery_html(document)}</section>
+{_holdout_html(document)}
 <section aria-labelledby="geocoding"><h2 id="geocoding">Geocoding by group</h2>
 {_geocoding_table(document)}</section>
 <section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>

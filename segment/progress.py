@@ -48,6 +48,7 @@ class TerminalProgress:
     def _display(self) -> Progress:
         from rich.progress import (
             BarColumn,
+            DownloadColumn,
             MofNCompleteColumn,
             Progress,
             SpinnerColumn,
@@ -60,7 +61,7 @@ class TerminalProgress:
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                _count_column(MofNCompleteColumn(), DownloadColumn()),
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=True,
@@ -68,13 +69,13 @@ class TerminalProgress:
             self._progress.start()
         return self._progress
 
-    def step(self, description: str, total: int | None = None) -> Advance:
+    def step(self, description: str, total: int | None = None, *, unit: str = "items") -> Advance:
         """Start a step (ending the previous one); returns ``advance(n)``."""
         with self._lock:
             display = self._display()
             if self._step is not None:
                 display.remove_task(self._step)
-            task = display.add_task(description, total=total)
+            task = display.add_task(description, total=total, unit=unit)
             self._step = task
         return lambda n: display.advance(task, n)
 
@@ -100,6 +101,17 @@ class TerminalProgress:
             self._progress, self._step, self._bars = None, None, 0
 
 
+def _count_column(items: Any, size: Any) -> Any:
+    """A column showing ``done/total`` items, or sizes for a step counted in bytes."""
+    from rich.progress import ProgressColumn
+
+    class CountColumn(ProgressColumn):
+        def render(self, task: Any) -> Any:
+            return (size if task.fields.get("unit") == "bytes" else items).render(task)
+
+    return CountColumn()
+
+
 _display: TerminalProgress | None = None
 
 
@@ -116,11 +128,14 @@ def active() -> bool:
     return _display is not None
 
 
-def step(stage: str, what: str, total: int | None = None) -> Advance:
-    """Mark the start of a long step of ``stage``; it lasts until the next step starts."""
+def step(stage: str, what: str, total: int | None = None, *, unit: str = "items") -> Advance:
+    """Mark the start of a long step of ``stage``; it lasts until the next step starts.
+
+    ``unit="bytes"`` shows the counts as sizes (a download).
+    """
     if _display is None:
         return _ignore
-    return _display.step(f"{stage}: {what}", total)
+    return _display.step(f"{stage}: {what}", total, unit=unit)
 
 
 def done() -> None:

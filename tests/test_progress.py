@@ -131,3 +131,19 @@ def test_hooks_are_no_ops_without_a_display() -> None:
     with progress.bar("x", 2) as adv:
         adv(1)
     progress.done()
+
+
+def test_a_download_step_counts_bytes() -> None:
+    out = io.StringIO()
+    display = progress.TerminalProgress(Console(file=out, force_terminal=True, width=120))
+    progress.install(display)
+    try:
+        advance = progress.step("reference", "downloading tl_2019_25_tract.zip", 3_000_000, unit="bytes")
+        advance(1_500_000)
+        assert display._progress is not None
+        display._progress.refresh()
+    finally:
+        progress.install(None)
+    drawn = out.getvalue()
+    assert "reference: downloading tl_2019_25_tract.zip" in drawn
+    assert "1.5/3.0 MB" in drawn

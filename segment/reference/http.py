@@ -22,7 +22,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from segment import __version__
+from segment import __version__, progress
 from segment.config import Settings
 from segment.errors import NetworkError
 from segment.log import get_logger
@@ -187,10 +187,12 @@ def download(session: requests.Session, url: str, target: Path, *, timeout: floa
                 resumed = resumed or append
                 expected = resp.headers.get("Content-Length")
                 written = 0
+                advance = progress.step("reference", f"downloading {target.name}", int(expected) if expected else None, unit="bytes")
                 with open(part, "ab" if append else "wb") as fh:
                     for block in _blocks(resp, chunk):
                         fh.write(block)
                         written += len(block)
+                        advance(len(block))
                 if expected is not None and written < int(expected):
                     raise requests.exceptions.ChunkedEncodingError(
                         f"connection closed after {written} of {expected} bytes")

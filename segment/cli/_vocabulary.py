@@ -38,7 +38,7 @@ class SegmentCommand(click.Command):
     """A command that understands :class:`MultiValueOption` and deprecated option names.
 
     ``renamed`` maps an old option to ``None`` (its value becomes the first positional,
-    ``WORKDIR``) or to the new option's name. ``usage`` is the new form, shown in the notice.
+    ``WORKDIR``) or to the new option's name; the notice names the new form.
     """
 
     def __init__(

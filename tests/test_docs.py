@@ -236,3 +236,21 @@ def test_ci_stops_when_the_first_command_fails(tmp_path: Path) -> None:
     proc = _fake_ci(tmp_path, "exit 7", "echo second > second.txt")
     assert proc.returncode == 7
     assert not (tmp_path / "second.txt").exists()
+
+
+def test_documented_shell_completion_works() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shells = re.findall(r"_SEGMENT_COMPLETE=(\w+)_source segment", readme)
+    assert {"bash", "zsh", "fish"} <= set(shells)
+    exe = str(_segment_bin() / "segment")
+    for shell in sorted(set(shells)):
+        script = subprocess.run([exe], env={**os.environ, "_SEGMENT_COMPLETE": f"{shell}_source"},
+                                capture_output=True, text=True, timeout=60)
+        assert script.returncode == 0 and "_SEGMENT_COMPLETE" in script.stdout, shell
+    # and the completion itself answers: commands, then a command's options
+    env = {**os.environ, "_SEGMENT_COMPLETE": "bash_complete", "COMP_WORDS": "segment in", "COMP_CWORD": "1"}
+    words = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60).stdout.split()
+    assert "plain,init" in words and "plain,ingest" in words
+    env.update(COMP_WORDS="segment evaluate work --r", COMP_CWORD="3")
+    words = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60).stdout.split()
+    assert "plain,--rules" in words and "plain,--reference" not in words

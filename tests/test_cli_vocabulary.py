@@ -37,6 +37,22 @@ def test_every_stage_takes_workdir_first(name: str) -> None:
     assert "--from" not in options and "--out" not in options
 
 
+#: commands whose --out names a new folder they create (not a working folder)
+OUT_MAKES_A_FOLDER = {("demo",), ("synth",), ("reference", "build"), ("reference", "pull")}
+
+
+@pytest.mark.parametrize("path,command", ALL_COMMANDS, ids=[" ".join(p) or "segment" for p, _ in ALL_COMMANDS])
+def test_one_vocabulary_across_every_command(path: tuple[str, ...], command: click.Command) -> None:
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    names = [a.name for a in arguments]
+    if "workdir" in names:
+        assert names[0] == "workdir", f"{' '.join(path)}: WORKDIR is not the first argument"
+    visible = [o for p in command.params if isinstance(p, click.Option) and not p.hidden for o in p.opts]
+    assert "--from" not in visible, f"{' '.join(path)}: the working folder is WORKDIR, not --from"
+    if "--out" in visible:
+        assert path in OUT_MAKES_A_FOLDER, f"{' '.join(path)}: --out is only for commands that make a folder"
+
+
 def test_no_option_is_required_rules_and_rules_default_to_shipped() -> None:
     for path, command in ALL_COMMANDS:
         for param in command.params:

@@ -43,20 +43,31 @@ vsac_option = click.option(
 )
 
 
-@command("check", example="segment rules check rules\nsegment rules check rules/ecqm --vsac ~/vsac/ecqm-2026")
+@command("check", example="segment rules check rules\nsegment rules check rules/ecqm --vsac ~/vsac/ecqm-2026"
+                          "\nsegment rules check --reference packs/ma-2020")
 @rules_dir_argument
 @vsac_option
-def check_command(rules_dir: Path | None, vsac: Path | None) -> None:
+@click.option("--reference", "reference", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Also check that the area columns each risk rule reads (reads:) are in this "
+              "reference pack with a vintage the rule names (not taken from SEGMENT_REFERENCE: "
+              "only a pack named here is checked).")
+def check_command(rules_dir: Path | None, vsac: Path | None, reference: Path | None) -> None:
     """Validate every rule and value set; list each problem as file:line and exit 1.
 
     Then list, for every value set a rule uses (local, or official from valuesets/vsac/
     or the --vsac folder), its codes per code system; codes of systems ingest does not
-    know show as not matched.
+    know show as not matched. With --reference, a risk rule whose declared index vintage
+    (reads:) is not the pack's is a problem too.
     """
     reporter = get_reporter()
     rules_dir = _rules_dir(rules_dir)
     report = check_rules_report(rules_dir, vsac)
     ruleset, problems = report.ruleset, report.shown()
+    if ruleset is not None and reference is not None:
+        from segment.enrich.citations import check_rule_reads
+
+        problems = [*problems, *check_rule_reads(ruleset.rules, ruleset.paths, reference)]
     if problems:
         for problem in problems:
             reporter.error(problem.one_line(), context=problem.context)

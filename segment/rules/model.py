@@ -579,6 +579,18 @@ class Example(Frozen):
     reason: str | None = None  # optional: text the reason must contain
 
 
+class Reads(Frozen):
+    """An area column a risk rule reads, the index it comes from and the vintages it accepts.
+
+    ``segment rules check --reference PACK`` fails when the pack's data dictionary has no
+    such column or states another vintage for it.
+    """
+
+    column: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    index: str
+    vintages: list[str] = Field(min_length=1)
+
+
 class Rule(Frozen):
     """One screening or risk rule (a file in the rules folder)."""
 
@@ -594,6 +606,7 @@ class Rule(Frozen):
     exclude_deceased: bool = True
     due: Due | None = None
     condition: Criterion | None = None
+    reads: list[Reads] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
 
 

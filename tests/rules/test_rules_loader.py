@@ -48,8 +48,8 @@ def test_valid_folder_loads(tmp_path: Path) -> None:
     [
         ("kind: screening", "kind: screening\nfrequency: 2",
          "mini.yaml:6: mini: unknown key `frequency`; valid keys are: condition, description, "
-         "due, examples, exclude_deceased, exclusions, id, kind, notes, population, source, "
-         "title, version"),
+         "due, examples, exclude_deceased, exclusions, id, kind, notes, population, reads, "
+         "source, title, version"),
         ("kind: screening", "kind: screen",
          "mini.yaml:5: mini: key `kind`: found 'screen'; valid options are: 'screening' or 'risk'"),
         ("within: 10 years", "within: 10 yrs",

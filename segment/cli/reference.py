@@ -130,7 +130,8 @@ def list_command(reference: Path | None, show_columns: bool, show_hp2030: bool) 
 
         reporter.table("Healthy People 2030 objectives (national targets; tract values compared "
                        "with them are approximations)", hp2030_objectives_rows(),
-                       ["id", "title", "domain", "baseline", "target", "unit", "direction", "indicators"])
+                       ["id", "title", "domain", "baseline", "target", "unit", "direction", "latest",
+                        "progress", "indicators"])
         reporter.table("indicator to objective map", hp2030_mapping_rows(),
                        ["objective", "indicators", "transform", "target", "direction", "gap_column",
                         "flag_column"])

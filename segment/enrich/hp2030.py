@@ -60,6 +60,11 @@ class Objective:
     direction: Direction
     data_source: str
     source_url: str
+    #: the most recent national value ODPHP publishes for the objective, its year and the
+    #: progress status (None / "" when the page gives none)
+    latest_value: float | None = None
+    latest_year: str = ""
+    progress: str = ""
 
     @property
     def slug(self) -> str:
@@ -148,6 +153,8 @@ def load_objectives(path: Path | None = None) -> dict[str, Objective]:
             baseline_year=row["baseline_year"] or "", target=target, unit=row["unit"],
             direction=direction, data_source=row["data_source"] or "",
             source_url=row["source_url"] or "",
+            latest_value=float(str(row["latest_value"])) if row.get("latest_value") else None,
+            latest_year=row.get("latest_year") or "", progress=row.get("progress") or "",
         )
     return out
 
@@ -227,6 +234,9 @@ def hp2030_objectives_rows(
             "target": obj.target,
             "unit": obj.unit,
             "direction": obj.direction.value,
+            "latest": f"{obj.latest_value:g} ({obj.latest_year})" if obj.latest_value is not None
+            else "",
+            "progress": obj.progress,
             "indicators": ", ".join(m.indicators) if m else "",
             "columns": f"{gap_column(obj.id)}, {flag_column(obj.id)}" if m else "",
             "source_url": obj.source_url,
@@ -271,9 +281,22 @@ def dictionary_entries(
             f"indicator {ind.get('vintage', 'unknown')}",
             "geography": ind.get("geography", "census tract"),
         }
+        survey = obj.data_source or "a national survey"
+        latest = (f"; latest national value {obj.latest_value:g} in {obj.latest_year}"
+                  + (f", {obj.progress.lower()}" if obj.progress else "")
+                  if obj.latest_value is not None else "")
+        comparison = (
+            f"compares {how}{column} ({ind.get('source', 'reference pack')}, "
+            f"{ind.get('vintage', 'vintage not stated')}; one {ind.get('geography', 'census tract')}"
+            f") with the national HP2030 target for {obj.id} of {obj.target:g} {obj.unit} "
+            f"(measured on {survey}; baseline {obj.baseline if obj.baseline is not None else '?'}"
+            f" in {obj.baseline_year or '?'}{latest}). An approximation: a tract's estimate is not "
+            "the survey's measure of the same population"
+        )
+        common["comparison"] = comparison
         approx = (
-            f"Approximation: a tract ACS estimate compared with a national survey target. "
-            f"{m.note} {caution}"
+            f"Approximation: a tract ACS estimate compared with a national survey target "
+            f"({survey}). {m.note} {caution}"
         )
         out.append({
             "name": gap_column(obj.id),

@@ -106,3 +106,37 @@ def test_map_unit_mismatch_is_refused(tmp_path: Path) -> None:
                 "    note: x\n")
     with pytest.raises(ConfigError, match="is a percentage"):
         load_mappings(path)
+
+
+def test_objectives_carry_odphp_latest_data_where_published() -> None:
+    objectives = load_objectives()
+    poverty = objectives["SDOH-01"]
+    assert (poverty.baseline, poverty.baseline_year, poverty.target) == (11.8, "2018", 8.0)
+    assert (poverty.latest_value, poverty.latest_year) == (11.5, "2022")
+    assert poverty.progress == "Little or no detectable change"
+    insured = objectives["AHS-01"]
+    assert (insured.baseline, insured.target, insured.latest_value) == (88.0, 92.4, 91.1)
+    broadband = objectives["HC/HIT-05"]
+    assert (broadband.latest_value, broadband.progress) == (41.5, "Getting worse")
+    assert broadband.data_source.startswith("Health Information National Trends Survey")
+    assert objectives["SDOH-04"].latest_value is None  # not published on the page: not guessed
+    rows = {r["id"]: r for r in hp2030_objectives_rows()}
+    assert rows["SDOH-01"]["latest"] == "11.5 (2022)" and rows["SDOH-04"]["latest"] == ""
+
+
+def test_flag_comparison_says_what_it_compares() -> None:
+    from segment.enrich.hp2030 import dictionary_entries
+
+    resolved = resolve(load_mappings(), {"insurance_uninsured_pct"})
+    entries = dictionary_entries(resolved, {"insurance_uninsured_pct": {
+        "source": "ACS 5-year B27010", "vintage": "ACS 2020-2024 5-year",
+        "geography": "census tract (2020 boundaries)"}}, "CAUTION")
+    flag = next(e for e in entries if e["name"] == "hp2030_ahs_01_flag")
+    assert flag["comparison"] == (
+        "compares 100 minus insurance_uninsured_pct (ACS 5-year B27010, ACS 2020-2024 5-year; "
+        "one census tract (2020 boundaries)) with the national HP2030 target for AHS-01 of 92.4 "
+        "percent of persons <65 (measured on National Health Interview Survey (NHIS), CDC/NCHS; "
+        "baseline 88.0 in 2019; latest national value 91.1 in 2023, improving). An "
+        "approximation: a tract's estimate is not the survey's measure of the same population")
+    assert "Approximation: a tract ACS estimate compared with a national survey target" in (
+        flag["meaning"])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import sqlite3
@@ -313,12 +314,26 @@ WHERE o.at IS NULL OR o.at < s.at
 ARMS_COLUMNS = ("patient_id", "arm", "stratum", "run_id", "assigned_at")
 
 
+def _bulk(conn: sqlite3.Connection, table: str, names: tuple[str, ...], where: str,
+          params: tuple[Any, ...]) -> pl.DataFrame:
+    """A large read of NOT NULL text columns as one frame, without a Python object per cell.
+
+    SQLite joins the rows into one text (unit separator between cells, record separator
+    between rows) that Polars' CSV reader splits: a million rows in well under a second,
+    where ``fetchall`` and a row-wise frame take seconds. Ids never hold control characters.
+    """
+    cells = " || char(31) || ".join(names)
+    text = conn.execute(f"SELECT group_concat({cells}, char(30)) FROM {table} WHERE {where}", params).fetchone()[0]
+    if not text:
+        return _frame([], names)
+    return pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, new_columns=list(names),
+                       separator="\x1f", eol_char="\x1e", quote_char=None,
+                       schema=dict.fromkeys(names, pl.String))
+
+
 def _arms(conn: sqlite3.Connection, campaign_code: str) -> pl.DataFrame:
-    rows = conn.execute(
-        f"SELECT {', '.join(ARMS_COLUMNS)} FROM arms WHERE campaign_code = ? ORDER BY patient_id",
-        (campaign_code,),
-    ).fetchall()
-    return _frame(rows, ARMS_COLUMNS).with_columns(
+    frame = _bulk(conn, "arms", ARMS_COLUMNS, "campaign_code = ?", (campaign_code,))
+    return frame.sort("patient_id").with_columns(
         pl.col("assigned_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
     )
 
@@ -444,11 +459,9 @@ class ContactLedger:
     def contacts(self, campaign_code: str) -> pl.DataFrame:
         """Every recorded contact of a campaign: ``patient_id``, ``channel``, ``run_id``, ``sent_at``."""
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT patient_id, channel, run_id, sent_at FROM contacts WHERE campaign_code = ?",
-                (campaign_code,),
-            ).fetchall()
-        return _frame(rows, ("patient_id", "channel", "run_id", "sent_at")).with_columns(
+            frame = _bulk(conn, "contacts", ("patient_id", "channel", "run_id", "sent_at"), "campaign_code = ?",
+                          (campaign_code,))
+        return frame.with_columns(
             pl.col("sent_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
         )
 

@@ -108,10 +108,15 @@ def cohort(
     else:
         base = base.with_columns(pl.col("_sent").alias("reached"))
     # the first assigned of two ids that are now one person stays; the other is a duplicate
-    base = base.sort("_assigned_on", "assigned_id").with_columns(
-        (pl.col("patient_id").is_not_null() & pl.col("patient_id").is_duplicated()
-         & (pl.int_range(pl.len()).over("patient_id") > 0)).alias("_dup")
+    # (only a merge can make two assigned ids one person: the window runs over those rows alone)
+    shared = base.filter(pl.col("merged")).select("patient_id").unique()
+    dups = (
+        base.join(shared, on="patient_id", how="semi")
+        .sort("_assigned_on", "assigned_id")
+        .filter(pl.int_range(pl.len()).over("patient_id") > 0)
+        .select("assigned_id", pl.lit(True).alias("_dup"))
     )
+    base = base.join(dups, on="assigned_id", how="left").with_columns(pl.col("_dup").fill_null(False))
     rule_list = [str(r) for r in rules]
     done = (
         eligibility.filter(pl.col("rule_id").cast(pl.String).is_in(rule_list) & (pl.col("status") == "not_due"))
@@ -142,4 +147,4 @@ def cohort(
             .alias("lost")
         )
     )
-    return out.select(*COHORT_COLUMNS, pl.col("^g:.*$")).sort("assigned_id")
+    return out.select(*COHORT_COLUMNS, pl.col("^g:.*$"))

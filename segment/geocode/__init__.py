@@ -35,7 +35,6 @@ from segment.geocode.cache import ADDRESS_ROW, CACHE_SCHEMA, load_cache, save_ca
 from segment.geocode.census_batch import CensusOptions, census_geocode
 from segment.geocode.zip import zip_centroids
 from segment.log import get_logger
-from segment.reference.pack import ADDRESS_RANGES, BLOCK_GROUPS, TRACTS, ZIP_CENTROIDS, open_pack
 from segment.schema import GEOCODE_SCHEMA, SOURCE_POINT_COLUMNS, GeoPrecision
 from segment.workdir import GEOCODE_REPORT, GEOCODED, PATIENTS, scan, write_json, write_parquet
 
@@ -148,6 +147,8 @@ def geocode(
     for col, dtype in SOURCE_POINT_COLUMNS.items():
         if col not in schema:
             patients = patients.with_columns(pl.lit(None, dtype).alias(col))
+    from segment.reference.pack import ADDRESS_RANGES, ZIP_CENTROIDS, open_pack
+
     pack = open_pack(settings.reference_dir)
     use_source = "source" in order
     lf = patients.with_columns((_valid_source(schema) & use_source).alias("_src"))
@@ -280,6 +281,7 @@ def _context_id(order: Sequence[str], pack_id: str, census: CensusOptions | None
 def _geographies(points: pl.DataFrame, pack: Any) -> pl.DataFrame:
     """Tract, block group and county of each point (no polygon read when there is no point)."""
     from segment.geocode.pip import assign_geographies
+    from segment.reference.pack import BLOCK_GROUPS, TRACTS
 
     if points.height == 0:
         return points.with_columns(pl.lit(None, pl.String).alias("tract_geoid"),
@@ -310,6 +312,8 @@ def _address_keys(raw: pl.DataFrame) -> pl.DataFrame:
 def _todo(provider: str, keys: pl.DataFrame, results: list[pl.DataFrame], pack: Any,
           census: CensusOptions | None) -> tuple[pl.DataFrame | None, str]:
     """Distinct keys this provider should try (none it cannot improve), and its source id."""
+    from segment.reference.pack import ADDRESS_RANGES, ZIP_CENTROIDS
+
     k = keys.unique("qid", keep="first").sort("qid")
     if results:
         ranks = pl.concat(results, how="diagonal_relaxed").select(
@@ -341,6 +345,7 @@ def _run_provider(provider: str, todo: pl.DataFrame, pack: Any, settings: Settin
                                     "geo_reason": pl.String, "county_fips": pl.String})
     if provider == "offline":
         from segment.geocode.interpolate import interpolate, prepare_ranges
+        from segment.reference.pack import ADDRESS_RANGES
 
         index = _RANGE_CACHE.get(pack.pack_id)
         if index is None:
@@ -350,6 +355,8 @@ def _run_provider(provider: str, todo: pl.DataFrame, pack: Any, settings: Settin
         found = interpolate(todo.select("qid", "house_number", "street_key", zip5="zip5c"), index)
         return found.with_columns(pl.lit(None, pl.String).alias("county_fips")).select(cols)
     if provider == "zip":
+        from segment.reference.pack import ZIP_CENTROIDS
+
         table = pack.scan(ZIP_CENTROIDS).collect()
         found = zip_centroids(todo.select("qid", zip5="zip5c"), table)
         return found.with_columns(pl.lit(None, pl.String).alias("geo_reason")).select(cols)

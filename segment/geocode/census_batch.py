@@ -16,14 +16,16 @@ import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
-import requests
 
 from segment.config import Settings
 from segment.errors import NetworkError
 from segment.log import get_logger, progress
-from segment.reference.http import make_session
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_BATCH = 10_000
 RESPONSE_COLUMNS = (
@@ -99,6 +101,8 @@ def parse_response(body: str) -> pl.DataFrame:
 
 def _post_batch(session: requests.Session, url: str, rows: pl.DataFrame, opts: CensusOptions,
                 batch_no: int) -> pl.DataFrame:
+    import requests
+
     payload = _request_csv(rows)
     last = ""
     for attempt in range(opts.attempts):
@@ -133,6 +137,8 @@ def census_geocode(rows: pl.DataFrame, settings: Settings, opts: CensusOptions |
     opts = opts or CensusOptions()
     if rows.height == 0:
         return pl.DataFrame(schema=RESULT_SCHEMA)
+    from segment.reference.http import make_session  # requests, loaded only when asked
+
     url = f"{settings.census_geocoder_url.rstrip('/')}/geographies/addressbatch"
     session = make_session(settings, backoff=opts.backoff_s, allow_post=False)
     results = _run(session, url, rows, opts)

@@ -182,6 +182,13 @@ def build_pack(
             if level not in tables.frames:
                 continue
             level_entries = [e for e in tables.entries if e.get("level") == level.value]
+            if level is Level.COUNTY:
+                alone = [e["name"] for e in level_entries if e["name"] not in
+                         {c["name"] for c in columns}]
+                if alone:  # a fallback only: say which county columns no patient will get
+                    log.warning("county indicators without a tract column of the same name are "
+                                "not joined (county values serve ZIP-centroid patients only)",
+                                columns=len(alone))
             frame = _other_level(tables.frames[level], level, level_entries, tract_vintage,
                                  states, _sources_of(tables, level))
             _write_plain(frame, out / table)

@@ -87,6 +87,10 @@ def _kept_column(path: Path, loaded: Loaded, raw: str, name: str) -> tuple[pl.Da
 def _with_kept(loaded: Loaded, keep: Mapping[str, str], used: set[str]) -> Loaded:
     wanted = {raw: name for raw, name in keep.items() if raw in loaded.ignored}
     for raw in keep:
+        if raw in loaded.key_columns:
+            raise ReferenceDataError(
+                f"--keep-columns {raw}: the column is the file's key ({loaded.level.key})",
+                path=loaded.path)
         if raw in loaded.mapped:
             raise ReferenceDataError(
                 f"--keep-columns {raw}: the column is already mapped to {loaded.mapped[raw]}",

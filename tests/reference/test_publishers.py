@@ -193,6 +193,8 @@ def test_keep_errors_name_the_column(reference_data: Path, tmp_path: Path) -> No
         load_indicator_sources([path], keep={"E_NOTHING": "x"})
     with pytest.raises(ReferenceDataError, match="already mapped to svi_overall_rank"):
         load_indicator_sources([path], keep={"RPL_THEMES": "x"})
+    with pytest.raises(ReferenceDataError, match=r"the file's key \(county_fips\)"):
+        load_indicator_sources([path], keep={"FIPS": "fips"})
     with pytest.raises(ReferenceDataError, match="lower case letters"):
         load_indicator_sources([path], keep={"E_UNINSUR": "Bad Name"})
     assert parse_pairs(["E_NOINT=svi_no_internet", "GISJOIN"], what="--keep-columns") == {

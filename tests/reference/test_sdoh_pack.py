@@ -194,3 +194,24 @@ def test_enrich_joins_adi_on_block_group(pack: Path, reference_data: Path) -> No
     entries = {e["name"]: e for e in report.dictionary}
     assert entries["adi_national_rank"]["geography"] == "census block group (2020 boundaries)"
     assert entries["svi_overall_rank"]["source"].startswith("CDC/ATSDR Social Vulnerability Index 2022")
+
+
+def test_installed_command_refuses_an_unknown_adi_code_in_one_line(files: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    """The real `segment` executable: a bad ADI value is one line naming file, column, value."""
+    import shutil
+    import subprocess
+    import sys
+
+    bad = tmp_path / "MA_2020_ADI_Census Block Group_v3.2.csv"
+    bad.write_text(files["adi"].read_text().replace('"PH","PH"', '"PX","PH"'), encoding="utf-8")
+    exe = shutil.which("segment") or str(Path(sys.executable).parent / "segment")
+    proc = subprocess.run([exe, "--log-format", "plain", "reference", "build", "--out",
+                           str(tmp_path / "p"), "--tracts", str(files["tracts"]),
+                           "--block-groups", str(files["bgs"]), "--indicators", str(bad)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    err = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(err) == 1 and "Traceback" not in proc.stderr
+    assert str(bad) in err[0] and "ADI_NATRANK" in err[0] and "'PX'" in err[0]
+    assert not (tmp_path / "p" / "manifest.json").exists()

@@ -236,7 +236,7 @@ def run_campaign(
     from segment.geocode import geocode
     from segment.ingest import ingest
     from segment.rules import evaluate
-    from segment.runstate import RunLock, append_run_record
+    from segment.runstate import RunLock, append_run_record, keep_hashes, recall_hashes
 
     started = time.perf_counter()
     path = Path(campaign_path)
@@ -245,6 +245,7 @@ def run_campaign(
     cfg = _campaign_run_settings(campaign, path, settings)
     day = as_of or campaign.as_of or dt.date.today()
     folder = wd.ensure_private_dir(cfg["workdir"])
+    recall_hashes(folder)  # an untouched extract is not read again to learn it is unchanged
     reference: Path = cfg["reference"]
     manifest = reference / "manifest.json"
     stage_settings = Settings.from_env(reference_dir=reference, ledger_path=cfg["ledger"])
@@ -347,6 +348,7 @@ def run_campaign(
         finally:
             result.seconds = time.perf_counter() - started
             append_run_record(folder, result.record())
+            keep_hashes(folder)
     return result
 
 

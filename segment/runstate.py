@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,17 +135,25 @@ def _read_holder(fd: int) -> dict[str, Any]:
         return {}
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
+#: (path, size, mtime, ctime, inode) -> SHA-256: any write to a file changes its ctime
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
+HASH_MEMORY_NAME = ".file-hashes.json"
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def cached_sha256(path: Path) -> str:
-    """SHA-256 of a file, computed once per (path, size, mtime) in this process.
+    """SHA-256 of a file, computed once per (path, size, modified and changed times, inode).
 
     A run fingerprints its sources for the run id and again for the ingest stage key;
-    a 1 GiB extract should be read once, not twice.
+    a 1 GiB extract should be read once, not twice, and (with :func:`remembered_hashes`)
+    not again by the next run while the file is untouched. The change time cannot be set
+    back by a user, so a rewritten file is always read again.
     """
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = _stat_key(path)
     if key not in _HASHES:
         _HASHES[key] = wd.sha256_file(path)
     return _HASHES[key]
@@ -157,10 +165,48 @@ def fresh_sha256(path: Path) -> str:
     Used to check a cached stage output: bytes can change without the size or the
     modification time changing (a bad disk, a copy that kept the time stamp).
     """
-    st = path.stat()
+    key = _stat_key(path)
     digest = wd.sha256_file(path)
-    _HASHES[(str(path.resolve()), st.st_size, st.st_mtime_ns)] = digest
+    _HASHES[key] = digest
     return digest
+
+
+def recall_hashes(workdir: str | Path) -> None:
+    """Load the file hashes earlier runs kept in ``workdir/.file-hashes.json``.
+
+    An entry is used only while its file has the same path, size, modified and changed
+    times and inode, so an unchanged nightly rerun does not read gigabytes of extracts
+    again to learn that they did not change. Stage outputs are still checked by content.
+    """
+    try:
+        entries = json.loads((Path(workdir) / HASH_MEMORY_NAME).read_text())
+    except (OSError, ValueError):
+        return
+    for entry in entries if isinstance(entries, list) else []:
+        if (isinstance(entry, list) and len(entry) == 6 and isinstance(entry[0], str)
+                and all(isinstance(v, int) for v in entry[1:5]) and isinstance(entry[5], str)):
+            _HASHES[(entry[0], entry[1], entry[2], entry[3], entry[4])] = entry[5]
+
+
+def keep_hashes(workdir: str | Path) -> None:
+    """Write the hashes of files still as they were hashed to ``workdir/.file-hashes.json``."""
+    keep = []
+    for key, digest in _HASHES.items():
+        with contextlib.suppress(OSError):
+            if _stat_key(Path(key[0])) == key:  # still the file that was hashed
+                keep.append([*key, digest])
+    with contextlib.suppress(OSError):
+        wd.write_json(Path(workdir) / HASH_MEMORY_NAME, sorted(keep))
+
+
+@contextlib.contextmanager
+def remembered_hashes(workdir: str | Path) -> Iterator[None]:
+    """:func:`recall_hashes` on entry, :func:`keep_hashes` on exit."""
+    recall_hashes(workdir)
+    try:
+        yield
+    finally:
+        keep_hashes(workdir)
 
 
 def tree_fingerprint(paths: Iterable[str | Path]) -> list[tuple[str, str]]:

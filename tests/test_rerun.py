@@ -118,3 +118,56 @@ def test_changed_ledger_or_force_audits_again(demo: dict[str, Path]) -> None:
     assert _statuses(forced)["audit"] == "ran" and _statuses(forced)["ingest"] == "ran"
     log = [json.loads(x) for x in (demo["work"] / "run-log.jsonl").read_text().splitlines()]
     assert [s["status"] for s in log[-1]["stages"] if s["stage"] == "audit"] == ["ran"]
+
+
+def test_remembered_hashes_skip_untouched_files_only(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from segment import runstate, workdir
+
+    work = tmp_path / "work"
+    work.mkdir()
+    source = tmp_path / "extract.csv"
+    source.write_text("patient_id,name\n1,Ann\n")
+    first = runstate.cached_sha256(source)
+    runstate.keep_hashes(work)
+    monkeypatch.setattr(runstate, "_HASHES", {})
+    reads: list[Path] = []
+    real = workdir.sha256_file
+
+    def counting(path: str | Path, chunk: int = 4 << 20) -> str:
+        reads.append(Path(path))
+        return real(path, chunk)
+
+    monkeypatch.setattr(workdir, "sha256_file", counting)
+    runstate.recall_hashes(work)
+    assert runstate.cached_sha256(source) == first and reads == []  # not read again
+    # same size, modification time set back: the change time still tells
+    stat = source.stat()
+    source.write_text("patient_id,name\n1,Bob\n")
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert source.stat().st_size == stat.st_size
+    assert runstate.cached_sha256(source) != first and reads == [source]
+
+
+def test_rerun_in_a_new_process_does_not_read_the_extracts_again(
+        demo: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from segment import runstate, workdir
+
+    run_campaign(demo["spring"])
+    assert (demo["work"] / ".file-hashes.json").exists()
+    monkeypatch.setattr(runstate, "_HASHES", {})  # as a new process starts
+    reads: list[Path] = []
+    real = workdir.sha256_file
+
+    def counting(path: str | Path, chunk: int = 4 << 20) -> str:
+        reads.append(Path(path).resolve())
+        return real(path, chunk)
+
+    monkeypatch.setattr(workdir, "sha256_file", counting)
+    second = run_campaign(demo["spring"])
+    assert all(s.status == "reused" for s in second.stages)
+    world = (demo["root"] / "world").resolve()
+    assert [p for p in reads if p.is_relative_to(world)] == []  # sources and pack untouched
+    assert any(p.name == "patients.parquet" for p in reads)  # outputs still checked by content

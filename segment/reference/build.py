@@ -163,7 +163,9 @@ def build_pack(
         reports = tables.reports()
         for r in reports:
             if r["ignored"]:
-                log.warning("indicator columns ignored", file=r["file"], columns=len(r["ignored"]))
+                log.warning(f"{r['file']}: {len(r['ignored'])} columns ignored (not mapped or "
+                            "kept; listed in the manifest's indicator_inputs)",
+                            file=r["file"], columns=len(r["ignored"]))
         columns = []
         if Level.TRACT in tables.frames:
             tract_entries = [e for e in tables.entries if e.get("level", "tract") == "tract"]

@@ -12,6 +12,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reference.sdoh_fixtures import (
     FARA,
@@ -255,3 +257,16 @@ def test_margin_of_error_flags_unreliable_estimates() -> None:
     assert "econ_poverty_pct_unreliable" not in frame.columns
     assert entries[0]["moe"] == "no margins of error in the input"
     assert entries[0]["geography"] == "census tract (2010 boundaries)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=1, max_size=14),
+       st.sampled_from(list(Level)))
+def test_geoid_column_restores_one_lost_zero_and_nothing_else(digits: str, level: Level) -> None:
+    from segment.reference.publishers import geoid_column
+
+    got = pl.DataFrame({"FIPS": [f" {digits} "]}).select(geoid_column("FIPS", level))["FIPS"][0]
+    if len(digits) in (level.width - 1, level.width):
+        assert got == digits.zfill(level.width) and len(got) == level.width
+    else:
+        assert got is None

@@ -5,18 +5,18 @@
 A pair in the merge band is held back to ``review`` (never merged) when:
 
 - **first names conflict** (neither equal, nickname-equal, swapped with the last name nor
-  Jaro-Winkler >= 0.80) and no shared identifier agrees: twins share a birth date, a last
+  Jaro-Winkler >= 0.80) and no shared identifier agrees exactly: twins share a birth date, a last
   name, an address and a phone, and only an identifier (SSN last four, an enterprise id)
   tells a first name recorded wrongly from a sibling;
 - **sex and first name differ** (F against M, first names not equal or nickname-equal) and
-  no identifier agrees: twins Gary and Mary are only Jaro-Winkler 0.83 apart;
+  no identifier agrees exactly: twins Gary and Mary are only Jaro-Winkler 0.83 apart;
 - **birth dates conflict** (not equal, transposed, one digit off or the same year) and no
-  shared identifier agrees: a father and son of the same name share an address, a phone
+  shared identifier agrees exactly: a father and son of the same name share an address, a phone
   and often an email;
 - **contacts conflict**: the addresses differ (line 1 not alike) *and* the phones differ,
   with no agreeing email or shared identifier;
 - **name and birth date alone**: nothing beyond name, sex and birth date agrees (no
-  address line 1, phone, email or identifier): two people with a common name and the same
+  address line 1, phone, email or identifier, exact or one character off): two people with a common name and the same
   birth date are never made one on those alone;
 - **same source, different record id**: the source already keeps them apart, so the pair
   needs ``same_source`` (default 0.9999).
@@ -130,14 +130,14 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
         return pl.col(f"_lv_{c}") if c in have else pl.lit("missing")
 
     p = pl.col("match_probability")
-    by_identifier = agrees("identifier")
+    by_identifier = level("identifier") == "exact"  # near ids are no proof: twins get consecutive MRNs
     first_conflict = (level("first_name") == "different") & ~by_identifier
     birth_conflict = (level("birth_date") == "different") & ~by_identifier
     sex_conflict = (
         (level("sex") == "different") & ~level("first_name").is_in(["exact", "nickname", "names swapped"])
         & ~by_identifier
     )
-    beyond = agrees("address") | agrees("phone") | agrees("email") | by_identifier
+    beyond = agrees("address") | agrees("phone") | agrees("email") | agrees("identifier")
     contact_conflict = (
         level("address").is_in(["different", "ZIP only"]) & (level("phone") == "different")
         & ~agrees("email") & ~by_identifier

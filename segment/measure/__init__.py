@@ -154,7 +154,7 @@ def measure_campaign(
     with wd.atomic_open(html_path, "w", encoding="utf-8") as fh:
         fh.write(render_html(document))
     lost = frame.filter(pl.col("lost").is_not_null()).height
-    _log.info("measure written", assigned=frame.height, lost=lost, groups=len(document["dimensions"]))
+    _log.info("measure written", assigned=frame.height, lost=lost, dimensions=len(document["dimensions"]))
     return MeasureResult(document=document, json_path=json_path, html_path=html_path)
 
 

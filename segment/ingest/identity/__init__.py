@@ -144,10 +144,16 @@ def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageMod
         gammas = [f"gamma_{c}" for c in model.comparisons]
         pairs = con.sql(
             f"SELECT unique_id_l, unique_id_r, source_l, source_r, match_weight, match_probability, "
-            f"{', '.join(gammas)} FROM {predictions.physical_name}"
+            f"first_name_l, first_name_r, {', '.join(gammas)} FROM {predictions.physical_name}"
         ).pl()
     finally:
         con.close()
+    counts = frame.group_by("first_name").len().drop_nulls()
+    pairs = pairs.join(
+        counts.rename({"first_name": "first_name_l", "len": "_first_count_l"}), on="first_name_l", how="left"
+    ).join(
+        counts.rename({"first_name": "first_name_r", "len": "_first_count_r"}), on="first_name_r", how="left"
+    ).drop("first_name_l", "first_name_r")
     return model, bands(pairs, model.settings, options.thresholds)
 
 

@@ -60,8 +60,8 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         "_month": birth.dt.strftime("%m"), "_day": birth.dt.strftime("%d"),
     })
     streets = _distinct(one, "address_line1", {"_address": _blank(normalize_street(pl.col("address_line1")))})
-    looked = pl.concat([first, last, births, streets], how="horizontal")
-    frame = pl.concat([one, looked], how="horizontal").select(
+    looked = pl.concat([first, last, births, streets], how="horizontal", strict=True)
+    frame = pl.concat([one, looked], how="horizontal", strict=True).select(
         pl.col("_k_id").alias("unique_id"),
         pl.col("_source").alias("source"),
         pl.col("_order"),

@@ -4,10 +4,13 @@
 ``merge`` (default 0.99), ``review`` at or above ``review`` (default 0.80), else no match.
 A pair in the merge band is held back to ``review`` (never merged) when:
 
-- **first names conflict** (neither equal, nickname-equal, swapped with the last name nor
-  Jaro-Winkler >= 0.80) and no shared identifier agrees exactly: twins share a birth date, a last
-  name, an address and a phone, and only an identifier (SSN last four, an enterprise id)
-  tells a first name recorded wrongly from a sibling;
+- **first names conflict** and no shared identifier agrees exactly: the first names are
+  neither equal, nickname-equal, swapped with the last name nor Jaro-Winkler >= 0.80, or
+  they are two different names each common in the extract (held by at least
+  :data:`COMMON_NAME_MIN` records and by at least :data:`COMMON_NAME_SHARE` of the records
+  holding the other: Lisa and Linda, where a typo like Lnida is rare). Twins share a birth
+  date, a last name, an address and a phone; only an identifier (SSN last four, an
+  enterprise id) tells a first name recorded wrongly from a sibling;
 - **sex and first name differ** (F against M, first names not equal or nickname-equal) and
   no identifier agrees exactly: twins Gary and Mary are only Jaro-Winkler 0.83 apart;
 - **birth dates conflict** (not equal, transposed, one digit off or the same year) and no
@@ -36,6 +39,10 @@ from segment.errors import ConfigError
 
 #: levels that are evidence of the same person (besides "missing" and "different")
 WEAK_LEVELS = {("birth_date", "same year"), ("address", "ZIP only")}
+#: a first name held by at least this many records, and by at least this share of the
+#: records holding the other name of a pair, is a name of its own rather than a typo
+COMMON_NAME_MIN = 3
+COMMON_NAME_SHARE = 0.01
 #: the fields a reviewer sees beside the ids and the weight
 REVIEW_COLUMNS = (
     "record_id_1", "record_id_2", "match_weight", "match_probability", "held_back_because",
@@ -133,6 +140,16 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
     by_identifier = level("identifier") == "exact"  # near ids are no proof: twins get consecutive MRNs
     first_conflict = (level("first_name") == "different") & ~by_identifier
     birth_conflict = (level("birth_date") == "different") & ~by_identifier
+    # two different first names, each common in the extract, are two names (Lisa and Linda),
+    # not a typo of one (Lnida): hold the pair back however alike they look
+    if {"_first_count_l", "_first_count_r"} <= set(pairs.columns):
+        lo = pl.min_horizontal("_first_count_l", "_first_count_r")
+        hi = pl.max_horizontal("_first_count_l", "_first_count_r")
+        distinct_names = (
+            ~level("first_name").is_in(["exact", "nickname", "names swapped", "missing"])
+            & (lo >= COMMON_NAME_MIN) & (lo >= COMMON_NAME_SHARE * hi)
+        )
+        first_conflict = first_conflict | (distinct_names & ~by_identifier)
     sex_conflict = (
         (level("sex") == "different") & ~level("first_name").is_in(["exact", "nickname", "names swapped"])
         & ~by_identifier

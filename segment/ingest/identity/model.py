@@ -14,7 +14,8 @@
 - ``identifier`` (SSN last four or an enterprise id): missing, exact, one character off
   (a mistyped or two swapped digits), anything else;
 - ``address``: missing, the same line 1 (Publication 28 normalized) and ZIP, the same
-  line 1, line 1 Jaro-Winkler >= 0.90 in the same ZIP, the same ZIP only, anything else;
+  line 1, the same house number and line 1 Jaro-Winkler >= 0.90 in the same ZIP, the same
+  ZIP only, anything else;
 - ``email``: missing, exact (case ignored), the same local part, anything else.
 
 **Training** (:func:`train`): u by random sampling of 1 million record pairs (fixed seed);
@@ -128,7 +129,8 @@ def _levels(name: str, priors: bool) -> list[Any]:
         "address": [
             ('"address_l" = "address_r" AND "zip5_l" = "zip5_r"', "line 1 and ZIP", {}),
             ('"address_l" = "address_r"', "line 1", {}),
-            (f'"zip5_l" = "zip5_r" AND {jw}("address_l", "address_r") >= 0.9', "similar line 1, same ZIP", {}),
+            ('"zip5_l" = "zip5_r" AND split_part("address_l", \' \', 1) = split_part("address_r", \' \', 1) '
+             f'AND {jw}("address_l", "address_r") >= 0.9', "similar line 1, same ZIP", {}),
             ('"zip5_l" = "zip5_r"', "ZIP only", {}),
         ],
         "phone": [('"phone_l" = "phone_r"', "exact", {})],

@@ -230,12 +230,8 @@ def run_campaign(
     from segment.audit import audit_campaign
     from segment.campaign import load_campaign
     from segment.campaign.ledger import ContactLedger
-    from segment.enrich import enrich_workdir
     from segment.export import export_campaign
     from segment.export.core import reconcile_before_run, refuse_backdated
-    from segment.geocode import geocode
-    from segment.ingest import ingest
-    from segment.rules import evaluate
     from segment.runstate import RunLock, append_run_record, keep_hashes, recall_hashes
 
     started = time.perf_counter()
@@ -256,11 +252,33 @@ def run_campaign(
     def p(name: str) -> Path:
         return folder / name
 
+    # Each stage's module is imported when the stage runs: a reused stage costs no import
+    # (enrich alone loads GeoPandas and pandas).
+    def run_ingest() -> dict[str, Any]:
+        from segment.ingest import ingest
+
+        return _counts(ingest(_input_specs(cfg["sources"]), folder, today=day,
+                              allow_orphan_events=cfg["allow_orphan_events"]))
+
+    def run_geocode() -> dict[str, Any]:
+        from segment.geocode import geocode
+
+        return _counts(geocode(folder, settings=stage_settings))
+
+    def run_enrich() -> dict[str, Any]:
+        from segment.enrich import enrich_workdir
+
+        return _counts(enrich_workdir(folder, reference))
+
+    def run_evaluate() -> dict[str, Any]:
+        from segment.rules import evaluate
+
+        return _counts(evaluate(folder, cfg["rules"], day))
+
     stages = [
         Stage(
             "ingest",
-            lambda: _counts(ingest(_input_specs(cfg["sources"]), folder, today=day,
-                                   allow_orphan_events=cfg["allow_orphan_events"])),
+            run_ingest,
             inputs=[*cfg["paths"], *cfg["mappings"]],
             outputs=[p(wd.PATIENTS), p(wd.EVENTS), p(wd.REJECTS), p(wd.INGEST_REPORT)],
             params={"sources": [[s.name, s.format, str(s.mapping)] for s in cfg["sources"]], "today": day,
@@ -268,19 +286,19 @@ def run_campaign(
         ),
         Stage(
             "geocode",
-            lambda: _counts(geocode(folder, settings=stage_settings)),
+            run_geocode,
             inputs=[p(wd.PATIENTS), manifest],
             outputs=[p(wd.GEOCODED), p(wd.GEOCODE_REPORT)],
         ),
         Stage(
             "enrich",
-            lambda: _counts(enrich_workdir(folder, reference)),
+            run_enrich,
             inputs=[p(wd.GEOCODED), manifest],
             outputs=[p(wd.ENRICHED), p(wd.ENRICH_REPORT)],
         ),
         Stage(
             "evaluate",
-            lambda: _counts(evaluate(folder, cfg["rules"], day)),
+            run_evaluate,
             inputs=[p(wd.ENRICHED), p(wd.EVENTS), cfg["rules"],
                     *([settings.vsac_dir] if settings.vsac_dir else [])],
             outputs=[p(wd.ELIGIBILITY), p(wd.EVALUATE_REPORT)],

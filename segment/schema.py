@@ -98,6 +98,7 @@ PATIENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "phone_e164": pl.String,
     "phone_type": pl.String,
     "language": pl.String,
+    "preferred_channel": pl.String,  # sms, email, mail, phone; null when not stated
     "race": pl.String,  # OMB category (segment.ingest.race), null when unknown
     "ethnicity": pl.String,  # Hispanic or Latino / Not Hispanic or Latino, null when unknown
     "race_source": pl.String,  # the source's own value, trimmed

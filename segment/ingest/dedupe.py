@@ -25,7 +25,7 @@ This is the ``--linkage deterministic`` matcher; the probabilistic one
 **Survivorship** (records ordered newest first by ``updated_at``, records without it
 last, ties broken by source order then row):
 
-- names, birth date, sex (a known sex beats U), language, race, ethnicity, email: the
+- names, birth date, sex (a known sex beats U), language, preferred channel, race, ethnicity, email: the
   newest non-empty value; ``race_source``/``ethnicity_source`` (the source's own words)
   come from the record whose category was taken;
 - address (line 1, line 2, city, state, ZIP and source coordinates) travels as one block
@@ -64,7 +64,7 @@ NICKNAMES: dict[str, str] = {
 
 ADDRESS_BLOCK = ("address_line1", "address_line2", "city", "state", "zip5", "source_lat", "source_lon")
 PHONE_BLOCK = ("phone_e164", "phone_type")
-NEWEST = ("first_name", "last_name", "birth_date", "language", "race", "ethnicity", "email")
+NEWEST = ("first_name", "last_name", "birth_date", "language", "preferred_channel", "race", "ethnicity", "email")
 #: the columns of a normalized record that :func:`survivorship` reads (plus ``_k_id``)
 MERGE_INPUT = (
     "patient_id", "_source", "_order", "_row", "_updated", *NEWEST, "race_source", "ethnicity_source", "sex", *ADDRESS_BLOCK, *PHONE_BLOCK,

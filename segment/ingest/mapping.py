@@ -58,7 +58,7 @@ from segment.errors import ConfigError
 PATIENT_INPUT_COLUMNS = (
     "patient_id", "first_name", "last_name", "birth_date", "sex", "address_line1",
     "address_line2", "city", "state", "zip5", "email", "phone_e164", "phone_type", "language",
-    "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
+    "preferred_channel", "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
     "updated_at", "source_lat", "source_lon",
 )
 EVENT_INPUT_COLUMNS = (
@@ -74,7 +74,7 @@ JOINED = "_joined:"
 PatientColumn = Literal[
     "patient_id", "first_name", "last_name", "birth_date", "sex", "address_line1",
     "address_line2", "city", "state", "zip5", "email", "phone_e164", "phone_type", "language",
-    "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
+    "preferred_channel", "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
     "updated_at", "source_lat", "source_lon",
 ]
 EventColumn = Literal[

@@ -311,6 +311,29 @@ def normalize_language(expr: pl.Expr) -> Normalized:
     return Normalized(mapped, problem)
 
 
+#: a source's words for a contact channel -> the canonical channel (lower-cased, spaces/-/_ removed)
+CHANNEL_WORDS: dict[str, str] = {
+    "sms": "sms", "text": "sms", "txt": "sms", "texting": "sms", "textmessage": "sms", "mobile": "sms",
+    "email": "email", "mail": "mail", "emailaddress": "email", "electronicmail": "email",
+    "letter": "mail", "post": "mail", "postal": "mail", "postalmail": "mail", "usmail": "mail",
+    "usps": "mail", "paper": "mail", "phone": "phone", "call": "phone", "phonecall": "phone",
+    "telephone": "phone", "voice": "phone", "tel": "phone",
+}
+
+
+def normalize_channel(expr: pl.Expr) -> Normalized:
+    """A preferred contact channel (``sms``, ``email``, ``mail``, ``phone``) from a source's word for it.
+
+    ``E-mail``, ``Text``, ``US Mail`` and ``Phone call`` are read; any other text is null with the
+    problem ``unknown channel`` (the patient keeps the campaign's channel order).
+    """
+    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"[\s_\-./]+", "")
+    s = pl.when(s.is_in(["unknown", "none", "unk", "na", "n/a", "declined"])).then(None).otherwise(s)
+    mapped = s.replace_strict(CHANNEL_WORDS, default=None, return_dtype=pl.String)
+    problem = pl.when(s.is_not_null() & mapped.is_null()).then(pl.lit("unknown channel")).otherwise(None)
+    return Normalized(mapped, problem)
+
+
 def normalize_text(expr: pl.Expr) -> Normalized:
     """Trim and collapse whitespace (addresses, cities, race, ethnicity)."""
     return Normalized(blank_to_null(expr).str.replace_all(r"\s+", " "), _no_problem())

@@ -132,7 +132,8 @@ class IngestResult:
 
 # -- patients ----------------------------------------------------------------------------
 PATIENT_CHECKED = (
-    "first_name", "last_name", "sex", "state", "zip5", "language", "race", "ethnicity", "email_consent",
+    "first_name", "last_name", "sex", "state", "zip5", "language", "preferred_channel", "race", "ethnicity",
+    "email_consent",
     "sms_consent", "do_not_contact", "deceased_date", "source_lat", "source_lon", "updated_at",
 )
 
@@ -221,6 +222,7 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
         "sex": (["sex"], nz.normalize_sex(pl.col("sex"))),
         "state": (["state"], nz.normalize_state(pl.col("state"))),
         "language": (["language"], nz.normalize_language(pl.col("language"))),
+        "preferred_channel": (["preferred_channel"], nz.normalize_channel(pl.col("preferred_channel"))),
         "email_consent": (["email_consent"], nz.normalize_consent(pl.col("email_consent"))),
         "sms_consent": (["sms_consent"], nz.normalize_consent(pl.col("sms_consent"))),
         "do_not_contact": (["do_not_contact"], nz.normalize_do_not_contact(pl.col("do_not_contact"))),

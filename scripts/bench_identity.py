@@ -110,7 +110,7 @@ def synthetic(patients: int, seed: int, cache: Path) -> dict[str, float | int | 
     print(f"  identity step: {report['seconds']} s, review pairs {report['review_pairs']:,}, "
           f"held back {report['held_back_to_review']}", flush=True)
     clusters = pl.read_parquet(work / "patients.parquet", columns=["patient_id", "source_ids"]).explode(
-        "source_ids").rename({"source_ids": "id"})
+        "source_ids", empty_as_null=False).rename({"source_ids": "id"})
     truth = pl.read_csv(truth_file, schema_overrides={"patient_id": pl.String}).select(
         (pl.col("source") + ":" + pl.col("patient_id")).alias("id"), "person", "twin_of", "namesake_of"
     )

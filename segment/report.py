@@ -34,9 +34,15 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
-def _fmt_value(value: Any) -> str:
+#: a number under a key naming one of these is a label (a year, a vintage), not a count
+_LABEL_KEYS = ("year", "vintage", "version", "seed")
+
+
+def _fmt_value(value: Any, key: str | None = None) -> str:
     if value is None:
         return ""
+    if isinstance(value, int) and not isinstance(value, bool) and key and any(w in key.lower() for w in _LABEL_KEYS):
+        return str(value)  # vintage=2010, not 2,010
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else str(value)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -168,7 +174,7 @@ class Reporter:
             self.stderr.write(json.dumps(obj, default=str, sort_keys=True) + "\n")
             self.stderr.flush()
             return
-        suffix = " ".join(f"{k}={_fmt_value(v)}" for k, v in counts.items())
+        suffix = " ".join(f"{k}={_fmt_value(v, k)}" for k, v in counts.items())
         text = f"{stage}: {message}" + (f" ({suffix})" if suffix else "")
         if self.format is LogFormat.RICH:
             style = {"warning": "yellow", "error": "bold red", "debug": "dim"}.get(level, "")
@@ -218,10 +224,10 @@ class Reporter:
             for c in cols:
                 t.add_column(c, justify="right" if _numeric(rows, c) else "left")
             for r in rows:
-                t.add_row(*(_fmt_value(r.get(c)) for c in cols))
+                t.add_row(*(_fmt_value(r.get(c), c) for c in cols))
             self.out_console.print(t)
             return
-        cells = [[_fmt_value(r.get(c)) for c in cols] for r in rows]
+        cells = [[_fmt_value(r.get(c), c) for c in cols] for r in rows]
         widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
         lines = [title]
         lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
@@ -241,7 +247,7 @@ class Reporter:
             self.stdout.write(json.dumps({"result": title, **dict(values)}, default=str) + "\n")
             return
         width = max((len(k) for k in values), default=0)
-        lines = [title] + [f"  {k.ljust(width)}  {_fmt_value(v)}" for k, v in values.items()]
+        lines = [title] + [f"  {k.ljust(width)}  {_fmt_value(v, k)}" for k, v in values.items()]
         if self.format is LogFormat.RICH and _isatty(self.stdout):
             self.out_console.print("\n".join(lines), markup=False)
         else:

@@ -400,6 +400,11 @@ def _entries_for(sources: list[Source]) -> list[dict[str, Any]]:
     ]
 
 
+#: identifier columns of OEPS tables besides GEOID (not data: never reported as ignored)
+_OEPS_ID_COLUMNS = frozenset({"", "G_GEOID", "GEO_ID", "year", "YEAR", "state", "county", "tract", "STATEFP",
+                              "COUNTYFP", "TRACTCE", "NAME"})
+
+
 def load_one(path: Path, year: int | None = None) -> Loaded:
     """Read one indicator file with the reader its columns call for; every column accounted for.
 
@@ -421,9 +426,12 @@ def load_one(path: Path, year: int | None = None) -> Loaded:
         key = sources[0].geoid if sources[0].geoid in names else (
             "GEOID" if "GEOID" in names else "geoid")
         mapped = {c.raw: c.name for s in sources for c in s.columns}
+        # identifiers beside the key (OEPS writes G_GEOID, the parts of the GEOID, the table's
+        # year, and sometimes a leading unnamed row index): keys, not ignored data
+        keys = [key, *[h for h in header if h != key and h not in mapped and h in _OEPS_ID_COLUMNS]]
         return Loaded(path, "OEPS " + ", ".join(s.key for s in sources), Level.TRACT, frame,
-                      _entries_for(sources), mapped, [key],
-                      [h for h in header if h not in mapped and h != key])
+                      _entries_for(sources), mapped, keys,
+                      [h for h in header if h not in mapped and h not in keys])
     if names & set(ACS_VARIABLES) and (set(_ACS_GEO_COLUMNS) <= names or "GEO_ID" in names):
         raw = pl.read_csv(path, infer_schema=False, null_values=_NULLS)
         frame, entries = acs_to_indicators(raw, year=year)

@@ -270,3 +270,14 @@ def test_geoid_column_restores_one_lost_zero_and_nothing_else(digits: str, level
         assert got == digits.zfill(level.width) and len(got) == level.width
     else:
         assert got is None
+
+
+def test_oeps_identifier_columns_are_keys_and_data_columns_are_reported(tmp_path: Path) -> None:
+    """G_GEOID, the table's year and an unnamed row index are identifiers; an unmapped measure is listed."""
+    from segment.reference.indicators import load_one
+
+    path = tmp_path / "Access03_T.csv"
+    path.write_text(",G_GEOID,GEOID,year,minDisHosp,timeDrive,countDrive,newMeasure\n"
+                    "0,G25901700100,25901700100,2019,9.37,22.61,5,1.5\n", encoding="utf-8")
+    loaded = load_one(path)
+    assert loaded.ignored == ["newMeasure"]

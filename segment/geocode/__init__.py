@@ -10,8 +10,9 @@ patient keeps the most precise result (ties: the earlier provider):
 - ``census``: the Census Bureau batch geocoder - online, so only when asked for;
 - ``zip``: the ZIP centroid (``zip_centroid``), flagged, with NO tract or block group.
 
-Work is done once per distinct normalized address; tract, block group and county come
-from a vectorized point-in-polygon against the pack's polygons. ``street_centroid``
+Work is done once per distinct normalized address, and only for raw addresses the cache
+does not already hold whole (see :mod:`segment.geocode.cache`); tract, block group and
+county come from a vectorized point-in-polygon against the pack's polygons. ``street_centroid``
 points get a tract too (the score says how far to trust it); ``zip_centroid`` points get
 only the county, when the ZIP table carries one.
 """

@@ -86,6 +86,7 @@ def _resolve_paths(c: Campaign, base: Path) -> Campaign:
             for s in c.sources
         ],
         "workdir": _abs(base, c.workdir),
+        "preferences": _abs(base, c.preferences),
         "rules": _abs(base, c.rules),
         "reference": _abs(base, c.reference),
         "ledger": _abs(base, c.ledger),
@@ -314,6 +315,58 @@ def _cross_checks(c: Campaign, raw: LineDict, path: Path) -> None:
             ) from exc
 
 
+def _check_personalization(c: Campaign, raw: LineDict, path: Path) -> dict[str, int]:
+    """Preferences file, variants and journey: refused before any data is read. Returns key lines."""
+    from segment.campaign.journey import check_journey
+    from segment.campaign.preferences import read_header
+    from segment.campaign.variants import has_event_test
+
+    lines: dict[str, int] = {}
+    if c.preferences is not None:
+        if not c.preferences.is_file():
+            raise CampaignError(
+                f"key `preferences`: file not found: {c.preferences.name}",
+                path=path, line=_line(raw, "preferences"), key="preferences",
+            )
+        read_header(c.preferences)
+    seen: dict[str, int] = {}
+    defaults: list[int] = []
+    for i, v in enumerate(c.variants):
+        loc = _line(raw, "variants", i, "code")
+        lines[f"variants[{i}]"] = _line(raw, "variants", i) or 0
+        lines[f"variants[{i}].when"] = _line(raw, "variants", i, "when") or lines[f"variants[{i}]"]
+        if v.code in seen:
+            raise CampaignError(
+                f"key `variants[{i}].code`: found {v.code!r}, already the code of variants[{seen[v.code]}]; "
+                "each variant needs its own code",
+                path=path, line=loc, key=f"variants[{i}].code",
+            )
+        seen[v.code] = i
+        word = clinical_word_in(v.code, c.clinical_words)
+        if word:
+            raise PrivacyError(
+                f"key `variants[{i}].code`: found {v.code!r}, which contains the clinical word `{word}`; "
+                "vendor files carry a neutral variant code (e.g. V-RIDE, V-ES, V-MAIL-KIT)",
+                path=path, line=loc, key=f"variants[{i}].code",
+            )
+        if v.when is None:
+            defaults.append(i)
+        elif has_event_test(v.when):
+            raise invalid_value(
+                f"variants[{i}].when", "valueset", ["column", "age", "any", "all"],
+                path=path, line=lines[f"variants[{i}].when"], error=CampaignError,
+            )
+    if c.variants and len(defaults) != 1:
+        found = ", ".join(c.variants[i].code for i in defaults) or "none"
+        raise CampaignError(
+            f"key `variants`: exactly one variant must have no `when:` (the default); found {found}",
+            path=path, line=_line(raw, "variants"), key="variants",
+        )
+    if c.journey is not None:
+        lines.update(check_journey(c, raw, path))
+    return lines
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Load and validate a campaign file; relative paths resolve against its folder.
 
@@ -328,5 +381,7 @@ def load_campaign(path: str | Path) -> Campaign:
     campaign = validate(Campaign, raw, p, error=CampaignError)
     campaign = _resolve_paths(campaign, p.resolve().parent)
     _cross_checks(campaign, raw, p)
+    lines = _check_personalization(campaign, raw, p)
     campaign._path = p.resolve()
+    campaign._lines = lines
     return campaign

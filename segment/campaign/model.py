@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from segment.rules.model import Criterion
 from segment.rules.model import Status as RuleStatus
 from segment.schema import InputFormat
 
@@ -50,6 +51,8 @@ class ContactStatus(StrEnum):
     SUPPRESSED = "suppressed"
     HOLDOUT = "holdout"
     FREQUENCY_CAPPED = "frequency_capped"
+    #: a journey campaign: no step is due today (waiting for the next step, completed or stopped)
+    JOURNEY_WAITING = "journey_waiting"
     SELECTED = "selected"
 
 
@@ -402,6 +405,59 @@ class AuditSettings(BaseModel):
     reference_groups: dict[str, str] = Field(default_factory=dict)
 
 
+class SparkBlock(BaseModel):
+    """The campaign's ``spark:`` block: where and how the spark engine runs (docs/spark.md)."""
+
+    model_config = _FROZEN
+    #: master URL (local[N], spark://host:port, yarn, k8s://...); --master wins
+    master: str | None = None
+    #: patient buckets evaluated by one Polars call each; --buckets wins
+    buckets: Annotated[int, Field(ge=1)] | None = None
+    #: Spark configuration, e.g. {spark.sql.shuffle.partitions: 64, spark.executor.memory: 8g}
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Variant(BaseModel):
+    """A message variant: a neutral code the vendor maps to a template, and when it applies.
+
+    ``when`` is a criterion in the rule language's filter syntax (``{column, op, value}``,
+    ``age:``, ``any:``/``all:``) over patient and enriched columns; the variant without
+    ``when`` is the default. Lower ``priority`` is tried first (file order breaks ties).
+    """
+
+    model_config = _FROZEN
+    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+    priority: int = Field(default=100, ge=0, le=10000)
+    when: Criterion | None = None
+    description: str | None = None
+
+
+class StopCondition(StrEnum):
+    """Why a journey stops for a patient before its last step."""
+
+    LEFT_AUDIENCE = "left_audience"
+    OPTED_OUT = "opted_out"
+    FAILED_EVERYWHERE = "failed_everywhere"
+
+
+class JourneyStep(BaseModel):
+    """One touch of a journey: ``day`` after the first touch, its channels (in order) and variants."""
+
+    model_config = _FROZEN
+    day: int = Field(ge=0, le=3660)
+    channels: list[Channel] = Field(min_length=1)
+    #: variant codes this step may use (first match in priority order, else the default); default: all
+    variants: list[str] | None = None
+
+
+class Journey(BaseModel):
+    """A multi-touch journey: steps by day offset, and what stops it."""
+
+    model_config = _FROZEN
+    steps: list[JourneyStep] = Field(min_length=1, max_length=20)
+    stop: list[StopCondition] = Field(default_factory=lambda: list(StopCondition))
+
+
 class Campaign(BaseModel):
     """A validated campaign file. Paths are absolute (resolved against the file's folder)."""
 
@@ -424,6 +480,12 @@ class Campaign(BaseModel):
     clinical_words: list[str] = Field(default_factory=list)
     file_name: str = DEFAULT_FILE_NAME
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    #: the analyst's preferences file (patient id or contact -> channel, language, texting hours)
+    preferences: Path | None = None
+    #: message variants: exactly one per selected patient (first match by priority, else the default)
+    variants: list[Variant] = Field(default_factory=list)
+    #: a multi-touch journey: steps with day offsets, channels and variant sets
+    journey: Journey | None = None
     #: randomized holdout for measuring the campaign's effect (``segment measure``)
     holdout: Holdout | None = None
     #: cost of one message per channel (currency units), for the cost per extra completion
@@ -439,8 +501,12 @@ class Campaign(BaseModel):
     destination: str | None = None
     sftp: Sftp = Field(default_factory=Sftp)
     as_of: dt.date | None = None
+    #: settings of the spark engine (`segment run --engine spark`)
+    spark: SparkBlock | None = None
 
     _path: Path | None = PrivateAttr(default=None)
+    #: campaign-file lines of keys checked after loading (``variants[0].when``, ``journey.steps[1]``)
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @property
     def path(self) -> Path | None:

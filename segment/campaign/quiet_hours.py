@@ -97,6 +97,8 @@ _ORDER = (("_tz_point", "point"), ("_tz_state", "state"), ("_tz_zip", "zip"), ("
 
 #: the columns a send time depends on (join keys between a plan and :func:`send_times`)
 SEND_KEYS = ("timezone", "state", "timezone_candidates")
+#: optional personal texting hours (``'HH:MM:SS'`` text, from a preferences file) that narrow the window
+PERSONAL_KEYS = ("text_after", "text_before")
 
 _ROUND = 2
 
@@ -210,12 +212,18 @@ def send_times(
     zone of ``timezone_candidates`` (comma-separated; absent: ``timezone`` alone), else
     in ``timezone`` alone.
     """
-    keys = [k for k in SEND_KEYS if k in zones_states.columns]
+    keys = [k for k in (*SEND_KEYS, *PERSONAL_KEYS) if k in zones_states.columns]
     combos = zones_states.select(keys).unique().drop_nulls("timezone")
     rows = []
     for row in combos.iter_rows(named=True):  # distinct combinations: a few dozen at most
         zone, state = row["timezone"], row.get("state")
         start, end = window_for(quiet, state)
+        if row.get("text_after"):
+            start = max(start, dt.time.fromisoformat(row["text_after"]))
+        if row.get("text_before"):
+            end = min(end, dt.time.fromisoformat(row["text_before"]))
+        if start >= end and (row.get("text_after") or row.get("text_before")):
+            start, end = window_for(quiet, state)  # only when a state window leaves no personal time
         if start >= end:  # only from a campaign built in code: the loader refuses it
             raise CampaignError(
                 f"key `quiet_hours.states.{state}`: the window leaves no time inside the campaign's "

@@ -16,6 +16,7 @@ from segment.campaign.caps import capped_channels, longest_window
 from segment.campaign.holdout import assign_arms, holdout_key, stratum_columns, stratum_exprs
 from segment.campaign.ledger import HISTORY_SCHEMA, ContactLedger
 from segment.campaign.model import Arm, Campaign, Channel, ContactStatus
+from segment.campaign.preferences import Preferences, apply_preferences, load_preferences
 from segment.campaign.quiet_hours import SEND_KEYS, add_timezones, planned_send_utc, send_times
 from segment.campaign.suppression import E164, Suppression, load_suppression
 from segment.errors import CampaignError
@@ -30,6 +31,8 @@ PLAN_COLUMNS = (
     "patient_id", "in_audience", "reachable_sms", "reachable_email", "reachable_mail",
     "reachable_phone", "suppressed", "frequency_capped", "channel", "contact_status",
     "already_sent", "timezone", "timezone_source", "send_after_utc", "arm",
+    "preferred_channel", "on_preferred", "variant", "variant_reason", "journey_step", "journey_state",
+    "journey_exit",
 )
 
 LedgerLike = ContactLedger | pl.DataFrame | pl.LazyFrame | None
@@ -136,6 +139,8 @@ def plan_contacts(
     send_from: dt.datetime | None = None,
     blocked: pl.DataFrame | None = None,
     arms: pl.DataFrame | None = None,
+    preferences: Preferences | None = None,
+    journey: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per patient: audience, reachability per channel, the chosen channel, and why.
 
@@ -153,8 +158,21 @@ def plan_contacts(
     campaign ``holdout:``, every eligible, contactable patient gets an ``arm`` (after
     contact policy, before caps); held-out patients get the status ``holdout`` and are
     never selected. ``arm`` is null without a holdout and for everyone else.
+
+    ``preferences``: the analyst's preferences file, resolved (default: read from the
+    campaign's ``preferences:``); its channel and language win over the extract's. The
+    preferred channel, when usable, is tried first, then the campaign order;
+    ``on_preferred`` says whether a selected patient got it (null: no preference).
+    ``variant``/``variant_reason``: the message variant of each selected patient.
+    ``journey``: for a campaign with ``journey:``, the ledger history per patient
+    (:func:`segment.campaign.journey.journey_history`); ``journey_step``/``journey_state``
+    say which step is due tonight (only its channels are used) and ``journey_exit`` marks
+    a stop decided tonight. Without a history frame every patient starts at step 1.
     """
     as_of = as_of or campaign.as_of or dt.date.today()
+    if preferences is None and campaign.preferences is not None:
+        preferences = load_preferences(campaign.preferences, patients)
+    patients = apply_preferences(patients, preferences)
     schema = patients.collect_schema()
     for name in REQUIRED_PATIENT_COLUMNS:
         if name not in schema:
@@ -200,8 +218,14 @@ def plan_contacts(
         ),
         Channel.PHONE: phone_ok,
     }
+    qh = campaign.quiet_hours
+    after = pl.max_horizontal(pl.col("text_after").fill_null(qh.start), pl.lit(qh.start))
+    before = pl.min_horizontal(pl.col("text_before").fill_null(qh.end), pl.lit(qh.end))
+    reach[Channel.SMS] = reach[Channel.SMS] & (after < before).fill_null(True)  # personal texting hours
     base = patients.select(
         pl.col("patient_id").cast(pl.String),
+        pl.col("preferred_channel").cast(pl.String),
+        pl.col("text_after"), pl.col("text_before"),
         _filters(campaign, schema, as_of).alias("_filters_ok"),
         _col(schema, "do_not_contact", pl.Boolean).fill_null(False).alias("_dnc"),
         _col(schema, "deceased_date", pl.Date).is_not_null().alias("_deceased"),
@@ -267,17 +291,41 @@ def plan_contacts(
     else:
         base = base.with_columns(pl.lit(None, pl.String).alias("arm"))
     held = (pl.col("arm") == str(Arm.HOLDOUT)).fill_null(False)
+    waiting = pl.lit(False)
+    if campaign.journey is not None:
+        from segment.campaign.journey import HISTORY_SCHEMA as JH
+        from segment.campaign.journey import STOP_STATES, JourneyState, decision_exprs, step_allows
+
+        hist = journey if journey is not None else pl.DataFrame(schema=JH)
+        base = base.join(hist.lazy().cast(JH), on="patient_id", how="left")  # type: ignore[arg-type]
+        reachable_now = {ch: pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in CHANNELS}
+        j_step, j_state = decision_exprs(campaign, as_of, reachable_now, pl.col("in_audience"), pl.col("_dnc"))
+        base = base.with_columns(j_step.alias("journey_step"), j_state.alias("journey_state")).with_columns(
+            (pl.col("journey_state").is_in([str(x) for x in STOP_STATES]) & pl.col("stopped").is_null())
+            .alias("journey_exit"))
+        allow = {ch: step_allows(campaign, ch) for ch in CHANNELS}
+        waiting = pl.col("journey_state") != str(JourneyState.DUE)
+    else:
+        base = base.with_columns(pl.lit(None, pl.Int32).alias("journey_step"),
+                                 pl.lit(None, pl.String).alias("journey_state"),
+                                 pl.lit(None, pl.Boolean).alias("journey_exit"))
+        allow = {ch: pl.lit(True) for ch in CHANNELS}
 
     choice: pl.Expr = pl.lit(None, pl.String)
     chain: Any = None
+    preferred = pl.col("preferred_channel")
+    for ch in channels:  # the patient's preferred channel first, when usable
+        usable = pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~is_capped(ch) & allow[ch]
+        cond = (preferred == str(ch)).fill_null(False) & usable
+        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(pl.lit(str(ch)))
     for ch in channels:
-        usable = pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~is_capped(ch)
-        chain = (pl.when(usable) if chain is None else chain.when(usable)).then(pl.lit(str(ch)))
+        usable = pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~is_capped(ch) & allow[ch]
+        chain = chain.when(usable).then(pl.lit(str(ch)))
     if chain is not None:
         choice = chain.otherwise(pl.lit(None, pl.String))
     any_reach = pl.any_horizontal([pl.col(f"reachable_{ch}") for ch in channels])
     any_capped_only = pl.any_horizontal(
-        [pl.col(f"reachable_{ch}") & ~suppressed[ch] & is_capped(ch) for ch in channels]
+        [pl.col(f"reachable_{ch}") & ~suppressed[ch] & is_capped(ch) & allow[ch] for ch in channels]
     )
     any_suppressed = pl.any_horizontal([pl.col(f"reachable_{ch}") & suppressed[ch] for ch in channels])
     S = ContactStatus
@@ -288,6 +336,7 @@ def plan_contacts(
         .when(~any_reach).then(pl.lit(str(S.NO_CONSENT_OR_CONTACT)))
         .when(~policy_ok).then(pl.lit(str(S.SUPPRESSED)))
         .when(held).then(pl.lit(str(S.HOLDOUT)))
+        .when(waiting).then(pl.lit(str(S.JOURNEY_WAITING)))
         .when(pl.col("_choice").is_not_null()).then(pl.lit(str(S.SELECTED)))
         .when(any_capped_only).then(pl.lit(str(S.FREQUENCY_CAPPED)))
         .otherwise(pl.lit(str(S.SUPPRESSED)))
@@ -316,12 +365,31 @@ def plan_contacts(
         collected.lazy(), pl.col("channel").is_in([str(Channel.SMS), str(Channel.PHONE)]),
         campaign.schedule.timezone,
     ).collect()
+    personal = [pl.col(c).dt.strftime("%H:%M:%S").alias(c) for c in ("text_after", "text_before")]
+    tz = tz.with_columns(personal)
     times = send_times(
-        tz.filter(pl.col("channel") == str(Channel.SMS)).select(SEND_KEYS),
+        tz.filter(pl.col("channel") == str(Channel.SMS)).select(*SEND_KEYS, "text_after", "text_before"),
         campaign.quiet_hours, max(planned, send_from) if send_from is not None else planned,
     )
-    out = tz.join(times, on=list(SEND_KEYS), how="left", nulls_equal=True).with_columns(
+    out = tz.join(times, on=[*SEND_KEYS, "text_after", "text_before"], how="left", nulls_equal=True).with_columns(
         pl.when(pl.col("channel") == str(Channel.SMS)).then(pl.col("send_after_utc"))
         .otherwise(pl.lit(None, pl.Datetime("us", "UTC"))).alias("send_after_utc")
     )
+    out = out.with_columns(
+        pl.when(pl.col("channel").is_not_null() & pl.col("preferred_channel").is_not_null())
+        .then(pl.col("channel") == pl.col("preferred_channel")).otherwise(pl.lit(None, pl.Boolean))
+        .alias("on_preferred")
+    )
+    if campaign.variants:
+        from segment.campaign.variants import assign_variants
+
+        chosen = out.filter(pl.col("channel").is_not_null()).select("patient_id", "journey_step")
+        who = patients.with_columns(pl.col("patient_id").cast(pl.String)).join(
+            chosen.lazy(), on="patient_id", how="inner")
+        variants = assign_variants(campaign, who, as_of, "journey_step" if campaign.journey else None)
+        out = out.join(variants.select("patient_id", "variant", "variant_reason").collect(),
+                       on="patient_id", how="left")
+    else:
+        out = out.with_columns(pl.lit(None, pl.String).alias("variant"),
+                               pl.lit(None, pl.String).alias("variant_reason"))
     return out.select(PLAN_COLUMNS).sort("patient_id").lazy()

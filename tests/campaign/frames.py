@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "sms_consent": None,
     "do_not_contact": False,
     "deceased_date": None,
+    "preferred_channel": None,
 }
 
 EXTRA_SCHEMA: dict[str, Any] = {

@@ -222,8 +222,10 @@ def draw_people(
         arr[twin] = arr[prev[twin]]
     has_phone[twin | np.roll(twin, -1)] = True  # the family phone
     # a twin's first name differs from the sibling's (drawn again while they clash)
-    for _ in range(3):
-        clash = twin & (first == first[prev])
+    for _ in range(5):
+        # not the same name, nor a spelling of it (Steven and Stephen): another first three letters
+        stem = np.char.lower(first.astype("U3"))
+        clash = twin & (stem == stem[prev])
         k = int(clash.sum())
         first[clash] = np.where(
             sex[clash] == 1, male_names[side_rng.integers(0, len(male_names), k)],
@@ -231,6 +233,8 @@ def draw_people(
         )
     for arr in (birth, first, last, sex):
         arr[stranger] = arr[prev[stranger]]
+    # an email address belongs to one person: a namesake's is not the other's
+    email_num[stranger] = email_num[prev[stranger]] % 98 + 1
     age = (ref - birth) / 365.2425
     zip_i = np.searchsorted(uzips, zips[street_row])
     zip2_i = np.searchsorted(uzips, zips[slots.street[side2]])

@@ -110,6 +110,10 @@ class StageInputError(SegmentError):
     """A stage's input (a previous stage's output) is missing from the working folder."""
 
 
+class EngineError(SegmentError):
+    """The compute engine (Spark) cannot run: not installed, no Java, master unreachable."""
+
+
 def invalid_value(
     key: str,
     value: object,

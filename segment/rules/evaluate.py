@@ -333,7 +333,11 @@ def evaluate_frames(
 
 def waterfall(result: pl.DataFrame, ruleset: RuleSet) -> list[dict[str, Any]]:
     """Per rule: patients -> in population -> not excluded -> due, with unknown counts."""
-    counts = result.group_by("rule_id", "step", "status").len()
+    return waterfall_from_counts(result.group_by("rule_id", "step", "status").len(), ruleset)
+
+
+def waterfall_from_counts(counts: pl.DataFrame, ruleset: RuleSet) -> list[dict[str, Any]]:
+    """:func:`waterfall` from rows counted elsewhere (``rule_id``, ``step``, ``status``, ``len``)."""
     lookup: dict[tuple[str, int, str], int] = {
         (r, s, st): n for r, s, st, n in counts.iter_rows()
     }

@@ -102,6 +102,15 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
     sent_at       TEXT NOT NULL,
     PRIMARY KEY (vendor, patient_id, channel, delivery_id)
 );
+CREATE TABLE IF NOT EXISTS journey_exits (
+    campaign_code TEXT NOT NULL,
+    patient_id    TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    step          INTEGER,
+    run_id        TEXT NOT NULL,
+    exited_at     TEXT NOT NULL,
+    PRIMARY KEY (campaign_code, patient_id, run_id)
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id   TEXT PRIMARY KEY,
     campaign_code TEXT NOT NULL,
@@ -115,9 +124,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 """
 #: columns added to ``contacts`` after its first version (older ledgers are migrated)
-_CONTACT_COLUMNS = {"delivery_id": "TEXT", "file_name": "TEXT", "vendor": "TEXT", "vendor_key": "TEXT"}
+_CONTACT_COLUMNS = {"delivery_id": "TEXT", "file_name": "TEXT", "vendor": "TEXT", "vendor_key": "TEXT",
+                    "step": "INTEGER", "variant": "TEXT"}
 #: columns added to ``reservations`` after its first version
-_RESERVATION_COLUMNS = {"vendor": "TEXT", "vendor_key": "TEXT"}
+_RESERVATION_COLUMNS = {"vendor": "TEXT", "vendor_key": "TEXT", "step": "INTEGER", "variant": "TEXT"}
 #: feedback outcomes after which a contact does not count against frequency caps
 FAILED_OUTCOMES = ("failed", "bounced")
 #: feedback outcomes that show a message arrived
@@ -233,19 +243,37 @@ class LedgerTransaction:
              delivery.created_at, delivery.updated_at),
         )
         full = contacts
-        for name in ("vendor", "vendor_key"):
+        for name, kind in (("vendor", pl.String), ("vendor_key", pl.String), ("step", pl.Int32),
+                           ("variant", pl.String)):
             if name not in full.columns:
-                full = full.with_columns(pl.lit(None, pl.String).alias(name))
+                full = full.with_columns(pl.lit(None, kind).alias(name))
         self.conn.executemany(
-            "INSERT OR IGNORE INTO reservations "
-            "(delivery_id, patient_id, campaign_code, channel, run_id, sent_at, file_name, vendor, vendor_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO reservations (delivery_id, patient_id, campaign_code, channel, run_id, "
+            "sent_at, file_name, vendor, vendor_key, step, variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (delivery.delivery_id, pid, delivery.campaign_code, ch, delivery.run_id, sent, name, vendor, key)
-                for pid, ch, name, vendor, key in full.select(
-                    "patient_id", "channel", "file_name", "vendor", "vendor_key").iter_rows()
+                (delivery.delivery_id, pid, delivery.campaign_code, ch, delivery.run_id, sent, name, vendor, key,
+                 step, variant)
+                for pid, ch, name, vendor, key, step, variant in full.select(
+                    "patient_id", "channel", "file_name", "vendor", "vendor_key", "step", "variant").iter_rows()
             ),
         )
+
+    def record_journey_exits(self, exits: pl.DataFrame, *, campaign_code: str, run_id: str,
+                             exited_at: dt.datetime) -> int:
+        """Record journeys stopped tonight (``patient_id``, ``reason``, ``step``); rows written."""
+        before = self.conn.total_changes
+        at = _fmt(exited_at)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO journey_exits (campaign_code, patient_id, reason, step, run_id, exited_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            ((campaign_code, pid, reason, step, run_id, at)
+             for pid, reason, step in exits.select("patient_id", "reason", "step").iter_rows()),
+        )
+        return self.conn.total_changes - before
+
+    def journey_inputs(self, campaign_code: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """See :meth:`ContactLedger.journey_inputs`."""
+        return _journey_inputs(self.conn, campaign_code)
 
     def record_unsubscribes(self, delivery_id: str, unsubscribes: pl.DataFrame, *, sent_at: dt.datetime) -> None:
         """Remember who a delivery's unsubscribe files name (``vendor``, ``patient_id``, ``channel``)."""
@@ -358,6 +386,34 @@ def _latest(conn: sqlite3.Connection, exclude_run_id: str | None) -> tuple[dt.da
     return when, best[1], best[2]
 
 
+def _journey_frames(contacts: pl.DataFrame | list[Any], exits: list[Any], feedback: list[Any]
+                    ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    def times(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+        return frame.with_columns(pl.col(column).str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us"))
+
+    c = (contacts if isinstance(contacts, pl.DataFrame) else _frame(contacts, ("patient_id", "channel", "step",
+                                                                              "sent_at"))).with_columns(
+        pl.col("step").cast(pl.Int32))
+    e = pl.DataFrame(exits, schema={"patient_id": pl.String, "reason": pl.String, "step": pl.Int32,
+                                    "exited_at": pl.String}, orient="row")
+    f = pl.DataFrame(feedback, schema={"patient_id": pl.String, "channel": pl.String, "outcome": pl.String,
+                                       "event_at": pl.String}, orient="row")
+    return times(c, "sent_at"), times(e, "exited_at"), times(f, "event_at")
+
+
+def _journey_inputs(conn: sqlite3.Connection, code: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    names = ("patient_id", "channel", "step", "sent_at")
+    where = "campaign_code = ? AND step IS NOT NULL"
+    contacts = pl.concat([_bulk(conn, table, names, where, (code,)) for table in ("contacts", "reservations")])
+    exits = conn.execute("SELECT patient_id, reason, step, exited_at FROM journey_exits WHERE campaign_code = ?",
+                         (code,)).fetchall()
+    failed = ", ".join(f"'{o}'" for o in FAILED_OUTCOMES)
+    feedback = conn.execute(
+        "SELECT patient_id, channel, outcome, event_at FROM feedback WHERE outcome = 'opted_out' OR "
+        f"(campaign_code = ? AND outcome IN ({failed}))", (code,)).fetchall()
+    return _journey_frames(contacts, exits, feedback)
+
+
 class ContactLedger:
     """The SQLite contact ledger at ``path`` (created owner-only, WAL mode)."""
 
@@ -455,6 +511,18 @@ class ContactLedger:
             return _frame([], ARMS_COLUMNS).with_columns(pl.col("assigned_at").cast(pl.Datetime("us", "UTC")))
         with self.connect() as conn:
             return _arms(conn, campaign_code)
+
+    def journey_inputs(self, campaign_code: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """A journey's ledger inputs: its step contacts (and reservations), recorded stops, and feedback.
+
+        Frames in the schemas of :mod:`segment.campaign.journey` (``CONTACTS_SCHEMA``,
+        ``EXITS_SCHEMA``, ``FEEDBACK_SCHEMA``); feedback holds opt-outs of any campaign and
+        failures of this one. Empty frames when the ledger does not exist yet.
+        """
+        if not self.path.exists():
+            return _journey_frames([], [], [])
+        with self.connect() as conn:
+            return _journey_inputs(conn, campaign_code)
 
     def contacts(self, campaign_code: str) -> pl.DataFrame:
         """Every recorded contact of a campaign: ``patient_id``, ``channel``, ``run_id``, ``sent_at``."""
@@ -599,8 +667,9 @@ class ContactLedger:
             before = tx.conn.total_changes
             tx.conn.execute(
                 "INSERT OR IGNORE INTO contacts (patient_id, campaign_code, channel, run_id, sent_at, "
-                "recorded_at, delivery_id, file_name, vendor, vendor_key) SELECT patient_id, campaign_code, "
-                "channel, run_id, sent_at, ?, delivery_id, file_name, vendor, vendor_key FROM reservations "
+                "recorded_at, delivery_id, file_name, vendor, vendor_key, step, variant) SELECT patient_id, "
+                "campaign_code, channel, run_id, sent_at, ?, delivery_id, file_name, vendor, vendor_key, step, "
+                "variant FROM reservations "
                 "WHERE delivery_id = ?",
                 (_now(), delivery_id),
             )

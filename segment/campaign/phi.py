@@ -25,7 +25,7 @@ CONTACT_FIELDS = frozenset({
 #: fields computed by the export, none of them clinical
 DERIVED_FIELDS = frozenset({
     "contact_id", "campaign_code", "channel", "timezone", "send_after_utc", "country",
-    "contact_key", "utc_offset", "is_honor_dst",
+    "contact_key", "utc_offset", "is_honor_dst", "variant_code",
 })
 
 SAFE_FIELDS = CONTACT_FIELDS | DERIVED_FIELDS

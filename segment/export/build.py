@@ -30,7 +30,9 @@ from segment.export.unsubscribe import UNSUBSCRIBE_SCHEMA, unsubscribe_profile
 from segment.export.writer import safe_file_name, split_csv, to_csv_bytes, vendor_table
 
 CONTACT_SCHEMA = {"patient_id": pl.String, "channel": pl.String, "file_name": pl.String,
-                  "vendor": pl.String, "vendor_key": pl.String}
+                  "vendor": pl.String, "vendor_key": pl.String, "step": pl.Int32, "variant": pl.String}
+#: the derived field carrying a patient's message variant code (written whenever a campaign declares variants)
+VARIANT_FIELD = "variant_code"
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,9 @@ def build_files(
     if delta:
         removed["already_sent"] = int(chosen.get_column("already_sent").sum())
         chosen = chosen.filter(~pl.col("already_sent"))
-    rows = chosen.select("patient_id", "channel", "timezone", "send_after_utc").join(
+    extra = [c for c in ("variant", "journey_step") if c in chosen.columns]
+    rows = chosen.select("patient_id", "channel", "timezone", "send_after_utc", *extra).with_columns(
+        *([pl.col("variant").alias(VARIANT_FIELD)] if "variant" in extra else [])).join(
         patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
         on="patient_id", how="left",
     )
@@ -195,7 +199,10 @@ def build_files(
         vendor = c.vendors[ch]
         prof = resolve_profile(vendor.profile, ch, c.profiles)
         mine = rows.filter(pl.col("channel") == str(ch))
-        table = vendor_table(mine, prof, list(vendor.fields), code=c.code, options=dict(vendor.options))
+        fields = list(vendor.fields)
+        if c.variants and VARIANT_FIELD not in fields:
+            fields.append(VARIANT_FIELD)  # only the neutral code: the vendor maps it to a template
+        table = vendor_table(mine, prof, fields, code=c.code, options=dict(vendor.options))
         removed["field_too_long"] += table.rejected_too_long
         sent[str(ch)] = table.frame.height
         if table.frame.height == 0:
@@ -234,15 +241,19 @@ def build_files(
                 "patient_id": ids.slice(offset, n_rows), "channel": [str(ch)] * n_rows,
                 "file_name": [name] * n_rows, "vendor": [vendor_name] * n_rows,
                 "vendor_key": keys.slice(offset, n_rows).cast(pl.String),
-            }, schema=CONTACT_SCHEMA))
+            }, schema={k: v for k, v in CONTACT_SCHEMA.items() if k not in ("step", "variant")}))
             offset += n_rows
     for ch, uprof, frame in unsub_pending:
         stem = render_name(c, ch, uprof.name, as_of, run_id) + "_unsubscribe"
         for name, data, plain, n_rows in _parts(c, ch, uprof, frame, stem):
             files.append(_file(c, ch, uprof, name, data, plain, n_rows))
+    tags = chosen.select("patient_id", pl.col("journey_step").cast(pl.Int32).alias("step") if "journey_step" in extra
+                         else pl.lit(None, pl.Int32).alias("step"),
+                         pl.col("variant") if "variant" in extra else pl.lit(None, pl.String).alias("variant"))
     return BuiltExport(
         files=files,
-        contacts=pl.concat(contacts) if contacts else pl.DataFrame(schema=CONTACT_SCHEMA),
+        contacts=(pl.concat(contacts).join(tags, on="patient_id", how="left").select(list(CONTACT_SCHEMA))
+                  if contacts else pl.DataFrame(schema=CONTACT_SCHEMA)),
         sent=sent, removed=removed, patients=plan.height,
         in_audience=int(plan.get_column("in_audience").sum()),
         unsubscribes=pl.concat(unsub_frames) if unsub_frames else pl.DataFrame(schema=UNSUBSCRIBE_SCHEMA),

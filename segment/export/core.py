@@ -34,9 +34,11 @@ import polars as pl
 from segment import workdir as wd
 from segment.campaign.caps import longest_window
 from segment.campaign.holdout import holdout_manifest, with_strata
+from segment.campaign.journey import exits_today, journey_history
 from segment.campaign.ledger import ContactLedger, Delivery
 from segment.campaign.loader import load_campaign
 from segment.campaign.model import Campaign
+from segment.campaign.preferences import load_preferences, write_rejects
 from segment.campaign.quiet_hours import planned_send_utc
 from segment.campaign.select import plan_contacts
 from segment.campaign.suppression import load_suppression
@@ -67,6 +69,7 @@ from segment.export.delivery import (
     run_delivery,
 )
 from segment.export.encrypt import check_recipient
+from segment.export.personal import personalization_manifest
 from segment.export.transfer import open_transport
 from segment.export.unsubscribe import unsubscribe_rows
 from segment.log import get_logger
@@ -241,6 +244,12 @@ def export_campaign(
         inputs[f"campaign:{c.path.name}"] = wd.sha256_file(c.path)
     for sup in c.suppression:
         inputs[f"suppression:{sup.path.name}"] = wd.sha256_file(sup.path)
+    if c.preferences is not None:
+        inputs[f"preferences:{c.preferences.name}"] = wd.sha256_file(c.preferences)
+    if c.variants:  # variant conditions over columns the patient file lacks: refused before any row is read
+        from segment.campaign.variants import check_variant_columns
+
+        check_variant_columns(c, pl.scan_parquet(pfile).collect_schema(), pfile.name)
     key = content_key(inputs, as_of, str(mode))
     run_id = run_id or f"r{key[:12]}"
     url = destination_url(destination)
@@ -263,6 +272,9 @@ def export_campaign(
     patients = pl.scan_parquet(pfile)
     eligibility = pl.scan_parquet(efile)
     suppression = load_suppression(list(c.suppression))
+    prefs = load_preferences(c.preferences, patients) if c.preferences is not None else None
+    if prefs is not None and not dry_run:
+        write_rejects(prefs, work)
     planned = planned_send_utc(as_of, c.schedule)
     send_from = _send_from(planned, clock, c) if not dry_run else None
     if send_from is not None:
@@ -271,12 +283,18 @@ def export_campaign(
                     send_from=send_from.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     drawn: pl.DataFrame | None = None  # the holdout draw of the plan, recorded with the delivery
+    stopped: pl.DataFrame | None = None  # journeys stopped tonight, recorded with the delivery
 
     def build(history: ContactLedger | pl.DataFrame | None, blocked: pl.DataFrame,
-              audience: pl.DataFrame, arms: pl.DataFrame | None = None) -> tuple[BuiltExport, dict[str, Any]]:
+              audience: pl.DataFrame, arms: pl.DataFrame | None = None,
+              journey: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None,
+              ) -> tuple[BuiltExport, dict[str, Any]]:
+        nonlocal stopped
+        jhist = journey_history(c, *journey) if c.journey is not None and journey is not None else None
         plan = plan_contacts(c, patients, eligibility, history, as_of, run_id=run_id,
                              suppression=suppression, send_from=send_from, blocked=blocked,
-                             arms=arms).collect()
+                             arms=arms, preferences=prefs, journey=jhist).collect()
+        stopped = exits_today(plan) if c.journey is not None else None
         unsub = unsubscribe_rows(c, patients, suppression, audience, blocked)
         built = build_files(c, plan, patients, delta=mode is ExportMode.DELTA, as_of=as_of, run_id=run_id,
                             now=clock, dry_run=dry_run, unsubscribe=unsub)
@@ -294,6 +312,7 @@ def export_campaign(
         manifest["unsubscribes"] = dict(built.unsubscribes.group_by("channel").len().sort("channel").rows())
         if c.holdout is not None:
             manifest["holdout"] = holdout_manifest(c, plan, arms)
+        manifest.update(personalization_manifest(c, plan, prefs))
         nonlocal drawn
         drawn = plan.filter(pl.col("arm").is_not_null()).select("patient_id", "arm") if c.holdout else None
         return built, manifest
@@ -314,7 +333,8 @@ def export_campaign(
             ["vendor", "patient_id", "channel", "last_sent", "last_unsubscribed"], pl.String))
         built, manifest = build(led if exists else None, led.blocked() if exists else empty_blocked,
                                 led.vendor_audience() if exists else empty_audience,
-                                led.arms(c.code) if exists else None)
+                                led.arms(c.code) if exists else None,
+                                led.journey_inputs(c.code) if c.journey is not None else None)
         log.info("dry run: nothing written", files=len(built.files), sent=sum(built.sent.values()))
         return result(built, manifest, 0)
 
@@ -329,7 +349,8 @@ def export_campaign(
             check_not_backdated(tx.latest_contact(exclude_run_id=run_id), c, as_of, led.path)
             days = longest_window(list(c.frequency_caps))
             history = tx.history(planned - dt.timedelta(days=days) if days else None, c.code)
-            built, manifest = build(history, tx.blocked(), tx.vendor_audience(), tx.arms(c.code))
+            built, manifest = build(history, tx.blocked(), tx.vendor_audience(), tx.arms(c.code),
+                                    tx.journey_inputs(c.code) if c.journey is not None else None)
             checkpoint("planned")
             stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             record = {
@@ -346,6 +367,8 @@ def export_campaign(
                                 record, stamp, stamp)
             tx.begin_delivery(delivery, built.contacts, sent_at=planned)
             tx.record_unsubscribes(delivery_id, built.unsubscribes, sent_at=planned)
+            if stopped is not None and stopped.height:
+                tx.record_journey_exits(stopped, campaign_code=c.code, run_id=run_id, exited_at=planned)
             if drawn is not None:
                 tx.record_arms(with_strata(c, drawn, patients, as_of), campaign_code=c.code, run_id=run_id,
                                delivery_id=delivery_id, assigned_at=planned)

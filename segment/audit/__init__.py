@@ -191,6 +191,18 @@ def audit_document(
     return document
 
 
+def _identity_counts(folder: Path) -> dict[str, Any] | None:
+    """How ingest linked records (``identity-report.json``): the linkage, pairs merged and left for review."""
+    import json
+
+    path = folder / "identity-report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return {"linkage": report.get("linkage"), "merge_pairs": report.get("merge_pairs"),
+            "review_pairs": report.get("review_pairs", 0)}
+
+
 def audit_campaign(
     campaign: Campaign | str | Path,
     workdir: str | Path,
@@ -240,6 +252,7 @@ def audit_campaign(
         delivery=ledger.delivery_outcomes(campaign.code) if ledger is not None else None,
         holdout={"baseline_rate": campaign.holdout.baseline_rate} if campaign.holdout is not None else None,
     )
+    document["identity"] = _identity_counts(folder)
     html_path = Path(out_html) if out_html is not None else folder / AUDIT_HTML
     json_path = html_path.with_suffix(".json")
     wd.write_json(json_path, document)

@@ -302,6 +302,9 @@ def render_html(document: Mapping[str, Any], charts: Mapping[str, str] | None = 
         ("No digital channel", _count(reach.get("no_digital"))),
         ("Groups flagged", str(len(flags))),
     ]
+    identity = document.get("identity") or {}
+    if identity.get("linkage") == "probabilistic":
+        summary_items.append(("Record pairs in identity review", _count(identity.get("review_pairs"))))
     summary = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in summary_items)
     if flags:
         flag_list = "".join(

@@ -230,3 +230,15 @@ def test_deterministic_linkage_keeps_the_old_matcher(extract: list[Path], tmp_pa
     rows = patient_identity(work, "ehr:E01")
     assert {r["record"] for r in rows} == {"ehr:E01", "crm:C01"}
     assert all(r["agreeing"] == "deterministic keys" for r in rows)
+
+
+def test_audit_reports_the_review_count(extract: list[Path], tmp_path: Path) -> None:
+    from segment.audit import _identity_counts
+
+    work = _run(extract, tmp_path / "work")
+    counts = _identity_counts(work)
+    assert counts is not None
+    assert counts["linkage"] == "probabilistic"
+    assert counts["review_pairs"] == pl.read_csv(work / IDENTITY_REVIEW).height > 0
+    assert counts["merge_pairs"] == len(SAME_PERSON)
+    assert _identity_counts(tmp_path) is None  # a folder ingest never wrote

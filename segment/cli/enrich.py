@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import command, get_reporter, reference_option, settings, workdir_argument
 from segment.enrich import enrich_workdir
 
@@ -23,14 +24,26 @@ from segment.enrich import enrich_workdir
     help="Tract crosswalk (Census tract relationship file) when the pack's indicators are "
     "keyed to another tract vintage than its tracts.",
 )
-def enrich_command(workdir: Path, reference: Path | None, crosswalk: Path | None) -> None:
+@engine_options()
+def enrich_command(workdir: Path, reference: Path | None, crosswalk: Path | None,
+                   engine: str = "polars", master: str | None = None, buckets: int | None = None,
+                   patients_uri: str | None = None, output: str | None = None) -> None:
     """Join area-level SDOH indicators, a need index and HP2030 gaps to geocoded patients.
 
     Reads geocoded.parquet, writes enriched.parquet and enrich-report.json, and prints the
     share of patients each new column covers. Area measures describe the neighbourhood,
-    not the patient.
+    not the patient. With --engine spark, each partition is enriched on Apache Spark
+    (--patients: the geocoded table; docs/spark.md).
     """
-    report = enrich_workdir(workdir, settings(reference).reference_dir, crosswalk=crosswalk)
+    choice = engine_choice(engine, master, buckets, patients_uri, output=output)
+    if choice.spark:
+        from segment.spark import enrich_spark
+
+        spark, _buckets = choice.session()
+        report = enrich_spark(workdir, settings(reference).reference_dir, spark=spark,
+                              crosswalk=crosswalk, patients=patients_uri, out=output)
+    else:
+        report = enrich_workdir(workdir, settings(reference).reference_dir, crosswalk=crosswalk)
     reporter = get_reporter()
     reporter.result(
         "enrich",

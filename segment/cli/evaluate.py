@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
 from segment.cli.rules import vsac_option
-from segment.rules import evaluate
+from segment.rules import EvaluateResult, evaluate
 from segment.rules.explain import explain
 from segment.rules.loader import default_rules_dir, using_vsac
+
+if TYPE_CHECKING:
+    from segment.spark import SparkEvaluateResult
 
 WATERFALL_COLUMNS = [
     "rule_id", "patients", "in_population", "not_excluded", "due", "not_due", "excluded",
@@ -20,7 +25,8 @@ WATERFALL_COLUMNS = [
 
 
 @command("evaluate", example="segment evaluate work --as-of 2026-01-01\n"
-                             "segment evaluate work --rules my-rules/")
+                             "segment evaluate work --rules my-rules/\n"
+                             "segment evaluate work --engine spark --master spark://m:7077 --buckets 64")
 @workdir_argument
 @click.option(
     "--rules",
@@ -31,8 +37,11 @@ WATERFALL_COLUMNS = [
 )
 @as_of_option
 @vsac_option
+@engine_options(tables=("patients", "events"))
 def evaluate_command(
-    workdir: Path, rules_dir: Path | None, as_of: dt.date | None, vsac: Path | None
+    workdir: Path, rules_dir: Path | None, as_of: dt.date | None, vsac: Path | None,
+    engine: str = "polars", master: str | None = None, buckets: int | None = None,
+    patients_uri: str | None = None, events_uri: str | None = None, output: str | None = None,
 ) -> None:
     """Apply every rule to every patient and write eligibility.parquet.
 
@@ -40,11 +49,22 @@ def evaluate_command(
     patients.parquet, plus events.parquet. Writes evaluate-report.json with a waterfall
     per rule (patients -> in population -> not excluded -> due) and prints it. Rules
     that name official value sets (the eCQM rules in rules/ecqm) need --vsac or
-    SEGMENT_VSAC_DIR.
+    SEGMENT_VSAC_DIR. With --engine spark the same rules run on Apache Spark, bucket by
+    bucket, and give identical rows (docs/spark.md).
     """
+    choice = engine_choice(engine, master, buckets, patients_uri, events_uri, output)
     reporter = get_reporter()  # installed first, so the library's log lines go through it
+    result: EvaluateResult | SparkEvaluateResult
     with using_vsac(vsac):
-        result = evaluate(workdir, rules_dir or default_rules_dir(), as_of)
+        if choice.spark:
+            from segment.spark import evaluate_spark
+
+            spark, n_buckets = choice.session()
+            result = evaluate_spark(workdir, rules_dir or default_rules_dir(), as_of, spark=spark,
+                                    buckets=n_buckets, patients=patients_uri, events=events_uri,
+                                    out=output)
+        else:
+            result = evaluate(workdir, rules_dir or default_rules_dir(), as_of)
     reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
                    WATERFALL_COLUMNS)
 

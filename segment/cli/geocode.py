@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import command, get_reporter, reference_option, settings, workdir_argument
 from segment.errors import GeocodeError
 from segment.geocode import DEFAULT_PROVIDERS, PROVIDERS, CensusOptions, geocode, parse_providers
@@ -39,21 +40,34 @@ def _providers(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 @click.option("--census-vintage", default="Current_Current", show_default=True,
               help="Census geocoder vintage (with --provider census).")
 @click.option("--no-cache", is_flag=True, help="Ignore and do not update geocode-cache.parquet.")
+@engine_options()
 def geocode_command(workdir: Path, reference: Path | None, providers: tuple[str, ...],
-                    census_benchmark: str, census_vintage: str, no_cache: bool) -> None:
+                    census_benchmark: str, census_vintage: str, no_cache: bool,
+                    engine: str = "polars", master: str | None = None, buckets: int | None = None,
+                    patients_uri: str | None = None, output: str | None = None) -> None:
     """Geocode patients offline: source points, TIGER address ranges, ZIP centroids.
 
     Reads patients.parquet and the reference pack; writes geocoded.parquet,
     geocode-report.json and geocode-cache.parquet. ZIP-centroid rows are flagged and get
-    no tract or block group.
+    no tract or block group. With --engine spark, partitions of patients (by address) are
+    geocoded on Apache Spark against the pack, without the cache (docs/spark.md).
     """
-    result = geocode(
-        workdir,
-        providers=list(providers) if providers else None,
-        settings=settings(reference),
-        census=CensusOptions(benchmark=census_benchmark, vintage=census_vintage),
-        use_cache=not no_cache,
-    )
+    choice = engine_choice(engine, master, buckets, patients_uri, output=output)
+    if choice.spark:
+        from segment.spark import geocode_spark
+
+        spark, n_buckets = choice.session()
+        result = geocode_spark(workdir, spark=spark, buckets=n_buckets,
+                               providers=list(providers) if providers else None,
+                               settings=settings(reference), patients=patients_uri, out=output)
+    else:
+        result = geocode(
+            workdir,
+            providers=list(providers) if providers else None,
+            settings=settings(reference),
+            census=CensusOptions(benchmark=census_benchmark, vintage=census_vintage),
+            use_cache=not no_cache,
+        )
     reporter = get_reporter()
     reporter.result("geocode", {
         "patients": result.patients,

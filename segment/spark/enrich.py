@@ -10,7 +10,7 @@ task runs and gives the output schema; the report's counts come from Spark.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ from segment.spark.io import (
     persisted,
     read_table,
     require_columns,
+    ships_files,
     write_output,
 )
 
@@ -56,7 +57,7 @@ class PartitionEnricher:
             return Path(SparkFiles.get(Path(path).name))
         return Path(path)
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """The partition's batches enriched together (the pack tables are prepared once)."""
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
@@ -81,7 +82,7 @@ def enrich_dataframe(spark: SparkSession, geocoded: DataFrame, reference_dir: Pa
     planned, report = enrich(empty.lazy(), reference_dir, crosswalk=crosswalk)  # fails here, not on a worker
     arrow_schema = planned.collect().to_arrow().schema
     schema = from_arrow_schema(_small_types(arrow_schema))
-    shipped = not spark.sparkContext.master.startswith("local")
+    shipped = ships_files(spark)
     if shipped:
         spark.sparkContext.addFile(str(Path(reference_dir).resolve()), recursive=True)
         if crosswalk is not None:

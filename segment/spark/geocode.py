@@ -13,7 +13,7 @@ the working folder): every distinct address is geocoded on every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,14 @@ from segment.geocode import (
 from segment.geocode import address as addr
 from segment.log import get_logger
 from segment.schema import GEOCODE_SCHEMA, SOURCE_POINT_COLUMNS, GeoPrecision
-from segment.spark.io import persisted, read_table, require_columns, spark_type, write_output
+from segment.spark.io import (
+    persisted,
+    read_table,
+    require_columns,
+    ships_files,
+    spark_type,
+    write_output,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,7 +118,7 @@ class PartitionGeocoder:
             return open_pack(SparkFiles.get(Path(self.pack_dir).name))
         return open_pack(self.pack_dir)
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """All batches of the partition are geocoded together (addresses once each)."""
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
@@ -169,7 +176,7 @@ def geocode_dataframe(spark: SparkSession, patients: DataFrame, pack_dir: Path, 
     order = parse_providers(providers) if providers is not None else DEFAULT_PROVIDERS
     pack = open_pack(pack_dir)
     order = _check_providers(order, pack, explicit)
-    shipped = not spark.sparkContext.master.startswith("local")
+    shipped = ships_files(spark)
     if shipped:
         spark.sparkContext.addFile(str(pack.path), recursive=True)
     partitioned = patients.repartition(buckets, *[F.col(c) for c in ADDRESS_COLUMNS])

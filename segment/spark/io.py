@@ -156,11 +156,16 @@ def write_output(df: DataFrame, out: str | Path, name: str) -> str:
         files = sorted(parts.glob("part-*.parquet"))
         frame = (pl.scan_parquet(files) if files
                  else pl.LazyFrame(schema=arrow_to_polars_schema(df)))
-        target = wd.write_parquet(frame, folder / name)
+        written = wd.write_parquet(frame, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("gathered spark parts", name=name, parts=len(files))
-    return str(target)
+    return str(written)
+
+
+def ships_files(spark: SparkSession) -> bool:
+    """True when executors may run elsewhere, so the pack is shipped with the job."""
+    return not str(spark.sparkContext.master or "local").startswith("local")
 
 
 def arrow_to_polars_schema(df: DataFrame) -> pl.Schema:

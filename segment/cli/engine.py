@@ -1,0 +1,91 @@
+"""The engine options (``--engine``, ``--master``, ``--buckets``, table URIs), defined once.
+
+``evaluate``, ``geocode`` and ``enrich`` take all of them, ``run`` the engine, master,
+buckets and input tables. Only Click lives here; the session comes from
+:mod:`segment.spark.session`, imported when ``--engine spark`` is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ENGINES = ("polars", "spark")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What the engine options said."""
+
+    engine: str = "polars"
+    master: str | None = None
+    buckets: int | None = None
+    patients: str | None = None
+    events: str | None = None
+    output: str | None = None
+
+    @property
+    def spark(self) -> bool:
+        """True for ``--engine spark``."""
+        return self.engine == "spark"
+
+    def check(self) -> EngineChoice:
+        """A usage error when a spark-only option is given without ``--engine spark``."""
+        if not self.spark:
+            given = [flag for flag, value in (("--master", self.master), ("--buckets", self.buckets),
+                                              ("--patients", self.patients), ("--events", self.events),
+                                              ("--output", self.output)) if value is not None]
+            if given:
+                raise click.UsageError(f"{', '.join(given)} need(s) --engine spark")
+        return self
+
+    def session(self, campaign: Any | None = None) -> tuple[SparkSession, int]:
+        """The Spark session and bucket count (options < campaign ``spark:`` block < environment)."""
+        from segment.spark.session import SparkSettings, default_buckets, spark_session
+
+        settings = SparkSettings.from_env().resolve(master=self.master, buckets=self.buckets,
+                                                    campaign=campaign)
+        spark = spark_session(settings)
+        return spark, default_buckets(spark, settings)
+
+
+def engine_options(*, tables: tuple[str, ...] = ("patients",), output: bool = True) -> Callable[[F], F]:
+    """Add ``--engine``, ``--master``, ``--buckets`` and the table URI options to a command."""
+    described = {
+        "patients": "Patient table for --engine spark: a path or URI Spark reads (Parquet, "
+                    "delta:URI, table:NAME). Default: the working folder's file.",
+        "events": "Event table for --engine spark (as --patients). Default: WORKDIR/events.parquet.",
+    }
+
+    def decorator(fn: F) -> F:
+        if output:
+            fn = click.option("--output", "output", default=None, metavar="URI",
+                              help="Where --engine spark writes its Parquet output: a local folder "
+                              "(one owner-only file, default WORKDIR) or a URI (a Parquet dataset).")(fn)
+        for name in reversed(tables):
+            fn = click.option(f"--{name}", f"{name}_uri", default=None, metavar="URI", help=described[name])(fn)
+        fn = click.option("--buckets", type=click.IntRange(min=1), default=None, metavar="N",
+                          help="Patient buckets (Spark tasks), each run by one Polars call "
+                          "(default: SEGMENT_SPARK_BUCKETS, else 2 per core).")(fn)
+        fn = click.option("--master", default=None, metavar="URL",
+                          help="Spark master: local[*] (default), spark://HOST:PORT, yarn, "
+                          "k8s://... (default: SEGMENT_SPARK_MASTER).")(fn)
+        fn = click.option("--engine", type=click.Choice(ENGINES), default="polars", show_default=True,
+                          help="polars: this machine; spark: Apache Spark (pip install "
+                          "'segment[spark]', docs/spark.md). Both give identical rows.")(fn)
+        return fn
+
+    return decorator
+
+
+def engine_choice(engine: str, master: str | None, buckets: int | None, patients: str | None = None,
+                  events: str | None = None, output: str | None = None) -> EngineChoice:
+    """The checked :class:`EngineChoice` of a command's options."""
+    return EngineChoice(engine, master, buckets, patients, events, output).check()

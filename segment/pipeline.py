@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from segment import progress
 from segment.config import Settings
 from segment.log import get_logger, peak_rss_bytes
 from segment.runstate import StageCache, stage_key
+from segment.spark.session import SparkRun
 
 log = get_logger("run")
 
@@ -143,11 +144,12 @@ class RunResult:
         }
 
 
-def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Settings) -> dict[str, Any]:
+def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Settings,
+                           lake: bool = False) -> dict[str, Any]:
     from segment.errors import CampaignError
     from segment.resources import shipped_rules_dir
 
-    if not campaign.sources:
+    if not campaign.sources and not lake:
         raise CampaignError(
             "key `sources` is required for `segment run` (the extracts to ingest)",
             path=campaign_path,
@@ -164,6 +166,8 @@ def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Setting
         "mappings": sorted({Path(s.mapping) for s in campaign.sources if s.mapping}),
         "sources": campaign.sources,
         "allow_orphan_events": campaign.allow_orphan_events,
+        "linkage": campaign.linkage,
+        "linkage_model": campaign.linkage_model,
     }
 
 
@@ -187,9 +191,12 @@ def run_content_key(campaign: Any, campaign_path: Path, cfg: Mapping[str, Any], 
         "code": campaign.code,
         "as_of": day.isoformat(),
         "version": __version__,
-        "sources": tree_fingerprint([*cfg["paths"], *cfg["mappings"]]),
+        "sources": tree_fingerprint([*cfg["paths"], *cfg["mappings"],
+                                     *([cfg["linkage_model"]] if cfg.get("linkage_model") else [])]),
         "campaign": tree_fingerprint([campaign_path]),
         "suppression": tree_fingerprint([s.path for s in campaign.suppression]),
+        # lake tables (`run --engine spark --patients URI`) are named, not read, here
+        **({"lake": cfg["lake"]} if cfg.get("lake") else {}),
         "rules": tree_fingerprint([cfg["rules"]]),
         "vsac": tree_fingerprint([settings.vsac_dir]) if settings.vsac_dir else None,
         "reference": tree_fingerprint([reference / "manifest.json"]),
@@ -216,8 +223,12 @@ def run_campaign(
     dry_run: bool = False,
     force: bool = False,
     settings: Settings | None = None,
+    spark: SparkRun | None = None,
 ) -> RunResult:
     """Run ingest → geocode → enrich → evaluate → audit → export for one campaign.
+
+    With ``spark``, geocode, enrich and evaluate run on Apache Spark (docs/spark.md); with
+    its lake tables, ingest is skipped and they are read instead of the campaign's sources.
 
     Stages whose inputs, rules and reference pack are unchanged are reused. A lock stops a
     concurrent run on the same working folder; a run record is appended to the run log
@@ -238,7 +249,10 @@ def run_campaign(
     path = Path(campaign_path)
     campaign = load_campaign(path)  # validated before any data is touched
     settings = settings or Settings.from_env()
-    cfg = _campaign_run_settings(campaign, path, settings)
+    lake = spark is not None and spark.lake
+    cfg = _campaign_run_settings(campaign, path, settings, lake=lake)
+    if spark is not None and lake:
+        cfg["lake"] = [spark.patients, spark.events]
     day = as_of or campaign.as_of or dt.date.today()
     folder = wd.ensure_private_dir(cfg["workdir"])
     recall_hashes(folder)  # an untouched extract is not read again to learn it is unchanged
@@ -256,33 +270,66 @@ def run_campaign(
     # (enrich alone loads GeoPandas and pandas).
     def run_ingest() -> dict[str, Any]:
         from segment.ingest import ingest
+        from segment.ingest.identity import IdentityOptions, Linkage
 
         return _counts(ingest(_input_specs(cfg["sources"]), folder, today=day,
-                              allow_orphan_events=cfg["allow_orphan_events"]))
+                              allow_orphan_events=cfg["allow_orphan_events"],
+                              identity=IdentityOptions(Linkage(cfg["linkage"]), cfg["linkage_model"])))
+
+    sessions: list[Any] = []
+
+    def spark_session() -> tuple[Any, int]:
+        """Started by the first stage that runs on Spark (a reused stage starts no JVM)."""
+        from segment.spark.session import SparkSettings, default_buckets
+        from segment.spark.session import spark_session as start
+
+        assert spark is not None
+        spark_settings = SparkSettings.from_env().resolve(master=spark.master, buckets=spark.buckets,
+                                                          campaign=campaign)
+        if not sessions:
+            sessions.append(start(spark_settings))
+        return sessions[0], default_buckets(sessions[0], spark_settings)
 
     def run_geocode() -> dict[str, Any]:
         from segment.geocode import geocode
+
+        if spark is not None:
+            from segment.spark import geocode_spark
+
+            session, buckets = spark_session()
+            return _counts(geocode_spark(folder, spark=session, buckets=buckets, settings=stage_settings,
+                                         patients=spark.patients))
 
         return _counts(geocode(folder, settings=stage_settings))
 
     def run_enrich() -> dict[str, Any]:
         from segment.enrich import enrich_workdir
 
+        if spark is not None:
+            from segment.spark import enrich_spark
+
+            return _counts(enrich_spark(folder, reference, spark=spark_session()[0]))
         return _counts(enrich_workdir(folder, reference))
 
     def run_evaluate() -> dict[str, Any]:
         from segment.rules import evaluate
 
+        if spark is not None:
+            from segment.spark import evaluate_spark
+
+            session, buckets = spark_session()
+            return _counts(evaluate_spark(folder, cfg["rules"], day, spark=session, buckets=buckets,
+                                          events=spark.events))
         return _counts(evaluate(folder, cfg["rules"], day))
 
     stages = [
         Stage(
             "ingest",
             run_ingest,
-            inputs=[*cfg["paths"], *cfg["mappings"]],
+            inputs=[*cfg["paths"], *cfg["mappings"], *([cfg["linkage_model"]] if cfg["linkage_model"] else [])],
             outputs=[p(wd.PATIENTS), p(wd.EVENTS), p(wd.REJECTS), p(wd.INGEST_REPORT)],
             params={"sources": [[s.name, s.format, str(s.mapping)] for s in cfg["sources"]], "today": day,
-                    "allow_orphan_events": cfg["allow_orphan_events"]},
+                    "allow_orphan_events": cfg["allow_orphan_events"], "linkage": cfg["linkage"]},
         ),
         Stage(
             "geocode",
@@ -306,6 +353,11 @@ def run_campaign(
         ),
     ]
 
+    if lake:
+        # canonical lake tables instead of ingest; their content is not hashed, so the
+        # stages that read them always run
+        stages = [stage if stage.name != "geocode" and stage.name != "evaluate"
+                  else replace(stage, cacheable=False) for stage in stages if stage.name != "ingest"]
     result = RunResult(run_id, campaign.code, folder, day.isoformat(), dry_run, "failed", [])
     with RunLock(folder, run_id):
         try:

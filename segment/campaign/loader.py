@@ -90,6 +90,7 @@ def _resolve_paths(c: Campaign, base: Path) -> Campaign:
         "rules": _abs(base, c.rules),
         "reference": _abs(base, c.reference),
         "ledger": _abs(base, c.ledger),
+        "linkage_model": _abs(base, c.linkage_model),
         "destination": dest,
         "vendors": vendors,
         "sftp": c.sftp.model_copy(update={

@@ -494,6 +494,9 @@ class Campaign(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     #: go on when more than 1% of event rows point at no patient (they are rejected)
     allow_orphan_events: bool = False
+    #: how ingest links records into patients (docs/identity.md), and a pinned model file
+    linkage: Literal["auto", "probabilistic", "deterministic"] = "auto"
+    linkage_model: Path | None = None
     workdir: Path | None = None
     rules: Path | None = None
     reference: Path | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -242,3 +243,17 @@ def test_audit_reports_the_review_count(extract: list[Path], tmp_path: Path) -> 
     assert counts["review_pairs"] == pl.read_csv(work / IDENTITY_REVIEW).height > 0
     assert counts["merge_pairs"] == len(SAME_PERSON)
     assert _identity_counts(tmp_path) is None  # a folder ingest never wrote
+
+
+def test_campaign_pins_a_linkage_model_relative_to_its_file(tmp_path: Path) -> None:
+    from segment.campaign import load_campaign
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "examples" / "campaigns" / "fall-outreach.yaml").read_text()
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    shutil.copytree(root / "examples" / "campaigns" / "suppression", folder / "suppression")
+    (folder / "c.yaml").write_text(text + "\nlinkage: probabilistic\nlinkage_model: models/identity.json\n")
+    campaign = load_campaign(folder / "c.yaml")
+    assert campaign.linkage == "probabilistic"
+    assert campaign.linkage_model == (folder / "models" / "identity.json").resolve()

@@ -16,13 +16,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segment import progress
 from segment.config import Settings
 from segment.log import get_logger, peak_rss_bytes
 from segment.runstate import StageCache, stage_key
-from segment.spark.session import SparkRun
+
+if TYPE_CHECKING:
+    from segment.spark.session import SparkRun
 
 log = get_logger("run")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import as_of_option, command, get_reporter
 from segment.report import Reporter
 
@@ -34,12 +35,16 @@ def _show_run(reporter: Reporter, result: object) -> None:
     reporter.result("summary" + (" (dry run: nothing written or recorded)" if result.dry_run else ""), summary)
 
 
-@command("run", example="segment run campaigns/colorectal.yaml --as-of 2026-03-01")
+@command("run", example="segment run campaigns/colorectal.yaml --as-of 2026-03-01\n"
+                        "segment run campaigns/colorectal.yaml --engine spark --master spark://m:7077")
 @click.argument("campaign", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @as_of_option
 @click.option("--dry-run", is_flag=True, help="Do everything except write vendor files and the ledger.")
 @click.option("--force", is_flag=True, help="Rerun every stage even when its inputs are unchanged.")
-def run_command(campaign: Path, as_of: dt.date | None, dry_run: bool, force: bool) -> None:
+@engine_options(tables=("patients", "events"), output=False)
+def run_command(campaign: Path, as_of: dt.date | None, dry_run: bool, force: bool,
+                engine: str = "polars", master: str | None = None, buckets: int | None = None,
+                patients_uri: str | None = None, events_uri: str | None = None) -> None:
     """Run the whole pipeline for one campaign: ingest to export, safe under cron.
 
     Stages whose inputs, rules and reference pack have not changed are reused; a lock
@@ -47,11 +52,21 @@ def run_command(campaign: Path, as_of: dt.date | None, dry_run: bool, force: boo
     a killed run left unfinished. A vendor file is visible only while its contacts are in
     the ledger; a failure says exactly what, if anything, is left delivered. A run dated
     before contacts already in the ledger is refused (use --dry-run to preview it).
+    With --engine spark, geocode, enrich and evaluate run on Apache Spark; with --patients
+    and --events (canonical lake tables, both needed) ingest is skipped (docs/spark.md).
     """
     from segment.pipeline import run_campaign
 
+    choice = engine_choice(engine, master, buckets, patients_uri, events_uri)
+    if (patients_uri is None) != (events_uri is None):
+        raise click.UsageError("--patients and --events go together (canonical lake tables)")
+    spark = None
+    if choice.spark:
+        from segment.spark.session import SparkRun
+
+        spark = SparkRun(master, buckets, patients_uri, events_uri)
     reporter = get_reporter()
-    result = run_campaign(campaign, as_of=as_of, dry_run=dry_run, force=force)
+    result = run_campaign(campaign, as_of=as_of, dry_run=dry_run, force=force, spark=spark)
     _show_run(reporter, result)
 
 

@@ -12,13 +12,30 @@ stages), :func:`evaluate_dataframes` (Spark DataFrames in and out).
 
 from __future__ import annotations
 
-from segment.spark.enrich import enrich_spark
-from segment.spark.evaluate import SparkEvaluateResult, evaluate_dataframes, evaluate_spark
-from segment.spark.geocode import geocode_spark
-from segment.spark.session import SparkSettings, default_buckets, spark_session
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from segment.spark.enrich import enrich_spark
+    from segment.spark.evaluate import SparkEvaluateResult, evaluate_dataframes, evaluate_spark
+    from segment.spark.geocode import geocode_spark
+    from segment.spark.session import SparkRun, SparkSettings, default_buckets, spark_session
+
+#: public names and their modules, imported on first use (the session module alone is light)
+_EXPORTS = {
+    "SparkEvaluateResult": "segment.spark.evaluate",
+    "SparkRun": "segment.spark.session",
+    "SparkSettings": "segment.spark.session",
+    "default_buckets": "segment.spark.session",
+    "enrich_spark": "segment.spark.enrich",
+    "evaluate_dataframes": "segment.spark.evaluate",
+    "evaluate_spark": "segment.spark.evaluate",
+    "geocode_spark": "segment.spark.geocode",
+    "spark_session": "segment.spark.session",
+}
 __all__ = [
     "SparkEvaluateResult",
+    "SparkRun",
     "SparkSettings",
     "default_buckets",
     "enrich_spark",
@@ -27,3 +44,9 @@ __all__ = [
     "geocode_spark",
     "spark_session",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'segment.spark' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -306,3 +306,30 @@ def journey_status(
         states={str(k): int(n) for k, n in state.group_by("state").len().sort("state").iter_rows()},
         due_tonight={int(k): int(n) for k, n in due.iter_rows()},
     )
+
+
+def journey_counts(
+    campaign: Campaign | str | Path, workdir: str | Path, *, as_of: dt.date | None = None,
+    ledger: str | Path | None = None,
+) -> JourneyStatus:
+    """:func:`journey_status` for a campaign file and a working folder (``segment journey status``)."""
+    from segment import workdir as wd
+    from segment.campaign.ledger import ContactLedger
+    from segment.campaign.loader import load_campaign
+    from segment.config import Settings
+    from segment.export.core import patients_path
+
+    c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
+    if c.journey is None:
+        raise CampaignError("the campaign declares no `journey:`; add steps to use journey status",
+                            path=c.path, key="journey")
+    work = Path(workdir)
+    pfile = patients_path(work)
+    efile = wd.require(work, wd.ELIGIBILITY, produced_by="evaluate")
+    if c.variants:
+        from segment.campaign.variants import check_variant_columns
+
+        check_variant_columns(c, pl.scan_parquet(pfile).collect_schema(), pfile.name)
+    led = ContactLedger(Path(ledger) if ledger is not None else (c.ledger or Settings.from_env().ledger_path))
+    day = as_of or c.as_of or dt.date.today()
+    return journey_status(c, pl.scan_parquet(pfile), pl.scan_parquet(efile), led, day)

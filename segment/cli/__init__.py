@@ -147,6 +147,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
              "Write a starter project: a commented campaign, a mapping template and a rules folder."),
     "ingest": ("segment.cli.ingest",
                "Load, validate, normalize and de-duplicate patient extracts into a working folder."),
+    "journey": ("segment.cli.journey",
+                "Show where patients stand in a campaign's multi-touch journey."),
     "measure": ("segment.cli.measure",
                 "Measure completion lift against the holdout (measure.html + measure.json)."),
     "purge": ("segment.cli.purge",

@@ -79,13 +79,21 @@ def evaluate_command(
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Rules folder (default: the shipped rules).",
 )
+@click.option("--campaign", "campaign", default=None, metavar="CAMPAIGN.yaml",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Also show what this campaign would send the patient: channel, variant and why, journey step.")
 @as_of_option
 @vsac_option
 def explain_command(
     workdir: Path, patient_id: str, rules_dir: Path | None, as_of: dt.date | None,
-    vsac: Path | None,
+    vsac: Path | None, campaign: Path | None = None,
 ) -> None:
-    """Show why one patient is or is not due for each rule, with their SDOH columns."""
+    """Show why one patient is or is not due for each rule, with their SDOH columns.
+
+    With --campaign, also the campaign's decision for the patient: contact status, channel
+    (and their preferred one), the message variant and the condition that chose it, and the
+    journey step due.
+    """
     reporter = get_reporter()
     with using_vsac(vsac):
         result = explain(workdir, patient_id, rules_dir, as_of)
@@ -102,6 +110,12 @@ def explain_command(
     if records:
         reporter.table(f"source records merged into {result.patient_id}", records,
                        ["record", "linked to", "match weight", "probability", "agreeing", "disagreeing"])
+    if campaign is not None:
+        from segment.campaign.explain import explain_contact
+
+        decision = explain_contact(campaign, workdir, result.patient_id, as_of=result.as_of)
+        if decision:
+            reporter.result(f"campaign {decision.pop('campaign')}", decision)
 
 
 COMMANDS = [evaluate_command, explain_command]

@@ -80,3 +80,22 @@ def test_unknown_variant_column_names_line_and_valid_columns(tmp_path: Path) -> 
     assert "variants[1].when" in msg and "`no_car` is not in enriched.parquet" in msg
     assert "valid options are:" in msg and "no_vehicle_pct" in msg
     assert err.value.line is not None and err.value.line > 1
+
+
+def test_explain_shows_variant_and_why(tmp_path: Path) -> None:
+    from segment.campaign.explain import explain_contact
+
+    work = tmp_path / "work"
+    work.mkdir()
+    _people().collect().write_parquet(work / "enriched.parquet")
+    due(6).collect().write_parquet(work / "eligibility.parquet")
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("patient_id,preferred_channel\nP002,email\n", encoding="utf-8")
+    c = make_campaign(tmp_path, variants=VARIANTS, preferences=str(prefs), ledger=str(tmp_path / "l.sqlite"))
+    got = explain_contact(c, work, "P002", as_of=AS_OF)
+    assert got["variant"] == "V-RIDE"
+    assert got["variant because"].startswith("V-RIDE: no_vehicle_pct is 25")
+    assert got["preferred channel"] == "email"
+    assert got["channel"] == "sms"  # no email address: the preferred channel is not usable
+    assert got["reached on preferred channel"] == "no"
+    assert explain_contact(c, work, "P006", as_of=AS_OF)["variant"] == "- (not selected)"

@@ -60,6 +60,13 @@ NICKNAMES: dict[str, str] = {
     "deb": "deborah", "barb": "barbara", "cindy": "cynthia", "sandy": "sandra", "vicky": "victoria",
     "jess": "jessica", "mandy": "amanda", "abby": "abigail", "nancy": "ann", "annie": "ann",
     "anne": "ann", "dot": "dorothy", "dottie": "dorothy", "peg": "margaret",
+    "ken": "kenneth", "kenny": "kenneth", "tim": "timothy", "timmy": "timothy", "kim": "kimberly",
+    "ron": "ronald", "ronnie": "ronald", "don": "donald", "donnie": "donald", "jeff": "jeffrey",
+    "fred": "frederick", "freddie": "frederick", "ray": "raymond", "walt": "walter", "hank": "henry",
+    "josh": "joshua", "zach": "zachary", "stan": "stanley", "phil": "phillip", "doug": "douglas",
+    "pete": "peter", "russ": "russell", "vince": "vincent", "gene": "eugene", "trish": "patricia",
+    "tricia": "patricia", "angie": "angela", "steph": "stephanie", "val": "valerie", "sally": "sarah",
+    "molly": "mary", "polly": "mary", "jon": "john", "gerry": "gerald",
 }
 
 ADDRESS_BLOCK = ("address_line1", "address_line2", "city", "state", "zip5", "source_lat", "source_lon")

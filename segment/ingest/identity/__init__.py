@@ -23,6 +23,8 @@ driving fields, for ``segment explain``) and ``identity-report.json`` (counts).
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -133,7 +135,9 @@ def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageMod
 
     Returns the model and the pairs at or above the review threshold, each with its band.
     """
-    con = mdl.connection()
+    # DuckDB spills to disk past its memory limit: into an owner-only folder removed after
+    spill = tempfile.mkdtemp(prefix="segment-identity-")
+    con = mdl.connection(Path(spill))
     try:
         if options.model is not None:
             model = mdl.load(options.model)
@@ -148,6 +152,7 @@ def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageMod
         ).pl()
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     counts = frame.group_by("first_name").len().drop_nulls()
     pairs = pairs.join(
         counts.rename({"first_name": "first_name_l", "len": "_first_count_l"}), on="first_name_l", how="left"

@@ -235,11 +235,17 @@ class LinkageModel:
         return [c["output_column_name"] for c in self.settings["comparisons"]]
 
 
-def connection() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB (threads = cores), without a progress bar."""
+def connection(spill: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB (threads = cores), without a progress bar.
+
+    ``spill``: an owner-only folder for DuckDB's temporary files (without it, DuckDB's
+    default: ``.tmp`` in the current folder).
+    """
     import duckdb
 
     con = duckdb.connect(":memory:")
+    if spill is not None:
+        con.execute(f"SET temp_directory = '{spill.as_posix()}'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     return con

@@ -177,7 +177,8 @@ def compute_need_index(tracts: pl.DataFrame) -> tuple[pl.DataFrame, NeedIndexSum
     ).with_columns(
         (pl.col("_observed") >= int(np.ceil(MIN_OBSERVED * len(names)))).alias("_usable")
     )
-    usable = imputed.filter(pl.col("_usable"))
+    # a fixed row order: the same tracts give the same floating-point sums, so the same bytes
+    usable = imputed.filter(pl.col("_usable")).sort(TRACT_GEOID)
     matrix = usable.select(names).to_numpy().astype(np.float64)
     mean = matrix.mean(axis=0)
     std = matrix.std(axis=0)

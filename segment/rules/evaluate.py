@@ -307,8 +307,10 @@ def evaluate_frames(
     ).select(needed)
     names = sorted(set().union(*(c.evidence for c in compiled)), key=lambda e: (e.key, e.episode)) if compiled else []
     if names:
+        # the patients' order kept (the streaming engine would not): the same inputs give the same bytes
         frame = frame.join(
-            last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left"
+            last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left",
+            maintain_order="left",
         )
     base = frame.with_columns(
         [cr.branch.alias(f"__branch_{i}") for i, cr in enumerate(compiled)]

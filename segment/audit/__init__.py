@@ -152,6 +152,9 @@ def audit_document(
     campaign_info: Mapping[str, Any] | None = None,
     delivery: pl.LazyFrame | pl.DataFrame | None = None,
     holdout: Mapping[str, Any] | None = None,
+    variants: Sequence[str] = (),
+    journey_steps: pl.DataFrame | None = None,
+    n_steps: int = 0,
 ) -> dict[str, Any]:
     """The published audit document from enriched patients and their contact plan.
 
@@ -161,6 +164,9 @@ def audit_document(
     (:meth:`ContactLedger.delivery_outcomes`); the document's ``delivery`` key is null
     without it. ``holdout`` (``{"baseline_rate": ...}``, for a campaign with a holdout):
     the document's ``holdout`` key shows the arms' balance on every group and the plan.
+    ``variants`` (codes), ``journey_steps`` (``patient_id``, ``step`` from the ledger) and
+    ``n_steps``: the ``variants``, ``journey_steps`` and ``preferred_channel`` breakdowns
+    (:mod:`segment.audit.personal`; null keys when the campaign does not use them).
     """
     extra = _check_groups(groups)
     dims, skipped = available_dimensions(enriched.collect_schema().names(), extra)
@@ -184,6 +190,9 @@ def audit_document(
     document["holdout"] = None
     if "arm" in contacts.collect_schema() and holdout is not None:
         document["holdout"] = holdout_balance(flags, contacts, baseline_rate=holdout["baseline_rate"])
+    from segment.audit.personal import personalization
+
+    document.update(personalization(flags, contacts, variants=variants, steps=journey_steps, n_steps=n_steps))
     document["delivery"] = None
     if delivery is not None:
         sent = delivery_flags(flags, delivery.lazy())
@@ -238,7 +247,12 @@ def audit_campaign(
         ledger = campaign.ledger or Settings.from_env().ledger_path
     if isinstance(ledger, str | Path):
         ledger = ContactLedger(ledger) if Path(ledger).exists() else None
-    contacts = plan_contacts(campaign, enriched, eligibility, ledger, as_of, run_id=run_id)
+    history = None
+    if campaign.journey is not None and ledger is not None:
+        from segment.campaign.journey import journey_history
+
+        history = journey_history(campaign, *ledger.journey_inputs(campaign.code))
+    contacts = plan_contacts(campaign, enriched, eligibility, ledger, as_of, run_id=run_id, journey=history)
     campaign_groups = list(getattr(getattr(campaign, "audit", None), "groups", None) or [])
     campaign_refs = dict(getattr(getattr(campaign, "audit", None), "reference_groups", None) or {})
     document = audit_document(
@@ -251,6 +265,10 @@ def audit_campaign(
         campaign_info={"code": campaign.code},
         delivery=ledger.delivery_outcomes(campaign.code) if ledger is not None else None,
         holdout={"baseline_rate": campaign.holdout.baseline_rate} if campaign.holdout is not None else None,
+        variants=[v.code for v in campaign.variants],
+        journey_steps=(ledger.journey_inputs(campaign.code)[0].select("patient_id", "step")
+                       if campaign.journey is not None and ledger is not None else None),
+        n_steps=len(campaign.journey.steps) if campaign.journey is not None else 0,
     )
     document["identity"] = _identity_counts(folder)
     html_path = Path(out_html) if out_html is not None else folder / AUDIT_HTML

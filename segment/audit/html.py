@@ -285,6 +285,13 @@ def _reach_sentence(reach: Mapping[str, Any], channels: Sequence[str]) -> str:
     return text
 
 
+def personalization_html(document: dict[str, Any], table: Any, label: Any) -> str:
+    """Variant, journey-step and preferred-channel tables (see :mod:`segment.audit.personal`)."""
+    from segment.audit.personal import personalization_html as render
+
+    return render(document, table, label)
+
+
 def render_html(document: Mapping[str, Any], charts: Mapping[str, str] | None = None) -> str:
     """The complete ``audit.html`` page for a published audit document."""
     charts = dict(charts) if charts is not None else all_charts(document)
@@ -355,7 +362,8 @@ Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
 <section aria-labelledby="groups"><h2 id="groups">Selection by group</h2>{skipped}{dims}</section>
 <section aria-labelledby="reach"><h2 id="reach">Reach gaps</h2>
 <p>{_reach_sentence(reach, campaign.get("channels", []))}</p>{_reach_table(document)}
-<h3 id="delivery">Delivered and failed</h3>{_delivery_html(document)}</section>
+<h3 id="delivery">Delivered and failed</h3>{_delivery_html(document)}
+{personalization_html(dict(document), _table, group_label)}</section>
 {_holdout_html(document)}
 <section aria-labelledby="geocoding"><h2 id="geocoding">Geocoding by group</h2>
 {_geocoding_table(document)}</section>

@@ -35,6 +35,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
+    parser.add_argument("--journey", action="store_true",
+                        help="after the cold run, time a nightly export with a three-step journey and five "
+                             "variants against the plain campaign (scripts/journeybench.py)")
     args = parser.parse_args(argv)
 
     root = args.cache / f"run-{args.patients}-{args.seed}"
@@ -54,7 +57,12 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     first = run_campaign(campaign)
     _print(first, "cold run")
-    second = run_campaign(campaign)
-    _print(second, "second run, unchanged inputs")
+    if args.journey:
+        from journeybench import run as journey_run
+
+        journey_run(campaign, root, DEFAULT_REF_DATE)
+    else:
+        second = run_campaign(campaign)
+        _print(second, "second run, unchanged inputs")
     print(f"total {time.perf_counter() - start:.2f} s; process peak {peak_rss_gib():.2f} GiB")
     return 0

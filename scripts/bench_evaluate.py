@@ -286,9 +286,15 @@ def main(argv: list[str]) -> int:
                         help="CMS130 with the full VSAC value sets: `segment evaluate` vs DuckDB SQL")
     parser.add_argument("--vsac", type=Path, default=DEFAULT_VSAC, help="VSAC folder (with --ecqm)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each process (with --ecqm; best is kept)")
+    parser.add_argument("--engine", choices=["polars", "spark"], default="polars",
+                        help="spark: time the spark engine beside the Polars engine (same inputs, same run)")
+    parser.add_argument("--buckets", default="4", help="with --engine spark: bucket counts, comma-separated (scaling)")
+    parser.add_argument("--master", default="local[2]", help="with --engine spark: the Spark master")
     args = parser.parse_args(argv)
     if args.ecqm:
         return main_ecqm(args)
+    if args.engine == "spark":
+        return main_spark(args)
     folder = args.cache / f"evaluate-{args.patients}-{args.events_per_patient}"
     if args.regenerate or not (folder / "events.parquet").exists():
         with measure("generate inputs (NumPy)", patients=args.patients):
@@ -381,3 +387,39 @@ def main_ecqm(args: argparse.Namespace) -> int:
           f"({sql.peak_gib:.2f} GiB); wall ratio {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}); "
           f"CPU-time ratio {cpu_ratio:.2f}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     return 0 if differences == 0 else 1
+
+
+def main_spark(args: argparse.Namespace) -> int:
+    """All shipped rules on both engines; the spark engine once per bucket count; rows compared."""
+    import time
+
+    from segment.spark.evaluate import evaluate_spark
+    from segment.spark.session import SparkSettings, spark_session
+
+    folder = args.cache / f"evaluate-{args.patients}-{args.events_per_patient}"
+    if args.regenerate or not (folder / "events.parquet").exists():
+        with measure("generate inputs (NumPy)", patients=args.patients):
+            generate(folder, args.patients, args.events_per_patient)
+    rules = default_rules_dir()
+    with measure("evaluate: all 9 shipped rules (Polars engine)") as row:
+        result = evaluate(folder, rules, AS_OF)
+        row["rows"] = f"{result.rows:,}"
+    polars_out = pl.read_parquet(folder / "eligibility.parquet").sort("patient_id", "rule_id")
+    t0 = time.perf_counter()
+    spark = spark_session(SparkSettings(master=args.master, conf={"spark.ui.enabled": "false"}))
+    print(f"spark session ({args.master}) started in {time.perf_counter() - t0:.1f} s", flush=True)
+    out = folder / "spark-out"
+    failed = 0
+    for buckets in [int(b) for b in str(args.buckets).split(",")]:
+        spark.conf.set("spark.sql.shuffle.partitions", str(buckets))
+        with measure(f"evaluate: all 9 shipped rules (spark engine, {buckets} buckets)") as row:
+            sresult = evaluate_spark(folder, rules, AS_OF, spark=spark, buckets=buckets, out=str(out))
+            row["rows"] = f"{sresult.rows:,}"
+            row["per bucket"] = f"{args.patients // buckets:,} patients"
+        spark_out = pl.read_parquet(out / "eligibility.parquet").sort("patient_id", "rule_id")
+        same = spark_out.equals(polars_out) and sresult.waterfall == result.waterfall
+        failed += not same
+        print(f"spark ({buckets} buckets) vs Polars: {'identical' if same else 'DIFFERENT'} rows and waterfall",
+              flush=True)
+    RESULTS.print()
+    return 1 if failed else 0

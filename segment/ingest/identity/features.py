@@ -26,7 +26,7 @@ HOT_BLOCK_VALUE = 8
 #: columns of the linkage frame (besides ``unique_id``, ``source``, ``record``)
 LINKAGE_COLUMNS = (
     "first_name", "first_canon", "last_name", "birth_date", "birth_year", "birth_month", "birth_day",
-    "sex", "address", "zip5", "phone", "email", "identifier",
+    "sex", "address", "address_number", "address_street", "zip5", "phone", "email", "identifier",
 )
 
 
@@ -59,7 +59,13 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         "_birth": birth.dt.strftime("%Y-%m-%d"), "_year": birth.dt.year().cast(pl.String),
         "_month": birth.dt.strftime("%m"), "_day": birth.dt.strftime("%d"),
     })
-    streets = _distinct(one, "address_line1", {"_address": _blank(normalize_street(pl.col("address_line1")))})
+    line = _blank(normalize_street(pl.col("address_line1")))
+    streets = _distinct(one, "address_line1", {
+        "_address": line,
+        # the house number (12, 12B) and the rest of the line, compared apart
+        "_number": line.str.extract(r"^(\d+[A-Z]?)\s", 1),
+        "_street": _blank(line.str.replace(r"^\d+[A-Z]?\s+", "")),
+    })
     looked = pl.concat([first, last, births, streets], how="horizontal", strict=True)
     frame = pl.concat([one, looked], how="horizontal", strict=True).select(
         pl.col("_k_id").alias("unique_id"),
@@ -74,6 +80,8 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         pl.col("_day").alias("birth_day"),
         pl.when(pl.col("sex").is_in(["F", "M"])).then(pl.col("sex")).alias("sex"),
         pl.col("_address").alias("address"),
+        pl.col("_number").alias("address_number"),
+        pl.col("_street").alias("address_street"),
         _blank(pl.col("zip5")).alias("zip5"),
         _blank(pl.col("phone_e164")).alias("phone"),
         _blank(pl.col("email").str.to_lowercase()).alias("email"),

@@ -14,8 +14,8 @@
 - ``identifier`` (SSN last four or an enterprise id): missing, exact, one character off
   (a mistyped or two swapped digits), anything else;
 - ``address``: missing, the same line 1 (Publication 28 normalized) and ZIP, the same
-  line 1, the same house number and line 1 Jaro-Winkler >= 0.90 in the same ZIP, the same
-  ZIP only, anything else;
+  line 1, in the same ZIP a street Jaro-Winkler >= 0.90 with the same house number (or
+  one missing), the same ZIP only, anything else;
 - ``email``: missing, exact (case ignored), the same local part, anything else.
 
 **Training** (:func:`train`): u by random sampling of 1 million record pairs (fixed seed);
@@ -129,8 +129,9 @@ def _levels(name: str, priors: bool) -> list[Any]:
         "address": [
             ('"address_l" = "address_r" AND "zip5_l" = "zip5_r"', "line 1 and ZIP", {}),
             ('"address_l" = "address_r"', "line 1", {}),
-            ('"zip5_l" = "zip5_r" AND split_part("address_l", \' \', 1) = split_part("address_r", \' \', 1) '
-             f'AND {jw}("address_l", "address_r") >= 0.9', "similar line 1, same ZIP", {}),
+            ('"zip5_l" = "zip5_r" AND ("address_number_l" = "address_number_r" OR "address_number_l" IS NULL '
+             f'OR "address_number_r" IS NULL) AND {jw}("address_street_l", "address_street_r") >= 0.9',
+             "similar line 1, same ZIP", {}),
             ('"zip5_l" = "zip5_r"', "ZIP only", {}),
         ],
         "phone": [('"phone_l" = "phone_r"', "exact", {})],

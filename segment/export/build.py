@@ -172,7 +172,8 @@ def build_files(
     """
     c = campaign
     removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED
-               and (s is not ContactStatus.HOLDOUT or c.holdout is not None)}
+               and (s is not ContactStatus.HOLDOUT or c.holdout is not None)
+               and (s is not ContactStatus.JOURNEY_WAITING or c.journey is not None)}
     for status, n in plan.group_by("contact_status").len().iter_rows():
         if status in removed:
             removed[status] = n

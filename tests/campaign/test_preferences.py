@@ -95,3 +95,17 @@ def test_bad_preferences_header_refused_at_load(tmp_path: Path) -> None:
     assert "favourite_colour" in err.value.message and "valid options are: patient_id, email" in err.value.message
     with pytest.raises(CampaignError, match="file not found"):
         make_campaign(tmp_path, preferences="missing.csv")
+
+
+def test_ingest_reads_preferred_channel_words(tmp_path: Path) -> None:
+    from segment.ingest import ingest
+
+    src = tmp_path / "ehr-patients.csv"
+    src.write_text("patient_id,birth_date,preferred_channel\n1,1960-01-02,Text\n2,1961-01-02,E-mail\n"
+                   "3,1962-01-02,US Mail\n4,1963-01-02,Phone call\n5,1964-01-02,pigeon\n6,1965-01-02,\n",
+                   encoding="utf-8")
+    ingest([src], tmp_path / "work", today=AS_OF)
+    got = pl.read_parquet(tmp_path / "work" / "patients.parquet").sort("patient_id")["preferred_channel"]
+    assert got.to_list() == ["sms", "email", "mail", "phone", None, None]
+    rejects = pl.read_csv(tmp_path / "work" / "rejects.csv", infer_schema=False)
+    assert rejects.select("column", "value", "reason").rows() == [("preferred_channel", "pigeon", "unknown channel")]

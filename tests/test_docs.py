@@ -204,6 +204,10 @@ def _fake_ci(tmp_path: Path, first: str, second: str, lint_rc: int = 0) -> subpr
         (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} ran >> \"$(dirname \"$0\")/../../tools.log\"\n"
                                     f"exit {lint_rc}\n", encoding="utf-8")
         (bin_dir / tool).chmod(stat.S_IRWXU)
+    for tool in ("pip", "python"):  # the spark extra and the spark tests, after the README's commands
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> \"$(dirname \"$0\")/../../spark.log\"\n",
+                                    encoding="utf-8")
+        (bin_dir / tool).chmod(stat.S_IRWXU)
     # no apt-get on PATH: only the commands from the README, lint and types run
     fake_path = tmp_path / "path"
     fake_path.mkdir()
@@ -230,6 +234,8 @@ def test_ci_exit_codes(tmp_path: Path, second: str, lint_rc: int, expected: int)
         assert not (tmp_path / "tools.log").exists()
     else:
         assert (tmp_path / "tools.log").read_text().split("\n")[:2] == ["ruff ran", "mypy ran"]
+        assert (tmp_path / "spark.log").read_text().splitlines() == [
+            "pip install -q -e .[test,spark]", "python -m pytest -q -p no:cacheprovider -m spark tests/spark"]
 
 
 def test_ci_stops_when_the_first_command_fails(tmp_path: Path) -> None:

@@ -56,3 +56,16 @@ def test_trained_model_links_accurately_and_never_merges_twins(linked: tuple[Pat
         merged = placed.filter(pl.col(kind) >= 0).select("patient_id", pl.col(kind).alias("person")).join(
             placed.select("patient_id", "person"), on=["patient_id", "person"], how="semi")
         assert merged.height == 0, kind
+
+
+def test_trained_model_and_clusters_are_the_same_on_a_second_run(linked: tuple[Path, pl.DataFrame]) -> None:
+    work, _ = linked
+    again = work.parent / "again"
+    ingest(sorted((work.parent / "extract").glob("*-patients.csv")), again,
+           identity=IdentityOptions(linkage=Linkage.PROBABILISTIC), allow_orphan_events=True)
+    assert pl.read_parquet(again / "patients.parquet").equals(pl.read_parquet(work / "patients.parquet"))
+    first, second = (json.loads((w / "identity-model.json").read_text()) for w in (work, again))
+    first.pop("created")
+    second.pop("created")
+    assert first == second
+    assert (work / "identity-review.csv").read_bytes() == (again / "identity-review.csv").read_bytes()

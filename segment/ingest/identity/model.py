@@ -312,11 +312,12 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
             m_from = "em"
         except Exception as exc:  # Splink raises plain exceptions when a session has no pairs
             log.warning("EM could not run; m keeps its priors", reason=type(exc).__name__)
-    if trainer is not linker:
-        linker = make_linker(con, frame, "records", {**_settings_dict(trainer),
-                                                      "probability_two_random_records_match": lam})
+    # parallel sums differ in the last bits from run to run: rounded, the same extract gives
+    # the same model file and the same scores
+    trained = _rounded({**_settings_dict(trainer), "probability_two_random_records_match": lam})
+    linker = make_linker(con, frame, "records", trained)
     model = LinkageModel(
-        settings=_settings_dict(linker), trained_on=n, m_from=m_from,
+        settings=trained, trained_on=n, m_from=m_from,
         u_from="random sampling" if use_u else "priors",
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), source="trained",
     )
@@ -353,6 +354,23 @@ def prior_lambda(n: int) -> float:
     About one record in two has a duplicate: n/2 matching pairs among n(n-1)/2.
     """
     return min(0.5, 1.0 / max(n - 1, 1))
+
+
+def _rounded(settings_: dict[str, Any]) -> dict[str, Any]:
+    """m, u and lambda to 10 significant digits; no random linker id."""
+    def r(x: Any) -> Any:
+        return float(f"{x:.10g}") if isinstance(x, float) else x
+
+    out = {k: v for k, v in settings_.items() if k != "linker_uid"}
+    out["probability_two_random_records_match"] = r(out["probability_two_random_records_match"])
+    out["comparisons"] = [
+        {**c, "comparison_levels": [
+            {k: r(v) if k in ("m_probability", "u_probability") else v for k, v in lv.items()}
+            for lv in c["comparison_levels"]
+        ]}
+        for c in settings_["comparisons"]
+    ]
+    return out
 
 
 def _settings_dict(linker: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 On the run benchmark's working folder (built by a cold run when missing), exports the demo SMS/email
 campaign twice per night, each with its own fresh ledger: as written (plain), and with a
 three-step journey and five variants. Night 1 starts everyone's journey; night 8 (step 2 due)
-reads a million journey contacts back from the ledger. Prints each export's wall time and the
+reads night 1's journey contacts back from the ledger and decides every patient's step. Prints each export's wall time and the
 difference, the figure the issue bounds (at most 10 s at 1M patients).
 """
 

@@ -307,10 +307,13 @@ def evaluate_frames(
     ).select(needed)
     names = sorted(set().union(*(c.evidence for c in compiled)), key=lambda e: (e.key, e.episode)) if compiled else []
     if names:
-        # the patients' order kept (the streaming engine would not): the same inputs give the same bytes
-        frame = frame.join(
-            last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left",
-            maintain_order="left",
+        # the patients' order restored after the join (the streaming engine reorders rows), so the
+        # same inputs give the same bytes; a sort on a row number costs less than an ordered join
+        frame = (
+            frame.with_row_index("__order")
+            .join(last_event_dates(events, ruleset.valuesets, names, as_of), on="patient_id", how="left")
+            .sort("__order")
+            .drop("__order")
         )
     base = frame.with_columns(
         [cr.branch.alias(f"__branch_{i}") for i, cr in enumerate(compiled)]

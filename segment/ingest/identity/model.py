@@ -27,7 +27,8 @@ Polars and taken as 0.7 of the true matches. An extract over :data:`TRAIN_RECORD
 records trains u and m on complete birth-date and last-name blocks of about that many
 records. Below :data:`MIN_TRAIN_RECORDS` records (or when an EM session cannot run) m
 keeps the documented priors :data:`PRIOR_M` and lambda is :func:`prior_lambda`; below
-:data:`MIN_U_RECORDS` u keeps :data:`PRIOR_U` too.
+:data:`MIN_U_RECORDS` u keeps :data:`PRIOR_U` too. A level EM saw (almost) no matches in
+keeps an m of at least :data:`M_FLOOR`, so its weight cannot outvote everything else.
 
 **Saving and pinning**: the trained model is written as ``identity-model.json`` in the
 working folder: Splink's own settings JSON (every m and u) inside an envelope that names
@@ -356,19 +357,25 @@ def prior_lambda(n: int) -> float:
     return min(0.5, 1.0 / max(n - 1, 1))
 
 
+#: the least m of a level: one EM saw (almost) no matches in must not outvote everything else
+M_FLOOR = 1e-4
+
+
 def _rounded(settings_: dict[str, Any]) -> dict[str, Any]:
-    """m, u and lambda to 10 significant digits; no random linker id."""
+    """m, u and lambda to 10 significant digits, m at least :data:`M_FLOOR`; no random linker id."""
     def r(x: Any) -> Any:
         return float(f"{x:.10g}") if isinstance(x, float) else x
+
+    def level(lv: dict[str, Any]) -> dict[str, Any]:
+        out = {k: r(v) if k in ("m_probability", "u_probability") else v for k, v in lv.items()}
+        if isinstance(out.get("m_probability"), float) and out["m_probability"] < M_FLOOR:
+            out["m_probability"] = M_FLOOR
+        return out
 
     out = {k: v for k, v in settings_.items() if k != "linker_uid"}
     out["probability_two_random_records_match"] = r(out["probability_two_random_records_match"])
     out["comparisons"] = [
-        {**c, "comparison_levels": [
-            {k: r(v) if k in ("m_probability", "u_probability") else v for k, v in lv.items()}
-            for lv in c["comparison_levels"]
-        ]}
-        for c in settings_["comparisons"]
+        {**c, "comparison_levels": [level(lv) for lv in c["comparison_levels"]]} for c in settings_["comparisons"]
     ]
     return out
 

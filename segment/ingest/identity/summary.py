@@ -53,14 +53,20 @@ def identity_report(folder: str | Path) -> IdentityReport:
         summary |= {
             "model": counts.get("model"), "m from": model.m_from, "u from": model.u_from,
             "trained on records": model.trained_on,
-            "prior match probability": model.settings.get("probability_two_random_records_match"),
-            "merge threshold": thresholds.get("merge"), "review threshold": thresholds.get("review"),
-            "same-source threshold": thresholds.get("same_source"),
+            "prior match probability": _g(model.settings.get("probability_two_random_records_match")),
+            "merge threshold": _g(thresholds.get("merge")), "review threshold": _g(thresholds.get("review")),
+            "same-source threshold": _g(thresholds.get("same_source")),
             "merge pairs": counts.get("merge_pairs"),
             **{f"held back: {k}": v for k, v in counts.get("held_back_to_review", {}).items()},
         }
-        parameters = mdl.parameters(model)
+        # small probabilities keep their significant digits (a table would round them to 0)
+        parameters = [{**row, "m": _g(row["m"]), "u": _g(row["u"])} for row in mdl.parameters(model)]
     return IdentityReport(summary, sizes.to_dicts(), parameters)
+
+
+def _g(value: Any) -> Any:
+    """A probability as text with 4 significant digits (``0.9999``, ``3.2e-06``)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 def patient_identity(folder: str | Path, patient_id: str) -> list[dict[str, Any]]:

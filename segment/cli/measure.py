@@ -9,6 +9,7 @@ import click
 
 from segment.cli._vocabulary import SegmentCommand
 from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
+from segment.cli.rules import vsac_option
 
 # segment.measure (and Polars) is imported when the command runs, not at start-up.
 
@@ -46,7 +47,11 @@ def _points(section: dict[str, float | None]) -> str:
               help="The contact ledger (default: the campaign's `ledger:` or SEGMENT_LEDGER).")
 @click.option("--group", "groups", multiple=True, metavar="COLUMN",
               help="Also break the effect down by this enriched column (repeatable).")
+@click.option("--rules", "rules_dir", default=None, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Rules folder the campaign's rules are read from (default: the campaign's `rules:`, "
+                   "else the shipped rules).")
 @as_of_option
+@vsac_option
 def measure(
     workdir: Path,
     campaign: Path,
@@ -55,17 +60,23 @@ def measure(
     out_html: Path | None,
     ledger: Path | None,
     groups: tuple[str, ...],
+    rules_dir: Path | None,
     as_of: dt.date | None,
+    vsac: Path | None,
 ) -> None:
     """Measure completion lift against the holdout (measure.html + measure.json).
 
-    WORKDIR holds a later extract's enriched.parquet and eligibility.parquet, evaluated as of
-    --as-of. Per arm: assigned, reached, completed within --window of the send; the
+    WORKDIR holds a later extract's patients and events (ingested, and enriched when rules
+    or groups read SDOH columns); the campaign's due rules are evaluated on them for every
+    patient of either arm as of the end of their window (capped at --as-of), so no
+    `segment evaluate` run is needed. Per arm: assigned, reached, completed within --window
+    of the send; the
     difference with a Newcombe 95% interval, relative lift, number needed to contact,
     intention-to-treat and per-protocol views, cost per additional completion from the
     campaign's `costs:`, the same by every audit group, and patients lost between extracts.
     """
     from segment.measure import measure_campaign, parse_window, plan_campaign
+    from segment.rules.loader import using_vsac
 
     reporter = get_reporter()
     if plan_only:
@@ -81,8 +92,9 @@ def measure(
             reporter.warning("measure", plan["warning"])
         return
     days = parse_window(window)
-    result = measure_campaign(campaign, workdir, as_of=as_of, window_days=days, ledger=ledger,
-                              out_html=out_html, groups=list(groups))
+    with using_vsac(vsac):
+        result = measure_campaign(campaign, workdir, as_of=as_of, window_days=days, ledger=ledger,
+                                  out_html=out_html, groups=list(groups), rules_dir=rules_dir)
     doc = result.document
     itt, pp = doc["intention_to_treat"], doc["per_protocol"]
     reporter.table("Completion by arm", [

@@ -1,9 +1,10 @@
 """Did it work? Completion in the contacted arm against the randomized holdout.
 
 ``measure_campaign(campaign, workdir)`` reads the arms, contacts and vendor feedback the
-contact ledger recorded for a campaign with a ``holdout:``, and a later extract's
-``enriched.parquet`` and ``eligibility.parquet`` (evaluated as of the measurement date);
-it counts who completed within the window (:mod:`.cohort`), compares the arms with
+contact ledger recorded for a campaign with a ``holdout:``, and a later extract's patients
+and events; it evaluates the campaign's rules again for the assigned patients, as of the end
+of each one's window (:mod:`.completion`), counts who completed within the window
+(:mod:`.cohort`), compares the arms with
 Newcombe intervals, by every audit group, with cost (:mod:`.document`, :mod:`.stats`),
 and writes ``measure.json`` and ``measure.html``. ``plan_campaign`` gives the minimum
 detectable effect before anything is sent.
@@ -24,7 +25,8 @@ from segment.audit.metrics import available_dimensions
 from segment.campaign.model import Arm, RuleStatus
 from segment.errors import CampaignError, ConfigError
 from segment.log import get_logger
-from segment.measure.cohort import cohort
+from segment.measure.cohort import assignments, cohort
+from segment.measure.completion import completions, extract_frames
 from segment.measure.document import build_document, plan_section
 from segment.measure.html import render_html
 
@@ -108,15 +110,22 @@ def measure_campaign(
     ledger: ContactLedger | str | Path | None = None,
     out_html: str | Path | None = None,
     groups: list[str] | None = None,
+    rules_dir: str | Path | None = None,
 ) -> MeasureResult:
     """Measure a campaign's completion lift on a later extract; write ``measure.json``/``.html``.
 
-    ``as_of`` (default today) is the date the later extract's eligibility was evaluated
-    as of: events after it are not counted, and patients whose window has not ended are
-    reported as follow-up incomplete. The HTML goes to ``out_html`` (default
-    ``WORKDIR/measure.html``) and the JSON beside it.
+    The campaign's ``due`` audience rules (from ``rules_dir``, default the campaign's
+    ``rules:`` or the shipped rules) are evaluated on the working folder's patients and
+    events for every patient assigned to either arm, as of the end of their window:
+    ``as_of`` (default today) caps it, so events after it are not counted, and patients
+    whose window has not ended are reported as follow-up incomplete. The HTML goes to
+    ``out_html`` (default ``WORKDIR/measure.html``) and the JSON beside it.
     """
+    from segment.rules.loader import default_rules_dir, load_rules
+
     c = _load(campaign)
+    rules = completion_rules(c)
+    ruleset = load_rules(rules_dir or c.rules or default_rules_dir(), rules)  # every rule checked before data
     led = _ledger(c, ledger)
     folder = Path(workdir)
     as_of = as_of or dt.date.today()
@@ -124,16 +133,20 @@ def measure_campaign(
     if arms.height == 0:
         raise CampaignError(f"the ledger holds no holdout assignment for {c.code}: export the campaign first",
                             path=c.path, key="holdout")
-    enriched = wd.scan(folder, wd.ENRICHED, produced_by="enrich")
-    eligibility = wd.scan(folder, wd.ELIGIBILITY, produced_by="evaluate")
-    rules = completion_rules(c)
+    extract = extract_frames(folder)
     extra = [*c.audit.groups, *(groups or [])]
-    dims, skipped = available_dimensions(enriched.collect_schema().names(), extra)
+    dims, skipped = available_dimensions(extract.patients.collect_schema().names(), extra)
     contacts = led.contacts(c.code)
     contact_ids = arms.filter(pl.col("arm") == str(Arm.CONTACT)).select("patient_id")
     contacts = contacts.join(contact_ids, on="patient_id", how="semi")
-    frame = cohort(arms, contacts, enriched, eligibility, rules=rules, window_days=window_days, as_of=as_of,
-                   outcomes=led.delivery_outcomes(c.code), dimensions=dims).collect()
+    assigned = assignments(arms, contacts, extract.patients, window_days=window_days, as_of=as_of,
+                           outcomes=led.delivery_outcomes(c.code)).collect()
+    windows = assigned.filter(pl.col("patient_id").is_not_null() & ~pl.col("duplicate")).select(
+        "patient_id", "window_end")
+    warnings: list[str] = []
+    done = completions(windows, extract, ruleset, warnings=warnings).collect(engine="streaming")
+    frame = cohort(assigned.lazy(), extract.patients, done.lazy(), window_days=window_days, as_of=as_of,
+                   dimensions=dims).collect()
     messages = {str(k): int(v) for k, v in contacts.group_by("channel").len().rows()}
     design = {
         "percent": c.holdout.percent if c.holdout else None,
@@ -148,6 +161,7 @@ def measure_campaign(
         as_of=as_of, window_days=window_days, rules=rules, messages=messages,
         costs={str(k): float(v) for k, v in c.costs.items()}, design=design, skipped_dimensions=skipped,
     )
+    document["notes"].extend(w for w in dict.fromkeys(warnings) if w not in document["notes"])
     html_path = Path(out_html) if out_html is not None else folder / MEASURE_HTML
     json_path = html_path.with_suffix(".json")
     wd.write_json(json_path, document)

@@ -42,40 +42,29 @@ def _date(col: str) -> pl.Expr:
     return pl.col(col).dt.date()
 
 
-def cohort(
+def assignments(
     arms: pl.DataFrame,
     contacts: pl.DataFrame,
     patients: pl.LazyFrame,
-    eligibility: pl.LazyFrame,
     *,
-    rules: Sequence[str],
     window_days: int,
     as_of: dt.date,
     outcomes: pl.DataFrame | None = None,
-    dimensions: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
-    """One row per assigned patient: :data:`COHORT_COLUMNS` plus ``g:NAME`` group columns.
+    """One row per assigned id: who they are now, their arm, start, window end and whether reached.
 
+    Columns: ``assigned_id``, ``patient_id`` (null: not in the extract), ``arm``, ``start``,
+    ``window_end`` (start + window, or ``as_of`` when earlier: the day the campaign's rules
+    are evaluated as of for this patient), ``reached``, ``merged`` and ``duplicate`` (a
+    second assigned id of a person the linkage model made one).
     ``arms``/``contacts``/``outcomes`` come from the ledger (:meth:`ContactLedger.arms`,
-    :meth:`ContactLedger.contacts`, :meth:`ContactLedger.delivery_outcomes`);
-    ``dimensions`` maps a group name to its patient column (``age_band`` from
-    ``birth_date`` as of ``as_of``).
+    :meth:`ContactLedger.contacts`, :meth:`ContactLedger.delivery_outcomes`).
     """
     schema = patients.collect_schema()
-    dims = dict(dimensions or {})
-    current = patients.select(
-        pl.col("patient_id").cast(pl.String),
-        (pl.col("deceased_date").cast(pl.Date) if "deceased_date" in schema else pl.lit(None, pl.Date))
-        .alias("_deceased"),
-        *[
-            (age_band_expr(col, as_of) if name == "age_band" else pl.col(col).cast(pl.String))
-            .fill_null(MISSING).alias(f"g:{name}")
-            for name, col in dims.items()
-        ],
-    )
     assigned = arms.lazy().select(
         pl.col("patient_id").alias("assigned_id"), "arm", _date("assigned_at").alias("_assigned_on"),
     )
+    current = patients.select(pl.col("patient_id").cast(pl.String))
     ids = current.select(pl.col("patient_id").alias("assigned_id"), pl.col("patient_id"))
     if "source_ids" in schema:  # ids the linkage model merged into a surviving patient
         merged = (
@@ -116,22 +105,55 @@ def cohort(
         .filter(pl.int_range(pl.len()).over("patient_id") > 0)
         .select("assigned_id", pl.lit(True).alias("_dup"))
     )
-    base = base.join(dups, on="assigned_id", how="left").with_columns(pl.col("_dup").fill_null(False))
-    rule_list = [str(r) for r in rules]
-    done = (
-        eligibility.filter(pl.col("rule_id").cast(pl.String).is_in(rule_list) & (pl.col("status") == "not_due"))
-        .select(pl.col("patient_id").cast(pl.String), pl.col("evidence_date").cast(pl.Date))
-        .filter(pl.col("evidence_date").is_not_null())
+    return base.join(dups, on="assigned_id", how="left").select(
+        "assigned_id", "patient_id", "arm", "start",
+        pl.min_horizontal(pl.col("start") + pl.duration(days=window_days), pl.lit(as_of)).alias("window_end"),
+        "reached", "merged", pl.col("_dup").fill_null(False).alias("duplicate"),
     )
-    end = pl.min_horizontal(pl.col("start") + pl.duration(days=window_days), pl.lit(as_of))
+
+
+def cohort(
+    assigned: pl.LazyFrame,
+    patients: pl.LazyFrame,
+    done: pl.LazyFrame,
+    *,
+    window_days: int,
+    as_of: dt.date,
+    dimensions: Mapping[str, str] | None = None,
+) -> pl.LazyFrame:
+    """One row per assigned patient: :data:`COHORT_COLUMNS` plus ``g:NAME`` group columns.
+
+    ``assigned`` is :func:`assignments`; ``done`` holds ``patient_id`` and ``evidence_date``
+    of a completion rule that is ``not_due``, with ``window_end`` when it was evaluated per
+    window (:func:`segment.measure.completion.completions`; only the rows of the patient's
+    own window count). ``dimensions`` maps a group name to its patient column
+    (``age_band`` from ``birth_date`` as of ``as_of``).
+    """
+    schema = patients.collect_schema()
+    dims = dict(dimensions or {})
+    current = patients.select(
+        pl.col("patient_id").cast(pl.String),
+        (pl.col("deceased_date").cast(pl.Date) if "deceased_date" in schema else pl.lit(None, pl.Date))
+        .alias("_deceased"),
+        *[
+            (age_band_expr(col, as_of) if name == "age_band" else pl.col(col).cast(pl.String))
+            .fill_null(MISSING).alias(f"g:{name}")
+            for name, col in dims.items()
+        ],
+    )
+    keys = ["patient_id", "window_end"] if "window_end" in done.collect_schema().names() else ["patient_id"]
+    done = done.select(
+        pl.col("patient_id").cast(pl.String), *[pl.col(k).cast(pl.Date) for k in keys[1:]],
+        pl.col("evidence_date").cast(pl.Date),
+    ).filter(pl.col("evidence_date").is_not_null())
     completion = (
-        base.select("assigned_id", "patient_id", "start")
-        .join(done, on="patient_id", how="inner")
-        .filter((pl.col("evidence_date") > pl.col("start")) & (pl.col("evidence_date") <= end))
+        assigned.select("assigned_id", "patient_id", "start", "window_end")
+        .join(done, on=keys, how="inner")
+        .filter((pl.col("evidence_date") > pl.col("start")) & (pl.col("evidence_date") <= pl.col("window_end")))
         .group_by("assigned_id").agg(pl.col("evidence_date").min().alias("completed_on"))
     )
     out = (
-        base.join(completion, on="assigned_id", how="left")
+        assigned.join(completion, on="assigned_id", how="left")
         .join(current, on="patient_id", how="left")
         .with_columns(
             pl.col("completed_on").is_not_null().alias("completed"),
@@ -140,7 +162,7 @@ def cohort(
         )
         .with_columns(
             pl.when(pl.col("patient_id").is_null()).then(pl.lit("not_in_extract"))
-            .when(pl.col("_dup")).then(pl.lit("merged_duplicate"))
+            .when(pl.col("duplicate")).then(pl.lit("merged_duplicate"))
             .when(pl.col("_deceased").is_not_null() & ~pl.col("completed")
                   & (pl.col("_deceased") <= pl.col("start") + pl.duration(days=window_days)))
             .then(pl.lit("died"))
@@ -148,3 +170,10 @@ def cohort(
         )
     )
     return out.select(*COHORT_COLUMNS, pl.col("^g:.*$"))
+
+
+def completion_rows(eligibility: pl.LazyFrame, rules: Sequence[str]) -> pl.LazyFrame:
+    """``patient_id``, ``evidence_date`` of the ``rules`` rows that are ``not_due`` in an eligibility frame."""
+    return eligibility.filter(
+        pl.col("rule_id").cast(pl.String).is_in([str(r) for r in rules]) & (pl.col("status") == "not_due")
+    ).select(pl.col("patient_id").cast(pl.String), pl.col("evidence_date").cast(pl.Date))

@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 
-from segment.measure.cohort import cohort
+from segment.measure.cohort import assignments, cohort, completion_rows
 
 SENT = dt.datetime(2025, 3, 10, 14, 0, tzinfo=dt.UTC)
 D0 = SENT.date()
@@ -33,7 +33,9 @@ def test_merges_duplicates_deaths_and_departures() -> None:
     elig = pl.DataFrame({"patient_id": ["A", "X", "E", "F"], "rule_id": "crc", "status": ["not_due", "not_due", "due", "not_due"],
                          "evidence_date": [D0 + dt.timedelta(days=40), D0 + dt.timedelta(days=3), None,
                                            D0 + dt.timedelta(days=10)]}).lazy()
-    out = cohort(arms, contacts, patients, elig, rules=["crc"], window_days=90, as_of=dt.date(2025, 9, 1),
+    as_of = dt.date(2025, 9, 1)
+    assigned = assignments(arms, contacts, patients, window_days=90, as_of=as_of)
+    out = cohort(assigned, patients, completion_rows(elig, ["crc"]), window_days=90, as_of=as_of,
                  dimensions={"race": "race"}).collect().sort("assigned_id")
     rows = {r["assigned_id"]: r for r in out.to_dicts()}
     assert rows["A"]["patient_id"] == "A" and rows["A"]["completed"] and rows["A"]["days"] == 40

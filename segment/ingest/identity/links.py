@@ -37,8 +37,9 @@ import polars as pl
 
 from segment.errors import ConfigError
 
-#: levels that are evidence of the same person (besides "missing" and "different")
-WEAK_LEVELS = {("birth_date", "same year"), ("address", "ZIP only")}
+#: levels too weak to count as agreement beyond name and birth date, or to outweigh a contact conflict
+#: (john.smith at two providers can be two people)
+WEAK_LEVELS = {("birth_date", "same year"), ("address", "ZIP only"), ("email", "same local part")}
 #: a first name held by at least this many records, and by at least this share of the
 #: records holding the other name of a pair, is a name of its own rather than a typo
 COMMON_NAME_MIN = 3

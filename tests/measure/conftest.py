@@ -17,9 +17,9 @@ import pytest
 
 from segment.campaign.ledger import ContactLedger
 from segment.export import export_campaign
+from segment.schema import EVENT_SCHEMA
 from tests.campaign.frames import patients
 from tests.campaign.test_holdout import _people, _workdir
-from segment.schema import EVENT_SCHEMA
 from tests.export.helpers import export_campaign_file
 from tests.rules.helpers import COLONOSCOPY_VS, FIT_VS, write_folder
 

@@ -197,18 +197,19 @@ def test_events_are_sex_and_age_appropriate_and_end_at_death() -> None:
 def test_shapefiles_have_tiger_fields(demo) -> None:
     tracts = gpd.read_file(demo.sources["tracts"])
     assert tracts.crs.to_epsg() == 4269
-    assert {"GEOID10", "STATEFP10", "COUNTYFP10", "TRACTCE10", "ALAND10", "AWATER10",
-            "INTPTLAT10", "INTPTLON10"} <= set(tracts.columns)
+    # TIGER/Line 2020 field names: the demo pack is on 2020 tracts
+    assert {"GEOID", "STATEFP", "COUNTYFP", "TRACTCE", "ALAND", "AWATER",
+            "INTPTLAT", "INTPTLON"} <= set(tracts.columns)
     assert 60 <= len(tracts) <= 150
-    assert tracts["GEOID10"].str.fullmatch(r"25901\d{6}").all()
-    assert tracts["INTPTLAT10"].str.fullmatch(r"\+42\.\d{7}").all()
+    assert tracts["GEOID"].str.fullmatch(r"25901\d{6}").all()
+    assert tracts["INTPTLAT"].str.fullmatch(r"\+42\.\d{7}").all()
     bgs = gpd.read_file(demo.sources["block_groups"])
-    assert bgs["GEOID10"].str.fullmatch(r"25901\d{7}").all()
-    per_tract = bgs.groupby("TRACTCE10").size()
+    assert bgs["GEOID"].str.fullmatch(r"25901\d{7}").all()
+    per_tract = bgs.groupby("TRACTCE").size()
     assert per_tract.between(2, 4).all()
     # block groups tile their tract exactly
-    bg_area = bgs.to_crs(26919).dissolve("TRACTCE10").area.sort_index()
-    assert np.allclose(bg_area, tracts.to_crs(26919).set_index("TRACTCE10").area.sort_index())
+    bg_area = bgs.to_crs(26919).dissolve("TRACTCE").area.sort_index()
+    assert np.allclose(bg_area, tracts.to_crs(26919).set_index("TRACTCE").area.sort_index())
     ranges = gpd.read_file(demo.sources["address_ranges"])
     assert {"TLID", "FULLNAME", "LFROMHN", "LTOHN", "RFROMHN", "RTOHN", "ZIPL", "ZIPR",
             "PARITYL", "PARITYR"} <= set(ranges.columns)
@@ -313,7 +314,19 @@ def test_cli_world(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "w" / "reference" / "manifest.json").exists()
     assert (tmp_path / "w" / "extract" / "ehr-events.csv").exists()
-    assert (tmp_path / "w" / "source" / "tl_2010_25_tract10.zip").exists()
+    assert (tmp_path / "w" / "source" / "tl_2020_25_tract.zip").exists()
+
+
+def test_shipped_risk_rules_accept_the_demo_pack_vintages(tmp_path: Path) -> None:
+    # the demo pack is on 2020 tracts with SVI 2022 and ACS 2018-2022, as the shipped rules read
+    world = tmp_path / "w"
+    assert CliRunner().invoke(cli, ["synth", "--patients", "50", "--out", str(world)]).exit_code == 0
+    manifest = json.loads((world / "reference" / "manifest.json").read_text())
+    assert manifest["tract_vintage"] == 2020
+    result = CliRunner().invoke(cli, ["rules", "check", "rules", "--reference", str(world / "reference")])
+    assert result.exit_code == 0, result.output
+    dictionary = pl.read_parquet(world / "reference" / "indicators.parquet").columns
+    assert {"svi_overall_rank", "internet_no_access_pct", "econ_poverty_pct"} <= set(dictionary)
 
 
 @pytest.mark.parametrize("args", [["--sources", "4"], ["--patients", "0"], []])

@@ -76,7 +76,8 @@ def write_demo_world(
         indicators=indicator_files,
         name=PACK_NAME,
         synthetic=True,
-        vintage=2010,
+        vintage=2020,
+        crosswalk=written["crosswalk"],
         source_years={"address_ranges": 2010, "zip_centroids": 2020},
         extra={
             "description": (

@@ -42,14 +42,17 @@ BOUNDS = (-71.95, 42.15, -71.45, 42.45)
 _UTM = "EPSG:26919"  # NAD83 / UTM zone 19N, for areas in square metres
 _FIXED_DATE = dt.date(2026, 1, 1)  # stamped into zip entries and DBF headers
 
-TRACT_ZIP = "tl_2010_25_tract10.zip"
-BLOCK_GROUP_ZIP = "tl_2010_25_bg10.zip"
+TRACT_ZIP = "tl_2020_25_tract.zip"
+BLOCK_GROUP_ZIP = "tl_2020_25_bg.zip"
+#: the fictional county's tracts did not change in 2020: a one-to-one 2010 -> 2020 relationship
+CROSSWALK_FILE = "tract_relationship_2010_2020.csv"
+SVI_FILE = "SVI_2022_US.csv"
+ACS_FILE = "acs5_2022_tract.csv"
 ADDRFEAT_ZIP = f"tl_2010_{COUNTY_FIPS}_addrfeat.zip"
 ZCTA_GAZETTEER = "2020_Gaz_zcta_national.txt"
 OEPS_FILES = (
-    "DS03_T.csv",
-    "EC03_T.csv",
-    "EC05_T.csv",
+    SVI_FILE,
+    ACS_FILE,
     "BE01_T.csv",
     "BE02_RUCA_T.csv",
     "Access03_T.csv",
@@ -498,15 +501,25 @@ def write_geography_sources(geo: DemoGeography, out: Path) -> dict[str, Path]:
     "indicators"}`` to paths (``indicators`` is the folder of OEPS-shaped CSVs).
     """
     out = ensure_private_dir(out)
-    tiger_tracts = geo.tracts.drop(columns=["tract_zip", "urbanicity"])
+    # TIGER/Line 2020 field names (GEOID, TRACTCE, ALAND, ...), as the 2020 files carry them
+    def tiger2020(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        return frame.rename(columns={c: c[:-2] for c in frame.columns if c.endswith("10")})
+
+    tiger_tracts = tiger2020(geo.tracts.drop(columns=["tract_zip", "urbanicity"]))
     addrfeat = geo.streets.drop(columns=["tract_index", "_lfrom", "_lto", "_rfrom", "_rto"])
     paths = {
         "tracts": _write_shapefile_zip(tiger_tracts, out / TRACT_ZIP),
-        "block_groups": _write_shapefile_zip(geo.block_groups, out / BLOCK_GROUP_ZIP),
+        "block_groups": _write_shapefile_zip(tiger2020(geo.block_groups), out / BLOCK_GROUP_ZIP),
         "address_ranges": _write_shapefile_zip(addrfeat, out / ADDRFEAT_ZIP),
         "zip_centroids": _write_gazetteer(geo.zips, out / ZCTA_GAZETTEER),
     }
     paths["indicators"] = _write_oeps(geo.indicators, ensure_private_dir(out / "oeps"))
+    crosswalk = geo.indicators.select(
+        pl.col("GEOID").alias("from_geoid"), pl.col("GEOID").alias("to_geoid"), pl.lit(1.0).alias("weight")
+    )
+    with atomic_open(out / CROSSWALK_FILE, "w", encoding="utf-8", newline="") as fh:
+        crosswalk.write_csv(fh)
+    paths["crosswalk"] = out / CROSSWALK_FILE
     return paths
 
 
@@ -552,20 +565,38 @@ def _write_oeps(ind: pl.DataFrame, folder: Path) -> Path:
         with atomic_open(folder / name, "w", encoding="utf-8", newline="") as fh:
             frame.write_csv(fh, null_value="NA", quote_style="non_numeric" if quote else "necessary")
 
-    write("DS03_T.csv", ind.select(gg, g, "SVIth1", "SVIth2", "SVIth3", "SVIth4", "SVIS"))
-    write("EC03_T.csv", ind.select(gg, g, pl.lit(2018).alias("year"), "unempP", "povP", "pciE"))
-    ec05 = ind.select(
-        g,
-        "total",
-        "IntSub",
-        "IntNoSub",
-        "noInt",
-        (pl.col("IntSub") / pl.col("total") * 100).round(2).alias("IntSubPct"),
-        (pl.col("IntNoSub") / pl.col("total") * 100).round(2).alias("IntNoSubPct"),
-        "NoIntPct",
-        pl.lit(2019).alias("year"),
+    # CDC/ATSDR SVI 2022 tract file layout: 11-digit FIPS, RPL_THEME1..4, RPL_THEMES, -999
+    # where a tract has no ranks (no population)
+    svi = ind.select(
+        pl.lit(STATE_FIPS).alias("ST"),
+        pl.lit("Massachusetts").alias("STATE"),
+        pl.lit(STATE).alias("ST_ABBR"),
+        g.str.slice(0, 5).alias("STCNTY"),
+        g.alias("FIPS"),
+        *(pl.col(src).round(4).fill_null(-999).alias(dst) for src, dst in (
+            ("SVIth1", "RPL_THEME1"), ("SVIth2", "RPL_THEME2"), ("SVIth3", "RPL_THEME3"),
+            ("SVIth4", "RPL_THEME4"), ("SVIS", "RPL_THEMES"))),
     )
-    write("EC05_T.csv", ec05, quote=True)  # quotes strings and header, as the real file
+    write(SVI_FILE, svi)
+    # an ACS 2018-2022 5-year pull as the Census Data API returns it (state, county, tract and
+    # the estimate variables), counts derived from the synthetic shares
+    pop = (pl.col("total") * 2.4).round().cast(pl.Int64)
+    labour = (pop * 0.62).round().cast(pl.Int64)
+    acs = ind.select(
+        pl.lit(STATE_FIPS).alias("state"),
+        g.str.slice(2, 3).alias("county"),
+        g.str.slice(5, 6).alias("tract"),
+        pl.lit(2022).alias("year"),
+        pop.alias("B17001_001E"),
+        (pop * pl.col("povP") / 100).round().cast(pl.Int64).alias("B17001_002E"),
+        labour.alias("B23025_003E"),
+        (labour * pl.col("unempP") / 100).round().cast(pl.Int64).alias("B23025_005E"),
+        (pl.col("pciE") * 2.4).round().cast(pl.Int64).alias("B19013_001E"),
+        pl.col("total").alias("B28002_001E"),
+        pl.col("IntSub").alias("B28002_004E"),
+        pl.col("noInt").alias("B28002_013E"),
+    )
+    write(ACS_FILE, acs)
     be01 = ind.select(
         g.str.strip_chars_start("0").alias("GEOID"),  # this OEPS file drops leading zeros
         "totUnits",

@@ -3,10 +3,11 @@
 Builds (once, cached) a campaign that was sent with a 10% holdout stratified by race:
 ``enriched.parquet`` with the audit's group columns and linkage ``source_ids``, the
 contact ledger with every patient's arm and the contacted arm's messages, and a later
-extract's ``eligibility.parquet`` in which the contacted arm completed more often (about
-24% against 20%), some patients left, died or were merged. Then times
-``measure_campaign`` end to end (ledger reads, cohort, figures by every group,
-suppression, JSON and HTML).
+extract's ``events.parquet`` (10 unrelated events per patient, plus a FIT in the window for
+about 24% of the contacted arm against 20% of the holdout, and a second FIT after the window
+for a quarter of those) in which some patients left, died or were merged. Then times
+``measure_campaign`` end to end (ledger reads, the shipped colorectal rule evaluated per
+window end, cohort, figures by every group, suppression, JSON and HTML).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from segment.campaign import load_campaign
 from segment.campaign.holdout import assign_arms, holdout_key
 from segment.campaign.ledger import ContactLedger
 from segment.measure import measure_campaign
+from segment.schema import EVENT_SCHEMA
 
 SENT = dt.datetime(2025, 3, 10, 14, 0, tzinfo=dt.UTC)
 LATER = dt.date(2025, 7, 1)
@@ -35,7 +37,7 @@ LATER = dt.date(2025, 7, 1)
 def _campaign(root: Path) -> Path:
     path = root / "campaign.yaml"
     path.write_text(yaml.safe_dump({
-        "version": 1, "code": "BENCH-MEASURE", "audience": {"all": {"crc": "due"}},
+        "version": 1, "code": "BENCH-MEASURE", "audience": {"all": {"colorectal-cancer-screening": "due"}},
         "channels": ["sms", "email"],
         "vendors": {"sms": {"profile": "twilio", "fields": ["first_name"]},
                     "email": {"profile": "braze", "fields": ["first_name"]}},
@@ -60,7 +62,7 @@ def build(root: Path, n: int, seed: int) -> Path:
         "race": races[rng.choice(5, n, p=[0.6, 0.18, 0.07, 0.02, 0.13])],
         "ethnicity": np.array(["Not Hispanic", "Hispanic"], dtype=object)[rng.choice(2, n, p=[0.8, 0.2])],
         "sex": np.array(["F", "M"], dtype=object)[rng.integers(0, 2, n)],
-        "birth_date": pl.Series(rng.integers(-9000, 0, n)).cast(pl.Date),
+        "birth_date": pl.Series(rng.integers(-5000, 1500, n)).cast(pl.Date),  # aged 50 to 68 in 2025
         "language": np.array(["en", "es", "zh"], dtype=object)[rng.choice(3, n, p=[0.8, 0.15, 0.05])],
         "need_index_quintile": pl.Series(rng.integers(1, 6, n)).cast(pl.Int8),
         "rurality": np.array(["Urban", "Rural"], dtype=object)[rng.choice(2, n, p=[0.8, 0.2])],
@@ -97,13 +99,26 @@ def build(root: Path, n: int, seed: int) -> Path:
         pl.concat_list(pl.lit("M") + pl.col("patient_id"), pl.col("patient_id")).alias("source_ids"))
     pl.concat([survivors, renamed]).write_parquet(work / "enriched.parquet")
     new_ids = np.where(merged, np.char.add("M", ids.to_numpy().astype(str)), ids.to_numpy().astype(str))
-    elig = pl.DataFrame({
-        "patient_id": new_ids, "rule_id": "crc", "rule_version": "1",
-        "status": np.where(completed, "not_due", "due"), "reason": "r",
-        "evidence_date": pl.Series(days).cast(pl.Int32).zip_with(pl.Series(completed), pl.Series([None], dtype=pl.Int32)),
-    }).filter(pl.Series(~left)).with_columns(
-        (pl.lit(SENT.date()) + pl.duration(days=pl.col("evidence_date"))).cast(pl.Date).alias("evidence_date"))
-    elig.write_parquet(work / "eligibility.parquet")
+    per = 10  # unrelated events (encounters, conditions, other labs) per patient
+    background = pl.DataFrame({
+        "patient_id": np.repeat(new_ids, per),
+        "event_type": np.array(["encounter", "condition", "observation"], dtype=object)[rng.integers(0, 3, n * per)],
+        "code_system": "CPT",
+        "code": np.array(["99213", "99214", "80053", "85025", "83036"], dtype=object)[rng.integers(0, 5, n * per)],
+        "event_date": pl.Series(rng.integers(19000, 20270, n * per)).cast(pl.Date),
+    })
+    retest = completed & (rng.random(n) < 0.25)
+    fit = pl.DataFrame({
+        "patient_id": np.concatenate([new_ids[completed], new_ids[retest]]),
+        "event_type": "observation", "code_system": "LOINC", "code": "57905-2",
+        "event_date": pl.Series(np.concatenate([days[completed], rng.integers(91, 110, int(retest.sum()))]))
+        .cast(pl.Int32),
+    }).with_columns((pl.lit(SENT.date()) + pl.duration(days=pl.col("event_date"))).cast(pl.Date).alias("event_date"))
+    events = pl.concat([background, fit]).join(
+        pl.DataFrame({"patient_id": new_ids[~left]}), on="patient_id", how="semi")
+    events.select(
+        *[pl.col(c) if c in events.columns else pl.lit(None, t).alias(c) for c, t in EVENT_SCHEMA.items()]
+    ).cast(EVENT_SCHEMA).write_parquet(work / "events.parquet")  # type: ignore[arg-type]
     done.touch()
     return _campaign(root)
 
@@ -115,7 +130,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
     parser.add_argument("--repeat", type=int, default=2, help="timed measurements (the first is cold)")
     args = parser.parse_args(argv)
-    root = args.cache / f"measure-{args.patients}-{args.seed}"
+    root = args.cache / f"measure-events-{args.patients}-{args.seed}"
     root.mkdir(parents=True, exist_ok=True)
     with measure("build the sent campaign and the later extract (cached)", patients=args.patients):
         campaign = build(root, args.patients, args.seed)

@@ -1,7 +1,8 @@
 """The measured cohort: one row per patient assigned to an arm, with what happened to them.
 
-:func:`cohort` joins the ledger's arms and contacts (and vendor feedback) to a later
-extract's patients and eligibility, all as LazyFrames:
+:func:`assignments` joins the ledger's arms and contacts (and vendor feedback) to a later
+extract's patients; :func:`cohort` adds the completions (the campaign's rules evaluated as
+of each window's end, :mod:`segment.measure.completion`), all as LazyFrames:
 
 - **identity**: an assigned id still in the extract is itself; an id merged into another
   patient by the linkage model is followed to the surviving id (it is one of that
@@ -13,9 +14,9 @@ extract's patients and eligibility, all as LazyFrames:
 - **start**: the day of the patient's first send of the campaign (contact arm, sent), else
   the planned send time of the run that assigned them (the holdout, and contact-arm
   patients a cap or a failure kept from being sent): both arms start the same day.
-- **completed**: one of the campaign's ``due`` rules is now ``not_due`` through a
-  qualifying event (the rule's ``evidence_date``) after the start day and no later than
-  start + window (and the as-of date).
+- **completed**: one of the campaign's ``due`` rules is ``not_due`` at the window's end
+  through a qualifying event (the rule's ``evidence_date``) after the start day and no
+  later than start + window (and the as-of date).
 - **reached**: sent; delivered, when vendor feedback exists for the campaign.
 """
 

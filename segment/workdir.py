@@ -44,6 +44,9 @@ RUN_LOG = "run-log.jsonl"
 OWN_OUTPUTS = frozenset({
     PATIENTS, EVENTS, REJECTS, INGEST_REPORT, GEOCODED, GEOCODE_REPORT, GEOCODE_CACHE,
     ENRICHED, ENRICH_REPORT, ELIGIBILITY, EVALUATE_REPORT, ".stage-hashes.json", "audit.json", "audit.html",
+    # identity resolution (segment.ingest.identity), personal preferences, measured outcomes
+    "identity-report.json", "identity-model.json", "identity-review.csv", "identity-links.parquet",
+    ".file-hashes.json", "preferences-rejects.csv", "measure.json", "measure.html",
 })
 
 DIR_MODE = 0o700

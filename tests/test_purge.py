@@ -52,7 +52,8 @@ def test_user_files_with_product_names_are_never_removed(tmp_path: Path) -> None
     for p in mine:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("mine")
-    written = [work / n for n in ("patients.parquet", "events.parquet", "rejects.csv", "ingest-report.json")]
+    written = [work / n for n in ("patients.parquet", "events.parquet", "rejects.csv", "ingest-report.json",
+                                  "identity-report.json")]
     _age(*mine, *written)
     result = purge(work, parse_duration("30d"))
     assert result.removed == sorted(p.name for p in written)
@@ -68,7 +69,7 @@ def test_only_old_files_go_and_the_record_keeps_the_rest(tmp_path: Path) -> None
     dry = purge(work, parse_duration("30d"), dry_run=True)
     assert dry.removed == ["patients.parquet"] and (work / "patients.parquet").exists()
     result = purge(work, parse_duration("30d"))
-    assert result.removed == ["patients.parquet"] and result.kept == 3
+    assert result.removed == ["patients.parquet"] and result.kept == 4  # events, rejects, both reports
     # later files are still recorded, so a later purge still finds them
     _age(work / "events.parquet")
     assert purge(work, parse_duration("30d")).removed == ["events.parquet"]
@@ -80,7 +81,8 @@ def test_a_file_replaced_since_segment_wrote_it_is_kept(tmp_path: Path) -> None:
     (work / "rejects.csv").unlink()
     (work / "rejects.csv").write_text("the user's own rejects, same name\n")
     _age(work / "rejects.csv")
-    assert purge(work, parse_duration("0s")).removed == ["events.parquet", "ingest-report.json", "patients.parquet"]
+    assert purge(work, parse_duration("0s")).removed == [
+        "events.parquet", "identity-report.json", "ingest-report.json", "patients.parquet"]
     assert (work / "rejects.csv").read_text().startswith("the user's own")
 
 

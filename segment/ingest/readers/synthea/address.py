@@ -34,7 +34,9 @@ _FAKER_SUFFIXES = (
     "PATHWAY", "PROMENADE", "QUAY", "VALE", "WYND",
 )
 _SUFFIXES = sorted({*STREET_TYPES, *_FAKER_SUFFIXES}, key=len, reverse=True)
-_UNIT = r"(?:APT\.?|APARTMENT|SUITE|STE\.?|UNIT|#)\s*[A-Z0-9-]+"
+#: a unit: the designator is a word of its own ("Ste 4", "Ste. 4", "#4"), so a city such as
+#: "Stea" is not read as "Ste A"
+_UNIT = r"(?:(?:APT|STE)\.\s*|(?:APT|APARTMENT|SUITE|STE|UNIT)\s+|#\s*)[A-Z0-9-]+"
 _TAIL = r"\s+(?P<state>[A-Z]{2})\s+(?P<zip>\d{5})(?:-?\d{4})?(?:\s+(?:US|USA))?$"
 #: NUMBER NAME SUFFIX [UNIT] CITY ST ZIP [US] (a directional NAME is refused after the match)
 SHAPE = (

@@ -59,7 +59,7 @@ PATIENT_INPUT_COLUMNS = (
     "patient_id", "first_name", "last_name", "birth_date", "sex", "address_line1",
     "address_line2", "city", "state", "zip5", "email", "phone_e164", "phone_type", "language",
     "preferred_channel", "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
-    "updated_at", "source_lat", "source_lon",
+    "updated_at", "source_lat", "source_lon", "ssn_last4", "enterprise_id",
 )
 EVENT_INPUT_COLUMNS = (
     "patient_id", "event_type", "code_system", "code", "event_date", "value", "unit",
@@ -75,7 +75,7 @@ PatientColumn = Literal[
     "patient_id", "first_name", "last_name", "birth_date", "sex", "address_line1",
     "address_line2", "city", "state", "zip5", "email", "phone_e164", "phone_type", "language",
     "preferred_channel", "race", "ethnicity", "email_consent", "sms_consent", "do_not_contact", "deceased_date",
-    "updated_at", "source_lat", "source_lon",
+    "updated_at", "source_lat", "source_lon", "ssn_last4", "enterprise_id",
 ]
 EventColumn = Literal[
     "patient_id", "event_type", "code_system", "code", "event_date", "value", "unit", "event_end",

@@ -339,6 +339,15 @@ def normalize_text(expr: pl.Expr) -> Normalized:
     return Normalized(blank_to_null(expr).str.replace_all(r"\s+", " "), _no_problem())
 
 
+def ssn_last4(expr: pl.Expr) -> pl.Expr:
+    """The last four digits of a Social Security number (whole, dashed or masked like
+    ``XXX-XX-1234``), else null; the rest of the number is never kept."""
+    digits = blank_to_null(expr).str.replace_all(r"\D", "")
+    last = digits.str.slice(-4)
+    usable = digits.str.len_chars().is_between(4, 9) & (last != "0000")
+    return pl.when(usable).then(last).otherwise(None)
+
+
 def normalize_float(expr: pl.Expr, reason: str = "not a number") -> Normalized:
     """A float from text; unparseable text is null with a problem."""
     s = blank_to_null(expr)

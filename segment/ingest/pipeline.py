@@ -44,6 +44,7 @@ from segment.ingest.frames import (
     with_all_columns,
 )
 from segment.ingest.identity import IdentityOptions, resolve
+from segment.ingest.identity.features import IDENTIFIER_COLUMNS
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS, Mapping, load_mapping
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.race import normalize_ethnicity, normalize_race
@@ -274,6 +275,9 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
         *[nz.normalize_text(pl.col(f"{c}__raw")).value.alias(f"{c}_source") for c in ("race", "ethnicity")],
         *[nz.normalize_text(pl.col(c)).value.alias(c) for c in ("address_line1", "address_line2")],
         nz.blank_to_null(pl.col("phone_e164")).alias("_phone_raw"),
+        # shared identifiers for identity resolution only (never in patients.parquet)
+        nz.ssn_last4(pl.col("ssn_last4")).alias("ssn_last4"),
+        nz.blank_to_null(pl.col("enterprise_id")).alias("enterprise_id"),
         nz.blank_to_null(pl.col("email")).alias("_email_raw"),
         pl.col("_v_zip5").alias("zip5"),
         pl.col("_p_zip5").alias("zip5__problem"),
@@ -418,7 +422,7 @@ def _ingest(
         records = _contact_lookups(records)
     patient_rejects = _patient_rejects(records)
     kept = records.filter(pl.col("_row_problem").is_null()).select(
-        *MERGE_INPUT, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
+        *MERGE_INPUT, *IDENTIFIER_COLUMNS, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
     )
     log.info("patient records normalized", rows=records.height, kept=kept.height)
     file_counts = _patient_counts(records, patient_rejects, patient_parts)

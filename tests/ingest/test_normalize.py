@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_series_equal
@@ -98,3 +100,34 @@ def test_language() -> None:
     v, p = _apply(nz.normalize_language, ["Spanish", "spa", "zh-CN", "POR", "Portuguese (Brazil)", "Unknown", "Klingon"])
     assert v == ["es", "es", "zh", "pt", "pt", None, None]
     assert p[-1] == "unknown language"
+
+
+def test_ssn_keeps_only_its_last_four_digits() -> None:
+    raw = pl.Series(["123-45-6789", "XXX-XX-1234", "999 88 7777", "0000", "12", "", None, "abc"])
+    out = pl.select(nz.ssn_last4(pl.lit(raw))).to_series()
+    assert out.to_list() == ["6789", "1234", "7777", None, None, None, None, None]
+
+
+def test_shared_identifiers_reach_linkage_but_not_patients_parquet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssn_last4 and enterprise_id are read for identity resolution only (minimum necessary)."""
+    import segment.ingest.pipeline as pipeline
+    from segment.ingest import ingest
+
+    src = tmp_path / "clinic-patients.csv"
+    src.write_text(
+        "patient_id,first_name,last_name,birth_date,sex,ssn_last4,enterprise_id\n"
+        "P1,Ann,Lee,1960-01-02,F,123-45-6789, E-77 \n", encoding="utf-8")
+    seen: dict[str, list[object]] = {}
+    real = pipeline.resolve
+
+    def spy(records: pl.DataFrame, *args: object, **kwargs: object) -> object:
+        seen.update(records.select("ssn_last4", "enterprise_id").to_dict(as_series=False))
+        return real(records, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "resolve", spy)
+    ingest([src], tmp_path / "w", today=dt.date(2026, 2, 1))
+    assert seen == {"ssn_last4": ["6789"], "enterprise_id": ["E-77"]}
+    written = pl.read_parquet(tmp_path / "w" / "patients.parquet")
+    assert not {"ssn_last4", "enterprise_id"} & set(written.columns)

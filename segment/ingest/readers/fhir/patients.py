@@ -39,6 +39,8 @@ RACE_URLS = ("http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
 ETHNICITY_URLS = ("http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
                   "http://hl7.org/fhir/StructureDefinition/us-core-ethnicity")
 BCP47 = "urn:ietf:bcp:47"
+#: the identifier system of a US Social Security number
+SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 
 
 def _pick(items: pl.Expr, prefer: pl.Expr, exclude: pl.Expr | None = None) -> pl.Expr:
@@ -88,6 +90,8 @@ def patient_frame(frame: pl.LazyFrame, today: dt.date, keep: Sequence[str] = ())
         _pick(phones, (_field("use") == "mobile") | (_field("system") == "sms")).alias("_phone"),
         pl.col("telecom").list.eval(e.filter((_field("system") == "email") & not_old)).list.first().alias("_email"),
         _pick(pl.col("communication"), _field("preferred") == "true").struct.field("language").alias("_lang"),
+        pl.col("identifier").list.eval(e.filter(_field("system") == SSN_SYSTEM)).list.first()
+        .struct.field("value").alias("_ssn"),
     ).with_columns(
         pl.col("_addr").struct.field("extension").list.eval(e.filter(_field("url") == GEOLOCATION_URL))
         .list.first().struct.field("extension").alias("_geo"),
@@ -127,6 +131,8 @@ def patient_frame(frame: pl.LazyFrame, today: dt.date, keep: Sequence[str] = ())
             pl.when(pl.col("deceasedBoolean") == "true").then(pl.lit(today.isoformat())),
         ).alias("deceased_date"),
         pl.col("meta").struct.field("lastUpdated").alias("updated_at"),
+        # the US SSN identifier (only its last four digits are kept, for identity resolution)
+        pl.col("_ssn").alias("ssn_last4"),
         _sub_extension(pl.col("_geo"), "latitude", "valueDecimal").alias("source_lat"),
         _sub_extension(pl.col("_geo"), "longitude", "valueDecimal").alias("source_lon"),
     )

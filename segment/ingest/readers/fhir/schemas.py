@@ -34,6 +34,7 @@ PATIENT: dict[str, DType] = {
     "telecom": pl.List(pl.Struct({"system": S, "value": S, "use": S, "rank": S})),
     "communication": pl.List(pl.Struct({"language": CONCEPT, "preferred": S})),
     "extension": pl.List(EXTENSION),
+    "identifier": pl.List(pl.Struct({"system": S, "value": S})),
 }
 CONDITION: dict[str, DType] = {
     "subject": REFERENCE, "code": CONCEPT, "verificationStatus": CONCEPT,

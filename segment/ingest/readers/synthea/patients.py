@@ -24,10 +24,11 @@ PATIENT_COLUMNS = {
     "ZIP": "zip5",
     "LAT": "source_lat",
     "LON": "source_lon",
+    "SSN": "ssn_last4",  # only its last four digits are kept (for identity resolution)
 }
 #: read but with no canonical column: left out
 NOT_CANONICAL = (
-    "SSN", "DRIVERS", "PASSPORT", "PREFIX", "MIDDLE", "SUFFIX", "MAIDEN", "MARITAL", "BIRTHPLACE",
+    "DRIVERS", "PASSPORT", "PREFIX", "MIDDLE", "SUFFIX", "MAIDEN", "MARITAL", "BIRTHPLACE",
     "COUNTY", "FIPS", "HEALTHCARE_EXPENSES", "HEALTHCARE_COVERAGE", "INCOME",
 )
 _NAMES = ("first_name", "last_name")

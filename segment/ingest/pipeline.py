@@ -289,26 +289,14 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], today: dt.date) 
     )
 
 
-def _contact_tables(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Phones and emails through their libraries, once per distinct raw text.
-
-    Reads the raw records only (the same trimmed texts :func:`normalize_patients` keeps as
-    ``_phone_raw``/``_email_raw``), so it runs beside the normalization.
-    """
-    lazy = raw.lazy()
+def _contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
+    """Phones and emails through their libraries, once per distinct raw text."""
+    lazy = records.lazy()
     phones = phone_lookup(
-        lazy.select(nz.blank_to_null(pl.col("phone_e164")).alias("phone_raw")).drop_nulls(), "phone_raw"
+        lazy.select(pl.col("_phone_raw").alias("phone_raw")).drop_nulls(), "phone_raw"
     )
-    emails = email_lookup(
-        lazy.select(nz.blank_to_null(pl.col("email")).alias("email_raw")).drop_nulls(), "email_raw"
-    )
+    emails = email_lookup(lazy.select(pl.col("_email_raw").alias("email_raw")).drop_nulls(), "email_raw")
     phones_df, emails_df = pl.collect_all([phones, emails])
-    return phones_df, emails_df
-
-
-def _contact_lookups(records: pl.DataFrame, tables: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
-    """The normalized records with the phone and email answers of :func:`_contact_tables`."""
-    phones_df, emails_df = tables
     # only the keys go through the joins; the results are placed beside the wide frame
     found = (
         records.select("_phone_raw", "_email_raw", "_phone_type_src")
@@ -392,10 +380,9 @@ def ingest(
         for i, p in enumerate(paths)
     ]
     try:
-        # the events are read and looked up on another thread while the patients are normalized
-        # and merged, and so are the patients' phones and emails (Polars releases the GIL);
-        # leaving the block waits for them
-        with ThreadPoolExecutor(2, thread_name_prefix="segment-ingest") as pool:
+        # the events are read and looked up on a second thread while the patients are
+        # normalized and merged (Polars releases the GIL); leaving the block waits for it
+        with ThreadPoolExecutor(1, thread_name_prefix="segment-events") as pool:
             return _ingest(specs, Path(out), today, started, max_orphan_fraction, allow_orphan_events, identity,
                            pool=pool)
     finally:
@@ -429,14 +416,10 @@ def _ingest(
 
     with _step("patients normalized"):
         raw_patients = _collect(_stack(patient_parts, PATIENT_INPUT_COLUMNS, order), patient_parts)
-        # phones and emails are looked up beside the normalization (single-threaded work each)
-        contacts_ahead = pool.submit(_contact_tables, raw_patients) if pool is not None else None
         records = normalize_patients(raw_patients.lazy(), patient_parts, today).collect()
+        del raw_patients
     with _step("phones and emails looked up"):
-        tables = contacts_ahead.result() if contacts_ahead is not None else _contact_tables(raw_patients)
-        del raw_patients, contacts_ahead
-        records = _contact_lookups(records, tables)
-        del tables
+        records = _contact_lookups(records)
     patient_rejects = _patient_rejects(records)
     kept = records.filter(pl.col("_row_problem").is_null()).select(
         *MERGE_INPUT, *IDENTIFIER_COLUMNS, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")

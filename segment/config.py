@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -61,38 +61,31 @@ MAX_YAML_ALIASES = 1000
 MAX_YAML_NODES = 1_000_000
 
 
-class Sexagesimal(int):
+class _AsWritten:
+    """A number that keeps the text YAML read it from; its ``repr`` is that text."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> Self:
+        """The number YAML read, remembering the text it was read from."""
+        obj = super().__new__(cls, value)  # type: ignore[call-arg]  # int or float, by the subclass
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class Sexagesimal(_AsWritten, int):
     """An unquoted ``10:00``, which YAML 1.1 reads as the number 600 (base 60).
 
     It stays an int for YAML's sake, but keeps the text as written so a validator can
     refuse it by what the user typed (its ``repr`` is that text).
     """
 
-    text: str
 
-    def __new__(cls, value: int, text: str) -> Sexagesimal:
-        """The number YAML read, remembering the text it was read from."""
-        obj = super().__new__(cls, value)
-        obj.text = text
-        return obj
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-class SexagesimalFloat(float):
+class SexagesimalFloat(_AsWritten, float):
     """An unquoted ``10:30.5``, which YAML 1.1 reads as a base-60 float (see :class:`Sexagesimal`)."""
-
-    text: str
-
-    def __new__(cls, value: float, text: str) -> SexagesimalFloat:
-        """The number YAML read, remembering the text it was read from."""
-        obj = super().__new__(cls, value)
-        obj.text = text
-        return obj
-
-    def __repr__(self) -> str:
-        return self.text
 
 
 def _limit_error(problem: str, mark: yaml.Mark | None) -> yaml.composer.ComposerError:
@@ -172,14 +165,12 @@ def _check_expansion(root: yaml.Node) -> None:
 
 def _construct_int(loader: _LineLoader, node: yaml.ScalarNode) -> int:
     value = yaml.SafeLoader.construct_yaml_int(loader, node)
-    text = str(node.value)
-    return Sexagesimal(value, text) if ":" in text else value
+    return Sexagesimal(value, node.value) if ":" in node.value else value
 
 
 def _construct_float(loader: _LineLoader, node: yaml.ScalarNode) -> float:
     value = yaml.SafeLoader.construct_yaml_float(loader, node)
-    text = str(node.value)
-    return SexagesimalFloat(value, text) if ":" in text else value
+    return SexagesimalFloat(value, node.value) if ":" in node.value else value
 
 
 def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:

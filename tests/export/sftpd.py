@@ -2,6 +2,8 @@
 
 - ``drop_uploads_matching``: every write to a file whose name matches drops the
   connection (so retries fail too, until the test switches it off);
+- ``drop_next_upload_midway``: the next write past a file's first chunk drops the
+  connection, once (a transient fault the retries must get over);
 - ``refuse_removes``: every ``remove`` drops the connection (``refuse_removes_after_drop``:
   from the first upload drop on);
 - ``write_modes``: the permission bits of each file at each write (nothing may be
@@ -43,6 +45,7 @@ class FaultySftpServer:
         self.root = root
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.drop_uploads_matching: re.Pattern[str] | None = None
+        self.drop_next_upload_midway = False
         self.refuse_removes = False
         self.refuse_removes_after_drop = False
         self.drops = 0
@@ -76,6 +79,9 @@ class FaultySftpServer:
                 if pattern is not None and pattern.search(name):
                     if server.refuse_removes_after_drop:
                         server.refuse_removes = True
+                    self._drop()
+                if server.drop_next_upload_midway and offset > 0:
+                    server.drop_next_upload_midway = False
                     self._drop()
                 server.write_modes.append((name, stat.S_IMODE(os.fstat(file_obj.fileno()).st_mode)))
                 return super().write(file_obj, offset, data)

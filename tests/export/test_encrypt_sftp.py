@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncssh
 import gnupg
 import pytest
 
@@ -18,8 +15,9 @@ from segment.errors import DeliveryError
 from segment.export import export_campaign
 from segment.export.deliver import SftpDestination, parse_destination
 from segment.export.transfer import SftpTransport
-from tests.export.conftest import AS_OF
+from tests.export.conftest import AS_OF, write_workdir
 from tests.export.helpers import export_campaign_file
+from tests.export.sftpd import PASSWORD, USER, FaultySftpServer, sftp_settings, sftpd  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +53,6 @@ def test_encryption_round_trip(gpg_home: tuple[Path, str], workdir: Path, tmp_pa
     assert res.manifest_path == out / f"manifest-{res.campaign_code}-run1.json"
     manifest = json.loads(res.manifest_path.read_text())
     assert manifest["encryption"] == {"email": fpr}
-    import hashlib
     assert manifest["files"][0]["plaintext_sha256"] == hashlib.sha256(bytes(plain.data)).hexdigest()
 
 
@@ -69,121 +66,40 @@ def test_unknown_encryption_key_refused_before_data(gpg_home: tuple[Path, str], 
         export_campaign(camp, tmp_path / "no-such-workdir", tmp_path / "out", as_of=AS_OF)
 
 
-# -- a real SFTP server on 127.0.0.1 (asyncssh) --------------------------------------
-class _Server(asyncssh.SSHServer):
-    def begin_auth(self, username: str) -> bool:
-        return True
-
-    def password_auth_supported(self) -> bool:
-        return True
-
-    def validate_password(self, username: str, password: str) -> bool:
-        return username == "mkt" and password == "s3cret-test"
-
-
-class SftpServer:
-    """asyncssh SFTP server in a background thread; can drop the first upload mid-way."""
-
-    def __init__(self, root: Path, host_key: asyncssh.SSHKey) -> None:
-        self.root = root
-        self.host_key = host_key
-        self.drop_next_upload = False
-        self.visible_partials: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.port = 0
-
-    def start(self) -> None:
-        self.thread.start()
-        server = self
-
-        class Handler(asyncssh.SFTPServer):
-            def __init__(self, chan: asyncssh.SSHServerChannel) -> None:
-                super().__init__(chan, chroot=str(server.root).encode())
-
-            def write(self, file_obj, offset, data):  # type: ignore[no-untyped-def]
-                if server.drop_next_upload and offset > 0:
-                    server.drop_next_upload = False
-                    self.channel.get_connection().abort()  # type: ignore[attr-defined]
-                    raise asyncssh.SFTPConnectionLost("dropped by test")
-                # at every write, nothing partial may be visible under a final name
-                for p in server.root.iterdir():
-                    if not p.name.startswith(".") and p.suffix == ".csv":
-                        size = p.stat().st_size
-                        if size == 0:
-                            server.visible_partials.append(p.name)
-                return super().write(file_obj, offset, data)
-
-        async def listen() -> asyncssh.SSHAcceptor:
-            return await asyncssh.listen(
-                "127.0.0.1", 0, server_host_keys=[self.host_key], server_factory=_Server,
-                sftp_factory=Handler, allow_scp=False,
-            )
-
-        acceptor = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(10)
-        self.acceptor = acceptor
-        self.port = acceptor.sockets[0].getsockname()[1]
-
-    def stop(self) -> None:
-        self.acceptor.close()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-@pytest.fixture
-def sftp_server(tmp_path: Path) -> Iterator[tuple[SftpServer, Path]]:
-    root = tmp_path / "remote"
-    (root / "in").mkdir(parents=True)
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    server = SftpServer(root, key)
-    server.start()
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{server.port} {key.export_public_key().decode().strip()}\n")
-    yield server, known
-    server.stop()
-
-
 def test_sftp_delivery_survives_a_dropped_connection(
-    sftp_server: tuple[SftpServer, Path], workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sftpd: FaultySftpServer, tmp_path: Path  # noqa: F811
 ) -> None:
-    server, known = sftp_server
-    monkeypatch.setenv("SEGMENT_SFTP_PASSWORD", "s3cret-test")
     camp = export_campaign_file(
-        tmp_path / "c",
-        sftp={"password_env": "SEGMENT_SFTP_PASSWORD", "known_hosts": str(known), "use_agent": False,
-              "retries": 4, "backoff_s": 0.05},
+        tmp_path / "c", sftp=sftp_settings(sftpd.known_hosts(tmp_path / "known_hosts"), retries=4, backoff_s=0.05),
     )
-    server.drop_next_upload = True
-    dest = f"sftp://mkt@127.0.0.1:{server.port}/in"
+    sftpd.drop_next_upload_midway = True
     # a bigger file so the upload takes several writes (the drop happens after the first)
-    from tests.export.conftest import write_workdir
     work = write_workdir(tmp_path / "big", n_extra=3000)
-    res = export_campaign(camp, work, dest, as_of=AS_OF)
-    assert not server.drop_next_upload, "the fault was injected"
-    remote = server.root / "in"
+    res = export_campaign(camp, work, sftpd.url(), as_of=AS_OF)
+    assert not sftpd.drop_next_upload_midway and sftpd.drops == 1, "the fault was injected"
+    remote = sftpd.root / "in"
     names = sorted(p.name for p in remote.iterdir())
     assert names == sorted([f.name for f in res.files] + [res.trigger])  # no .part leftovers
     for f in res.files:
         assert (remote / f.name).stat().st_size == f.size
-    assert server.visible_partials == []
+    # nothing partial is ever visible under a final name: every byte goes to a hidden .part
+    assert sftpd.write_modes
+    assert all(n.startswith(".") and n.endswith(".part") for n, _ in sftpd.write_modes)
     assert not any(n.startswith("manifest") for n in names)  # the manifest (rule ids) stays local
     assert res.manifest_path is not None and res.manifest_path.is_relative_to(work)
-    assert "s3cret-test" not in res.manifest_path.read_text()
+    assert PASSWORD not in res.manifest_path.read_text()
 
 
-def test_sftp_unknown_host_key_refused(sftp_server: tuple[SftpServer, Path], tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    server, _ = sftp_server
-    monkeypatch.setenv("SEGMENT_SFTP_PASSWORD", "s3cret-test")
+def test_sftp_unknown_host_key_refused(sftpd: FaultySftpServer, tmp_path: Path) -> None:  # noqa: F811
     other = tmp_path / "other_known_hosts"
     other.write_text("")
     t = SftpTransport(
-        SftpDestination("mkt", "127.0.0.1", server.port, "/in"),
+        SftpDestination(USER, "127.0.0.1", sftpd.port, "/in"),
         Sftp(password_env="SEGMENT_SFTP_PASSWORD", known_hosts=other, use_agent=False, retries=1),
     )
     with pytest.raises(DeliveryError, match="not in known_hosts"):
         t.put("x.csv", b"a\n")
-    assert not (server.root / "in" / "x.csv").exists()
+    assert not (sftpd.root / "in" / "x.csv").exists()
 
 
 @pytest.mark.parametrize("url", ["sftp://mkt@host/in/../../etc", "sftp://mkt:pw@host/in", "sftp://host/in",

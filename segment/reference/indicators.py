@@ -282,8 +282,6 @@ ACS_VARIABLES: dict[str, str] = _acs_variables()
 _ACS_MOE_VARIABLES: dict[str, str] = {
     f"{v[:-1]}M": f"{m} (margin of error)" for v, m in ACS_VARIABLES.items()
 }
-#: every variable a pull asks the Census API for: estimates and their margins of error
-ACS_PULL_VARIABLES: tuple[str, ...] = tuple(sorted({*ACS_VARIABLES, *_ACS_MOE_VARIABLES}))
 #: coefficient of variation above which the Census Bureau advises treating an estimate with
 #: caution: the companion ``<measure>_unreliable`` column is true
 CV_UNRELIABLE = 0.4

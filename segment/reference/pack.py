@@ -30,7 +30,6 @@ ZIP_CENTROIDS = "zip_centroids.parquet"
 INDICATORS = "indicators.parquet"
 BLOCK_GROUP_INDICATORS = "block_group_indicators.parquet"
 COUNTY_INDICATORS = "county_indicators.parquet"
-CROSSWALK = "crosswalk.parquet"
 
 #: every table a pack may hold, in the order they are listed
 TABLES = (TRACTS, BLOCK_GROUPS, ADDRESS_RANGES, ZIP_CENTROIDS, INDICATORS,

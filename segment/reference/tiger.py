@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import polars as pl
 import pyogrio
@@ -288,8 +287,3 @@ def read_zip_centroids(paths: Path | str | Sequence[Path | str]) -> pl.DataFrame
     )
     return out.unique("zip5", keep="first", maintain_order=True).sort("zip5")
 
-
-def numeric_house_number(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Leading digits of TIGER house-number text as float (NaN when not numeric)."""
-    s = pd.Series(values, dtype="string").str.extract(r"^\s*(\d+)")[0]
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)

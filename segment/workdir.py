@@ -162,7 +162,8 @@ def scan(workdir: str | Path, name: str, *, produced_by: str) -> pl.LazyFrame:
     return pl.scan_parquet(require(workdir, name, produced_by=produced_by))
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (also when it belongs to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -190,7 +191,7 @@ def remove_stale_temp_files(folder: str | Path, *, now: float | None = None) -> 
             continue
         match = _TEMP_NAME.match(path.name)
         if match is not None:
-            stale = int(match.group("pid")) != os.getpid() and not _alive(int(match.group("pid")))
+            stale = int(match.group("pid")) != os.getpid() and not pid_alive(int(match.group("pid")))
         else:
             try:
                 stale = now - path.stat().st_mtime > _UNOWNED_TEMP_AGE_S

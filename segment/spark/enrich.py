@@ -23,7 +23,10 @@ from segment.enrich import EnrichReport, enrich
 from segment.log import get_logger
 from segment.schema import SDOH_SOURCE
 from segment.spark.io import (
+    arrow_batches,
     arrow_to_polars_schema,
+    executor_path,
+    partition_frame,
     persisted,
     read_table,
     require_columns,
@@ -48,29 +51,14 @@ class PartitionEnricher:
         self.shipped = shipped
         self.schema = schema
 
-    def _local(self, path: str | None) -> Path | None:
-        if path is None:
-            return None
-        if self.shipped:
-            from pyspark import SparkFiles
-
-            return Path(SparkFiles.get(Path(path).name))
-        return Path(path)
-
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """The partition's batches enriched together (the pack tables are prepared once)."""
-        import pyarrow as pa
-        from pyspark.sql.pandas.types import to_arrow_schema
-
-        found = list(batches)
-        if not found or not any(b.num_rows for b in found):
+        frame = partition_frame(batches)
+        if frame is None:
             return
-        frame = pl.from_arrow(pa.Table.from_batches(found))
-        assert isinstance(frame, pl.DataFrame)
-        pack = self._local(self.pack_dir)
-        assert pack is not None
-        out, _report = enrich(frame.lazy(), pack, crosswalk=self._local(self.crosswalk))
-        yield from out.collect().to_arrow().cast(to_arrow_schema(self.schema)).to_batches()
+        crosswalk = None if self.crosswalk is None else executor_path(self.crosswalk, self.shipped)
+        out, _report = enrich(frame.lazy(), executor_path(self.pack_dir, self.shipped), crosswalk=crosswalk)
+        yield from arrow_batches(out.collect(), self.schema)
 
 
 def enrich_dataframe(spark: SparkSession, geocoded: DataFrame, reference_dir: Path, *,

@@ -43,6 +43,9 @@ from segment.geocode import address as addr
 from segment.log import get_logger
 from segment.schema import GEOCODE_SCHEMA, SOURCE_POINT_COLUMNS, GeoPrecision
 from segment.spark.io import (
+    arrow_batches,
+    executor_path,
+    partition_frame,
     persisted,
     read_table,
     require_columns,
@@ -112,25 +115,16 @@ class PartitionGeocoder:
         """The reference pack: shipped with the job on a cluster, else read in place."""
         from segment.reference.pack import open_pack
 
-        if self.shipped:
-            from pyspark import SparkFiles
-
-            return open_pack(SparkFiles.get(Path(self.pack_dir).name))
-        return open_pack(self.pack_dir)
+        return open_pack(executor_path(self.pack_dir, self.shipped))
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """All batches of the partition are geocoded together (addresses once each)."""
-        import pyarrow as pa
-        from pyspark.sql.pandas.types import to_arrow_schema
-
-        found = list(batches)
-        if not found or not any(b.num_rows for b in found):
+        frame = partition_frame(batches)
+        if frame is None:
             return
-        frame = pl.from_arrow(pa.Table.from_batches(found))
-        assert isinstance(frame, pl.DataFrame)
         pack = self.pack()
         out = geocode_frame(frame, pack, self.order, Settings.from_env(reference_dir=pack.path))
-        yield from out.to_arrow().cast(to_arrow_schema(self.schema)).to_batches()
+        yield from arrow_batches(out, self.schema)
 
 
 def output_schema(schema: StructType) -> StructType:

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -28,7 +28,9 @@ from segment.errors import InputDataError, StageInputError
 from segment.log import get_logger
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 log = get_logger("spark")
 
@@ -111,22 +113,12 @@ def staging_dir(folder: Path) -> Path:
     wd.ensure_private_dir(folder)
     for old in folder.glob(".spark-staging.*"):
         match = _STAGING.match(old.name)
-        if match and int(match.group("pid")) != os.getpid() and not _alive(int(match.group("pid"))):
+        if match and int(match.group("pid")) != os.getpid() and not wd.pid_alive(int(match.group("pid"))):
             shutil.rmtree(old, ignore_errors=True)
     path = folder / f".spark-staging.{os.getpid()}.{secrets.token_hex(4)}"
     path.mkdir(mode=wd.DIR_MODE)
     os.chmod(path, wd.DIR_MODE)
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -166,6 +158,34 @@ def write_output(df: DataFrame, out: str | Path, name: str) -> str:
 def ships_files(spark: SparkSession) -> bool:
     """True when executors may run elsewhere, so the pack is shipped with the job."""
     return not str(spark.sparkContext.master or "local").startswith("local")
+
+
+def executor_path(path: str, shipped: bool) -> Path:
+    """``path`` as an executor sees it: the copy shipped with the job on a cluster, else in place."""
+    if shipped:
+        from pyspark import SparkFiles
+
+        return Path(SparkFiles.get(Path(path).name))
+    return Path(path)
+
+
+def partition_frame(batches: Iterable[pa.RecordBatch]) -> pl.DataFrame | None:
+    """A ``mapInArrow`` partition's batches as one Polars frame (None when it holds no rows)."""
+    import pyarrow as pa
+
+    found = list(batches)
+    if not any(b.num_rows for b in found):
+        return None
+    frame = pl.from_arrow(pa.Table.from_batches(found))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def arrow_batches(frame: pl.DataFrame, schema: StructType) -> list[pa.RecordBatch]:
+    """``frame`` as Arrow batches of the Spark ``schema`` (a ``mapInArrow`` partition's output)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return frame.to_arrow().cast(to_arrow_schema(schema)).to_batches()
 
 
 def arrow_to_polars_schema(df: DataFrame) -> pl.Schema:

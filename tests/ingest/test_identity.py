@@ -162,6 +162,16 @@ def test_pinned_model_missing_or_incompatible_is_one_clear_line(extract: list[Pa
         IdentityOptions(model=other).checked()
     with pytest.raises(ConfigError, match="deterministic"):
         IdentityOptions(linkage=Linkage.DETERMINISTIC, model=pinned_copy(first, tmp_path)).checked()
+    # a hand-edited model is refused with the key at fault, not an internal error
+    for settings_, pattern in (({"comparisons": ["sex"]}, r"comparisons \[None\]; valid: "),
+                               ({"comparisons": 5}, r"comparisons \[\]; valid: ")):
+        edited = tmp_path / "edited.json"
+        edited.write_text(json.dumps({**data, "splink_settings": settings_}))
+        with pytest.raises(ConfigError, match=pattern):
+            IdentityOptions(model=edited).checked()
+    edited.write_text(json.dumps({**data, "trained_on_records": "many"}))
+    with pytest.raises(ConfigError, match="`trained_on_records` is 'many'; expected a whole number"):
+        IdentityOptions(model=edited).checked()
 
 
 def pinned_copy(work: Path, tmp_path: Path) -> Path:

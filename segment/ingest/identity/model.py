@@ -417,14 +417,20 @@ def load(path: Path) -> LinkageModel:
                           f"Splink {splink.__version__} (major {SPLINK_MAJOR} needed): retrain and pin the new model",
                           path=path, key="splink_version")
     settings_ = data.get("splink_settings")
-    names = [c.get("output_column_name") for c in settings_.get("comparisons", [])] if isinstance(settings_, dict) else []
+    comparisons = settings_.get("comparisons") if isinstance(settings_, dict) else None
+    names = [c.get("output_column_name") if isinstance(c, dict) else None
+             for c in (comparisons if isinstance(comparisons, list) else [])]
     unknown = [n for n in names if n not in COMPARISONS]
     if not names or unknown:
         raise ConfigError(f"linkage model has comparisons {unknown or names}; valid: {', '.join(COMPARISONS)}",
                           path=path, key="splink_settings")
     assert isinstance(settings_, dict)
+    trained_on = data.get("trained_on_records", 0)
+    if not isinstance(trained_on, int) or isinstance(trained_on, bool) or trained_on < 0:
+        raise ConfigError(f"linkage model `trained_on_records` is {trained_on!r}; expected a whole number "
+                          "of records (0 or more)", path=path, key="trained_on_records")
     return LinkageModel(
-        settings=settings_, trained_on=int(data.get("trained_on_records", 0)),
+        settings=settings_, trained_on=trained_on,
         m_from=str(data.get("m_from", "")), u_from=str(data.get("u_from", "")),
         created=str(data.get("created", "")), source=str(path),
     )

@@ -17,31 +17,25 @@ from typing import Any
 
 import polars as pl
 
-from segment.audit.metrics import MISSING, group_counts
-from segment.audit.suppress import Derived, Equation, TableRules, publish, suppress_table
+from segment.audit.metrics import group_counts
+from segment.audit.suppress import (
+    Derived,
+    Equation,
+    Status,
+    TableRules,
+    publish,
+    publish_dimensions,
+)
 
 
 def _published(counts: pl.DataFrame, columns: Sequence[str], labels: Sequence[str], rules: TableRules
                ) -> dict[str, Any]:
     """``overall`` and ``dimensions[].groups[]`` with each column published under its label."""
-    overall_doc: dict[str, Any] | None = None
-    dimensions: list[dict[str, Any]] = []
-    for dim in dict.fromkeys(counts["dimension"].to_list()):
-        part = counts.filter(pl.col("dimension") == dim)
-        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
-        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
-        statuses, total = suppress_table(
-            [{c: int(g[c]) for c in columns} for g in groups], {c: int(overall[c]) for c in columns}, rules,
-            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None),
-        )
 
-        def row(values: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-            return {label: publish(int(values[c]), status[c]) for c, label in zip(columns, labels, strict=True)}
+    def row(values: dict[str, int], status: Status) -> dict[str, Any]:
+        return {label: publish(values[c], status[c]) for c, label in zip(columns, labels, strict=True)}
 
-        if overall_doc is None:
-            overall_doc = row(overall, total)
-        dimensions.append({"name": dim, "groups": [{"group": g["group"], **row(g, st)}
-                                                   for g, st in zip(groups, statuses, strict=True)]})
+    overall_doc, dimensions = publish_dimensions(counts, columns, rules, row)
     return {"overall": overall_doc or dict.fromkeys(labels, 0), "dimensions": dimensions}
 
 

@@ -34,6 +34,7 @@ from segment.audit.suppress import (
     Status,
     TableRules,
     publish,
+    publish_dimensions,
     suppress_table,
 )
 from segment.schema import PRECISE_GEO, GeoPrecision
@@ -258,27 +259,7 @@ def build_delivery(counts: pl.DataFrame) -> dict[str, Any]:
     :func:`segment.audit.metrics.delivery_flags` (columns :data:`DELIVERY_COLUMNS`);
     suppressed like the funnel (small counts, and whatever would reveal them).
     """
-    overall_doc: dict[str, Any] | None = None
-    dimensions: list[dict[str, Any]] = []
-    for dim in dict.fromkeys(counts["dimension"].to_list()):
-        part = counts.filter(pl.col("dimension") == dim)
-        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
-        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
-        statuses, total_status = suppress_table(
-            [{c: int(g[c]) for c in DELIVERY_COLUMNS} for g in groups],
-            {c: int(overall[c]) for c in DELIVERY_COLUMNS},
-            DELIVERY_RULES,
-            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None),
-        )
-        if overall_doc is None:
-            overall_doc = _delivery_row({c: int(overall[c]) for c in DELIVERY_COLUMNS}, total_status)
-        dimensions.append({
-            "name": dim,
-            "groups": [
-                {"group": g["group"], **_delivery_row({c: int(g[c]) for c in DELIVERY_COLUMNS}, st)}
-                for g, st in zip(groups, statuses, strict=True)
-            ],
-        })
+    overall_doc, dimensions = publish_dimensions(counts, DELIVERY_COLUMNS, DELIVERY_RULES, _delivery_row)
     empty = dict.fromkeys(DELIVERY_COLUMNS, 0) | {"delivered_rate": None, "failed_rate": None}
     return {"overall": overall_doc or empty, "dimensions": dimensions}
 

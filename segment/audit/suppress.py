@@ -26,11 +26,14 @@ is decided from its own figures first, so it is the same in every table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from segment.audit.metrics import MIN_CELL
+import polars as pl
+
+from segment.audit.metrics import MIN_CELL, MISSING
 
 
 class Hidden(StrEnum):
@@ -181,3 +184,36 @@ def suppress_table(
 def publish(value: int, status: Hidden | None) -> int | str:
     """A count as published: the number, ``"<11"`` or ``"suppressed"``."""
     return value if status is None else SHOWN_AS[status]
+
+
+def publish_dimensions(
+    counts: pl.DataFrame,
+    columns: Sequence[str],
+    rules: TableRules,
+    row: Callable[[dict[str, int], Status], dict[str, Any]],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Each dimension of ``counts`` suppressed and published: (overall row, ``dimensions``).
+
+    ``counts`` comes from :func:`segment.audit.metrics.group_counts` (a null ``group`` is
+    a dimension's overall row); ``row`` publishes one row's ``columns`` given its status.
+    The "(missing)" group is the preferred complementary partner. The overall row is None
+    when ``counts`` is empty.
+    """
+    overall_doc: dict[str, Any] | None = None
+    dimensions: list[dict[str, Any]] = []
+    for dim in dict.fromkeys(counts["dimension"].to_list()):
+        part = counts.filter(pl.col("dimension") == dim)
+        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
+        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
+        values = [{c: int(g[c]) for c in columns} for g in groups]
+        total = {c: int(overall[c]) for c in columns}
+        statuses, total_status = suppress_table(
+            values, total, rules,
+            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None),
+        )
+        if overall_doc is None:
+            overall_doc = row(total, total_status)
+        dimensions.append({"name": dim, "groups": [
+            {"group": g["group"], **row(v, st)} for g, v, st in zip(groups, values, statuses, strict=True)
+        ]})
+    return overall_doc, dimensions

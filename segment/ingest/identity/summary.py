@@ -80,7 +80,7 @@ def patient_identity(folder: str | Path, patient_id: str) -> list[dict[str, Any]
     patients = workdir.require(folder, workdir.PATIENTS, produced_by="segment ingest")
     found = pl.scan_parquet(patients).filter(pl.col("patient_id") == patient_id).select("source_ids").collect()
     # a patients file written without source ids (an older working folder): nothing to list
-    ids = pl.Series("source_ids", [i for row in found["source_ids"].to_list() if row for i in row], dtype=pl.String)
+    ids = found["source_ids"].explode(empty_as_null=False).drop_nulls()
     if ids.len() == 0:
         return []
     links_path = folder / IDENTITY_LINKS

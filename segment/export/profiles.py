@@ -307,7 +307,7 @@ def _chain(name: str, declared: dict[str, Profile]) -> list[tuple[str, Profile]]
         elif current in BUILTIN_PROFILES:
             prof = BUILTIN_PROFILES[current]
         else:
-            valid = sorted({*BUILTIN_PROFILES, *declared})
+            valid = profile_names(declared)
             raise CampaignError(
                 f"key `profile`: found {current!r}; valid options are: {', '.join(valid)}",
                 key="profile",

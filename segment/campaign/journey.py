@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -245,11 +244,6 @@ def exits_today(plan: pl.DataFrame) -> pl.DataFrame:
     """Plan rows whose journey stopped tonight: ``patient_id``, ``reason``, ``step`` (to record in the ledger)."""
     return plan.filter(pl.col("journey_exit").fill_null(False)).select(
         "patient_id", pl.col("journey_state").alias("reason"), pl.col("journey_step").alias("step"))
-
-
-def zone_today(campaign: Campaign, now: dt.datetime) -> dt.date:
-    """Today's date in the campaign's zone."""
-    return now.astimezone(ZoneInfo(campaign.schedule.timezone)).date()
 
 
 @dataclass(frozen=True)

@@ -602,17 +602,6 @@ class ContactLedger:
             raise DeliveryError(f"{exc.message}; no contacts were recorded", path=self.path) from exc
         return written
 
-    def has_run(self, run_id: str) -> bool:
-        """True when the ledger already holds rows of ``run_id``."""
-        with self.connect() as conn:
-            return conn.execute("SELECT 1 FROM contacts WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
-
-    def forget_run(self, run_id: str) -> int:
-        """Remove a run's rows (an administrative undo; exports withdraw by delivery)."""
-        with self.connect() as conn:
-            cur = conn.execute("DELETE FROM contacts WHERE run_id = ?", (run_id,))
-            return cur.rowcount
-
     def count(self, campaign_code: str | None = None) -> int:
         """Number of contact rows (for one campaign, or all); reservations are not counted."""
         with self.connect() as conn:
@@ -708,12 +697,3 @@ class ContactLedger:
                  delivery_id),
             )
         return removed
-
-    def delivery_rows(self, delivery_id: str) -> dict[str, int]:
-        """Contact rows recorded by a delivery, per vendor file."""
-        with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT file_name, COUNT(*) FROM contacts WHERE delivery_id = ? GROUP BY file_name",
-                (delivery_id,),
-            ).fetchall()
-        return {str(name): int(n) for name, n in rows}

@@ -101,8 +101,3 @@ def clinical_word_in(text: str, extra: Iterable[str] = ()) -> str | None:
             if word in joins or (len(word) >= _SUBSTRING_MIN and word in joined):
                 return word
     return None
-
-
-def needs_justification(field: str) -> bool:
-    """True when ``field`` may leave only with an ``allow_phi`` justification."""
-    return field not in SAFE_FIELDS

@@ -178,8 +178,8 @@ def holdout_manifest(campaign: Campaign, plan: pl.DataFrame, prior: pl.DataFrame
     h = campaign.holdout
     assert h is not None
     arms = plan.filter(pl.col("arm").is_not_null())
-    known = set(prior.get_column("patient_id").to_list()) if prior is not None and prior.height else set()
-    kept = int(arms.get_column("patient_id").is_in(list(known)).sum()) if known else 0
+    kept = (int(arms.get_column("patient_id").is_in(prior.get_column("patient_id").implode()).sum())
+            if prior is not None and prior.height else 0)
     counts = dict(arms.group_by("arm").len().rows())
     return {
         "percent": h.percent,

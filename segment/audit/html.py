@@ -14,6 +14,7 @@ from typing import Any
 
 from segment.audit.charts import STAGE_LABELS, all_charts, group_label
 from segment.audit.metrics import FUNNEL_STAGES
+from segment.audit.personal import personalization_html
 from segment.audit.report_json import NEIGHBOURHOOD_NOTE
 
 _CSS = """
@@ -34,6 +35,33 @@ figure{margin:.8rem 0}svg{max-width:100%;height:auto}
 """
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def page(title: str, header: str, main: str) -> str:
+    """A whole self-contained report page: the CSP, the style, ``<h1>title`` then ``header`` and ``main``.
+
+    ``title``, ``header`` and ``main`` are HTML (already escaped).
+    """
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+{header}
+</header>
+<main>
+{main}
+</main>
+</body>
+</html>
+"""
 
 
 def _count(value: Any) -> str:
@@ -285,13 +313,6 @@ def _reach_sentence(reach: Mapping[str, Any], channels: Sequence[str]) -> str:
     return text
 
 
-def personalization_html(document: dict[str, Any], table: Any, label: Any) -> str:
-    """Variant, journey-step and preferred-channel tables (see :mod:`segment.audit.personal`)."""
-    from segment.audit.personal import personalization_html as render
-
-    return render(document, table, label)
-
-
 def render_html(document: Mapping[str, Any], charts: Mapping[str, str] | None = None) -> str:
     """The complete ``audit.html`` page for a published audit document."""
     charts = dict(charts) if charts is not None else all_charts(document)
@@ -336,24 +357,10 @@ def render_html(document: Mapping[str, Any], charts: Mapping[str, str] | None = 
         f"<p>Not audited by {escape(str(d['name']))}: {escape(str(d['reason']))}.</p>"
         for d in document.get("skipped_dimensions", [])
     )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Equity and reach audit: {code}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<header>
-<h1>Equity and reach audit: {code}</h1>
-<p class="muted">As of {escape(str(document.get("as_of") or ""))}; channels: {escape(channels)}.</p>
+    header = f"""<p class="muted">As of {escape(str(document.get("as_of") or ""))}; channels: {escape(channels)}.</p>
 <p class="note" role="note"><strong>Read this first.</strong> {escape(NEIGHBOURHOOD_NOTE)}
-Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
-</header>
-<main>
-<section aria-labelledby="summary"><h2 id="summary">Summary</h2>
+Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>"""
+    main = f"""<section aria-labelledby="summary"><h2 id="summary">Summary</h2>
 <dl class="summary">{summary}</dl></section>
 {flag_html}
 <section aria-labelledby="funnel"><h2 id="funnel">Funnel</h2>
@@ -367,8 +374,5 @@ Counts from 1 to 10 are shown as &lsquo;&lt;11&rsquo;.</p>
 {_holdout_html(document)}
 <section aria-labelledby="geocoding"><h2 id="geocoding">Geocoding by group</h2>
 {_geocoding_table(document)}</section>
-<section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>
-</main>
-</body>
-</html>
-"""
+<section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>"""
+    return page(f"Equity and reach audit: {code}", header, main)

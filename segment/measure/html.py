@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from segment.audit.charts import cumulative_incidence_chart, group_label
-from segment.audit.html import _CSP, _CSS, _count, _figure, _pct, _table
+from segment.audit.html import _count, _figure, _pct, _table, page
 
 
 def _ci(section: Mapping[str, Any], scale: float = 100.0, unit: str = "") -> str:
@@ -141,32 +141,15 @@ def render_html(doc: Mapping[str, Any]) -> str:
         f"people have not yet had their full {doc['window_days']}-day window by {escape(doc['as_of'])}; "
         "completion may still rise.</p>")
     notes = "".join(f"<li>{escape(n)}</li>" for n in doc.get("notes", []))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Did it work? Campaign measurement: {code}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<header>
-<h1>Did it work? Campaign measurement: {code}</h1>
-<p class="muted">As of {escape(doc['as_of'])}; completion window {doc['window_days']} days;
+    header = f"""<p class="muted">As of {escape(doc['as_of'])}; completion window {doc['window_days']} days;
 rules: {escape(', '.join(doc.get('rules', [])))}.</p>
-{follow_text}
-</header>
-<main>
-<section aria-labelledby="summary"><h2 id="summary">Summary</h2>
+{follow_text}"""
+    main = f"""<section aria-labelledby="summary"><h2 id="summary">Summary</h2>
 <dl class="summary">{summary}</dl>{_analysis_table(doc)}</section>
 <section aria-labelledby="curve"><h2 id="curve">Completion over time</h2>{chart_html}</section>
 <section aria-labelledby="cost"><h2 id="cost">Cost</h2><p>{cost_text}</p></section>
 <section aria-labelledby="plan"><h2 id="plan">Could this holdout detect an effect?</h2><p>{plan_text}</p>{warn}</section>
 <section aria-labelledby="groups"><h2 id="groups">By group</h2>{_group_tables(doc)}</section>
 <section aria-labelledby="lost"><h2 id="lost">Lost patients</h2>{_lost_table(doc)}</section>
-<section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>
-</main>
-</body>
-</html>
-"""
+<section aria-labelledby="notes"><h2 id="notes">How to read this report</h2><ul>{notes}</ul></section>"""
+    return page(f"Did it work? Campaign measurement: {code}", header, main)

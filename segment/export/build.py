@@ -182,11 +182,11 @@ def build_files(
         removed["already_sent"] = int(chosen.get_column("already_sent").sum())
         chosen = chosen.filter(~pl.col("already_sent"))
     extra = [c for c in ("variant", "journey_step") if c in chosen.columns]
-    rows = chosen.select("patient_id", "channel", "timezone", "send_after_utc", *extra).with_columns(
+    ids_as_text = patients.with_columns(pl.col("patient_id").cast(pl.String))
+    rows = chosen.lazy().select("patient_id", "channel", "timezone", "send_after_utc", *extra).with_columns(
         *([pl.col("variant").alias(VARIANT_FIELD)] if "variant" in extra else [])).join(
-        patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
-        on="patient_id", how="left",
-    )
+        ids_as_text, on="patient_id", how="left",
+    ).collect()
     sms_rows = rows.filter(pl.col("channel") == str(Channel.SMS))
     at = planned_send_utc(as_of, c.schedule)
     rows = rows.join(zone_columns(sms_rows.get_column("timezone"), at), on="timezone", how="left")
@@ -221,8 +221,7 @@ def build_files(
         uprof = unsubscribe_profile(prof)
         if uprof is None or who.height == 0:
             continue
-        people = who.join(patients.with_columns(pl.col("patient_id").cast(pl.String)).collect(),
-                          on="patient_id", how="left")
+        people = who.lazy().join(ids_as_text, on="patient_id", how="left").collect()
         table = vendor_table(people, uprof, [], code=c.code, options=dict(c.vendors[ch].options))
         failures += rule_failures(table.frame, uprof)
         unsub_pending.append((ch, uprof, table.frame))

@@ -224,6 +224,21 @@ def tree_fingerprint(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
     return out
 
 
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON bytes of ``value`` for hashing (sorted keys; anything else as ``str``)."""
+    return json.dumps(value, sort_keys=True, default=str).encode()
+
+
+def content_hash(value: Any) -> str:
+    """The SHA-256 (hex) of ``value``'s canonical JSON: the one content-key scheme."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def run_id_of(key: str) -> str:
+    """A run id: the first 12 hex of a run's content key."""
+    return key[:12]
+
+
 def stage_key(stage: str, inputs: Iterable[str | Path], params: Mapping[str, Any]) -> str:
     """A key that changes when a stage's inputs, settings or segment's version change."""
     from segment import __version__
@@ -234,7 +249,7 @@ def stage_key(stage: str, inputs: Iterable[str | Path], params: Mapping[str, Any
         "inputs": tree_fingerprint(inputs),
         "params": {k: str(v) for k, v in sorted(params.items())},
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return content_hash(payload)
 
 
 class StageCache:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from segment.dates import age_band_expr
 from segment.errors import ConfigError
 from segment.schema import (
     NEED_INDEX_QUINTILE,
@@ -47,16 +48,6 @@ DEFAULT_DIMENSIONS: dict[str, str] = {
     "need_index_quintile": NEED_INDEX_QUINTILE,
     "rurality": RURALITY,
 }
-
-#: age bands (lower bound inclusive, label), youngest first
-AGE_BANDS: tuple[tuple[int, str], ...] = (
-    (0, "0-17"),
-    (18, "18-34"),
-    (35, "35-49"),
-    (50, "50-64"),
-    (65, "65-74"),
-    (75, "75+"),
-)
 
 #: funnel stages, in order; every stage is counted among the eligible
 FUNNEL_STAGES = ("eligible", "geocoded_precise", "enriched", "contactable", "selected")
@@ -156,21 +147,6 @@ def _ratio_interval_exprs(
 
 
 # -- patient-level flags --------------------------------------------------------------
-def age_band_expr(birth_date: str | pl.Expr, as_of: dt.date) -> pl.Expr:
-    """Age band label as of ``as_of`` (completed years), null when birth date is missing."""
-    bd = pl.col(birth_date) if isinstance(birth_date, str) else birth_date
-    before_birthday = (bd.dt.month().cast(pl.Int32) * 100 + bd.dt.day().cast(pl.Int32)) > (
-        as_of.month * 100 + as_of.day
-    )
-    age = pl.lit(as_of.year, pl.Int32) - bd.dt.year().cast(pl.Int32) - before_birthday.cast(
-        pl.Int32
-    )
-    expr: pl.Expr = pl.lit(None, pl.String)
-    for lower, label in AGE_BANDS:  # the highest band ends up tested first
-        expr = pl.when(age >= lower).then(pl.lit(label)).otherwise(expr)
-    return pl.when(age < 0).then(pl.lit(None, pl.String)).otherwise(expr)
-
-
 def dimension_columns(extra: Sequence[str] = ()) -> dict[str, str]:
     """The audit's dimensions (name -> source column): the defaults plus ``extra`` columns."""
     dims = dict(DEFAULT_DIMENSIONS)

@@ -64,7 +64,7 @@ def stratum_columns(holdout: Holdout) -> list[str]:
 def stratum_exprs(names: Sequence[str], schema: pl.Schema, as_of: dt.date, *,
                   campaign: Campaign | None = None) -> list[pl.Expr]:
     """One string expression per stratification name (``age_band`` from ``birth_date``)."""
-    from segment.audit.metrics import age_band_expr
+    from segment.dates import age_band_expr
 
     exprs = []
     for name in names:

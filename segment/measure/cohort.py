@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from segment.audit.metrics import MISSING, age_band_expr
+from segment.audit.metrics import MISSING
 from segment.campaign.model import Arm
+from segment.dates import age_band_expr
 
 #: why an assigned patient is not in the comparison
 LOST_REASONS = ("not_in_extract", "died", "merged_duplicate")

@@ -11,7 +11,6 @@ from polars.testing import assert_frame_equal
 
 from segment.audit.metrics import (
     MISSING,
-    age_band_expr,
     choose_references,
     group_counts,
     patient_flags,
@@ -20,6 +19,7 @@ from segment.audit.metrics import (
     wilson_exprs,
     wilson_interval,
 )
+from segment.dates import age_band_expr
 from segment.errors import ConfigError
 
 from .helpers import AS_OF, cohorts

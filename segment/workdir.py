@@ -202,3 +202,18 @@ def remove_stale_temp_files(folder: str | Path, *, now: float | None = None) -> 
                 path.unlink()
                 removed.append(str(path.relative_to(root)))
     return removed
+
+
+#: the patient tables, most complete first
+PATIENT_FILES = (ENRICHED, GEOCODED, PATIENTS)
+
+
+def patients_path(workdir: Path) -> Path:
+    """``enriched.parquet``, else ``geocoded.parquet``, else ``patients.parquet``."""
+    for name in PATIENT_FILES:
+        if (workdir / name).exists():
+            return workdir / name
+    raise StageInputError(
+        f"no patient file ({', '.join(PATIENT_FILES)}) found; run `segment ingest` first",
+        path=workdir,
+    )

@@ -29,7 +29,7 @@ def explain_contact(
     from segment.campaign.select import plan_contacts
     from segment.campaign.variants import check_variant_columns
     from segment.config import Settings
-    from segment.export.core import patients_path
+    from segment.workdir import patients_path
 
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     work = Path(workdir)

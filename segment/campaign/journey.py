@@ -311,7 +311,7 @@ def journey_counts(
     from segment.campaign.ledger import ContactLedger
     from segment.campaign.loader import load_campaign
     from segment.config import Settings
-    from segment.export.core import patients_path
+    from segment.workdir import patients_path
 
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     if c.journey is None:

@@ -5,13 +5,7 @@ Public entry point: :func:`export_campaign`.
 
 from __future__ import annotations
 
-from segment.export.core import (
-    ExportedFile,
-    ExportMode,
-    ExportResult,
-    export_campaign,
-    patients_path,
-)
+from segment.export.core import ExportedFile, ExportMode, ExportResult, export_campaign
 from segment.export.profiles import BUILTIN_PROFILES, resolve_profile
 
 __all__ = [
@@ -20,6 +14,5 @@ __all__ = [
     "ExportResult",
     "ExportedFile",
     "export_campaign",
-    "patients_path",
     "resolve_profile",
 ]

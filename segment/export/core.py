@@ -43,7 +43,7 @@ from segment.campaign.quiet_hours import planned_send_utc
 from segment.campaign.select import plan_contacts
 from segment.campaign.suppression import load_suppression
 from segment.config import Settings
-from segment.errors import CampaignError, DeliveryError, StageInputError
+from segment.errors import CampaignError, DeliveryError
 from segment.export.build import (
     BuiltExport,
     ExportedFile,
@@ -77,9 +77,8 @@ from segment.log import get_logger
 log = get_logger("export")
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-PATIENT_FILES = (wd.ENRICHED, wd.GEOCODED, wd.PATIENTS)
 
-__all__ = ["ExportMode", "ExportResult", "ExportedFile", "export_campaign", "patients_path"]
+__all__ = ["ExportMode", "ExportResult", "ExportedFile", "export_campaign"]
 
 
 class ExportMode(StrEnum):
@@ -111,17 +110,6 @@ class ExportResult:
     already_delivered: bool = False
     #: unfinished deliveries found (and completed or withdrawn) before this run
     reconciled: list[Reconciled] = field(default_factory=list)
-
-
-def patients_path(workdir: Path) -> Path:
-    """``enriched.parquet``, else ``geocoded.parquet``, else ``patients.parquet``."""
-    for name in PATIENT_FILES:
-        if (workdir / name).exists():
-            return workdir / name
-    raise StageInputError(
-        f"no patient file ({', '.join(PATIENT_FILES)}) found; run `segment ingest` first",
-        path=workdir,
-    )
 
 
 def content_key(inputs: dict[str, str], as_of: dt.date, mode: str) -> str:
@@ -237,7 +225,7 @@ def export_campaign(
     baa = baa_record(c, work)  # a clinical list to a vendor without a BAA: refused before any data is read
     reconciled = [] if dry_run else reconcile_before_run(led, c.code)
 
-    pfile = patients_path(work)
+    pfile = wd.patients_path(work)
     efile = wd.require(work, wd.ELIGIBILITY, produced_by="evaluate")
     inputs = {pfile.name: wd.sha256_file(pfile), efile.name: wd.sha256_file(efile)}
     if c.path is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from segment.geocode.address import normalize_street
+from segment.geocode.pub28 import STREET_TYPES, UNIT_DESIGNATORS
 from segment.ingest.dedupe import NICKNAMES
 from segment.ingest.normalize import name_key
 
@@ -23,6 +24,11 @@ from segment.ingest.normalize import name_key
 IDENTIFIER_COLUMNS = ("ssn_last4", "enterprise_id")
 #: a blocking value shared by more records than this is not used for blocking
 HOT_BLOCK_VALUE = 8
+#: a trailing unit (``APT 26``, ``# 4``, ``REAR``; a bare ``20`` or ``B`` right after a street
+#: type, as in ``WASHINGTON ST 20``): one home, whichever flat of it a source wrote down
+_ROUTES = {"RTE", "HWY", "FWY", "EXPY", "TPKE"}  # STATE RTE 9: the 9 is the road's
+_UNIT_TAIL = r"\s+(?:" + "|".join(sorted(set(UNIT_DESIGNATORS.values()))) + r")(?:\s+[A-Z0-9-]+)?$"
+_BARE_UNIT_TAIL = r"^(\d+[A-Z]?\s+(?:\S+\s+)*\S{2,}\s(?:" + "|".join(sorted(set(STREET_TYPES.values()) - _ROUTES)) + r"))\s+(?:\d+[A-Z]?|[A-Z])$"
 #: columns of the linkage frame (besides ``unique_id``, ``source``, ``record``)
 LINKAGE_COLUMNS = (
     "first_name", "first_canon", "last_name", "birth_date", "birth_year", "birth_month", "birth_day",
@@ -59,12 +65,13 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         "_birth": birth.dt.strftime("%Y-%m-%d"), "_year": birth.dt.year().cast(pl.String),
         "_month": birth.dt.strftime("%m"), "_day": birth.dt.strftime("%d"),
     })
-    line = _blank(normalize_street(pl.col("address_line1")))
+    line = _home(normalize_street(pl.col("address_line1")))
     streets = _distinct(one, "address_line1", {
         "_address": line,
-        # the house number (12, 12B) and the rest of the line, compared apart
+        # the house number (12, 12B) and the rest of the line, compared apart; the street
+        # without spaces, so that a word typed together (PRESCOTTSTREET) still compares
         "_number": line.str.extract(r"^(\d+[A-Z]?)\s", 1),
-        "_street": _blank(line.str.replace(r"^\d+[A-Z]?\s+", "")),
+        "_street": _blank(line.str.replace(r"^\d+[A-Z]?\s+", "").str.replace_all(" ", "")),
     })
     looked = pl.concat([first, last, births, streets], how="horizontal", strict=True)
     frame = pl.concat([one, looked], how="horizontal", strict=True).select(
@@ -98,6 +105,17 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         cold("address", "zip5").alias("_b_address"),
         cold("identifier").alias("_b_identifier"),
     )
+
+
+def _home(line: pl.Expr) -> pl.Expr:
+    """A normalized line 1 without its unit: ``835 CTR ST APT 26`` -> ``835 CTR ST``.
+
+    A unit goes only after a house number and at least two words of street (``STATE RTE 9``
+    keeps its 9); PO boxes and lines without a number are kept whole.
+    """
+    numbered = line.str.contains(r"^\d+[A-Z]?\s+\S+\s+\S+")
+    return _blank(pl.when(numbered).then(line.str.replace(_UNIT_TAIL, "").str.replace(_BARE_UNIT_TAIL, "$1"))
+                  .otherwise(line))
 
 
 def _distinct(frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr]) -> pl.DataFrame:

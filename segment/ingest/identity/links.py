@@ -39,7 +39,10 @@ from segment.errors import ConfigError
 
 #: levels too weak to count as agreement beyond name and birth date, or to outweigh a contact conflict
 #: (john.smith at two providers can be two people)
-WEAK_LEVELS = {("birth_date", "same year"), ("address", "ZIP only"), ("email", "same local part")}
+WEAK_LEVELS = {
+    ("birth_date", "same year"), ("address", "ZIP only"), ("address", "same street, same ZIP"),
+    ("email", "same local part"), ("identifier", "consecutive numbers"), ("identifier", "one character off (short)"),
+}
 #: a first name held by at least this many records, and by at least this share of the
 #: records holding the other name of a pair, is a name of its own rather than a typo
 COMMON_NAME_MIN = 3
@@ -138,7 +141,9 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
         return pl.col(f"_lv_{c}") if c in have else pl.lit("missing")
 
     p = pl.col("match_probability")
-    by_identifier = level("identifier") == "exact"  # near ids are no proof: twins get consecutive MRNs
+    # an identifier exactly the same, or a long one with one character mistyped; consecutive
+    # numbers are no proof (twins get consecutive MRNs), nor is a 4-digit SSN tail one off
+    by_identifier = level("identifier").is_in(["exact", "one character off"])
     first_conflict = (level("first_name") == "different") & ~by_identifier
     birth_conflict = (level("birth_date") == "different") & ~by_identifier
     # two different first names, each common in the extract, are two names (Lisa and Linda),
@@ -157,7 +162,7 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
     )
     beyond = agrees("address") | agrees("phone") | agrees("email") | agrees("identifier")
     contact_conflict = (
-        level("address").is_in(["different", "ZIP only"]) & (level("phone") == "different")
+        level("address").is_in(["different", "ZIP only", "same street, same ZIP"]) & (level("phone") == "different")
         & ~agrees("email") & ~by_identifier
     )
     same_source = pl.col("source_l") == pl.col("source_r")

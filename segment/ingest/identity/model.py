@@ -58,7 +58,8 @@ if TYPE_CHECKING:
 log = get_logger("identity")
 
 #: the envelope's format number: bump when the comparisons change incompatibly
-MODEL_FORMAT = 1
+#: (2: fuzzy name swaps, unit-free addresses, consecutive and near identifiers)
+MODEL_FORMAT = 2
 MODEL_KIND = "segment-identity-model"
 SPLINK_MAJOR = 4
 #: below this many records m keeps its priors (EM on a handful of pairs is noise)
@@ -70,27 +71,97 @@ TRAIN_RECORDS = 150_000
 U_MAX_PAIRS = 1_000_000
 SEED = 15
 
+#: m and u of the last-name comparison's "names swapped" level (fixed: weight 0)
+SWAP_NEUTRAL = 0.001
+#: an identifier of at least this many characters that is one character off is a typo of
+#: one record's number (a 4-digit SSN tail one off is too likely by chance)
+LONG_IDENTIFIER = 6
+
 # prior m (share of true matches at the level) and u (share of non-matches), per level
 # label, in the order of the levels after the null level; they sum to 1 per comparison
 PRIOR_M: dict[str, list[float]] = {
-    "first_name": [0.86, 0.04, 0.005, 0.05, 0.03, 0.015],
+    "first_name": [0.86, 0.04, 0.005, 0.05, 0.03, 0.002, 0.013],
     "last_name": [0.90, 0.04, 0.01, 0.02, 0.03],
     "birth_date": [0.96, 0.01, 0.02, 0.005, 0.005],
     "sex": [0.98, 0.02],
-    "address": [0.70, 0.05, 0.05, 0.08, 0.12],
+    "address": [0.70, 0.05, 0.05, 0.02, 0.02, 0.06, 0.10],
     "phone": [0.85, 0.15],
     "email": [0.85, 0.03, 0.12],
-    "identifier": [0.95, 0.03, 0.02],
+    "identifier": [0.95, 0.002, 0.02, 0.008, 0.02],
 }
 PRIOR_U: dict[str, list[float]] = {
-    "first_name": [0.01, 0.001, 0.0001, 0.005, 0.05, 0.9339],
+    "first_name": [0.01, 0.001, 0.0001, 0.005, 0.05, 0.0005, 0.9334],
     "last_name": [0.005, 0.002, 0.0005, 0.03, 0.9625],
     "birth_date": [0.00005, 0.000005, 0.0002, 0.012, 0.987745],
     "sex": [0.5, 0.5],
-    "address": [0.00002, 0.00001, 0.00002, 0.05, 0.94995],
+    "address": [0.00002, 0.00001, 0.00002, 0.00001, 0.0005, 0.05, 0.94944],
     "phone": [0.00002, 0.99998],
     "email": [0.00002, 0.00005, 0.99993],
-    "identifier": [0.0001, 0.001, 0.9989],
+    "identifier": [0.0001, 0.0002, 0.00005, 0.0008, 0.99885],
+}
+
+
+#: per comparison, its levels after the missing one: SQL condition, label, level options
+_JW = "jaro_winkler_similarity"
+LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "first_name": [
+        ('"first_name_l" = "first_name_r"', "exact",
+         {"tf_adjustment_column": "first_name", "tf_adjustment_weight": 1.0}),
+        ('"first_canon_l" = "first_canon_r"', "nickname", {}),
+        (f'{_JW}("first_name_l", "last_name_r") >= 0.9 AND {_JW}("last_name_l", "first_name_r") >= 0.9',
+         "names swapped", {}),
+        (f'{_JW}("first_name_l", "first_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
+        (f'{_JW}("first_name_l", "first_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
+        ('"first_name_l" = "last_name_r" OR "last_name_l" = "first_name_r"', "one name in the other's place",
+         {}),
+    ],
+    "last_name": [
+        ('"last_name_l" = "last_name_r"', "exact",
+         {"tf_adjustment_column": "last_name", "tf_adjustment_weight": 1.0}),
+        # the first-name comparison weighs a swap; here it is neither for nor against
+        (f'{_JW}("first_name_l", "last_name_r") >= 0.9 AND {_JW}("last_name_l", "first_name_r") >= 0.9',
+         "names swapped", {"m_probability": SWAP_NEUTRAL, "u_probability": SWAP_NEUTRAL,
+                           "fix_m_probability": True, "fix_u_probability": True}),
+        (f'{_JW}("last_name_l", "last_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
+        ('length("last_name_l") >= 3 AND length("last_name_r") >= 3 AND '
+         '(contains("last_name_l", "last_name_r") OR contains("last_name_r", "last_name_l"))',
+         "one contains the other", {}),
+        (f'{_JW}("last_name_l", "last_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
+    ],
+    "birth_date": [
+        ('"birth_date_l" = "birth_date_r"', "exact", {}),
+        ('"birth_year_l" = "birth_year_r" AND "birth_month_l" = "birth_day_r" '
+         'AND "birth_day_l" = "birth_month_r"', "day and month transposed", {}),
+        ('damerau_levenshtein("birth_date_l", "birth_date_r") <= 1', "one digit off", {}),
+        ('"birth_year_l" = "birth_year_r"', "same year", {}),
+    ],
+    "sex": [('"sex_l" = "sex_r"', "exact", {})],
+    "address": [
+        ('"address_l" = "address_r" AND "zip5_l" = "zip5_r"', "line 1 and ZIP", {}),
+        ('"address_l" = "address_r"', "line 1", {}),
+        ('"zip5_l" = "zip5_r" AND ("address_number_l" = "address_number_r" OR "address_number_l" IS NULL '
+         f'OR "address_number_r" IS NULL) AND {_JW}("address_street_l", "address_street_r") >= 0.9',
+         "similar line 1, same ZIP", {}),
+        (f'"address_number_l" = "address_number_r" AND {_JW}("address_street_l", "address_street_r") >= 0.9',
+         "similar line 1, other ZIP", {}),
+        (f'"zip5_l" = "zip5_r" AND {_JW}("address_street_l", "address_street_r") >= 0.9',
+         "same street, same ZIP", {}),
+        ('"zip5_l" = "zip5_r"', "ZIP only", {}),
+    ],
+    "phone": [('"phone_l" = "phone_r"', "exact", {})],
+    "email": [
+        ('"email_l" = "email_r"', "exact", {}),
+        ("split_part(\"email_l\", '@', 1) = split_part(\"email_r\", '@', 1)", "same local part", {}),
+    ],
+    "identifier": [
+        ('"identifier_l" = "identifier_r"', "exact", {}),
+        # twins and siblings registered together get the next number: no proof of one person
+        ('abs(try_cast("identifier_l" AS BIGINT) - try_cast("identifier_r" AS BIGINT)) = 1',
+         "consecutive numbers", {}),
+        (f'length("identifier_l") >= {LONG_IDENTIFIER} AND damerau_levenshtein("identifier_l", "identifier_r") <= 1',
+         "one character off", {}),
+        ('damerau_levenshtein("identifier_l", "identifier_r") <= 1', "one character off (short)", {}),
+    ],
 }
 
 
@@ -100,58 +171,15 @@ def _levels(name: str, priors: bool) -> list[Any]:
     def lv(sql: str, label: str, **extra: Any) -> Any:
         return cll.CustomLevel(sql, label_for_charts=label).configure(**extra)
 
-    jw = "jaro_winkler_similarity"
-    defs: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
-        "first_name": [
-            ('"first_name_l" = "first_name_r"', "exact",
-             {"tf_adjustment_column": "first_name", "tf_adjustment_weight": 1.0}),
-            ('"first_canon_l" = "first_canon_r"', "nickname", {}),
-            ('"first_name_l" = "last_name_r" AND "last_name_l" = "first_name_r"', "names swapped", {}),
-            (f'{jw}("first_name_l", "first_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
-            (f'{jw}("first_name_l", "first_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
-        ],
-        "last_name": [
-            ('"last_name_l" = "last_name_r"', "exact",
-             {"tf_adjustment_column": "last_name", "tf_adjustment_weight": 1.0}),
-            (f'{jw}("last_name_l", "last_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
-            ('length("last_name_l") >= 3 AND length("last_name_r") >= 3 AND '
-             '(contains("last_name_l", "last_name_r") OR contains("last_name_r", "last_name_l"))',
-             "one contains the other", {}),
-            (f'{jw}("last_name_l", "last_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
-        ],
-        "birth_date": [
-            ('"birth_date_l" = "birth_date_r"', "exact", {}),
-            ('"birth_year_l" = "birth_year_r" AND "birth_month_l" = "birth_day_r" '
-             'AND "birth_day_l" = "birth_month_r"', "day and month transposed", {}),
-            ('damerau_levenshtein("birth_date_l", "birth_date_r") <= 1', "one digit off", {}),
-            ('"birth_year_l" = "birth_year_r"', "same year", {}),
-        ],
-        "sex": [('"sex_l" = "sex_r"', "exact", {})],
-        "address": [
-            ('"address_l" = "address_r" AND "zip5_l" = "zip5_r"', "line 1 and ZIP", {}),
-            ('"address_l" = "address_r"', "line 1", {}),
-            ('"zip5_l" = "zip5_r" AND ("address_number_l" = "address_number_r" OR "address_number_l" IS NULL '
-             f'OR "address_number_r" IS NULL) AND {jw}("address_street_l", "address_street_r") >= 0.9',
-             "similar line 1, same ZIP", {}),
-            ('"zip5_l" = "zip5_r"', "ZIP only", {}),
-        ],
-        "phone": [('"phone_l" = "phone_r"', "exact", {})],
-        "email": [
-            ('"email_l" = "email_r"', "exact", {}),
-            ("split_part(\"email_l\", '@', 1) = split_part(\"email_r\", '@', 1)", "same local part", {}),
-        ],
-        "identifier": [
-            ('"identifier_l" = "identifier_r"', "exact", {}),
-            ('damerau_levenshtein("identifier_l", "identifier_r") <= 1', "one character off", {}),
-        ],
-    }
     null_sql = {
         "address": '"address_l" IS NULL OR "address_r" IS NULL',
     }.get(name, f'"{name}_l" IS NULL OR "{name}_r" IS NULL')
     levels = [cll.CustomLevel(null_sql, label_for_charts="missing").configure(is_null_level=True)]
-    for i, (sql, label, extra) in enumerate(defs[name]):
-        if priors:
-            extra = {**extra, "m_probability": PRIOR_M[name][i], "u_probability": PRIOR_U[name][i]}
+    prior = iter(zip(PRIOR_M[name], PRIOR_U[name], strict=True))
+    for sql, label, extra in LEVELS[name]:
+        if priors and "fix_m_probability" not in extra:  # a fixed level keeps its own m and u
+            m, u = next(prior)
+            extra = {**extra, "m_probability": m, "u_probability": u}
         levels.append(lv(sql, label, **extra))
     else_extra: dict[str, Any] = {}
     if priors:
@@ -185,6 +213,12 @@ def blocking_rules() -> list[Any]:
         ),
         block_on("_b_address", "first_canon"),
         block_on("_b_address", "last_name"),
+        # both names mistyped, or a name in the other's place, at one home
+        block_on("_b_address", "birth_date"),
+        # first and last name swapped (exactly, or with the birth date to hold a typo)
+        CustomRule('l.first_name = r.last_name AND l.last_name = r.first_name', sql_dialect="duckdb"),
+        CustomRule('l.first_name = r.last_name AND l.birth_date = r.birth_date', sql_dialect="duckdb"),
+        CustomRule('l.last_name = r.first_name AND l.birth_date = r.birth_date', sql_dialect="duckdb"),
     ]
 
 

@@ -22,7 +22,7 @@ import polars as pl
 from benchlib import RESULTS, measure
 from shapely import linestrings
 
-from segment.geocode.address import parse_addresses
+from segment.addresses.parse import parse_addresses
 from segment.geocode.interpolate import interpolate, prepare_ranges
 from segment.geocode.pip import assign_polygons
 from segment.reference.tiger import read_tracts

@@ -29,9 +29,9 @@ from typing import Any
 import polars as pl
 
 from segment import progress
+from segment.addresses import parse as addr
 from segment.config import Settings
 from segment.errors import GeocodeError, ReferenceDataError
-from segment.geocode import address as addr
 from segment.geocode.cache import ADDRESS_ROW, CACHE_SCHEMA, load_cache, save_cache
 from segment.geocode.census_batch import CensusOptions, census_geocode
 from segment.geocode.zip import zip_centroids

@@ -31,7 +31,7 @@ import polars as pl
 import shapely
 from rapidfuzz import fuzz, process
 
-from segment.geocode.address import normalize_street
+from segment.addresses.parse import normalize_street
 from segment.schema import GeoPrecision
 
 #: fuzzy street-name matches below this similarity (0-100) are not taken

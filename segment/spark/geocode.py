@@ -21,6 +21,7 @@ import polars as pl
 
 from segment import progress
 from segment import workdir as wd
+from segment.addresses import parse as addr
 from segment.config import Settings
 from segment.errors import GeocodeError, ReferenceDataError
 from segment.geocode import (
@@ -39,7 +40,6 @@ from segment.geocode import (
     _valid_source,
     parse_providers,
 )
-from segment.geocode import address as addr
 from segment.log import get_logger
 from segment.schema import GEOCODE_SCHEMA, SOURCE_POINT_COLUMNS, GeoPrecision
 from segment.spark.io import (

@@ -6,7 +6,7 @@ import usaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment.geocode.address import normalize_street, parse_addresses, street_components
+from segment.addresses.parse import normalize_street, parse_addresses, street_components
 
 
 def parse(lines: list[str | None]) -> dict[str | None, dict[str, object]]:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from segment.addresses.pub28 import DIRECTIONALS, UNIT_DESIGNATORS
 from segment.errors import InputDataError
-from segment.geocode.pub28 import DIRECTIONALS, UNIT_DESIGNATORS
 from segment.ingest.codesystems import normalize_system
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS, PATIENT_INPUT_COLUMNS
 from segment.ingest.readers import REJECT_SCHEMA, ReadResult

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from segment.geocode.address import normalize_street
-from segment.geocode.pub28 import STREET_TYPES, UNIT_DESIGNATORS
+from segment.addresses.parse import normalize_street
+from segment.addresses.pub28 import STREET_TYPES, UNIT_DESIGNATORS
 from segment.ingest.dedupe import NICKNAMES
 from segment.ingest.normalize import name_key
 

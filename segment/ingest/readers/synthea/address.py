@@ -10,7 +10,7 @@ country). Each DISTINCT string is split in three steps, the first that succeeds 
    the same addresses come in separate columns: every ``ADDRESS CITY ST ZIP US`` string
    rebuilt from them splits back exactly.
 2. ``usaddress``: any other string goes to the ``usaddress`` CRF parser (as
-   :mod:`segment.geocode.address` uses it), once per distinct string: the street is the
+   :mod:`segment.addresses.parse` uses it), once per distinct string: the street is the
    tokens before the place name, the city the place name, state and ZIP its tags.
 3. otherwise the split failed: the whole string is kept as ``address_line1``, city,
    state and ZIP stay empty, and the reader records a field-level problem
@@ -24,7 +24,7 @@ import re
 import polars as pl
 import usaddress
 
-from segment.geocode.pub28 import DIRECTIONALS, STREET_TYPES
+from segment.addresses.pub28 import DIRECTIONALS, STREET_TYPES
 
 UNSPLIT_REASON = "whole address not split into street, city, state and ZIP (kept as the street line)"
 

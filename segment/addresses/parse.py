@@ -16,7 +16,7 @@ import hashlib
 import polars as pl
 import usaddress
 
-from segment.geocode.pub28 import DIRECTIONALS, ORDINALS, STREET_TYPES, UNIT_DESIGNATORS
+from segment.addresses.pub28 import DIRECTIONALS, ORDINALS, STREET_TYPES, UNIT_DESIGNATORS
 
 #: ``addr_kind`` values; everything but ``street`` is a reason not to interpolate
 STREET = "street"

@@ -76,12 +76,16 @@ def audit(
     outside 0.8-1.25, geocoding by group and reach gaps. Counts under 11 show as <11.
     WORKDIR holds enriched.parquet and eligibility.parquet.
     """
-    from segment.audit import audit_campaign
+    from segment.audit import AuditStage
+    from segment.campaign import load_campaign
+    from segment.config import Settings
+    from segment.stage import StageContext, execute
 
     reporter = get_reporter()
-    result = audit_campaign(
-        campaign, workdir, out_html, reference_groups, groups=groups, as_of=as_of
-    )
+    loaded = load_campaign(campaign)
+    stage = AuditStage(loaded, html=out_html, reference_group=reference_groups, groups=groups)
+    day = as_of or loaded.as_of or dt.date.today()
+    result = execute(stage, StageContext(workdir=workdir, as_of=day, settings=Settings.from_env()))
     reporter.table("Selection by group", result.summary_rows())
     for flag in result.flags:
         reporter.warning("audit", flag["text"])

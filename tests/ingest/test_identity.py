@@ -74,7 +74,7 @@ def _clusters(work: Path) -> list[set[str]]:
 
 
 def _run(paths: list[Path], work: Path, options: IdentityOptions = PROBABILISTIC) -> Path:
-    ingest(paths, work, today=TODAY, identity=options)
+    ingest(paths, work, as_of=TODAY, identity=options)
     return work
 
 
@@ -244,15 +244,15 @@ def test_deterministic_linkage_keeps_the_old_matcher(extract: list[Path], tmp_pa
 
 
 def test_audit_reports_the_review_count(extract: list[Path], tmp_path: Path) -> None:
-    from segment.audit import _identity_counts
+    from segment.audit.document import identity_counts
 
     work = _run(extract, tmp_path / "work")
-    counts = _identity_counts(work)
+    counts = identity_counts(work)
     assert counts is not None
     assert counts["linkage"] == "probabilistic"
     assert counts["review_pairs"] == pl.read_csv(work / IDENTITY_REVIEW).height > 0
     assert counts["merge_pairs"] == len(SAME_PERSON)
-    assert _identity_counts(tmp_path) is None  # a folder ingest never wrote
+    assert identity_counts(tmp_path) is None  # a folder ingest never wrote
 
 
 def test_campaign_pins_a_linkage_model_relative_to_its_file(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from segment.log import get_logger, peak_rss_bytes
 from segment.runstate import StageCache, stage_key
 
 if TYPE_CHECKING:
-    from segment.spark.session import SparkRun
+    from segment.stage import SparkRun
 
 log = get_logger("run")
 
@@ -274,7 +274,7 @@ def run_campaign(
         from segment.ingest import ingest
         from segment.ingest.identity import IdentityOptions, Linkage
 
-        return _counts(ingest(_input_specs(cfg["sources"]), folder, today=day,
+        return _counts(ingest(_input_specs(cfg["sources"]), folder, as_of=day,
                               allow_orphan_events=cfg["allow_orphan_events"],
                               identity=IdentityOptions(Linkage(cfg["linkage"]), cfg["linkage_model"])))
 

@@ -23,14 +23,32 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from segment.config import Settings
 
-if TYPE_CHECKING:
-    from segment.spark.session import SparkRun
-
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class SparkRun:
+    """``--engine spark``: where Spark runs and which tables it reads and writes.
+
+    ``patients``/``events``: canonical lake tables (a path or URI Spark reads) that replace
+    the working folder's files; for ``segment run``, ``patients`` set means ingest is skipped.
+    ``output``: where a single-stage command writes its Parquet (default the working folder).
+    """
+
+    master: str | None = None
+    buckets: int | None = None
+    patients: str | None = None
+    events: str | None = None
+    output: str | None = None
+
+    @property
+    def lake(self) -> bool:
+        """True when the run reads canonical lake tables instead of ingesting sources."""
+        return self.patients is not None
 
 
 @dataclass
@@ -38,8 +56,9 @@ class StageContext:
     """What every stage of one run shares: where, as of when, with which settings and engine.
 
     ``spark`` set means geocode, enrich and evaluate run on Apache Spark; the session is
-    started by the first stage that needs it (:meth:`spark_session`), so a run whose Spark
-    stages are all reused starts no JVM.
+    started by the first stage that needs it (:meth:`spark_session`, through ``start_spark``,
+    which the command line or :mod:`segment.pipeline` supplies), so a run whose Spark stages
+    are all reused starts no JVM.
     """
 
     workdir: Path
@@ -48,24 +67,20 @@ class StageContext:
     spark: SparkRun | None = None
     #: the content key of the whole run (its first 12 hex are the run id); "" outside `segment run`
     run_id: str = ""
+    #: starts the Spark session: returns (session, bucket count); called once
+    start_spark: Callable[[], tuple[Any, int]] | None = field(default=None, repr=False)
     _session: list[tuple[Any, int]] = field(default_factory=list, repr=False)
 
     def path(self, name: str) -> Path:
         """A file in the working folder."""
         return self.workdir / name
 
-    def spark_session(self, campaign: Any = None) -> tuple[Any, int]:
+    def spark_session(self) -> tuple[Any, int]:
         """The Spark session and bucket count, started on first use."""
-        from segment.spark.session import SparkSettings, default_buckets
-        from segment.spark.session import spark_session as start
-
-        if self.spark is None:
+        if self.spark is None or self.start_spark is None:
             raise RuntimeError("spark_session() on a context without --engine spark")
         if not self._session:
-            settings = SparkSettings.from_env().resolve(master=self.spark.master,
-                                                        buckets=self.spark.buckets, campaign=campaign)
-            session = start(settings)
-            self._session.append((session, default_buckets(session, settings)))
+            self._session.append(self.start_spark())
         return self._session[0]
 
 

@@ -62,7 +62,7 @@ def run_command(campaign: Path, as_of: dt.date | None, dry_run: bool, force: boo
         raise click.UsageError("--patients and --events go together (canonical lake tables)")
     spark = None
     if choice.spark:
-        from segment.spark.session import SparkRun
+        from segment.stage import SparkRun
 
         spark = SparkRun(master, buckets, patients_uri, events_uri)
     reporter = get_reporter()

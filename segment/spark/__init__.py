@@ -19,12 +19,13 @@ if TYPE_CHECKING:
     from segment.spark.enrich import enrich_spark
     from segment.spark.evaluate import SparkEvaluateResult, evaluate_dataframes, evaluate_spark
     from segment.spark.geocode import geocode_spark
-    from segment.spark.session import SparkRun, SparkSettings, default_buckets, spark_session
+    from segment.spark.session import SparkSettings, default_buckets, spark_session
+    from segment.stage import SparkRun
 
 #: public names and their modules, imported on first use (the session module alone is light)
 _EXPORTS = {
     "SparkEvaluateResult": "segment.spark.evaluate",
-    "SparkRun": "segment.spark.session",
+    "SparkRun": "segment.stage",
     "SparkSettings": "segment.spark.session",
     "default_buckets": "segment.spark.session",
     "enrich_spark": "segment.spark.enrich",

@@ -85,22 +85,6 @@ class SparkSettings:
         return out.merged(master=master, buckets=buckets)
 
 
-@dataclass(frozen=True)
-class SparkRun:
-    """`segment run --engine spark`: options, and lake tables that replace ingest when given."""
-
-    master: str | None = None
-    buckets: int | None = None
-    #: an already-canonical patient table (ingest is skipped); None: ingest the campaign's sources
-    patients: str | None = None
-    events: str | None = None
-
-    @property
-    def lake(self) -> bool:
-        """True when the run reads canonical lake tables instead of ingesting sources."""
-        return self.patients is not None
-
-
 def _conf_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

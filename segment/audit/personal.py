@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from segment.audit.metrics import group_counts
+from segment.audit.page import group_rows, table
 from segment.audit.suppress import (
     Derived,
     Equation,
@@ -84,8 +85,8 @@ def personalization(
     return out
 
 
-def personalization_html(document: dict[str, Any], table: Any, label: Any) -> str:
-    """The report's tables for the three sections (``table``/``label``: the report's own helpers)."""
+def personalization_html(document: dict[str, Any]) -> str:
+    """The report's tables for the three sections."""
     parts: list[str] = []
     for key, title in (("variants", "Selected by message variant"), ("journey_steps", "Reached by journey step"),
                        ("preferred_channel", "Reached on their preferred channel")):
@@ -93,12 +94,9 @@ def personalization_html(document: dict[str, Any], table: Any, label: Any) -> st
         if not section:
             continue
         headers = ["Group", *section["overall"].keys()]
-        rows = [["All", *[_cell(v) for v in section["overall"].values()]]]
-        for dim in section["dimensions"]:
-            for g in dim["groups"]:
-                rows.append([f"{escape(str(dim['name']))}: {escape(label(str(dim['name']), str(g['group'])))}",
-                             *[_cell(v) for k, v in g.items() if k != "group"]])
-        parts.append(f'<h3 id="{key}">{escape(title)}</h3>' + table(title, headers, rows, [""] * len(rows)))
+        rows = [["All", *[_cell(v) for v in section["overall"].values()]],
+                *group_rows(section["dimensions"], lambda g: [_cell(v) for k, v in g.items() if k != "group"])]
+        parts.append(f'<h3 id="{key}">{escape(title)}</h3>' + table(title, headers, rows))
     return "".join(parts)
 
 

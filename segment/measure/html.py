@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from segment.audit.charts import cumulative_incidence_chart, group_label
-from segment.audit.html import _count, _figure, _pct, _table, page
+from segment.audit.page import count, figure, page, pct, table
 
 
 def _ci(section: Mapping[str, Any], scale: float = 100.0, unit: str = "") -> str:
@@ -53,10 +53,10 @@ def _analysis_table(doc: Mapping[str, Any]) -> str:
     for name, a, arm in (("Intention to treat (everyone assigned)", itt, itt["contact"]),
                          ("Per protocol (reached only)", pp, pp["reached"])):
         h = a["holdout"]
-        rows.append([escape(name), _count(arm["assigned"]), _count(arm["completed"]), _arm_rate(arm),
-                     _count(h["assigned"]), _count(h["completed"]), _arm_rate(h),
+        rows.append([escape(name), count(arm["assigned"]), count(arm["completed"]), _arm_rate(arm),
+                     count(h["assigned"]), count(h["completed"]), _arm_rate(h),
                      _ci(a["difference"]), _ci(a["relative_lift"]), _nnt(a["number_needed_to_contact"])])
-    return _table("Completion by arm", headers, rows, ["", ""])
+    return table("Completion by arm", headers, rows, ["", ""])
 
 
 def _group_tables(doc: Mapping[str, Any]) -> str:
@@ -67,9 +67,9 @@ def _group_tables(doc: Mapping[str, Any]) -> str:
         rows = []
         for g in dim["groups"]:
             c, h = g["contact"], g["holdout"]
-            rows.append([escape(group_label(str(dim["name"]), str(g["group"]))), _count(c["assigned"]),
-                         _count(c["completed"]), _pct(c["rate"]), _count(h["assigned"]), _count(h["completed"]),
-                         _pct(h["rate"]), _ci(g["difference"]), _ci(g["relative_lift"])])
+            rows.append([escape(group_label(str(dim["name"]), str(g["group"]))), count(c["assigned"]),
+                         count(c["completed"]), pct(c["rate"]), count(h["assigned"]), count(h["completed"]),
+                         pct(h["rate"]), _ci(g["difference"]), _ci(g["relative_lift"])])
         het = dim.get("heterogeneity")
         het_text = (
             f"Does the effect differ between groups? Cochran's Q = {het['q']:.2f} on {het['df']} df, "
@@ -80,7 +80,7 @@ def _group_tables(doc: Mapping[str, Any]) -> str:
         )
         out.append(
             f'<section aria-labelledby="mdim-{index}"><h3 id="mdim-{index}">By {escape(str(dim["name"]))}</h3>'
-            + _table(f"Intention-to-treat completion by {dim['name']}", headers, rows, [""] * len(rows))
+            + table(f"Intention-to-treat completion by {dim['name']}", headers, rows, [""] * len(rows))
             + f"<p>{escape(het_text)}</p></section>"
         )
     return "".join(out)
@@ -91,11 +91,11 @@ def _lost_table(doc: Mapping[str, Any]) -> str:
     reasons = (("not_in_extract", "No longer in the extract (moved away, left, removed)"),
                ("died", "Died within the window without completing"),
                ("merged_duplicate", "Merged with another assigned patient"))
-    rows = [[escape(label), _count(lost["contact"][key]), _count(lost["holdout"][key])] for key, label in reasons]
-    return (_table("Patients lost between extracts (left out of both arms)", ["Reason", "Contacted arm", "Held-out arm"],
+    rows = [[escape(label), count(lost["contact"][key]), count(lost["holdout"][key])] for key, label in reasons]
+    return (table("Patients lost between extracts (left out of both arms)", ["Reason", "Contacted arm", "Held-out arm"],
                    rows, [""] * len(rows))
             + f"<p>Followed to the record they were merged into by the linkage model: "
-            f"{_count(lost['merged_followed'])}.</p>")
+            f"{count(lost['merged_followed'])}.</p>")
 
 
 def render_html(doc: Mapping[str, Any]) -> str:
@@ -106,14 +106,14 @@ def render_html(doc: Mapping[str, Any]) -> str:
     cost = doc["cost"]
     plan = doc["plan"]
     summary_items = [
-        ("Contacted arm", _count(itt["contact"]["assigned"])),
-        ("Held out", _count(itt["holdout"]["assigned"])),
+        ("Contacted arm", count(itt["contact"]["assigned"])),
+        ("Held out", count(itt["holdout"]["assigned"])),
         ("Difference (points)", _ci(itt["difference"])),
         ("Cost per extra completion", _money(cost["per_additional_completion"]["value"])),
     ]
     summary = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in summary_items)
     chart = cumulative_incidence_chart(doc["curve"]) if doc.get("curve") else None
-    chart_html = _figure(chart, "Share of each arm that has completed, by day since the send.") if chart else (
+    chart_html = figure(chart, "Share of each arm that has completed, by day since the send.") if chart else (
         "<p>No chart: an arm has fewer than 11 people.</p>")
     per = cost["per_additional_completion"]
     cost_text = (
@@ -137,7 +137,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     warn = f'<p class="note" role="note"><strong>Warning.</strong> {escape(plan["warning"])}.</p>' if plan["warning"] else ""
     follow = doc["follow_up"]
     follow_text = "" if follow["complete"] else (
-        f'<p class="note" role="note"><strong>Follow-up is not complete.</strong> {_count(follow["incomplete"])} '
+        f'<p class="note" role="note"><strong>Follow-up is not complete.</strong> {count(follow["incomplete"])} '
         f"people have not yet had their full {doc['window_days']}-day window by {escape(doc['as_of'])}; "
         "completion may still rise.</p>")
     notes = "".join(f"<li>{escape(n)}</li>" for n in doc.get("notes", []))

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    import datetime as dt
+    from pathlib import Path
+
     from pyspark.sql import SparkSession
+
+    from segment.config import Settings
+    from segment.stage import StageContext
 
 ENGINES = ("polars", "spark")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +60,25 @@ class EngineChoice:
                                                     campaign=campaign)
         spark = spark_session(settings)
         return spark, default_buckets(spark, settings)
+
+
+    def context(self, workdir: Path, *, as_of: dt.date | None = None, settings: Settings | None = None,
+                campaign: Any | None = None) -> StageContext:
+        """The :class:`~segment.stage.StageContext` a single-stage command runs its stage with.
+
+        With ``--engine spark`` it carries the Spark options and starts the session when the
+        stage first asks for it.
+        """
+        import datetime as dt
+
+        from segment.config import Settings
+        from segment.stage import SparkRun, StageContext
+
+        spark = (SparkRun(self.master, self.buckets, self.patients, self.events, self.output)
+                 if self.spark else None)
+        return StageContext(workdir=workdir, as_of=as_of or dt.date.today(),
+                            settings=settings or Settings.from_env(), spark=spark,
+                            start_spark=(lambda: self.session(campaign)) if self.spark else None)
 
 
 def engine_options(*, tables: tuple[str, ...] = ("patients",), output: bool = True) -> Callable[[F], F]:

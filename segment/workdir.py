@@ -96,7 +96,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
-        note_written(target)
+        note_written(target, own_output=target.name in OWN_OUTPUTS)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

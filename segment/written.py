@@ -41,16 +41,10 @@ class Entry:
         return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino, st.st_size) == (self.dev, self.ino, self.size)
 
 
-def _starts_record(name: str) -> bool:
-    from segment import workdir as wd
-
-    return name in wd.OWN_OUTPUTS
-
-
-def _record_for(target: Path) -> Path | None:
+def _record_for(target: Path, own_output: bool) -> Path | None:
     """The record that notes ``target``, or None when it is outside every working folder."""
     folder = target.parent
-    if _starts_record(target.name):
+    if own_output:
         return folder / RECORD_NAME
     for level, candidate in enumerate((folder, *folder.parents)):
         if level >= _MAX_LEVELS:
@@ -61,14 +55,18 @@ def _record_for(target: Path) -> Path | None:
     return None
 
 
-def note_written(target: str | Path) -> None:
-    """Note ``target`` (just written by segment) in its working folder's record."""
+def note_written(target: str | Path, *, own_output: bool = False) -> None:
+    """Note ``target`` (just written by segment) in its working folder's record.
+
+    ``own_output``: the file is one of a working folder's own outputs (its name is in
+    :data:`segment.workdir.OWN_OUTPUTS`), so its folder starts a record if it has none.
+    """
     target = Path(target)
     if target.name == RECORD_NAME:
         return
     with contextlib.suppress(OSError, ValueError):
         absolute = Path(os.path.abspath(target))
-        record = _record_for(absolute)
+        record = _record_for(absolute, own_output)
         if record is None:
             return
         st = os.lstat(absolute)

@@ -17,7 +17,7 @@ import polars as pl
 from benchlib import measure
 
 from segment.enrich import enrich_workdir
-from segment.reference.indicators import load_indicator_files
+from segment.reference.loading import load_indicator_files
 
 OEPS = ("DS03_T", "EC03_T", "EC05_T", "BE01_T", "BE02_RUCA_T", "Access03_T", "Health03_T")
 

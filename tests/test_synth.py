@@ -224,7 +224,7 @@ def test_shapefiles_have_tiger_fields(demo) -> None:
 
 
 def test_indicators_load_with_the_real_loader_and_correlate(demo) -> None:
-    from segment.reference.indicators import load_indicator_files
+    from segment.reference.loading import load_indicator_files
 
     frame, _entries = load_indicator_files(sorted(demo.sources["indicators"].glob("*.csv")))
     assert frame.height == len(demo.geography.tracts)

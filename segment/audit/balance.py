@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from segment.audit.metrics import MISSING, group_counts
+from segment.audit.power import plan_section
 from segment.audit.suppress import TableRules, publish, suppress_table
 
 #: an absolute standardized difference above this is flagged as imbalance
@@ -36,8 +37,6 @@ def holdout_balance(flags: pl.LazyFrame, contacts: pl.LazyFrame, *, baseline_rat
     ``flags`` is :func:`segment.audit.metrics.patient_flags` (group columns); ``contacts``
     the contact plan with its ``arm`` column. None when nobody has an arm.
     """
-    from segment.measure.document import plan_section
-
     arms = contacts.select("patient_id", pl.col("arm").cast(pl.String)).filter(pl.col("arm").is_not_null())
     per = flags.select("patient_id", pl.col("^g:.*$")).join(arms, on="patient_id", how="inner").with_columns(
         (pl.col("arm") == "contact").alias("contact"), (pl.col("arm") == "holdout").alias("holdout"))

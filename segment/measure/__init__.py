@@ -22,12 +22,13 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.audit.metrics import available_dimensions
+from segment.audit.power import plan_section
 from segment.campaign.model import Arm, RuleStatus
 from segment.errors import CampaignError, ConfigError
 from segment.log import get_logger
 from segment.measure.cohort import assignments, cohort
 from segment.measure.completion import completions, extract_frames
-from segment.measure.document import build_document, plan_section
+from segment.measure.document import build_document
 from segment.measure.html import render_html
 
 if TYPE_CHECKING:

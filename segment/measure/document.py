@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from segment.audit.metrics import MIN_CELL, MISSING, group_counts
+from segment.audit.power import plan_section
 from segment.audit.suppress import (
     SHOWN_AS,
     Derived,
@@ -26,7 +27,6 @@ from segment.audit.suppress import (
 )
 from segment.measure.stats import (
     heterogeneity,
-    minimum_detectable_effect,
     newcombe_interval,
     nnt_interval,
     ratio_interval,
@@ -34,9 +34,6 @@ from segment.measure.stats import (
 )
 
 FORMAT = 1
-#: the difference a campaign should be able to detect (3 percentage points)
-TARGET_DIFFERENCE = 0.03
-POWER = 0.8
 
 #: count columns per group: the contact arm (all, reached, completed, reached and completed), the holdout
 COLUMNS = ("contact", "contact_reached", "contact_completed", "reached_completed", "holdout", "holdout_completed")
@@ -145,23 +142,6 @@ def cost_section(values: Mapping[str, int], status: Status, messages: Mapping[st
     if ci and ci[0] > 0:  # the interval is bounded only when the effect is surely positive
         per["ci_low"], per["ci_high"] = total / (ci[1] * n1), total / (ci[0] * n1)
     return out
-
-
-def plan_section(n_contact: int, n_holdout: int, baseline: float, *, source: str) -> dict[str, Any]:
-    """The minimum detectable effect at 80% power and whether 3 points can be detected."""
-    mde = minimum_detectable_effect(baseline, n_contact, n_holdout, target=POWER)
-    warning = None
-    if mde is None or mde > TARGET_DIFFERENCE:
-        warning = (
-            f"the holdout ({n_holdout:,} of {n_contact + n_holdout:,}) is too small to detect a "
-            f"{TARGET_DIFFERENCE * 100:.0f}-point difference in completion at {POWER:.0%} power "
-            f"(baseline {baseline:.0%}); "
-            + ("no difference is detectable" if mde is None else f"the smallest detectable is {mde * 100:.1f} points")
-            + "; a larger holdout percentage or audience is needed"
-        )
-    return {"contact": n_contact, "holdout": n_holdout, "baseline_rate": baseline, "baseline_source": source,
-            "power": POWER, "alpha": 0.05, "minimum_detectable_effect": mde,
-            "detects_3_points": mde is not None and mde <= TARGET_DIFFERENCE, "warning": warning}
 
 
 def curve(cohort: pl.DataFrame, window_days: int) -> dict[str, Any] | None:

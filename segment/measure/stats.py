@@ -10,10 +10,8 @@
   includes 0).
 - :func:`heterogeneity`: Cochran's Q test of whether the difference varies between groups
   (inverse-variance weights), the usual test of effect modification across strata.
-- :func:`power` / :func:`minimum_detectable_effect`: two-sided two-sample test of
-  proportions, normal approximation (pooled variance under the null, unpooled under the
-  alternative; Fleiss, Levin and Paik 2003, 4.2), as ``statsmodels``'
-  ``power_proportions_2indep`` computes it.
+- :func:`power` / :func:`minimum_detectable_effect` (from :mod:`segment.audit.power`, which
+  the audit's holdout plan uses too).
 """
 
 from __future__ import annotations
@@ -21,11 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from segment.audit.metrics import Z95, ratio_interval, wilson_interval
-
-_NORMAL = NormalDist()
+from segment.audit.power import minimum_detectable_effect, power
 
 __all__ = [
     "Z95",
@@ -140,41 +136,3 @@ def heterogeneity(groups: Sequence[tuple[int, int, int, int]]) -> Heterogeneity 
     q = sum(w * (d - pooled) ** 2 for w, d in zip(weights, diffs, strict=True))
     df = len(diffs) - 1
     return Heterogeneity(q=q, df=df, p_value=_chi2_sf(q, df), groups=len(diffs))
-
-
-def power(diff: float, baseline: float, n_treated: int, n_control: int, alpha: float = 0.05) -> float:
-    """Power of the two-sided test of ``p_treated - p_control = 0`` when the true difference is ``diff``."""
-    p0 = baseline
-    p1 = min(max(baseline + diff, 0.0), 1.0)
-    if n_treated <= 0 or n_control <= 0:
-        return 0.0
-    pbar = (n_treated * p1 + n_control * p0) / (n_treated + n_control)
-    se0 = math.sqrt(pbar * (1 - pbar) * (1 / n_treated + 1 / n_control))
-    se1 = math.sqrt(p1 * (1 - p1) / n_treated + p0 * (1 - p0) / n_control)
-    if se1 == 0:
-        return 1.0 if abs(p1 - p0) > 0 else alpha
-    crit = _NORMAL.inv_cdf(1 - alpha / 2) * se0
-    d = abs(p1 - p0)
-    return _NORMAL.cdf((d - crit) / se1) + _NORMAL.cdf((-d - crit) / se1)
-
-
-def minimum_detectable_effect(
-    baseline: float, n_treated: int, n_control: int, *, target: float = 0.8, alpha: float = 0.05
-) -> float | None:
-    """The smallest increase over ``baseline`` detected with ``target`` power; None if none is.
-
-    Solved by bisection on :func:`power` (an increase in completion, up to 1 - baseline).
-    """
-    if n_treated <= 0 or n_control <= 0:
-        return None
-    top = 1.0 - baseline
-    if top <= 0 or power(top, baseline, n_treated, n_control, alpha) < target:
-        return None
-    lo, hi = 0.0, top
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if power(mid, baseline, n_treated, n_control, alpha) >= target:
-            hi = mid
-        else:
-            lo = mid
-    return hi

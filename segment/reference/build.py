@@ -102,7 +102,7 @@ def build_pack(
     ``tracts`` (required), ``block_groups`` and ``address_ranges`` are TIGER/Line zips,
     ``.shp`` files or folders of them; ``zip_centroids`` is a ZCTA gazetteer (or CSV /
     shapefile); ``indicators`` are indicator files that
-    ``segment.reference.indicators.load_indicator_files`` recognizes. ``vintage`` forces
+    ``segment.reference.loading.load_indicator_files`` recognizes. ``vintage`` forces
     the tract vintage (2010/2020) when the file names and fields do not tell it.
     Indicators keyed to the other tract vintage are refused unless ``crosswalk`` (a
     Census tract relationship file) is given. ``source_years`` overrides the vintage

@@ -1,8 +1,8 @@
 """Tract indicator files: recognize the known sources and put them on themed column names.
 
-The reference pack builder calls :func:`load_indicator_files` with the files a user points
-it at and stores the result as ``indicators.parquet``; it never interprets indicator
-columns itself. Three kinds of file are recognized by their columns:
+The reference pack builder reads the files a user points it at through
+:mod:`segment.reference.loading` (which calls :func:`load_one` per file) and stores the
+result as ``indicators.parquet``; it never interprets indicator columns itself. Three kinds of file are recognized by their columns:
 
 * the Opioid Environment Policy Scan (OEPS) tract CSVs (SVI, economic, internet, housing,
   rurality, hospital access, physicians), and the synthetic demo file that reuses their
@@ -482,29 +482,6 @@ def _read_themed(path: Path, header: Sequence[str]) -> tuple[pl.DataFrame, list[
         for n in known
     ]
     return frame, entries
-
-
-def load_indicator_files(paths: list[Path]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """Read tract indicator files into one row per tract on themed column names.
-
-    Files are recognized by their columns; GEOIDs are zero-padded to 11 characters and
-    ``NA`` becomes null. Several files are outer-joined on ``tract_geoid``: a tract missing
-    from one file keeps nulls in that file's columns. Returns the frame (sorted by
-    ``tract_geoid``) and one data-dictionary entry per indicator column. Block-group and
-    county files, kept columns and the column report are in
-    :func:`segment.reference.loading.load_indicator_sources`.
-
-    Raises :class:`ReferenceDataError` naming the file for an unrecognized file, GEOIDs that
-    are not tracts, duplicated tracts, or a column supplied by two files.
-    """
-    from segment.reference.loading import load_indicator_sources
-
-    tables = load_indicator_sources(paths)
-    other = [f.path.name for f in tables.files if f.level is not Level.TRACT]
-    if other:
-        raise ReferenceDataError(f"not tract-level files: {', '.join(other)}; read them with "
-                                 "load_indicator_sources")
-    return tables.frames[Level.TRACT], tables.entries
 
 
 def _acs_value(var: str) -> pl.Expr:

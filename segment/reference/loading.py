@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from segment.errors import ReferenceDataError
+from segment.reference.indicators import load_one
 from segment.reference.publishers import CAUTION, Level, Loaded, geoid_column, year_in_name
 
 #: missing-value codes of every supported publisher, applied to passed-through columns
@@ -139,8 +140,6 @@ def load_indicator_sources(
     missing from one file keeps nulls in its columns. Raises :class:`ReferenceDataError` for
     an unrecognized file, a column given by two files, or a ``keep`` column no file has.
     """
-    from segment.reference.indicators import load_one
-
     if not paths:
         raise ReferenceDataError("no indicator files given")
     keep = dict(keep or {})
@@ -175,3 +174,23 @@ def load_indicator_sources(
         raise ReferenceDataError(f"--keep-columns {', '.join(missing)}: no indicator file has "
                                  "such a column (names are case-sensitive)")
     return IndicatorTables({lvl: f.sort(lvl.key) for lvl, f in frames.items()}, entries, files)
+
+
+def load_indicator_files(paths: list[Path]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Read tract indicator files into one row per tract on themed column names.
+
+    Files are recognized by their columns; GEOIDs are zero-padded to 11 characters and
+    ``NA`` becomes null. Several files are outer-joined on ``tract_geoid``: a tract missing
+    from one file keeps nulls in that file's columns. Returns the frame (sorted by
+    ``tract_geoid``) and one data-dictionary entry per indicator column. Block-group and
+    county files, kept columns and the column report are in :func:`load_indicator_sources`.
+
+    Raises :class:`ReferenceDataError` naming the file for an unrecognized file, GEOIDs that
+    are not tracts, duplicated tracts, or a column supplied by two files.
+    """
+    tables = load_indicator_sources(paths)
+    other = [f.path.name for f in tables.files if f.level is not Level.TRACT]
+    if other:
+        raise ReferenceDataError(f"not tract-level files: {', '.join(other)}; read them with "
+                                 "load_indicator_sources")
+    return tables.frames[Level.TRACT], tables.entries

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from segment.reference.indicators import load_indicator_files
+from segment.reference.loading import load_indicator_files
 
 OEPS_FILES = ("DS03_T", "EC03_T", "EC05_T", "BE01_T", "BE02_RUCA_T", "Access03_T", "Health03_T")
 

@@ -14,8 +14,8 @@ from segment.reference.indicators import (
     ACS_VARIABLES,
     ECOLOGICAL_CAUTION,
     acs_to_indicators,
-    load_indicator_files,
 )
+from segment.reference.loading import load_indicator_files
 from segment.schema import NO_INTERNET_PCT, RURALITY, SVI_OVERALL
 
 pytestmark = pytest.mark.reference

@@ -25,8 +25,13 @@ from reference.sdoh_fixtures import (
     write_svi_2022,
 )
 from segment.errors import ReferenceDataError
-from segment.reference.indicators import acs_to_indicators, load_indicator_files
-from segment.reference.loading import load_indicator_sources, parse_pairs, parse_years
+from segment.reference.indicators import acs_to_indicators
+from segment.reference.loading import (
+    load_indicator_files,
+    load_indicator_sources,
+    parse_pairs,
+    parse_years,
+)
 from segment.reference.publishers import Level, header_of
 
 pytestmark = pytest.mark.reference

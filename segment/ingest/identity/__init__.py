@@ -36,7 +36,15 @@ import polars as pl
 from segment import workdir
 from segment.ingest.identity import model as mdl
 from segment.ingest.identity.features import IDENTIFIER_COLUMNS, linkage_frame
-from segment.ingest.identity.links import REVIEW_COLUMNS, Thresholds, bands, components
+from segment.ingest.identity.links import (
+    CUT_REASON,
+    REVIEW_COLUMNS,
+    Thresholds,
+    bands,
+    components,
+    conflicts_within,
+    split_conflicts,
+)
 from segment.log import get_logger
 
 log = get_logger("identity")
@@ -162,15 +170,40 @@ def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageMod
     return model, bands(pairs, model.settings, options.thresholds)
 
 
+def cluster(
+    frame: pl.DataFrame, pairs: pl.DataFrame, settings: dict[str, Any],
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """Clusters of the merge pairs, with clusters joined only through a third record split.
+
+    Returns the clusters (``_k_id`` -> ``_cluster``), ``pairs`` with each cut merge pair moved
+    to review (held back because it :data:`~.links.CUT_REASON`), and the counts.
+    """
+    merge = pairs.filter(pl.col("band") == "merge")
+    clusters = components(frame["unique_id"], merge.select(a="unique_id_l", b="unique_id_r"))
+    conflicts = conflicts_within(clusters, merge, frame, settings)
+    hit = conflicts.join(clusters.rename({"_k_id": "a"}), on="a")["_cluster"].n_unique()
+    clusters, cut = split_conflicts(clusters, merge, conflicts)
+    if cut.height:
+        was_cut = pl.col("_cut").fill_null(False)
+        pairs = pairs.join(cut.with_columns(_cut=pl.lit(True)), on=["unique_id_l", "unique_id_r"], how="left",
+                           maintain_order="left").with_columns(
+            pl.when(was_cut).then(pl.lit("review")).otherwise(pl.col("band")).alias("band"),
+            pl.when(was_cut).then(pl.lit(CUT_REASON)).otherwise(pl.col("held_back_because"))
+            .alias("held_back_because"),
+        ).drop("_cut")
+    split = {"conflicting_record_pairs": conflicts.height, "clusters_split": hit, "links_cut": cut.height}
+    return clusters, pairs, split
+
+
 def _probabilistic(
     records: pl.DataFrame, options: IdentityOptions, out: Path, n: int, reason: str,
     keep: pl.Series | None, started: float,
 ) -> IdentityResult:
     frame = linkage_frame(records)
     model, pairs = score(frame, options)
+    clusters, pairs, split = cluster(frame, pairs, model.settings)
     merge = pairs.filter(pl.col("band") == "merge")
     review = pairs.filter(pl.col("band") == "review")
-    clusters = components(frame["unique_id"], merge.select(a="unique_id_l", b="unique_id_r"))
     workdir.ensure_private_dir(out)
     mdl.save(model, out / IDENTITY_MODEL)  # a pinned model is copied: the report reads it here
     _pair_columns = [
@@ -199,6 +232,7 @@ def _probabilistic(
         "pairs_scored_at_or_above_review": pairs.height,
         "merge_pairs": merge.height, "review_pairs": review.height,
         "held_back_to_review": dict(sorted(held.iter_rows())),
+        "transitive_conflicts": split,
         "cluster_sizes": {str(k): v for k, v in sizes.iter_rows()},
         "seconds": round(time.perf_counter() - started, 1),
     }

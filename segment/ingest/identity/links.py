@@ -129,9 +129,15 @@ def _agrees(c: str, strong_only: bool = True) -> pl.Expr:
     return ok
 
 
-def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds) -> pl.DataFrame:
-    """``pairs`` (Splink's predictions) with ``band`` (merge, review) and ``held_back_because``."""
-    framed = describe(pairs, settings)
+#: held-back reasons that say two records are two people (not merely too little evidence):
+#: two records of one cluster that disagree so are never left joined through a third
+CONFLICTS = ("first names conflict", "sex and first name differ", "birth dates conflict")
+#: the reason given to a merge pair cut by :func:`split_conflicts`
+CUT_REASON = "joins records that conflict (through a third record)"
+
+
+def _guards(pairs: pl.DataFrame, settings: dict[str, Any]) -> dict[str, pl.Expr]:
+    """Why a pair may not merge, per reason (in the order they are tested), over ``_lv_*`` labels."""
     have = set(level_labels(settings))
 
     def agrees(c: str) -> pl.Expr:
@@ -140,47 +146,140 @@ def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds)
     def level(c: str) -> pl.Expr:
         return pl.col(f"_lv_{c}") if c in have else pl.lit("missing")
 
-    p = pl.col("match_probability")
     # an identifier exactly the same, or a long one with one character mistyped; consecutive
     # numbers are no proof (twins get consecutive MRNs), nor is a 4-digit SSN tail one off
     by_identifier = level("identifier").is_in(["exact", "one character off"])
-    first_conflict = (level("first_name") == "different") & ~by_identifier
-    birth_conflict = (level("birth_date") == "different") & ~by_identifier
+    alike_first = level("first_name").is_in(["exact", "nickname", "names swapped"])
+    first_conflict = level("first_name") == "different"
     # two different first names, each common in the extract, are two names (Lisa and Linda),
     # not a typo of one (Lnida): hold the pair back however alike they look
     if {"_first_count_l", "_first_count_r"} <= set(pairs.columns):
         lo = pl.min_horizontal("_first_count_l", "_first_count_r")
         hi = pl.max_horizontal("_first_count_l", "_first_count_r")
-        distinct_names = (
-            ~level("first_name").is_in(["exact", "nickname", "names swapped", "missing"])
-            & (lo >= COMMON_NAME_MIN) & (lo >= COMMON_NAME_SHARE * hi)
-        )
-        first_conflict = first_conflict | (distinct_names & ~by_identifier)
-    sex_conflict = (
-        (level("sex") == "different") & ~level("first_name").is_in(["exact", "nickname", "names swapped"])
-        & ~by_identifier
-    )
+        distinct_names = ~alike_first & (level("first_name") != "missing") & (lo >= COMMON_NAME_MIN) & (
+            lo >= COMMON_NAME_SHARE * hi)
+        first_conflict = first_conflict | distinct_names
     beyond = agrees("address") | agrees("phone") | agrees("email") | agrees("identifier")
-    contact_conflict = (
-        level("address").is_in(["different", "ZIP only", "same street, same ZIP"]) & (level("phone") == "different")
-        & ~agrees("email") & ~by_identifier
-    )
+    return {
+        "first names conflict": first_conflict & ~by_identifier,
+        "sex and first name differ": (level("sex") == "different") & ~alike_first & ~by_identifier,
+        "birth dates conflict": (level("birth_date") == "different") & ~by_identifier,
+        "address and phone both differ": (
+            level("address").is_in(["different", "ZIP only", "same street, same ZIP"])
+            & (level("phone") == "different") & ~agrees("email") & ~by_identifier
+        ),
+        "name and birth date alone": ~beyond,
+    }
+
+
+def bands(pairs: pl.DataFrame, settings: dict[str, Any], thresholds: Thresholds) -> pl.DataFrame:
+    """``pairs`` (Splink's predictions) with ``band`` (merge, review) and ``held_back_because``."""
+    framed = describe(pairs, settings)
+    p = pl.col("match_probability")
+    reason: Any = pl.when(p < thresholds.merge).then(None)
+    for why, held in _guards(framed, settings).items():
+        reason = reason.when(held).then(pl.lit(why))
     same_source = pl.col("source_l") == pl.col("source_r")
-    reason = (
-        pl.when(p < thresholds.merge).then(None)
-        .when(first_conflict).then(pl.lit("first names conflict"))
-        .when(sex_conflict).then(pl.lit("sex and first name differ"))
-        .when(birth_conflict).then(pl.lit("birth dates conflict"))
-        .when(contact_conflict).then(pl.lit("address and phone both differ"))
-        .when(~beyond).then(pl.lit("name and birth date alone"))
-        .when(same_source & (p < thresholds.same_source)).then(pl.lit("same source, below the same-source threshold"))
-        .otherwise(None)
-    )
+    reason = reason.when(same_source & (p < thresholds.same_source)).then(
+        pl.lit("same source, below the same-source threshold")).otherwise(None)
     return framed.with_columns(reason.alias("held_back_because")).with_columns(
         pl.when((p >= thresholds.merge) & pl.col("held_back_because").is_null()).then(pl.lit("merge"))
         .when(p >= thresholds.review).then(pl.lit("review"))
         .otherwise(None).alias("band")
     ).filter(pl.col("band").is_not_null())
+
+
+def _level_case(settings: dict[str, Any]) -> str:
+    """SQL naming each pair's level per comparison (``_lv_<name>``), from the model's own conditions."""
+    cases = []
+    for comp in settings["comparisons"]:
+        whens = []
+        for lv in comp["comparison_levels"]:
+            label = "missing" if lv.get("is_null_level") else str(lv.get("label_for_charts", ""))
+            sql = str(lv.get("sql_condition", "ELSE"))
+            if sql.strip().upper() == "ELSE":
+                continue
+            whens.append(f"WHEN {sql} THEN '{label.replace(chr(39), chr(39) * 2)}'")
+        cases.append(f"CASE {' '.join(whens)} ELSE 'different' END AS \"_lv_{comp['output_column_name']}\"")
+    return ", ".join(cases)
+
+
+def conflicts_within(
+    clusters: pl.DataFrame, merge: pl.DataFrame, frame: pl.DataFrame, settings: dict[str, Any],
+) -> pl.DataFrame:
+    """Pairs of records (``a`` < ``b``) placed in one cluster of 3 or more that conflict.
+
+    Every pair inside such a cluster that is not itself a merge pair is compared with the
+    model's own levels (in DuckDB) and tested against the :data:`CONFLICTS` guards: two
+    records that are two people by those tests were joined only through other records.
+    """
+    import duckdb
+
+    big = clusters.filter(pl.len().over("_cluster") >= 3).rename({"_k_id": "unique_id"})
+    if big.height == 0:
+        return pl.DataFrame(schema={"a": pl.String, "b": pl.String})
+    direct = merge.select(pl.min_horizontal("unique_id_l", "unique_id_r").alias("a"),
+                          pl.max_horizontal("unique_id_l", "unique_id_r").alias("b"))
+    inside = (
+        big.join(big, on="_cluster", suffix="_r").filter(pl.col("unique_id") < pl.col("unique_id_r"))
+        .select(pl.col("unique_id").alias("a"), pl.col("unique_id_r").alias("b"))
+        .join(direct, on=["a", "b"], how="anti")
+    )
+    columns = [c for c in frame.columns if c != "unique_id" and not c.startswith("_")]
+    counts = frame.group_by("first_name").len().drop_nulls()
+    side = frame.select("unique_id", *columns).join(
+        counts.rename({"len": "_first_count"}), on="first_name", how="left")
+    both = inside.join(side.rename(lambda c: f"{c}_l" if c != "unique_id" else "a"), on="a").join(
+        side.rename(lambda c: f"{c}_r" if c != "unique_id" else "b"), on="b")
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("pairs", both.to_arrow())
+        framed = con.sql(f"SELECT *, {_level_case(settings)} FROM pairs").pl()
+    finally:
+        con.close()
+    held = pl.any_horizontal([g for why, g in _guards(framed, settings).items() if why in CONFLICTS])
+    return framed.filter(held).select("a", "b").sort("a", "b")
+
+
+def split_conflicts(
+    clusters: pl.DataFrame, merge: pl.DataFrame, conflicts: pl.DataFrame, max_rounds: int = 25,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cut the weakest merge link of each cluster holding a conflict pair until none does.
+
+    Each round drops, in every cluster still holding a conflict pair, its merge pair of the
+    lowest match weight (ties: the greatest record ids), and recomputes those clusters;
+    after ``max_rounds`` every link of a cluster still in conflict is cut. Deterministic.
+    Returns the new clusters and the merge pairs cut (``unique_id_l``, ``unique_id_r``).
+    """
+    cut_schema = {"unique_id_l": pl.String, "unique_id_r": pl.String}
+    if conflicts.height == 0:
+        return clusters, pl.DataFrame(schema=cut_schema)
+    hit = conflicts.join(clusters.rename({"_k_id": "a"}), on="a").select("_cluster").unique()
+    nodes = clusters.join(hit, on="_cluster", how="semi")
+    edges = merge.join(nodes.rename({"_k_id": "unique_id_l"}), on="unique_id_l", how="semi").select(
+        "unique_id_l", "unique_id_r", "match_weight")
+    kept = edges
+    for round_ in range(max_rounds + 1):
+        sub = components(nodes["_k_id"], kept.select(a="unique_id_l", b="unique_id_r"))
+        bad = (conflicts.join(sub.rename({"_k_id": "a"}), on="a")
+               .join(sub.rename({"_k_id": "b", "_cluster": "_cluster_b"}), on="b")
+               .filter(pl.col("_cluster") == pl.col("_cluster_b")).select("_cluster").unique())
+        if bad.height == 0:
+            break
+        in_bad = kept.join(sub.rename({"_k_id": "unique_id_l"}), on="unique_id_l").join(bad, on="_cluster", how="semi")
+        if round_ == max_rounds:
+            drop = in_bad
+        else:
+            drop = in_bad.sort("match_weight", "unique_id_l", "unique_id_r", descending=[False, True, True]).group_by(
+                "_cluster", maintain_order=True).first()
+        kept = kept.join(drop.select("unique_id_l", "unique_id_r"), on=["unique_id_l", "unique_id_r"], how="anti")
+    sub = components(nodes["_k_id"], kept.select(a="unique_id_l", b="unique_id_r"))
+    # the split clusters are renumbered past the untouched ones (a cluster id is only a label)
+    offset = int(clusters.select(pl.col("_cluster").max().fill_null(0)).item()) + 1
+    resplit = sub.with_columns((pl.col("_cluster") + offset).cast(clusters["_cluster"].dtype))
+    out = pl.concat([clusters.join(hit, on="_cluster", how="anti"), resplit]).sort("_k_id")
+    cut = edges.join(kept, on=["unique_id_l", "unique_id_r"], how="anti").select("unique_id_l", "unique_id_r")
+    return out, cut.sort("unique_id_l", "unique_id_r")
 
 
 def components(ids: pl.Series, edges: pl.DataFrame, max_passes: int = 100) -> pl.DataFrame:

@@ -51,6 +51,19 @@ class LineList(list[Any]):
         self.item_lines = []
 
 
+def key_line(raw: Any, *keys: str | int) -> int | None:
+    """The line of the deepest of the nested ``keys`` that exists in raw YAML (or of ``raw``)."""
+    node, line = raw, getattr(raw, "start_line", None)
+    for key in keys:
+        if isinstance(node, LineDict) and isinstance(key, str) and key in node:
+            line, node = node.line_of(key), node[key]
+        elif isinstance(node, LineList) and isinstance(key, int) and 0 <= key < len(node):
+            line, node = node.item_lines[key], node[key]
+        else:
+            break
+    return line
+
+
 #: limits checked on the parsed node tree, before any Python object is built: a crafted
 #: file (an alias "billion laughs", thousands of nested brackets) is refused in
 #: milliseconds instead of exhausting memory or the interpreter's stack

@@ -28,16 +28,15 @@ whole decision is a few expressions over one row per patient (no Python loop).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from segment.campaign.model import Campaign, Channel, StopCondition
-from segment.config import LineDict
-from segment.errors import CampaignError, invalid_value
+from segment.campaign.model import Campaign, Channel, JourneyStep, StopCondition
+from segment.campaign.problems import Where
+from segment.errors import SegmentError
 
 
 class JourneyState(StrEnum):
@@ -71,64 +70,57 @@ FEEDBACK_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
-def _line(raw: Any, *keys: str | int) -> int | None:
-    from segment.campaign.loader import _line as line
-
-    return line(raw, *keys)
-
-
-def check_journey(c: Campaign, raw: LineDict, path: Path) -> dict[str, int]:
-    """Steps in day order from day 0, channels and variants the campaign defines, caps the gaps allow."""
-    assert c.journey is not None
-    steps = c.journey.steps
-    lines: dict[str, int] = {}
+def _step_problems(c: Campaign, at: Where, i: int, step: JourneyStep) -> Iterator[SegmentError]:
+    """Step ``i``: after the previous step's day, channels of the campaign listed once, known variants."""
+    where = ("journey", "steps", i)
+    steps = c.journey.steps if c.journey is not None else []
+    if i == 0 and step.day != 0:
+        yield at.invalid("journey.steps[0].day", str(step.day), ["0 (the first touch)"], *where, "day")
+    if i > 0 and step.day <= steps[i - 1].day:
+        yield at.problem(f"key `journey.steps[{i}].day`: found {step.day}, not after step {i}'s day "
+                         f"{steps[i - 1].day}; valid options are: days in increasing order",
+                         *where, "day", key=f"journey.steps[{i}].day")
+    for j, ch in enumerate(step.channels):
+        if ch not in c.channels:
+            yield at.invalid(f"journey.steps[{i}].channels[{j}]", str(ch), [str(x) for x in c.channels],
+                             *where, "channels", j)
+    if len(set(step.channels)) != len(step.channels):
+        yield at.problem(f"key `journey.steps[{i}].channels`: a channel is listed twice", *where, "channels",
+                         key=f"journey.steps[{i}].channels")
     codes = [v.code for v in c.variants]
-    for i, step in enumerate(steps):
-        loc = _line(raw, "journey", "steps", i)
-        lines[f"journey.steps[{i}]"] = loc or 0
-        if i == 0 and step.day != 0:
-            raise invalid_value("journey.steps[0].day", str(step.day), ["0 (the first touch)"],
-                                path=path, line=_line(raw, "journey", "steps", 0, "day"), error=CampaignError)
-        if i > 0 and step.day <= steps[i - 1].day:
-            raise CampaignError(
-                f"key `journey.steps[{i}].day`: found {step.day}, not after step {i}'s day {steps[i - 1].day}; "
-                "valid options are: days in increasing order",
-                path=path, line=_line(raw, "journey", "steps", i, "day"), key=f"journey.steps[{i}].day",
-            )
-        for j, ch in enumerate(step.channels):
-            if ch not in c.channels:
-                raise invalid_value(
-                    f"journey.steps[{i}].channels[{j}]", str(ch), [str(x) for x in c.channels],
-                    path=path, line=_line(raw, "journey", "steps", i, "channels", j), error=CampaignError,
-                )
-        if len(set(step.channels)) != len(step.channels):
-            raise CampaignError(f"key `journey.steps[{i}].channels`: a channel is listed twice",
-                                path=path, line=_line(raw, "journey", "steps", i, "channels"),
-                                key=f"journey.steps[{i}].channels")
-        for j, code in enumerate(step.variants or ()):
-            if code not in codes:
-                raise invalid_value(
-                    f"journey.steps[{i}].variants[{j}]", code, codes or ["(declare `variants:` first)"],
-                    path=path, line=_line(raw, "journey", "steps", i, "variants", j), error=CampaignError,
-                )
-    # a frequency cap that would block a step on its own day: refuse the gap
+    for j, code in enumerate(step.variants or ()):
+        if code not in codes:
+            yield at.invalid(f"journey.steps[{i}].variants[{j}]", code, codes or ["(declare `variants:` first)"],
+                             *where, "variants", j)
+
+
+def _cap_problems(c: Campaign, at: Where) -> Iterator[SegmentError]:
+    """A frequency cap that would block a step on its own day: the gap is refused."""
+    steps = c.journey.steps if c.journey is not None else []
     for k, cap in enumerate(c.frequency_caps):
-        capped = set(cap.channels or c.channels)
-        for ch in capped:
+        for ch in dict.fromkeys(cap.channels or c.channels):
             days = [s.day for s in steps if ch in s.channels]
             for j, day in enumerate(days):
                 inside = [d for d in days[: j + 1] if day - d < cap.per_days]
-                if len(inside) > cap.max:
-                    idx = next(i for i, s in enumerate(steps) if s.day == day)
-                    raise CampaignError(
-                        f"key `journey.steps[{idx}].day`: found {day}, {day - inside[0]} day(s) after an earlier "
-                        f"{ch} step, but frequency_caps[{k}] allows {cap.max} {ch} contact(s) in {cap.per_days} "
-                        f"days, so the step could never be sent on time; valid options are: a gap of at least "
-                        f"{cap.per_days} days between {ch} steps, another channel, or a looser cap",
-                        path=path, line=_line(raw, "journey", "steps", idx, "day") or lines.get(f"journey.steps[{idx}]"),
-                        key=f"journey.steps[{idx}].day",
-                    )
-    return lines
+                if len(inside) <= cap.max:
+                    continue
+                idx = next(i for i, s in enumerate(steps) if s.day == day)
+                yield at.problem(
+                    f"key `journey.steps[{idx}].day`: found {day}, {day - inside[0]} day(s) after an earlier "
+                    f"{ch} step, but frequency_caps[{k}] allows {cap.max} {ch} contact(s) in {cap.per_days} "
+                    f"days, so the step could never be sent on time; valid options are: a gap of at least "
+                    f"{cap.per_days} days between {ch} steps, another channel, or a looser cap",
+                    "journey", "steps", idx, "day", key=f"journey.steps[{idx}].day",
+                )
+
+
+def check_journey(c: Campaign, at: Where) -> Iterator[SegmentError]:
+    """Steps in day order from day 0, channels and variants the campaign defines, caps the gaps allow."""
+    if c.journey is None:
+        return
+    for i, step in enumerate(c.journey.steps):
+        yield from _step_problems(c, at, i, step)
+    yield from _cap_problems(c, at)
 
 
 def local_date(expr: pl.Expr, zone: str) -> pl.Expr:
@@ -244,86 +236,3 @@ def exits_today(plan: pl.DataFrame) -> pl.DataFrame:
     """Plan rows whose journey stopped tonight: ``patient_id``, ``reason``, ``step`` (to record in the ledger)."""
     return plan.filter(pl.col("journey_exit").fill_null(False)).select(
         "patient_id", pl.col("journey_state").alias("reason"), pl.col("journey_step").alias("step"))
-
-
-@dataclass(frozen=True)
-class JourneyStatus:
-    """Counts for ``segment journey status`` (no identifiers)."""
-
-    campaign_code: str
-    as_of: dt.date
-    steps: list[str]
-    #: patients sent each step (1-based), ever
-    per_step: dict[int, int]
-    #: where patients stand tonight: due, waiting, completed, and stops by reason (recorded ones kept)
-    states: dict[str, int]
-    #: patients whose step is due tonight, per step
-    due_tonight: dict[int, int]
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per step, then one per state, for a table."""
-        out: list[dict[str, Any]] = [
-            {"what": f"step {i} ({label})", "patients sent": self.per_step.get(i, 0),
-             "due tonight": self.due_tonight.get(i, 0)}
-            for i, label in enumerate(self.steps, start=1)
-        ]
-        return out
-
-
-def journey_status(
-    campaign: Campaign, patients: pl.LazyFrame, eligibility: pl.LazyFrame, ledger: Any, as_of: dt.date
-) -> JourneyStatus:
-    """Per step and per state counts for ``campaign`` on ``as_of``, from the ledger and the working folder."""
-    from segment.campaign.select import plan_contacts
-
-    if campaign.journey is None:
-        raise CampaignError("the campaign declares no `journey:`; add steps to use journey status",
-                            path=campaign.path, key="journey")
-    contacts, exits, feedback = ledger.journey_inputs(campaign.code)
-    history = journey_history(campaign, contacts, exits, feedback)
-    blocked = ledger.blocked() if ledger.path.exists() else None
-    plan = plan_contacts(campaign, patients, eligibility, ledger if ledger.path.exists() else None, as_of,
-                         blocked=blocked, journey=history).select(
-        "patient_id", "journey_step", "journey_state", "contact_status").collect()
-    last_exit = exits.sort("exited_at").group_by("patient_id").agg(pl.col("reason").last().alias("_exit"))
-    state = plan.join(last_exit, on="patient_id", how="left").select(
-        pl.when(pl.col("journey_state") == str(JourneyState.NOT_IN_JOURNEY)).then(pl.col("_exit"))
-        .otherwise(pl.col("journey_state")).alias("state"),
-        "journey_step", "contact_status",
-    ).filter(pl.col("state").is_not_null())
-    per_step = contacts.group_by("step").agg(pl.col("patient_id").n_unique()).sort("step")
-    due = state.filter(pl.col("state") == str(JourneyState.DUE)).group_by("journey_step").len().sort("journey_step")
-    steps = [f"day {s.day}: {', '.join(str(c) for c in s.channels)}" for s in campaign.journey.steps]
-    return JourneyStatus(
-        campaign_code=campaign.code, as_of=as_of, steps=steps,
-        per_step={int(k): int(n) for k, n in per_step.iter_rows()},
-        states={str(k): int(n) for k, n in state.group_by("state").len().sort("state").iter_rows()},
-        due_tonight={int(k): int(n) for k, n in due.iter_rows()},
-    )
-
-
-def journey_counts(
-    campaign: Campaign | str | Path, workdir: str | Path, *, as_of: dt.date | None = None,
-    ledger: str | Path | None = None,
-) -> JourneyStatus:
-    """:func:`journey_status` for a campaign file and a working folder (``segment journey status``)."""
-    from segment import workdir as wd
-    from segment.campaign.ledger import ContactLedger
-    from segment.campaign.loader import load_campaign
-    from segment.config import Settings
-    from segment.workdir import patients_path
-
-    c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
-    if c.journey is None:
-        raise CampaignError("the campaign declares no `journey:`; add steps to use journey status",
-                            path=c.path, key="journey")
-    work = Path(workdir)
-    pfile = patients_path(work)
-    efile = wd.require(work, wd.ELIGIBILITY, produced_by="evaluate")
-    if c.variants:
-        from segment.campaign.variants import check_variant_columns
-
-        check_variant_columns(c, pl.scan_parquet(pfile).collect_schema(), pfile.name)
-    led = ContactLedger(Path(ledger) if ledger is not None else (c.ledger or Settings.from_env().ledger_path))
-    day = as_of or c.as_of or dt.date.today()
-    return journey_status(c, pl.scan_parquet(pfile), pl.scan_parquet(efile), led, day)

@@ -294,7 +294,7 @@ class ProfileColumn(BaseModel):
 
 
 class Profile(BaseModel):
-    """A vendor file format: built in (``segment.export.profiles``) or declared in YAML."""
+    """A vendor file format: built in (``segment.campaign.profiles``) or declared in YAML."""
 
     model_config = _FROZEN
     base: str | None = None

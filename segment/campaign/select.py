@@ -14,6 +14,8 @@ import polars as pl
 
 from segment.campaign.caps import capped_channels, longest_window
 from segment.campaign.holdout import assign_arms, holdout_key, stratum_columns, stratum_exprs
+from segment.campaign.journey import HISTORY_SCHEMA as JH
+from segment.campaign.journey import STOP_STATES, JourneyState, decision_exprs, step_allows
 from segment.campaign.ledger import HISTORY_SCHEMA, ContactLedger
 from segment.campaign.model import Arm, Campaign, Channel, ContactStatus
 from segment.campaign.preferences import Preferences, apply_preferences, load_preferences
@@ -293,9 +295,6 @@ def plan_contacts(
     held = (pl.col("arm") == str(Arm.HOLDOUT)).fill_null(False)
     waiting = pl.lit(False)
     if campaign.journey is not None:
-        from segment.campaign.journey import HISTORY_SCHEMA as JH
-        from segment.campaign.journey import STOP_STATES, JourneyState, decision_exprs, step_allows
-
         hist = journey if journey is not None else pl.DataFrame(schema=JH)
         base = base.join(hist.lazy().cast(JH), on="patient_id", how="left")  # type: ignore[arg-type]
         reachable_now = {ch: pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in CHANNELS}

@@ -32,7 +32,7 @@ def status_command(workdir: Path, campaign: Path, ledger: Path | None, as_of: dt
     enriched.parquet and eligibility.parquet, and decides as the next nightly run would;
     nothing is written.
     """
-    from segment.campaign.journey import journey_counts
+    from segment.campaign.journey_status import journey_counts
 
     reporter = get_reporter()
     status = journey_counts(campaign, workdir, as_of=as_of, ledger=ledger)

@@ -5,8 +5,8 @@ Public entry point: :func:`export_campaign`.
 
 from __future__ import annotations
 
+from segment.campaign.profiles import BUILTIN_PROFILES, resolve_profile
 from segment.export.core import ExportedFile, ExportMode, ExportResult, export_campaign
-from segment.export.profiles import BUILTIN_PROFILES, resolve_profile
 
 __all__ = [
     "BUILTIN_PROFILES",

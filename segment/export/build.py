@@ -20,12 +20,12 @@ import polars as pl
 from segment import workdir as wd
 from segment.campaign.model import Campaign, Channel, ContactStatus
 from segment.campaign.phi import clinical_word_in
+from segment.campaign.profiles import ResolvedProfile, resolve_profile
 from segment.campaign.quiet_hours import planned_send_utc
 from segment.campaign.suppression import Suppression
 from segment.errors import PrivacyError
 from segment.export.checks import RuleFailure, check_schedule, raise_failures, rule_failures
 from segment.export.encrypt import encrypt_bytes
-from segment.export.profiles import ResolvedProfile, resolve_profile
 from segment.export.unsubscribe import UNSUBSCRIBE_SCHEMA, unsubscribe_profile
 from segment.export.writer import safe_file_name, split_csv, to_csv_bytes, vendor_table
 

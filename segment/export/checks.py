@@ -19,9 +19,9 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.campaign.model import Campaign, Channel
-from segment.errors import CampaignError, DeliveryError, PrivacyError
-from segment.export.profiles import ResolvedProfile, resolve_profile
-from segment.export.specs import ImportRule, RuleKind
+from segment.campaign.profiles import ResolvedProfile, resolve_profile
+from segment.campaign.specs import ImportRule, RuleKind
+from segment.errors import DeliveryError, PrivacyError
 
 
 @dataclass(frozen=True)
@@ -218,21 +218,3 @@ def baa_record(campaign: Campaign, workdir: Path) -> dict[str, Any]:
         vendors[str(ch)] = entry
     return {"clinical_audience": bool(clinical), "clinical_rules": clinical, "vendors": vendors}
 
-
-def check_required_fields(campaign: Campaign) -> None:
-    """``generic``-based profiles must write an identifier and the channel's contact column."""
-    for ch, vendor in campaign.vendors.items():
-        prof = resolve_profile(vendor.profile, ch, campaign.profiles)
-        if prof.spec is None:
-            continue
-        groups = prof.spec.required_fields.get(str(ch), ())
-        written = {c.field for c in prof.columns if c.required} | set(vendor.fields)
-        for group in groups:
-            if not written & set(group):
-                raise CampaignError(
-                    f"key `vendors.{ch}`: profile `{vendor.profile}` would write no "
-                    f"{' or '.join(group)} column; a {ch} file needs an identifier (contact_id) and the "
-                    f"channel's contact column; valid options are: add `{group[0]}` to `fields` or a "
-                    "required column to the profile",
-                    path=campaign.path, key=f"vendors.{ch}",
-                )

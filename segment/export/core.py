@@ -33,6 +33,12 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.campaign.caps import longest_window
+from segment.campaign.destinations import (
+    Destination,
+    FolderDestination,
+    destination_url,
+    parse_destination,
+)
 from segment.campaign.holdout import holdout_manifest, with_strata
 from segment.campaign.journey import exits_today, journey_history
 from segment.campaign.ledger import ContactLedger, Delivery
@@ -55,12 +61,6 @@ from segment.export.build import (
 )
 from segment.export.checkpoints import checkpoint
 from segment.export.checks import baa_record, min_lead
-from segment.export.deliver import (
-    Destination,
-    FolderDestination,
-    destination_url,
-    parse_destination,
-)
 from segment.export.delivery import (
     Reconciled,
     delivery_id_for,

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from segment import workdir as wd
+from segment.campaign.destinations import parse_destination
 from segment.campaign.ledger import UNFINISHED_STATES, ContactLedger, Delivery
 from segment.campaign.model import Sftp
 from segment.errors import DeliveryError, SegmentError
 from segment.export.checkpoints import checkpoint
-from segment.export.deliver import parse_destination
 from segment.export.transfer import Transport, open_transport, temp_name
 from segment.log import get_logger
 from segment.runstate import ExclusiveLock

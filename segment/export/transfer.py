@@ -21,9 +21,9 @@ from typing import Protocol
 
 import paramiko
 
+from segment.campaign.destinations import Destination, FolderDestination, SftpDestination
 from segment.campaign.model import Sftp
 from segment.errors import DeliveryError
-from segment.export.deliver import Destination, FolderDestination, SftpDestination
 from segment.log import get_logger
 from segment.workdir import FILE_MODE, ensure_private_dir
 

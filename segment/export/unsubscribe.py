@@ -14,8 +14,8 @@ import dataclasses
 import polars as pl
 
 from segment.campaign.model import Campaign, Channel, ProfileColumn
+from segment.campaign.profiles import ResolvedProfile, resolve_profile
 from segment.campaign.suppression import Suppression
-from segment.export.profiles import ResolvedProfile, resolve_profile
 
 
 def _c(header: str, field: str, value: str | None = None) -> ProfileColumn:

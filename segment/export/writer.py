@@ -25,9 +25,9 @@ import numpy as np
 import polars as pl
 
 from segment.campaign.model import Encoding, HeaderStyle, Overflow, PhoneFormat, ProfileColumn
+from segment.campaign.profiles import ResolvedProfile
 from segment.campaign.suppression import E164
 from segment.errors import DeliveryError, PrivacyError
-from segment.export.profiles import ResolvedProfile
 from segment.log import get_logger
 
 FORMULA_START = r"^[=+\-@\t\r]"

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from segment.campaign.model import Channel
-from segment.export.profiles import resolve_profile
+from segment.campaign.profiles import resolve_profile
 from segment.export.writer import neutralize, to_csv_bytes, vendor_table
 from tests.campaign.frames import patients
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import gnupg
 import pytest
 
+from segment.campaign.destinations import SftpDestination, parse_destination
 from segment.campaign.model import Sftp
 from segment.errors import DeliveryError
 from segment.export import export_campaign
-from segment.export.deliver import SftpDestination, parse_destination
 from segment.export.transfer import SftpTransport
 from tests.export.conftest import AS_OF, write_workdir
 from tests.export.helpers import export_campaign_file

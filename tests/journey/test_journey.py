@@ -136,7 +136,7 @@ def test_thirty_nights(tmp_path: Path) -> None:
 
 
 def test_status_counts(tmp_path: Path) -> None:
-    from segment.campaign.journey import journey_status
+    from segment.campaign.journey_status import journey_status
 
     campaign = journey_campaign(tmp_path)
     run_nights(tmp_path, campaign, nights=23)

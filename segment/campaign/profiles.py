@@ -22,8 +22,8 @@ from segment.campaign.model import (
     ProfileColumn,
     Quoting,
 )
+from segment.campaign.specs import KLAVIYO_MAX_BYTES, VendorSpec, spec_for
 from segment.errors import CampaignError
-from segment.export.specs import KLAVIYO_MAX_BYTES, VendorSpec, spec_for
 
 
 def _c(header: str, field: str, *, required: bool = False, **kw: Any) -> ProfileColumn:

@@ -1,7 +1,7 @@
 """Vendor import rules and BAA facts, as data, each with its source and the date it was read.
 
 A profile's rules are checked against the cells of a vendor file before anything is
-written (:mod:`segment.export.checks`); a file that breaks one fails the export with the
+written (by the export stage); a file that breaks one fails the export with the
 rule, its source and the number of rows. Rules of a built-in profile apply to every
 profile declared on top of it (``base: braze``).
 

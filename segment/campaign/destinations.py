@@ -1,6 +1,8 @@
 """Delivery destinations: a local folder or ``sftp://user@host:port/path``.
 
-Parsing only here; the transfers live in :mod:`segment.export.transfer`.
+Where a campaign's files go is campaign configuration: parsing and the destination models
+only here (the loader checks ``destination:`` before any data is read); the transfers live
+in the export stage.
 """
 
 from __future__ import annotations

@@ -177,6 +177,76 @@ def available_dimensions(
     return dims, skipped
 
 
+def _check_flag_inputs(schema: pl.Schema, contact_schema: pl.Schema, dims: Mapping[str, str],
+                       channels: Sequence[str]) -> None:
+    """A :class:`ConfigError` naming what the enriched file or the contact plan lacks, or a bad channel."""
+    missing = sorted({c for c in dims.values() if c not in schema} | (
+        {"patient_id", "geo_precision", SDOH_SOURCE} - set(schema)
+    ))
+    if missing:
+        raise ConfigError(
+            "enriched.parquet lacks column(s) the audit needs: " + ", ".join(missing),
+            hint="run `segment enrich` again, or check the campaign's audit groups",
+        )
+    lacking = [c for c in CONTACT_COLUMNS if c not in contact_schema]
+    if lacking:
+        raise ConfigError("contact plan lacks column(s): " + ", ".join(lacking))
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown:
+        raise ConfigError(
+            f"unknown channel(s): {', '.join(unknown)}; valid options are: {', '.join(CHANNELS)}"
+        )
+
+
+def _patient_groups(enriched: pl.LazyFrame, schema: pl.Schema, dims: Mapping[str, str],
+                    as_of: dt.date) -> pl.LazyFrame:
+    """Per patient: a ``g:<dimension>`` string per dimension, the precision, enriched, deceased."""
+    group_exprs = [
+        (age_band_expr(column, as_of) if name == "age_band" else pl.col(column).cast(pl.String))
+        .fill_null(MISSING).alias(f"g:{name}")
+        for name, column in dims.items()
+    ]
+    precision = pl.col("geo_precision").cast(pl.String).fill_null(GeoPrecision.UNMATCHED.value)
+    deceased = pl.col("deceased_date").is_not_null() if "deceased_date" in schema else pl.lit(False)
+    return enriched.select(
+        "patient_id",
+        *group_exprs,
+        precision.alias("_precision"),
+        (pl.col(SDOH_SOURCE).cast(pl.String) == "tract").fill_null(False).alias("_enriched"),
+        deceased.alias("_deceased"),
+    )
+
+
+def _stage_flags(channels: Sequence[str]) -> list[pl.Expr]:
+    """The geocoding, funnel and reach-gap flags over the joined patients and plan."""
+    eligible = (
+        pl.col("in_audience").fill_null(False)
+        & (pl.col("contact_status").fill_null("") != "deceased")
+        & ~pl.col("_deceased")
+    )
+    reach = {ch: pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS}
+    contactable = pl.any_horizontal(pl.lit(False), *(reach[ch] for ch in channels))
+    no_digital = eligible & ~reach["sms"] & ~reach["email"]
+    precise = pl.col("_precision").is_in([p.value for p in PRECISE_GEO])
+    return [
+        pl.lit(True).alias("patients"),
+        (pl.col("_precision") != GeoPrecision.UNMATCHED.value).alias("geo_matched"),
+        precise.alias("geo_precise"),
+        *((pl.col("_precision") == p.value).alias(f"geo_{p.value}") for p in GeoPrecision),
+        eligible.alias("eligible"),
+        (eligible & precise).alias("geocoded_precise"),
+        (eligible & pl.col("_enriched")).alias("enriched"),
+        (eligible & contactable & (pl.col("contact_status").fill_null("") != "do_not_contact")
+         ).alias("contactable"),
+        (eligible & (pl.col("contact_status") == "selected").fill_null(False)).alias("selected"),
+        no_digital.alias("no_digital"),
+        (no_digital & reach["mail"]).alias("mail_fallback"),
+        (no_digital & reach["phone"]).alias("phone_fallback"),
+        (no_digital & (reach["mail"] | reach["phone"])).alias("any_fallback"),
+        (no_digital & ~reach["mail"] & ~reach["phone"]).alias("no_channel"),
+    ]
+
+
 def patient_flags(
     enriched: pl.LazyFrame,
     contacts: pl.LazyFrame,
@@ -192,90 +262,22 @@ def patient_flags(
     patient). A patient is *eligible* when in the campaign's audience and not deceased
     (a ``deceased_date``, or the plan's ``deceased`` status, which a do-not-contact flag
     would otherwise mask); *contactable* when reachable on at least one of ``channels``
-    and not marked do-not-contact; *selected* when the contact status is ``selected``. Reach gaps: *no_digital* means eligible but neither
-    SMS- nor email-reachable; the fallbacks count who of those mail or phone would reach.
-    ``dimensions`` (name -> column) replaces the defaults plus ``extra_groups``.
+    and not marked do-not-contact; *selected* when the contact status is ``selected``.
+    Reach gaps: *no_digital* means eligible but neither SMS- nor email-reachable; the
+    fallbacks count who of those mail or phone would reach. ``dimensions`` (name ->
+    column) replaces the defaults plus ``extra_groups``.
     """
     schema = enriched.collect_schema()
     dims = dict(dimensions) if dimensions is not None else dimension_columns(extra_groups)
-    missing = sorted({c for c in dims.values() if c not in schema} | (
-        {"patient_id", "geo_precision", SDOH_SOURCE} - set(schema)
-    ))
-    if missing:
-        raise ConfigError(
-            "enriched.parquet lacks column(s) the audit needs: " + ", ".join(missing),
-            hint="run `segment enrich` again, or check the campaign's audit groups",
-        )
-    contact_schema = contacts.collect_schema()
-    lacking = [c for c in CONTACT_COLUMNS if c not in contact_schema]
-    if lacking:
-        raise ConfigError("contact plan lacks column(s): " + ", ".join(lacking))
-    unknown = [c for c in channels if c not in CHANNELS]
-    if unknown:
-        raise ConfigError(
-            f"unknown channel(s): {', '.join(unknown)}; valid options are: {', '.join(CHANNELS)}"
-        )
-
-    group_exprs = []
-    for name, column in dims.items():
-        if name == "age_band":
-            value = age_band_expr(column, as_of)
-        else:
-            value = pl.col(column).cast(pl.String)
-        group_exprs.append(value.fill_null(MISSING).alias(f"g:{name}"))
-
-    precision = pl.col("geo_precision").cast(pl.String).fill_null(GeoPrecision.UNMATCHED.value)
-    base = enriched.select(
-        "patient_id",
-        *group_exprs,
-        precision.alias("_precision"),
-        (pl.col(SDOH_SOURCE).cast(pl.String) == "tract").fill_null(False).alias("_enriched"),
-        (
-            pl.col("deceased_date").is_not_null()
-            if "deceased_date" in schema
-            else pl.lit(False)
-        ).alias("_deceased"),
-    )
+    _check_flag_inputs(schema, contacts.collect_schema(), dims, channels)
     plan = contacts.select(
         "patient_id",
         pl.col("in_audience").fill_null(False),
         *(pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS),
         pl.col("contact_status").cast(pl.String),
     )
-    joined = base.join(plan, on="patient_id", how="left")
-    eligible = (
-        pl.col("in_audience").fill_null(False)
-        & (pl.col("contact_status").fill_null("") != "deceased")
-        & ~pl.col("_deceased")
-    )
-    reach = {ch: pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS}
-    contactable = pl.lit(False)
-    for ch in channels:
-        contactable = contactable | reach[ch]
-    no_digital = eligible & ~reach["sms"] & ~reach["email"]
-    precise_values = [p.value for p in PRECISE_GEO]
-    return joined.select(
-        "patient_id",
-        pl.col("^g:.*$"),
-        pl.lit(True).alias("patients"),
-        (pl.col("_precision") != GeoPrecision.UNMATCHED.value).alias("geo_matched"),
-        pl.col("_precision").is_in(precise_values).alias("geo_precise"),
-        *((pl.col("_precision") == p.value).alias(f"geo_{p.value}") for p in GeoPrecision),
-        eligible.alias("eligible"),
-        (eligible & pl.col("_precision").is_in(precise_values)).alias("geocoded_precise"),
-        (eligible & pl.col("_enriched")).alias("enriched"),
-        (
-            eligible
-            & contactable
-            & (pl.col("contact_status").fill_null("") != "do_not_contact")
-        ).alias("contactable"),
-        (eligible & (pl.col("contact_status") == "selected").fill_null(False)).alias("selected"),
-        no_digital.alias("no_digital"),
-        (no_digital & reach["mail"]).alias("mail_fallback"),
-        (no_digital & reach["phone"]).alias("phone_fallback"),
-        (no_digital & (reach["mail"] | reach["phone"])).alias("any_fallback"),
-        (no_digital & ~reach["mail"] & ~reach["phone"]).alias("no_channel"),
-    )
+    joined = _patient_groups(enriched, schema, dims, as_of).join(plan, on="patient_id", how="left")
+    return joined.select("patient_id", pl.col("^g:.*$"), *_stage_flags(channels))
 
 
 # -- counts per group -----------------------------------------------------------------

@@ -16,9 +16,9 @@ from typing import Any
 
 import polars as pl
 
-from segment.audit.metrics import MISSING, group_counts
+from segment.audit.metrics import group_counts
 from segment.audit.power import plan_section
-from segment.audit.suppress import TableRules, publish, suppress_table
+from segment.audit.suppress import Status, TableRules, publish, suppressed_dimensions
 
 #: an absolute standardized difference above this is flagged as imbalance
 SMD_LIMIT = 0.1
@@ -29,6 +29,17 @@ def smd(p1: float, p2: float) -> float:
     """Standardized difference of two proportions (0 when both are 0 or both are 1)."""
     var = (p1 * (1 - p1) + p2 * (1 - p2)) / 2
     return 0.0 if var <= 0 else (p1 - p2) / math.sqrt(var)
+
+
+def _balance_row(values: Mapping[str, int], st: Status, totals: Mapping[str, int]) -> dict[str, Any]:
+    """One group's published arm counts, shares of each arm and standardized difference."""
+    shown = st["contact"] is None and st["holdout"] is None and totals["contact"] and totals["holdout"]
+    p1 = values["contact"] / totals["contact"] if shown else None
+    p2 = values["holdout"] / totals["holdout"] if shown else None
+    d = smd(p1, p2) if p1 is not None and p2 is not None else None
+    return {"contact": publish(values["contact"], st["contact"]), "holdout": publish(values["holdout"], st["holdout"]),
+            "contact_share": p1, "holdout_share": p2, "std_difference": d,
+            "imbalanced": d is not None and abs(d) > SMD_LIMIT}
 
 
 def holdout_balance(flags: pl.LazyFrame, contacts: pl.LazyFrame, *, baseline_rate: float) -> dict[str, Any] | None:
@@ -46,27 +57,13 @@ def holdout_balance(flags: pl.LazyFrame, contacts: pl.LazyFrame, *, baseline_rat
     dims: list[dict[str, Any]] = []
     imbalanced: list[dict[str, Any]] = []
     totals: dict[str, int] = {}
-    for dim in dict.fromkeys(counts["dimension"].to_list()):
-        part = counts.filter(pl.col("dimension") == dim)
-        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
-        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
-        totals = {c: int(overall[c]) for c in _COLUMNS}
-        statuses, _ = suppress_table(
-            [{c: int(g[c]) for c in _COLUMNS} for g in groups], totals, TableRules(),
-            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None))
-        rows = []
-        for g, st in zip(groups, statuses, strict=True):
-            shown = st["contact"] is None and st["holdout"] is None and totals["contact"] and totals["holdout"]
-            p1 = int(g["contact"]) / totals["contact"] if shown else None
-            p2 = int(g["holdout"]) / totals["holdout"] if shown else None
-            d = smd(p1, p2) if p1 is not None and p2 is not None else None
-            flag = d is not None and abs(d) > SMD_LIMIT
-            rows.append({"group": g["group"], "contact": publish(int(g["contact"]), st["contact"]),
-                         "holdout": publish(int(g["holdout"]), st["holdout"]), "contact_share": p1,
-                         "holdout_share": p2, "std_difference": d, "imbalanced": flag})
-            if flag:
-                imbalanced.append({"dimension": dim, "group": g["group"], "std_difference": d})
-        dims.append({"name": dim, "groups": rows})
+    for table in suppressed_dimensions(counts, _COLUMNS, TableRules()):
+        totals = table.total
+        rows = [{"group": g["group"], **_balance_row(v, st, totals)}
+                for g, v, st in zip(table.groups, table.values, table.statuses, strict=True)]
+        imbalanced.extend({"dimension": table.name, "group": r["group"], "std_difference": r["std_difference"]}
+                          for r in rows if r["imbalanced"])
+        dims.append({"name": table.name, "groups": rows})
     shown_d = [abs(r["std_difference"]) for d in dims for r in d["groups"] if r["std_difference"] is not None]
     return {
         "arms": totals,

@@ -22,20 +22,20 @@ from segment.audit.metrics import (
     DELIVERY_COLUMNS,
     FUNNEL_STAGES,
     MIN_CELL,
-    MISSING,
     PRECISION_COLUMNS,
     REACH_COLUMNS,
 )
 from segment.audit.suppress import (
     SHOWN_AS,
     Derived,
+    DimensionTable,
     Equation,
     Hidden,
     Status,
     TableRules,
     publish,
     publish_dimensions,
-    suppress_table,
+    suppressed_dimensions,
 )
 from segment.schema import PRECISE_GEO, GeoPrecision
 
@@ -145,6 +145,62 @@ def _flag_text(dimension: str, group: str, ref: str, sel: Mapping[str, Any]) -> 
     return text + "."
 
 
+def _published_group(g: Mapping[str, Any], status: Status, ref: str | None, ref_shown: bool) -> dict[str, Any]:
+    """One group's published section, with its ratio (when the reference's figures are shown) and flag."""
+    doc = _section(g, status)
+    sel = doc["selection"]
+    ratio_shown = ref_shown and sel["rate"] is not None
+    sel["ratio"] = g["ratio"] if ratio_shown else None
+    sel["ratio_ci_low"] = g["ratio_low"] if ratio_shown else None
+    sel["ratio_ci_high"] = g["ratio_high"] if ratio_shown else None
+    judged = not doc["suppressed"]
+    sel["flag"] = g["flag"] if judged else None
+    sel["flag_clear"] = g["flag_clear"] if judged and g["flag"] else None
+    return {"group": g["group"], "is_reference": g["group"] == ref, **doc}
+
+
+def _dimension(table: DimensionTable, ref: str | None, named: bool, column: str
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One dimension's published groups and the flags they raise."""
+    ref_index = table.index_of(ref)
+    ref_shown = ref_index is not None and (
+        table.statuses[ref_index]["selected"] is None and table.statuses[ref_index]["eligible"] is None
+    )
+    published = [_published_group(g, st, ref, ref_shown) for g, st in zip(table.groups, table.statuses, strict=True)]
+    flags = [
+        {
+            "dimension": table.name,
+            "group": doc["group"],
+            "direction": doc["selection"]["flag"],
+            "ratio": doc["selection"]["ratio"],
+            "clear": bool(doc["selection"]["flag_clear"]),
+            "text": _flag_text(table.name, doc["group"], str(ref), doc["selection"]),
+        }
+        for doc in published
+        if doc["selection"]["flag"]
+    ]
+    dimension = {
+        "name": table.name,
+        "column": column,
+        "reference_group": ref,
+        "reference_chosen": "named" if named else ("largest" if ref else None),
+        "reference_rate": table.groups[ref_index]["selection_rate"] if ref_index is not None and ref_shown else None,
+        "groups": published,
+    }
+    return dimension, flags
+
+
+def _methods() -> dict[str, Any]:
+    return {
+        "rate_interval": "Wilson score interval",
+        "ratio_interval": "Katz log interval (0.5 added to every cell when a cell is zero)",
+        "suppression": {
+            "primary": SHOWN_AS[Hidden.PRIMARY],
+            "complementary": SHOWN_AS[Hidden.COMPLEMENTARY],
+        },
+    }
+
+
 def build_document(
     ratios: pl.DataFrame,
     references: Mapping[str, str | None],
@@ -156,72 +212,16 @@ def build_document(
 ) -> dict[str, Any]:
     """The suppressed, publishable audit document (see ``docs/audit.md``)."""
     columns = dict(columns or {})
-    dims = list(dict.fromkeys(ratios["dimension"].to_list()))
     overall_doc: dict[str, Any] | None = None
     dimensions: list[dict[str, Any]] = []
     flags: list[dict[str, Any]] = []
-    for dim in dims:
-        part = ratios.filter(pl.col("dimension") == dim)
-        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
-        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
-        statuses, total_status = suppress_table(
-            [{c: int(g[c]) for c in COUNT_COLUMNS} for g in groups],
-            {c: int(overall[c]) for c in COUNT_COLUMNS},
-            RULES,
-            preferred_partner=next(
-                (i for i, g in enumerate(groups) if g["group"] == MISSING), None
-            ),
-            avoid_partner=next(
-                (i for i, g in enumerate(groups) if g["group"] == references.get(dim)), None
-            ),
-        )
+    for table in suppressed_dimensions(ratios, COUNT_COLUMNS, RULES, references=references):
         if overall_doc is None:
-            overall_doc = _section(overall, total_status)
-        ref = references.get(dim)
-        ref_index = next((i for i, g in enumerate(groups) if g["group"] == ref), None)
-        ref_shown = ref_index is not None and (
-            statuses[ref_index]["selected"] is None and statuses[ref_index]["eligible"] is None
-        )
-        ref_row = groups[ref_index] if ref_index is not None else None
-        published = []
-        for g, status in zip(groups, statuses, strict=True):
-            doc = _section(g, status)
-            sel = doc["selection"]
-            ratio_shown = ref_shown and sel["rate"] is not None
-            sel["ratio"] = g["ratio"] if ratio_shown else None
-            sel["ratio_ci_low"] = g["ratio_low"] if ratio_shown else None
-            sel["ratio_ci_high"] = g["ratio_high"] if ratio_shown else None
-            judged = not doc["suppressed"]
-            sel["flag"] = g["flag"] if judged else None
-            sel["flag_clear"] = g["flag_clear"] if judged and g["flag"] else None
-            doc = {"group": g["group"], "is_reference": g["group"] == ref, **doc}
-            published.append(doc)
-            if sel["flag"]:
-                flags.append(
-                    {
-                        "dimension": dim,
-                        "group": g["group"],
-                        "direction": sel["flag"],
-                        "ratio": sel["ratio"],
-                        "clear": bool(sel["flag_clear"]),
-                        "text": _flag_text(dim, g["group"], str(ref), sel),
-                    }
-                )
-        reference_rate = (
-            ref_row["selection_rate"] if ref_row is not None and ref_shown else None
-        )
-        dimensions.append(
-            {
-                "name": dim,
-                "column": columns.get(dim, dim),
-                "reference_group": ref,
-                "reference_chosen": (
-                    "named" if dim in named_references else ("largest" if ref else None)
-                ),
-                "reference_rate": reference_rate,
-                "groups": published,
-            }
-        )
+            overall_doc = _section(table.overall, table.total_status)
+        dimension, raised = _dimension(table, references.get(table.name), table.name in named_references,
+                                       columns.get(table.name, table.name))
+        dimensions.append(dimension)
+        flags.extend(raised)
     return {
         "format": FORMAT,
         "campaign": dict(campaign or {}),
@@ -229,14 +229,7 @@ def build_document(
         "min_cell_size": MIN_CELL,
         "band": {"low": BAND_LOW, "high": BAND_HIGH},
         "confidence": 0.95,
-        "methods": {
-            "rate_interval": "Wilson score interval",
-            "ratio_interval": "Katz log interval (0.5 added to every cell when a cell is zero)",
-            "suppression": {
-                "primary": SHOWN_AS[Hidden.PRIMARY],
-                "complementary": SHOWN_AS[Hidden.COMPLEMENTARY],
-            },
-        },
+        "methods": _methods(),
         "overall": overall_doc or {},
         "dimensions": dimensions,
         "flags": flags,

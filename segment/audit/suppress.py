@@ -26,7 +26,7 @@ is decided from its own figures first, so it is the same in every table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -186,6 +186,56 @@ def publish(value: int, status: Hidden | None) -> int | str:
     return value if status is None else SHOWN_AS[status]
 
 
+@dataclass(frozen=True)
+class DimensionTable:
+    """One dimension of a counts frame, suppressed: its rows, their counts and their statuses."""
+
+    name: str
+    #: the group rows (every column of the counts frame), in order
+    groups: list[dict[str, Any]]
+    #: the dimension's overall row (a null ``group``)
+    overall: dict[str, Any]
+    #: per group, the counts of the suppressed columns
+    values: list[dict[str, int]]
+    total: dict[str, int]
+    statuses: list[Status]
+    total_status: Status
+
+    def index_of(self, group: str | None) -> int | None:
+        """The position of ``group`` among the rows (None when absent)."""
+        return _index_of(self.groups, group)
+
+
+def _index_of(groups: Sequence[Mapping[str, Any]], group: str | None) -> int | None:
+    return next((i for i, g in enumerate(groups) if g["group"] == group), None)
+
+
+def suppressed_dimensions(
+    counts: pl.DataFrame,
+    columns: Sequence[str],
+    rules: TableRules,
+    *,
+    references: Mapping[str, str | None] | None = None,
+) -> Iterator[DimensionTable]:
+    """Each dimension of ``counts``, in order, with :func:`suppress_table` applied to ``columns``.
+
+    ``counts`` comes from :func:`segment.audit.metrics.group_counts` (a null ``group`` is
+    a dimension's overall row; a null count is 0). The "(missing)" group is the preferred
+    complementary partner; each dimension's reference group (``references``) is avoided.
+    """
+    for dim in dict.fromkeys(counts["dimension"].to_list()):
+        part = counts.filter(pl.col("dimension") == dim)
+        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
+        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
+        values = [{c: int(g[c] or 0) for c in columns} for g in groups]
+        total = {c: int(overall[c] or 0) for c in columns}
+        statuses, total_status = suppress_table(
+            values, total, rules, preferred_partner=_index_of(groups, MISSING),
+            avoid_partner=_index_of(groups, (references or {}).get(str(dim))),
+        )
+        yield DimensionTable(str(dim), groups, overall, values, total, statuses, total_status)
+
+
 def publish_dimensions(
     counts: pl.DataFrame,
     columns: Sequence[str],
@@ -201,19 +251,11 @@ def publish_dimensions(
     """
     overall_doc: dict[str, Any] | None = None
     dimensions: list[dict[str, Any]] = []
-    for dim in dict.fromkeys(counts["dimension"].to_list()):
-        part = counts.filter(pl.col("dimension") == dim)
-        groups = part.filter(pl.col("group").is_not_null()).to_dicts()
-        overall = part.filter(pl.col("group").is_null()).to_dicts()[0]
-        values = [{c: int(g[c]) for c in columns} for g in groups]
-        total = {c: int(overall[c]) for c in columns}
-        statuses, total_status = suppress_table(
-            values, total, rules,
-            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None),
-        )
+    for table in suppressed_dimensions(counts, columns, rules):
         if overall_doc is None:
-            overall_doc = row(total, total_status)
-        dimensions.append({"name": dim, "groups": [
-            {"group": g["group"], **row(v, st)} for g, v, st in zip(groups, values, statuses, strict=True)
+            overall_doc = row(table.total, table.total_status)
+        dimensions.append({"name": table.name, "groups": [
+            {"group": g["group"], **row(v, st)}
+            for g, v, st in zip(table.groups, table.values, table.statuses, strict=True)
         ]})
     return overall_doc, dimensions

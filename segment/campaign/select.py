@@ -21,6 +21,8 @@ from segment.campaign.model import Arm, Campaign, Channel, ContactStatus
 from segment.campaign.preferences import Preferences, apply_preferences, load_preferences
 from segment.campaign.quiet_hours import SEND_KEYS, add_timezones, planned_send_utc, send_times
 from segment.campaign.suppression import E164, Suppression, load_suppression
+from segment.campaign.variants import assign_variants
+from segment.dates import age_in_years
 from segment.errors import CampaignError
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
@@ -47,14 +49,6 @@ def _col(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -
 
 def _blank(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | (expr.cast(pl.String).str.strip_chars() == "")
-
-
-def age_on(birth: pl.Expr, as_of: dt.date) -> pl.Expr:
-    """Whole years between ``birth`` and ``as_of``."""
-    before_birthday = (birth.dt.month() > as_of.month) | (
-        (birth.dt.month() == as_of.month) & (birth.dt.day() > as_of.day)
-    )
-    return pl.lit(as_of.year) - birth.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32)
 
 
 def _audience(campaign: Campaign, eligibility: pl.LazyFrame) -> pl.LazyFrame:
@@ -101,7 +95,7 @@ def _filters(campaign: Campaign, schema: pl.Schema, as_of: dt.date) -> pl.Expr:
 
     if f.age is not None:
         need("birth_date", "age")
-        age = age_on(pl.col("birth_date"), as_of)
+        age = age_in_years(pl.col("birth_date"), as_of)
         if f.age.min is not None:
             where = where & (age >= f.age.min)
         if f.age.max is not None:
@@ -176,6 +170,23 @@ def plan_contacts(
         preferences = load_preferences(campaign.preferences, patients)
     patients = apply_preferences(patients, preferences)
     schema = patients.collect_schema()
+    _check_inputs(campaign, schema, eligibility)
+    sup = suppression if suppression is not None else load_suppression(list(campaign.suppression))
+    planned = planned_send_utc(as_of, campaign.schedule)
+    base = _base(campaign, patients, schema, as_of).join(_audience(campaign, eligibility), on="patient_id",
+                                                          how="left")
+    base = base.with_columns((pl.col("_rules_ok").fill_null(False) & pl.col("_filters_ok")).alias("in_audience"))
+    base, suppressed = _suppression(base, sup, blocked)
+    base = _caps(base, campaign, _history(ledger, campaign, planned), planned, run_id)
+    base = _arms(base, campaign, ledger, arms, suppressed)
+    base, allow = _journey(base, campaign, journey, as_of, suppressed)
+    decided = _decide(base, list(campaign.channels), suppressed, allow, waiting=campaign.journey is not None)
+    out = _send_times(decided, patients, schema, campaign, max(planned, send_from) if send_from is not None else planned)
+    return _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).sort("patient_id").lazy()
+
+
+def _check_inputs(campaign: Campaign, schema: pl.Schema, eligibility: pl.LazyFrame) -> None:
+    """The patient and eligibility columns plan_contacts reads, and every audience rule evaluated."""
     for name in REQUIRED_PATIENT_COLUMNS:
         if name not in schema:
             raise CampaignError(f"the patient file has no `{name}` column", column=name)
@@ -193,24 +204,24 @@ def plan_contacts(
             f"evaluated rules: {', '.join(sorted(str(r) for r in known_rules)) or 'none'}",
             path=campaign.path, key="audience",
         )
-    sup = suppression if suppression is not None else load_suppression(list(campaign.suppression))
-    planned = planned_send_utc(as_of, campaign.schedule)
-    channels = list(campaign.channels)
 
-    phone = _col(schema, "phone_e164", pl.String)
-    email = _col(schema, "email", pl.String)
-    phone_ok = phone.str.contains(E164).fill_null(False)
-    email_norm = email.str.strip_chars().str.to_lowercase()
+
+def _reachable(campaign: Campaign, schema: pl.Schema) -> dict[Channel, pl.Expr]:
+    """Per channel: consent and a usable contact (SMS: a mobile-capable number and some texting hours)."""
+    phone_ok = _col(schema, "phone_e164", pl.String).str.contains(E164).fill_null(False)
     sms_types = [str(t) for t in campaign.consent.sms_phone_types]
     phone_type = _col(schema, "phone_type", pl.String).fill_null("unknown")
-    reach = {
+    qh = campaign.quiet_hours
+    after = pl.max_horizontal(pl.col("text_after").fill_null(qh.start), pl.lit(qh.start))
+    before = pl.min_horizontal(pl.col("text_before").fill_null(qh.end), pl.lit(qh.end))
+    return {
         Channel.SMS: (
             _col(schema, "sms_consent", pl.Boolean).fill_null(False) & phone_ok
-            & phone_type.is_in(sms_types)
+            & phone_type.is_in(sms_types) & (after < before).fill_null(True)  # personal texting hours
         ),
         Channel.EMAIL: (
             _col(schema, "email_consent", pl.Boolean).fill_null(False)
-            & email_norm.str.contains(EMAIL_PATTERN).fill_null(False)
+            & _email(schema).str.contains(EMAIL_PATTERN).fill_null(False)
         ),
         Channel.MAIL: (
             ~_blank(_col(schema, "address_line1", pl.String))
@@ -220,132 +231,153 @@ def plan_contacts(
         ),
         Channel.PHONE: phone_ok,
     }
-    qh = campaign.quiet_hours
-    after = pl.max_horizontal(pl.col("text_after").fill_null(qh.start), pl.lit(qh.start))
-    before = pl.min_horizontal(pl.col("text_before").fill_null(qh.end), pl.lit(qh.end))
-    reach[Channel.SMS] = reach[Channel.SMS] & (after < before).fill_null(True)  # personal texting hours
-    base = patients.select(
+
+
+def _email(schema: pl.Schema) -> pl.Expr:
+    return _col(schema, "email", pl.String).str.strip_chars().str.to_lowercase()
+
+
+def _base(campaign: Campaign, patients: pl.LazyFrame, schema: pl.Schema, as_of: dt.date) -> pl.LazyFrame:
+    """One row per patient: filters, do-not-contact, deceased, reachability, normalized contacts, strata."""
+    return patients.select(
         pl.col("patient_id").cast(pl.String),
         pl.col("preferred_channel").cast(pl.String),
         pl.col("text_after"), pl.col("text_before"),
         _filters(campaign, schema, as_of).alias("_filters_ok"),
         _col(schema, "do_not_contact", pl.Boolean).fill_null(False).alias("_dnc"),
         _col(schema, "deceased_date", pl.Date).is_not_null().alias("_deceased"),
-        *[r.fill_null(False).alias(f"reachable_{ch}") for ch, r in reach.items()],
-        phone.alias("_phone"),
-        email_norm.alias("_email"),
+        *[r.fill_null(False).alias(f"reachable_{ch}") for ch, r in _reachable(campaign, schema).items()],
+        _col(schema, "phone_e164", pl.String).alias("_phone"),
+        _email(schema).alias("_email"),
         *(stratum_exprs(stratum_columns(campaign.holdout), schema, as_of, campaign=campaign)
           if campaign.holdout is not None else []),
     )
-    aud = _audience(campaign, eligibility)
-    base = base.join(aud, on="patient_id", how="left").with_columns(
-        (pl.col("_rules_ok").fill_null(False) & pl.col("_filters_ok")).alias("in_audience")
-    )
-    # suppression: joins on normalized values
-    flag = pl.lit(True)
+
+
+def _flag(frame: pl.DataFrame, name: str) -> pl.LazyFrame:
+    return frame.lazy().with_columns(pl.lit(True).alias(name))
+
+
+def _suppression(base: pl.LazyFrame, sup: Suppression, blocked: pl.DataFrame | None
+                 ) -> tuple[pl.LazyFrame, dict[Channel, pl.Expr]]:
+    """Suppression files (joins on normalized values) and vendor feedback: per channel, who is suppressed."""
     base = (
-        base.join(sup.emails.lazy().with_columns(flag.alias("_sup_email")),
-                  left_on="_email", right_on="value", how="left")
-        .join(sup.phones.lazy().with_columns(flag.alias("_sup_phone")),
-              left_on="_phone", right_on="value", how="left")
-        .join(sup.sms_phones.lazy().with_columns(flag.alias("_sup_sms")),
-              left_on="_phone", right_on="value", how="left")
-        .join(sup.patient_ids.lazy().rename({"value": "patient_id"})
-              .with_columns(flag.alias("_sup_id")), on="patient_id", how="left")
+        base.join(_flag(sup.emails, "_sup_email"), left_on="_email", right_on="value", how="left")
+        .join(_flag(sup.phones, "_sup_phone"), left_on="_phone", right_on="value", how="left")
+        .join(_flag(sup.sms_phones, "_sup_sms"), left_on="_phone", right_on="value", how="left")
+        .join(_flag(sup.patient_ids.rename({"value": "patient_id"}), "_sup_id"), on="patient_id", how="left")
     )
-    sup_id = pl.col("_sup_id").fill_null(False)
     fb = blocked if blocked is not None else pl.DataFrame(schema={"patient_id": pl.String, "channel": pl.String})
     for ch in CHANNELS:
         ids = fb.filter(pl.col("channel") == str(ch)).select(pl.col("patient_id").cast(pl.String)).unique()
-        base = base.join(ids.lazy().with_columns(flag.alias(f"_fb_{ch}")), on="patient_id", how="left")
+        base = base.join(_flag(ids, f"_fb_{ch}"), on="patient_id", how="left")
 
-    def feedback(ch: Channel) -> pl.Expr:
-        return pl.col(f"_fb_{ch}").fill_null(False)
+    def flagged(*names: str) -> pl.Expr:
+        return pl.any_horizontal([pl.col(n).fill_null(False) for n in ("_sup_id", *names)])
 
-    suppressed = {
-        Channel.SMS: sup_id | pl.col("_sup_phone").fill_null(False) | pl.col("_sup_sms").fill_null(False)
-        | feedback(Channel.SMS),
-        Channel.EMAIL: sup_id | pl.col("_sup_email").fill_null(False) | feedback(Channel.EMAIL),
-        Channel.MAIL: sup_id | feedback(Channel.MAIL),
-        Channel.PHONE: sup_id | pl.col("_sup_phone").fill_null(False) | feedback(Channel.PHONE),
+    return base, {
+        Channel.SMS: flagged("_sup_phone", "_sup_sms", f"_fb_{Channel.SMS}"),
+        Channel.EMAIL: flagged("_sup_email", f"_fb_{Channel.EMAIL}"),
+        Channel.MAIL: flagged(f"_fb_{Channel.MAIL}"),
+        Channel.PHONE: flagged("_sup_phone", f"_fb_{Channel.PHONE}"),
     }
-    # caps and delta history from the ledger
-    history = _history(ledger, campaign, planned)
-    capped = capped_channels(history, list(campaign.frequency_caps), channels, planned, run_id=run_id)
+
+
+def _caps(base: pl.LazyFrame, campaign: Campaign, history: pl.LazyFrame, planned: dt.datetime,
+          run_id: str | None) -> pl.LazyFrame:
+    """``capped_<channel>`` from the ledger's history, and ``already_sent`` (an earlier run of this campaign)."""
+    capped = capped_channels(history, list(campaign.frequency_caps), list(campaign.channels), planned,
+                             run_id=run_id)
     own = history.filter(pl.col("campaign_code") == campaign.code)
     if run_id is not None:
         own = own.filter(pl.col("run_id") != run_id)
     sent_before = own.select("patient_id").unique().with_columns(pl.lit(True).alias("already_sent"))
-    base = base.join(capped, on="patient_id", how="left").join(sent_before, on="patient_id", how="left")
+    return base.join(capped, on="patient_id", how="left").join(sent_before, on="patient_id", how="left")
 
-    def is_capped(ch: Channel) -> pl.Expr:
-        return pl.col(f"capped_{ch}").fill_null(False)
 
-    policy_ok = pl.any_horizontal([pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in channels])
-    if campaign.holdout is not None:
-        candidates = base.filter(
-            pl.col("in_audience") & ~pl.col("_dnc") & ~pl.col("_deceased") & policy_ok
-        ).select("patient_id", pl.col("^s:.*$")).collect()
-        if arms is None and isinstance(ledger, ContactLedger) and ledger.path.exists():
-            arms = ledger.arms(campaign.code)
-        assigned = assign_arms(candidates, campaign.holdout, holdout_key(campaign), arms)
-        base = base.join(assigned.lazy().select("patient_id", "arm"), on="patient_id", how="left")
-    else:
-        base = base.with_columns(pl.lit(None, pl.String).alias("arm"))
-    held = (pl.col("arm") == str(Arm.HOLDOUT)).fill_null(False)
-    waiting = pl.lit(False)
-    if campaign.journey is not None:
-        hist = journey if journey is not None else pl.DataFrame(schema=JH)
-        base = base.join(hist.lazy().cast(JH), on="patient_id", how="left")  # type: ignore[arg-type]
-        reachable_now = {ch: pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in CHANNELS}
-        j_step, j_state = decision_exprs(campaign, as_of, reachable_now, pl.col("in_audience"), pl.col("_dnc"))
-        base = base.with_columns(j_step.alias("journey_step"), j_state.alias("journey_state")).with_columns(
-            (pl.col("journey_state").is_in([str(x) for x in STOP_STATES]) & pl.col("stopped").is_null())
-            .alias("journey_exit"))
-        allow = {ch: step_allows(campaign, ch) for ch in CHANNELS}
-        waiting = pl.col("journey_state") != str(JourneyState.DUE)
-    else:
+def _is_capped(ch: Channel) -> pl.Expr:
+    return pl.col(f"capped_{ch}").fill_null(False)
+
+
+def _policy_ok(channels: list[Channel], suppressed: dict[Channel, pl.Expr]) -> pl.Expr:
+    """Reachable on some campaign channel where not suppressed."""
+    return pl.any_horizontal([pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in channels])
+
+
+def _arms(base: pl.LazyFrame, campaign: Campaign, ledger: LedgerLike, arms: pl.DataFrame | None,
+          suppressed: dict[Channel, pl.Expr]) -> pl.LazyFrame:
+    """``arm`` for every eligible, contactable patient of a campaign with a holdout (null otherwise)."""
+    if campaign.holdout is None:
+        return base.with_columns(pl.lit(None, pl.String).alias("arm"))
+    candidates = base.filter(
+        pl.col("in_audience") & ~pl.col("_dnc") & ~pl.col("_deceased")
+        & _policy_ok(list(campaign.channels), suppressed)
+    ).select("patient_id", pl.col("^s:.*$")).collect()
+    if arms is None and isinstance(ledger, ContactLedger) and ledger.path.exists():
+        arms = ledger.arms(campaign.code)
+    assigned = assign_arms(candidates, campaign.holdout, holdout_key(campaign), arms)
+    return base.join(assigned.lazy().select("patient_id", "arm"), on="patient_id", how="left")
+
+
+def _journey(base: pl.LazyFrame, campaign: Campaign, journey: pl.DataFrame | None, as_of: dt.date,
+             suppressed: dict[Channel, pl.Expr]) -> tuple[pl.LazyFrame, dict[Channel, pl.Expr]]:
+    """The journey columns, and per channel whether tonight's step allows it (always, without a journey)."""
+    if campaign.journey is None:
         base = base.with_columns(pl.lit(None, pl.Int32).alias("journey_step"),
                                  pl.lit(None, pl.String).alias("journey_state"),
                                  pl.lit(None, pl.Boolean).alias("journey_exit"))
-        allow = {ch: pl.lit(True) for ch in CHANNELS}
+        return base, {ch: pl.lit(True) for ch in CHANNELS}
+    hist = journey if journey is not None else pl.DataFrame(schema=JH)
+    base = base.join(hist.lazy().cast(JH), on="patient_id", how="left")  # type: ignore[arg-type]
+    reachable_now = {ch: pl.col(f"reachable_{ch}") & ~suppressed[ch] for ch in CHANNELS}
+    j_step, j_state = decision_exprs(campaign, as_of, reachable_now, pl.col("in_audience"), pl.col("_dnc"))
+    base = base.with_columns(j_step.alias("journey_step"), j_state.alias("journey_state")).with_columns(
+        (pl.col("journey_state").is_in([str(x) for x in STOP_STATES]) & pl.col("stopped").is_null())
+        .alias("journey_exit"))
+    return base, {ch: step_allows(campaign, ch) for ch in CHANNELS}
 
-    choice: pl.Expr = pl.lit(None, pl.String)
-    chain: Any = None
+
+def _choice(channels: list[Channel], usable: dict[Channel, pl.Expr]) -> pl.Expr:
+    """The patient's preferred channel when usable, else the first usable one in the campaign's order."""
     preferred = pl.col("preferred_channel")
-    for ch in channels:  # the patient's preferred channel first, when usable
-        usable = pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~is_capped(ch) & allow[ch]
-        cond = (preferred == str(ch)).fill_null(False) & usable
+    chain: Any = None
+    for ch in channels:
+        cond = (preferred == str(ch)).fill_null(False) & usable[ch]
         chain = (pl.when(cond) if chain is None else chain.when(cond)).then(pl.lit(str(ch)))
     for ch in channels:
-        usable = pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~is_capped(ch) & allow[ch]
-        chain = chain.when(usable).then(pl.lit(str(ch)))
-    if chain is not None:
-        choice = chain.otherwise(pl.lit(None, pl.String))
-    any_reach = pl.any_horizontal([pl.col(f"reachable_{ch}") for ch in channels])
+        chain = chain.when(usable[ch]).then(pl.lit(str(ch)))
+    return pl.lit(None, pl.String) if chain is None else chain.otherwise(pl.lit(None, pl.String))
+
+
+def _decide(base: pl.LazyFrame, channels: list[Channel], suppressed: dict[Channel, pl.Expr],
+            allow: dict[Channel, pl.Expr], *, waiting: bool) -> pl.LazyFrame:
+    """``contact_status`` (checks in :class:`ContactStatus` order), the channel, suppressed and capped flags."""
+    usable = {ch: pl.col(f"reachable_{ch}") & ~suppressed[ch] & ~_is_capped(ch) & allow[ch] for ch in channels}
     any_capped_only = pl.any_horizontal(
-        [pl.col(f"reachable_{ch}") & ~suppressed[ch] & is_capped(ch) & allow[ch] for ch in channels]
+        [pl.col(f"reachable_{ch}") & ~suppressed[ch] & _is_capped(ch) & allow[ch] for ch in channels]
     )
-    any_suppressed = pl.any_horizontal([pl.col(f"reachable_{ch}") & suppressed[ch] for ch in channels])
     S = ContactStatus
     status = (
         pl.when(~pl.col("in_audience")).then(pl.lit(str(S.NOT_IN_AUDIENCE)))
         .when(pl.col("_dnc")).then(pl.lit(str(S.DO_NOT_CONTACT)))
         .when(pl.col("_deceased")).then(pl.lit(str(S.DECEASED)))
-        .when(~any_reach).then(pl.lit(str(S.NO_CONSENT_OR_CONTACT)))
-        .when(~policy_ok).then(pl.lit(str(S.SUPPRESSED)))
-        .when(held).then(pl.lit(str(S.HOLDOUT)))
-        .when(waiting).then(pl.lit(str(S.JOURNEY_WAITING)))
+        .when(~pl.any_horizontal([pl.col(f"reachable_{ch}") for ch in channels]))
+        .then(pl.lit(str(S.NO_CONSENT_OR_CONTACT)))
+        .when(~_policy_ok(channels, suppressed)).then(pl.lit(str(S.SUPPRESSED)))
+        .when((pl.col("arm") == str(Arm.HOLDOUT)).fill_null(False)).then(pl.lit(str(S.HOLDOUT)))
+        .when(pl.col("journey_state") != str(JourneyState.DUE) if waiting else pl.lit(False))
+        .then(pl.lit(str(S.JOURNEY_WAITING)))
         .when(pl.col("_choice").is_not_null()).then(pl.lit(str(S.SELECTED)))
         .when(any_capped_only).then(pl.lit(str(S.FREQUENCY_CAPPED)))
         .otherwise(pl.lit(str(S.SUPPRESSED)))
     )
-    planned_frame = (
-        base.with_columns(choice.alias("_choice"))
+    any_suppressed = pl.any_horizontal([pl.col(f"reachable_{ch}") & suppressed[ch] for ch in channels])
+    return (
+        base.with_columns(_choice(channels, usable).alias("_choice"))
         .with_columns(
             status.alias("contact_status"),
             any_suppressed.fill_null(False).alias("suppressed"),
-            pl.any_horizontal([is_capped(ch) for ch in channels]).alias("frequency_capped"),
+            pl.any_horizontal([_is_capped(ch) for ch in channels]).alias("frequency_capped"),
             pl.col("already_sent").fill_null(False),
         )
         .with_columns(
@@ -353,9 +385,13 @@ def plan_contacts(
             .otherwise(pl.lit(None, pl.String)).alias("channel")
         )
     )
-    # time zones only for rows that need them (SMS, phone), over distinct points/numbers
+
+
+def _send_times(decided: pl.LazyFrame, patients: pl.LazyFrame, schema: pl.Schema, campaign: Campaign,
+                start: dt.datetime) -> pl.DataFrame:
+    """Time zones for SMS and phone rows (over distinct points and numbers), SMS send times from ``start``."""
     extra = [c for c in ("lat", "lon", "state", "zip5") if c in schema]
-    collected = planned_frame.join(
+    collected = decided.join(
         patients.select(pl.col("patient_id").cast(pl.String), *extra), on="patient_id", how="left"
     ).with_columns(pl.col("_phone").alias("phone_e164")).collect()
     if "state" not in collected.columns:
@@ -364,31 +400,26 @@ def plan_contacts(
         collected.lazy(), pl.col("channel").is_in([str(Channel.SMS), str(Channel.PHONE)]),
         campaign.schedule.timezone,
     ).collect()
-    personal = [pl.col(c).dt.strftime("%H:%M:%S").alias(c) for c in ("text_after", "text_before")]
-    tz = tz.with_columns(personal)
-    times = send_times(
-        tz.filter(pl.col("channel") == str(Channel.SMS)).select(*SEND_KEYS, "text_after", "text_before"),
-        campaign.quiet_hours, max(planned, send_from) if send_from is not None else planned,
-    )
-    out = tz.join(times, on=[*SEND_KEYS, "text_after", "text_before"], how="left", nulls_equal=True).with_columns(
+    tz = tz.with_columns([pl.col(c).dt.strftime("%H:%M:%S").alias(c) for c in ("text_after", "text_before")])
+    keys = [*SEND_KEYS, "text_after", "text_before"]
+    times = send_times(tz.filter(pl.col("channel") == str(Channel.SMS)).select(keys), campaign.quiet_hours, start)
+    return tz.join(times, on=keys, how="left", nulls_equal=True).with_columns(
         pl.when(pl.col("channel") == str(Channel.SMS)).then(pl.col("send_after_utc"))
-        .otherwise(pl.lit(None, pl.Datetime("us", "UTC"))).alias("send_after_utc")
-    )
-    out = out.with_columns(
+        .otherwise(pl.lit(None, pl.Datetime("us", "UTC"))).alias("send_after_utc"),
         pl.when(pl.col("channel").is_not_null() & pl.col("preferred_channel").is_not_null())
         .then(pl.col("channel") == pl.col("preferred_channel")).otherwise(pl.lit(None, pl.Boolean))
-        .alias("on_preferred")
+        .alias("on_preferred"),
     )
-    if campaign.variants:
-        from segment.campaign.variants import assign_variants
 
-        chosen = out.filter(pl.col("channel").is_not_null()).select("patient_id", "journey_step")
-        who = patients.with_columns(pl.col("patient_id").cast(pl.String)).join(
-            chosen.lazy(), on="patient_id", how="inner")
-        variants = assign_variants(campaign, who, as_of, "journey_step" if campaign.journey else None)
-        out = out.join(variants.select("patient_id", "variant", "variant_reason").collect(),
-                       on="patient_id", how="left")
-    else:
-        out = out.with_columns(pl.lit(None, pl.String).alias("variant"),
-                               pl.lit(None, pl.String).alias("variant_reason"))
-    return out.select(PLAN_COLUMNS).sort("patient_id").lazy()
+
+def _variants(out: pl.DataFrame, patients: pl.LazyFrame, campaign: Campaign, as_of: dt.date) -> pl.DataFrame:
+    """The message variant of each selected patient (and why); null columns without variants."""
+    if not campaign.variants:
+        return out.with_columns(pl.lit(None, pl.String).alias("variant"),
+                                pl.lit(None, pl.String).alias("variant_reason"))
+    chosen = out.filter(pl.col("channel").is_not_null()).select("patient_id", "journey_step")
+    who = patients.with_columns(pl.col("patient_id").cast(pl.String)).join(chosen.lazy(), on="patient_id",
+                                                                            how="inner")
+    variants = assign_variants(campaign, who, as_of, "journey_step" if campaign.journey else None)
+    return out.join(variants.select("patient_id", "variant", "variant_reason").collect(), on="patient_id",
+                    how="left")

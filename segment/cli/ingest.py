@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
 
 from segment.cli._vocabulary import SegmentCommand
 from segment.cli.options import command, get_reporter
-from segment.ingest import InputFormat, ingest
+from segment.ingest import IngestStage, InputFormat, input_specs
 from segment.ingest.identity import IdentityOptions, Linkage, Thresholds
-from segment.ingest.pipeline import MAX_ORPHAN_FRACTION
+from segment.ingest.results import MAX_ORPHAN_FRACTION
+from segment.stage import StageContext, execute
 
 
 @command(
@@ -94,10 +96,14 @@ def ingest_command(
             f"--source given {len(sources)} times for {len(paths)} paths: give it once, or once per path"
         )
     names = None if not sources else list(sources) * len(paths) if len(sources) == 1 else list(sources)
-    result = ingest(list(paths), workdir, input_format=input_format, mapping=mapping, sources=names,
-                    allow_orphan_events=allow_orphan_events, max_orphan_fraction=max_orphan_share,
-                    identity=IdentityOptions(Linkage(linkage), linkage_model,
-                                             Thresholds(merge_threshold, review_threshold, same_source_threshold)))
+    specs = input_specs(list(paths), input_format=input_format, mapping=mapping, sources=names)
+    stage = IngestStage(
+        specs, tuple((s.source, s.input_format, str(mapping)) for s in specs),
+        (mapping,) if mapping else (), allow_orphan_events, max_orphan_share,
+        IdentityOptions(Linkage(linkage), linkage_model,
+                        Thresholds(merge_threshold, review_threshold, same_source_threshold)),
+    )
+    result = execute(stage, StageContext(workdir=workdir, as_of=dt.date.today()))
     reporter.table("Input files", result.table_rows())
     reporter.result("Ingest", result.summary())
 

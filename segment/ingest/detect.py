@@ -107,7 +107,7 @@ def canonical_source_name(path: Path) -> str:
     return "-".join(kept) or "canonical"
 
 
-def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> ReadResult:
+def read_sources(specs: list[InputSpec], *, as_of: dt.date | None = None) -> ReadResult:
     """Read every input with the right reader under its source name."""
     result = ReadResult()
     derived: dict[str, set[Path]] = {}
@@ -134,7 +134,7 @@ def read_sources(specs: list[InputSpec], *, today: dt.date | None = None) -> Rea
             files = sorted(p for p in path.iterdir() if is_fhir_file(p)) if path.is_dir() else [path]
             if not files:
                 raise InputDataError("no FHIR files (.ndjson, .json, either .gz) in folder", path=path)
-            result.extend(read_fhir(files, source=source, today=today))
+            result.extend(read_fhir(files, source=source, as_of=as_of))
         else:
             folder = path if path.is_dir() else path.parent
             is_export, read, what = _FOLDER_FORMATS[kind]

@@ -26,8 +26,7 @@ an unparseable or impossible date, a date in the future.
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,15 +43,11 @@ from segment.ingest.frames import (
     with_all_columns,
 )
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS
+from segment.ingest.packing import lookup
+from segment.ingest.problems import problem, problem_column, problem_reason, reject_columns
 from segment.ingest.readers import REJECT_SCHEMA, RawPart
-from segment.log import get_logger, peak_rss_gib
+from segment.ingest.timing import step
 from segment.schema import EVENT_SCHEMA, CodeSystem, EventType
-
-log = get_logger("ingest")
-
-
-def _peak_gib() -> float:
-    return round(peak_rss_gib(), 2)
 
 EVENT_TYPES: dict[str, str] = {
     **{e.value: e.value for e in EventType},
@@ -89,7 +84,7 @@ def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
     """All event parts stacked: ``_row``, raw text columns, ``_part``, ``_order`` (source rank).
 
     Each text column is Categorical with a mapping of its own, so a row's physical id is
-    the index of its text among that column's distinct texts (see :func:`_lookup`).
+    the index of its text among that column's distinct texts (see :func:`segment.ingest.packing.lookup`).
     ``_record`` (the source's record id, for rejects) is carried when a reader gives one.
     """
     categories = {c: pl.Categorical(pl.Categories.random()) for c in ("patient_id", *LOOKED_UP)}
@@ -116,17 +111,17 @@ def _code_table(raw: pl.LazyFrame) -> pl.DataFrame:
     etype_v = etype.replace_strict(EVENT_TYPES, default=None, return_dtype=pl.String)
     system_v = normalize_system(system)
     code_v = pl.when(system_v.is_in(_UPPER_SYSTEMS)).then(code.str.to_uppercase()).otherwise(code)
-    problem = (
-        pl.when(etype.is_null()).then(pl.lit("event_type|missing event type"))
-        .when(etype_v.is_null()).then(pl.lit("event_type|unknown event type"))
-        .when(system.is_null()).then(pl.lit("code_system|missing code system"))
-        .when(system_v.is_null()).then(pl.lit("code_system|unknown code system"))
-        .when(code_v.is_null()).then(pl.lit("code|missing code"))
+    why = (
+        pl.when(etype.is_null()).then(problem("event_type", "missing event type"))
+        .when(etype_v.is_null()).then(problem("event_type", "unknown event type"))
+        .when(system.is_null()).then(problem("code_system", "missing code system"))
+        .when(system_v.is_null()).then(problem("code_system", "unknown code system"))
+        .when(code_v.is_null()).then(problem("code", "missing code"))
         .otherwise(None)
     )
     table = distinct_table(
         raw, CODE_KEYS,
-        {"_etype": etype_v, "_system": system_v, "_code": code_v, "_cproblem": problem},
+        {"_etype": etype_v, "_system": system_v, "_code": code_v, "_cproblem": why},
     ).collect()
     ids = (
         table.filter(pl.col("_cproblem").is_null()).select("_etype", "_system", "_code").unique()
@@ -135,29 +130,29 @@ def _code_table(raw: pl.LazyFrame) -> pl.DataFrame:
     return table.join(ids, on=["_etype", "_system", "_code"], how="left")
 
 
-def _date_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> pl.DataFrame:
+def _date_table(raw: pl.LazyFrame, parts: Sequence[RawPart], as_of: dt.date) -> pl.DataFrame:
     """Distinct raw event dates (per part when a mapping gives a format) -> date and problem."""
-    problem = (
-        pl.when(nz.blank_to_null(pl.col("event_date")).is_null()).then(pl.lit("event_date|missing event date"))
-        .when(pl.col("_parse_problem").is_not_null()).then(pl.lit("event_date|") + pl.col("_parse_problem"))
-        .when(pl.col("_date") > pl.lit(today)).then(pl.lit("event_date|event date in the future"))
+    why = (
+        pl.when(nz.blank_to_null(pl.col("event_date")).is_null()).then(problem("event_date", "missing event date"))
+        .when(pl.col("_parse_problem").is_not_null()).then(problem("event_date", pl.col("_parse_problem")))
+        .when(pl.col("_date") > pl.lit(as_of)).then(problem("event_date", "event date in the future"))
         .otherwise(None)
     )
     keys = date_keys("event_date", parts)
     return distinct_table(raw, keys, [
-        date_builder("event_date", parts, today, "_date", "_parse_problem"),
-        {"_date": pl.col("_date"), "_dproblem": problem},
+        date_builder("event_date", parts, as_of, "_date", "_parse_problem"),
+        {"_date": pl.col("_date"), "_dproblem": why},
     ]).collect()
 
 
-def _context_table(raw: pl.LazyFrame, parts: Sequence[RawPart], today: dt.date) -> pl.DataFrame:
+def _context_table(raw: pl.LazyFrame, parts: Sequence[RawPart], as_of: dt.date) -> pl.DataFrame:
     """Distinct raw (end date, value code, class, disposition) -> normalized values and ``_xid``.
 
     An unreadable end date is a field problem (the end is blanked, the event kept).
     """
     keys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
     table = distinct_table(raw, keys, [
-        date_builder("event_end", parts, today, "_end", "_end_problem"),
+        date_builder("event_end", parts, as_of, "_end", "_end_problem"),
         {
             "_end": pl.col("_end"),
             "_eproblem": pl.when(pl.col("_end_problem").is_not_null()).then(pl.lit("end date: ") + pl.col("_end_problem")),
@@ -184,93 +179,6 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
     table = distinct_table(raw, ["unit"], {"_unit": nz.blank_to_null(pl.col("unit"))}).collect()
     ids = table.select("_unit").unique().sort("_unit", nulls_last=True).with_row_index("_uid")
     return table.join(ids, on="_unit", how="left", nulls_equal=True)
-
-
-#: a dense index array is used up to this many packed keys (else a join on the packed key)
-_DENSE_KEYS = 1 << 25
-
-
-def _lookup(
-    raw: pl.DataFrame, keys: Sequence[str], build: Callable[[pl.LazyFrame], pl.DataFrame]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``build``'s outputs for every row of ``raw`` without joining the long frame on text.
-
-    The key columns (Categorical with mappings of their own, or small integers such as
-    ``_part``) become one packed integer per row; ``build`` runs on the distinct key values
-    only, as text; each row then takes its outputs by position (a gather through a dense
-    index when the key space is small, else a join on the integer). Returns (the outputs,
-    one row per row of ``raw``; the table ``build`` made, keys as text).
-    """
-    digits: list[pl.Series | None] = []  # None: a key with one value everywhere (no digit)
-    sizes: list[int] = []
-    decode: list[pl.Series | None] = []
-    lows: list[int] = []
-    for key in keys:
-        column = raw[key]
-        if isinstance(column.dtype, pl.Categorical):
-            names = column.dtype.categories.to_series().cast(pl.String)  # in physical-id order
-            n = len(names)
-            phys = column.to_physical()
-            digits.append(None if n == 0 else phys.fill_null(n) if phys.null_count() else phys)
-            decode.append(names.append(pl.Series([None], dtype=pl.String)))
-            sizes.append(n + 1)
-            lows.append(0)
-        else:
-            as_int = column.cast(pl.Int64)
-            low, high = int(as_int.min() or 0), int(as_int.max() or 0)  # type: ignore[arg-type]
-            digits.append(None if high == low else (as_int - low).cast(pl.UInt32))
-            decode.append(None)
-            sizes.append(high - low + 1)
-            lows.append(low)
-    total = 1
-    for n in sizes:
-        total *= n
-    if total >= 2**63:
-        raise ValueError("lookup keys too many to pack")  # never with the key columns used here
-    used = [(d, n) for d, n in zip(digits, sizes, strict=True) if d is not None]
-    packed: pl.Series
-    if not used:
-        packed = pl.repeat(0, raw.height, dtype=pl.UInt64, eager=True)
-    elif len(used) == 1:
-        packed = used[0][0]
-    else:
-        frame = pl.DataFrame({f"d{i}": d for i, (d, _n) in enumerate(used)})
-        key_expr: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-        for i, (_d, n) in enumerate(used):
-            key_expr = key_expr * pl.lit(n, dtype=pl.UInt64) + pl.col(f"d{i}").cast(pl.UInt64)
-        packed = frame.select(key_expr.alias("_key")).to_series()
-    # one categorical key: every id is a row of its table, no need to find the distinct ones
-    single = len(used) == 1 and decode[[d is not None for d in digits].index(True)] is not None
-    distinct = (
-        pl.int_range(total, dtype=pl.UInt64, eager=True) if single or not used
-        else packed.unique().sort().cast(pl.UInt64)
-    )
-    columns: dict[str, pl.Series] = {}
-    rest = distinct
-    for key, n, labels, low, digit_col in reversed(list(zip(keys, sizes, decode, lows, digits, strict=True))):
-        digit = rest % n if digit_col is not None else pl.repeat(0, len(distinct), dtype=pl.UInt64, eager=True)
-        if digit_col is not None:
-            rest = rest // n
-        if labels is not None:
-            columns[key] = labels.gather(digit)
-        else:
-            columns[key] = (digit.cast(pl.Int64) + low).cast(raw[key].dtype)
-    small = pl.DataFrame({k: columns[k] for k in keys}).with_columns(distinct.alias("_key"))
-    table = build(small.drop("_key").lazy())
-    outputs = [c for c in table.columns if c not in keys]
-    keyed = small.join(table, on=list(keys), how="left", nulls_equal=True).sort("_key")
-    if single:
-        # the table has one row per id, in id order: rows gather by their own id
-        per_row = keyed.select(pl.col(outputs).gather(packed))
-    elif total <= _DENSE_KEYS:
-        position = pl.repeat(None, total, dtype=pl.UInt32, eager=True)
-        position = position.scatter(keyed["_key"].cast(pl.Int64), pl.int_range(keyed.height, dtype=pl.UInt32, eager=True))
-        per_row = keyed.select(pl.col(outputs).gather(position.gather(packed)))
-    else:
-        per_row = packed.alias("_key").cast(pl.UInt64).to_frame().join(
-            keyed.select("_key", *outputs), on="_key", how="left", maintain_order="left"
-        ).select(outputs)
-    return per_row, table
 
 
 _ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
@@ -346,22 +254,22 @@ class PreparedEvents:
     contexts: pl.DataFrame
 
 
-def prepare_events(parts: Sequence[RawPart], order: dict[str, int], today: dt.date) -> PreparedEvents:
+def prepare_events(parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date) -> PreparedEvents:
     """Read the event parts and look up their codes, dates, values, units and context."""
-    clock = time.perf_counter()
-    raw = collect_all([raw_events(parts, order)], parts)[0]
-    log.debug("events read", seconds=round(time.perf_counter() - clock, 2), rows=raw.height, peak_gib=_peak_gib())
-    clock = time.perf_counter()
+    with step("events read") as counts:
+        raw = collect_all([raw_events(parts, order)], parts)[0]
+        counts["rows"] = raw.height
     dkeys = date_keys("event_date", parts)
     xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
-    # each lookup runs on the distinct key values only; rows take their answers by position
-    code_out, codes = _lookup(raw, CODE_KEYS, _code_table)
-    date_out, dates = _lookup(raw, dkeys, lambda k: _date_table(k, parts, today))
-    value_out, values = _lookup(raw, ["value"], _value_table)
-    unit_out, units = _lookup(raw, ["unit"], _unit_table)
-    context_out, contexts = _lookup(raw, xkeys, lambda k: _context_table(k, parts, today))
-    log.debug("event lookups", seconds=round(time.perf_counter() - clock, 2), codes=codes.height,
-              dates=dates.height, values=values.height, units=units.height, contexts=contexts.height)
+    with step("event lookups") as counts:
+        # each lookup runs on the distinct key values only; rows take their answers by position
+        code_out, codes = lookup(raw, CODE_KEYS, _code_table)
+        date_out, dates = lookup(raw, dkeys, lambda k: _date_table(k, parts, as_of))
+        value_out, values = lookup(raw, ["value"], _value_table)
+        unit_out, units = lookup(raw, ["unit"], _unit_table)
+        context_out, contexts = lookup(raw, xkeys, lambda k: _context_table(k, parts, as_of))
+        counts.update(codes=codes.height, dates=dates.height, values=values.height, units=units.height,
+                      contexts=contexts.height)
     return PreparedEvents(parts, raw, dkeys, xkeys, code_out, codes, date_out, dates, value_out, values,
                           unit_out, units, context_out, contexts)
 
@@ -379,18 +287,39 @@ def write_events(
     row of that patient in ``patient_ids``; a null ``_p`` marks the id of a patient record
     that was rejected (its events are rejected as such, and are not orphans).
     """
-    clock = time.perf_counter()
     p = prepared
-    parts, raw, dkeys, xkeys = p.parts, p.raw, p.dkeys, p.xkeys
-    codes, dates, values, units, contexts = p.codes, p.dates, p.values, p.units, p.contexts
-    code_out, date_out, value_out, unit_out, context_out = p.code_out, p.date_out, p.value_out, p.unit_out, p.context_out
+    parts, codes, dates, values, units, contexts = p.parts, p.codes, p.dates, p.values, p.units, p.contexts
+    with step("events looked up") as counts:
+        joined = _looked_up(prepared, id_map)
+        counts["rows"] = joined.height
+    per_file = _row_counts(joined, parts)
+    problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
+    with step("events de-duplicated") as counts:
+        ids = joined.select(*_ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
+        del joined
+        kept = ids.height
+        unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
+        del ids
+        counts.update(kept=kept, unique=unique.height)
+    with step("events parquet written"):
+        _written(unique, patient_ids, codes, units, values, contexts).write_parquet(path)
+    files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
+                        schema={"_part": pl.Int32, "_file": pl.String})
+    rejects = _rejects(problem_rows, codes, dates, values, contexts, p.dkeys, p.xkeys, files)
+    return EventsWritten(
+        # one row per file: a FHIR file holding several resource types is several parts
+        counts=per_file.join(files, on="_part").group_by("_file").agg(
+            pl.col("rows_read", "rows_rejected", "field_problems", "orphans", "orphans_elsewhere").sum()
+        ),
+        rejects=rejects, kept=kept, written=unique.height,
+    )
 
-    def lap() -> float:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds, clock = round(now - clock, 2), now
-        return seconds
 
+def _looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
+    """The raw rows beside their patient row ``_p``, their ids and their problem flags.
+
+    Empties ``prepared``'s row-long frames: the caller's handle must not keep 20M rows alive.
+    """
     def patients_of(keys: pl.LazyFrame) -> pl.DataFrame:
         return (
             keys.with_columns(pl.col("patient_id").str.strip_chars().alias("_pid"))
@@ -404,23 +333,24 @@ def write_events(
             .collect()
         )
 
-    pat, _ = _lookup(raw, ["_order", "patient_id"], patients_of)
-    log.debug("event patients looked up", seconds=lap(), peak_gib=_peak_gib())
+    p = prepared
+    pat, _ = lookup(p.raw, ["_order", "patient_id"], patients_of)
     looked = pl.DataFrame([
         pat["_p"], pat["_prej"], pat["_pelse"],
-        code_out["_cid"], code_out["_cproblem"].is_not_null().alias("_cbad"),
-        date_out["_date"], date_out["_dproblem"].is_not_null().alias("_dbad"),
-        value_out["_vid"], value_out["_vproblem"].is_not_null().alias("_vbad"),
-        unit_out["_uid"],
-        context_out["_xid"], context_out["_eproblem"].is_not_null().alias("_ebad"),
+        p.code_out["_cid"], p.code_out["_cproblem"].is_not_null().alias("_cbad"),
+        p.date_out["_date"], p.date_out["_dproblem"].is_not_null().alias("_dbad"),
+        p.value_out["_vid"], p.value_out["_vproblem"].is_not_null().alias("_vbad"),
+        p.unit_out["_uid"],
+        p.context_out["_xid"], p.context_out["_eproblem"].is_not_null().alias("_ebad"),
     ]).with_columns((pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad"))
-    del pat, code_out, date_out, value_out, unit_out, context_out, p
-    joined = raw.hstack(looked)  # no copy: the columns are shared
+    joined = p.raw.hstack(looked)  # no copy: the columns are shared
     for name in ("raw", "code_out", "date_out", "value_out", "unit_out", "context_out"):
-        # the caller's handle must not keep 20M rows alive
         setattr(prepared, name, getattr(prepared, name).clear())
-    del raw, looked
-    log.debug("events looked up", seconds=lap(), rows=joined.height, peak_gib=_peak_gib())
+    return joined
+
+
+def _row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
+    """Per part: rows read, rejected, with a field problem, orphans (of which ids of another source)."""
     per_row = joined
     multi = [i for i, p in enumerate(parts) if not p.one_event_per_row]
     if multi:
@@ -432,7 +362,7 @@ def write_events(
         per_row = pl.concat([
             joined.filter(~pl.col("_part").is_in(multi)).select(grouped.columns), grouped
         ], how="vertical_relaxed")
-    counts = per_row.group_by("_part").agg(
+    return per_row.group_by("_part").agg(
         pl.len().alias("rows_read"),
         pl.col("_bad").sum().alias("rows_rejected"),
         (~pl.col("_bad") & pl.col("_vbad")).sum().alias("_fv"),
@@ -442,19 +372,19 @@ def write_events(
         # orphans whose id is a patient id of another source: a source-naming mistake
         (pl.col("_p").is_null() & pl.col("_pelse").fill_null(False)).sum().alias("orphans_elsewhere"),
     ).with_columns((pl.col("_fv") + pl.col("_fe")).alias("field_problems")).drop("_fv", "_fe")
-    problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
-    ids = joined.select(*_ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
-    del joined
-    kept = ids.height
-    unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
-    del ids
-    log.debug("events de-duplicated", seconds=lap(), kept=kept, unique=unique.height, peak_gib=_peak_gib())
-    # every id is a dense row number of its table: the strings come back by position
+
+
+def _written(
+    unique: pl.DataFrame, patient_ids: pl.Series, codes: pl.DataFrame, units: pl.DataFrame,
+    values: pl.DataFrame, contexts: pl.DataFrame,
+) -> pl.DataFrame:
+    """The unique events as written: every id is a dense row number of its table, so the
+    strings come back by position."""
     code_ids = codes.filter(pl.col("_cid").is_not_null()).unique("_cid").sort("_cid")
     unit_ids = units.unique("_uid").sort("_uid")
     value_ids = values.unique("_vid").sort("_vid")
     context_table = contexts.unique("_xid").sort("_xid")
-    out = pl.DataFrame({
+    return pl.DataFrame({
         "patient_id": patient_ids.gather(unique["_p"]),
         "event_type": code_ids["_etype"].gather(unique["_cid"]),
         "code_system": code_ids["_system"].gather(unique["_cid"]),
@@ -467,19 +397,18 @@ def write_events(
         "encounter_class": context_table["_eclass"].gather(unique["_xid"]),
         "discharge_disposition": context_table["_disp"].gather(unique["_xid"]),
     }).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-    out.write_parquet(path)
-    del out
-    log.debug("events written", seconds=lap())
-    files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
-                        schema={"_part": pl.Int32, "_file": pl.String})
-    rejects = _rejects(problem_rows, codes, dates, values, contexts, dkeys, xkeys, files)
-    return EventsWritten(
-        # one row per file: a FHIR file holding several resource types is several parts
-        counts=counts.join(files, on="_part").group_by("_file").agg(
-            pl.col("rows_read", "rows_rejected", "field_problems", "orphans", "orphans_elsewhere").sum()
-        ),
-        rejects=rejects, kept=kept, written=unique.height,
-    )
+
+
+#: why a row is rejected, in order: the patient first, then the code, then the date
+_ROW_PROBLEM = (
+    pl.when(nz.blank_to_null(pl.col("patient_id")).is_null()).then(problem("patient_id", "missing patient id"))
+    .when(pl.col("_prej").fill_null(False))
+    .then(problem("patient_id", "patient record rejected (see that patient's row in rejects.csv)"))
+    .when(pl.col("_pelse").fill_null(False))
+    .then(problem("patient_id", "unknown patient in this source (the id is a patient of another source)"))
+    .when(pl.col("_p").is_null()).then(problem("patient_id", "unknown patient (no patient record with this id)"))
+    .otherwise(pl.coalesce("_cproblem", "_dproblem"))
+)
 
 
 def _rejects(
@@ -502,41 +431,21 @@ def _rejects(
         .join(files, on="_part")
         .with_columns(pl.col(c).cast(pl.String) for c in ("patient_id", *LOOKED_UP))
     )
-    problem = (
-        pl.when(nz.blank_to_null(pl.col("patient_id")).is_null()).then(pl.lit("patient_id|missing patient id"))
-        .when(pl.col("_prej").fill_null(False))
-        .then(pl.lit("patient_id|patient record rejected (see that patient's row in rejects.csv)"))
-        .when(pl.col("_pelse").fill_null(False))
-        .then(pl.lit("patient_id|unknown patient in this source (the id is a patient of another source)"))
-        .when(pl.col("_p").is_null()).then(pl.lit("patient_id|unknown patient (no patient record with this id)"))
-        .otherwise(pl.coalesce("_cproblem", "_dproblem"))
-    )
-    split = pl.col("_row_problem").str.split_exact("|", 1)
-    col = split.struct.field("field_0")
+    column = problem_column("_row_problem")
+    # the value shown is the raw text of the column at fault; a date problem shows the date
     value = (
-        pl.when(col == "patient_id").then(pl.col("patient_id"))
-        .when(col == "event_type").then(pl.col("event_type"))
-        .when(col == "code_system").then(pl.col("code_system"))
-        .when(col == "code").then(pl.col("code"))
+        pl.when(column == "patient_id").then(pl.col("patient_id"))
+        .when(column == "event_type").then(pl.col("event_type"))
+        .when(column == "code_system").then(pl.col("code_system"))
+        .when(column == "code").then(pl.col("code"))
         .otherwise(pl.col("event_date"))
     )
-    bad = rows.filter(pl.col("_bad")).with_columns(problem.alias("_row_problem"))
+    bad = rows.filter(pl.col("_bad")).with_columns(_ROW_PROBLEM.alias("_row_problem"))
     good = rows.filter(~pl.col("_bad"))
     return pl.concat([
-        bad.select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
-            col.alias("column"), value.alias("value"), split.struct.field("field_1").alias("reason"),
-            pl.lit("row").alias("level"),
-        ),
-        good.filter(pl.col("_vbad")).select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
-            pl.lit("value").alias("column"), pl.col("value").alias("value"), pl.col("_vproblem").alias("reason"),
-            pl.lit("field").alias("level"),
-        ),
+        bad.select(*reject_columns(column, value, problem_reason("_row_problem"), "row")),
+        good.filter(pl.col("_vbad")).select(*reject_columns("value", pl.col("value"), pl.col("_vproblem"), "field")),
         good.filter(pl.col("_ebad")).select(
-            pl.col("_file").alias("file"), pl.col("_row").alias("row"), pl.col("_record").alias("record_id"),
-            pl.lit("event_end").alias("column"), pl.col("event_end").alias("value"),
-            pl.col("_eproblem").alias("reason"), pl.lit("field").alias("level"),
+            *reject_columns("event_end", pl.col("event_end"), pl.col("_eproblem"), "field")
         ),
     ]).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
-

@@ -63,7 +63,7 @@ def _stage_columns(stage: Stage | Builder, table: pl.LazyFrame, keys: Sequence[s
 _ISO_DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
 
 
-def date_builder(column: str, parts: Sequence[RawPart], today: dt.date, value: str, problem: str) -> Builder:
+def date_builder(column: str, parts: Sequence[RawPart], as_of: dt.date, value: str, problem: str) -> Builder:
     """A :data:`Builder` giving :func:`part_dates`'s value and problem, cheaply.
 
     Texts of the plain ISO shape that parse are read with one ``strptime``; every other text
@@ -74,7 +74,7 @@ def date_builder(column: str, parts: Sequence[RawPart], today: dt.date, value: s
     explicit = any(column in p.date_formats for p in parts)
 
     def build(table: pl.LazyFrame) -> pl.LazyFrame:
-        full = part_dates(column, parts, today)
+        full = part_dates(column, parts, as_of)
         if explicit:
             return table.with_columns(full.value.alias(value), full.problem.alias(problem))
         raw = pl.col(column).cast(pl.String)
@@ -118,19 +118,19 @@ def by_distinct(
     return pl.concat([frame, *columns], how="horizontal", strict=True)
 
 
-def part_dates(column: str, parts: Sequence[RawPart], today: dt.date) -> nz.Normalized:
+def part_dates(column: str, parts: Sequence[RawPart], as_of: dt.date) -> nz.Normalized:
     """Dates parsed by the default layouts, or by a mapping's explicit format per part.
 
     Reads ``column`` and, when a part has an explicit format, ``_part``.
     """
     raw = pl.col(column)
-    default = nz.parse_date(raw, today=today)
+    default = nz.parse_date(raw, as_of=as_of)
     fmts = {i: p.date_formats[column] for i, p in enumerate(parts) if column in p.date_formats}
     if not fmts:
         return default
     value, problem = default.value, default.problem
     for part, fmt in fmts.items():
-        explicit = nz.parse_date(raw, today=today, fmt=fmt)
+        explicit = nz.parse_date(raw, as_of=as_of, fmt=fmt)
         is_part = pl.col("_part") == part
         value = pl.when(is_part).then(explicit.value).otherwise(value)
         problem = pl.when(is_part).then(explicit.problem).otherwise(problem)

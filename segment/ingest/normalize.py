@@ -104,9 +104,9 @@ def _iso_from(y: pl.Expr, m: pl.Expr, d: pl.Expr) -> pl.Expr:
     )
 
 
-def parse_date(expr: pl.Expr, *, today: dt.date | None = None, fmt: str | None = None) -> Normalized:
+def parse_date(expr: pl.Expr, *, as_of: dt.date | None = None, fmt: str | None = None) -> Normalized:
     """Parse a date in any supported layout (or an explicit strftime ``fmt``)."""
-    today = today or dt.date.today()
+    as_of = as_of or dt.date.today()
     s = blank_to_null(expr)
     if fmt is not None:
         has_time = any(t in fmt for t in ("%H", "%M", "%S", "%I", "%p", "%z", "%T"))
@@ -118,11 +118,11 @@ def parse_date(expr: pl.Expr, *, today: dt.date | None = None, fmt: str | None =
             pl.lit(f"date does not match format {fmt}")
         ).otherwise(None)
         return Normalized(value, problem)
-    century = today.year // 100 * 100
+    century = as_of.year // 100 * 100
     yy = s.str.extract(_US2, 3)
     yy_int = yy.cast(pl.Int32, strict=False)
     year2 = (
-        pl.when(yy_int + century > today.year)
+        pl.when(yy_int + century > as_of.year)
         .then(yy_int + century - 100)
         .otherwise(yy_int + century)
         .cast(pl.String)
@@ -146,11 +146,11 @@ def parse_date(expr: pl.Expr, *, today: dt.date | None = None, fmt: str | None =
     return Normalized(value, problem)
 
 
-def check_birth_date(parsed: Normalized, *, today: dt.date | None = None) -> Normalized:
+def check_birth_date(parsed: Normalized, *, as_of: dt.date | None = None) -> Normalized:
     """Reject birth dates in the future or more than 120 years ago."""
-    today = today or dt.date.today()
-    oldest = dt.date(today.year - 120, today.month, min(today.day, 28))
-    future = parsed.value > pl.lit(today)
+    as_of = as_of or dt.date.today()
+    oldest = dt.date(as_of.year - 120, as_of.month, min(as_of.day, 28))
+    future = parsed.value > pl.lit(as_of)
     ancient = parsed.value < pl.lit(oldest)
     problem = (
         pl.when(future)

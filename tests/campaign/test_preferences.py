@@ -104,7 +104,7 @@ def test_ingest_reads_preferred_channel_words(tmp_path: Path) -> None:
     src.write_text("patient_id,birth_date,preferred_channel\n1,1960-01-02,Text\n2,1961-01-02,E-mail\n"
                    "3,1962-01-02,US Mail\n4,1963-01-02,Phone call\n5,1964-01-02,pigeon\n6,1965-01-02,\n",
                    encoding="utf-8")
-    ingest([src], tmp_path / "work", today=AS_OF)
+    ingest([src], tmp_path / "work", as_of=AS_OF)
     got = pl.read_parquet(tmp_path / "work" / "patients.parquet").sort("patient_id")["preferred_channel"]
     assert got.to_list() == ["sms", "email", "mail", "phone", None, None]
     rejects = pl.read_csv(tmp_path / "work" / "rejects.csv", infer_schema=False)

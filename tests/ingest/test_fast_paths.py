@@ -13,7 +13,7 @@ from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
 from segment.ingest.events import _unique_ids
 from segment.ingest.frames import by_distinct, date_builder, part_dates
-from segment.ingest.pipeline import _updated_at, _with_updated_at
+from segment.ingest.patients import _updated_at, _with_updated_at
 
 TODAY = dt.date(2025, 6, 1)
 
@@ -57,12 +57,12 @@ def test_updated_at_fast_path_matches_full_expression() -> None:
                 | st.none(), min_size=1, max_size=30))
 def test_by_distinct_matches_per_row(values: list[str | None]) -> None:
     frame = pl.DataFrame({"d": values, "other": list(range(len(values)))}, schema={"d": pl.String, "other": pl.Int64})
-    parsed = nz.parse_date(pl.col("d"), today=TODAY)
-    birth = nz.check_birth_date(nz.Normalized(pl.col("_v"), pl.col("_p")), today=TODAY)
+    parsed = nz.parse_date(pl.col("d"), as_of=TODAY)
+    birth = nz.check_birth_date(nz.Normalized(pl.col("_v"), pl.col("_p")), as_of=TODAY)
     got = by_distinct(frame.lazy(), [(["d"], [
         {"_v": parsed.value, "_p": parsed.problem}, {"v": birth.value, "p": birth.problem},
     ])]).collect()
-    whole = nz.check_birth_date(parsed, today=TODAY)
+    whole = nz.check_birth_date(parsed, as_of=TODAY)
     want = frame.with_columns(whole.value.alias("v"), whole.problem.alias("p"))
     assert_frame_equal(got, want)  # same rows, same order, same answers
 

@@ -60,7 +60,7 @@ def _frames(result: ReadResult, kind: str) -> pl.DataFrame:
 def _read(tmp_path: Path, resources: list[Any], name: str = "export.ndjson", extra: str = "") -> ReadResult:
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(r) for r in resources) + "\n" + extra, encoding="utf-8")
-    return read_fhir([path], today=TODAY)
+    return read_fhir([path], as_of=TODAY)
 
 
 def _records_read(path: Path) -> int:
@@ -76,7 +76,7 @@ def samples(reference_data: Path) -> dict[str, tuple[list[Path], ReadResult]]:
     out = {}
     for name in FOLDERS:
         files = _files(_folder(reference_data, name))
-        out[name] = (files, read_fhir(files, today=TODAY))
+        out[name] = (files, read_fhir(files, as_of=TODAY))
     return out
 
 
@@ -202,7 +202,7 @@ def test_gzip_gives_identical_frames(reference_data: Path, tmp_path: Path) -> No
             shutil.copyfileobj(src, dst)
         zipped.append(target)
     assert all(is_fhir_file(p) for p in zipped)
-    a, b = read_fhir(plain, source="s", today=TODAY), read_fhir(zipped, source="s", today=TODAY)
+    a, b = read_fhir(plain, source="s", as_of=TODAY), read_fhir(zipped, source="s", as_of=TODAY)
     assert len(a.parts) == len(b.parts) == 4
     for x, y in zip(a.parts, b.parts, strict=True):
         assert (x.kind, x.provided) == (y.kind, y.provided)
@@ -214,12 +214,12 @@ def test_gzip_gives_identical_frames(reference_data: Path, tmp_path: Path) -> No
 def test_small_chunks_give_identical_frames(reference_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lines and Bundle entries cut across read chunks and batches are read the same."""
     files = [_folder(reference_data, SMART) / "Encounter.000.ndjson", *_files(_folder(reference_data, SARABUZZI))[:2]]
-    whole = read_fhir(files, today=TODAY)
+    whole = read_fhir(files, as_of=TODAY)
     monkeypatch.setattr(fhir_sources, "BATCH_BYTES", 4099)
     monkeypatch.setattr(fhir_documents, "DOCUMENT_CHUNK", 4099)
     monkeypatch.setattr(fhir_bundles, "ENTRY_BYTES", 20_000)
     monkeypatch.setattr(fhir_resources, "PENDING_BYTES", 50_000)
-    pieces = read_fhir(files, today=TODAY)
+    pieces = read_fhir(files, as_of=TODAY)
     assert len(whole.parts) == len(pieces.parts)
     for x, y in zip(whole.parts, pieces.parts, strict=True):
         assert_frame_equal(x.frame.collect(), y.frame.collect())
@@ -430,7 +430,7 @@ def test_consent_in_another_file(tmp_path: Path) -> None:
     (tmp_path / "Patient.ndjson").write_text(json.dumps(_patient()) + "\n", encoding="utf-8")
     (tmp_path / "Consent.ndjson").write_text(
         json.dumps(_consent("k", {"type": "deny", "action": [{"text": "SMS"}]})) + "\n", encoding="utf-8")
-    result = read_fhir([tmp_path / "Consent.ndjson", tmp_path / "Patient.ndjson"], today=TODAY)
+    result = read_fhir([tmp_path / "Consent.ndjson", tmp_path / "Patient.ndjson"], as_of=TODAY)
     assert _frames(result, "patients").select("sms_consent", "email_consent").row(0) == ("false", None)
 
 
@@ -456,7 +456,7 @@ def test_bundle_resolves_full_urls(tmp_path: Path) -> None:
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(_bundle(entries), indent=2), encoding="utf-8")
     assert is_fhir_file(path)
-    result = read_fhir([path], today=TODAY)
+    result = read_fhir([path], as_of=TODAY)
     assert _frames(result, "patients").select("_row", "patient_id").rows() == [(3, "p-1"), (4, "p-2")]
     events = _frames(result, "events")
     assert events.select("_row", "_record", "patient_id", "code").rows() == [(1, "c1", "p-1", "E11.9"), (6, "mr1", "p-2", "197361")]
@@ -510,7 +510,7 @@ def test_bundle_read_the_same_however_written(tmp_path: Path) -> None:
     results = {}
     for name, text in written.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-        results[name] = _result_rows(read_fhir([tmp_path / name], source="s", today=TODAY))
+        results[name] = _result_rows(read_fhir([tmp_path / name], source="s", as_of=TODAY))
     first, *others = results.values()
     for name, other in zip(list(results)[1:], others, strict=True):
         assert other[:2] == first[:2], name

@@ -29,7 +29,7 @@ def test_parquet_list_column_is_named(tmp_path: Path) -> None:
         "email": [["a@example.org", "b@example.org"], ["c@example.org"]],
     }).write_parquet(path)
     with pytest.raises(InputDataError) as info:
-        ingest([path], tmp_path / "w", today=TODAY)
+        ingest([path], tmp_path / "w", as_of=TODAY)
     err = info.value
     assert (err.path, err.column) == (path, "email")
     assert err.message.startswith("Parquet column `email` holds a list in each cell (List(String))")
@@ -45,7 +45,7 @@ def test_parquet_list_column_that_is_not_read_is_ignored(tmp_path: Path) -> None
     pl.DataFrame({
         "patient_id": ["P1"], "birth_date": ["1970-01-01"], "tags": [["x", "y"]],
     }).write_parquet(path)
-    assert ingest([path], tmp_path / "w", today=TODAY).patients == 1
+    assert ingest([path], tmp_path / "w", as_of=TODAY).patients == 1
 
 
 def test_corrupt_parquet_is_not_called_malformed_csv(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_corrupt_parquet_is_not_called_malformed_csv(tmp_path: Path) -> None:
     data[30:200] = b"Z" * 170  # a damaged data page; the footer (schema) still reads
     path.write_bytes(bytes(data))
     with pytest.raises(InputDataError) as info:
-        ingest([path], tmp_path / "w", today=TODAY)
+        ingest([path], tmp_path / "w", as_of=TODAY)
     assert "cannot read Parquet data (a corrupt or truncated file)" in info.value.message
     assert "CSV" not in info.value.message
 
@@ -67,7 +67,7 @@ def test_tab_separated_file_is_named(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text(PATIENTS.replace(",", "\t"))
     with pytest.raises(InputDataError) as info:
-        ingest([path], tmp_path / "w", today=TODAY)
+        ingest([path], tmp_path / "w", as_of=TODAY)
     assert (info.value.path, info.value.line) == (path, 1)
     assert "tab-separated (TSV), not comma-separated" in info.value.message
 
@@ -77,5 +77,5 @@ def test_utf16_without_byte_order_mark_is_named(tmp_path: Path, codec: str) -> N
     path = tmp_path / "ehr-patients.csv"
     path.write_bytes(PATIENTS.encode(codec))
     with pytest.raises(InputDataError) as info:
-        ingest([path], tmp_path / "w", today=TODAY)
+        ingest([path], tmp_path / "w", as_of=TODAY)
     assert info.value.message == "file is UTF-16 text without a byte-order mark, not UTF-8: re-save it as UTF-8"

@@ -98,7 +98,7 @@ def test_each_file_reads_through_its_table(extract: tuple[Path, Path]) -> None:
 
 def test_ingest_with_two_event_tables_and_joins(extract: tuple[Path, Path], tmp_path: Path) -> None:
     folder, path = extract
-    result = ingest([folder], tmp_path / "w", mapping=path, today=TODAY)
+    result = ingest([folder], tmp_path / "w", mapping=path, as_of=TODAY)
     assert result.reconciled
     patients = pl.read_parquet(tmp_path / "w" / "patients.parquet").sort("patient_id")
     assert patients.select("patient_id", "zip5", "city").rows() == [

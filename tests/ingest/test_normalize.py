@@ -29,7 +29,7 @@ def test_names_case_and_spaces() -> None:
 
 def test_dates_formats_and_impossible() -> None:
     v, p = _apply(nz.parse_date, ["2020-02-29", "02/29/2020", "2/3/05", "1/2/30", "20200131",
-                                  "2019-02-17T05:07:38Z", "02/30/2020", "yesterday", None], today=TODAY)
+                                  "2019-02-17T05:07:38Z", "02/30/2020", "yesterday", None], as_of=TODAY)
     assert v == [dt.date(2020, 2, 29), dt.date(2020, 2, 29), dt.date(2005, 2, 3), dt.date(1930, 1, 2),
                  dt.date(2020, 1, 31), dt.date(2019, 2, 17), None, None, None]
     assert p[6] == "impossible date" and p[7] == "unrecognized date format" and p[8] is None
@@ -37,7 +37,7 @@ def test_dates_formats_and_impossible() -> None:
 
 def test_birth_date_bounds() -> None:
     df = pl.DataFrame({"s": ["2030-01-01", "1880-01-01", "1950-05-05"]})
-    n = nz.check_birth_date(nz.parse_date(pl.col("s"), today=TODAY), today=TODAY)
+    n = nz.check_birth_date(nz.parse_date(pl.col("s"), as_of=TODAY), as_of=TODAY)
     out = df.select(n.value.alias("s"), n.problem.alias("p"))
     assert out["p"].to_list() == ["birth date in the future", "birth date more than 120 years ago", None]
     assert out["s"].to_list() == [None, None, dt.date(1950, 5, 5)]
@@ -47,14 +47,14 @@ def test_birth_date_bounds() -> None:
 @given(st.dates(min_value=dt.date(1906, 1, 1), max_value=dt.date(2025, 5, 31)),
        st.sampled_from(["%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%-m/%-d/%Y"]))
 def test_dates_roundtrip(d: dt.date, fmt: str) -> None:
-    v, p = _apply(nz.parse_date, [d.strftime(fmt)], today=TODAY)
+    v, p = _apply(nz.parse_date, [d.strftime(fmt)], as_of=TODAY)
     assert v == [d] and p == [None]
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.dates(min_value=dt.date(1926, 6, 2), max_value=dt.date(2025, 5, 31)))
 def test_two_digit_years_pivot(d: dt.date) -> None:
-    v, _ = _apply(nz.parse_date, [f"{d.month}/{d.day}/{d.year % 100:02d}"], today=TODAY)
+    v, _ = _apply(nz.parse_date, [f"{d.month}/{d.day}/{d.year % 100:02d}"], as_of=TODAY)
     assert v == [d]
 
 
@@ -112,7 +112,7 @@ def test_shared_identifiers_reach_linkage_but_not_patients_parquet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ssn_last4 and enterprise_id are read for identity resolution only (minimum necessary)."""
-    import segment.ingest.pipeline as pipeline
+    import segment.ingest.steps as pipeline
     from segment.ingest import ingest
 
     src = tmp_path / "clinic-patients.csv"
@@ -127,7 +127,7 @@ def test_shared_identifiers_reach_linkage_but_not_patients_parquet(
         return real(records, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "resolve", spy)
-    ingest([src], tmp_path / "w", today=dt.date(2026, 2, 1))
+    ingest([src], tmp_path / "w", as_of=dt.date(2026, 2, 1))
     assert seen == {"ssn_last4": ["6789"], "enterprise_id": ["E-77"]}
     written = pl.read_parquet(tmp_path / "w" / "patients.parquet")
     assert not {"ssn_last4", "enterprise_id"} & set(written.columns)

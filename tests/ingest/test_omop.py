@@ -111,7 +111,7 @@ def test_eunomia_visit_class(eunomia: tuple[Path, ReadResult]) -> None:
 def test_eunomia_through_ingest(reference_data: Path, tmp_path: Path) -> None:
     from segment.ingest import ingest
 
-    result = ingest([reference_data / EUNOMIA], tmp_path / "w", today=dt.date(2025, 6, 1))
+    result = ingest([reference_data / EUNOMIA], tmp_path / "w", as_of=dt.date(2025, 6, 1))
     assert result.reconciled
     patients = pl.read_parquet(tmp_path / "w" / "patients.parquet")
     assert patients.height == 28

@@ -59,7 +59,7 @@ def extract(tmp_path: Path) -> list[Path]:
 
 def test_broken_extract_reconciles(extract: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "work"
-    result = ingest(extract, out, today=TODAY, allow_orphan_events=True)
+    result = ingest(extract, out, as_of=TODAY, allow_orphan_events=True)
     report = json.loads((out / "ingest-report.json").read_text())
     assert report["reconciled"] is True
     by_file = {Path(f["file"]).name: f for f in report["files"]}
@@ -90,7 +90,7 @@ def test_broken_extract_reconciles(extract: list[Path], tmp_path: Path) -> None:
 
 def test_outputs_schema_dedupe_and_survivorship(extract: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "work"
-    ingest(extract, out, today=TODAY, allow_orphan_events=True)
+    ingest(extract, out, as_of=TODAY, allow_orphan_events=True)
     patients = pl.read_parquet(out / "patients.parquet")
     assert list(patients.schema) == [*PATIENT_SCHEMA, "source_lat", "source_lon"]
     assert patients.height == 4  # Mary (E1+C9), John, Jon (name differs, no shared contact), Bill
@@ -119,7 +119,7 @@ def test_dedupe_rules(tmp_path: Path) -> None:
     b.write_text("patient_id,first_name,last_name,birth_date,email,phone_e164,do_not_contact\n"
                  "x,Bill,Jones,1990-05-05,,,Y\ny,Ann,Lee-Kim,1980-01-01,ANN@x.org,,\nz,Jim,Twin,2000-01-01,,617 253 1000,\n",
                  encoding="utf-8")
-    ingest([a, b], tmp_path / "w", today=TODAY)
+    ingest([a, b], tmp_path / "w", as_of=TODAY)
     p = pl.read_parquet(tmp_path / "w" / "patients.parquet").sort("patient_id")
     ids = dict(zip(p["patient_id"], p["source_ids"].to_list(), strict=True))
     assert ids["a:1"] == ["a:1", "b:x"]  # nickname Bill = William
@@ -129,15 +129,15 @@ def test_dedupe_rules(tmp_path: Path) -> None:
 
 
 def test_same_input_same_ids(extract: list[Path], tmp_path: Path) -> None:
-    ingest(extract, tmp_path / "a", today=TODAY, allow_orphan_events=True)
-    ingest(extract, tmp_path / "b", today=TODAY, allow_orphan_events=True)
+    ingest(extract, tmp_path / "a", as_of=TODAY, allow_orphan_events=True)
+    ingest(extract, tmp_path / "b", as_of=TODAY, allow_orphan_events=True)
     a = pl.read_parquet(tmp_path / "a" / "patients.parquet")
     b = pl.read_parquet(tmp_path / "b" / "patients.parquet")
     assert a.equals(b)
 
 
 def test_synthea_reference(reference_data: Path, tmp_path: Path) -> None:
-    result = ingest([reference_data / "synthea" / "ma"], tmp_path / "w", today=TODAY)
+    result = ingest([reference_data / "synthea" / "ma"], tmp_path / "w", as_of=TODAY)
     assert result.reconciled
     patients = pl.read_parquet(tmp_path / "w" / "patients.parquet")
     assert patients.height == 27
@@ -155,7 +155,7 @@ def test_synthea_reference(reference_data: Path, tmp_path: Path) -> None:
 
 
 def test_synthea_ne_newer_layout(reference_data: Path, tmp_path: Path) -> None:
-    result = ingest([reference_data / "synthea" / "ne"], tmp_path / "w", today=TODAY)
+    result = ingest([reference_data / "synthea" / "ne"], tmp_path / "w", as_of=TODAY)
     assert result.reconciled and result.patients == 111
 
 
@@ -189,7 +189,7 @@ def test_fhir_ndjson(tmp_path: Path) -> None:
     folder = tmp_path / "fhir"
     folder.mkdir()
     (folder / "export.ndjson").write_text(text, encoding="utf-8")
-    result = ingest([folder], tmp_path / "w", today=TODAY)
+    result = ingest([folder], tmp_path / "w", as_of=TODAY)
     assert result.reconciled
     p = pl.read_parquet(tmp_path / "w" / "patients.parquet").sort("patient_id").to_dicts()
     assert p[0]["first_name"] == "Jane" and p[0]["last_name"] == "Doe" and p[0]["sex"] == "F"
@@ -216,7 +216,7 @@ def test_mapping_file(tmp_path: Path) -> None:
                    encoding="utf-8")
     dx = tmp_path / "clarity_dx.csv"
     dx.write_text("PAT_MRN_ID,DX_CODE,CONTACT_DATE\nM1,e11.9,01/15/2024\n", encoding="utf-8")
-    result = ingest([pat, dx], tmp_path / "w", mapping=mapping, today=TODAY)
+    result = ingest([pat, dx], tmp_path / "w", mapping=mapping, as_of=TODAY)
     p = pl.read_parquet(tmp_path / "w" / "patients.parquet")
     assert p["patient_id"].to_list() == ["epic:M1"]  # M2's ISO date does not match the mapped format
     assert p["sex"].item() == "F" and p["phone_type"].item() == "mobile"
@@ -295,7 +295,7 @@ def test_one_count_per_file_when_a_file_holds_several_event_types(tmp_path: Path
     folder = tmp_path / "fhir"
     folder.mkdir()
     (folder / "export.ndjson").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
-    result = ingest([folder], tmp_path / "w", today=TODAY, allow_orphan_events=True)
+    result = ingest([folder], tmp_path / "w", as_of=TODAY, allow_orphan_events=True)
     events = [f for f in result.files if f.kind == "events"]
     assert len(events) == 1
     assert (events[0].rows_read, events[0].rows_kept, events[0].rows_rejected) == (3, 2, 1)

@@ -23,7 +23,7 @@ def _ingest(tmp_path: Path, text: str | bytes, name: str = "clinic-patients.csv"
     src = tmp_path / "in" / name
     src.parent.mkdir(parents=True, exist_ok=True)
     src.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    ingest([src], tmp_path / "w", today=TODAY)
+    ingest([src], tmp_path / "w", as_of=TODAY)
     report = json.loads((tmp_path / "w" / "ingest-report.json").read_text())
     return report, pl.read_csv(tmp_path / "w" / "rejects.csv", infer_schema=False)
 

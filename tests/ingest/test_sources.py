@@ -47,8 +47,8 @@ def test_default_source_names_ignore_table_words_and_stamps(name: str, source: s
 def test_dated_drops_are_one_source_with_stable_ids(tmp_path: Path) -> None:
     first = _write(tmp_path / "feb", {"ehr-patients-20260201.csv": PATIENTS, "ehr-events-20260201.csv": EVENTS})
     second = _write(tmp_path / "mar", {"ehr-patients-20260301.csv": PATIENTS, "ehr-events-20260301.csv": EVENTS})
-    a = ingest(first, tmp_path / "wa", today=TODAY)
-    b = ingest(second, tmp_path / "wb", today=TODAY)
+    a = ingest(first, tmp_path / "wa", as_of=TODAY)
+    b = ingest(second, tmp_path / "wb", as_of=TODAY)
     assert a.orphan_events == b.orphan_events == 0
     assert a.events_rejected == 0 and a.events_written > 0
     ids_a = pl.read_parquet(tmp_path / "wa" / "patients.parquet")["patient_id"].to_list()
@@ -60,7 +60,7 @@ def test_events_read_as_another_source_fail_and_name_the_cause(tmp_path: Path) -
     paths = _write(tmp_path / "in", {"clinic-patients.csv": PATIENTS, "lab-events.csv": EVENTS})
     out = tmp_path / "w"
     with pytest.raises(InputDataError) as err:
-        ingest(paths, out, today=TODAY)
+        ingest(paths, out, as_of=TODAY)
     text = str(err.value)
     assert "200 of 200 event rows (100.0%) point at no patient" in text
     assert "lab-events.csv" in text and "patient ids of another source" in text and "--source" in text
@@ -70,21 +70,21 @@ def test_events_read_as_another_source_fail_and_name_the_cause(tmp_path: Path) -
     assert report["outcome"] == "failed" and report["events"]["orphans"] == 200
     assert pl.read_csv(out / "rejects.csv").height == 200
     # naming both the same source fixes it
-    fixed = ingest(paths, tmp_path / "w2", today=TODAY, sources=["clinic", "clinic"])
+    fixed = ingest(paths, tmp_path / "w2", as_of=TODAY, sources=["clinic", "clinic"])
     assert fixed.orphan_events == 0 and fixed.events_rejected == 0
     # or the user accepts the orphans explicitly
-    kept = ingest(paths, tmp_path / "w3", today=TODAY, allow_orphan_events=True)
+    kept = ingest(paths, tmp_path / "w3", as_of=TODAY, allow_orphan_events=True)
     assert kept.orphan_events == 200 and (tmp_path / "w3" / "patients.parquet").exists()
 
 
 def test_orphans_under_the_ceiling_pass_and_are_counted(tmp_path: Path) -> None:
     events = EVENTS + "P9,procedure,CPT,77067,2024-01-01\n"  # 1 of 201 rows: 0.5%
     paths = _write(tmp_path / "in", {"ehr-patients.csv": PATIENTS, "ehr-events.csv": events})
-    result = ingest(paths, tmp_path / "w", today=TODAY)
+    result = ingest(paths, tmp_path / "w", as_of=TODAY)
     assert result.orphan_events == 1
     assert json.loads((tmp_path / "w" / "ingest-report.json").read_text())["events"]["orphans"] == 1
     with pytest.raises(InputDataError, match="no patient record has these ids"):
-        ingest(paths, tmp_path / "w2", today=TODAY, max_orphan_fraction=0.001)
+        ingest(paths, tmp_path / "w2", as_of=TODAY, max_orphan_fraction=0.001)
 
 
 def test_cli_source_names_and_orphan_flag(tmp_path: Path) -> None:
@@ -117,10 +117,10 @@ def test_renamed_fhir_folder_keeps_patient_ids(tmp_path: Path) -> None:
     folder = tmp_path / "export-2026-02-01"
     folder.mkdir()
     (folder / "export.ndjson").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
-    ingest([folder], tmp_path / "wa", today=TODAY)
+    ingest([folder], tmp_path / "wa", as_of=TODAY)
     renamed = tmp_path / "bulk_march"
     shutil.copytree(folder, renamed)
-    ingest([renamed], tmp_path / "wb", today=TODAY)
+    ingest([renamed], tmp_path / "wb", as_of=TODAY)
     a = pl.read_parquet(tmp_path / "wa" / "patients.parquet")["patient_id"].to_list()
     b = pl.read_parquet(tmp_path / "wb" / "patients.parquet")["patient_id"].to_list()
     assert a == b == ["fhir:p1"]
@@ -135,7 +135,7 @@ def test_gzip_csv_is_read_and_binary_files_are_named(tmp_path: Path) -> None:
         fh.write(PATIENTS)
     with gzip.open(folder / "ehr-events-20260201.csv.gz", "wt", encoding="utf-8") as fh:
         fh.write(EVENTS)
-    result = ingest([folder], tmp_path / "w", today=TODAY)
+    result = ingest([folder], tmp_path / "w", as_of=TODAY)
     assert result.patients == 2 and result.events_rejected == 0 and result.reconciled
     assert {Path(f.file).name for f in result.files} == {"ehr-patients-20260201.csv.gz", "ehr-events-20260201.csv.gz"}
     cases = {
@@ -149,11 +149,11 @@ def test_gzip_csv_is_read_and_binary_files_are_named(tmp_path: Path) -> None:
         path = tmp_path / name
         path.write_bytes(data)
         with pytest.raises(InputDataError, match=expected[name.split("-")[0]]):
-            ingest([path], tmp_path / "w2", today=TODAY)
+            ingest([path], tmp_path / "w2", as_of=TODAY)
     latin = tmp_path / "latin-patients.csv"
     latin.write_bytes((PATIENTS + "P3,José,Núñez,1980-01-01,M\n").encode("latin-1"))
     with pytest.raises(InputDataError, match=r"Latin-1") as err:
-        ingest([latin], tmp_path / "w3", today=TODAY)
+        ingest([latin], tmp_path / "w3", as_of=TODAY)
     assert err.value.line == 4
 
 
@@ -165,7 +165,7 @@ def test_campaign_sources_carry_name_format_and_mapping(tmp_path: Path) -> None:
     specs = _input_specs([Source(path=paths[0], name="clinic"), Source(path=paths[1], name="clinic",
                                                                          format="canonical")])
     assert [(s.source, s.input_format) for s in specs] == [("clinic", None), ("clinic", "canonical")]
-    result = ingest(specs, tmp_path / "w", today=TODAY)
+    result = ingest(specs, tmp_path / "w", as_of=TODAY)
     assert result.orphan_events == 0 and result.events_rejected == 0
     with pytest.raises(ValueError, match="name"):
         Source(path=paths[0], name="no spaces!")
@@ -176,8 +176,8 @@ def test_fhir_json_arrays_are_named_for_what_they_are(tmp_path: Path) -> None:
     document = tmp_path / "patients.json"
     document.write_text(json.dumps([resource]), encoding="utf-8")
     with pytest.raises(InputDataError, match="a JSON array of resources, not a FHIR resource or Bundle"):
-        ingest([document], tmp_path / "w", today=TODAY)
+        ingest([document], tmp_path / "w", as_of=TODAY)
     lines = tmp_path / "patients.ndjson"
     lines.write_text(json.dumps([resource]) + "\n", encoding="utf-8")
     with pytest.raises(InputDataError, match=r"a JSON array on one line, not a resource"):
-        ingest([lines], tmp_path / "w2", today=TODAY)
+        ingest([lines], tmp_path / "w2", as_of=TODAY)

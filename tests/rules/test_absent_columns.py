@@ -21,7 +21,7 @@ def _ingest(tmp_path: Path, header: str, row: str) -> Path:
     src.parent.mkdir(parents=True)
     src.write_text(f"{header}\n{row}\n", encoding="utf-8")
     out = tmp_path / "w"
-    ingest([src], out, today=TODAY)
+    ingest([src], out, as_of=TODAY)
     return out
 
 

@@ -75,7 +75,7 @@ def world20k(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("spark-world")
     world = write_demo_world(root / "world", 20_000, seed=5)
     work = root / "work"
-    ingest(list(world.extract), work, today=DEFAULT_REF_DATE)
+    ingest(list(world.extract), work, as_of=DEFAULT_REF_DATE)
     geocode(work, settings=Settings.from_env(reference_dir=world.reference), use_cache=False)
     enrich_workdir(work, world.reference)
     polars = root / "polars"

@@ -74,7 +74,7 @@ def _race(urls: tuple[str, ...]) -> pl.Expr:
     return pl.coalesce(omb, _sub_extension(subs, "text", "valueString"))
 
 
-def patient_frame(frame: pl.LazyFrame, today: dt.date, keep: Sequence[str] = ()) -> pl.LazyFrame:
+def patient_frame(frame: pl.LazyFrame, as_of: dt.date, keep: Sequence[str] = ()) -> pl.LazyFrame:
     """``_row``, ``_record``, the ``keep`` columns and the raw canonical patient columns of Patient resources."""
     ended = _field("period").struct.field("end").is_not_null()
     not_old = _field("use").fill_null("") != "old"
@@ -128,7 +128,7 @@ def patient_frame(frame: pl.LazyFrame, today: dt.date, keep: Sequence[str] = ())
         _race(ETHNICITY_URLS).alias("ethnicity"),
         pl.coalesce(
             pl.col("deceasedDateTime"),
-            pl.when(pl.col("deceasedBoolean") == "true").then(pl.lit(today.isoformat())),
+            pl.when(pl.col("deceasedBoolean") == "true").then(pl.lit(as_of.isoformat())),
         ).alias("deceased_date"),
         pl.col("meta").struct.field("lastUpdated").alias("updated_at"),
         # the US SSN identifier (only its last four digits are kept, for identity resolution)

@@ -133,16 +133,16 @@ def _document(path: Path, f: FileState, entries: Entries) -> None:
     _lines(pl.DataFrame(one, schema={"_row": pl.Int64, "line": pl.String}), f, entries.resources)
 
 
-def read_fhir(files: list[Path], *, source: str | None = None, today: dt.date | None = None) -> ReadResult:
+def read_fhir(files: list[Path], *, source: str | None = None, as_of: dt.date | None = None) -> ReadResult:
     """Read FHIR R4 files (one source system) into raw canonical patients and events.
 
     Files are bulk NDJSON (``.ndjson``/``.jsonl``) or JSON documents (``.json``: a Bundle
     of any type, or one resource), each optionally gzip-compressed. Consents and
     ``medicationReference`` codes are matched across all ``files``.
     """
-    today = today or dt.date.today()
+    as_of = as_of or dt.date.today()
     result = ReadResult()
-    resources = Resources(result, today)
+    resources = Resources(result, as_of)
     entries = Entries(resources)
     for path in files:
         f = FileState(len(resources.files), str(path), source or path.resolve().parent.name, result)

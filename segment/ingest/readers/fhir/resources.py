@@ -78,9 +78,9 @@ class Resources:
     hold every file's rows, told apart by ``_fidx``.
     """
 
-    def __init__(self, result: ReadResult, today: dt.date) -> None:
+    def __init__(self, result: ReadResult, as_of: dt.date) -> None:
         self.result = result
-        self.today = today
+        self.as_of = as_of
         self.files: list[FileState] = []
         self.patients: list[pl.DataFrame] = []
         self.events: list[pl.DataFrame] = []
@@ -188,7 +188,7 @@ class Resources:
     # -- per type ---------------------------------------------------------------------------
     def _build(self, frame: pl.DataFrame, resource_type: str) -> None:
         if resource_type == "Patient":
-            patients = patient_frame(frame.lazy(), self.today, ["_fidx", "_full_url"]).collect()
+            patients = patient_frame(frame.lazy(), self.as_of, ["_fidx", "_full_url"]).collect()
             self.patients.append(patients.drop("_full_url"))
             self.patient_urls.append(patients.select(
                 "_fidx", pl.col("_full_url").alias("_url"), pl.col("patient_id").alias("_id")).drop_nulls())

@@ -1,0 +1,274 @@
+"""The steps of one ingest: read every source, normalize, reject, merge, write, report.
+
+Nothing is lost: every input row ends in ``patients.parquet``/``events.parquet``, in
+``rejects.csv``, or in a named skip count (a FHIR resource type nothing reads), and
+``ingest-report.json`` reconciles rows read = rows kept + rows rejected + rows skipped
+for each file. Problems with one field blank that field (``level`` = field);
+problems that make a row unusable drop it (``level`` = row): a patient with no id or no
+valid birth date, an event with no known patient, date, code, or known code system.
+
+A run whose events mostly point at no patient is almost always a naming mistake (the
+events read as another source than their patients), not a property of the data: when
+more than ``max_orphan_fraction`` (default 1%) of the event rows have no patient, ingest
+writes its rejects and report, removes ``patients.parquet``/``events.parquet`` so no
+later stage reads them, and fails, unless ``allow_orphan_events``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segment import workdir
+from segment.errors import InputDataError
+from segment.ingest.dedupe import MERGE_INPUT, survivorship
+from segment.ingest.detect import InputSpec, read_sources
+from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
+from segment.ingest.frames import collect_all
+from segment.ingest.identity import IdentityOptions, resolve
+from segment.ingest.identity.features import IDENTIFIER_COLUMNS
+from segment.ingest.mapping import PATIENT_INPUT_COLUMNS
+from segment.ingest.patients import (
+    contact_lookups,
+    normalize_patients,
+    patient_rejects,
+    stack_parts,
+)
+from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
+from segment.ingest.readers.files import ragged_found
+from segment.ingest.results import (
+    FileCounts,
+    IngestResult,
+    add_reader_rows,
+    orphan_failure,
+    patient_counts,
+    provided_columns,
+    report,
+)
+from segment.ingest.timing import step
+from segment.log import get_logger
+from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
+
+log = get_logger("ingest")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The settings of one ingest besides its inputs and working folder."""
+
+    as_of: dt.date
+    max_orphan_fraction: float
+    allow_orphan_events: bool
+    identity: IdentityOptions
+
+
+@dataclass(frozen=True)
+class MergedPatients:
+    """The patient side of an ingest once merged (the patients themselves travel apart)."""
+
+    #: (``_order``, ``_pid``: a source's own id) -> ``_p``, the row in patients.parquet
+    #: (null: a rejected patient record); None when there are no events
+    event_ids: pl.DataFrame | None
+    rejects: pl.DataFrame
+    file_counts: list[FileCounts]
+    records: int
+    identity: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventsOutcome:
+    """The events side of an ingest: what was written, and each events file's counts."""
+
+    written: EventsWritten | None
+    file_counts: list[FileCounts]
+
+    @property
+    def orphans(self) -> int:
+        """Event rows whose patient id matches no patient record of their source."""
+        return sum(f.orphans for f in self.file_counts)
+
+    @property
+    def rows(self) -> int:
+        """Event rows read."""
+        return sum(f.rows_read for f in self.file_counts)
+
+
+def ingest_specs(
+    specs: list[InputSpec], out: Path, settings: IngestSettings, started: float, pool: ThreadPoolExecutor | None,
+) -> IngestResult:
+    """Ingest ``specs`` into the working folder ``out`` (see :func:`segment.ingest.ingest`)."""
+    read = read_sources(specs, as_of=settings.as_of)
+    order: dict[str, int] = {}
+    for part in read.parts:
+        order.setdefault(part.source, len(order))
+    patient_parts = [p for p in read.parts if p.kind == "patients"]
+    event_parts = [p for p in read.parts if p.kind == "events"]
+    if not patient_parts:
+        raise _no_patients(read, specs)
+    log.info("reading", files=len(read.parts), sources=len(order))
+    log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))
+    ahead: Future[PreparedEvents] | None = None
+    if event_parts and pool is not None:
+        # read and looked up on a second thread while the patients are normalized and merged
+        ahead = pool.submit(prepare_events, event_parts, order, settings.as_of)
+    out_patients, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out)
+    workdir.ensure_private_dir(out)
+    # patients.parquet replaces the old one only once the events are written too
+    with workdir.atomic_path(out / workdir.PATIENTS) as patients_tmp:
+        out_patients.write_parquet(patients_tmp)
+        patient_ids = out_patients["patient_id"]
+        del out_patients
+        events = _write_events(event_parts, order, settings.as_of, patient_ids, merged, out, ahead)
+        del ahead  # the future must not keep the rows alive
+    return _finish(read, merged, events, len(patient_ids), out, settings)
+
+
+def _no_patients(read: ReadResult, specs: list[InputSpec]) -> InputDataError:
+    """The error for inputs without a patients file (with the commonest reader reject, if any)."""
+    read = with_ragged_rejects(read)
+    why = ""
+    if read.rejects:
+        found = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects])  # type: ignore[arg-type]
+        reason, n = found.group_by("reason").len().sort("len", descending=True).row(0)
+        why = f" ({found.height:,} rows rejected while reading, {n:,} of them: {reason})"
+    return InputDataError("no patients file among the inputs; events need their patients" + why,
+                          path=specs[0].path)
+
+
+def _merge_patients(
+    parts: list[RawPart], order: dict[str, int], has_events: bool, settings: IngestSettings, out: Path
+) -> tuple[pl.DataFrame, MergedPatients]:
+    """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest)."""
+    with step("patients normalized", show=True):
+        raw = collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0]
+        records = normalize_patients(raw.lazy(), parts, settings.as_of).collect()
+        del raw
+    with step("phones and emails looked up", show=True):
+        records = contact_lookups(records)
+    rejects = patient_rejects(records)
+    kept = records.filter(pl.col("_row_problem").is_null()).select(
+        *MERGE_INPUT, *IDENTIFIER_COLUMNS, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
+    )
+    log.info("patient records normalized", rows=records.height, kept=kept.height)
+    file_counts = patient_counts(records, rejects, parts)
+    # ids of rejected patient records: their events are "patient rejected", not orphans
+    rejected_ids = records.filter(pl.col("_row_problem").is_not_null() & pl.col("patient_id").is_not_null()).select(
+        "_order", pl.col("patient_id").alias("_pid")
+    ).unique()
+    del records  # the wide frame: only the merge columns go on
+    with step("identities resolved", show=True):
+        linked = resolve(kept, settings.identity, out)
+    with step("patients merged", show=True):
+        patients, id_map = survivorship(kept, linked.clusters, linked.keep_ids)
+    log.info("patients merged", records=kept.height, patients=patients.height)
+    out_patients = patients.select(
+        *[pl.col(c).cast(t) for c, t in PATIENT_SCHEMA.items()],
+        *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()],
+    ).sort("patient_id")
+    del patients
+    event_ids = _event_ids(kept, id_map, out_patients["patient_id"], rejected_ids) if has_events else None
+    return out_patients, MergedPatients(event_ids, rejects, file_counts, kept.height, linked.counts)
+
+
+def _event_ids(
+    kept: pl.DataFrame, id_map: pl.DataFrame, patient_ids: pl.Series, rejected_ids: pl.DataFrame
+) -> pl.DataFrame:
+    """(source, the source's own id) -> row of the patient in patients.parquet (null: rejected)."""
+    event_ids = (
+        kept.select("_order", pl.col("patient_id").alias("_pid"), "_k_id").unique(["_order", "_pid"])
+        .join(id_map, on="_k_id")
+        .join(patient_ids.to_frame().with_row_index("_p"), on="patient_id")
+        .select("_order", "_pid", "_p")
+    )
+    return pl.concat([
+        event_ids,
+        rejected_ids.join(event_ids, on=["_order", "_pid"], how="anti")
+        .with_columns(pl.lit(None, dtype=event_ids.schema["_p"]).alias("_p")),
+    ])
+
+
+def _write_events(
+    parts: list[RawPart], order: dict[str, int], as_of: dt.date, patient_ids: pl.Series, merged: MergedPatients,
+    out: Path, ahead: Future[PreparedEvents] | None,
+) -> EventsOutcome:
+    """Write events.parquet (an empty one when no input has events) and count each events file."""
+    events_path = out / workdir.EVENTS
+    if not parts or merged.event_ids is None:
+        workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
+        return EventsOutcome(None, [])
+    with step("events written", show=True), workdir.atomic_path(events_path) as tmp:
+        prepared = ahead.result() if ahead is not None else prepare_events(parts, order, as_of)
+        written = write_events(prepared, patient_ids, merged.event_ids, tmp)
+        del prepared
+    counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
+    file_counts = []
+    for p in {p.file: p for p in reversed(parts)}.values():  # each file once, first part's source
+        row = counts.get(p.file)
+        if row is None:  # a file with no data rows
+            file_counts.append(FileCounts(p.file, p.source, "events", 0, 0, 0, 0))
+            continue
+        file_counts.append(FileCounts(p.file, p.source, "events", row["rows_read"],
+                                      row["rows_read"] - row["rows_rejected"], row["rows_rejected"],
+                                      row["field_problems"], orphans=row["orphans"],
+                                      orphans_elsewhere=row["orphans_elsewhere"]))
+    return EventsOutcome(written, file_counts)
+
+
+def _finish(
+    read: ReadResult, merged: MergedPatients, events: EventsOutcome, n_patients: int, out: Path,
+    settings: IngestSettings,
+) -> IngestResult:
+    """Write rejects.csv and ingest-report.json; fail (removing the data files) on too many orphans."""
+    read = with_ragged_rejects(read)  # the row-length checks ran beside the rest
+    reader_rejects = pl.concat([r.cast(REJECT_SCHEMA) for r in read.rejects]) if read.rejects else empty_rejects()  # type: ignore[arg-type]
+    file_counts = add_reader_rows([*merged.file_counts, *events.file_counts], reader_rejects, read.skipped,
+                                  read.parts)
+    written = events.written
+    event_rejects = written.rejects if written is not None else empty_rejects()
+    rejects = pl.concat([reader_rejects, merged.rejects, event_rejects.cast(REJECT_SCHEMA)]).sort(  # type: ignore[arg-type]
+        ["file", "row"], maintain_order=True
+    )
+    workdir.write_csv(rejects, out / workdir.REJECTS)
+    problems = dict(sorted(rejects.group_by("reason").len().iter_rows(), key=lambda kv: (-kv[1], kv[0])))
+    result = IngestResult(
+        workdir=out, files=file_counts, patient_records=merged.records, patients=n_patients,
+        events_kept=written.kept if written is not None else 0,
+        events_written=written.written if written is not None else 0,
+        events_rejected=int(written.counts["rows_rejected"].sum() or 0) if written is not None else 0,
+        reject_lines=rejects.height, problems=problems, columns=provided_columns(read.parts),
+        orphan_events=events.orphans, event_rows=events.rows,
+    )
+    ceiling = settings.max_orphan_fraction
+    failure = orphan_failure(result, ceiling) if not settings.allow_orphan_events else None
+    workdir.write_json(out / workdir.INGEST_REPORT,
+                       {**report(result, rejects, read.skipped, failure, ceiling), "identity": merged.identity})
+    if failure is not None:
+        # nothing downstream may read a folder whose events lost their patients
+        for name in (workdir.PATIENTS, workdir.EVENTS):
+            (out / name).unlink(missing_ok=True)
+        raise InputDataError(failure)
+    log.info("ingest written", patients=result.patients, events=result.events_written, rejects=rejects.height,
+             orphan_events=result.orphan_events)
+    return result
+
+
+def with_ragged_rejects(read: ReadResult) -> ReadResult:
+    """Add the rejects for CSV rows with more or fewer fields than their header (readers left them out)."""
+    rejects = list(read.rejects)
+    for file, (bad, expected) in sorted(ragged_found().items()):
+        log.warning("rows with a wrong number of fields rejected", file=Path(file).name, rows=bad.height)
+        rejects.append(bad.select(
+            pl.lit(file).alias("file"), pl.col("_row").alias("row"),
+            pl.lit(None, dtype=pl.String).alias("record_id"), pl.lit("row").alias("column"),
+            (pl.col("_fields").cast(pl.String) + " fields").alias("value"),
+            pl.format("row has {} fields, the header has {} (cut off or misaligned)",
+                      pl.col("_fields"), pl.lit(expected)).alias("reason"),
+            pl.lit("row").alias("level"),
+        ).cast(REJECT_SCHEMA))  # type: ignore[arg-type]
+    return ReadResult(parts=read.parts, rejects=rejects, skipped=read.skipped)

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from segment.rules import default_rules_dir, evaluate, load_rules  # noqa: E402
-from segment.rules.loader import code_variants  # noqa: E402
+from segment.rules.codes import code_variants  # noqa: E402
 from segment.rules.model import RuleSet  # noqa: E402
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA  # noqa: E402
 

@@ -25,8 +25,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from segment.rules.codes import code_variants  # noqa: E402
 from segment.rules.compiler import compile_rule  # noqa: E402
-from segment.rules.loader import code_variants  # noqa: E402
 from segment.rules.model import RuleSet  # noqa: E402
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA  # noqa: E402
 

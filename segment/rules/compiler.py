@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import polars as pl
 
+from segment.dates import age_in_months, age_in_years
 from segment.rules.model import (
     AgeRange,
     AgeTest,
@@ -42,17 +43,15 @@ from segment.rules.model import (
 )
 from segment.rules.registry import (
     OPERATIONS,
-    WINDOW_PHRASES,
     ValueKind,
-    age_between,
-    age_in_units,
-    deceased,
     describe_value,
-    episode_overlaps,
-    event_within,
+    is_age_between,
+    is_deceased,
+    is_episode_overlapping,
+    is_event_within,
+    is_sex_in,
     render,
     result_compared,
-    sex_in,
 )
 
 LAST_PREFIX = "__last__"
@@ -65,7 +64,34 @@ BASE_COLUMNS = ("patient_id", "birth_date", "sex", "deceased_date")
 STEP_POPULATION, STEP_EXCLUSION, STEP_DECISION = 1, 2, 3
 
 _NULL_DATE = pl.lit(None, pl.Date)
+
+
+def _age(birth: pl.Expr, on: pl.Expr, months: bool) -> pl.Expr:
+    """Completed months or years from ``birth`` to ``on`` (the rule's age unit)."""
+    return age_in_months(birth, on) if months else age_in_years(birth, on)
 _NULL_STR = pl.lit(None, pl.String)
+
+
+#: how each window kind reads after "{label} on {date}" (met, not met)
+WINDOW_PHRASES: dict[WindowKind, tuple[str, str]] = {
+    WindowKind.EVER: ("", "is on record"),
+    WindowKind.LOOKBACK: (" is within {window}", "is older than {window}"),
+    WindowKind.MEASUREMENT_YEAR: (
+        " is in the measurement year (since {start})",
+        "is before the measurement year (since {start})",
+    ),
+    WindowKind.SEASON: (" is in the season since {start}", "is before the season since {start}"),
+    WindowKind.YEARS_BEFORE: (
+        " is in the {window} (since {start})",
+        "is before the {window} (since {start})",
+    ),
+    WindowKind.FROM_DATE: (" is on or after {start}", "is before {start}"),
+    WindowKind.SINCE: (
+        " is on or after the last {anchor} on {start}",
+        "is before the last {anchor} on {start}",
+    ),
+}
+
 
 
 def last_column(key: str) -> str:
@@ -186,7 +212,7 @@ class _Compiler:
         if until is not None:
             # events after the window's end were left out of the lookup
             phrase_met += f" (counted up to {until.isoformat()})"
-        in_window = event_within(last, start)
+        in_window = is_event_within(last, start)
         met_phrase = render(phrase_met, **values)
         older_phrase = render(phrase_not, **values)
         met = render(op.reason("met"), label=label, date=last, phrase=met_phrase)
@@ -200,7 +226,7 @@ class _Compiler:
         if age_at is not None:
             amount, months = age_at
             shown_age = f"{amount} months" if months else str(amount)
-            old_enough = age_in_units(pl.col("birth_date"), last, months) >= amount
+            old_enough = _age(pl.col("birth_date"), last, months) >= amount
             test = in_window & old_enough
             branches.append((
                 in_window & ~old_enough,
@@ -300,7 +326,7 @@ class _Compiler:
         if window.kind is WindowKind.SINCE:
             self.used.add(Evidence(window.valueset))
             start = pl.col(last_column(window.valueset))
-        test = episode_overlaps(last, end, start)
+        test = is_episode_overlapping(last, end, start)
         ongoing = end >= self.as_of_lit
         values: dict[str, str | pl.Expr] = {
             "label": label, "date": last, "window": window.describe(),
@@ -319,14 +345,14 @@ class _Compiler:
         op = OPERATIONS["age"]
         months = rng.unit is AgeUnit.MONTHS
         day = rng.on(self.as_of)
-        age = age_in_units(pl.col("birth_date"), pl.lit(day, pl.Date), months)
+        age = _age(pl.col("birth_date"), pl.lit(day, pl.Date), months)
         shown = age.cast(pl.String) + (" months" if months else "")
         values: dict[str, str | pl.Expr] = {"age": shown, "as_of": day.isoformat(), "range": rng.describe()}
         met = render(op.reason("met"), **values)
         if label:
             met = pl.concat_str([pl.lit(f"{label}: "), met])
         return Node(
-            test=age_between(age, rng.min, rng.max) & (age >= 0),
+            test=is_age_between(age, rng.min, rng.max) & (age >= 0),
             met=met,
             not_met=pl.when(age < 0)
             .then(render(op.reason("unborn"), **values))
@@ -383,7 +409,7 @@ class _Compiler:
                 "actual": pl.coalesce(sex, pl.lit("missing")), "sexes": ", ".join(allowed),
             }
             parts.append(Node(
-                test=sex_in(sex, allowed),
+                test=is_sex_in(sex, allowed),
                 met=render(op.reason("met"), **values),
                 not_met=render(op.reason("not_met"), **values),
                 missing=render(op.reason("missing"), **values),
@@ -396,7 +422,7 @@ class _Compiler:
         parts: list[Node] = []
         if rule.exclude_deceased:
             died = pl.col("deceased_date")
-            test = deceased(died, self.as_of_lit)
+            test = is_deceased(died, self.as_of_lit)
             met = render(OPERATIONS["deceased"].reason("met"), date=died)
             parts.append(Node(test, met, _NULL_STR, _NULL_STR,
                               pl.when(test).then(died).otherwise(_NULL_DATE), _NULL_STR, _NULL_DATE))

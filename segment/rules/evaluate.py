@@ -22,6 +22,7 @@ from segment import progress
 from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.log import get_logger
+from segment.rules.codes import code_variants
 from segment.rules.compiler import (
     BASE_COLUMNS,
     CompiledRule,
@@ -32,7 +33,7 @@ from segment.rules.compiler import (
     no_result_column,
     value_column,
 )
-from segment.rules.loader import code_variants, iter_criteria, load_rules
+from segment.rules.loader import iter_criteria, load_rules
 from segment.rules.model import (
     ColumnTest,
     Evidence,

@@ -14,18 +14,18 @@ folder outside it: the ``vsac=`` argument, else the folder set by :func:`using_v
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from segment.config import LineDict, LineList, Settings, load_yaml, validate
 from segment.errors import ConfigError, RulesError, invalid_value
+from segment.rules.codes import CODE_FORMS, VALUESETS_DIR, is_code_valid, normalize_code
 from segment.rules.model import (
     AllOf,
     AnyOf,
@@ -41,39 +41,18 @@ from segment.rules.model import (
     WindowKind,
 )
 from segment.rules.registry import OPERATIONS, ValueKind
+from segment.rules.vsac import (
+    OFFICIAL_PATH,
+    SUFFIXES,
+    VSAC_ENV,
+    Catalog,
+    NothingLoaded,
+    OfficialRef,
+    UnresolvedReference,
+    load_catalog,
+    parse_reference,
+)
 from segment.schema import CodeSystem
-
-if TYPE_CHECKING:  # vsac imports the code helpers below, so functions import it when called
-    from segment.rules.vsac import Catalog, OfficialRef
-
-VALUESETS_DIR = "valuesets"
-
-#: what a normalized code looks like, per system (checked by ``rules check``)
-CODE_PATTERNS: dict[str, re.Pattern[str]] = {
-    CodeSystem.CPT: re.compile(r"^\d{4}[0-9FTU]$"),
-    CodeSystem.HCPCS: re.compile(r"^[A-V]\d{4}$"),
-    CodeSystem.LOINC: re.compile(r"^\d{1,7}-\d$"),
-    CodeSystem.SNOMED: re.compile(r"^\d{6,18}$"),
-    CodeSystem.CVX: re.compile(r"^\d{1,3}$"),
-    CodeSystem.ICD10CM: re.compile(r"^[A-TV-Z]\d[0-9AB][0-9A-TV-Z]{0,4}$"),
-    CodeSystem.RXNORM: re.compile(r"^\d{1,10}$"),
-    CodeSystem.ICD10PCS: re.compile(r"^[0-9A-HJ-NP-Z]{7}$"),
-    CodeSystem.VISIT: re.compile(r"^[A-Z]{1,10}$"),
-    CodeSystem.POS: re.compile(r"^\d{2}$"),
-}
-CODE_FORMS = {
-    CodeSystem.CPT: "5 characters: 4 digits then a digit, F, T or U",
-    CodeSystem.HCPCS: "a letter A-V then 4 digits",
-    CodeSystem.LOINC: "digits, a hyphen and a valid mod-10 check digit (4548-4)",
-    CodeSystem.SNOMED: "6 to 18 digits with a valid Verhoeff check digit",
-    CodeSystem.CVX: "1 to 3 digits",
-    CodeSystem.ICD10CM: "a letter, 2 characters, optional dot, up to 4 more (E11.9); E11* for a prefix",
-    CodeSystem.RXNORM: "digits",
-    CodeSystem.ICD10PCS: "7 characters, digits and letters but I and O (0HTV0ZZ)",
-    CodeSystem.VISIT: "an OMOP visit concept code in capitals (OP, IP, ER, ERIP)",
-    CodeSystem.POS: "two digits (23)",
-}
-
 
 #: the external VSAC folder for loads in this context (set by :func:`using_vsac`)
 _VSAC_DIR: ContextVar[Path | None] = ContextVar("segment_vsac_dir", default=None)
@@ -113,79 +92,6 @@ def default_rules_dir() -> Path:
     return shipped_rules_dir()
 
 
-# -- codes ---------------------------------------------------------------------------
-def normalize_code(system: str, code: str) -> str:
-    """A code as rules compare it: trimmed, upper case, ICD-10 without dot, CVX without leading zeros."""
-    text = str(code).strip().upper()
-    if system == CodeSystem.ICD10CM:
-        text = text.replace(".", "")
-    elif system == CodeSystem.CVX and text.isdigit():
-        text = text.lstrip("0") or "0"
-    return text
-
-
-def code_variants(system: str, code: str) -> set[str]:
-    """Spellings an extract may carry for a normalized code (matched without touching events).
-
-    ICD-10-CM with and without the dot, CVX with leading zeros, codes with letters in
-    lower case too.
-    """
-    out = {code}
-    if system == CodeSystem.ICD10CM and len(code) > 3:
-        out.add(f"{code[:3]}.{code[3:]}")
-    if system == CodeSystem.CVX and code.isdigit():
-        out.update({code.zfill(2), code.zfill(3)})
-    out.update({c.lower() for c in out})
-    return out
-
-
-_VERHOEFF_D = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
-    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6], [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
-    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
-    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
-]
-_VERHOEFF_P = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
-    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2], [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
-]
-
-
-def verhoeff_ok(digits: str) -> bool:
-    """SNOMED CT identifiers end in a Verhoeff check digit; a typo almost always breaks it."""
-    c = 0
-    for i, ch in enumerate(reversed(digits)):
-        c = _VERHOEFF_D[c][_VERHOEFF_P[i % 8][int(ch)]]
-    return c == 0
-
-
-def loinc_ok(code: str) -> bool:
-    """LOINC codes end in a mod-10 (Luhn) check digit after the hyphen."""
-    digits = code.replace("-", "")
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def code_ok(system: str, code: str) -> bool:
-    """Whether a normalized code has the shape its system requires."""
-    if system == CodeSystem.ICD10CM and code.endswith("*"):
-        return bool(re.fullmatch(r"[A-TV-Z]\d[0-9AB][0-9A-TV-Z]{0,3}", code[:-1]))
-    pattern = CODE_PATTERNS.get(system)
-    if pattern is None or not pattern.match(code):
-        return False
-    if system == CodeSystem.SNOMED:
-        return verhoeff_ok(code)
-    return system != CodeSystem.LOINC or loinc_ok(code)
-
-
 def _invalid(key: str, value: object, valid: Any, **kwargs: Any) -> RulesError:
     """:func:`segment.errors.invalid_value` typed as a :class:`RulesError`."""
     err = invalid_value(key, value, valid, error=RulesError, **kwargs)
@@ -216,7 +122,7 @@ def _load_valueset_yaml(
     for system, entries in vs.codes.items():
         for i, code in enumerate(entries):
             norm = normalize_code(system, code)
-            if not code_ok(system, norm):
+            if not is_code_valid(system, norm):
                 problems.append(
                     _invalid(
                         f"codes.{system}[{i}]", code, "expected " + CODE_FORMS[system], path=path,
@@ -244,8 +150,6 @@ def _resolve_include(
     problems: list[RulesError],
 ) -> ValueSet | None:
     """The official set one ``include:`` entry names; a located problem when there is none."""
-    from segment.rules.vsac import Catalog, NothingLoaded, UnresolvedReference, parse_reference
-
     key = _dotted(keys)
     ref = parse_reference(text)
     if ref is None:
@@ -283,7 +187,7 @@ def _load_valueset_csv(path: Path, problems: list[RulesError]) -> ValueSet | Non
                                              path=path, line=n))
                     continue
                 norm = normalize_code(system, code)
-                if not code_ok(system, norm):
+                if not is_code_valid(system, norm):
                     problems.append(_invalid("code", code, "expected " + CODE_FORMS[CodeSystem(system)],
                                              path=path, line=n))
                     continue
@@ -303,8 +207,6 @@ def load_valuesets(
 
     ``catalog`` holds the official sets (``valuesets/vsac/``) a YAML set may ``include:``.
     """
-    from segment.rules.vsac import OFFICIAL_PATH, SUFFIXES
-
     out: dict[str, ValueSet] = {}
     vs_dir = folder / VALUESETS_DIR
     if not vs_dir.is_dir():
@@ -537,8 +439,6 @@ def _short(value: Any) -> str:
 
 def _official(text: str) -> OfficialRef | None:
     """The official reference ``text`` is (OID or URL, optional |version), else None."""
-    from segment.rules.vsac import parse_reference
-
     return parse_reference(text)
 
 
@@ -550,8 +450,6 @@ def resolve_official(
     Returns the references that did not resolve (already reported, so :func:`cross_check`
     skips them) and their problems in the one message shape.
     """
-    from segment.rules.vsac import NothingLoaded, UnresolvedReference
-
     failed: set[str] = set()
     problems: list[RulesError] = []
     for criterion, keys in iter_criteria(rule):
@@ -575,8 +473,6 @@ def resolve_official(
 def _load_rule(
     path: Path, valuesets: dict[str, ValueSet], broken: frozenset[str], catalog: Catalog | None = None
 ) -> tuple[Rule | None, list[RulesError]]:
-    from segment.rules.vsac import Catalog
-
     try:
         raw = load_yaml(path, RulesError)
         if not isinstance(raw, dict):
@@ -611,8 +507,6 @@ class RulesCheck:
 
 def _no_vsac(root: Path, catalog: Catalog) -> RulesError | None:
     """One problem for references that found nothing because no VSAC file is loaded."""
-    from segment.rules.vsac import VSAC_ENV
-
     if not catalog.unloaded:
         return None
     refs = len(catalog.unloaded)
@@ -640,8 +534,6 @@ def check_rules_report(folder: str | Path, vsac: str | Path | None = None) -> Ru
     root = Path(folder)
     if not root.is_dir():
         return RulesCheck(None, [RulesError("rules folder not found", path=root)])
-    from segment.rules.vsac import load_catalog
-
     problems: list[RulesError] = []
     catalog = load_catalog(root, problems, vsac_folder(vsac))
     valuesets = load_valuesets(root, problems, catalog)

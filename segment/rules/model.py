@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
+from segment.rules.registry import COLUMN_OPERATIONS, OPERATIONS, ValueKind, resolve_op
 from segment.schema import CodeSystem, EventType, Sex
 
 
@@ -332,8 +333,6 @@ class ResultTest(Frozen):
     @field_validator("op", mode="before")
     @classmethod
     def _number_op(cls, value: Any) -> str:
-        from segment.rules.registry import OPERATIONS, ValueKind, resolve_op
-
         name = resolve_op(str(value))
         numeric = [n for n, o in OPERATIONS.items() if o.value is ValueKind.NUMBER]
         if name is None or name not in numeric:
@@ -466,8 +465,6 @@ class ColumnTest(Frozen):
     @field_validator("op", mode="before")
     @classmethod
     def _known_op(cls, value: Any) -> str:
-        from segment.rules.registry import COLUMN_OPERATIONS, resolve_op
-
         name = resolve_op(str(value))
         if name is None:
             raise PydanticCustomError(

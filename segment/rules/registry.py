@@ -23,8 +23,6 @@ from typing import Any
 
 import polars as pl
 
-from segment.rules.model import WindowKind
-
 
 class ValueKind(StrEnum):
     """What an operation's ``value:`` must be."""
@@ -46,7 +44,6 @@ class Operation:
     symbol: str = ""
     aliases: tuple[str, ...] = ()
     reasons: Mapping[str, str] = field(default_factory=dict)
-    doc: str = ""
 
     def reason(self, key: str) -> str:
         """The reason template ``key`` (met, not_met, missing...)."""
@@ -70,8 +67,7 @@ def register_operation(
     def decorator(fn: Callable[..., pl.Expr]) -> Callable[..., pl.Expr]:
         if name in OPERATIONS:
             raise ValueError(f"operation {name!r} registered twice")
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        OPERATIONS[name] = Operation(name, fn, value, symbol, aliases, dict(reasons), doc)
+        OPERATIONS[name] = Operation(name, fn, value, symbol, aliases, dict(reasons))
         for alias in (name, *aliases):
             _ALIASES[alias] = name
         return fn
@@ -204,20 +200,6 @@ def is_false(column: pl.Expr) -> pl.Expr:
 
 
 # -- built-in operations used by population, exclusion and due criteria ---------------
-def age_in_units(birth: pl.Expr, on: pl.Expr, months: bool = False) -> pl.Expr:
-    """Completed years (or months) from ``birth`` to ``on``; null when either is null.
-
-    A birthday on 29 February is reached on 1 March in common years.
-    """
-    years = on.dt.year().cast(pl.Int32) - birth.dt.year().cast(pl.Int32)
-    if months:
-        whole = years * 12 + on.dt.month().cast(pl.Int32) - birth.dt.month().cast(pl.Int32)
-        return whole - (on.dt.day() < birth.dt.day()).cast(pl.Int32)
-    on_md = on.dt.month().cast(pl.Int32) * 100 + on.dt.day().cast(pl.Int32)
-    birth_md = birth.dt.month().cast(pl.Int32) * 100 + birth.dt.day().cast(pl.Int32)
-    return years - (on_md < birth_md).cast(pl.Int32)
-
-
 @register_operation(
     "age", value=ValueKind.BUILTIN,
     met="aged {age} on {as_of}, within {range}",
@@ -225,7 +207,7 @@ def age_in_units(birth: pl.Expr, on: pl.Expr, months: bool = False) -> pl.Expr:
     unborn="birth date is after {as_of}; cannot be in age {range}",
     missing="birth date missing; cannot check age {range}",
 )
-def age_between(age: pl.Expr, low: int | None, high: int | None) -> pl.Expr:
+def is_age_between(age: pl.Expr, low: int | None, high: int | None) -> pl.Expr:
     """Age (completed units on the as-of date) within inclusive bounds."""
     test = pl.lit(True)
     if low is not None:
@@ -241,7 +223,7 @@ def age_between(age: pl.Expr, low: int | None, high: int | None) -> pl.Expr:
     not_met="sex {actual}; rule is for {sexes}",
     missing="sex {actual}; rule is for {sexes}, cannot decide",
 )
-def sex_in(sex: pl.Expr, allowed: list[str]) -> pl.Expr:
+def is_sex_in(sex: pl.Expr, allowed: list[str]) -> pl.Expr:
     """Sex is one of ``allowed``; null, U, and X (when X is not listed) are unknown."""
     undecided = sex.is_null() | (sex == "U")
     if "X" not in allowed:
@@ -257,7 +239,7 @@ def sex_in(sex: pl.Expr, allowed: list[str]) -> pl.Expr:
     none="no {label} on record",
     missing="birth date missing; cannot check age at {label}",
 )
-def event_within(last: pl.Expr, start: pl.Expr | None) -> pl.Expr:
+def is_event_within(last: pl.Expr, start: pl.Expr | None) -> pl.Expr:
     """The most recent event of a value set (on or before the as-of date) is in the window."""
     if start is None:
         return last.is_not_null()
@@ -270,7 +252,7 @@ def event_within(last: pl.Expr, start: pl.Expr | None) -> pl.Expr:
     older="{label} from {date} ended before {window}",
     none="no {label} on record",
 )
-def episode_overlaps(start: pl.Expr, end: pl.Expr, window_start: pl.Expr | None) -> pl.Expr:
+def is_episode_overlapping(start: pl.Expr, end: pl.Expr, window_start: pl.Expr | None) -> pl.Expr:
     """An episode that began on or before the as-of date (``start``) and lasts into the window."""
     if window_start is None:
         return start.is_not_null()
@@ -300,30 +282,10 @@ def result_compared(
 
 
 @register_operation("deceased", value=ValueKind.BUILTIN, met="died on {date}")
-def deceased(deceased_date: pl.Expr, as_of: pl.Expr) -> pl.Expr:
+def is_deceased(deceased_date: pl.Expr, as_of: pl.Expr) -> pl.Expr:
     """Date of death on or before the as-of date."""
     return (deceased_date <= as_of).fill_null(False)
 
-
-#: how each window kind reads after "{label} on {date}" (met, not met)
-WINDOW_PHRASES: dict[WindowKind, tuple[str, str]] = {
-    WindowKind.EVER: ("", "is on record"),
-    WindowKind.LOOKBACK: (" is within {window}", "is older than {window}"),
-    WindowKind.MEASUREMENT_YEAR: (
-        " is in the measurement year (since {start})",
-        "is before the measurement year (since {start})",
-    ),
-    WindowKind.SEASON: (" is in the season since {start}", "is before the season since {start}"),
-    WindowKind.YEARS_BEFORE: (
-        " is in the {window} (since {start})",
-        "is before the {window} (since {start})",
-    ),
-    WindowKind.FROM_DATE: (" is on or after {start}", "is before {start}"),
-    WindowKind.SINCE: (
-        " is on or after the last {anchor} on {start}",
-        "is before the last {anchor} on {start}",
-    ),
-}
 
 COLUMN_OPERATIONS: tuple[str, ...] = tuple(
     name for name, op in OPERATIONS.items() if op.value is not ValueKind.BUILTIN

@@ -33,7 +33,7 @@ from xml.etree import ElementTree as ET
 
 from segment.errors import RulesError
 from segment.ingest.codesystems import canonical_system
-from segment.rules.loader import CODE_FORMS, VALUESETS_DIR, code_ok, normalize_code
+from segment.rules.codes import CODE_FORMS, VALUESETS_DIR, is_code_valid, normalize_code
 from segment.rules.model import ValueSet
 from segment.schema import CodeSystem
 
@@ -145,7 +145,7 @@ class _Builder:
             self.unmatched.add((_unknown_label(*systems, label), code.strip()))
             return
         norm = normalize_code(system, code)
-        if not code_ok(system, norm):
+        if not is_code_valid(system, norm):
             raise RulesError(f"{where}: code {code!r} is not a {system} code (expected "
                              f"{CODE_FORMS[CodeSystem(system)]})", path=self.path, key=where)
         self.codes.add((system, norm))

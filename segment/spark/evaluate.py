@@ -22,6 +22,7 @@ import polars as pl
 from segment import progress
 from segment import workdir as wd
 from segment.log import get_logger
+from segment.rules.codes import code_variants
 from segment.rules.compiler import CompiledRule, compile_rule
 from segment.rules.evaluate import (
     ELIGIBILITY_SCHEMA,
@@ -29,7 +30,7 @@ from segment.rules.evaluate import (
     evaluate_frames,
     waterfall_from_counts,
 )
-from segment.rules.loader import code_variants, iter_criteria, load_rules
+from segment.rules.loader import iter_criteria, load_rules
 from segment.rules.model import ColumnTest, EvidenceField, RuleSet
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SDOH_SOURCE, CodeSystem
 from segment.spark.io import (

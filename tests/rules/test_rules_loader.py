@@ -8,7 +8,13 @@ import pytest
 
 from segment.errors import RulesError
 from segment.rules import check_rules, load_rules
-from segment.rules.loader import code_ok, code_variants, loinc_ok, normalize_code, verhoeff_ok
+from segment.rules.codes import (
+    code_variants,
+    is_code_valid,
+    is_loinc_valid,
+    is_verhoeff_valid,
+    normalize_code,
+)
 from segment.rules.model import Kind, WindowKind, parse_window
 
 from .helpers import MINI_RULE, mini_folder
@@ -198,11 +204,11 @@ def test_code_variants_cover_extract_spellings() -> None:
 
 
 def test_check_digits() -> None:
-    assert all(loinc_ok(c) for c in ["4548-4", "57905-2", "2335-8", "24606-6"])
-    assert not loinc_ok("4548-3")
-    assert all(verhoeff_ok(c) for c in ["73761001", "44054006", "90781000119102", "385763009"])
-    assert not verhoeff_ok("73761002")
-    assert code_ok("ICD10CM", "E11*") and not code_ok("CPT", "4537")
+    assert all(is_loinc_valid(c) for c in ["4548-4", "57905-2", "2335-8", "24606-6"])
+    assert not is_loinc_valid("4548-3")
+    assert all(is_verhoeff_valid(c) for c in ["73761001", "44054006", "90781000119102", "385763009"])
+    assert not is_verhoeff_valid("73761002")
+    assert is_code_valid("ICD10CM", "E11*") and not is_code_valid("CPT", "4537")
 
 
 # -- windows -----------------------------------------------------------------------

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from segment.dates import age_in_years
 from segment.rules import default_rules_dir, load_rules
 from segment.rules.model import RuleSet, subtract_months
-from segment.rules.registry import age_in_units, render
+from segment.rules.registry import render
 
 from .helpers import D, events, patients, run
 
@@ -54,7 +55,7 @@ def test_age_boundaries_45_to_75_inclusive() -> None:
 
 def test_leap_day_birthday_is_reached_on_march_first() -> None:
     ages = pl.DataFrame({"b": [D(1980, 2, 29)] * 3, "on": [D(2025, 2, 28), D(2025, 3, 1), D(2024, 2, 29)]})
-    out = ages.select(age=age_in_units(pl.col("b"), pl.col("on")))["age"].to_list()
+    out = ages.select(age=age_in_years(pl.col("b"), pl.col("on")))["age"].to_list()
     assert out == [44, 45, 44]
 
 
@@ -64,7 +65,7 @@ def test_leap_day_birthday_is_reached_on_march_first() -> None:
 )
 def test_age_matches_the_calendar_definition(birth: dt.date, on: dt.date) -> None:
     expected = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    got = pl.select(age_in_units(pl.lit(birth), pl.lit(on))).item()
+    got = pl.select(age_in_years(pl.lit(birth), pl.lit(on))).item()
     assert got == expected
 
 

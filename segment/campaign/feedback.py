@@ -15,6 +15,8 @@ run leaves that person out on that channel (a later START undoes a STOP).
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +44,9 @@ TWILIO_SUPPRESS = {"21211": "invalid To number", "21614": "not a mobile number",
                    "21610": "recipient replied STOP", "30004": "message blocked"}
 STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REVOKE", "OPTOUT")
 START_WORDS = ("START", "UNSTOP", "YES")
+
+#: the reject reason of an event no contact in the ledger explains
+NO_CONTACT = "no contact in the ledger for this vendor id (and campaign) sent before the event"
 
 NORMAL = {"vendor_key": pl.String, "event_at": pl.String, "outcome": pl.String, "code": pl.String,
           "suppress": pl.Boolean, "campaign": pl.String, "channel": pl.String}
@@ -160,116 +165,142 @@ def _col(frame: pl.DataFrame, *names: str) -> pl.Expr:
     return pl.lit(None, pl.String)
 
 
-def normalize(frame: pl.DataFrame, vendor: FeedbackVendor, layout: Layout) -> pl.DataFrame:
-    """Rows as :data:`NORMAL`: who (the vendor's id), when, outcome, code, suppress, campaign, channel."""
+def _twilio(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """Twilio message logs: delivery status and error code; inbound STOP/START replies."""
     lit = pl.lit
-    if vendor is FeedbackVendor.TWILIO:
-        status = _col(frame, "Status", "status").str.to_lowercase()
-        code = _col(frame, "ErrorCode", "error_code").str.strip_chars().str.replace(r"\.0$", "")
-        code = pl.when(code.is_in(["", "0"])).then(lit(None, pl.String)).otherwise(code)
-        direction = _col(frame, "Direction", "direction").str.to_lowercase().fill_null("outbound-api")
-        inbound = direction.str.starts_with("inbound")
-        word = _col(frame, "Body", "body").str.strip_chars().str.to_uppercase()
-        outcome = (
-            pl.when(inbound & word.is_in(STOP_WORDS)).then(lit("opted_out"))
-            .when(inbound & word.is_in(START_WORDS)).then(lit("opted_in"))
-            .when(inbound).then(lit("reply"))
-            .when(code == "21610").then(lit("opted_out"))
-            .when(status == "delivered").then(lit("delivered"))
-            .when(status.is_in(["sent", "queued", "sending", "accepted", "scheduled"])).then(lit("sent"))
-            .when(status.is_in(["failed", "undelivered"])).then(lit("failed"))
-            .when(status == "read").then(lit("delivered"))
-            .otherwise(lit(None, pl.String))
-        )
-        return frame.select(
-            pl.when(inbound).then(_col(frame, "From", "from")).otherwise(_col(frame, "To", "to"))
-            .alias("vendor_key"),
-            _ts(_col(frame, "SentDate", "DateSent", "date_sent", "DateCreated", "date_created")).alias("event_at"),
-            outcome.alias("outcome"), code.alias("code"),
-            ((outcome == "opted_out") | (code.is_in(list(TWILIO_SUPPRESS)) & (outcome == "failed")))
-            .fill_null(False).alias("suppress"),
-            lit(None, pl.String).alias("campaign"), lit("sms").alias("channel"),
-        )
-    if vendor is FeedbackVendor.BRAZE:
-        event = pl.col("event_type").str.to_lowercase()
-        channel = pl.when(event.str.contains(r"\.sms\.")).then(lit("sms")).otherwise(lit("email"))
-        outcome = (
-            pl.when(event.str.ends_with(".delivery")).then(lit("delivered"))
-            .when(event.str.ends_with(".send")).then(lit("sent"))
-            .when(event.str.ends_with(".bounce")).then(lit("bounced"))
-            .when(event.str.ends_with(".softbounce")).then(lit("failed"))
-            .when(event.str.ends_with(".deliveryfailure") | event.str.ends_with(".rejection")).then(lit("failed"))
-            .when(event.str.ends_with(".unsubscribe") | event.str.ends_with(".markasspam")).then(lit("opted_out"))
-            .when(event.str.ends_with(".click")).then(lit("clicked"))
-            .when(event.str.contains("inboundreceive")
-                  & _col(frame, "inbound_message_body", "message_body").str.strip_chars().str.to_uppercase()
-                  .is_in(STOP_WORDS)).then(lit("opted_out"))
-            .otherwise(lit(None, pl.String))
-        )
-        return frame.select(
-            pl.col("external_user_id").alias("vendor_key"), _ts(pl.col("time")).alias("event_at"),
-            outcome.alias("outcome"), _col(frame, "error", "bounce_reason", "provider_error_code").alias("code"),
-            outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),
-            _col(frame, "campaign_name", "canvas_name").alias("campaign"), channel.alias("channel"),
-        )
-    if vendor is FeedbackVendor.MAILCHIMP:
-        unsub = layout.name.endswith("unsubscribed")
-        return frame.select(
-            pl.col("Email Address").str.strip_chars().str.to_lowercase().alias("vendor_key"),
-            _ts(pl.col("UNSUB_TIME" if unsub else "CLEAN_TIME")).alias("event_at"),
-            lit("opted_out" if unsub else "bounced").alias("outcome"),
-            _col(frame, "UNSUB_REASON" if unsub else "CLEAN_REASON").alias("code"),
-            lit(True).alias("suppress"),
-            _col(frame, "UNSUB_CAMPAIGN_TITLE" if unsub else "CLEAN_CAMPAIGN_TITLE", "TAGS").alias("campaign"),
-            lit("email").alias("channel"),
-        )
-    if vendor is FeedbackVendor.SFMC:
-        event = pl.col("EventType").str.to_lowercase().str.replace_all(" ", "")
-        category = _col(frame, "BounceCategory").str.to_lowercase()
-        outcome = (
-            pl.when(event.str.contains("bounce") & category.str.contains("hard")).then(lit("bounced"))
-            .when(event.str.contains("bounce")).then(lit("failed"))
-            .when(event.str.contains("unsub")).then(lit("opted_out"))
-            .when(event.str.contains("click")).then(lit("clicked"))
-            .when(event.str.contains("sent")).then(lit("sent"))
-            .when(event.str.contains("open")).then(lit("delivered"))
-            .otherwise(lit(None, pl.String))
-        )
-        return frame.select(
-            pl.col("SubscriberKey").alias("vendor_key"), _ts(pl.col("EventDate")).alias("event_at"),
-            outcome.alias("outcome"), _col(frame, "SMTPCode").alias("code"),
-            outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),
-            _col(frame, "CampaignCode", "EmailName").alias("campaign"), lit("email").alias("channel"),
-        )
-    # SendGrid
-    if layout.name.startswith("email activity"):
-        event = pl.col("event").str.to_lowercase()
-        bounce_type = _col(frame, "type").str.to_lowercase()
-        outcome = (
-            pl.when(event == "delivered").then(lit("delivered"))
-            .when(event == "processed").then(lit("sent"))
-            .when((event == "bounce") & (bounce_type != "blocked")).then(lit("bounced"))
-            .when(event.is_in(["bounce", "dropped", "deferred"])).then(lit("failed"))
-            .when(event.is_in(["unsubscribe", "group_unsubscribe", "spamreport"])).then(lit("opted_out"))
-            .when(event == "group_resubscribe").then(lit("opted_in"))
-            .when(event == "click").then(lit("clicked"))
-            .otherwise(lit(None, pl.String))
-        )
-        outcome = pl.when(event == "open").then(lit("delivered")).otherwise(outcome)
+    status = _col(frame, "Status", "status").str.to_lowercase()
+    code = _col(frame, "ErrorCode", "error_code").str.strip_chars().str.replace(r"\.0$", "")
+    code = pl.when(code.is_in(["", "0"])).then(lit(None, pl.String)).otherwise(code)
+    direction = _col(frame, "Direction", "direction").str.to_lowercase().fill_null("outbound-api")
+    inbound = direction.str.starts_with("inbound")
+    word = _col(frame, "Body", "body").str.strip_chars().str.to_uppercase()
+    outcome = (
+        pl.when(inbound & word.is_in(STOP_WORDS)).then(lit("opted_out"))
+        .when(inbound & word.is_in(START_WORDS)).then(lit("opted_in"))
+        .when(inbound).then(lit("reply"))
+        .when(code == "21610").then(lit("opted_out"))
+        .when(status == "delivered").then(lit("delivered"))
+        .when(status.is_in(["sent", "queued", "sending", "accepted", "scheduled"])).then(lit("sent"))
+        .when(status.is_in(["failed", "undelivered"])).then(lit("failed"))
+        .when(status == "read").then(lit("delivered"))
+        .otherwise(lit(None, pl.String))
+    )
+    return frame.select(
+        pl.when(inbound).then(_col(frame, "From", "from")).otherwise(_col(frame, "To", "to")).alias("vendor_key"),
+        _ts(_col(frame, "SentDate", "DateSent", "date_sent", "DateCreated", "date_created")).alias("event_at"),
+        outcome.alias("outcome"), code.alias("code"),
+        ((outcome == "opted_out") | (code.is_in(list(TWILIO_SUPPRESS)) & (outcome == "failed")))
+        .fill_null(False).alias("suppress"),
+        lit(None, pl.String).alias("campaign"), lit("sms").alias("channel"),
+    )
+
+
+def _braze(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """Braze Currents message engagement events (email and SMS)."""
+    lit = pl.lit
+    event = pl.col("event_type").str.to_lowercase()
+    channel = pl.when(event.str.contains(r"\.sms\.")).then(lit("sms")).otherwise(lit("email"))
+    outcome = (
+        pl.when(event.str.ends_with(".delivery")).then(lit("delivered"))
+        .when(event.str.ends_with(".send")).then(lit("sent"))
+        .when(event.str.ends_with(".bounce")).then(lit("bounced"))
+        .when(event.str.ends_with(".softbounce")).then(lit("failed"))
+        .when(event.str.ends_with(".deliveryfailure") | event.str.ends_with(".rejection")).then(lit("failed"))
+        .when(event.str.ends_with(".unsubscribe") | event.str.ends_with(".markasspam")).then(lit("opted_out"))
+        .when(event.str.ends_with(".click")).then(lit("clicked"))
+        .when(event.str.contains("inboundreceive")
+              & _col(frame, "inbound_message_body", "message_body").str.strip_chars().str.to_uppercase()
+              .is_in(STOP_WORDS)).then(lit("opted_out"))
+        .otherwise(lit(None, pl.String))
+    )
+    return frame.select(
+        pl.col("external_user_id").alias("vendor_key"), _ts(pl.col("time")).alias("event_at"),
+        outcome.alias("outcome"), _col(frame, "error", "bounce_reason", "provider_error_code").alias("code"),
+        outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),
+        _col(frame, "campaign_name", "canvas_name").alias("campaign"), channel.alias("channel"),
+    )
+
+
+def _mailchimp(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """Mailchimp audience exports: every unsubscribed or cleaned contact suppresses."""
+    unsub = layout.name.endswith("unsubscribed")
+    return frame.select(
+        pl.col("Email Address").str.strip_chars().str.to_lowercase().alias("vendor_key"),
+        _ts(pl.col("UNSUB_TIME" if unsub else "CLEAN_TIME")).alias("event_at"),
+        pl.lit("opted_out" if unsub else "bounced").alias("outcome"),
+        _col(frame, "UNSUB_REASON" if unsub else "CLEAN_REASON").alias("code"),
+        pl.lit(True).alias("suppress"),
+        _col(frame, "UNSUB_CAMPAIGN_TITLE" if unsub else "CLEAN_CAMPAIGN_TITLE", "TAGS").alias("campaign"),
+        pl.lit("email").alias("channel"),
+    )
+
+
+def _sfmc(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """SFMC tracking extracts: hard bounces and unsubscribes suppress."""
+    lit = pl.lit
+    event = pl.col("EventType").str.to_lowercase().str.replace_all(" ", "")
+    category = _col(frame, "BounceCategory").str.to_lowercase()
+    outcome = (
+        pl.when(event.str.contains("bounce") & category.str.contains("hard")).then(lit("bounced"))
+        .when(event.str.contains("bounce")).then(lit("failed"))
+        .when(event.str.contains("unsub")).then(lit("opted_out"))
+        .when(event.str.contains("click")).then(lit("clicked"))
+        .when(event.str.contains("sent")).then(lit("sent"))
+        .when(event.str.contains("open")).then(lit("delivered"))
+        .otherwise(lit(None, pl.String))
+    )
+    return frame.select(
+        pl.col("SubscriberKey").alias("vendor_key"), _ts(pl.col("EventDate")).alias("event_at"),
+        outcome.alias("outcome"), _col(frame, "SMTPCode").alias("code"),
+        outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),
+        _col(frame, "CampaignCode", "EmailName").alias("campaign"), lit("email").alias("channel"),
+    )
+
+
+def _sendgrid(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
+    """SendGrid email activity, bounces and unsubscribes exports."""
+    lit = pl.lit
+    if not layout.name.startswith("email activity"):
+        bounces = layout.name.startswith("bounces")
         return frame.select(
             pl.col("email").str.strip_chars().str.to_lowercase().alias("vendor_key"),
-            _ts(pl.col("timestamp")).alias("event_at"), outcome.alias("outcome"),
-            _col(frame, "status", "reason").alias("code"),
-            outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),
-            _col(frame, "campaign_code", "category").alias("campaign"), lit("email").alias("channel"),
+            _ts(pl.col("created")).alias("event_at"), lit("bounced" if bounces else "opted_out").alias("outcome"),
+            (_col(frame, "status") if bounces else lit(None, pl.String)).alias("code"),
+            lit(True).alias("suppress"), lit(None, pl.String).alias("campaign"), lit("email").alias("channel"),
         )
-    bounces = layout.name.startswith("bounces")
+    event = pl.col("event").str.to_lowercase()
+    outcome = (
+        pl.when(event.is_in(["delivered", "open"])).then(lit("delivered"))
+        .when(event == "processed").then(lit("sent"))
+        .when((event == "bounce") & (_col(frame, "type").str.to_lowercase() != "blocked")).then(lit("bounced"))
+        .when(event.is_in(["bounce", "dropped", "deferred"])).then(lit("failed"))
+        .when(event.is_in(["unsubscribe", "group_unsubscribe", "spamreport"])).then(lit("opted_out"))
+        .when(event == "group_resubscribe").then(lit("opted_in"))
+        .when(event == "click").then(lit("clicked"))
+        .otherwise(lit(None, pl.String))
+    )
     return frame.select(
         pl.col("email").str.strip_chars().str.to_lowercase().alias("vendor_key"),
-        _ts(pl.col("created")).alias("event_at"), lit("bounced" if bounces else "opted_out").alias("outcome"),
-        (_col(frame, "status") if bounces else lit(None, pl.String)).alias("code"),
-        lit(True).alias("suppress"), lit(None, pl.String).alias("campaign"), lit("email").alias("channel"),
+        _ts(pl.col("timestamp")).alias("event_at"), outcome.alias("outcome"),
+        _col(frame, "status", "reason").alias("code"),
+        outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),
+        _col(frame, "campaign_code", "category").alias("campaign"), lit("email").alias("channel"),
     )
+
+
+#: per vendor, how its export's rows become :data:`NORMAL` rows
+NORMALIZERS: dict[FeedbackVendor, Callable[[pl.DataFrame, Layout], pl.DataFrame]] = {
+    FeedbackVendor.TWILIO: _twilio,
+    FeedbackVendor.BRAZE: _braze,
+    FeedbackVendor.MAILCHIMP: _mailchimp,
+    FeedbackVendor.SFMC: _sfmc,
+    FeedbackVendor.SENDGRID: _sendgrid,
+}
+
+
+def normalize(frame: pl.DataFrame, vendor: FeedbackVendor, layout: Layout) -> pl.DataFrame:
+    """Rows as :data:`NORMAL`: who (the vendor's id), when, outcome, code, suppress, campaign, channel."""
+    return NORMALIZERS[vendor](frame, layout)
 
 
 def import_feedback(
@@ -288,71 +319,83 @@ def import_feedback(
     vendor = FeedbackVendor(vendor)
     frame = read_export(src)
     layout = detect_layout(frame, vendor, src)
-    rows = frame.height
-    keyed = frame.with_row_index("line", offset=2).with_columns(
-        pl.concat_str([pl.lit(f"{vendor}|{layout.name}|"),
-                       pl.concat_str([pl.col(c).fill_null("") for c in frame.columns], separator="\x1f")])
-        .alias("_raw")
-    )
-    norm = pl.concat([keyed.select("line", "_raw"), normalize(frame, vendor, layout)], how="horizontal_extend")
-    duplicates = norm.height - norm.unique("_raw").height
-    norm = norm.unique("_raw", keep="first", maintain_order=True)
-    reason = (
-        pl.when(pl.col("vendor_key").is_null() | (pl.col("vendor_key") == "")).then(pl.lit("no vendor id"))
-        .when(pl.col("event_at").is_null()).then(pl.lit("unreadable event time"))
-        .when(pl.col("outcome").is_null()).then(pl.lit("status or event type not known"))
-        .otherwise(pl.lit(None, pl.String))
-    )
-    norm = norm.with_columns(reason.alias("reason"))
+    norm, duplicates = _normalized_rows(frame, vendor, layout)
     with ledger.immediate() as tx:
-        contacts = pl.DataFrame(
-            tx.conn.execute(
-                "SELECT patient_id, campaign_code, channel, run_id, sent_at, vendor_key FROM contacts "
-                "WHERE vendor = ? AND vendor_key IS NOT NULL", (str(vendor),)
-            ).fetchall(),
-            schema=dict.fromkeys(["patient_id", "campaign_code", "channel", "run_id", "sent_at", "vendor_key"],
-                                 pl.String), orient="row",
-        )
-        if vendor in (FeedbackVendor.MAILCHIMP, FeedbackVendor.SENDGRID):
-            contacts = contacts.with_columns(pl.col("vendor_key").str.to_lowercase())
-        if campaign_code is not None:
-            contacts = contacts.filter(pl.col("campaign_code") == campaign_code)
+        contacts = _contacts(tx.conn, vendor, campaign_code)
         # a campaign column names one of ours only when it holds one of our campaign codes
         codes = contacts.get_column("campaign_code").unique().to_list()
         norm = norm.with_columns(pl.when(pl.col("campaign").is_in(codes)).then(pl.col("campaign"))
                                  .otherwise(pl.lit(None, pl.String)).alias("campaign"))
         matched = _match(norm.filter(pl.col("reason").is_null()), contacts)
-        bad = pl.concat([
-            norm.filter(pl.col("reason").is_not_null()).select("line", "reason"),
-            matched.filter(pl.col("patient_id").is_null()).select(
-                "line", pl.lit("no contact in the ledger for this vendor id (and campaign) sent before the event")
-                .alias("reason")),
-        ]).sort("line")
-        good = matched.filter(pl.col("patient_id").is_not_null()).with_columns(
-            pl.col("_raw").str.encode("hex").alias("_hex"))
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        before = tx.conn.total_changes
-        tx.conn.executemany(
-            "INSERT OR IGNORE INTO feedback (event_key, vendor, patient_id, campaign_code, channel, run_id, "
-            "outcome, code, suppress, event_at, imported_at, source_file) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((_key(h), str(vendor), p, cc, ch, r, o, code, int(sup), at, now, src.name)
-             for h, p, cc, ch, r, o, code, sup, at in good.select(
-                 "_hex", "patient_id", "campaign_code", "channel", "run_id", "outcome", "code", "suppress",
-                 "event_at").iter_rows()),
-        )
-        recorded = tx.conn.total_changes - before
+        good = matched.filter(pl.col("patient_id").is_not_null())
+        recorded = _record(tx.conn, good, vendor, src.name)
+    bad = pl.concat([
+        norm.filter(pl.col("reason").is_not_null()).select("line", "reason"),
+        matched.filter(pl.col("patient_id").is_null()).select(
+            "line", pl.lit(NO_CONTACT).alias("reason")),
+    ]).sort("line")
     rejects_path = None
     if bad.height:
         rejects_path = Path(rejects) if rejects is not None else src.with_name(f"{src.stem}.rejects.csv")
         wd.write_csv(bad, rejects_path)
     outcomes = dict(good.group_by("outcome").len().sort("outcome").rows())
     return FeedbackResult(
-        vendor=str(vendor), layout=layout.name, rows=rows, recorded=recorded,
+        vendor=str(vendor), layout=layout.name, rows=frame.height, recorded=recorded,
         already_imported=good.height - recorded, duplicates=duplicates, rejected=bad.height,
         rejects_path=rejects_path, outcomes={str(k): int(v) for k, v in outcomes.items()},
         suppressed=int(good.get_column("suppress").sum()) if good.height else 0,
     )
+
+
+def _normalized_rows(frame: pl.DataFrame, vendor: FeedbackVendor, layout: Layout) -> tuple[pl.DataFrame, int]:
+    """Normalized rows with their file line, raw cells (the row's identity) and reject reason; duplicates dropped."""
+    keyed = frame.with_row_index("line", offset=2).with_columns(
+        pl.concat_str([pl.lit(f"{vendor}|{layout.name}|"),
+                       pl.concat_str([pl.col(c).fill_null("") for c in frame.columns], separator="\x1f")])
+        .alias("_raw")
+    )
+    norm = pl.concat([keyed.select("line", "_raw"), normalize(frame, vendor, layout)], how="horizontal_extend")
+    unique = norm.unique("_raw", keep="first", maintain_order=True)
+    reason = (
+        pl.when(pl.col("vendor_key").is_null() | (pl.col("vendor_key") == "")).then(pl.lit("no vendor id"))
+        .when(pl.col("event_at").is_null()).then(pl.lit("unreadable event time"))
+        .when(pl.col("outcome").is_null()).then(pl.lit("status or event type not known"))
+        .otherwise(pl.lit(None, pl.String))
+    )
+    return unique.with_columns(reason.alias("reason")), norm.height - unique.height
+
+
+def _contacts(conn: sqlite3.Connection, vendor: FeedbackVendor, campaign_code: str | None) -> pl.DataFrame:
+    """The ledger's contacts sent through ``vendor`` with a vendor id (of one campaign, when named)."""
+    columns = ["patient_id", "campaign_code", "channel", "run_id", "sent_at", "vendor_key"]
+    contacts = pl.DataFrame(
+        conn.execute(f"SELECT {', '.join(columns)} FROM contacts WHERE vendor = ? AND vendor_key IS NOT NULL",
+                     (str(vendor),)).fetchall(),
+        schema=dict.fromkeys(columns, pl.String), orient="row",
+    )
+    if vendor in (FeedbackVendor.MAILCHIMP, FeedbackVendor.SENDGRID):
+        contacts = contacts.with_columns(pl.col("vendor_key").str.to_lowercase())
+    if campaign_code is not None:
+        contacts = contacts.filter(pl.col("campaign_code") == campaign_code)
+    return contacts
+
+
+def _record(conn: sqlite3.Connection, good: pl.DataFrame, vendor: FeedbackVendor, source: str) -> int:
+    """Insert matched events once each (keyed by their raw row); how many were new."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = good.select(
+        pl.col("_raw").str.encode("hex"), "patient_id", "campaign_code", "channel", "run_id", "outcome", "code",
+        "suppress", "event_at",
+    )
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT OR IGNORE INTO feedback (event_key, vendor, patient_id, campaign_code, channel, run_id, "
+        "outcome, code, suppress, event_at, imported_at, source_file) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ((_key(h), str(vendor), p, cc, ch, r, o, code, int(sup), at, now, source)
+         for h, p, cc, ch, r, o, code, sup, at in rows.iter_rows()),
+    )
+    return conn.total_changes - before
 
 
 def _key(hex_raw: str) -> str:

@@ -19,11 +19,12 @@ from segment.audit.power import plan_section
 from segment.audit.suppress import (
     SHOWN_AS,
     Derived,
+    DimensionTable,
     Hidden,
     Status,
     TableRules,
     publish,
-    suppress_table,
+    suppressed_dimensions,
 )
 from segment.measure.stats import (
     heterogeneity,
@@ -169,14 +170,61 @@ def curve(cohort: pl.DataFrame, window_days: int) -> dict[str, Any] | None:
     return out
 
 
-def _rows(counts: pl.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    groups = counts.filter(pl.col("group").is_not_null()).to_dicts()
-    overall = counts.filter(pl.col("group").is_null()).to_dicts()[0]
-    return groups, overall
+def _counts(cohort_frame: pl.DataFrame, dimensions: Sequence[str]) -> pl.DataFrame:
+    """:data:`COLUMNS` per group of every dimension, or one overall row (``all``) without dimensions."""
+    f = flags(cohort_frame.lazy())
+    if dimensions:
+        return group_counts(f, COLUMNS).collect()
+    return f.select([pl.col(c).cast(pl.Int64).sum() for c in COLUMNS]).collect().with_columns(
+        pl.lit("all").alias("dimension"), pl.lit(None, pl.String).alias("group"))
 
 
-def _values(row: Mapping[str, Any]) -> dict[str, int]:
-    return {c: int(row[c] or 0) for c in COLUMNS}
+def _dimension(table: DimensionTable) -> dict[str, Any]:
+    """One dimension's comparison per group and the test of whether the effect differs."""
+    het = heterogeneity([
+        (v["contact_completed"], v["contact"], v["holdout_completed"], v["holdout"])
+        for g, v in zip(table.groups, table.values, strict=True)
+        if g["group"] != MISSING and v["contact"] >= MIN_CELL and v["holdout"] >= MIN_CELL
+    ])
+    return {
+        "name": table.name,
+        "groups": [
+            {"group": g["group"], "suppressed": st["contact"] is Hidden.PRIMARY or st["holdout"] is Hidden.PRIMARY,
+             **comparison(v, st)}
+            for g, v, st in zip(table.groups, table.values, table.statuses, strict=True)
+        ],
+        "heterogeneity": None if het is None else {
+            "test": "Cochran's Q on the intention-to-treat differences (groups with 11 or more in each arm)",
+            "q": het.q, "df": het.df, "p_value": het.p_value, "groups": het.groups,
+        },
+    }
+
+
+def _small(n: int) -> int | str:
+    """A single published count (primary suppression only)."""
+    return publish(n, Hidden.PRIMARY if 0 < n < MIN_CELL else None)
+
+
+def _lost(cohort_frame: pl.DataFrame) -> dict[str, Any]:
+    """Patients lost per arm and reason, and those followed to the record they were merged into."""
+    lost = cohort_frame.filter(pl.col("lost").is_not_null()).group_by("arm", "lost").len()
+    counts = {arm: dict.fromkeys(("not_in_extract", "died", "merged_duplicate"), 0) for arm in ("contact", "holdout")}
+    for arm, reason, n in lost.rows():
+        counts[arm][reason] = int(n)
+    merged = int(cohort_frame.filter(pl.col("merged") & pl.col("lost").is_null()).height)
+    return {**{arm: {k: _small(v) for k, v in reasons.items()} for arm, reasons in counts.items()},
+            "merged_followed": _small(merged)}
+
+
+def _methods() -> dict[str, Any]:
+    return {
+        "difference_interval": "Newcombe hybrid score interval (Newcombe 1998, method 10)",
+        "rate_interval": "Wilson score interval",
+        "relative_lift_interval": "Katz log interval of the risk ratio, minus 1",
+        "nnt_interval": "inverted difference limits (Altman 1998); none when the difference interval includes 0",
+        "heterogeneity": "Cochran's Q, inverse-variance weights, chi-square with groups - 1 df",
+        "suppression": {"primary": SHOWN_AS[Hidden.PRIMARY], "complementary": SHOWN_AS[Hidden.COMPLEMENTARY]},
+    }
 
 
 def build_document(
@@ -193,56 +241,13 @@ def build_document(
     skipped_dimensions: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """The suppressed, publishable ``measure.json`` document."""
-    f = flags(cohort_frame.lazy())
-    if dimensions:
-        counts = group_counts(f, COLUMNS).collect()
-    else:
-        counts = f.select([pl.col(c).cast(pl.Int64).sum() for c in COLUMNS]).collect().with_columns(
-            pl.lit("all").alias("dimension"), pl.lit(None, pl.String).alias("group"))
-    overall_values: dict[str, int] | None = None
-    overall_status: Status | None = None
-    dims_doc: list[dict[str, Any]] = []
-    for dim in dict.fromkeys(counts["dimension"].to_list()):
-        groups, overall = _rows(counts.filter(pl.col("dimension") == dim))
-        statuses, total_status = suppress_table(
-            [_values(g) for g in groups], _values(overall), RULES,
-            preferred_partner=next((i for i, g in enumerate(groups) if g["group"] == MISSING), None),
-        )
-        if overall_values is None:
-            overall_values, overall_status = _values(overall), total_status
-        if not dimensions:
-            break
-        het = heterogeneity([
-            (v["contact_completed"], v["contact"], v["holdout_completed"], v["holdout"])
-            for g, v in ((g, _values(g)) for g in groups)
-            if g["group"] != MISSING and v["contact"] >= MIN_CELL and v["holdout"] >= MIN_CELL
-        ])
-        dims_doc.append({
-            "name": dim,
-            "groups": [
-                {"group": g["group"], "suppressed": st["contact"] is Hidden.PRIMARY or st["holdout"] is Hidden.PRIMARY,
-                 **comparison(_values(g), st)}
-                for g, st in zip(groups, statuses, strict=True)
-            ],
-            "heterogeneity": None if het is None else {
-                "test": "Cochran's Q on the intention-to-treat differences (groups with 11 or more in each arm)",
-                "q": het.q, "df": het.df, "p_value": het.p_value, "groups": het.groups,
-            },
-        })
-    assert overall_values is not None and overall_status is not None
-    lost = (
-        cohort_frame.filter(pl.col("lost").is_not_null()).group_by("arm", "lost").len()
-    )
-    lost_counts = {arm: dict.fromkeys(("not_in_extract", "died", "merged_duplicate"), 0) for arm in ("contact", "holdout")}
-    for arm, reason, n in lost.rows():
-        lost_counts[arm][reason] = int(n)
-    lost_doc = {arm: {k: publish(v, Hidden.PRIMARY if 0 < v < MIN_CELL else None) for k, v in reasons.items()}
-                for arm, reasons in lost_counts.items()}
-    merged = int(cohort_frame.filter(pl.col("merged") & pl.col("lost").is_null()).height)
-    incomplete = cohort_frame.filter(pl.col("lost").is_null() & ~pl.col("follow_up_complete"))
-    incomplete_n = incomplete.height
-    holdout_rate = (overall_values["holdout_completed"] / overall_values["holdout"]
-                    if overall_values["holdout"] else None)
+    tables = list(suppressed_dimensions(_counts(cohort_frame, dimensions), COLUMNS, RULES))
+    # the overall row (every dimension has the same); without dimensions, or when everyone
+    # assigned was lost (no group rows), the one overall row
+    overall = tables[0] if tables else next(suppressed_dimensions(_counts(cohort_frame, ()), COLUMNS, RULES))
+    values, status = overall.total, overall.total_status
+    incomplete_n = cohort_frame.filter(pl.col("lost").is_null() & ~pl.col("follow_up_complete")).height
+    holdout_rate = values["holdout_completed"] / values["holdout"] if values["holdout"] else None
     baseline = holdout_rate if holdout_rate and 0 < holdout_rate < 1 else float(design.get("baseline_rate", 0.2))
     return {
         "format": FORMAT,
@@ -252,27 +257,18 @@ def build_document(
         "rules": list(rules),
         "confidence": 0.95,
         "min_cell_size": MIN_CELL,
-        "methods": {
-            "difference_interval": "Newcombe hybrid score interval (Newcombe 1998, method 10)",
-            "rate_interval": "Wilson score interval",
-            "relative_lift_interval": "Katz log interval of the risk ratio, minus 1",
-            "nnt_interval": "inverted difference limits (Altman 1998); none when the difference interval includes 0",
-            "heterogeneity": "Cochran's Q, inverse-variance weights, chi-square with groups - 1 df",
-            "suppression": {"primary": SHOWN_AS[Hidden.PRIMARY], "complementary": SHOWN_AS[Hidden.COMPLEMENTARY]},
-        },
+        "methods": _methods(),
         "design": dict(design),
-        "follow_up": {
-            "incomplete": publish(incomplete_n, Hidden.PRIMARY if 0 < incomplete_n < MIN_CELL else None),
-            "complete": incomplete_n == 0,
-        },
-        "lost": {**lost_doc, "merged_followed": publish(merged, Hidden.PRIMARY if 0 < merged < MIN_CELL else None)},
-        "intention_to_treat": comparison(overall_values, overall_status),
-        "per_protocol": comparison(overall_values, overall_status, per_protocol=True),
-        "cost": cost_section(overall_values, overall_status, messages, costs),
-        "plan": plan_section(overall_values["contact"], overall_values["holdout"], baseline,
-                             source="observed holdout completion" if baseline == holdout_rate else "campaign holdout.baseline_rate"),
+        "follow_up": {"incomplete": _small(incomplete_n), "complete": incomplete_n == 0},
+        "lost": _lost(cohort_frame),
+        "intention_to_treat": comparison(values, status),
+        "per_protocol": comparison(values, status, per_protocol=True),
+        "cost": cost_section(values, status, messages, costs),
+        "plan": plan_section(values["contact"], values["holdout"], baseline,
+                             source="observed holdout completion" if baseline == holdout_rate
+                             else "campaign holdout.baseline_rate"),
         "curve": curve(cohort_frame, window_days),
-        "dimensions": dims_doc,
+        "dimensions": [_dimension(t) for t in tables] if dimensions else [],
         "skipped_dimensions": list(skipped_dimensions),
         "notes": notes(window_days),
     }

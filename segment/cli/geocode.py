@@ -9,7 +9,14 @@ import click
 from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import command, get_reporter, reference_option, settings, workdir_argument
 from segment.errors import GeocodeError
-from segment.geocode import DEFAULT_PROVIDERS, PROVIDERS, CensusOptions, geocode, parse_providers
+from segment.geocode import (
+    DEFAULT_PROVIDERS,
+    PROVIDERS,
+    CensusOptions,
+    GeocodeStage,
+    parse_providers,
+)
+from segment.stage import execute
 
 
 def _providers(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
@@ -53,21 +60,10 @@ def geocode_command(workdir: Path, reference: Path | None, providers: tuple[str,
     geocoded on Apache Spark against the pack, without the cache (docs/spark.md).
     """
     choice = engine_choice(engine, master, buckets, patients_uri, output=output)
-    if choice.spark:
-        from segment.spark import geocode_spark
-
-        spark, n_buckets = choice.session()
-        result = geocode_spark(workdir, spark=spark, buckets=n_buckets,
-                               providers=list(providers) if providers else None,
-                               settings=settings(reference), patients=patients_uri, out=output)
-    else:
-        result = geocode(
-            workdir,
-            providers=list(providers) if providers else None,
-            settings=settings(reference),
-            census=CensusOptions(benchmark=census_benchmark, vintage=census_vintage),
-            use_cache=not no_cache,
-        )
+    stage = GeocodeStage(providers=providers or None,
+                         census=CensusOptions(benchmark=census_benchmark, vintage=census_vintage),
+                         use_cache=not no_cache)
+    result = execute(stage, choice.context(workdir, settings=settings(reference)))
     reporter = get_reporter()
     reporter.result("geocode", {
         "patients": result.patients,

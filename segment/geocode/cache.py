@@ -71,3 +71,24 @@ def save_cache(workdir: Path, old: pl.DataFrame, new: pl.DataFrame) -> int:
                            maintain_order=True)
     write_parquet(merged, Path(workdir) / GEOCODE_CACHE)
     return merged.height
+
+
+def cached_addresses(raw: pl.DataFrame, cache: pl.DataFrame, context: str,
+                     columns: tuple[str, ...]) -> pl.DataFrame:
+    """``raw`` addresses whose whole result the cache holds for ``context`` (with ``columns``).
+
+    ``columns`` are the per-address result columns; ``_provider`` comes from ``chosen_provider``.
+    """
+    rows = cache.filter((pl.col("provider") == ADDRESS_ROW) & (pl.col("source_id") == context))
+    return raw.join(
+        rows.select(pl.col("addr_hash").alias("raw_hash"), *[c for c in columns if c != "_provider"],
+                    pl.col("chosen_provider").alias("_provider")),
+        on="raw_hash", how="inner")
+
+
+def address_rows(addresses: pl.DataFrame, context: str, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The cache's address rows of freshly geocoded raw addresses (the inverse of the above)."""
+    return addresses.select(
+        pl.col("raw_hash").alias("addr_hash"), pl.lit(ADDRESS_ROW).alias("provider"),
+        pl.lit(context).alias("source_id"), *[c for c in columns if c != "_provider"],
+        pl.col("_provider").alias("chosen_provider"))

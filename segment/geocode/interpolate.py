@@ -369,9 +369,19 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
     """
     q = queries.select(
         pl.col("qid").cast(pl.UInt32), pl.col("house_number").cast(pl.Int64), "street_key", "zip5")
+    best = _best(_candidates(q, index, min_similarity))
+    placed = _placed(best, index, offset_m)
+    return pl.concat([placed, _unmatched(q, placed, index)], how="vertical_relaxed").cast(
+        pl.Schema(RESULT_SCHEMA)).sort("qid")
+
+
+_SIDE_COLUMNS = ["seg", "tlid", "side", "from_hn", "to_hn", "lo", "hi", "parity"]
+
+
+def _candidates(q: pl.DataFrame, index: RangeIndex, min_similarity: float) -> pl.DataFrame:
+    """Every (query, address-range side) pair worth ranking, with the street's similarity."""
     streets = match_streets(q, index, min_similarity)
     iv = index.intervals
-    side_cols = ["seg", "tlid", "side", "from_hn", "to_hn", "lo", "hi", "parity"]
     # every (query, matched street name of its ZIP) pair, with the street's group of sides
     pairs = q.join(streets, on=["zip5", "street_key"], how="inner").join(
         iv.groups, left_on=["zip5", "match_key"], right_on=["zip5", "street_key"], how="inner"
@@ -379,10 +389,10 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
     numbered = pairs.filter(pl.col("house_number").is_not_null())
     pair_row, side_row = _in_range_rows(numbered, iv)
     hits = numbered.select("qid", "house_number", "similarity")[pair_row].hstack(
-        iv.sides.select(side_cols)[side_row]).with_columns(pl.lit(True).alias("zip_match"))
+        iv.sides.select(_SIDE_COLUMNS)[side_row]).with_columns(pl.lit(True).alias("zip_match"))
     # no in-range side in the ZIP: rank every side of the matched streets
     missed = pairs.join(hits.select("qid").unique(), on="qid", how="anti")
-    misses = missed.join(iv.sides.select("gid", *side_cols), on="gid", how="inner").drop(
+    misses = missed.join(iv.sides.select("gid", *_SIDE_COLUMNS), on="gid", how="inner").drop(
         "gid").with_columns(pl.lit(True).alias("zip_match"))
     # no such street in the ZIP: the exact street in the ZIPs with the same first three digits
     orphans = q.join(pairs.select("qid").unique(), on="qid", how="anti").filter(
@@ -391,12 +401,14 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
         index.sides.with_columns(pl.col("zip5").str.slice(0, 3).alias("zip3"))
         .drop("zip5"), on=["zip3", "street_key"], how="inner",
     ).filter(pl.col("house_number").is_between(pl.col("lo"), pl.col("hi"))).select(
-        "qid", "house_number", pl.lit(1.0).alias("similarity"), *side_cols,
+        "qid", "house_number", pl.lit(1.0).alias("similarity"), *_SIDE_COLUMNS,
         pl.lit(False).alias("zip_match"))
     cols = hits.columns
-    best = _best(pl.concat([hits, near.select(cols), misses.select(cols)],
-                           how="vertical_relaxed"))
+    return pl.concat([hits, near.select(cols), misses.select(cols)], how="vertical_relaxed")
 
+
+def _placed(best: pl.DataFrame, index: RangeIndex, offset_m: float) -> pl.DataFrame:
+    """The point, precision, score and reason of each query's best range side."""
     ranged = best["in_range"].to_numpy()
     frac = np.where(
         ranged & (best["to_hn"] != best["from_hn"]).to_numpy(),
@@ -410,7 +422,7 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
                                 np.where(ranged, side_sign * offset_m, 0.0))
     sim = best["similarity"]
     zip_factor = pl.when(pl.col("zip_match")).then(1.0).otherwise(0.85)
-    placed = best.with_columns(pl.Series("lon", lon), pl.Series("lat", lat)).select(
+    return best.with_columns(pl.Series("lon", lon), pl.Series("lat", lat)).select(
         "qid", "lat", "lon",
         pl.when(pl.col("in_range")).then(pl.lit(GeoPrecision.RANGE_INTERPOLATED.value))
         .otherwise(pl.lit(GeoPrecision.STREET_CENTROID.value)).alias("geo_precision"),
@@ -424,7 +436,11 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
         pl.col("tlid"),
         pl.when(pl.col("in_range")).then(pl.col("side")).otherwise(None).alias("side"),
     )
-    unmatched = q.join(placed.select("qid"), on="qid", how="anti").select(
+
+
+def _unmatched(q: pl.DataFrame, placed: pl.DataFrame, index: RangeIndex) -> pl.DataFrame:
+    """Queries no range side placed, with why."""
+    return q.join(placed.select("qid"), on="qid", how="anti").select(
         "qid", pl.lit(None, pl.Float64).alias("lat"), pl.lit(None, pl.Float64).alias("lon"),
         pl.lit(GeoPrecision.UNMATCHED.value).alias("geo_precision"),
         pl.lit(0.0).alias("geo_score"),
@@ -435,8 +451,6 @@ def interpolate(queries: pl.DataFrame, index: RangeIndex, *, offset_m: float = O
         .otherwise(pl.lit("no_street_match")).alias("geo_reason"),
         pl.lit(None, pl.Int64).alias("tlid"), pl.lit(None, pl.String).alias("side"),
     )
-    return pl.concat([placed, unmatched], how="vertical_relaxed").cast(pl.Schema(RESULT_SCHEMA)).sort("qid")
-
 
 def place_points(lines: np.ndarray, fraction: np.ndarray, offset_m: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:

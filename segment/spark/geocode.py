@@ -21,27 +21,28 @@ import polars as pl
 
 from segment import progress
 from segment import workdir as wd
-from segment.addresses import parse as addr
 from segment.config import Settings
-from segment.errors import GeocodeError, ReferenceDataError
-from segment.geocode import (
-    ADDRESS_COLUMNS,
-    DEFAULT_PROVIDERS,
+from segment.errors import GeocodeError
+from segment.geocode.assemble import (
     PER_ADDRESS,
-    TRACT_PRECISIONS,
-    GeocodeResult,
-    _address_keys,
-    _choose,
-    _final,
-    _geographies,
-    _raw_key,
-    _run_provider,
-    _todo,
-    _valid_source,
+    choose,
+    final,
+    geographies,
+    per_address,
+    points_to_place,
+)
+from segment.geocode.keys import ADDRESS_COLUMNS, address_keys, distinct_raw, with_source_flag
+from segment.geocode.locate import locate_all, usable
+from segment.geocode.providers import (
+    DEFAULT_PROVIDERS,
+    SOURCE,
+    ProviderContext,
+    get_provider,
     parse_providers,
 )
+from segment.geocode.result import GeocodeResult
 from segment.log import get_logger
-from segment.schema import GEOCODE_SCHEMA, SOURCE_POINT_COLUMNS, GeoPrecision
+from segment.schema import GEOCODE_SCHEMA
 from segment.spark.io import (
     arrow_batches,
     executor_path,
@@ -71,35 +72,12 @@ def geocode_frame(patients: pl.DataFrame, pack: Any, order: Sequence[str], setti
     The output has every input column, ``GEOCODE_SCHEMA``, ``geo_reason`` and ``_provider``.
     """
     schema = patients.schema
-    lf = patients.lazy()
-    for col, dtype in SOURCE_POINT_COLUMNS.items():
-        if col not in schema:
-            lf = lf.with_columns(pl.lit(None, dtype).alias(col))
-    lf = lf.with_columns((_valid_source(schema) & ("source" in order)).alias("_src"))
-    raw = lf.filter(~pl.col("_src")).select(ADDRESS_COLUMNS).unique().collect()
-    raw = raw.with_columns(addr.sha256_hex(raw.select(_raw_key()).to_series()).alias("raw_hash"))
-    keys = _address_keys(raw)
-    results: list[pl.DataFrame] = []
-    for pos, provider in enumerate(order):
-        if provider == "source":
-            continue
-        todo, _source_id = _todo(provider, keys, results, pack, None)
-        if todo is None:
-            continue
-        found = _run_provider(provider, todo, pack, settings, None)
-        results.append(found.with_columns(pl.lit(provider).alias("provider"), pl.lit(pos, pl.Int32).alias("pos")))
-    best = _choose(keys, results)
-    src_points = lf.filter(pl.col("_src")).select(
-        pl.col("source_lat").alias("lat"), pl.col("source_lon").alias("lon")).unique().collect()
-    points = pl.concat([src_points, best.filter(pl.col("geo_precision").is_in(TRACT_PRECISIONS))
-                        .select("lat", "lon")]).unique()
-    geo = _geographies(points, pack)
-    per_address = keys.select(*ADDRESS_COLUMNS, "qid", "raw_hash").join(
-        best, on="qid", how="left").join(geo, on=["lat", "lon"], how="left").with_columns(
-        pl.when(pl.col("geo_precision") == GeoPrecision.ZIP_CENTROID.value)
-        .then(pl.col("zip_county")).otherwise(pl.col("county_fips")).alias("county_fips")
-    ).select(*ADDRESS_COLUMNS, *PER_ADDRESS)
-    return _final(lf, per_address, geo, list(schema)).collect()
+    lf = with_source_flag(patients.lazy(), schema, order)
+    keys = address_keys(distinct_raw(lf))
+    best = choose(keys, locate_all(keys, order, ProviderContext(pack, settings)).results)
+    geo = geographies(points_to_place(lf, best), pack)
+    addresses = per_address(keys, best, geo).select(*ADDRESS_COLUMNS, *PER_ADDRESS)
+    return final(lf, addresses, geo, list(schema)).collect()
 
 
 class PartitionGeocoder:
@@ -141,21 +119,11 @@ def output_schema(schema: StructType) -> StructType:
 
 
 def _check_providers(order: Sequence[str], pack: Any, explicit: bool) -> tuple[str, ...]:
-    from segment.reference.pack import ADDRESS_RANGES, ZIP_CENTROIDS
-
     if "census" in order:
         raise GeocodeError("provider 'census' is not available with --engine spark (it sends addresses "
                            f"from one machine); valid options are: {', '.join(SPARK_PROVIDERS)}")
-    kept = []
-    for provider in order:
-        table = {"offline": ADDRESS_RANGES, "zip": ZIP_CENTROIDS}.get(provider)
-        if table is not None and not pack.has(table):
-            if explicit:
-                raise ReferenceDataError(f"provider {provider!r} needs {table}, which pack {pack.name!r} lacks",
-                                         path=pack.path)
-            log.warning(f"pack has no table for provider {provider!r}; skipped")
-            continue
-        kept.append(provider)
+    ctx = ProviderContext(pack, Settings.from_env(reference_dir=pack.path))
+    kept = [name for name in order if name == SOURCE or usable(get_provider(name), ctx, explicit)]
     return tuple(kept)
 
 
@@ -211,22 +179,9 @@ def geocode_spark(
     table = pl.DataFrame([(r["geo_precision"], r["geo_reason"], r["_provider"], r["count"]) for r in counts],
                          schema={"geo_precision": pl.String, "geo_reason": pl.String,
                                  "_provider": pl.String, "len": pl.Int64}, orient="row")
-    from segment.geocode import _count
-
     order = parse_providers(providers) if providers is not None else DEFAULT_PROVIDERS
-    geocoded = GeocodeResult(
-        output=Path(written),
-        patients=int(table["len"].sum()) if table.height else 0,
-        addresses=addresses,
-        providers=order,
-        by_precision=_count(table, "geo_precision", [p.value for p in GeoPrecision]),
-        by_reason=_count(table.filter(pl.col("geo_reason").is_not_null()), "geo_reason"),
-        by_provider=_count(table, "_provider"),
-        geocoded_new={"addresses": addresses},
-        from_cache={},
-        pack={"name": pack.name, "id": pack.pack_id, "tract_vintage": pack.tract_vintage,
-              "synthetic": pack.manifest.synthetic},
-    )
+    geocoded = GeocodeResult.of(Path(written), table, addresses=addresses, providers=order,
+                                geocoded_new={"addresses": addresses}, from_cache={}, pack=pack)
     wd.write_json(folder / wd.GEOCODE_REPORT, {
         **geocoded.to_dict(),
         "engine": {"name": "spark", "buckets": buckets, "master": spark.sparkContext.master,

@@ -1,0 +1,154 @@
+"""The geocode stage: :func:`geocode` (the entry point) and :class:`GeocodeStage`.
+
+``segment geocode`` and ``segment run`` both go through :class:`GeocodeStage`; with
+``--engine spark`` it runs :func:`segment.spark.geocode_spark` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from segment import progress
+from segment.config import Settings
+from segment.errors import GeocodeError
+from segment.geocode.assemble import (
+    PER_ADDRESS,
+    choose,
+    final,
+    geographies,
+    per_address,
+    points_to_place,
+)
+from segment.geocode.cache import (
+    CACHE_SCHEMA,
+    address_rows,
+    cached_addresses,
+    load_cache,
+    save_cache,
+)
+from segment.geocode.census_batch import CensusOptions
+from segment.geocode.keys import (
+    ADDRESS_COLUMNS,
+    address_keys,
+    context_id,
+    distinct_raw,
+    with_source_flag,
+)
+from segment.geocode.locate import locate_all
+from segment.geocode.providers import DEFAULT_PROVIDERS, ProviderContext, parse_providers
+from segment.geocode.result import GeocodeResult
+from segment.log import get_logger
+from segment.stage import Stage, StageContext
+from segment.workdir import GEOCODE_REPORT, GEOCODED, PATIENTS, scan, write_json, write_parquet
+
+log = get_logger("geocode")
+
+
+def _patients(workdir: Path) -> tuple[pl.LazyFrame, pl.Schema]:
+    patients = scan(workdir, PATIENTS, produced_by="ingest")
+    schema = patients.collect_schema()
+    missing = [c for c in ADDRESS_COLUMNS if c not in schema]
+    if missing:
+        raise GeocodeError(f"{PATIENTS} lacks column(s) {', '.join(missing)}", path=workdir)
+    return patients, schema
+
+
+def geocode(
+    workdir: str | Path,
+    *,
+    providers: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    census: CensusOptions | None = None,
+    use_cache: bool = True,
+) -> GeocodeResult:
+    """Geocode ``WORKDIR/patients.parquet`` into ``WORKDIR/geocoded.parquet`` (see :mod:`segment.geocode`).
+
+    ``providers`` is the order to try (default :data:`DEFAULT_PROVIDERS`); giving it
+    explicitly makes a provider whose pack table is missing an error instead of a skip.
+    """
+    from segment.reference.pack import open_pack
+
+    workdir = Path(workdir)
+    settings = settings or Settings.from_env()
+    order = parse_providers(providers) if providers is not None else DEFAULT_PROVIDERS
+    patients, schema = _patients(workdir)
+    pack = open_pack(settings.reference_dir)
+    lf = with_source_flag(patients, schema, order)
+    raw = distinct_raw(lf)
+    cache = load_cache(workdir) if use_cache else pl.DataFrame(schema=CACHE_SCHEMA)
+    context = context_id(order, pack.pack_id, census)
+    # whole results of raw addresses geocoded before in this context: nothing to redo
+    known = cached_addresses(raw, cache, context, PER_ADDRESS)
+    keys = address_keys(raw.join(known.select("raw_hash"), on="raw_hash", how="anti"))
+    log.info("addresses to geocode", distinct=raw.height, cached=known.height, new=keys.height)
+    progress.step("geocode", f"{raw.height:,} distinct addresses ({known.height:,} from the cache)")
+    located = locate_all(keys, order, ProviderContext(pack, settings, census), cache=cache,
+                         explicit=providers is not None)
+    best = choose(keys, located.results)
+    points = points_to_place(lf, best)
+    progress.step("geocode", f"{points.height:,} points to tracts and block groups")
+    geo = geographies(points, pack)
+    log.info("assigned tracts", points=points.height, outside=geo["tract_geoid"].null_count())
+    fresh = per_address(keys, best, geo)
+    new_rows = [*located.new_cache, *([address_rows(fresh, context, PER_ADDRESS)] if fresh.height else [])]
+    if use_cache and new_rows:
+        save_cache(workdir, cache, pl.concat(new_rows, how="diagonal_relaxed"))
+    addresses = pl.concat([known.select(*ADDRESS_COLUMNS, *PER_ADDRESS),
+                           fresh.select(*ADDRESS_COLUMNS, *PER_ADDRESS)], how="vertical_relaxed")
+    progress.step("geocode", "writing geocoded.parquet")
+    # one evaluation of the joins, then the file and the counts from it (the streaming sink of
+    # an order-keeping join was 2-3x slower at 1M, and counting from the plan joined twice)
+    frame = final(lf, addresses, geo, list(schema)).collect()
+    output = write_parquet(frame.drop("_provider"), workdir / GEOCODED)
+    result = GeocodeResult.of(
+        output, frame.group_by("geo_precision", "geo_reason", "_provider").len(),
+        addresses=raw.height, providers=order, geocoded_new=located.new_counts,
+        from_cache={"addresses": known.height, **located.cache_counts}, pack=pack)
+    write_json(workdir / GEOCODE_REPORT, result.to_dict())
+    log.info("geocoded", patients=result.patients, new=sum(located.new_counts.values()),
+             cached=sum(result.from_cache.values()))
+    return result
+
+
+@dataclass(frozen=True)
+class GeocodeStage(Stage[GeocodeResult]):
+    """Addresses to points, tracts, block groups and counties (``geocoded.parquet``).
+
+    ``providers`` None means :data:`DEFAULT_PROVIDERS` (a missing pack table is skipped).
+    """
+
+    providers: tuple[str, ...] | None = None
+    census: CensusOptions | None = None
+    use_cache: bool = True
+    name: ClassVar[str] = "geocode"
+
+    def inputs(self, ctx: StageContext) -> Sequence[Path]:
+        """The patients and the reference pack's manifest."""
+        return [ctx.path(PATIENTS), ctx.settings.reference_dir / "manifest.json"]
+
+    def outputs(self, ctx: StageContext) -> Sequence[Path]:
+        """``geocoded.parquet`` and ``geocode-report.json``."""
+        return [ctx.path(GEOCODED), ctx.path(GEOCODE_REPORT)]
+
+    def params(self, ctx: StageContext) -> Mapping[str, Any]:
+        """Options other than the defaults (none in ``segment run``, so its key is unchanged)."""
+        census = self.census if self.census is not None and self.census != CensusOptions() else None
+        given = {"providers": self.providers, "census": census}
+        return {k: v for k, v in given.items() if v is not None}
+
+    def run(self, ctx: StageContext) -> GeocodeResult:
+        """Geocode the working folder (on Spark when the context says so)."""
+        providers = list(self.providers) if self.providers is not None else None
+        if ctx.spark is not None:
+            from segment.spark import geocode_spark
+
+            session, buckets = ctx.spark_session()
+            return geocode_spark(ctx.workdir, spark=session, buckets=buckets, providers=providers,
+                                 settings=ctx.settings, patients=ctx.spark.patients, out=ctx.spark.output)
+        return geocode(ctx.workdir, providers=providers, settings=ctx.settings, census=self.census,
+                       use_cache=self.use_cache)

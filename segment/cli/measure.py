@@ -75,8 +75,11 @@ def measure(
     intention-to-treat and per-protocol views, cost per additional completion from the
     campaign's `costs:`, the same by every audit group, and patients lost between extracts.
     """
-    from segment.measure import measure_campaign, parse_window, plan_campaign
+    from segment.config import Settings
+    from segment.measure import MeasureStage, parse_window, plan_campaign
+    from segment.measure.inputs import holdout_campaign
     from segment.rules.loader import using_vsac
+    from segment.stage import StageContext, execute
 
     reporter = get_reporter()
     if plan_only:
@@ -92,9 +95,11 @@ def measure(
             reporter.warning("measure", plan["warning"])
         return
     days = parse_window(window)
+    stage = MeasureStage(holdout_campaign(campaign), window_days=days, html=out_html, ledger=ledger,
+                         groups=groups, rules_dir=rules_dir)
     with using_vsac(vsac):
-        result = measure_campaign(campaign, workdir, as_of=as_of, window_days=days, ledger=ledger,
-                                  out_html=out_html, groups=list(groups), rules_dir=rules_dir)
+        result = execute(stage, StageContext(workdir=workdir, as_of=as_of or dt.date.today(),
+                                             settings=Settings.from_env()))
     doc = result.document
     itt, pp = doc["intention_to_treat"], doc["per_protocol"]
     reporter.table("Completion by arm", [

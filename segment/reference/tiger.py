@@ -130,6 +130,19 @@ def _vintage(paths: list[Path], vintage: int | None, what: str) -> tuple[int, li
     return vintage, all_fields
 
 
+def _read_geographies(paths: Path | str | Sequence[Path | str], vintage: int | None, what: str,
+                      width: int, name: str) -> tuple[gpd.GeoDataFrame, int]:
+    """One TIGER/Line layer (tracts or block groups): ``name`` (``width``-digit GEOID), geometry."""
+    files = expand_sources(paths)
+    vintage, all_fields = _vintage(files, vintage, what)
+    parts = []
+    for path, fields in zip(files, all_fields, strict=True):
+        geoid = _require(path, fields, "GEOID10", "GEOID20", "GEOID")
+        frame = _read(path, [geoid])
+        parts.append(_with_geoid(frame, geoid, width, path, name))
+    return _concat(parts, name), vintage
+
+
 def read_tracts(
     paths: Path | str | Sequence[Path | str], vintage: int | None = None
 ) -> tuple[gpd.GeoDataFrame, int]:
@@ -138,14 +151,7 @@ def read_tracts(
     Returns the frame and its tract vintage (2010 or 2020). Duplicated tracts across files
     (the same state given twice) are an error.
     """
-    files = expand_sources(paths)
-    vintage, all_fields = _vintage(files, vintage, "tract")
-    parts = []
-    for path, fields in zip(files, all_fields, strict=True):
-        geoid = _require(path, fields, "GEOID10", "GEOID20", "GEOID")
-        frame = _read(path, [geoid])
-        parts.append(_with_geoid(frame, geoid, 11, path, "tract_geoid"))
-    tracts = _concat(parts, "tract_geoid")
+    tracts, vintage = _read_geographies(paths, vintage, "tract", 11, "tract_geoid")
     tracts["state_fips"] = tracts["tract_geoid"].str[:2]
     tracts["county_fips"] = tracts["tract_geoid"].str[:5]
     return tracts[["tract_geoid", "state_fips", "county_fips", "geometry"]], vintage
@@ -155,14 +161,7 @@ def read_block_groups(
     paths: Path | str | Sequence[Path | str], vintage: int | None = None
 ) -> tuple[gpd.GeoDataFrame, int]:
     """Read TIGER/Line block-group shapefiles: ``block_group_geoid``, ``tract_geoid``, geometry."""
-    files = expand_sources(paths)
-    vintage, all_fields = _vintage(files, vintage, "block-group")
-    parts = []
-    for path, fields in zip(files, all_fields, strict=True):
-        geoid = _require(path, fields, "GEOID10", "GEOID20", "GEOID")
-        frame = _read(path, [geoid])
-        parts.append(_with_geoid(frame, geoid, 12, path, "block_group_geoid"))
-    bgs = _concat(parts, "block_group_geoid")
+    bgs, vintage = _read_geographies(paths, vintage, "block-group", 12, "block_group_geoid")
     bgs["tract_geoid"] = bgs["block_group_geoid"].str[:11]
     return bgs[["block_group_geoid", "tract_geoid", "geometry"]], vintage
 

@@ -225,46 +225,59 @@ def _read_table(spec: SuppressionFile) -> tuple[_Table, str]:
 
 def _pick(table: _Table, wanted: str | None, candidates: tuple[str, ...], what: str, path: Path,
           kind: SuppressionKind | None = None, exclude: str | None = None) -> str:
+    """The column holding ``what``: the one named by ``column:``, a known header, the only one, or by content."""
     columns = [c for c in table.columns if c != exclude]
     if wanted is not None:
-        if wanted in columns:
-            return wanted
-        if not table.has_header:
-            raise CampaignError(
-                f"suppression file has no header row, so it has no column `{wanted}`; "
-                "add a header line or remove `column:`",
-                path=path,
-            )
-        raise CampaignError(
-            f"suppression file has no column `{wanted}`; columns: {_shown(table.columns)}", path=path
-        )
-    if table.has_header:
-        keyed = {_norm_key(c): c for c in columns}
-        for cand in candidates:
-            if _norm_key(cand) in keyed:
-                return keyed[_norm_key(cand)]
-    if len(columns) == 1:
-        return columns[0]
-    if not table.has_header:
-        # no header: the column whose cells look like the entries (or, for replies, keywords)
-        best, score = None, 0
-        for i, col in enumerate(table.columns):
-            if col == exclude:
-                continue
-            cells = [r[i] for r in table.rows[:200]]
-            if kind is None:
-                hits = sum(_reply_words(c) in OPT_OUT_KEYWORDS for c in cells)
-            else:
-                hits = sum(_looks_like(c, kind) for c in cells)
-            if hits > score:
-                best, score = col, hits
-        if best is not None:
-            return best
+        return _named(table, wanted, columns, path)
+    found = _by_header(table, candidates, columns)
+    if found is None and len(columns) == 1:
+        found = columns[0]
+    if found is None and not table.has_header:
+        found = _by_content(table, kind, exclude)
+    if found is not None:
+        return found
     listed = f"columns: {_shown(columns)}" if table.has_header else f"{len(columns)} columns, no header row"
     raise CampaignError(
         f"suppression file: cannot tell which column holds the {what}; set `column:` ({listed})",
         path=path,
     )
+
+
+def _named(table: _Table, wanted: str, columns: list[str], path: Path) -> str:
+    """The column ``column:`` names, or an error saying why the file has none."""
+    if wanted in columns:
+        return wanted
+    if not table.has_header:
+        raise CampaignError(
+            f"suppression file has no header row, so it has no column `{wanted}`; "
+            "add a header line or remove `column:`",
+            path=path,
+        )
+    raise CampaignError(f"suppression file has no column `{wanted}`; columns: {_shown(table.columns)}", path=path)
+
+
+def _by_header(table: _Table, candidates: tuple[str, ...], columns: list[str]) -> str | None:
+    """The first candidate header present (case, space and punctuation aside)."""
+    if not table.has_header:
+        return None
+    keyed = {_norm_key(c): c for c in columns}
+    return next((keyed[_norm_key(c)] for c in candidates if _norm_key(c) in keyed), None)
+
+
+def _by_content(table: _Table, kind: SuppressionKind | None, exclude: str | None) -> str | None:
+    """No header: the column whose first 200 cells most look like the entries (for replies, keywords)."""
+    best, score = None, 0
+    for i, col in enumerate(table.columns):
+        if col == exclude:
+            continue
+        cells = [r[i] for r in table.rows[:200]]
+        if kind is None:
+            hits = sum(_reply_words(c) in OPT_OUT_KEYWORDS for c in cells)
+        else:
+            hits = sum(_looks_like(c, kind) for c in cells)
+        if hits > score:
+            best, score = col, hits
+    return best
 
 
 def _shown(columns: list[str]) -> str:

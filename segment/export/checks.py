@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,51 +44,80 @@ class RuleFailure:
                 f"by {what}{extra} (source {src.url}, read {src.checked})")
 
 
+#: a rule's outcome on one file: None (kept), else the rows breaking it and a detail
+Broken = tuple[int, str] | None
+
+
+def _header_pattern(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    headers = pl.Series(table.columns, dtype=pl.String)
+    bad = headers.filter(~headers.str.contains(rule.pattern or "")).to_list()
+    return (table.height, "headers " + ", ".join(bad)) if bad else None
+
+
+def _required_headers(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    missing = [h for h in rule.headers if h not in table.columns]
+    return (table.height, "missing " + ", ".join(missing)) if missing else None
+
+
+def _any_header(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    if any(h in table.columns for h in rule.headers):
+        return None
+    return table.height, "none of " + ", ".join(rule.headers)
+
+
+def _max_rows(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    if rule.limit is None or table.height <= rule.limit:
+        return None
+    return table.height, f"{table.height} rows, limit {rule.limit}"
+
+
+def _cells(table: pl.DataFrame, bad: pl.Expr, detail: str = "") -> Broken:
+    n = int(table.select(bad.sum()).item())
+    return (n, detail) if n else None
+
+
+def _cell_pattern(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    col = pl.col(rule.header or "")
+    return _cells(table, col.is_not_null() & ~col.str.contains(rule.pattern or ""))
+
+
+def _not_blank(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    return _cells(table, pl.col(rule.header or "").is_null())
+
+
+def _unique(table: pl.DataFrame, rule: ImportRule) -> Broken:
+    col = pl.col(rule.header or "")
+    return _cells(table, col.is_not_null() & col.is_duplicated(), "duplicated values")
+
+
+#: how each kind of rule is tested on a file's cells (vectorized)
+RULE_TESTS: dict[RuleKind, Callable[[pl.DataFrame, ImportRule], Broken]] = {
+    RuleKind.HEADER_PATTERN: _header_pattern,
+    RuleKind.REQUIRED_HEADERS: _required_headers,
+    RuleKind.ANY_HEADER: _any_header,
+    RuleKind.MAX_ROWS: _max_rows,
+    RuleKind.CELL_PATTERN: _cell_pattern,
+    RuleKind.NOT_BLANK: _not_blank,
+    RuleKind.UNIQUE: _unique,
+}
+#: rules about one column's cells: a file that does not write the column keeps them
+CELL_RULES = frozenset({RuleKind.CELL_PATTERN, RuleKind.NOT_BLANK, RuleKind.UNIQUE})
+
+
 def rule_failures(table: pl.DataFrame, prof: ResolvedProfile) -> list[RuleFailure]:
     """Every documented rule of ``prof``'s vendor that ``table`` (the file's cells) breaks."""
     if prof.spec is None:
         return []
-    out: list[RuleFailure] = []
-    headers = list(table.columns)
-    n = table.height
     ch = str(prof.channel)
-
-    def fail(rule: ImportRule, rows: int, detail: str = "") -> None:
-        out.append(RuleFailure(prof.name, ch, rule, rows, detail))
-
+    out: list[RuleFailure] = []
     for rule in prof.spec.rules:
         if rule.channels and ch not in rule.channels:
             continue
-        if rule.kind is RuleKind.HEADER_PATTERN:
-            bad = [h for h in headers if not pl.Series([h]).str.contains(rule.pattern or "").item()]
-            if bad:
-                fail(rule, n, "headers " + ", ".join(bad))
-        elif rule.kind is RuleKind.REQUIRED_HEADERS:
-            missing = [h for h in rule.headers if h not in headers]
-            if missing:
-                fail(rule, n, "missing " + ", ".join(missing))
-        elif rule.kind is RuleKind.ANY_HEADER:
-            if not any(h in headers for h in rule.headers):
-                fail(rule, n, "none of " + ", ".join(rule.headers))
-        elif rule.kind is RuleKind.MAX_ROWS:
-            if rule.limit is not None and n > rule.limit:
-                fail(rule, n, f"{n} rows, limit {rule.limit}")
-        elif rule.header is None or rule.header not in headers:
+        if rule.kind in CELL_RULES and (rule.header is None or rule.header not in table.columns):
             continue  # a cell rule about a column this file does not write
-        elif rule.kind is RuleKind.CELL_PATTERN:
-            col = pl.col(rule.header)
-            bad_n = int(table.select((col.is_not_null() & ~col.str.contains(rule.pattern or "")).sum()).item())
-            if bad_n:
-                fail(rule, bad_n)
-        elif rule.kind is RuleKind.NOT_BLANK:
-            bad_n = int(table.select(pl.col(rule.header).is_null().sum()).item())
-            if bad_n:
-                fail(rule, bad_n)
-        elif rule.kind is RuleKind.UNIQUE:
-            col = pl.col(rule.header)
-            bad_n = int(table.select((col.is_not_null() & col.is_duplicated()).sum()).item())
-            if bad_n:
-                fail(rule, bad_n, "duplicated values")
+        broken = RULE_TESTS[rule.kind](table, rule)
+        if broken is not None:
+            out.append(RuleFailure(prof.name, ch, rule, *broken))
     return out
 
 

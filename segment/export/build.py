@@ -152,6 +152,130 @@ def manifest_name(campaign: Campaign, run_id: str) -> str:
     return check_name(f"manifest-{campaign.code}-{run_id}.json", campaign)
 
 
+@dataclass(frozen=True)
+class _Table:
+    """One vendor file's cells before serialization, and the patients it names, in file order."""
+
+    channel: Channel
+    profile: ResolvedProfile
+    frame: pl.DataFrame
+    patient_ids: pl.Series
+    #: the column holding the vendor's own key for each row ("" when the profile has none)
+    key_column: str = ""
+
+
+def _removed(c: Campaign, plan: pl.DataFrame) -> dict[str, int]:
+    """Per contact status other than selected (holdout and journey ones only when used): rows removed."""
+    removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED
+               and (s is not ContactStatus.HOLDOUT or c.holdout is not None)
+               and (s is not ContactStatus.JOURNEY_WAITING or c.journey is not None)}
+    for status, n in plan.group_by("contact_status").len().iter_rows():
+        if status in removed:
+            removed[status] = n
+    return removed
+
+
+def _rows(chosen: pl.DataFrame, people: pl.LazyFrame, at: dt.datetime) -> pl.DataFrame:
+    """The chosen contacts joined to their patient rows, with SFMC's time-zone columns."""
+    extra = [c for c in ("variant", "journey_step") if c in chosen.columns]
+    rows = chosen.lazy().select("patient_id", "channel", "timezone", "send_after_utc", *extra).with_columns(
+        *([pl.col("variant").alias(VARIANT_FIELD)] if "variant" in extra else [])).join(
+        people, on="patient_id", how="left",
+    ).collect()
+    sms_rows = rows.filter(pl.col("channel") == str(Channel.SMS))
+    return rows.join(zone_columns(sms_rows.get_column("timezone"), at), on="timezone", how="left")
+
+
+def _channel_tables(
+    c: Campaign, rows: pl.DataFrame, removed: dict[str, int], failures: list[RuleFailure],
+    *, now: dt.datetime | None, dry_run: bool,
+) -> tuple[list[_Table], dict[str, int]]:
+    """Each channel's vendor table (empty ones left out) and rows sent per channel.
+
+    Rows dropped for an identifier over its byte limit are counted in ``removed``; import
+    rule failures are added to ``failures``.
+    """
+    tables: list[_Table] = []
+    sent: dict[str, int] = {}
+    removed["field_too_long"] = 0
+    for ch in c.channels:
+        vendor = c.vendors[ch]
+        prof = resolve_profile(vendor.profile, ch, c.profiles)
+        mine = rows.filter(pl.col("channel") == str(ch))
+        fields = list(vendor.fields)
+        if c.variants and VARIANT_FIELD not in fields:
+            fields.append(VARIANT_FIELD)  # only the neutral code: the vendor maps it to a template
+        table = vendor_table(mine, prof, fields, code=c.code, options=dict(vendor.options))
+        removed["field_too_long"] += table.rejected_too_long
+        sent[str(ch)] = table.frame.height
+        if table.frame.height == 0:
+            continue
+        failures += rule_failures(table.frame, prof)
+        if now is not None and ch is Channel.SMS:
+            check_schedule(mine.get_column("send_after_utc"), prof, now, dry_run=dry_run)
+        key = prof.spec.key_header.get(str(ch)) if prof.spec is not None else None
+        tables.append(_Table(ch, prof, table.frame, table.patient_ids.cast(pl.String),
+                             key if key is not None and key in table.frame.columns else ""))
+    return tables, sent
+
+
+def _unsubscribe_tables(
+    c: Campaign, unsubscribe: dict[Channel, pl.DataFrame], people: pl.LazyFrame, failures: list[RuleFailure]
+) -> tuple[list[_Table], pl.DataFrame]:
+    """Each vendor's unsubscribe table, and who they name (``vendor``, ``patient_id``, ``channel``)."""
+    tables: list[_Table] = []
+    named: list[pl.DataFrame] = []
+    for ch, who in unsubscribe.items():
+        uprof = unsubscribe_profile(resolve_profile(c.vendors[ch].profile, ch, c.profiles))
+        if uprof is None or who.height == 0:
+            continue
+        rows = who.lazy().join(people, on="patient_id", how="left").collect()
+        table = vendor_table(rows, uprof, [], code=c.code, options=dict(c.vendors[ch].options))
+        failures += rule_failures(table.frame, uprof)
+        tables.append(_Table(ch, uprof, table.frame, table.patient_ids.cast(pl.String)))
+        named.append(table.patient_ids.cast(pl.String).rename("patient_id").to_frame().select(
+            pl.lit(vendor_name(uprof)).alias("vendor"), "patient_id", pl.lit(str(ch)).alias("channel")))
+    return tables, pl.concat(named) if named else pl.DataFrame(schema=UNSUBSCRIBE_SCHEMA)
+
+
+def vendor_name(prof: ResolvedProfile) -> str:
+    """The vendor a profile writes for (the profile's own name for a profile without a spec)."""
+    return prof.spec.vendor if prof.spec is not None else prof.name
+
+
+def _files(c: Campaign, table: _Table, stem: str) -> tuple[list[ExportedFile], pl.DataFrame]:
+    """The parts of one vendor file, and one contact row per patient each part holds."""
+    files: list[ExportedFile] = []
+    contacts: list[pl.DataFrame] = []
+    offset = 0
+    frame = table.frame
+    keys = (frame.get_column(table.key_column).cast(pl.String) if table.key_column
+            else pl.Series([None] * frame.height, dtype=pl.String))
+    for name, data, plain, n_rows in _parts(c, table.channel, table.profile, frame, stem):
+        files.append(_file(c, table.channel, table.profile, name, data, plain, n_rows))
+        # records never span lines, so part i holds the next n_rows patients in file order
+        contacts.append(pl.DataFrame({
+            "patient_id": table.patient_ids.slice(offset, n_rows),
+            "vendor_key": keys.slice(offset, n_rows),
+        }).select("patient_id", pl.lit(str(table.channel)).alias("channel"), pl.lit(name).alias("file_name"),
+                  pl.lit(vendor_name(table.profile)).alias("vendor"), "vendor_key"))
+        offset += n_rows
+    return files, pl.concat(contacts)
+
+
+def _contacts(chosen: pl.DataFrame, written: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per contact written (:data:`CONTACT_SCHEMA`), with its journey step and variant."""
+    if not written:
+        return pl.DataFrame(schema=CONTACT_SCHEMA)
+    tags = chosen.select(
+        "patient_id",
+        pl.col("journey_step").cast(pl.Int32).alias("step") if "journey_step" in chosen.columns
+        else pl.lit(None, pl.Int32).alias("step"),
+        pl.col("variant") if "variant" in chosen.columns else pl.lit(None, pl.String).alias("variant"),
+    )
+    return pl.concat(written).join(tags, on="patient_id", how="left").select(list(CONTACT_SCHEMA))
+
+
 def build_files(
     campaign: Campaign,
     plan: pl.DataFrame,
@@ -171,92 +295,29 @@ def build_files(
     channel, the ``patient_id`` of people to name in the vendor's unsubscribe file.
     """
     c = campaign
-    removed = {str(s): 0 for s in ContactStatus if s is not ContactStatus.SELECTED
-               and (s is not ContactStatus.HOLDOUT or c.holdout is not None)
-               and (s is not ContactStatus.JOURNEY_WAITING or c.journey is not None)}
-    for status, n in plan.group_by("contact_status").len().iter_rows():
-        if status in removed:
-            removed[status] = n
+    removed = _removed(c, plan)
     chosen = plan.filter(pl.col("contact_status") == str(ContactStatus.SELECTED))
     if delta:
         removed["already_sent"] = int(chosen.get_column("already_sent").sum())
         chosen = chosen.filter(~pl.col("already_sent"))
-    extra = [c for c in ("variant", "journey_step") if c in chosen.columns]
-    ids_as_text = patients.with_columns(pl.col("patient_id").cast(pl.String))
-    rows = chosen.lazy().select("patient_id", "channel", "timezone", "send_after_utc", *extra).with_columns(
-        *([pl.col("variant").alias(VARIANT_FIELD)] if "variant" in extra else [])).join(
-        ids_as_text, on="patient_id", how="left",
-    ).collect()
-    sms_rows = rows.filter(pl.col("channel") == str(Channel.SMS))
-    at = planned_send_utc(as_of, c.schedule)
-    rows = rows.join(zone_columns(sms_rows.get_column("timezone"), at), on="timezone", how="left")
-    files: list[ExportedFile] = []
-    sent: dict[str, int] = {}
-    contacts: list[pl.DataFrame] = []
+    people = patients.with_columns(pl.col("patient_id").cast(pl.String))
     failures: list[RuleFailure] = []
-    pending: list[tuple[Channel, ResolvedProfile, pl.DataFrame, pl.Series, str]] = []
-    removed["field_too_long"] = 0
-    for ch in c.channels:
-        vendor = c.vendors[ch]
-        prof = resolve_profile(vendor.profile, ch, c.profiles)
-        mine = rows.filter(pl.col("channel") == str(ch))
-        fields = list(vendor.fields)
-        if c.variants and VARIANT_FIELD not in fields:
-            fields.append(VARIANT_FIELD)  # only the neutral code: the vendor maps it to a template
-        table = vendor_table(mine, prof, fields, code=c.code, options=dict(vendor.options))
-        removed["field_too_long"] += table.rejected_too_long
-        sent[str(ch)] = table.frame.height
-        if table.frame.height == 0:
-            continue
-        failures += rule_failures(table.frame, prof)
-        if now is not None and ch is Channel.SMS:
-            check_schedule(mine.get_column("send_after_utc"), prof, now, dry_run=dry_run)
-        key = prof.spec.key_header.get(str(ch)) if prof.spec is not None else None
-        pending.append((ch, prof, table.frame, table.patient_ids.cast(pl.String),
-                        key if key in table.frame.columns else ""))
-    unsub_frames: list[pl.DataFrame] = []
-    unsub_pending: list[tuple[Channel, ResolvedProfile, pl.DataFrame]] = []
-    for ch, who in (unsubscribe or {}).items():
-        prof = resolve_profile(c.vendors[ch].profile, ch, c.profiles)
-        uprof = unsubscribe_profile(prof)
-        if uprof is None or who.height == 0:
-            continue
-        people = who.lazy().join(ids_as_text, on="patient_id", how="left").collect()
-        table = vendor_table(people, uprof, [], code=c.code, options=dict(c.vendors[ch].options))
-        failures += rule_failures(table.frame, uprof)
-        unsub_pending.append((ch, uprof, table.frame))
-        unsub_frames.append(pl.DataFrame({"vendor": [uprof.spec.vendor if uprof.spec else uprof.name] * table.frame.height,
-                                          "patient_id": table.patient_ids.cast(pl.String),
-                                          "channel": [str(ch)] * table.frame.height}, schema=UNSUBSCRIBE_SCHEMA))
+    tables, sent = _channel_tables(c, _rows(chosen, people, planned_send_utc(as_of, c.schedule)), removed,
+                                   failures, now=now, dry_run=dry_run)
+    unsub_tables, unsubscribes = _unsubscribe_tables(c, unsubscribe or {}, people, failures)
     raise_failures(failures)  # before any byte is produced
-    for ch, prof, frame, ids, key in pending:
-        stem = render_name(c, ch, prof.name, as_of, run_id)
-        offset = 0
-        vendor_name = prof.spec.vendor if prof.spec is not None else prof.name
-        keys = frame.get_column(key) if key else pl.Series([None] * frame.height, dtype=pl.String)
-        for name, data, plain, n_rows in _parts(c, ch, prof, frame, stem):
-            files.append(_file(c, ch, prof, name, data, plain, n_rows))
-            # records never span lines, so part i holds the next n_rows patients in file order
-            contacts.append(pl.DataFrame({
-                "patient_id": ids.slice(offset, n_rows), "channel": [str(ch)] * n_rows,
-                "file_name": [name] * n_rows, "vendor": [vendor_name] * n_rows,
-                "vendor_key": keys.slice(offset, n_rows).cast(pl.String),
-            }, schema={k: v for k, v in CONTACT_SCHEMA.items() if k not in ("step", "variant")}))
-            offset += n_rows
-    for ch, uprof, frame in unsub_pending:
-        stem = render_name(c, ch, uprof.name, as_of, run_id) + "_unsubscribe"
-        for name, data, plain, n_rows in _parts(c, ch, uprof, frame, stem):
-            files.append(_file(c, ch, uprof, name, data, plain, n_rows))
-    tags = chosen.select("patient_id", pl.col("journey_step").cast(pl.Int32).alias("step") if "journey_step" in extra
-                         else pl.lit(None, pl.Int32).alias("step"),
-                         pl.col("variant") if "variant" in extra else pl.lit(None, pl.String).alias("variant"))
+    files: list[ExportedFile] = []
+    written: list[pl.DataFrame] = []
+    for table in tables:
+        parts, contacts = _files(c, table, render_name(c, table.channel, table.profile.name, as_of, run_id))
+        files += parts
+        written.append(contacts)
+    for table in unsub_tables:
+        files += _files(c, table, render_name(c, table.channel, table.profile.name, as_of, run_id)
+                        + "_unsubscribe")[0]
     return BuiltExport(
-        files=files,
-        contacts=(pl.concat(contacts).join(tags, on="patient_id", how="left").select(list(CONTACT_SCHEMA))
-                  if contacts else pl.DataFrame(schema=CONTACT_SCHEMA)),
-        sent=sent, removed=removed, patients=plan.height,
-        in_audience=int(plan.get_column("in_audience").sum()),
-        unsubscribes=pl.concat(unsub_frames) if unsub_frames else pl.DataFrame(schema=UNSUBSCRIBE_SCHEMA),
+        files=files, contacts=_contacts(chosen, written), sent=sent, removed=removed, patients=plan.height,
+        in_audience=int(plan.get_column("in_audience").sum()), unsubscribes=unsubscribes,
     )
 
 

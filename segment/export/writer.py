@@ -129,6 +129,61 @@ def _as_text(expr: pl.Expr, dtype: pl.DataType, col: ProfileColumn, prof: Resolv
     return expr.cast(pl.String)
 
 
+@dataclass(frozen=True)
+class _Cell:
+    """How one vendor column is computed from a row, and what its byte limit does."""
+
+    header: str
+    text: pl.Expr
+    #: the cell had NUL or bidirectional-control characters (removed from ``text``)
+    has_invisible: pl.Expr
+    #: the row is dropped when this is true (an identifier over its byte limit)
+    too_long: pl.Expr | None
+    #: text over this many bytes is cut on a character boundary
+    truncate_to: int | None
+
+
+def _cell(col: ProfileColumn, src: pl.Expr, rows: pl.DataFrame, prof: ResolvedProfile) -> _Cell:
+    dtype = rows.select(src.alias("_x")).schema["_x"] if col.value is None else pl.String()
+    text = _as_text(src, dtype, col, prof)
+    if col.field == "phone_e164" and prof.phone_format is PhoneFormat.DIGITS:
+        text = text.str.strip_prefix("+")
+    invisible = text.str.contains(INVISIBLE).fill_null(False)
+    text = neutralize(text.str.replace_all(INVISIBLE, ""), email=col.field == "email")
+    text = text.str.replace_all(r"[\r\n]+", " ")
+    limit = col.max_bytes or prof.max_field_bytes
+    reject = (col.overflow or prof.overflow) is Overflow.REJECT
+    too_long = (text.str.len_bytes() > limit).fill_null(False) if limit is not None and reject else None
+    text = pl.when(text == "").then(pl.lit(None, pl.String)).otherwise(text)
+    return _Cell(col.header, text.alias(col.header), invisible, too_long, limit if not reject else None)
+
+
+def _cells(rows: pl.DataFrame, prof: ResolvedProfile, fields: list[str], code: str,
+           options: dict[str, str]) -> list[_Cell]:
+    """The profile's required columns, the allowed ``fields`` it has, then the extra fields."""
+    available = derived_columns(code, str(prof.channel), options)
+    columns: list[ProfileColumn] = [c for c in prof.columns if c.required or c.field in fields]
+    covered = {c.field for c in prof.columns}
+    columns += [ProfileColumn(header=extra_header(f, prof.extra_header_style), field=f)
+                for f in fields if f not in covered]
+    cells: list[_Cell] = []
+    for col in columns:
+        src = _source(col, available, rows.schema)
+        if src is None:
+            if col.field.startswith("option:"):
+                continue  # an optional vendor constant the campaign did not set
+            raise PrivacyError(
+                f"field `{col.field}` (vendor column `{col.header}`) is not a column of the "
+                "patient file",
+                column=col.field,
+            )
+        cell = _cell(col, src, rows, prof)
+        if any(c.header == col.header for c in cells):
+            raise DeliveryError(f"profile `{prof.name}` writes column `{col.header}` twice")
+        cells.append(cell)
+    return cells
+
+
 def vendor_table(
     rows: pl.DataFrame,
     prof: ResolvedProfile,
@@ -138,60 +193,23 @@ def vendor_table(
     options: dict[str, str],
 ) -> VendorTable:
     """The allow-listed, formatted, neutralized cells for ``rows`` (one vendor, one channel)."""
-    available = derived_columns(code, str(prof.channel), options)
-    schema = rows.schema
-    columns: list[ProfileColumn] = [c for c in prof.columns if c.required or c.field in fields]
-    covered = {c.field for c in prof.columns}
-    columns += [ProfileColumn(header=extra_header(f, prof.extra_header_style), field=f)
-                for f in fields if f not in covered]
-    exprs: list[pl.Expr] = []
-    headers: list[str] = []
-    reject_checks: list[pl.Expr] = []
-    invisible: list[pl.Expr] = []
-    truncate: dict[str, int] = {}
-    for col in columns:
-        src = _source(col, available, schema)
-        if src is None:
-            if col.field.startswith("option:"):
-                continue  # an optional vendor constant the campaign did not set
-            raise PrivacyError(
-                f"field `{col.field}` (vendor column `{col.header}`) is not a column of the "
-                "patient file",
-                column=col.field,
-            )
-        dtype = rows.select(src.alias("_x")).schema["_x"] if col.value is None else pl.String()
-        text = _as_text(src, dtype, col, prof)
-        if col.field == "phone_e164" and prof.phone_format is PhoneFormat.DIGITS:
-            text = text.str.strip_prefix("+")
-        invisible.append(text.str.contains(INVISIBLE).fill_null(False))
-        text = neutralize(text.str.replace_all(INVISIBLE, ""), email=col.field == "email")
-        text = text.str.replace_all(r"[\r\n]+", " ")
-        limit = col.max_bytes or prof.max_field_bytes
-        overflow = col.overflow or prof.overflow
-        if limit is not None:
-            if overflow is Overflow.REJECT:
-                reject_checks.append((text.str.len_bytes() > limit).fill_null(False))
-            else:
-                truncate[col.header] = limit
-        text = pl.when(text == "").then(pl.lit(None, pl.String)).otherwise(text)
-        if col.header in headers:
-            raise DeliveryError(f"profile `{prof.name}` writes column `{col.header}` twice")
-        headers.append(col.header)
-        exprs.append(text.alias(col.header))
+    cells = _cells(rows, prof, fields, code, options)
     ordered = rows.sort("patient_id")
+    reject_checks = [c.too_long for c in cells if c.too_long is not None]
     rejected = 0
     if reject_checks:
         bad = pl.any_horizontal(reject_checks)
         rejected = int(ordered.select(bad.sum()).item())
         ordered = ordered.filter(~bad)
+    invisible = [c.has_invisible for c in cells]
     cleaned = int(ordered.select(pl.sum_horizontal(invisible).sum()).item()) if invisible and ordered.height else 0
     if cleaned:
         get_logger("export").warning(
             f"{prof.name}: NUL or bidirectional-control characters removed from {cleaned} cell(s)",
             cells_cleaned=cleaned,
         )
-    table = ordered.select(exprs)
-    for header, limit in truncate.items():
+    table = ordered.select([c.text for c in cells])
+    for header, limit in ((c.header, c.truncate_to) for c in cells if c.truncate_to is not None):
         if table.height and (table.get_column(header).str.len_bytes() > limit).any():
             table = table.with_columns(truncate_bytes(table.get_column(header), limit))
     if prof.omit_blank_columns and table.height:

@@ -16,7 +16,6 @@ import socket
 import stat
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 import paramiko
@@ -353,8 +352,3 @@ def open_transport(dest: Destination, settings: Sftp) -> Transport:
     if isinstance(dest, FolderDestination):
         return FolderTransport(dest)
     return SftpTransport(dest, settings)
-
-
-def local_path(dest: Destination) -> Path | None:
-    """The folder path of a local destination (None for SFTP)."""
-    return dest.path if isinstance(dest, FolderDestination) else None

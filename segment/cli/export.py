@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
 
+from segment.campaign import load_campaign
 from segment.cli._vocabulary import SegmentCommand
 from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
-from segment.export import ExportMode, export_campaign
+from segment.export import ExportMode, ExportStage
+from segment.stage import StageContext, execute
 
 
 @command(
@@ -33,7 +36,7 @@ from segment.export import ExportMode, export_campaign
 @click.option("--dry-run", is_flag=True, help="Plan and report; write no vendor file and no ledger rows.")
 @click.option("--run-id", default=None, help="Run id for file names (default: derived from the inputs and date).")
 def export_command(
-    workdir: Path, campaign_file: Path, dest: str | None, as_of: object, mode: str,
+    workdir: Path, campaign_file: Path, dest: str | None, as_of: dt.date | None, mode: str,
     dry_run: bool, run_id: str | None,
 ) -> None:
     """Write one vendor file per channel, a per-run manifest and a .done trigger file.
@@ -47,10 +50,9 @@ def export_command(
     again; a run dated before contacts already in the ledger is refused unless --dry-run.
     """
     reporter = get_reporter()
-    result = export_campaign(
-        campaign_file, workdir, dest, as_of=as_of,  # type: ignore[arg-type]
-        mode=mode, dry_run=dry_run, run_id=run_id,
-    )
+    campaign = load_campaign(campaign_file)
+    stage = ExportStage(campaign, dest, dry_run=dry_run, mode=ExportMode(mode), run_id=run_id)
+    result = execute(stage, StageContext(workdir=workdir, as_of=as_of or campaign.as_of or dt.date.today()))
     if result.reconciled:
         reporter.result("reconciled unfinished deliveries",
                         {f"{r.campaign_code} {r.run_id}": f"found {r.found}; {r.action}"

@@ -120,21 +120,20 @@ def write_json(target: str | Path, data: Any) -> Path:
 
 def write_parquet(frame: pl.LazyFrame | pl.DataFrame, target: str | Path) -> Path:
     """Write a frame to Parquet atomically and owner-only (streaming when lazy)."""
-    with atomic_path(target) as tmp:
-        if isinstance(frame, pl.LazyFrame):
-            frame.sink_parquet(tmp)
-        else:
-            frame.write_parquet(tmp)
-    return Path(target)
+    return _write_frame(frame, target, "parquet")
 
 
 def write_csv(frame: pl.DataFrame | pl.LazyFrame, target: str | Path) -> Path:
     """Write a frame to CSV atomically and owner-only."""
+    return _write_frame(frame, target, "csv")
+
+
+def _write_frame(frame: pl.DataFrame | pl.LazyFrame, target: str | Path, kind: str) -> Path:
     with atomic_path(target) as tmp:
         if isinstance(frame, pl.LazyFrame):
-            frame.sink_csv(tmp)
+            frame.sink_parquet(tmp) if kind == "parquet" else frame.sink_csv(tmp)
         else:
-            frame.write_csv(tmp)
+            frame.write_parquet(tmp) if kind == "parquet" else frame.write_csv(tmp)
     return Path(target)
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from segment.stage import SparkRun
+
 if TYPE_CHECKING:
     import datetime as dt
     from pathlib import Path
@@ -27,15 +29,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
-class EngineChoice:
-    """What the engine options said."""
+class EngineChoice(SparkRun):
+    """What the engine options said: the engine, and the Spark options it takes."""
 
     engine: str = "polars"
-    master: str | None = None
-    buckets: int | None = None
-    patients: str | None = None
-    events: str | None = None
-    output: str | None = None
 
     @property
     def spark(self) -> bool:
@@ -72,12 +69,10 @@ class EngineChoice:
         import datetime as dt
 
         from segment.config import Settings
-        from segment.stage import SparkRun, StageContext
+        from segment.stage import StageContext
 
-        spark = (SparkRun(self.master, self.buckets, self.patients, self.events, self.output)
-                 if self.spark else None)
         return StageContext(workdir=workdir, as_of=as_of or dt.date.today(),
-                            settings=settings or Settings.from_env(), spark=spark,
+                            settings=settings or Settings.from_env(), spark=self if self.spark else None,
                             start_spark=(lambda: self.session(campaign)) if self.spark else None)
 
 
@@ -113,4 +108,5 @@ def engine_options(*, tables: tuple[str, ...] = ("patients",), output: bool = Tr
 def engine_choice(engine: str, master: str | None, buckets: int | None, patients: str | None = None,
                   events: str | None = None, output: str | None = None) -> EngineChoice:
     """The checked :class:`EngineChoice` of a command's options."""
-    return EngineChoice(engine, master, buckets, patients, events, output).check()
+    return EngineChoice(master=master, buckets=buckets, patients=patients, events=events, output=output,
+                        engine=engine).check()

@@ -1,6 +1,7 @@
 """Documentation that is tested (the sqlite-utils `test_docs.py` habit).
 
-* Every fenced block opened with ```` ```bash runnable ```` in README.md and docs/*.md runs, in
+* Every fenced block opened with ```` ```bash runnable ```` (or ```` ```python runnable ````, run
+  with this interpreter: docs/python-api.md) in README.md and docs/*.md runs, in
   the order written, one sandbox per file: a temporary folder holding ``demo-work/`` (the demo
   world at its default size, built once per session with the README's own command) and links
   to the repository's ``rules/`` and ``examples/``; ``segment`` is on the ``PATH``. A block
@@ -45,6 +46,14 @@ class Block:
     line: int
     info: list[str]
     body: str
+    language: str = "bash"
+
+    @property
+    def command(self) -> list[str]:
+        """How the block runs: bash with errexit and pipefail, or this Python."""
+        if self.language == "python":
+            return [sys.executable, "-c", self.body]
+        return ["bash", "-euo", "pipefail", "-c", self.body]
 
     @property
     def where(self) -> str:
@@ -56,12 +65,12 @@ class Block:
 
 
 def blocks(path: Path) -> list[Block]:
-    """The fenced blocks of ``path`` whose info string is ``bash runnable ...``."""
+    """The fenced blocks of ``path`` whose info string is ``bash runnable ...`` or ``python runnable ...``."""
     text = path.read_text(encoding="utf-8")
     found = []
     for m in FENCE.finditer(text):
         info = m.group("info").split()
-        if info[:2] != ["bash", "runnable"]:
+        if info[:2] not in (["bash", "runnable"], ["python", "runnable"]):
             continue
         unknown = [w for w in info[2:] if w not in SKIP_REASONS]
         line = text.count("\n", 0, m.start()) + 1
@@ -69,7 +78,7 @@ def blocks(path: Path) -> list[Block]:
         indent = m.group("indent")
         body = "\n".join(ln[len(indent):] if ln.startswith(indent) else ln
                          for ln in m.group("body").splitlines())
-        found.append(Block(path, line, info[2:], body))
+        found.append(Block(path, line, info[2:], body, info[0]))
     return found
 
 
@@ -113,7 +122,7 @@ def test_runnable_examples_run(doc: Path, demo_world: Path, tmp_path: Path) -> N
     for block in RUNNABLE[doc]:
         if block.skip_reason is not None:
             continue
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.body], cwd=cwd, env=env,
+        proc = subprocess.run(block.command, cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
         assert proc.returncode == 0, (
             f"{block.where}: exit {proc.returncode}\n{block.body}\n--- stderr ---\n{proc.stderr[-3000:]}"
@@ -146,6 +155,16 @@ def test_fence_parser_reads_markers_indents_and_ignores_other_blocks(tmp_path: P
     bad.write_text("```bash runnable needs-coffee\nsegment\n```\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="unknown marker"):
         blocks(bad)
+
+
+def test_python_blocks_run_with_this_interpreter(tmp_path: Path) -> None:
+    doc = tmp_path / "api.md"
+    doc.write_text("```python runnable\nimport sys\nprint(sys.version_info[0])\n```\n"
+                   "```python\nnot run\n```\n", encoding="utf-8")
+    [block] = blocks(doc)
+    assert block.language == "python" and block.command[:2] == [sys.executable, "-c"]
+    proc = subprocess.run(block.command, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "3"
 
 
 # -- everything is documented ---------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from segment.errors import ReferenceDataError
 from segment.log import get_logger
 from segment.reference import tiger
 from segment.reference.crosswalk import rekey_mixed
+from segment.reference.indicators import tract_vintage_of
 from segment.reference.loading import IndicatorTables, load_indicator_sources
 from segment.reference.pack import (
     ADDRESS_RANGES,
@@ -79,6 +81,132 @@ def _entry(target: Path, sources: list[Path], vintage: object, geography: str, r
     )
 
 
+@dataclass(frozen=True)
+class _Tracts:
+    """The pack's tracts as read: the frame, their boundary vintage and their states."""
+
+    frame: gpd.GeoDataFrame
+    vintage: int
+    states: list[str]
+
+
+def _write_tracts(out: Path, tracts: PathsArg, vintage: int | None, years: dict[str, object]
+                  ) -> tuple[_Tracts, FileEntry]:
+    tract_files = tiger.expand_sources(tracts)
+    tract_frame, tract_vintage = tiger.read_tracts(tract_files, vintage)
+    if tract_frame.empty:
+        raise ReferenceDataError("the tract files hold no tracts", path=tract_files[0])
+    states = sorted(tract_frame["state_fips"].unique().tolist())
+    log.info("read tracts", tracts=len(tract_frame), states=len(states), vintage=tract_vintage)
+    _write_geo(tract_frame, out / TRACTS)
+    entry = _entry(out / TRACTS, tract_files, years.get("tracts", tract_vintage), "tract",
+                   len(tract_frame), tract_vintage=tract_vintage)
+    return _Tracts(tract_frame, tract_vintage, states), entry
+
+
+def _write_block_groups(out: Path, block_groups: PathsArg | None, tracts: _Tracts,
+                        years: dict[str, object]) -> FileEntry | None:
+    bg_files = tiger.expand_sources(block_groups) if block_groups is not None else []
+    if not bg_files:
+        return None
+    bgs, bg_vintage = tiger.read_block_groups(bg_files, tracts.vintage)
+    if bg_vintage != tracts.vintage:  # pragma: no cover - read_block_groups refuses first
+        raise ReferenceDataError("block groups and tracts have different vintages")
+    orphans = int((~bgs["tract_geoid"].isin(tracts.frame["tract_geoid"])).sum())
+    if orphans:
+        log.warning("block groups whose tract is not in the pack", block_groups=orphans)
+    _write_geo(bgs, out / BLOCK_GROUPS)
+    log.info("read block groups", block_groups=len(bgs))
+    return _entry(out / BLOCK_GROUPS, bg_files, years.get("block_groups", bg_vintage), "block group", len(bgs))
+
+
+def _write_address_ranges(out: Path, address_ranges: PathsArg | None, years: dict[str, object]) -> FileEntry | None:
+    ar_files = tiger.expand_sources(address_ranges) if address_ranges is not None else []
+    if not ar_files:
+        return None
+    ranges = tiger.read_address_ranges(ar_files)
+    _write_geo(ranges, out / ADDRESS_RANGES)
+    ar_year = years.get("address_ranges") or _common_year(ar_files) or ""
+    log.info("read address ranges", segments=len(ranges), files=len(ar_files))
+    return _entry(out / ADDRESS_RANGES, ar_files, ar_year, "street segment side", len(ranges))
+
+
+def _write_zip_centroids(out: Path, zip_centroids: PathsArg | None, years: dict[str, object]) -> FileEntry | None:
+    zc_files = _paths(zip_centroids)
+    if not zc_files:
+        return None
+    zips = tiger.read_zip_centroids(zc_files)
+    _write_plain(zips, out / ZIP_CENTROIDS)
+    log.info("read ZIP centroids", zips=zips.height)
+    return _entry(out / ZIP_CENTROIDS, zc_files, years.get("zip_centroids", ""), "ZCTA", zips.height)
+
+
+@dataclass(frozen=True)
+class _IndicatorOptions:
+    """How indicator files are read and fitted to the pack's tracts."""
+
+    keep_columns: dict[str, str] | None = None
+    indicator_years: dict[str, int] | None = None
+    indicator_vintage: int | None = None
+    crosswalk: Path | None = None
+
+
+def _write_tract_indicators(out: Path, tables: IndicatorTables, ind_files: list[Path], tracts: _Tracts,
+                            options: _IndicatorOptions, years: dict[str, object]
+                            ) -> tuple[FileEntry, list[dict[str, Any]]]:
+    tract_entries = [e for e in tables.entries if e.get("level", "tract") == "tract"]
+    frame, columns = _indicators(tables.frames[Level.TRACT], tract_entries, ind_files, tracts.frame,
+                                 tracts.vintage, options.indicator_vintage, options.crosswalk, tracts.states)
+    _write_plain(frame, out / INDICATORS)
+    cw_extra = {"crosswalk": options.crosswalk.name} if options.crosswalk else {}
+    ind_vintage = years.get("indicators") or "; ".join(
+        sorted({str(c.get("vintage")) for c in columns if c.get("vintage")}))
+    entry = _entry(out / INDICATORS, _sources_of(tables, Level.TRACT), ind_vintage, "tract", frame.height,
+                   tract_vintage=tracts.vintage, **cw_extra)
+    return entry, columns
+
+
+def _write_level_indicators(out: Path, tables: IndicatorTables, level: Level, table: str, tracts: _Tracts,
+                            columns: list[dict[str, Any]]) -> tuple[FileEntry, list[dict[str, Any]]]:
+    """Block-group or county indicators: the table's entry and its data-dictionary columns."""
+    level_entries = [e for e in tables.entries if e.get("level") == level.value]
+    if level is Level.COUNTY:
+        alone = [e["name"] for e in level_entries if e["name"] not in {c["name"] for c in columns}]
+        if alone:  # a fallback only: say which county columns no patient will get
+            log.warning("county indicators without a tract column of the same name are "
+                        "not joined (county values serve ZIP-centroid patients only)", columns=len(alone))
+    frame = _other_level(tables.frames[level], level, level_entries, tracts.vintage, tracts.states,
+                         _sources_of(tables, level))
+    _write_plain(frame, out / table)
+    entry = _entry(out / table, _sources_of(tables, level),
+                   "; ".join(sorted({str(e.get("vintage")) for e in level_entries})), level.value, frame.height)
+    return entry, [{**e, "tract_vintage": tracts.vintage} for e in level_entries]
+
+
+def _write_indicators(out: Path, ind_files: list[Path], tracts: _Tracts, options: _IndicatorOptions,
+                      years: dict[str, object]
+                      ) -> tuple[dict[str, FileEntry], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The indicator tables of every level: (file entries, data-dictionary columns, per-file reports)."""
+    if not ind_files:
+        return {}, [], []
+    tables = _load_indicators(ind_files, options.keep_columns, options.indicator_years)
+    reports = tables.reports()
+    for r in reports:
+        if r["ignored"]:
+            log.warning(f"{r['file']}: {len(r['ignored'])} columns ignored (not mapped or "
+                        "kept; listed in the manifest's indicator_inputs)",
+                        file=r["file"], columns=len(r["ignored"]))
+    files: dict[str, FileEntry] = {}
+    columns: list[dict[str, Any]] = []
+    if Level.TRACT in tables.frames:
+        files[INDICATORS], columns = _write_tract_indicators(out, tables, ind_files, tracts, options, years)
+    for level, table in ((Level.BLOCK_GROUP, BLOCK_GROUP_INDICATORS), (Level.COUNTY, COUNTY_INDICATORS)):
+        if level in tables.frames:
+            files[table], level_columns = _write_level_indicators(out, tables, level, table, tracts, columns)
+            columns += level_columns
+    return files, columns, reports
+
+
 def build_pack(
     out: str | Path,
     *,
@@ -113,108 +241,32 @@ def build_pack(
     """
     out = ensure_private_dir(out)
     years = dict(source_years or {})
-    tract_files = tiger.expand_sources(tracts)
-    tract_frame, tract_vintage = tiger.read_tracts(tract_files, vintage)
-    if tract_frame.empty:
-        raise ReferenceDataError("the tract files hold no tracts", path=tract_files[0])
-    states = sorted(tract_frame["state_fips"].unique().tolist())
-    log.info("read tracts", tracts=len(tract_frame), states=len(states), vintage=tract_vintage)
-
-    files: dict[str, FileEntry] = {}
-    _write_geo(tract_frame, out / TRACTS)
-    files[TRACTS] = _entry(out / TRACTS, tract_files, years.get("tracts", tract_vintage), "tract",
-                           len(tract_frame), tract_vintage=tract_vintage)
-
-    bg_files = tiger.expand_sources(block_groups) if block_groups is not None else []
-    if bg_files:
-        bgs, bg_vintage = tiger.read_block_groups(bg_files, tract_vintage)
-        if bg_vintage != tract_vintage:  # pragma: no cover - read_block_groups refuses first
-            raise ReferenceDataError("block groups and tracts have different vintages")
-        orphans = int((~bgs["tract_geoid"].isin(tract_frame["tract_geoid"])).sum())
-        if orphans:
-            log.warning("block groups whose tract is not in the pack", block_groups=orphans)
-        _write_geo(bgs, out / BLOCK_GROUPS)
-        files[BLOCK_GROUPS] = _entry(out / BLOCK_GROUPS, bg_files,
-                                     years.get("block_groups", bg_vintage), "block group", len(bgs))
-        log.info("read block groups", block_groups=len(bgs))
-
-    ar_files = tiger.expand_sources(address_ranges) if address_ranges is not None else []
-    if ar_files:
-        ranges = tiger.read_address_ranges(ar_files)
-        _write_geo(ranges, out / ADDRESS_RANGES)
-        ar_year = years.get("address_ranges") or _common_year(ar_files) or ""
-        files[ADDRESS_RANGES] = _entry(out / ADDRESS_RANGES, ar_files, ar_year, "street segment side",
-                                       len(ranges))
-        log.info("read address ranges", segments=len(ranges), files=len(ar_files))
-
-    zc_files = _paths(zip_centroids)
-    if zc_files:
-        zips = tiger.read_zip_centroids(zc_files)
-        _write_plain(zips, out / ZIP_CENTROIDS)
-        files[ZIP_CENTROIDS] = _entry(out / ZIP_CENTROIDS, zc_files,
-                                      years.get("zip_centroids", ""), "ZCTA", zips.height)
-        log.info("read ZIP centroids", zips=zips.height)
-
-    columns: list[dict[str, Any]] = []
-    reports: list[dict[str, Any]] = []
-    ind_files = _paths(indicators)
-    if ind_files:
-        tables = _load_indicators(ind_files, keep_columns, indicator_years)
-        reports = tables.reports()
-        for r in reports:
-            if r["ignored"]:
-                log.warning(f"{r['file']}: {len(r['ignored'])} columns ignored (not mapped or "
-                            "kept; listed in the manifest's indicator_inputs)",
-                            file=r["file"], columns=len(r["ignored"]))
-        columns = []
-        if Level.TRACT in tables.frames:
-            tract_entries = [e for e in tables.entries if e.get("level", "tract") == "tract"]
-            frame, columns = _indicators(tables.frames[Level.TRACT], tract_entries, ind_files,
-                                         tract_frame, tract_vintage, indicator_vintage,
-                                         Path(crosswalk) if crosswalk else None, states)
-            _write_plain(frame, out / INDICATORS)
-            cw_extra = {"crosswalk": Path(crosswalk).name} if crosswalk else {}
-            ind_vintage = years.get("indicators") or "; ".join(
-                sorted({str(c.get("vintage")) for c in columns if c.get("vintage")}))
-            files[INDICATORS] = _entry(out / INDICATORS, _sources_of(tables, Level.TRACT),
-                                       ind_vintage, "tract", frame.height,
-                                       tract_vintage=tract_vintage, **cw_extra)
-        for level, table in ((Level.BLOCK_GROUP, BLOCK_GROUP_INDICATORS),
-                             (Level.COUNTY, COUNTY_INDICATORS)):
-            if level not in tables.frames:
-                continue
-            level_entries = [e for e in tables.entries if e.get("level") == level.value]
-            if level is Level.COUNTY:
-                alone = [e["name"] for e in level_entries if e["name"] not in
-                         {c["name"] for c in columns}]
-                if alone:  # a fallback only: say which county columns no patient will get
-                    log.warning("county indicators without a tract column of the same name are "
-                                "not joined (county values serve ZIP-centroid patients only)",
-                                columns=len(alone))
-            frame = _other_level(tables.frames[level], level, level_entries, tract_vintage,
-                                 states, _sources_of(tables, level))
-            _write_plain(frame, out / table)
-            columns += [{**e, "tract_vintage": tract_vintage} for e in level_entries]
-            files[table] = _entry(out / table, _sources_of(tables, level), "; ".join(
-                sorted({str(e.get("vintage")) for e in level_entries})), level.value,
-                frame.height)
-
+    pack_tracts, tract_entry = _write_tracts(out, tracts, vintage, years)
+    files: dict[str, FileEntry] = {TRACTS: tract_entry}
+    for table, entry in ((BLOCK_GROUPS, _write_block_groups(out, block_groups, pack_tracts, years)),
+                         (ADDRESS_RANGES, _write_address_ranges(out, address_ranges, years)),
+                         (ZIP_CENTROIDS, _write_zip_centroids(out, zip_centroids, years))):
+        if entry is not None:
+            files[table] = entry
+    options = _IndicatorOptions(keep_columns, indicator_years, indicator_vintage,
+                                Path(crosswalk) if crosswalk else None)
+    indicator_files, columns, reports = _write_indicators(out, _paths(indicators), pack_tracts, options, years)
+    files.update(indicator_files)
     for stale in TABLES:  # a rebuild without an optional input must not keep the old table
         if stale not in files and (out / stale).exists():
             os.remove(out / stale)
-
     manifest = Manifest(
         name=name,
         synthetic=synthetic,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        tract_vintage=tract_vintage,
-        states=states,
+        tract_vintage=pack_tracts.vintage,
+        states=pack_tracts.states,
         files=files,
         columns=columns,
         extra={**dict(extra or {}), **({"indicator_inputs": reports} if reports else {})},
     )
     write_json(out / MANIFEST, manifest.to_dict())
-    log.info("pack built", files=len(files), tracts=len(tract_frame))
+    log.info("pack built", files=len(files), tracts=len(pack_tracts.frame))
     return manifest
 
 
@@ -238,8 +290,6 @@ def _sources_of(tables: IndicatorTables, level: Level) -> list[Path]:
 def _other_level(frame: pl.DataFrame, level: Level, entries: list[dict[str, Any]],
                  tract_vintage: int, states: list[str], paths: list[Path]) -> pl.DataFrame:
     """Block-group or county indicators: refuse another boundary vintage, keep the pack's states."""
-    from segment.reference.indicators import tract_vintage_of
-
     declared = {v for e in entries if (v := tract_vintage_of(str(e.get("geography", ""))))}
     if level is Level.BLOCK_GROUP and declared and declared != {tract_vintage}:
         raise ReferenceDataError(
@@ -265,8 +315,6 @@ def _indicators(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """Fit tract indicators (already read) to the pack's tracts."""
     if indicator_vintage is None:
-        from segment.reference.indicators import tract_vintage_of
-
         declared = {v for e in entries if (v := tract_vintage_of(str(e.get("geography", ""))))}
         if len(declared) > 1 and crosswalk is None:
             raise ReferenceDataError(
@@ -304,8 +352,6 @@ def _indicators(
 
 
 def _vintage_detail(entries: list[dict[str, Any]]) -> str:
-    from segment.reference.indicators import tract_vintage_of
-
     by: dict[int, set[str]] = {}
     for e in entries:
         v = tract_vintage_of(str(e.get("geography", "")))

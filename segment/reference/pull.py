@@ -15,7 +15,7 @@ import os
 import re
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,70 @@ class PullResult:
     downloads: list[Download]
 
 
+@dataclass
+class _Fetcher:
+    """Downloads into the pack's download cache, remembering every download."""
+
+    session: Any
+    cache: Path
+    timeout: float
+    got: list[Download] = field(default_factory=list)
+
+    def __call__(self, url: str) -> Download:
+        name = url.rsplit("/", 1)[-1]
+        log.info("downloading", file=name)
+        progress.step("reference", f"downloading {name}")
+        d = download(self.session, url, self.cache / name, timeout=self.timeout)
+        if name.endswith(".zip"):
+            _check_zip(d)
+        self.got.append(d)
+        return d
+
+
+def _checked_year(year: int | None) -> int:
+    year = year or latest_acs_year()
+    if year < 2010 or year not in acs_years():
+        raise ReferenceDataError(
+            f"--year {year}: the ACS 5-year releases the census package supports are "
+            f"{min(acs_years())}-{max(acs_years())}")
+    return year
+
+
+def _census_api_key(api_key: str | None) -> str:
+    api_key = api_key or os.environ.get("CENSUS_API_KEY", "").strip() or None
+    if not api_key:
+        raise ReferenceDataError(
+            "CENSUS_API_KEY is not set: the ACS needs a Census API key "
+            "(https://api.census.gov/data/key_signup.html), or pull with --no-acs")
+    return api_key
+
+
+def _fetch_tiger(fetch: _Fetcher, base: str, year: int, fips: Sequence[str], *, address_ranges: bool
+                 ) -> tuple[list[Path], list[Path], list[Path], list[str]]:
+    """Tract and block-group files per state, then address ranges per county: (tracts, bgs, ranges, counties)."""
+    tract_files, bg_files, ar_files = [], [], []
+    for ss in fips:
+        paths = tiger_paths(year, ss)
+        tract_files.append(fetch(f"{base}/{paths['tracts']}").path)
+        try:
+            bg_files.append(fetch(f"{base}/{paths['block_groups']}").path)
+        except NetworkError as exc:
+            log.warning(f"no block groups ({exc.message})")
+    tracts, _ = read_tracts(tract_files)
+    counties = sorted(tracts["county_fips"].unique().tolist())
+    if address_ranges:
+        ar_files = [fetch(f"{base}/{addrfeat_path(year, county)}").path for county in counties]
+    return tract_files, bg_files, ar_files, counties
+
+
+def _fetch_zip_centroids(fetch: _Fetcher, settings: Settings, year: int) -> list[Path]:
+    try:
+        return [_unzip_text(fetch(gazetteer_url(settings, year)).path)]
+    except NetworkError as exc:
+        log.warning(f"no ZIP centroids ({exc.message})")
+        return []
+
+
 def pull_pack(
     states: Sequence[str],
     *,
@@ -104,58 +168,17 @@ def pull_pack(
     ACS 5-year release the ``census`` package supports (2020 tracts from ACS 2020 on).
     """
     settings = settings or Settings.from_env()
-    year = year or latest_acs_year()
-    if year < 2010 or year not in acs_years():
-        raise ReferenceDataError(
-            f"--year {year}: the ACS 5-year releases the census package supports are "
-            f"{min(acs_years())}-{max(acs_years())}")
+    year = _checked_year(year)
     out = ensure_private_dir(out)
     cache = ensure_private_dir(out / DOWNLOADS)
     fips = sorted({state_fips(s) for s in states})
-    if acs:
-        api_key = api_key or os.environ.get("CENSUS_API_KEY", "").strip() or None
-        if not api_key:
-            raise ReferenceDataError(
-                "CENSUS_API_KEY is not set: the ACS needs a Census API key "
-                "(https://api.census.gov/data/key_signup.html), or pull with --no-acs")
-    session = make_session(settings)
+    key = _census_api_key(api_key) if acs else None
+    fetch = _Fetcher(make_session(settings), cache, settings.http_timeout_s)
     base = settings.tiger_base_url.rstrip("/")
-    got: list[Download] = []
-
-    def fetch(url: str) -> Download:
-        name = url.rsplit("/", 1)[-1]
-        log.info("downloading", file=name)
-        progress.step("reference", f"downloading {name}")
-        d = download(session, url, cache / name, timeout=settings.http_timeout_s)
-        if name.endswith(".zip"):
-            _check_zip(d)
-        got.append(d)
-        return d
-
-    tract_files, bg_files, ar_files = [], [], []
-    for ss in fips:
-        paths = tiger_paths(year, ss)
-        tract_files.append(fetch(f"{base}/{paths['tracts']}").path)
-        try:
-            bg_files.append(fetch(f"{base}/{paths['block_groups']}").path)
-        except NetworkError as exc:
-            log.warning(f"no block groups ({exc.message})")
-    tracts, _ = read_tracts(tract_files)
-    counties = sorted(tracts["county_fips"].unique().tolist())
-    if address_ranges:
-        for county in counties:
-            ar_files.append(fetch(f"{base}/{addrfeat_path(year, county)}").path)
-    zc_files: list[Path] = []
-    if zip_centroids:
-        try:
-            zc_files.append(_unzip_text(fetch(gazetteer_url(settings, year)).path))
-        except NetworkError as exc:
-            log.warning(f"no ZIP centroids ({exc.message})")
-    indicators: list[Path] = []
-    if acs:
-        assert api_key is not None
-        indicators.append(pull_acs(counties, year=year, api_key=api_key, settings=settings,
-                                   target=cache / f"acs5_{year}_{'_'.join(fips)}.csv"))
+    tract_files, bg_files, ar_files, counties = _fetch_tiger(fetch, base, year, fips, address_ranges=address_ranges)
+    zc_files = _fetch_zip_centroids(fetch, settings, year) if zip_centroids else []
+    indicators = [pull_acs(counties, year=year, api_key=key, settings=settings,
+                           target=cache / f"acs5_{year}_{'_'.join(fips)}.csv")] if key is not None else []
     manifest = build_pack(
         out, tracts=tract_files, block_groups=bg_files or None,
         address_ranges=ar_files or None, zip_centroids=zc_files or None,
@@ -164,9 +187,9 @@ def pull_pack(
                       "zip_centroids": year},
         extra={"pulled": {"year": year, "states": fips,
                           "downloads": {d.path.name: {"url": d.url, "sha256": d.sha256,
-                                                      "bytes": d.bytes} for d in got}}},
+                                                      "bytes": d.bytes} for d in fetch.got}}},
     )
-    return PullResult(out, manifest, got)
+    return PullResult(out, manifest, fetch.got)
 
 
 def acs_years() -> tuple[int, ...]:

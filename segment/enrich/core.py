@@ -280,6 +280,86 @@ def _fallback(table: pl.LazyFrame | None, key: str, columns: list[str]) -> pl.La
     ).unique(key, keep="first")
 
 
+_IS_ZIP = pl.col("geo_precision").eq_missing(GeoPrecision.ZIP_CENTROID.value)
+
+
+def _indicator_columns(
+    epack: EnrichPack, tracts: pl.DataFrame, names: list[str]
+) -> tuple[list[str], pl.LazyFrame | None, list[str]]:
+    """Tract indicator columns, the block-group table (when patients have block groups), all indicators.
+
+    Refuses a geocoded frame that already has enrichment columns.
+    """
+    tract_cols = [c for c in tracts.columns if c != TRACT_GEOID and c not in NEED_COLUMNS]
+    bg_table = _block_group_table(epack, tract_cols) if BLOCK_GROUP_GEOID in names else None
+    bg_cols = [c for c in (bg_table.collect_schema().names() if bg_table is not None else [])
+               if c not in ("__bg_key", "__bg__hit")]
+    indicator_cols = [*tract_cols, *bg_cols]
+    clash = sorted((set(indicator_cols) | set(NEED_COLUMNS) | {SDOH_SOURCE}) & set(names))
+    if clash:
+        raise InputDataError(
+            f"geocoded frame already has enrichment columns ({', '.join(clash[:5])}); "
+            "enrich reads geocoded.parquet, not an enriched file"
+        )
+    return tract_cols, bg_table, indicator_cols
+
+
+def _join_fallbacks(
+    out: pl.LazyFrame, epack: EnrichPack, names: list[str], indicator_cols: list[str]
+) -> tuple[pl.LazyFrame, list[tuple[pl.Expr, pl.Expr]], dict[str, str]]:
+    """ZIP-centroid patients joined to the pack's ZCTA and county tables, where it has them.
+
+    Returns the frame, the ``sdoh_source`` branches of the fallbacks joined, and the
+    joined key per source label.
+    """
+    branches: list[tuple[pl.Expr, pl.Expr]] = []
+    fallback_cols: dict[str, str] = {}
+    for key, table, label, patient_key in (
+        ("zcta5", epack.zcta, SdohSource.ZCTA, "zip5"),
+        ("county_fips", epack.county, SdohSource.COUNTY, "county_fips"),
+    ):
+        fb = _fallback(table, key, indicator_cols)
+        if fb is None or patient_key not in names:
+            continue
+        hit, join_key = f"__{key}__hit", f"__{key}__key"
+        out = out.with_columns(
+            pl.when(_IS_ZIP).then(pl.col(patient_key).cast(pl.String)).alias(join_key)
+        ).join(fb, left_on=join_key, right_on=key, how="left", maintain_order="left")
+        branches.append((_IS_ZIP & pl.col(hit), pl.lit(label.value)))
+        fallback_cols[label.value] = key
+    return out, branches, fallback_cols
+
+
+def _join_areas(
+    geocoded: pl.LazyFrame, tracts: pl.DataFrame, epack: EnrichPack, names: list[str],
+    tract_cols: list[str], indicator_cols: list[str],
+) -> pl.LazyFrame:
+    """Patients with ``sdoh_source`` and each tract column from the tract, else a ZIP fallback."""
+    tract_key = pl.when(~_IS_ZIP).then(pl.col("tract_geoid").cast(pl.String))
+    right = tracts.lazy().with_columns(pl.lit(True).alias("__tract__hit"))
+    out = geocoded.with_columns(tract_key.alias("__tract_key")).join(
+        right, left_on="__tract_key", right_on=TRACT_GEOID, how="left", maintain_order="left"
+    )
+    out, fallbacks, fallback_cols = _join_fallbacks(out, epack, names, indicator_cols)
+    branches = [
+        (pl.col("__tract__hit"), pl.lit(SdohSource.TRACT.value)),
+        *fallbacks,
+        (_IS_ZIP, pl.lit(SdohSource.ZIP_CENTROID_NO_TRACT.value)),
+        (pl.col("tract_geoid").is_null(), pl.lit(SdohSource.NO_TRACT_UNMATCHED.value)),
+    ]
+    source = _case(branches, pl.lit(SdohSource.TRACT_NOT_IN_PACK.value))
+    out = out.with_columns(source.alias(SDOH_SOURCE))
+    fb_names = set(out.collect_schema().names())
+    values: list[pl.Expr] = []
+    for c in tract_cols:
+        pairs = [(pl.col(SDOH_SOURCE) == SdohSource.TRACT.value, pl.col(c))]
+        for fb_label, fb_key in fallback_cols.items():
+            if f"__{fb_key}__{c}" in fb_names:
+                pairs.append((pl.col(SDOH_SOURCE) == fb_label, pl.col(f"__{fb_key}__{c}")))
+        values.append(_case(pairs, None).alias(c))
+    return out.with_columns(values)
+
+
 def enrich(
     geocoded: pl.LazyFrame,
     pack: str | Path | PackLike | EnrichPack,
@@ -297,69 +377,16 @@ def enrich(
     names = geocoded.collect_schema().names()
     for needed in ("tract_geoid", "geo_precision", "county_fips"):
         if needed not in names:
-            raise InputDataError(
-                f"geocoded frame has no `{needed}` column; run `segment geocode` first"
-            )
+            raise InputDataError(f"geocoded frame has no `{needed}` column; run `segment geocode` first")
     tracts, ind_vintage, summary = _tract_table(epack, crosswalk)
-    tract_cols = [c for c in tracts.columns if c != TRACT_GEOID and c not in NEED_COLUMNS]
-    bg_table = _block_group_table(epack, tract_cols) if BLOCK_GROUP_GEOID in names else None
-    bg_cols = [c for c in (bg_table.collect_schema().names() if bg_table is not None else [])
-               if c not in ("__bg_key", "__bg__hit")]
-    indicator_cols = [*tract_cols, *bg_cols]
-    added = set(indicator_cols) | set(NEED_COLUMNS) | {SDOH_SOURCE}
-    clash = sorted(added & set(names))
-    if clash:
-        raise InputDataError(
-            f"geocoded frame already has enrichment columns ({', '.join(clash[:5])}); "
-            "enrich reads geocoded.parquet, not an enriched file"
-        )
+    tract_cols, bg_table, indicator_cols = _indicator_columns(epack, tracts, names)
     mappings = hp2030.load_mappings()
     resolved = hp2030.resolve(mappings, set(indicator_cols))
     unmapped = [m.objective.id for m in mappings if m not in {r[0] for r in resolved}]
-
-    precision = pl.col("geo_precision")
-    is_zip = precision.eq_missing(GeoPrecision.ZIP_CENTROID.value)
-    tract_key = pl.when(~is_zip).then(pl.col("tract_geoid").cast(pl.String))
-    right = tracts.lazy().with_columns(pl.lit(True).alias("__tract__hit"))
-    out = geocoded.with_columns(tract_key.alias("__tract_key")).join(
-        right, left_on="__tract_key", right_on=TRACT_GEOID, how="left", maintain_order="left"
-    )
-    branches: list[tuple[pl.Expr, pl.Expr]] = [
-        (pl.col("__tract__hit"), pl.lit(SdohSource.TRACT.value))
-    ]
-    fallback_cols: dict[str, str] = {}
-    for key, table, label, patient_key in (
-        ("zcta5", epack.zcta, SdohSource.ZCTA, "zip5"),
-        ("county_fips", epack.county, SdohSource.COUNTY, "county_fips"),
-    ):
-        fb = _fallback(table, key, indicator_cols)
-        if fb is None or patient_key not in names:
-            continue
-        hit, join_key = f"__{key}__hit", f"__{key}__key"
-        out = out.with_columns(
-            pl.when(is_zip).then(pl.col(patient_key).cast(pl.String)).alias(join_key)
-        ).join(fb, left_on=join_key, right_on=key, how="left", maintain_order="left")
-        branches.append((is_zip & pl.col(hit), pl.lit(label.value)))
-        fallback_cols[label.value] = key
-    branches += [
-        (is_zip, pl.lit(SdohSource.ZIP_CENTROID_NO_TRACT.value)),
-        (pl.col("tract_geoid").is_null(), pl.lit(SdohSource.NO_TRACT_UNMATCHED.value)),
-    ]
-    source = _case(branches, pl.lit(SdohSource.TRACT_NOT_IN_PACK.value))
-    out = out.with_columns(source.alias(SDOH_SOURCE))
-    fb_names = set(out.collect_schema().names())
-    values: list[pl.Expr] = []
-    for c in tract_cols:
-        pairs = [(pl.col(SDOH_SOURCE) == SdohSource.TRACT.value, pl.col(c))]
-        for fb_label, fb_key in fallback_cols.items():
-            if f"__{fb_key}__{c}" in fb_names:
-                pairs.append((pl.col(SDOH_SOURCE) == fb_label, pl.col(f"__{fb_key}__{c}")))
-        expr = _case(pairs, None)
-        values.append(expr.alias(c))
-    out = out.with_columns(values)
+    out = _join_areas(geocoded, tracts, epack, names, tract_cols, indicator_cols)
     if bg_table is not None:  # block-group indices (ADI) for patients placed in a block group
         out = out.with_columns(
-            pl.when(~is_zip).then(pl.col(BLOCK_GROUP_GEOID).cast(pl.String)).alias("__bg_key")
+            pl.when(~_IS_ZIP).then(pl.col(BLOCK_GROUP_GEOID).cast(pl.String)).alias("__bg_key")
         ).join(bg_table, on="__bg_key", how="left", maintain_order="left")
     out = out.with_columns(hp2030.hp2030_exprs(resolved))
     hp_cols = [c for m, _ in resolved for c in (hp2030.gap_column(m.objective.id),

@@ -136,36 +136,8 @@ def _in_rule_unit(units: ResultUnits) -> tuple[pl.Expr, pl.Expr]:
     return value, bad
 
 
-def last_event_dates(
-    events: pl.LazyFrame,
-    valuesets: dict[str, ValueSet],
-    names: list[str] | list[Evidence],
-    as_of: dt.date,
-) -> pl.LazyFrame:
-    """One row per patient with ``__last__<key>``: the last matching event date on or before ``as_of``.
-
-    ``names`` are value set names (a plain code lookup each) or :class:`Evidence` lookups;
-    an episode lookup also gets ``__end__<key>``: the latest end of a matching event that
-    started on or before ``as_of`` (an event with no end is still ongoing: ``as_of``).
-
-    Every lookup is answered from one pass over the events: the events whose code (or
-    discharge disposition) is in any lookup are joined to one table of (code, lookup,
-    event type, answer set) rows, and the rows whose event type and answer fit are kept.
-    """
-    wanted = [n if isinstance(n, Evidence) else Evidence(n) for n in names]
-    lookups = list({e.key: e for e in wanted}.values())
-    keys = [e.key for e in lookups]
-    episodes = {e.key for e in wanted if e.episode}
-    answers = sorted({e.answer for e in lookups if e.answer})
-    valued = {k: e.units for k, e in enumerate(lookups) if e.units is not None}
-    reads_value = bool(valued) or any(e.with_result for e in lookups)
-    tables = _lookup_tables(valuesets, lookups, answers, as_of)
-    ev = events.select(
-        "patient_id", "event_type", "code_system", "code", "event_date", "event_end", "value_code",
-        "discharge_disposition", *(["value", "unit"] if reads_value else []),
-    ).filter(pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of))
-
-    # the filters only the lookups that have them pay for
+def _lookup_tests(lookups: list[Evidence], valuesets: dict[str, ValueSet], answers: list[str]) -> list[pl.Expr]:
+    """The table-row filters of :func:`last_event_dates`: only the lookups that have them pay for them."""
     tests: list[pl.Expr] = []
     if any(e.types for e in lookups):
         tests.append(pl.col("_type").is_null() | (pl.col("_type") == pl.col("event_type")))
@@ -182,11 +154,18 @@ def last_event_dates(
         tests.append(~pl.col("_result") | pl.col("value").is_not_null() | pl.col("value_code").is_not_null())
     if any(e.until is not None for e in lookups):
         tests.append(pl.col("_until").is_null() | (pl.col("event_date") <= pl.col("_until")))
+    return tests
+
+
+def _matching_events(
+    ev: pl.LazyFrame, tables: _LookupTables, tests: list[pl.Expr], with_values: bool
+) -> list[pl.LazyFrame]:
+    """Events joined to their lookups (``_k``): exact codes, ICD-10-CM prefixes, dispositions."""
 
     def kept(frame: pl.LazyFrame) -> pl.LazyFrame:
         if tests:
             frame = frame.filter(pl.all_horizontal(tests))
-        return frame.select("patient_id", "_k", "event_date", "event_end", *(["value", "unit"] if valued else []))
+        return frame.select("patient_id", "_k", "event_date", "event_end", *(["value", "unit"] if with_values else []))
 
     parts = []
     if tables.exact:
@@ -216,18 +195,11 @@ def last_event_dates(
         parts.append(kept(
             ev.filter(pl.col("discharge_disposition").is_in(codes)).join(dispositions, on="discharge_disposition")
         ))
-    value_schema = {
-        name: dtype for k in valued
-        for name, dtype in ((value_column(keys[k]), pl.Float64), (no_result_column(keys[k]), pl.Boolean),
-                            (bad_unit_column(keys[k]), pl.String))
-    }
-    if not parts:
-        return pl.LazyFrame(schema={
-            "patient_id": pl.String, **{last_column(k): pl.Date for k in keys},
-            **{end_column(k): pl.Date for k in keys if k in episodes}, **value_schema,
-        })
-    hits = pl.concat(parts)
-    ongoing = pl.coalesce(pl.col("event_end"), pl.lit(as_of, pl.Date))
+    return parts
+
+
+def _result_columns(valued: dict[int, ResultUnits], keys: list[str]) -> list[pl.Expr]:
+    """Per lookup with a result test: the lowest result on its last day, "without result", a bad unit."""
     results: list[pl.Expr] = []
     for k, units in valued.items():
         # the lowest result on the lookup's last day; a reading without one makes the day "without result"
@@ -240,11 +212,59 @@ def last_event_dates(
             pl.col("value").is_null().filter(on_last).any().alias(no_result_column(keys[k])),
             bad.filter(on_last).drop_nulls().first().alias(bad_unit_column(keys[k])),
         ]
-    return hits.group_by("patient_id").agg(
+    return results
+
+
+def _no_events_frame(keys: list[str], episodes: set[str], valued: dict[int, ResultUnits]) -> pl.LazyFrame:
+    """The empty result of :func:`last_event_dates` when no lookup has a code."""
+    value_schema = {
+        name: dtype for k in valued
+        for name, dtype in ((value_column(keys[k]), pl.Float64), (no_result_column(keys[k]), pl.Boolean),
+                            (bad_unit_column(keys[k]), pl.String))
+    }
+    return pl.LazyFrame(schema={
+        "patient_id": pl.String, **{last_column(k): pl.Date for k in keys},
+        **{end_column(k): pl.Date for k in keys if k in episodes}, **value_schema,
+    })
+
+
+def last_event_dates(
+    events: pl.LazyFrame,
+    valuesets: dict[str, ValueSet],
+    names: list[str] | list[Evidence],
+    as_of: dt.date,
+) -> pl.LazyFrame:
+    """One row per patient with ``__last__<key>``: the last matching event date on or before ``as_of``.
+
+    ``names`` are value set names (a plain code lookup each) or :class:`Evidence` lookups;
+    an episode lookup also gets ``__end__<key>``: the latest end of a matching event that
+    started on or before ``as_of`` (an event with no end is still ongoing: ``as_of``).
+
+    Every lookup is answered from one pass over the events: the events whose code (or
+    discharge disposition) is in any lookup are joined to one table of (code, lookup,
+    event type, answer set) rows, and the rows whose event type and answer fit are kept.
+    """
+    wanted = [n if isinstance(n, Evidence) else Evidence(n) for n in names]
+    lookups = list({e.key: e for e in wanted}.values())
+    keys = [e.key for e in lookups]
+    episodes = {e.key for e in wanted if e.episode}
+    answers = sorted({e.answer for e in lookups if e.answer})
+    valued = {k: e.units for k, e in enumerate(lookups) if e.units is not None}
+    reads_value = bool(valued) or any(e.with_result for e in lookups)
+    ev = events.select(
+        "patient_id", "event_type", "code_system", "code", "event_date", "event_end", "value_code",
+        "discharge_disposition", *(["value", "unit"] if reads_value else []),
+    ).filter(pl.col("event_date").is_not_null() & (pl.col("event_date") <= as_of))
+    parts = _matching_events(ev, _lookup_tables(valuesets, lookups, answers, as_of),
+                             _lookup_tests(lookups, valuesets, answers), bool(valued))
+    if not parts:
+        return _no_events_frame(keys, episodes, valued)
+    ongoing = pl.coalesce(pl.col("event_end"), pl.lit(as_of, pl.Date))
+    return pl.concat(parts).group_by("patient_id").agg(
         *[pl.col("event_date").filter(pl.col("_k") == k).max().alias(last_column(key)) for k, key in enumerate(keys)],
         *[ongoing.filter(pl.col("_k") == k).max().alias(end_column(key))
           for k, key in enumerate(keys) if key in episodes],
-        *results,
+        *_result_columns(valued, keys),
     )
 
 

@@ -14,7 +14,7 @@ folder outside it: the ``vsac=`` argument, else the folder set by :func:`using_v
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -286,6 +286,76 @@ def _dotted(keys: tuple[str | int, ...]) -> str:
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
 
 
+#: one problem a cross check found: the key path, the value found, what is valid
+_Finding = tuple[tuple[str | int, ...], object, Any]
+
+#: what a column operation's ``value:`` must be, and how the error says it
+_VALUE_KINDS: dict[ValueKind, tuple[Callable[[Any], bool], str]] = {
+    ValueKind.NONE: (lambda v: v is None, "no `value:` for `{op}`"),
+    ValueKind.NUMBER: (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number for `{op}`"),
+    ValueKind.SCALAR: (lambda v: isinstance(v, str | int | float | bool), "a text, number or yes/no for `{op}`"),
+    ValueKind.LIST: (lambda v: isinstance(v, list) and len(v) > 0
+                     and all(isinstance(x, str | int | float | bool) for x in v), "a non-empty list for `{op}`"),
+}
+
+
+def _kind_findings(rule: Rule, path: Path) -> list[_Finding]:
+    """The id matches the file; a screening rule has ``due:``, a risk rule ``condition:``; ages ordered."""
+    found: list[_Finding] = []
+    if rule.id != path.stem:
+        found.append((("id",), rule.id, f"a rule's id must match its file name ({path.stem!r})"))
+    if rule.kind is Kind.SCREENING:
+        if rule.due is None:
+            found.append((("kind",), rule.kind.value, "a screening rule needs a `due:` section"))
+        if rule.condition is not None:
+            found.append((("condition",), "a mapping", "`condition:` is for risk rules; use `due:`"))
+    else:
+        if rule.condition is None:
+            found.append((("kind",), rule.kind.value, "a risk rule needs a `condition:`"))
+        if rule.due is not None:
+            found.append((("due",), "a mapping", "`due:` is for screening rules; use `condition:`"))
+    age = rule.population.age
+    if age is not None and age.min is not None and age.max is not None and age.min > age.max:
+        found.append((("population", "age", "max"), age.max, f"at least the minimum age {age.min}"))
+    return found
+
+
+def _event_findings(
+    criterion: EventTest, keys: tuple[str | int, ...], valuesets: dict[str, ValueSet], broken: frozenset[str]
+) -> list[_Finding]:
+    """The value sets an event test names exist; a result test is on a coded, non-episode lookup."""
+    known = sorted(k for k in valuesets if _official(k) is None)
+
+    def missing(name: str | None) -> bool:
+        return name is not None and name not in valuesets and name not in broken
+
+    found: list[_Finding] = []
+    if missing(criterion.valueset):
+        found.append(((*keys, "valueset"), criterion.valueset, known or "no value sets are defined"))
+    if missing(criterion.answer):
+        found.append(((*keys, "answer"), criterion.answer, known or "no value sets are defined"))
+    if criterion.result is not None and criterion.episode:
+        found.append(((*keys, "result"), "a result test on an episode",
+                      "`result:` reads the most recent event's value; drop `episode: true`"))
+    if criterion.result is not None and criterion.field is not EvidenceField.CODE:
+        found.append(((*keys, "result"), f"a result test on `field: {criterion.field.value}`",
+                      "`result:` needs events matched on their code"))
+    window = criterion.window
+    if window.kind is WindowKind.SINCE and missing(window.valueset):
+        found.append(((*keys, "within"), criterion.within,
+                      "since last <value set> with one of: " + ", ".join(known)))
+    return found
+
+
+def _column_findings(criterion: ColumnTest, keys: tuple[str | int, ...]) -> list[_Finding]:
+    """A column test's ``value:`` has the shape its operation takes."""
+    op = OPERATIONS[criterion.op]
+    if op.value not in _VALUE_KINDS:
+        return []
+    fits, wanted = _VALUE_KINDS[op.value]
+    return [] if fits(criterion.value) else [((*keys, "value"), criterion.value, wanted.format(op=op.name))]
+
+
 def cross_check(
     rule: Rule,
     raw: Any,
@@ -298,67 +368,16 @@ def cross_check(
     ``broken`` names value-set files that failed to load (already reported), so rules
     naming them are not reported a second time.
     """
-    problems: list[RulesError] = []
-
-    def bad(keys: tuple[str | int, ...], value: object, valid: Any) -> None:
-        problems.append(_invalid(_dotted(keys), value, valid, path=path, line=_line(raw, keys),
-                                 rule_id=rule.id))
-
-    if rule.id != path.stem:
-        bad(("id",), rule.id, f"a rule's id must match its file name ({path.stem!r})")
-    if rule.kind is Kind.SCREENING:
-        if rule.due is None:
-            bad(("kind",), rule.kind.value, "a screening rule needs a `due:` section")
-        if rule.condition is not None:
-            bad(("condition",), "a mapping", "`condition:` is for risk rules; use `due:`")
-    else:
-        if rule.condition is None:
-            bad(("kind",), rule.kind.value, "a risk rule needs a `condition:`")
-        if rule.due is not None:
-            bad(("due",), "a mapping", "`due:` is for screening rules; use `condition:`")
-    age = rule.population.age
-    if age is not None and age.min is not None and age.max is not None and age.min > age.max:
-        bad(("population", "age", "max"), age.max, f"at least the minimum age {age.min}")
-    known = sorted(k for k in valuesets if _official(k) is None)
+    found = _kind_findings(rule, path)
     for criterion, keys in iter_criteria(rule):
         if isinstance(criterion, EventTest):
-            if criterion.valueset not in valuesets and criterion.valueset not in broken:
-                bad((*keys, "valueset"), criterion.valueset, known or "no value sets are defined")
-            if criterion.answer is not None and criterion.answer not in valuesets \
-                    and criterion.answer not in broken:
-                bad((*keys, "answer"), criterion.answer, known or "no value sets are defined")
-            if criterion.result is not None and criterion.episode:
-                bad((*keys, "result"), "a result test on an episode",
-                    "`result:` reads the most recent event's value; drop `episode: true`")
-            if criterion.result is not None and criterion.field is not EvidenceField.CODE:
-                bad((*keys, "result"), f"a result test on `field: {criterion.field.value}`",
-                    "`result:` needs events matched on their code")
-            window = criterion.window
-            if window.kind is WindowKind.SINCE and window.valueset not in valuesets \
-                    and window.valueset not in broken:
-                bad((*keys, "within"), criterion.within,
-                    "since last <value set> with one of: " + ", ".join(known))
+            found += _event_findings(criterion, keys, valuesets, broken)
         elif isinstance(criterion, ColumnTest):
-            op = OPERATIONS[criterion.op]
-            v = criterion.value
-            ok = {
-                ValueKind.NONE: v is None,
-                ValueKind.NUMBER: isinstance(v, int | float) and not isinstance(v, bool),
-                ValueKind.SCALAR: isinstance(v, str | int | float | bool),
-                ValueKind.LIST: isinstance(v, list) and len(v) > 0
-                and all(isinstance(x, str | int | float | bool) for x in v),
-            }.get(op.value, False)
-            if not ok:
-                wanted = {
-                    ValueKind.NONE: f"no `value:` for `{op.name}`",
-                    ValueKind.NUMBER: f"a number for `{op.name}`",
-                    ValueKind.SCALAR: f"a text, number or yes/no for `{op.name}`",
-                    ValueKind.LIST: f"a non-empty list for `{op.name}`",
-                }[op.value]
-                bad((*keys, "value"), v, wanted)
+            found += _column_findings(criterion, keys)
     if not rule.examples:
-        bad(("examples",), [], "at least one example patient per status the rule can give")
-    return problems
+        found.append((("examples",), [], "at least one example patient per status the rule can give"))
+    return [_invalid(_dotted(keys), value, valid, path=path, line=_line(raw, keys), rule_id=rule.id)
+            for keys, value, valid in found]
 
 
 _TAG_MODELS: dict[str, type[BaseModel]] = {

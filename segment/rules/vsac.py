@@ -410,6 +410,53 @@ def _col_index(letters: str) -> int:
     return n - 1
 
 
+_CodeTable = tuple[str, int, dict[str, int], list[Row]]
+
+
+def _xlsx_header_and_table(path: Path, sheets: list[tuple[str, list[Row]]]) -> tuple[dict[str, str], _CodeTable]:
+    """The header block's name, OID and versions, and the code table (sheet, header row, roles, rows)."""
+    meta: dict[str, str] = {}
+    table: _CodeTable | None = None
+    for title, rows in sheets:
+        for i, (number, cells) in enumerate(rows):
+            labels = {_norm_label(v): col for col, v in cells.items()}
+            roles = {_TABLE_LABELS[k]: col for k, col in labels.items() if k in _TABLE_LABELS}
+            if table is None and "code" in roles and ("system" in roles or "system_oid" in roles):
+                table = (title, number, roles, rows[i + 1:])
+                break  # the rest of this sheet is the table; later sheets may still hold the header block
+            first = min(cells)
+            label = _META_LABELS.get(_norm_label(cells[first]))
+            rest = [cells[c] for c in sorted(cells) if c > first]
+            if label and rest and label not in meta:
+                meta[label] = rest[0]
+    if table is not None:
+        return meta, table
+    raise RulesError("no code table: expected a header row with `Code` and `Code System` "
+                     "(the VSAC spreadsheet export)", path=path)
+
+
+def _xlsx_row_set(path: Path, where: str, get: dict[str, str], meta: dict[str, str]) -> tuple[str, str | None, str]:
+    """The (OID, version, name) of the set a code-table row belongs to; a checked code on it."""
+    code, system, system_oid = get.get("code", ""), get.get("system"), get.get("system_oid")
+    if not code:
+        raise RulesError(f"{where}: missing `Code`", path=path, key=where)
+    if _SCIENTIFIC.match(code):
+        raise RulesError(f"{where}: code {code!r} was stored as a number in scientific "
+                         "notation (digits are lost); export the codes as text", path=path,
+                         key=where)
+    if not system and not system_oid:
+        raise RulesError(f"{where}: missing `Code System`", path=path, key=where)
+    oid = get.get("oid") or meta.get("oid", "")
+    oid = oid[8:] if oid.lower().startswith("urn:oid:") else oid
+    if not _OID.match(oid):
+        raise RulesError(
+            f"{where}: no value set OID (expected an `OID` row in the header block, or an "
+            f"`OID` column)" if not oid else f"{where}: OID {oid!r} is not an OID",
+            path=path, key=where)
+    version = get.get("version") or meta.get("version") or meta.get("expansion") or None
+    return oid, version, get.get("name") or meta.get("name") or oid
+
+
 def read_vsac_xlsx(path: Path) -> ParsedFile:
     """Value sets of a VSAC spreadsheet export.
 
@@ -419,53 +466,18 @@ def read_vsac_xlsx(path: Path) -> ParsedFile:
     include ``Code`` and ``Code System`` (or ``Code System OID``). A table with its own
     ``OID`` column (one row per set and code) may hold several sets.
     """
-    sheets = _read_sheets(path)
-    meta: dict[str, str] = {}
-    table: tuple[str, int, dict[str, int], list[Row]] | None = None
-    for title, rows in sheets:
-        for i, (number, cells) in enumerate(rows):
-            labels = {_norm_label(v): col for col, v in cells.items()}
-            roles = {_TABLE_LABELS[k]: col for k, col in labels.items() if k in _TABLE_LABELS}
-            if table is None and "code" in roles and ("system" in roles or "system_oid" in roles):
-                table = (title, number, roles, rows[i + 1:])
-                break
-            first = min(cells)
-            label = _META_LABELS.get(_norm_label(cells[first]))
-            rest = [cells[c] for c in sorted(cells) if c > first]
-            if label and rest and label not in meta:
-                meta[label] = rest[0]
-    if table is None:
-        raise RulesError("no code table: expected a header row with `Code` and `Code System` "
-                         "(the VSAC spreadsheet export)", path=path)
-    sheet, header_row, roles, rows = table
+    meta, (sheet, header_row, roles, rows) = _xlsx_header_and_table(path, _read_sheets(path))
     groups: dict[tuple[str, str | None], tuple[str, _Builder]] = {}
     for number, cells in rows:
         where = f"sheet {sheet!r} row {number}"
         get = {role: cells.get(col, "") for role, col in roles.items()}
-        code, system, system_oid = get.get("code", ""), get.get("system"), get.get("system_oid")
-        if not code and not system and not system_oid:
+        if not get.get("code") and not get.get("system") and not get.get("system_oid"):
             continue
-        if not code:
-            raise RulesError(f"{where}: missing `Code`", path=path, key=where)
-        if _SCIENTIFIC.match(code):
-            raise RulesError(f"{where}: code {code!r} was stored as a number in scientific "
-                             "notation (digits are lost); export the codes as text", path=path,
-                             key=where)
-        if not system and not system_oid:
-            raise RulesError(f"{where}: missing `Code System`", path=path, key=where)
-        oid = get.get("oid") or meta.get("oid", "")
-        oid = oid[8:] if oid.lower().startswith("urn:oid:") else oid
-        if not _OID.match(oid):
-            raise RulesError(
-                f"{where}: no value set OID (expected an `OID` row in the header block, or an "
-                f"`OID` column)" if not oid else f"{where}: OID {oid!r} is not an OID",
-                path=path, key=where)
-        version = get.get("version") or meta.get("version") or meta.get("expansion") or None
-        name = get.get("name") or meta.get("name") or oid
-        key = (oid, version)
-        if key not in groups:
-            groups[key] = (name, _Builder(path))
-        groups[key][1].add(code, where, system_oid, system, label=system)
+        oid, version, name = _xlsx_row_set(path, where, get, meta)
+        if (oid, version) not in groups:
+            groups[(oid, version)] = (name, _Builder(path))
+        groups[(oid, version)][1].add(get["code"], where, get.get("system_oid"), get.get("system"),
+                                      label=get.get("system"))
     if not groups:
         raise RulesError(f"sheet {sheet!r} row {header_row}: the code table has no rows",
                          path=path, key=sheet)

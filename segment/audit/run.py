@@ -20,6 +20,7 @@ import polars as pl
 from segment import workdir as wd
 from segment.audit.document import audit_document, identity_counts
 from segment.audit.html import render_html
+from segment.audit.publish import ReportResult, write_report
 from segment.config import Settings
 from segment.log import get_logger
 from segment.stage import Stage, StageContext
@@ -35,12 +36,8 @@ _log = get_logger("audit")
 
 
 @dataclass(frozen=True)
-class AuditResult:
+class AuditResult(ReportResult):
     """What an audit produced: the published document and where it was written."""
-
-    document: dict[str, Any]
-    json_path: Path | None = None
-    html_path: Path | None = None
 
     @property
     def flags(self) -> list[dict[str, Any]]:
@@ -149,11 +146,7 @@ def audit_campaign(
     opened = _open_ledger(campaign, ledger, settings)
     document = _campaign_document(campaign, folder, opened, as_of, run_id, groups, reference_group or {})
     document["identity"] = identity_counts(folder)
-    html_path = Path(out_html) if out_html is not None else folder / AUDIT_HTML
-    json_path = html_path.with_suffix(".json")
-    wd.write_json(json_path, document)
-    with wd.atomic_open(html_path, "w", encoding="utf-8") as fh:
-        fh.write(render_html(document))
+    json_path, html_path = write_report(document, Path(out_html or folder / AUDIT_HTML), render_html)
     _log.info("audit written", groups=sum(len(d["groups"]) for d in document["dimensions"]),
               flagged=len(document["flags"]))
     return AuditResult(document=document, json_path=json_path, html_path=html_path)

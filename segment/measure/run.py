@@ -20,6 +20,7 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.audit.metrics import available_dimensions
+from segment.audit.publish import ReportResult, write_report
 from segment.campaign.model import Arm
 from segment.config import Settings
 from segment.errors import CampaignError
@@ -48,12 +49,8 @@ _log = get_logger("measure")
 
 
 @dataclass(frozen=True)
-class MeasureResult:
+class MeasureResult(ReportResult):
     """What a measurement produced: the published document and where it was written."""
-
-    document: dict[str, Any]
-    json_path: Path | None = None
-    html_path: Path | None = None
 
 
 def _design(c: Campaign, arms: pl.DataFrame) -> dict[str, Any]:
@@ -121,11 +118,7 @@ def measure_campaign(
         costs={str(k): float(v) for k, v in c.costs.items()}, design=_design(c, arms), skipped_dimensions=skipped,
     )
     document["notes"].extend(w for w in dict.fromkeys(warnings) if w not in document["notes"])
-    html_path = Path(out_html) if out_html is not None else folder / MEASURE_HTML
-    json_path = html_path.with_suffix(".json")
-    wd.write_json(json_path, document)
-    with wd.atomic_open(html_path, "w", encoding="utf-8") as fh:
-        fh.write(render_html(document))
+    json_path, html_path = write_report(document, Path(out_html or folder / MEASURE_HTML), render_html)
     lost = frame.filter(pl.col("lost").is_not_null()).height
     _log.info("measure written", assigned=frame.height, lost=lost, dimensions=len(document["dimensions"]))
     return MeasureResult(document=document, json_path=json_path, html_path=html_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ TABLES = (TRACTS, BLOCK_GROUPS, ADDRESS_RANGES, ZIP_CENTROIDS, INDICATORS,
           BLOCK_GROUP_INDICATORS, COUNTY_INDICATORS)
 
 
+def _fields_of(entry: FileEntry | Manifest) -> dict[str, Any]:
+    """A manifest dataclass's own fields by name (not its ``extra`` keys)."""
+    return {f.name: getattr(entry, f.name) for f in fields(entry) if f.name != "extra"}
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """One pack file as the manifest records it."""
@@ -48,15 +53,8 @@ class FileEntry:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest form."""
-        return {
-            "source": self.source,
-            "vintage": self.vintage,
-            "geography": self.geography,
-            "rows": self.rows,
-            "sha256": self.sha256,
-            **self.extra,
-        }
+        """The manifest form: the fields, then the extra keys."""
+        return {**_fields_of(self), **self.extra}
 
 
 @dataclass(frozen=True)
@@ -74,18 +72,9 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form written to ``manifest.json``."""
-        return {
-            "format": self.format,
-            "name": self.name,
-            "synthetic": self.synthetic,
-            "created": self.created,
-            "tract_vintage": self.tract_vintage,
-            "states": self.states,
-            "files": {k: v.to_dict() for k, v in sorted(self.files.items())},
-            "columns": self.columns,
-            **self.extra,
-        }
+        """The JSON form written to ``manifest.json`` (keys sorted there): the fields, then the extra keys."""
+        return {**_fields_of(self), "files": {k: v.to_dict() for k, v in sorted(self.files.items())},
+                **self.extra}
 
     @property
     def pack_id(self) -> str:
@@ -114,7 +103,7 @@ class Manifest:
                 f"key `tract_vintage`: found {vintage!r}; valid options are: 2010, 2020", path=path
             )
         files: dict[str, FileEntry] = {}
-        known = {"source", "vintage", "geography", "rows", "sha256"}
+        known = {f.name for f in fields(FileEntry)} - {"extra"}
         for name, entry in (raw.get("files") or {}).items():
             if not isinstance(entry, dict) or "sha256" not in entry:
                 raise ReferenceDataError(f"files.{name}: entry has no sha256", path=path)

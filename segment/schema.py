@@ -27,6 +27,10 @@ class PhoneType(StrEnum):
     UNKNOWN = "unknown"
 
 
+#: the ``phone_type`` column's dtype in patients.parquet
+PHONE_TYPE = pl.Enum([t.value for t in PhoneType])
+
+
 class EventType(StrEnum):
     """Kinds of clinical events."""
 
@@ -75,6 +79,10 @@ class GeoPrecision(StrEnum):
     UNMATCHED = "unmatched"
 
 
+#: the ``geo_precision`` column's dtype in geocoded.parquet (categories best first)
+GEO_PRECISION = pl.Enum([p.value for p in GeoPrecision])
+
+
 #: precisions precise enough to trust a tract assignment
 PRECISE_GEO = (
     GeoPrecision.SOURCE_POINT,
@@ -96,7 +104,7 @@ PATIENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "zip5": pl.String,
     "email": pl.String,
     "phone_e164": pl.String,
-    "phone_type": pl.String,
+    "phone_type": PHONE_TYPE,
     "language": pl.String,
     "preferred_channel": pl.String,  # sms, email, mail, phone; null when not stated
     "race": pl.String,  # OMB category (segment.ingest.race), null when unknown
@@ -133,7 +141,7 @@ EVENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 GEOCODE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "lat": pl.Float64,
     "lon": pl.Float64,
-    "geo_precision": pl.String,
+    "geo_precision": GEO_PRECISION,
     "geo_score": pl.Float64,
     "tract_geoid": pl.String,
     "block_group_geoid": pl.String,

@@ -110,7 +110,7 @@ def canonical_source_name(path: Path) -> str:
 def read_sources(specs: list[InputSpec], *, as_of: dt.date | None = None) -> ReadResult:
     """Read every input with the right reader under its source name."""
     result = ReadResult()
-    derived: dict[str, set[Path]] = {}
+    derived: dict[str, set[Path]] = {}  # a derived source name -> the folders read under it
     for spec in specs:
         path = spec.path
         if not path.exists():
@@ -118,29 +118,10 @@ def read_sources(specs: list[InputSpec], *, as_of: dt.date | None = None) -> Rea
         kind = InputFormat(spec.input_format or detect_format(path))
         progress.step("ingest", f"reading {path.name} ({kind.value})")
         if kind is InputFormat.CANONICAL:
-            files = sorted(p for p in path.iterdir() if _is_tabular(p)) if path.is_dir() else [path]
-            if not files:
-                raise InputDataError("no .csv or .parquet files in folder", path=path)
-            mapping = spec.mapping
-            for f in files:
-                named = spec.source or (mapping.source if mapping and mapping.source else None)
-                name = named or canonical_source_name(f)
-                if named is None:
-                    derived.setdefault(name, set()).add(f.resolve().parent)
-                result.extend(read_canonical(f, source=name, mapping=mapping))
+            _read_canonical_spec(spec, result, derived)
             continue
         source = spec.source or kind.value  # an export's default source is its format's name
-        if kind is InputFormat.FHIR:
-            files = sorted(p for p in path.iterdir() if is_fhir_file(p)) if path.is_dir() else [path]
-            if not files:
-                raise InputDataError("no FHIR files (.ndjson, .json, either .gz) in folder", path=path)
-            result.extend(read_fhir(files, source=source, as_of=as_of))
-        else:
-            folder = path if path.is_dir() else path.parent
-            is_export, read, what = _FOLDER_FORMATS[kind]
-            if not is_export(folder):
-                raise InputDataError(f"not {what}", path=folder)
-            result.extend(read(folder, source=source))
+        result.extend(_read_export(path, kind, source, as_of))
         if spec.source is None:
             derived.setdefault(source, set()).add(path.resolve())
     for name, places in derived.items():
@@ -150,6 +131,34 @@ def read_sources(specs: list[InputSpec], *, as_of: dt.date | None = None) -> Rea
                 "from different systems, name each with --source so their ids cannot collide"
             )
     return result
+
+
+def _read_canonical_spec(spec: InputSpec, result: ReadResult, derived: dict[str, set[Path]]) -> None:
+    """Read a canonical or mapped file (or each tabular file of a folder) into ``result``."""
+    path, mapping = spec.path, spec.mapping
+    files = sorted(p for p in path.iterdir() if _is_tabular(p)) if path.is_dir() else [path]
+    if not files:
+        raise InputDataError("no .csv or .parquet files in folder", path=path)
+    for f in files:
+        named = spec.source or (mapping.source if mapping and mapping.source else None)
+        name = named or canonical_source_name(f)
+        if named is None:
+            derived.setdefault(name, set()).add(f.resolve().parent)
+        result.extend(read_canonical(f, source=name, mapping=mapping))
+
+
+def _read_export(path: Path, kind: InputFormat, source: str, as_of: dt.date | None) -> ReadResult:
+    """Read a FHIR, Synthea or OMOP export."""
+    if kind is InputFormat.FHIR:
+        files = sorted(p for p in path.iterdir() if is_fhir_file(p)) if path.is_dir() else [path]
+        if not files:
+            raise InputDataError("no FHIR files (.ndjson, .json, either .gz) in folder", path=path)
+        return read_fhir(files, source=source, as_of=as_of)
+    folder = path if path.is_dir() else path.parent
+    is_export, read, what = _FOLDER_FORMATS[kind]
+    if not is_export(folder):
+        raise InputDataError(f"not {what}", path=folder)
+    return read(folder, source=source)
 
 
 #: folder formats: how to recognise one, its reader, and what a folder that is not one lacks

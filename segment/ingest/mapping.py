@@ -46,7 +46,7 @@ import fnmatch
 from collections.abc import Iterable, Iterator
 from collections.abc import Mapping as AbcMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -67,7 +67,6 @@ EVENT_INPUT_COLUMNS = (
 )
 PATIENT_REQUIRED = ("patient_id", "birth_date")
 EVENT_REQUIRED = ("patient_id", "event_type", "code_system", "code", "event_date")
-DATE_COLUMNS = ("birth_date", "deceased_date", "updated_at", "event_date", "event_end")
 #: prefix of a joined file's columns inside a data frame, before :func:`apply_table` renames them
 JOINED = "_joined:"
 
@@ -138,6 +137,11 @@ class _Table(_Strict):
     def _files_list(cls, value: Any) -> Any:
         return _one_or_many(value)
 
+    @model_validator(mode="after")
+    def _one_source_per_target(self) -> Self:
+        _check_targets(self.all_columns(), self.constants)
+        return self
+
     def all_columns(self) -> dict[str, str]:
         """Source column -> canonical column, the file's own and the joined file's."""
         own = dict(self.columns)
@@ -170,11 +174,6 @@ class PatientTable(_Table):
     constants: dict[PatientColumn, str] = Field(default_factory=dict)
     join: PatientJoin | None = None
 
-    @model_validator(mode="after")
-    def _one_source_per_target(self) -> PatientTable:
-        _check_targets(self.all_columns(), self.constants)
-        return self
-
 
 class EventTable(_Table):
     """How one events layout maps onto the canonical columns."""
@@ -184,11 +183,6 @@ class EventTable(_Table):
     values: dict[EventColumn, dict[str, str]] = Field(default_factory=dict)
     constants: dict[EventColumn, str] = Field(default_factory=dict)
     join: EventJoin | None = None
-
-    @model_validator(mode="after")
-    def _one_source_per_target(self) -> EventTable:
-        _check_targets(self.all_columns(), self.constants)
-        return self
 
 
 Table = PatientTable | EventTable

@@ -29,6 +29,7 @@ from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.problems import problem, problem_column, problem_reason, reject_columns
 from segment.ingest.race import normalize_ethnicity, normalize_race
 from segment.ingest.readers import REJECT_SCHEMA, RawPart
+from segment.schema import PhoneType
 
 PATIENT_CHECKED = (
     "first_name", "last_name", "sex", "state", "zip5", "language", "preferred_channel", "race", "ethnicity",
@@ -223,7 +224,7 @@ def contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
         .select(
             "phone_e164", "email",
             pl.when(pl.col("phone_e164").is_null()).then(None)
-            .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit("unknown")))
+            .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit(PhoneType.UNKNOWN.value)))
             .alias("phone_type"),
             pl.col("phone_problem").alias("phone_e164__problem"),
             pl.col("email_problem").alias("email__problem"),

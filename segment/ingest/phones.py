@@ -25,6 +25,8 @@ import polars as pl
 from phonenumbers import PhoneNumberType
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from segment.schema import PhoneType
+
 _TYPE_ATTRS = (
     "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
     "voip", "pager", "uan", "voicemail",
@@ -91,15 +93,16 @@ def nanp_valid_and_type(
         if fixed != mobile:
             mobile_only = mobile_only | (in_region & is_mobile & ~is_fixed)
             fixed_only = fixed_only | (in_region & is_fixed & ~is_mobile)
-    kind = pl.when(mobile_only).then(pl.lit("mobile")).when(fixed_only).then(pl.lit("landline")).otherwise(
-        pl.lit("unknown")
+    kind = (
+        pl.when(mobile_only).then(pl.lit(PhoneType.MOBILE.value)).when(fixed_only).then(pl.lit(PhoneType.LANDLINE.value))
+        .otherwise(pl.lit(PhoneType.UNKNOWN.value))
     )
     return valid.fill_null(False), kind
 
 
 _LIB_TYPES = {
-    PhoneNumberType.MOBILE: "mobile",
-    PhoneNumberType.FIXED_LINE: "landline",
+    PhoneNumberType.MOBILE: PhoneType.MOBILE.value,
+    PhoneNumberType.FIXED_LINE: PhoneType.LANDLINE.value,
 }
 
 
@@ -113,7 +116,7 @@ def parse_with_library(raw: str) -> dict[str, str | None]:
         return {"e164": None, "kind": None, "problem": "invalid phone number"}
     return {
         "e164": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        "kind": _LIB_TYPES.get(phonenumbers.number_type(number), "unknown"),
+        "kind": _LIB_TYPES.get(phonenumbers.number_type(number), PhoneType.UNKNOWN.value),
         "problem": None,
     }
 
@@ -122,9 +125,9 @@ _RESULT = pl.Struct({"e164": pl.String, "kind": pl.String, "problem": pl.String}
 
 SOURCE_PHONE_TYPES: dict[str, str] = {
     **dict.fromkeys(["mobile", "cell", "cellular", "cell phone", "mobile phone", "sms", "wireless", "m", "c"],
-                    "mobile"),
+                    PhoneType.MOBILE.value),
     **dict.fromkeys(["landline", "home", "land line", "fixed", "fixed line", "work", "office", "h", "w",
-                     "business"], "landline"),
+                     "business"], PhoneType.LANDLINE.value),
 }
 
 

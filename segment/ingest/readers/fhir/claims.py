@@ -50,44 +50,35 @@ def claim_frame(frame: pl.LazyFrame, resource_type: str, keep: Sequence[str] = (
         & (item.struct.field("diagnosisSequence").list.len().fill_null(0) > 0)
         & (item.struct.field("procedureSequence").list.len().fill_null(0) == 0)
     )
-    items = (
-        base.select(*keys, "item").explode("item", empty_as_null=True)
-        .filter(coding.is_not_null() & ~restates_diagnosis)
-        .select(
-            *ids,
-            pl.lit("procedure").alias("event_type"),
-            coding.struct.field("system").alias("code_system"),
-            coding.struct.field("code").alias("code"),
-            pl.coalesce(item.struct.field("servicedDate"), served.struct.field("start"), "_bill_start")
-            .alias("event_date"),
-            pl.when(has_own_date).then(served.struct.field("end")).otherwise("_bill_end").alias("event_end"),
-        )
+    items = _events(
+        base, keys, ids, "item", coding, coding.is_not_null() & ~restates_diagnosis, "procedure",
+        pl.coalesce(item.struct.field("servicedDate"), served.struct.field("start"), "_bill_start"),
+        pl.when(has_own_date).then(served.struct.field("end")).otherwise("_bill_end"),
     )
     diagnosis = pick_coding(concept_codings(pl.col("diagnosis").struct.field("diagnosisCodeableConcept")))
-    diagnoses = (
-        base.select(*keys, "diagnosis").explode("diagnosis", empty_as_null=True)
-        .filter(diagnosis.is_not_null())
-        .select(
-            *ids,
-            pl.lit("condition").alias("event_type"),
-            diagnosis.struct.field("system").alias("code_system"),
-            diagnosis.struct.field("code").alias("code"),
-            pl.col("_bill_start").alias("event_date"),
-            pl.lit(None, dtype=pl.String).alias("event_end"),
-        )
-    )
+    diagnoses = _events(base, keys, ids, "diagnosis", diagnosis, diagnosis.is_not_null(), "condition",
+                        pl.col("_bill_start"))
     proc = pl.col("procedure")
     proc_coding = pick_coding(concept_codings(proc.struct.field("procedureCodeableConcept")))
-    procedures = (
-        base.select(*keys, "procedure").explode("procedure", empty_as_null=True)
-        .filter(proc_coding.is_not_null())
+    procedures = _events(base, keys, ids, "procedure", proc_coding, proc_coding.is_not_null(), "procedure",
+                         pl.coalesce(proc.struct.field("date"), "_bill_start"))
+    return pl.concat([items, diagnoses, procedures], how="vertical").sort([*keep, "_row"], maintain_order=True)
+
+
+def _events(
+    base: pl.LazyFrame, keys: Sequence[str], ids: Sequence[str], column: str, coding: pl.Expr, wanted: pl.Expr,
+    event_type: str, date: pl.Expr, end: pl.Expr | None = None,
+) -> pl.LazyFrame:
+    """One event per entry of the list column ``column`` that is ``wanted``, coded by ``coding``."""
+    return (
+        base.select(*keys, column).explode(column, empty_as_null=True)
+        .filter(wanted)
         .select(
             *ids,
-            pl.lit("procedure").alias("event_type"),
-            proc_coding.struct.field("system").alias("code_system"),
-            proc_coding.struct.field("code").alias("code"),
-            pl.coalesce(proc.struct.field("date"), "_bill_start").alias("event_date"),
-            pl.lit(None, dtype=pl.String).alias("event_end"),
+            pl.lit(event_type).alias("event_type"),
+            coding.struct.field("system").alias("code_system"),
+            coding.struct.field("code").alias("code"),
+            date.alias("event_date"),
+            (end if end is not None else pl.lit(None, dtype=pl.String)).alias("event_end"),
         )
     )
-    return pl.concat([items, diagnoses, procedures], how="vertical").sort([*keep, "_row"], maintain_order=True)

@@ -133,8 +133,13 @@ def persisted(df: DataFrame) -> Iterator[DataFrame]:
         df.unpersist()
 
 
-def write_output(df: DataFrame, out: str | Path, name: str) -> str:
-    """Write ``df`` as ``out/name``: one owner-only file locally, a Parquet dataset remotely."""
+def write_output(df: DataFrame, out: str | Path, name: str,
+                 dtypes: Mapping[str, pl.DataType] | None = None) -> str:
+    """Write ``df`` as ``out/name``: one owner-only file locally, a Parquet dataset remotely.
+
+    ``dtypes``: Polars types the local file's columns take that Spark has no type for
+    (a ``pl.Enum`` status is a string in Spark).
+    """
     if not is_local(out):
         target = f"{str(out).rstrip('/')}/{name}"
         df.write.mode("overwrite").parquet(target)
@@ -148,6 +153,8 @@ def write_output(df: DataFrame, out: str | Path, name: str) -> str:
         files = sorted(parts.glob("part-*.parquet"))
         frame = (pl.scan_parquet(files) if files
                  else pl.LazyFrame(schema=arrow_to_polars_schema(df)))
+        if dtypes:
+            frame = frame.with_columns(pl.col(column).cast(dtype) for column, dtype in dtypes.items())
         written = wd.write_parquet(frame, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -45,7 +45,7 @@ class AuditResult(ReportResult):
         return list(self.document.get("flags", []))
 
     @property
-    def flagged(self) -> bool:
+    def is_flagged(self) -> bool:
         """True when any group's selection rate is outside the 0.8-1.25 band."""
         return bool(self.document.get("flags"))
 

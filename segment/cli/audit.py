@@ -97,7 +97,7 @@ def audit(
             "groups flagged": len(result.flags),
         },
     )
-    if fail_on_flag and result.flagged:
+    if fail_on_flag and result.is_flagged:
         reporter.error(
             f"{len(result.flags)} group(s) selected outside 0.8-1.25 times their reference "
             "group's rate (--fail-on-flag)"

@@ -105,7 +105,7 @@ def pull_command(states: tuple[str, ...], year: int | None, out: Path | None, re
     from segment.reference.pull import pull_pack
 
     s = settings(reference)
-    result = pull_pack(list(states), year=year, out=out or s.reference_dir, settings=s,
+    result = pull_pack(list(states), year=year, reference_dir=out or s.reference_dir, settings=s,
                        acs=not no_acs, address_ranges=not no_address_ranges)
     reporter = get_reporter()
     reporter.table(f"downloaded ({len(result.downloads)} files)", [

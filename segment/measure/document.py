@@ -69,12 +69,12 @@ def flags(cohort: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _shown(status: Status, *cols: str) -> bool:
+def _is_shown(status: Status, *cols: str) -> bool:
     return all(status[c] is None for c in cols)
 
 
 def _arm(values: Mapping[str, int], status: Status, n: str, k: str) -> dict[str, Any]:
-    shown = _shown(status, n, k) and values[n] > 0
+    shown = _is_shown(status, n, k) and values[n] > 0
     ci = wilson_interval(values[k], values[n]) if shown else None
     return {
         "assigned": publish(values[n], status[n]),
@@ -129,7 +129,7 @@ def cost_section(values: Mapping[str, int], status: Status, messages: Mapping[st
         "per_additional_completion": {"value": None, "ci_low": None, "ci_high": None},
         "additional_completions": None,
     }
-    if total is None or not _shown(status, "contact", "contact_completed", "holdout", "holdout_completed"):
+    if total is None or not _is_shown(status, "contact", "contact_completed", "holdout", "holdout_completed"):
         return out
     n1, x1, n2, x2 = values["contact"], values["contact_completed"], values["holdout"], values["holdout_completed"]
     if n1 == 0 or n2 == 0:

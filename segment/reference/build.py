@@ -208,7 +208,7 @@ def _write_indicators(out: Path, ind_files: list[Path], tracts: _Tracts, options
 
 
 def build_pack(
-    out: str | Path,
+    reference_dir: str | Path,
     *,
     tracts: PathsArg,
     block_groups: PathsArg | None = None,
@@ -225,7 +225,7 @@ def build_pack(
     keep_columns: dict[str, str] | None = None,
     indicator_years: dict[str, int] | None = None,
 ) -> Manifest:
-    """Build a reference pack in ``out`` and return its manifest.
+    """Build a reference pack in the folder ``reference_dir`` and return its manifest.
 
     ``tracts`` (required), ``block_groups`` and ``address_ranges`` are TIGER/Line zips,
     ``.shp`` files or folders of them; ``zip_centroids`` is a ZCTA gazetteer (or CSV /
@@ -239,7 +239,7 @@ def build_pack(
     ``indicator_years`` gives a file's publication year when its name does not. What became of
     every indicator column (mapped, kept, ignored) is in the manifest's ``indicator_inputs``.
     """
-    out = ensure_private_dir(out)
+    out = ensure_private_dir(reference_dir)
     years = dict(source_years or {})
     pack_tracts, tract_entry = _write_tracts(out, tracts, vintage, years)
     files: dict[str, FileEntry] = {TRACTS: tract_entry}

@@ -155,21 +155,21 @@ def pull_pack(
     states: Sequence[str],
     *,
     year: int | None = None,
-    out: str | Path,
+    reference_dir: str | Path,
     settings: Settings | None = None,
     acs: bool = True,
     address_ranges: bool = True,
     zip_centroids: bool = True,
     api_key: str | None = None,
 ) -> PullResult:
-    """Download a state's TIGER/Line files (and ACS 5-year tract variables) and build a pack.
+    """Download a state's TIGER/Line files (and ACS 5-year tract variables) and build a pack in ``reference_dir``.
 
     ``year`` is the TIGER/Line release and the ACS 5-year end year; by default the latest
     ACS 5-year release the ``census`` package supports (2020 tracts from ACS 2020 on).
     """
     settings = settings or Settings.from_env()
     year = _checked_year(year)
-    out = ensure_private_dir(out)
+    out = ensure_private_dir(reference_dir)
     cache = ensure_private_dir(out / DOWNLOADS)
     fips = sorted({state_fips(s) for s in states})
     key = _census_api_key(api_key) if acs else None

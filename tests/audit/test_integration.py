@@ -92,7 +92,7 @@ def test_audit_with_the_real_contact_plan(tmp_path: Path) -> None:
     }
     assert race["(missing)"]["funnel"]["selected"] == 12
     assert doc["overall"]["funnel"]["eligible"] == 97
-    assert result.flagged and [f["group"] for f in result.flags] == ["Black"]
+    assert result.is_flagged and [f["group"] for f in result.flags] == ["Black"]
 
 
 def test_missing_stage_output_is_a_clear_error(tmp_path: Path) -> None:

@@ -328,7 +328,7 @@ def test_acs_server_down_after_the_tiger_files(served: Served, tmp_path: Path) -
         settings = Settings(tiger_base_url=url + TIGER, http_retries=0,
                             census_api_base_url=f"http://127.0.0.1:{_closed_port()}/data")
         with pytest.raises(NetworkError) as info:
-            pull_pack(["MA"], year=YEAR, out=tmp_path / "p", settings=settings, api_key=KEY,
+            pull_pack(["MA"], year=YEAR, reference_dir=tmp_path / "p", settings=settings, api_key=KEY,
                       address_ranges=False, zip_centroids=False)
     assert str(info.value).startswith("Census API unreachable at 127.0.0.1:")
     assert "county 25017" in str(info.value) and KEY not in str(info.value)
@@ -405,13 +405,13 @@ def test_download_gives_up_after_repeated_cuts(served: Served, tmp_path: Path) -
 
 def test_pull_pack_library_call_needs_a_known_state(tmp_path: Path) -> None:
     with pytest.raises(ReferenceDataError, match="unknown state"):
-        pull_pack(["ZZ"], out=tmp_path / "p", acs=False)
+        pull_pack(["ZZ"], reference_dir=tmp_path / "p", acs=False)
 
 
 def test_refused_connection_is_a_network_error_naming_the_url(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(NetworkError, match=r"127\.0\.0\.1") as info:
-        pull_pack(["MA"], year=YEAR, out=tmp_path / "p", acs=False,
+        pull_pack(["MA"], year=YEAR, reference_dir=tmp_path / "p", acs=False,
                   settings=Settings(tiger_base_url=url + TIGER, http_retries=0))
     assert isinstance(info.value.__cause__, requests.RequestException)
 

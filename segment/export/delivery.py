@@ -80,7 +80,7 @@ class Withdrawal:
     rows_removed: int = 0
 
     @property
-    def finished(self) -> bool:
+    def is_finished(self) -> bool:
         """Nothing of the delivery is left at the destination."""
         return not self.visible and not self.temp_left
 
@@ -147,7 +147,7 @@ def withdraw(
     left = {"visible": out.visible, "vanished": sorted(set(out.vanished) | set(kept)),
             "temp_left": out.temp_left}
     out.rows_removed = ledger.withdraw_delivery(
-        delivery.delivery_id, withdrawn, finished=out.finished, left=left
+        delivery.delivery_id, withdrawn, finished=out.is_finished, left=left
     )
     return out
 
@@ -296,7 +296,7 @@ class Reconciled:
     detail: str
 
     @property
-    def ok(self) -> bool:
+    def is_reconciled(self) -> bool:
         """False when the delivery could not be reconciled."""
         return self.action != "failed"
 
@@ -330,7 +330,7 @@ def _reconcile_one(ledger: ContactLedger, d: Delivery) -> Reconciled:
         left = left if isinstance(left, dict) else {}
         out = withdraw(ledger, d, transport, published=list(left.get("visible", [])),
                        kept=list(left.get("vanished", [])), reconciling=True)
-        return result("withdrawn" if out.finished else "partly withdrawn", describe_withdrawal(out, record))
+        return result("withdrawn" if out.is_finished else "partly withdrawn", describe_withdrawal(out, record))
     except (SegmentError, OSError, sqlite3.Error) as exc:
         return result("failed", f"{_cause(exc)}; left {d.state} for the next run")
     finally:
@@ -357,7 +357,7 @@ def reconcile(ledger: ContactLedger) -> list[Reconciled]:
             if current is None or current.state not in UNFINISHED_STATES:
                 continue
             outcome = _reconcile_one(ledger, current)
-            (log.info if outcome.ok else log.warning)(f"reconciled: {outcome.describe()}")
+            (log.info if outcome.is_reconciled else log.warning)(f"reconciled: {outcome.describe()}")
             found.append(outcome)
         finally:
             lock.release()

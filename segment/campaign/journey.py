@@ -34,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from segment.campaign.model import Campaign, Channel, JourneyStep, StopCondition
+from segment.campaign.model import Campaign, Channel, JourneyStep, StopCondition, enum_dtype
 from segment.campaign.problems import Where
 from segment.errors import SegmentError
 
@@ -50,6 +50,9 @@ class JourneyState(StrEnum):
     FAILED_EVERYWHERE = "failed_everywhere"
     NOT_IN_JOURNEY = "not_in_journey"
 
+
+#: the Polars dtype of a plan's ``journey_state``
+JOURNEY_STATE_DTYPE = enum_dtype(JourneyState)
 
 STOP_STATES = (JourneyState.LEFT_AUDIENCE, JourneyState.OPTED_OUT, JourneyState.FAILED_EVERYWHERE)
 
@@ -225,7 +228,7 @@ def decision_exprs(
     return step.cast(pl.Int32), state.cast(pl.String)
 
 
-def step_allows(campaign: Campaign, ch: Channel) -> pl.Expr:
+def is_step_channel(campaign: Campaign, ch: Channel) -> pl.Expr:
     """True on rows whose due step (``journey_step`` with state ``due``) lists ``ch``."""
     assert campaign.journey is not None
     steps = [i + 1 for i, s in enumerate(campaign.journey.steps) if ch in s.channels]

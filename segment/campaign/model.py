@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
+import polars as pl
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -61,6 +62,17 @@ class Arm(StrEnum):
 
     CONTACT = "contact"
     HOLDOUT = "holdout"
+
+
+def enum_dtype(values: type[StrEnum]) -> pl.Enum:
+    """A Polars Enum of a StrEnum's values, in sorted order (so sorting by it sorts the text)."""
+    return pl.Enum(sorted(v.value for v in values))
+
+
+#: Polars dtypes of the status-like columns a contact plan holds
+CHANNEL_DTYPE = enum_dtype(Channel)
+CONTACT_STATUS_DTYPE = enum_dtype(ContactStatus)
+ARM_DTYPE = enum_dtype(Arm)
 
 
 class SmsPhoneType(StrEnum):

@@ -15,9 +15,23 @@ import polars as pl
 from segment.campaign.caps import capped_channels, longest_window
 from segment.campaign.holdout import assign_arms, holdout_key, stratum_columns, stratum_exprs
 from segment.campaign.journey import HISTORY_SCHEMA as JH
-from segment.campaign.journey import STOP_STATES, JourneyState, decision_exprs, step_allows
+from segment.campaign.journey import (
+    JOURNEY_STATE_DTYPE,
+    STOP_STATES,
+    JourneyState,
+    decision_exprs,
+    is_step_channel,
+)
 from segment.campaign.ledger import HISTORY_SCHEMA, ContactLedger
-from segment.campaign.model import Arm, Campaign, Channel, ContactStatus
+from segment.campaign.model import (
+    ARM_DTYPE,
+    CHANNEL_DTYPE,
+    CONTACT_STATUS_DTYPE,
+    Arm,
+    Campaign,
+    Channel,
+    ContactStatus,
+)
 from segment.campaign.preferences import Preferences, apply_preferences, load_preferences
 from segment.campaign.quiet_hours import SEND_KEYS, add_timezones, planned_send_utc, send_times
 from segment.campaign.suppression import E164, Suppression, load_suppression
@@ -47,7 +61,7 @@ def _col(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -
     return pl.col(name) if name in schema else pl.lit(None, dtype)
 
 
-def _blank(expr: pl.Expr) -> pl.Expr:
+def _is_blank(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | (expr.cast(pl.String).str.strip_chars() == "")
 
 
@@ -182,7 +196,12 @@ def plan_contacts(
     base, allow = _journey(base, campaign, journey, as_of, suppressed)
     decided = _decide(base, list(campaign.channels), suppressed, allow, waiting=campaign.journey is not None)
     out = _send_times(decided, patients, schema, campaign, max(planned, send_from) if send_from is not None else planned)
-    return _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).sort("patient_id").lazy()
+    return _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).with_columns(
+        pl.col("channel").cast(CHANNEL_DTYPE),
+        pl.col("contact_status").cast(CONTACT_STATUS_DTYPE),
+        pl.col("arm").cast(ARM_DTYPE),
+        pl.col("journey_state").cast(JOURNEY_STATE_DTYPE),
+    ).sort("patient_id").lazy()
 
 
 def _check_inputs(campaign: Campaign, schema: pl.Schema, eligibility: pl.LazyFrame) -> None:
@@ -224,8 +243,8 @@ def _reachable(campaign: Campaign, schema: pl.Schema) -> dict[Channel, pl.Expr]:
             & _email(schema).str.contains(EMAIL_PATTERN).fill_null(False)
         ),
         Channel.MAIL: (
-            ~_blank(_col(schema, "address_line1", pl.String))
-            & ~_blank(_col(schema, "city", pl.String))
+            ~_is_blank(_col(schema, "address_line1", pl.String))
+            & ~_is_blank(_col(schema, "city", pl.String))
             & _col(schema, "state", pl.String).str.contains(r"^[A-Z]{2}$").fill_null(False)
             & _col(schema, "zip5", pl.String).str.contains(r"^\d{5}$").fill_null(False)
         ),
@@ -334,7 +353,7 @@ def _journey(base: pl.LazyFrame, campaign: Campaign, journey: pl.DataFrame | Non
     base = base.with_columns(j_step.alias("journey_step"), j_state.alias("journey_state")).with_columns(
         (pl.col("journey_state").is_in([str(x) for x in STOP_STATES]) & pl.col("stopped").is_null())
         .alias("journey_exit"))
-    return base, {ch: step_allows(campaign, ch) for ch in CHANNELS}
+    return base, {ch: is_step_channel(campaign, ch) for ch in CHANNELS}
 
 
 def _choice(channels: list[Channel], usable: dict[Channel, pl.Expr]) -> pl.Expr:

@@ -170,3 +170,20 @@ def test_sms_opt_out_does_not_block_staff_calls(tmp_path: Path) -> None:
     )
     out = status_of(plan(c, patients({"phone_e164": "+16175550111", "sms_consent": True}), due(1)))
     assert out == {"P001": ("selected", "phone")}
+
+
+def test_status_like_columns_are_enums_of_their_vocabularies(tmp_path: Path) -> None:
+    from segment.campaign.journey import JourneyState
+    from segment.campaign.model import Arm, Channel, ContactStatus
+
+    c = make_campaign(tmp_path)
+    out = plan(c, patients({"phone_e164": MOBILE, "phone_type": "mobile", "sms_consent": True}, {}), due(2))
+    for column, vocabulary in (("channel", Channel), ("contact_status", ContactStatus), ("arm", Arm),
+                               ("journey_state", JourneyState)):
+        dtype = out.schema[column]
+        assert isinstance(dtype, pl.Enum), column
+        # every value of the vocabulary, sorted so that sorting by the column sorts its text
+        assert dtype.categories.to_list() == sorted(v.value for v in vocabulary), column
+    assert status_of(out) == {"P001": ("selected", "sms"), "P002": ("no_consent_or_contact", None)}
+    assert out.sort("contact_status").get_column("contact_status").to_list() == [
+        "no_consent_or_contact", "selected"]

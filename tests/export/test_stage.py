@@ -7,11 +7,15 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 import yaml
+from click.testing import CliRunner
 
 from segment import __version__
 from segment.campaign import load_campaign
+from segment.cli import cli
 from segment.config import Settings
+from segment.errors import DeliveryError
 from segment.export import ExportStage, export_campaign
 from segment.stage import StageContext, execute
 from tests.campaign.helpers import campaign_dict
@@ -82,3 +86,18 @@ def test_stage_is_a_frozen_dataclass_never_cached(tmp_path: Path) -> None:
     stage = ExportStage(campaign, tmp_path / "out")
     assert dataclasses.is_dataclass(stage) and ExportStage.cacheable is False and stage.name == "export"
     assert [f.name for f in dataclasses.fields(stage)] == ["campaign", "destination", "dry_run", "mode", "run_id"]
+
+
+def test_an_unsafe_run_id_is_refused_before_anything_is_read_or_written(workdir: Path, tmp_path: Path) -> None:
+    camp = _campaign_without_ledger(tmp_path / "c")
+    ledger = tmp_path / "ledger.sqlite"
+    (workdir / "eligibility.parquet").unlink()  # it is never read: the run id is checked first
+    for bad in ("../up", "a/b", ".hidden", "x" * 65, "semi;colon"):
+        r = CliRunner().invoke(cli, ["export", str(workdir), str(camp), "--to", str(tmp_path / "out"),
+                                     "--run-id", bad], env={"SEGMENT_LEDGER": str(ledger)})
+        assert r.exit_code == 1, (bad, r.output)
+        assert r.stderr.strip().splitlines() == [
+            "Error: a run id may use letters, digits, `-` and `_` only (max 64)"], bad
+    assert not (tmp_path / "out").exists() and not ledger.exists()
+    with pytest.raises(DeliveryError, match="a run id may use"):
+        export_campaign(camp, workdir, tmp_path / "out", run_id="../up", ledger=ledger)

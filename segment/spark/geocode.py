@@ -42,7 +42,7 @@ from segment.geocode.providers import (
 )
 from segment.geocode.result import GeocodeResult
 from segment.log import get_logger
-from segment.schema import GEOCODE_SCHEMA
+from segment.schema import GEO_PRECISION, GEOCODE_SCHEMA
 from segment.spark.io import (
     arrow_batches,
     executor_path,
@@ -175,7 +175,8 @@ def geocode_spark(
         counts = frame.groupBy("geo_precision", "geo_reason", "_provider").count().collect()
         addresses = frame.filter(F.col("_provider").isNull() | (F.col("_provider") != "source")).select(
             *ADDRESS_COLUMNS).distinct().count()
-        written = write_output(frame.drop("_provider"), out or folder, wd.GEOCODED)
+        written = write_output(frame.drop("_provider"), out or folder, wd.GEOCODED,
+                               dtypes={"geo_precision": GEO_PRECISION})
     table = pl.DataFrame([(r["geo_precision"], r["geo_reason"], r["_provider"], r["count"]) for r in counts],
                          schema={"geo_precision": pl.String, "geo_reason": pl.String,
                                  "_provider": pl.String, "len": pl.Int64}, orient="row")

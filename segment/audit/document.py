@@ -106,7 +106,8 @@ def audit_document(
     dims, skipped = available_dimensions(enriched.collect_schema().names(), extra)
     for item in skipped:
         _log.warning(f"dimension {item['name']} skipped: {item['reason']}")
-    flags = patient_flags(enriched, contacts, channels=channels, as_of=as_of, dimensions=dims)
+    # collected once: the counts, the holdout, personalization and delivery all read it
+    flags = patient_flags(enriched, contacts, channels=channels, as_of=as_of, dimensions=dims).collect().lazy()
     counts = group_counts(flags).collect()
     references = choose_references(counts, _as_categories(reference_group, counts))
     document = build_document(

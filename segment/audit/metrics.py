@@ -284,30 +284,25 @@ def patient_flags(
 def group_counts(flags: pl.LazyFrame, columns: Sequence[str] = COUNT_COLUMNS) -> pl.LazyFrame:
     """Count every stage per (dimension, group), plus an overall row per dimension.
 
-    One unpivot and one ``group_by``: the result has ``dimension``, ``group`` and every
-    column in ``columns`` (default :data:`COUNT_COLUMNS`; Int64). The overall row of each
-    dimension has a null ``group``.
+    One ``group_by`` per dimension over the patient rows (Polars runs them in parallel)
+    and one overall sum shared by every dimension: the result has ``dimension``,
+    ``group`` and every column in ``columns`` (default :data:`COUNT_COLUMNS`; Int64). The
+    overall row of each dimension has a null ``group``; no rows when ``flags`` has none.
     """
     group_cols = [c for c in flags.collect_schema().names() if c.startswith("g:")]
     counts = [pl.col(c).cast(pl.Int64).sum().alias(c) for c in columns]
-    long = flags.unpivot(
-        index=list(columns),
-        on=group_cols,
-        variable_name="dimension",
-        value_name="group",
-    ).with_columns(pl.col("dimension").str.strip_prefix("g:"))
-    by_group = long.group_by("dimension", "group").agg(counts)
-    overall = long.group_by("dimension").agg(counts).with_columns(
-        pl.lit(None, pl.String).alias("group")
-    )
-    order = {name: i for i, name in enumerate(c.removeprefix("g:") for c in group_cols)}
+    overall = flags.select(*counts, pl.len().alias("_n")).filter(pl.col("_n") > 0).drop("_n")
+    parts = []
+    for order, column in enumerate(group_cols):
+        tag = [pl.lit(column.removeprefix("g:")).alias("dimension"), pl.lit(order, pl.Int32).alias("_order")]
+        parts.append(flags.group_by(pl.col(column).cast(pl.String).alias("group")).agg(counts).with_columns(tag))
+        parts.append(overall.with_columns(pl.lit(None, pl.String).alias("group"), *tag))
+    if not parts:
+        return pl.LazyFrame(schema={"dimension": pl.String, "group": pl.String, **dict.fromkeys(columns, pl.Int64)})
     return (
-        pl.concat([by_group, overall.select(by_group.collect_schema().names())])
-        .with_columns(
-            pl.col("dimension").replace_strict(order, return_dtype=pl.Int32).alias("_order")
-        )
+        pl.concat(parts, how="diagonal")
         .sort("_order", pl.col("group").is_null(), pl.col("group") == MISSING, "group")
-        .drop("_order")
+        .select("dimension", "group", *columns)
     )
 
 

@@ -50,11 +50,19 @@ def personalization(
     ``steps``: ``patient_id``, ``step`` of the campaign's journey contacts in the ledger.
     """
     schema = contacts.collect_schema()
-    plan_cols = [c for c in ("variant", "on_preferred") if c in schema]
-    base = flags.join(contacts.select("patient_id", *plan_cols), on="patient_id", how="left")
     out: dict[str, Any] = {"variants": None, "journey_steps": None, "preferred_channel": None}
+    use_variants = bool(variants) and "variant" in schema
+    # nobody with a preference: the section would be empty, so the join is not made
+    use_preferred = "on_preferred" in schema and bool(
+        contacts.select(pl.col("on_preferred").is_not_null().any()).collect().item())
+    if not (use_variants or use_preferred or (n_steps and steps is not None)):
+        return out
+    plan_cols = [c for c, used in (("variant", use_variants), ("on_preferred", use_preferred)) if used]
+    base = flags.join(contacts.select("patient_id", *plan_cols), on="patient_id", how="left")
+    if plan_cols:
+        base = base.collect().lazy()  # read by every section
     sel = pl.col("selected")
-    if variants and "variant" in schema:
+    if use_variants:
         cols = [f"v:{code}" for code in variants]
         frame = base.with_columns((sel & (pl.col("variant") == code).fill_null(False)).alias(f"v:{code}")
                                   for code in variants)
@@ -71,7 +79,7 @@ def personalization(
         counts = group_counts(frame, ["eligible", *cols]).collect()
         out["journey_steps"] = _published(counts, ["eligible", *cols],
                                           ["eligible", *[f"step {k}" for k in range(1, n_steps + 1)]], TableRules())
-    if "on_preferred" in schema:
+    if use_preferred:
         frame = base.with_columns(
             (sel & pl.col("on_preferred").is_not_null()).alias("with_preference"),
             (sel & pl.col("on_preferred").fill_null(False)).alias("on_preferred_channel"),

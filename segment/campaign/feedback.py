@@ -25,6 +25,7 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.campaign.ledger import ContactLedger
+from segment.campaign.suppression import normalize_emails
 from segment.errors import InputDataError
 
 
@@ -225,7 +226,7 @@ def _mailchimp(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
     """Mailchimp audience exports: every unsubscribed or cleaned contact suppresses."""
     unsub = layout.name.endswith("unsubscribed")
     return frame.select(
-        pl.col("Email Address").str.strip_chars().str.to_lowercase().alias("vendor_key"),
+        normalize_emails(pl.col("Email Address")).alias("vendor_key"),
         _ts(pl.col("UNSUB_TIME" if unsub else "CLEAN_TIME")).alias("event_at"),
         pl.lit("opted_out" if unsub else "bounced").alias("outcome"),
         _col(frame, "UNSUB_REASON" if unsub else "CLEAN_REASON").alias("code"),
@@ -263,7 +264,7 @@ def _sendgrid(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
     if not layout.name.startswith("email activity"):
         bounces = layout.name.startswith("bounces")
         return frame.select(
-            pl.col("email").str.strip_chars().str.to_lowercase().alias("vendor_key"),
+            normalize_emails(pl.col("email")).alias("vendor_key"),
             _ts(pl.col("created")).alias("event_at"), lit("bounced" if bounces else "opted_out").alias("outcome"),
             (_col(frame, "status") if bounces else lit(None, pl.String)).alias("code"),
             lit(True).alias("suppress"), lit(None, pl.String).alias("campaign"), lit("email").alias("channel"),
@@ -280,7 +281,7 @@ def _sendgrid(frame: pl.DataFrame, layout: Layout) -> pl.DataFrame:
         .otherwise(lit(None, pl.String))
     )
     return frame.select(
-        pl.col("email").str.strip_chars().str.to_lowercase().alias("vendor_key"),
+        normalize_emails(pl.col("email")).alias("vendor_key"),
         _ts(pl.col("timestamp")).alias("event_at"), outcome.alias("outcome"),
         _col(frame, "status", "reason").alias("code"),
         outcome.is_in(["bounced", "opted_out"]).fill_null(False).alias("suppress"),

@@ -81,9 +81,13 @@ def journey_status(
 
 def journey_counts(
     campaign: Campaign | str | Path, workdir: str | Path, *, as_of: dt.date | None = None,
-    ledger: str | Path | None = None,
+    ledger: str | Path | None = None, settings: Settings | None = None,
 ) -> JourneyStatus:
-    """:func:`journey_status` for a campaign file and a working folder (``segment journey status``)."""
+    """:func:`journey_status` for a campaign file and a working folder (``segment journey status``).
+
+    The ledger: ``ledger``, else the campaign's ``ledger:``, else ``settings`` (default: from
+    the environment).
+    """
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     if c.journey is None:
         raise CampaignError("the campaign declares no `journey:`; add steps to use journey status",
@@ -93,6 +97,6 @@ def journey_counts(
     efile = wd.require(work, wd.ELIGIBILITY, produced_by="evaluate")
     if c.variants:
         check_variant_columns(c, pl.scan_parquet(pfile).collect_schema(), pfile.name)
-    led = ContactLedger(Path(ledger) if ledger is not None else (c.ledger or Settings.from_env().ledger_path))
+    led = ContactLedger(Path(ledger) if ledger is not None else (c.ledger or (settings or Settings.from_env()).ledger_path))
     day = as_of or c.as_of or dt.date.today()
     return journey_status(c, pl.scan_parquet(pfile), pl.scan_parquet(efile), led, day)

@@ -34,7 +34,7 @@ from segment.campaign.model import (
 )
 from segment.campaign.preferences import Preferences, apply_preferences, load_preferences
 from segment.campaign.quiet_hours import SEND_KEYS, add_timezones, planned_send_utc, send_times
-from segment.campaign.suppression import E164, Suppression, load_suppression
+from segment.campaign.suppression import E164, Suppression, load_suppression, normalize_emails
 from segment.campaign.variants import assign_variants
 from segment.dates import age_in_years
 from segment.errors import CampaignError
@@ -253,7 +253,7 @@ def _reachable(campaign: Campaign, schema: pl.Schema) -> dict[Channel, pl.Expr]:
 
 
 def _email(schema: pl.Schema) -> pl.Expr:
-    return _col(schema, "email", pl.String).str.strip_chars().str.to_lowercase()
+    return normalize_emails(_col(schema, "email", pl.String))
 
 
 def _base(campaign: Campaign, patients: pl.LazyFrame, schema: pl.Schema, as_of: dt.date) -> pl.LazyFrame:

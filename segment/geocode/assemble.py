@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from segment.addresses import parse as addr
-from segment.geocode.keys import ADDRESS_COLUMNS
+from segment.geocode.keys import ADDRESS_COLUMNS, ROW_HASH, row_hash
 from segment.geocode.providers import RANK, RESULT_SCHEMA, SOURCE
 from segment.schema import GEOCODE_SCHEMA, GeoPrecision
 
@@ -94,7 +94,7 @@ def geographies(points: pl.DataFrame, pack: Any) -> pl.DataFrame:
 
 def per_address(keys: pl.DataFrame, best: pl.DataFrame, geo: pl.DataFrame) -> pl.DataFrame:
     """Each raw address with its result (:data:`PER_ADDRESS`) and ``raw_hash``."""
-    return keys.select(*ADDRESS_COLUMNS, "qid", "raw_hash").join(
+    return keys.select(*ADDRESS_COLUMNS, "qid", "raw_hash", ROW_HASH).join(
         best, on="qid", how="left").join(geo, on=["lat", "lon"], how="left").with_columns(
         pl.when(pl.col("geo_precision") == GeoPrecision.ZIP_CENTROID.value)
         .then(pl.col("zip_county")).otherwise(pl.col("county_fips")).alias("county_fips"))
@@ -102,11 +102,8 @@ def per_address(keys: pl.DataFrame, best: pl.DataFrame, geo: pl.DataFrame) -> pl
 
 def final(lf: pl.LazyFrame, addresses: pl.DataFrame, geo: pl.DataFrame, columns: list[str]) -> pl.LazyFrame:
     """Every patient with its result: source points first, else its address's result."""
-    keep = [*ADDRESS_COLUMNS, *PER_ADDRESS]
-    pa = addresses.select(keep).rename({c: f"_a_{c}" for c in PER_ADDRESS})
     src_geo = geo.rename({c: f"_s_{c}" for c in geo.columns})
-    joined = lf.join(pa.lazy(), on=list(ADDRESS_COLUMNS), how="left", nulls_equal=True,
-                     maintain_order="left").join(
+    joined = _with_address_results(lf, addresses).join(
         src_geo.lazy(), left_on=["source_lat", "source_lon"], right_on=["_s_lat", "_s_lon"],
         how="left", maintain_order="left")
     src = pl.col("_src")
@@ -130,6 +127,22 @@ def final(lf: pl.LazyFrame, addresses: pl.DataFrame, geo: pl.DataFrame, columns:
     return out.select(*columns, *[pl.col(c).cast(t) for c, t in GEOCODE_SCHEMA.items()
                                   if c not in columns],
                       pl.col("geo_reason").cast(pl.String), "_provider")
+
+
+def _with_address_results(lf: pl.LazyFrame, addresses: pl.DataFrame) -> pl.LazyFrame:
+    """Patients (order kept) with their raw address's result, each column prefixed ``_a_``.
+
+    The join is on :data:`ROW_HASH` when no two of the addresses share one (then no patient
+    address can match another's: every patient address is one of them), which is about
+    twice as fast as on the four text columns; on a collision, on the columns.
+    """
+    pa = addresses.rename({c: f"_a_{c}" for c in PER_ADDRESS})
+    if ROW_HASH in addresses.columns and addresses[ROW_HASH].n_unique() == addresses.height:
+        return lf.with_columns(row_hash()).join(
+            pa.select(ROW_HASH, *[f"_a_{c}" for c in PER_ADDRESS]).lazy(), on=ROW_HASH, how="left",
+            maintain_order="left").drop(ROW_HASH)
+    return lf.join(pa.select(*ADDRESS_COLUMNS, *[f"_a_{c}" for c in PER_ADDRESS]).lazy(),
+                   on=list(ADDRESS_COLUMNS), how="left", nulls_equal=True, maintain_order="left")
 
 
 def count(counts: pl.DataFrame, column: str, order: list[str] | None = None) -> dict[str, int]:

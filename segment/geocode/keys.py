@@ -20,6 +20,14 @@ from segment.schema import SOURCE_POINT_COLUMNS
 
 #: the raw address columns of a patient
 ADDRESS_COLUMNS = ("address_line1", "city", "state", "zip5")
+#: Polars' own 64-bit hash of the four raw address columns: a fast join key within one
+#: process (never stored: it is stable only within one Polars version)
+ROW_HASH = "_addr_row_hash"
+
+
+def row_hash() -> pl.Expr:
+    """The :data:`ROW_HASH` of each row's raw address (nulls hash alike)."""
+    return pl.struct(list(ADDRESS_COLUMNS)).hash().alias(ROW_HASH)
 
 
 def raw_key() -> pl.Expr:
@@ -52,7 +60,8 @@ def with_source_flag(patients: pl.LazyFrame, schema: pl.Schema, order: Sequence[
 def distinct_raw(lf: pl.LazyFrame) -> pl.DataFrame:
     """One row per distinct raw address of patients without usable source coordinates."""
     raw = lf.filter(~pl.col("_src")).select(ADDRESS_COLUMNS).unique().collect()
-    return raw.with_columns(addr.sha256_hex(raw.select(raw_key()).to_series()).alias("raw_hash"))
+    return raw.with_columns(addr.sha256_hex(raw.select(raw_key()).to_series()).alias("raw_hash"),
+                            row_hash())
 
 
 def address_keys(raw: pl.DataFrame) -> pl.DataFrame:

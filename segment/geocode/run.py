@@ -34,6 +34,7 @@ from segment.geocode.cache import (
 from segment.geocode.census_batch import CensusOptions
 from segment.geocode.keys import (
     ADDRESS_COLUMNS,
+    ROW_HASH,
     address_keys,
     context_id,
     distinct_raw,
@@ -98,8 +99,8 @@ def geocode(
     new_rows = [*located.new_cache, *([address_rows(fresh, context, PER_ADDRESS)] if fresh.height else [])]
     if use_cache and new_rows:
         save_cache(workdir, cache, pl.concat(new_rows, how="diagonal_relaxed"))
-    addresses = pl.concat([known.select(*ADDRESS_COLUMNS, *PER_ADDRESS),
-                           fresh.select(*ADDRESS_COLUMNS, *PER_ADDRESS)], how="vertical_relaxed")
+    addresses = pl.concat([known.select(*ADDRESS_COLUMNS, ROW_HASH, *PER_ADDRESS),
+                           fresh.select(*ADDRESS_COLUMNS, ROW_HASH, *PER_ADDRESS)], how="vertical_relaxed")
     progress.step("geocode", "writing geocoded.parquet")
     # one evaluation of the joins, then the file and the counts from it (the streaming sink of
     # an order-keeping join was 2-3x slower at 1M, and counting from the plan joined twice)

@@ -31,7 +31,13 @@ from segment.geocode.assemble import (
     per_address,
     points_to_place,
 )
-from segment.geocode.keys import ADDRESS_COLUMNS, address_keys, distinct_raw, with_source_flag
+from segment.geocode.keys import (
+    ADDRESS_COLUMNS,
+    ROW_HASH,
+    address_keys,
+    distinct_raw,
+    with_source_flag,
+)
 from segment.geocode.locate import locate_all, usable
 from segment.geocode.providers import (
     DEFAULT_PROVIDERS,
@@ -76,7 +82,7 @@ def geocode_frame(patients: pl.DataFrame, pack: Any, order: Sequence[str], setti
     keys = address_keys(distinct_raw(lf))
     best = choose(keys, locate_all(keys, order, ProviderContext(pack, settings)).results)
     geo = geographies(points_to_place(lf, best), pack)
-    addresses = per_address(keys, best, geo).select(*ADDRESS_COLUMNS, *PER_ADDRESS)
+    addresses = per_address(keys, best, geo).select(*ADDRESS_COLUMNS, ROW_HASH, *PER_ADDRESS)
     return final(lf, addresses, geo, list(schema)).collect()
 
 

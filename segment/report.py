@@ -196,7 +196,7 @@ class Reporter:
         """Write ``Error: <one line>`` (and the traceback with --verbose) to stderr."""
         progress.done()
         if self.format is LogFormat.JSON:
-            self.message("error", "cli", text)
+            self.message("error", "cli", f"{text}\n{context}" if context else text)  # one JSON line
         else:
             self.stderr.write(f"Error: {text}\n")
             if context:

@@ -112,3 +112,19 @@ def test_cli_lists_every_problem_under_one_error_line(tmp_path: Path) -> None:
     assert lines[0].startswith(f"Error: {campaign}:2: key `code`") and "and 2 more problems" in lines[0]
     assert [line.split(": ", 1)[0].strip() for line in lines[1:]] == [f"{campaign}:{n}" for n in (2, 9, 15)]
     assert "Traceback" not in result.output
+
+
+def test_json_logs_carry_every_problem_in_one_error_line(tmp_path: Path) -> None:
+    import json
+
+    campaign = write(tmp_path, THREE)
+    (tmp_path / "work").mkdir()
+    result = CliRunner().invoke(cli, ["--log-format", "json", "audit", str(tmp_path / "work"), str(campaign)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["level"] == "error"
+    message = record["message"].splitlines()
+    assert "and 2 more problems" in message[0]
+    assert [m.split(": ", 1)[0].strip() for m in message[1:]] == [f"{campaign}:{n}" for n in (2, 9, 15)]

@@ -84,6 +84,7 @@ def febrl4(identifier: bool) -> dict[str, float | int]:
         scores = pair_scores(predicted, truth)
         row.update(scores)
         scores["review_pairs"] = result.counts.get("review_pairs", 0)
+        scores["links_cut"] = result.counts.get("transitive_conflicts", {}).get("links_cut", 0)
         return scores
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -108,7 +109,8 @@ def synthetic(patients: int, seed: int, cache: Path) -> dict[str, float | int | 
         row["patients"] = result.patients
     report = json.loads((work / "ingest-report.json").read_text())["identity"]
     print(f"  identity step: {report['seconds']} s, review pairs {report['review_pairs']:,}, "
-          f"held back {report['held_back_to_review']}", flush=True)
+          f"held back {report['held_back_to_review']}, split through a third record "
+          f"{report.get('transitive_conflicts')}", flush=True)
     clusters = pl.read_parquet(work / "patients.parquet", columns=["patient_id", "source_ids"]).explode(
         "source_ids", empty_as_null=False).rename({"source_ids": "id"})
     truth = pl.read_csv(truth_file, schema_overrides={"patient_id": pl.String}).select(

@@ -17,7 +17,7 @@ from segment.ingest.identity import (
     resolve,
 )
 from segment.ingest.identity.features import _home
-from segment.ingest.identity.links import CUT_REASON, split_conflicts
+from segment.ingest.identity.links import CUT_REASON, first_names_read, split_conflicts
 
 COLUMNS = ("_k_id", "first_name", "last_name", "birth_date", "sex", "address_line1", "zip5", "phone_e164", "email",
            "enterprise_id")
@@ -153,3 +153,33 @@ def test_first_and_last_name_swapped_with_a_typo_merge(tmp_path: Path) -> None:
 def test_the_home_compared_is_line_1_without_its_unit(line: str, home: str) -> None:
     got = pl.select(_home(normalize_street(pl.lit(line)))).item()
     assert got == home
+
+
+def test_first_names_read_a_rare_typo_as_the_common_name_it_mistypes() -> None:
+    names = ["andrea"] * 5 + ["sandra"] * 5 + ["anrdea"] + ["matthew"] * 100 + ["matthw"] * 3 + ["kira"] * 10 + [
+        "kiera"] * 10
+    frame = pl.DataFrame({"first_name": names})
+    pairs = pl.DataFrame({"first_name_l": ["anrdea", "matthw", "kira"], "first_name_r": ["sandra", "matthew", "kiera"]})
+    read = first_names_read(pairs, frame)
+    assert read.select("_first_read_l", "_first_count_l", "_first_read_r", "_first_count_r", "_first_typo").rows() == [
+        ("andrea", 5, "sandra", 5, False),  # Anrdea is Andrea: two names beside Sandra
+        ("matthw", 3, "matthew", 100, True),  # one typo from a name 33 times as common: a typo
+        ("kira", 10, "kiera", 10, False),  # two names, each common
+    ]
+
+
+def test_twins_one_with_a_typo_close_to_the_others_name_stay_apart(tmp_path: Path) -> None:
+    phone = "+16175550192"
+    # Andrea and Sandra are names of other people in the extract too
+    others = [(f"ehr:A{i}", ("Andrea", "Sandra")[i % 2], f"Last{i}", f"19{50 + i}-01-0{i + 1}", "F", f"{i} Oak St",
+               "01755", f"+1617555{1000 + i}", None, None) for i in range(6)]
+    rows = [
+        *others,
+        ("ehr:E1", "Sandra", "Martin", "1973-11-22", "F", "5070 River St", "01755", phone, None, None),
+        ("crm:C1", "Anrdea", "Martin", "1973-11-22", "F", "5070 River St", "01755", phone, None, None),
+    ]
+    result = resolve(records(rows), PROBABILISTIC, tmp_path)
+    assert result.clusters is not None
+    assert not together(result.clusters, "ehr:E1", "crm:C1")
+    review = pl.read_csv(tmp_path / IDENTITY_REVIEW)
+    assert review.filter(pl.col("record_id_1") == "crm:C1")["held_back_because"].to_list() == ["first names conflict"]

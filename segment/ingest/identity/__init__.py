@@ -43,6 +43,7 @@ from segment.ingest.identity.links import (
     bands,
     components,
     conflicts_within,
+    first_names_read,
     split_conflicts,
 )
 from segment.log import get_logger
@@ -161,12 +162,7 @@ def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageMod
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-    counts = frame.group_by("first_name").len().drop_nulls()
-    pairs = pairs.join(
-        counts.rename({"first_name": "first_name_l", "len": "_first_count_l"}), on="first_name_l", how="left"
-    ).join(
-        counts.rename({"first_name": "first_name_r", "len": "_first_count_r"}), on="first_name_r", how="left"
-    ).drop("first_name_l", "first_name_r")
+    pairs = first_names_read(pairs, frame).drop("first_name_l", "first_name_r")
     return model, bands(pairs, model.settings, options.thresholds)
 
 

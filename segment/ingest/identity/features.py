@@ -24,6 +24,8 @@ from segment.ingest.normalize import name_key
 IDENTIFIER_COLUMNS = ("ssn_last4", "enterprise_id")
 #: a blocking value shared by more records than this is not used for blocking
 HOT_BLOCK_VALUE = 8
+#: the same for a phone or address blocked on together with a name or birth date
+HOT_SHARED_VALUE = 100
 #: a trailing unit (``APT 26``, ``# 4``, ``REAR``; a bare ``20`` or ``B`` right after a street
 #: type, as in ``WASHINGTON ST 20``): one home, whichever flat of it a source wrote down
 _ROUTES = {"RTE", "HWY", "FWY", "EXPY", "TPKE"}  # STATE RTE 9: the 9 is the road's
@@ -66,12 +68,12 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         "_month": birth.dt.strftime("%m"), "_day": birth.dt.strftime("%d"),
     })
     line = _home(normalize_street(pl.col("address_line1")))
-    streets = _distinct(one, "address_line1", {
-        "_address": line,
+    home = pl.col("_address")
+    streets = _distinct(one, "address_line1", {"_address": line}, {
         # the house number (12, 12B) and the rest of the line, compared apart; the street
         # without spaces, so that a word typed together (PRESCOTTSTREET) still compares
-        "_number": line.str.extract(r"^(\d+[A-Z]?)\s", 1),
-        "_street": _blank(line.str.replace(r"^\d+[A-Z]?\s+", "").str.replace_all(" ", "")),
+        "_number": home.str.extract(r"^(\d+[A-Z]?)\s", 1),
+        "_street": _blank(home.str.replace(r"^\d+[A-Z]?\s+", "").str.replace_all(" ", "")),
     })
     looked = pl.concat([first, last, births, streets], how="horizontal", strict=True)
     frame = pl.concat([one, looked], how="horizontal", strict=True).select(
@@ -94,16 +96,17 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         _blank(pl.col("email").str.to_lowercase()).alias("email"),
         identifier.alias("identifier"),
     )
-    hot = HOT_BLOCK_VALUE
-
-    def cold(col: str, *over: str) -> pl.Expr:
+    def cold(col: str, *over: str, hot: int = HOT_BLOCK_VALUE) -> pl.Expr:
         return pl.when(pl.len().over(col, *over) <= hot).then(pl.col(col))
 
     return frame.with_columns(
         cold("phone").alias("_b_phone"),
         cold("email").alias("_b_email"),
-        cold("address", "zip5").alias("_b_address"),
         cold("identifier").alias("_b_identifier"),
+        # used only beside a name or a birth date, so a household's phone or a block of
+        # flats still pairs its people; a clinic's number or a shelter's address does not
+        cold("address", "zip5", hot=HOT_SHARED_VALUE).alias("_b_address"),
+        cold("phone", hot=HOT_SHARED_VALUE).alias("_b_phone_shared"),
     )
 
 
@@ -118,8 +121,11 @@ def _home(line: pl.Expr) -> pl.Expr:
                   .otherwise(line))
 
 
-def _distinct(frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr]) -> pl.DataFrame:
-    """``exprs`` over ``column``, computed once per distinct value, in ``frame``'s row order."""
-    table = frame.select(column).unique().with_columns(**exprs)
+def _distinct(
+    frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr], then: dict[str, pl.Expr] | None = None,
+) -> pl.DataFrame:
+    """``exprs`` (then ``then``, over their results) computed once per distinct value of
+    ``column``, in ``frame``'s row order."""
+    table = frame.select(column).unique().with_columns(**exprs).with_columns(**(then or {}))
     return frame.select(column).join(table, on=column, how="left", nulls_equal=True,
                                      maintain_order="left").drop(column)

@@ -36,6 +36,7 @@ from typing import Any
 import polars as pl
 
 from segment.errors import ConfigError
+from segment.ingest.dedupe import NICKNAMES
 
 #: levels too weak to count as agreement beyond name and birth date, or to outweigh a contact conflict
 #: (john.smith at two providers can be two people)
@@ -47,6 +48,8 @@ WEAK_LEVELS = {
 #: records holding the other name of a pair, is a name of its own rather than a typo
 COMMON_NAME_MIN = 3
 COMMON_NAME_SHARE = 0.01
+#: a name one typo from another held by 20 times as many records is read as a typo of it
+TYPO_SHARE = 0.05
 #: the fields a reviewer sees beside the ids and the weight
 REVIEW_COLUMNS = (
     "record_id_1", "record_id_2", "match_weight", "match_probability", "held_back_because",
@@ -129,6 +132,53 @@ def _agrees(c: str, strong_only: bool = True) -> pl.Expr:
     return ok
 
 
+def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add how each pair's first names read (``_first_read_l/_r``, ``_first_count_l/_r``, ``_first_typo``).
+
+    ``_first_count``: how many records of ``frame`` hold the name as read. A rare name (fewer
+    than :data:`COMMON_NAME_MIN` records) one typo (Damerau-Levenshtein 1) from a common
+    one is read as that name (the most common, then the first alphabetically): ``Anrdea``
+    is Andrea, which is not Sandra, however alike Anrdea and Sandra look. ``_first_typo``:
+    the two names are one typo apart and the rarer is rare, or held by fewer than
+    :data:`TYPO_SHARE` as many records as the other (``Matthw`` beside ``Matthew``): one
+    name mistyped, not two names.
+    """
+    import duckdb
+
+    counts = frame.group_by("first_name").len().drop_nulls().rename({"first_name": "name"})
+    common = counts.filter(pl.col("len") >= COMMON_NAME_MIN)
+    names = pl.concat([pairs["first_name_l"], pairs["first_name_r"]]).drop_nulls().unique().to_frame("name")
+    rare = names.join(common, on="name", how="anti")
+    differ = pairs.select("first_name_l", "first_name_r").drop_nulls().filter(
+        pl.col("first_name_l") != pl.col("first_name_r")).unique()
+    con = duckdb.connect(":memory:")
+    try:
+        for name, table in (("rare", rare), ("common", common), ("differ", differ)):
+            con.register(name, table.to_arrow())
+        typos = con.sql(
+            "SELECT r.name, arg_max(c.name, CAST(c.len AS BIGINT) * 1000000 - rank) AS read FROM rare r JOIN "
+            "(SELECT name, len, row_number() OVER (ORDER BY name) AS rank FROM common) c "
+            "ON abs(length(r.name) - length(c.name)) <= 1 AND damerau_levenshtein(r.name, c.name) <= 1 "
+            "GROUP BY r.name"
+        ).pl()
+        one_off = con.sql("SELECT first_name_l, first_name_r FROM differ "
+                          "WHERE damerau_levenshtein(first_name_l, first_name_r) <= 1").pl()
+    finally:
+        con.close()
+    read = names.join(typos, on="name", how="left").join(counts, on="name", how="left").with_columns(
+        pl.col("read").fill_null(pl.col("name")), pl.col("len").fill_null(0).alias("raw"),
+    ).join(counts.rename({"name": "read", "len": "count"}), on="read", how="left")
+    for side in ("l", "r"):
+        pairs = pairs.join(read.rename({"name": f"first_name_{side}", "read": f"_first_read_{side}",
+                                        "count": f"_first_count_{side}", "raw": f"_raw_{side}"}),
+                           on=f"first_name_{side}", how="left", maintain_order="left")
+    lo, hi = pl.min_horizontal("_raw_l", "_raw_r"), pl.max_horizontal("_raw_l", "_raw_r")
+    return pairs.join(one_off.with_columns(_one_off=pl.lit(True)), on=["first_name_l", "first_name_r"],
+                      how="left", maintain_order="left").with_columns(
+        (pl.col("_one_off").fill_null(False) & ((lo < COMMON_NAME_MIN) | (lo < TYPO_SHARE * hi))).alias("_first_typo"),
+    ).drop("_one_off", "_raw_l", "_raw_r")
+
+
 #: held-back reasons that say two records are two people (not merely too little evidence):
 #: two records of one cluster that disagree so are never left joined through a third
 CONFLICTS = ("first names conflict", "sex and first name differ", "birth dates conflict")
@@ -153,10 +203,13 @@ def _guards(pairs: pl.DataFrame, settings: dict[str, Any]) -> dict[str, pl.Expr]
     first_conflict = level("first_name") == "different"
     # two different first names, each common in the extract, are two names (Lisa and Linda),
     # not a typo of one (Lnida): hold the pair back however alike they look
-    if {"_first_count_l", "_first_count_r"} <= set(pairs.columns):
+    if {"_first_read_l", "_first_read_r", "_first_count_l", "_first_count_r", "_first_typo"} <= set(pairs.columns):
         lo = pl.min_horizontal("_first_count_l", "_first_count_r")
         hi = pl.max_horizontal("_first_count_l", "_first_count_r")
-        distinct_names = ~alike_first & (level("first_name") != "missing") & (lo >= COMMON_NAME_MIN) & (
+        read_l, read_r = pl.col("_first_read_l"), pl.col("_first_read_r")
+        two_names = (read_l != read_r) & (read_l.replace(NICKNAMES) != read_r.replace(NICKNAMES)) & ~pl.col(
+            "_first_typo")
+        distinct_names = ~alike_first & (level("first_name") != "missing") & two_names & (lo >= COMMON_NAME_MIN) & (
             lo >= COMMON_NAME_SHARE * hi)
         first_conflict = first_conflict | distinct_names
     beyond = agrees("address") | agrees("phone") | agrees("email") | agrees("identifier")
@@ -226,11 +279,9 @@ def conflicts_within(
         .join(direct, on=["a", "b"], how="anti")
     )
     columns = [c for c in frame.columns if c != "unique_id" and not c.startswith("_")]
-    counts = frame.group_by("first_name").len().drop_nulls()
-    side = frame.select("unique_id", *columns).join(
-        counts.rename({"len": "_first_count"}), on="first_name", how="left")
-    both = inside.join(side.rename(lambda c: f"{c}_l" if c != "unique_id" else "a"), on="a").join(
-        side.rename(lambda c: f"{c}_r" if c != "unique_id" else "b"), on="b")
+    side = frame.select("unique_id", *columns)
+    both = first_names_read(inside.join(side.rename(lambda c: f"{c}_l" if c != "unique_id" else "a"), on="a").join(
+        side.rename(lambda c: f"{c}_r" if c != "unique_id" else "b"), on="b"), frame)
     con = duckdb.connect(":memory:")
     try:
         con.register("pairs", both.to_arrow())

@@ -215,6 +215,8 @@ def blocking_rules() -> list[Any]:
         block_on("_b_address", "last_name"),
         # both names mistyped, or a name in the other's place, at one home
         block_on("_b_address", "birth_date"),
+        # a married name or a birth date mistyped, on a phone shared by a household
+        block_on("_b_phone_shared", "first_canon"),
         # first and last name swapped (exactly, or with the birth date to hold a typo)
         CustomRule('l.first_name = r.last_name AND l.last_name = r.first_name', sql_dialect="duckdb"),
         CustomRule('l.first_name = r.last_name AND l.birth_date = r.birth_date', sql_dialect="duckdb"),

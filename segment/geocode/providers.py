@@ -100,8 +100,16 @@ def empty_result() -> pl.DataFrame:
     return pl.DataFrame(schema=RESULT_SCHEMA)
 
 
+class _FromPack:
+    """A provider answering from a reference pack table: its answers depend on the pack."""
+
+    def source_id(self, ctx: ProviderContext) -> str:
+        """The pack id."""
+        return str(ctx.pack.pack_id)
+
+
 @dataclass(frozen=True)
-class OfflineRanges:
+class OfflineRanges(_FromPack):
     """TIGER address-range interpolation against the pack's ``address_ranges`` table."""
 
     name: str = "offline"
@@ -115,10 +123,6 @@ class OfflineRanges:
         from segment.reference.pack import ADDRESS_RANGES
 
         return ADDRESS_RANGES
-
-    def source_id(self, ctx: ProviderContext) -> str:
-        """The pack id."""
-        return str(ctx.pack.pack_id)
 
     def candidates(self, keys: pl.DataFrame) -> pl.DataFrame:
         """Street addresses, with or without a house number."""
@@ -183,7 +187,7 @@ class CensusBatch:
 
 
 @dataclass(frozen=True)
-class ZipCentroids:
+class ZipCentroids(_FromPack):
     """The centroid of the address's ZIP: flagged, never given a tract or block group."""
 
     name: str = "zip"
@@ -195,10 +199,6 @@ class ZipCentroids:
         from segment.reference.pack import ZIP_CENTROIDS
 
         return ZIP_CENTROIDS
-
-    def source_id(self, ctx: ProviderContext) -> str:
-        """The pack id."""
-        return str(ctx.pack.pack_id)
 
     def candidates(self, keys: pl.DataFrame) -> pl.DataFrame:
         """Addresses with a valid ZIP, whatever their kind."""

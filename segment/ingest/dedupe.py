@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from segment.ingest.frames import by_distinct
 from segment.ingest.normalize import name_key
 
 NICKNAMES: dict[str, str] = {
@@ -81,12 +82,15 @@ MERGE_INPUT = (
 
 def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
     """Add the matching keys ``_k_id``, ``_k_name``, ``_k_email``, ``_k_phone``."""
-    first = name_key(pl.col("first_name"))
-    first = first.replace(NICKNAMES)
-    last = name_key(pl.col("last_name"))
+    # the name keys once per distinct name (a few thousand), then joined back
+    names = by_distinct(records, [
+        (["first_name"], {"_first": name_key(pl.col("first_name")).replace(NICKNAMES)}),
+        (["last_name"], {"_last": name_key(pl.col("last_name"))}),
+    ])
+    first, last = pl.col("_first"), pl.col("_last")
     birth = pl.col("birth_date").cast(pl.String)
     initial = first.str.slice(0, 1)
-    return records.with_columns(
+    return names.with_columns(
         (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id"),
         pl.concat_str([last, first, birth], separator="|").alias("_k_name"),
         pl.concat_str([birth, pl.col("email"), initial], separator="|").alias("_k_email"),
@@ -96,7 +100,7 @@ def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
         pl.when((last == "") | (first == "")).then(None).otherwise(pl.col("_k_name")).alias("_k_name"),
         pl.when(initial == "").then(None).otherwise(pl.col("_k_email")).alias("_k_email"),
         pl.when(initial == "").then(None).otherwise(pl.col("_k_phone")).alias("_k_phone"),
-    )
+    ).drop("_first", "_last")
 
 
 KEYS = ("_k_id", "_k_name", "_k_email", "_k_phone")
@@ -156,15 +160,31 @@ def survivorship(
     else:
         labelled = records.join(clusters.select("_k_id", pl.col("_cluster").cast(pl.UInt32)), on="_k_id",
                                 how="left", maintain_order="left")
-    ordered = labelled.sort(
+    # a cluster of one record is that record: only clusters of several go through the merge
+    size = pl.len().over("_cluster")
+    single = labelled.filter(size == 1).select("_cluster", *_single_record())
+    ordered = labelled.filter(size > 1).sort(
         ["_cluster", "_updated", "_order", "_row"],
         descending=[False, True, False, False],
         nulls_last=True,
     ).with_columns(
-        pl.any_horizontal([pl.col(c).is_not_null() for c in ("address_line1", "city", "zip5")]).alias("_has_addr"),
-        pl.col("phone_e164").is_not_null().alias("_has_phone"),
+        _has_address().alias("_has_addr"), pl.col("phone_e164").is_not_null().alias("_has_phone"),
     )
-    merged = ordered.group_by("_cluster", maintain_order=True).agg(
+    merged = pl.concat([ordered.group_by("_cluster", maintain_order=True).agg(*_merged_record()), single])
+    id_map = labelled.select("_k_id", "_cluster").unique("_k_id").join(
+        merged.select("_cluster", "patient_id"), on="_cluster"
+    ).select("_k_id", "patient_id")
+    return merged.drop("_cluster"), id_map
+
+
+def _has_address() -> pl.Expr:
+    """A record has an address when it has a first line, a city or a ZIP."""
+    return pl.any_horizontal([pl.col(c).is_not_null() for c in ("address_line1", "city", "zip5")])
+
+
+def _merged_record() -> list[pl.Expr]:
+    """One patient from the records of a cluster, newest first (a group_by aggregation)."""
+    return [
         pl.col("_k_id").get(pl.col("_pidx").arg_min()).alias("patient_id"),
         pl.col("_k_id").unique().sort().alias("source_ids"),
         *[pl.col(c).drop_nulls().first().alias(c) for c in NEWEST],
@@ -190,8 +210,21 @@ def survivorship(
         ],
         pl.col("do_not_contact").fill_null(False).any().alias("do_not_contact"),
         pl.col("deceased_date").min().alias("deceased_date"),
-    )
-    id_map = labelled.select("_k_id", "_cluster").unique("_k_id").join(
-        merged.select("_cluster", "patient_id"), on="_cluster"
-    ).select("_k_id", "patient_id")
-    return merged.drop("_cluster"), id_map
+    ]
+
+
+def _single_record() -> list[pl.Expr]:
+    """:func:`_merged_record` for a cluster of one record, as plain column expressions."""
+    has_addr, has_phone = _has_address(), pl.col("phone_e164").is_not_null()
+    return [
+        pl.col("_k_id").alias("patient_id"),
+        pl.concat_list(pl.col("_k_id")).alias("source_ids"),
+        *[pl.col(c) for c in NEWEST],
+        *[pl.col(f"{c}_source") for c in ("race", "ethnicity")],
+        pl.col("sex").fill_null("U").alias("sex"),
+        *[pl.when(has_addr).then(pl.col(c)).alias(c) for c in ADDRESS_BLOCK],
+        *[pl.when(has_phone).then(pl.col(c)).alias(c) for c in PHONE_BLOCK],
+        pl.col("email_consent"), pl.col("sms_consent"),
+        pl.col("do_not_contact").fill_null(False).alias("do_not_contact"),
+        pl.col("deceased_date"),
+    ]

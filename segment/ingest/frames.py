@@ -61,12 +61,15 @@ def _stage_columns(stage: Stage | Builder, table: pl.LazyFrame, keys: Sequence[s
 #: dates exactly ``YYYY-MM-DD`` (maybe with a time after ``T`` or a space): what the general
 #: parser reads from the first ten characters, so those alone decide when they parse
 _ISO_DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
+#: dates written ``M/D/YYYY`` (one or two digits for month and day): read by one ``strptime``
+#: when they parse, as the general parser reads them
+_US_DATE_SHAPE = r"^\d{1,2}/\d{1,2}/\d{4}$"
 
 
 def date_builder(column: str, parts: Sequence[RawPart], as_of: dt.date, value: str, problem: str) -> Builder:
     """A :data:`Builder` giving :func:`part_dates`'s value and problem, cheaply.
 
-    Texts of the plain ISO shape that parse are read with one ``strptime``; every other text
+    Texts of the plain ISO or US (``M/D/YYYY``) shape that parse are read with one ``strptime``; every other text
     (and every part with an explicit format) goes through the general parser. The results
     are the same as :func:`part_dates` on every text (a test checks it); the general parser
     tries a dozen patterns, so on 300k distinct birth dates this is several times faster.
@@ -78,8 +81,11 @@ def date_builder(column: str, parts: Sequence[RawPart], as_of: dt.date, value: s
         if explicit:
             return table.with_columns(full.value.alias(value), full.problem.alias(problem))
         raw = pl.col(column).cast(pl.String)
-        fast = pl.when(raw.str.contains(_ISO_DATE_SHAPE)).then(
-            raw.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        fast = (
+            pl.when(raw.str.contains(_ISO_DATE_SHAPE))
+            .then(raw.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+            .when(raw.str.contains(_US_DATE_SHAPE))
+            .then(raw.str.strptime(pl.Date, "%m/%d/%Y", strict=False))
         )
         marked = table.with_columns(fast.alias(value))
         quick = marked.filter(pl.col(value).is_not_null()).with_columns(pl.lit(None, pl.String).alias(problem))

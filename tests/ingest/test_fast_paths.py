@@ -29,12 +29,14 @@ DATES = [
     "2024-01-02", "2024-02-30", "2024-13-01", "2024-1-2", " 2024-01-02", "2024-01-02T05:07:38Z",
     "2024-01-02 05:07", "2024-01-02Tnonsense", "2024/01/02", "01/02/2024", "1/2/24", "20240102",
     "0000-01-01", "9999-12-31", "2024-01-02x", "", "null", "n/a", None, "soon", "2024-02-29", "2023-02-29",
+    "1/2/2024", "02/29/2023", "2/29/2024", "13/01/2024", "00/10/2024", "1/0/2024", "12/31/0000", " 1/2/2024",
 ]
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(DATES), st.text(max_size=12),
-                          st.from_regex(r"\d{4}-\d{2}-\d{2}(T.{0,5})?", fullmatch=True)),
+                          st.from_regex(r"\d{4}-\d{2}-\d{2}(T.{0,5})?", fullmatch=True),
+                          st.from_regex(r"\d{1,2}/\d{1,2}/\d{4}", fullmatch=True)),
                 min_size=1, max_size=40))
 def test_date_builder_matches_the_general_parser(texts: list[str | None]) -> None:
     table = pl.DataFrame({"d": texts}, schema={"d": pl.String}).unique()

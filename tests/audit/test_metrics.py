@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from segment.audit.metrics import (
@@ -258,3 +261,29 @@ def test_do_not_contact_is_eligible_but_not_contactable() -> None:
     flags = patient_flags(enriched, contacts, channels=["sms"], as_of=AS_OF)
     got = flags.select(pl.col("eligible", "contactable", "selected").sum()).collect().row(0)
     assert got == (32, 20, 20)
+
+
+def _unpivot_counts(flags: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The counts the obvious way, one dimension and group at a time (the reference for group_counts)."""
+    rows: list[dict[str, Any]] = []
+    for dim in [c for c in flags.columns if c.startswith("g:")]:
+        if flags.height == 0:
+            continue
+        values = sorted(set(flags[dim].to_list()), key=lambda v: (v == MISSING, v))
+        for value in [*values, None]:
+            part = flags if value is None else flags.filter(pl.col(dim) == value)
+            rows.append({"dimension": dim.removeprefix("g:"), "group": value,
+                         **{c: int(part[c].sum()) for c in columns}})
+    return pl.DataFrame(rows, schema={"dimension": pl.String, "group": pl.String,
+                                      **dict.fromkeys(columns, pl.Int64)})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["White", "Black", MISSING, "Asian"]), st.sampled_from(["F", "M"]),
+                          st.booleans(), st.booleans()), max_size=40))
+def test_group_counts_equal_counting_each_group(people: list[tuple[str, str, bool, bool]]) -> None:
+    """One group_by per dimension and a shared overall row give every (dimension, group) count, in order."""
+    flags = pl.DataFrame(people, schema={"g:race": pl.String, "g:sex": pl.String, "eligible": pl.Boolean,
+                                         "selected": pl.Boolean}, orient="row")
+    got = group_counts(flags.lazy(), ["eligible", "selected"]).collect()
+    assert_frame_equal(got, _unpivot_counts(flags, ["eligible", "selected"]))

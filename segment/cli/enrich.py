@@ -8,7 +8,8 @@ import click
 
 from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import command, get_reporter, reference_option, settings, workdir_argument
-from segment.enrich import enrich_workdir
+from segment.enrich import EnrichStage
+from segment.stage import execute
 
 
 @command(
@@ -36,14 +37,8 @@ def enrich_command(workdir: Path, reference: Path | None, crosswalk: Path | None
     (--patients: the geocoded table; docs/spark.md).
     """
     choice = engine_choice(engine, master, buckets, patients_uri, output=output)
-    if choice.spark:
-        from segment.spark import enrich_spark
-
-        spark, _buckets = choice.session()
-        report = enrich_spark(workdir, settings(reference).reference_dir, spark=spark,
-                              crosswalk=crosswalk, patients=patients_uri, out=output)
-    else:
-        report = enrich_workdir(workdir, settings(reference).reference_dir, crosswalk=crosswalk)
+    stage = EnrichStage(crosswalk=crosswalk, patients=patients_uri)
+    report = execute(stage, choice.context(workdir, settings=settings(reference)))
     reporter = get_reporter()
     reporter.result(
         "enrich",

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from segment import workdir as wd
 from segment.enrich import hp2030
 from segment.enrich.need_index import (
     NEED_INDEX_COMPLETE,
@@ -495,19 +494,3 @@ def data_dictionary(manifest: Mapping[str, Any] | Any) -> list[dict[str, Any]]:
     indicator_cols = [*pack.indicator_entries(), *pack.indicator_entries("block_group")]
     resolved = hp2030.resolve(hp2030.load_mappings(), set(indicator_cols))
     return _dictionary(pack, indicator_cols, resolved)
-
-
-def enrich_workdir(
-    workdir: Path, reference_dir: Path, *, crosswalk: Path | None = None
-) -> EnrichReport:
-    """Read ``geocoded.parquet``, write ``enriched.parquet`` and ``enrich-report.json``."""
-    geocoded = wd.scan(workdir, wd.GEOCODED, produced_by="geocode")
-    frame, report = enrich(geocoded, reference_dir, crosswalk=crosswalk)
-    enriched = frame.collect()
-    report = report.with_counts(enriched)
-    wd.write_parquet(enriched, Path(workdir) / wd.ENRICHED)
-    wd.write_json(Path(workdir) / wd.ENRICH_REPORT, report.to_dict())
-    log.info("enriched", patients=report.patients, **{
-        k: v for k, v in report.sdoh_source.items()
-    })
-    return report

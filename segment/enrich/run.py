@@ -1,0 +1,72 @@
+"""The enrich stage: :func:`enrich_workdir` (the entry point) and :class:`EnrichStage`.
+
+``segment enrich`` and ``segment run`` both go through :class:`EnrichStage`; with
+``--engine spark`` it runs :func:`segment.spark.enrich_spark` instead. The plan itself is
+:func:`segment.enrich.core.enrich` (lazy in, lazy out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from segment import workdir as wd
+from segment.enrich.core import EnrichReport, enrich
+from segment.log import get_logger
+from segment.stage import Stage, StageContext
+
+log = get_logger("enrich")
+
+
+def enrich_workdir(
+    workdir: Path, reference_dir: Path, *, crosswalk: Path | None = None
+) -> EnrichReport:
+    """Read ``geocoded.parquet``, write ``enriched.parquet`` and ``enrich-report.json``."""
+    geocoded = wd.scan(workdir, wd.GEOCODED, produced_by="geocode")
+    frame, report = enrich(geocoded, reference_dir, crosswalk=crosswalk)
+    enriched = frame.collect()
+    report = report.with_counts(enriched)
+    wd.write_parquet(enriched, Path(workdir) / wd.ENRICHED)
+    wd.write_json(Path(workdir) / wd.ENRICH_REPORT, report.to_dict())
+    log.info("enriched", patients=report.patients, **{
+        k: v for k, v in report.sdoh_source.items()
+    })
+    return report
+
+
+@dataclass(frozen=True)
+class EnrichStage(Stage[EnrichReport]):
+    """Area indicators, the need index and HP2030 gaps joined to geocoded patients (``enriched.parquet``).
+
+    ``crosswalk``: a tract relationship file when the pack's indicators are keyed to
+    another tract vintage than its tracts. ``patients``: the geocoded table ``segment
+    enrich --engine spark`` reads instead of the working folder's (not the context's
+    ``spark.patients``: in ``segment run`` that is the lake table ingest would read). The
+    reference pack is the context's ``settings.reference_dir``; the Spark output location
+    is the context's ``spark.output``.
+    """
+
+    crosswalk: Path | None = None
+    patients: str | None = None
+    name: ClassVar[str] = "enrich"
+
+    def inputs(self, ctx: StageContext) -> Sequence[Path]:
+        """The geocoded patients, the reference pack's manifest, and the crosswalk when given."""
+        crosswalk = [self.crosswalk] if self.crosswalk is not None else []
+        return [ctx.path(wd.GEOCODED), ctx.settings.reference_dir / "manifest.json", *crosswalk]
+
+    def outputs(self, ctx: StageContext) -> Sequence[Path]:
+        """``enriched.parquet`` and ``enrich-report.json``."""
+        return [ctx.path(wd.ENRICHED), ctx.path(wd.ENRICH_REPORT)]
+
+    def run(self, ctx: StageContext) -> EnrichReport:
+        """Enrich the working folder (on Spark when the context says so)."""
+        if ctx.spark is not None:
+            from segment.spark import enrich_spark
+
+            session, _buckets = ctx.spark_session()
+            return enrich_spark(ctx.workdir, ctx.settings.reference_dir, spark=session, crosswalk=self.crosswalk,
+                                patients=self.patients, out=ctx.spark.output)
+        return enrich_workdir(ctx.workdir, ctx.settings.reference_dir, crosswalk=self.crosswalk)

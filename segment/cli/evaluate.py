@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, TypeVar
 
 import click
 
 from segment.cli.engine import engine_choice, engine_options
 from segment.cli.options import as_of_option, command, get_reporter, workdir_argument
 from segment.cli.rules import vsac_option
-from segment.rules import EvaluateResult, evaluate
+from segment.config import Settings
+from segment.rules import EvaluateStage
 from segment.rules.explain import explain
 from segment.rules.loader import default_rules_dir, using_vsac
+from segment.stage import execute
 
-if TYPE_CHECKING:
-    from segment.spark import SparkEvaluateResult
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rules_option(help_text: str) -> Callable[[F], F]:
+    """``--rules DIR`` (an existing folder; default: the shipped rules)."""
+    return click.option("--rules", "rules_dir", default=None,
+                        type=click.Path(file_okay=False, exists=True, path_type=Path), help=help_text)
+
 
 WATERFALL_COLUMNS = [
     "rule_id", "patients", "in_population", "not_excluded", "due", "not_due", "excluded",
@@ -28,13 +37,7 @@ WATERFALL_COLUMNS = [
                              "segment evaluate work --rules my-rules/\n"
                              "segment evaluate work --engine spark --master spark://m:7077 --buckets 64")
 @workdir_argument
-@click.option(
-    "--rules",
-    "rules_dir",
-    default=None,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Rules folder: rule YAML files and valuesets/ (default: the shipped rules).",
-)
+@rules_option("Rules folder: rule YAML files and valuesets/ (default: the shipped rules).")
 @as_of_option
 @vsac_option
 @engine_options(tables=("patients", "events"))
@@ -54,17 +57,9 @@ def evaluate_command(
     """
     choice = engine_choice(engine, master, buckets, patients_uri, events_uri, output)
     reporter = get_reporter()  # installed first, so the library's log lines go through it
-    result: EvaluateResult | SparkEvaluateResult
+    stage = EvaluateStage(rules_dir or default_rules_dir(), patients=patients_uri)
     with using_vsac(vsac):
-        if choice.spark:
-            from segment.spark import evaluate_spark
-
-            spark, n_buckets = choice.session()
-            result = evaluate_spark(workdir, rules_dir or default_rules_dir(), as_of, spark=spark,
-                                    buckets=n_buckets, patients=patients_uri, events=events_uri,
-                                    out=output)
-        else:
-            result = evaluate(workdir, rules_dir or default_rules_dir(), as_of)
+        result = execute(stage, choice.context(workdir, as_of=as_of, settings=Settings.from_env(vsac_dir=vsac)))
     reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
                    WATERFALL_COLUMNS)
 
@@ -72,13 +67,7 @@ def evaluate_command(
 @command("explain", example="segment explain work 3edac2e3 --rules rules")
 @workdir_argument
 @click.argument("patient_id")
-@click.option(
-    "--rules",
-    "rules_dir",
-    default=None,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Rules folder (default: the shipped rules).",
-)
+@rules_option("Rules folder (default: the shipped rules).")
 @click.option("--campaign", "campaign", default=None, metavar="CAMPAIGN.yaml",
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Also show what this campaign would send the patient: channel, variant and why, journey step.")

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from segment.config import LineDict, load_yaml, validate
 from segment.errors import ConfigError, ReferenceDataError, invalid_value
+from segment.models import FrozenModel
 from segment.reference.indicators import THEMED_COLUMNS
 from segment.resources import reference_data_dir
 
@@ -87,18 +88,14 @@ def flag_column(objective_id: str) -> str:
     return f"hp2030_{column_slug(objective_id)}_flag"
 
 
-class _MapEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _MapEntry(FrozenModel):
     objective: str
     indicators: list[str] = Field(min_length=1)
     transform: Transform
     note: str
 
 
-class _MapFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _MapFile(FrozenModel):
     version: Literal[1]
     objectives: list[_MapEntry]
 

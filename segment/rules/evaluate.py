@@ -18,13 +18,15 @@ from typing import Any
 
 import polars as pl
 
-from segment import progress
 from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.log import get_logger
 from segment.rules.codes import code_variants
 from segment.rules.compiler import (
     BASE_COLUMNS,
+    STEP_DECISION,
+    STEP_EXCLUSION,
+    STEP_POPULATION,
     CompiledRule,
     bad_unit_column,
     compile_rule,
@@ -33,8 +35,9 @@ from segment.rules.compiler import (
     no_result_column,
     value_column,
 )
-from segment.rules.loader import iter_criteria, load_rules
+from segment.rules.loader import iter_criteria
 from segment.rules.model import (
+    STATUS_DTYPE,
     ColumnTest,
     Evidence,
     EvidenceField,
@@ -61,7 +64,7 @@ ELIGIBILITY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "patient_id": pl.String,
     "rule_id": pl.String,
     "rule_version": pl.Int32,
-    "status": pl.String,
+    "status": STATUS_DTYPE,
     "reason": pl.String,
     "evidence_date": pl.Date,
 }
@@ -344,7 +347,7 @@ def evaluate_frames(
             pl.col("patient_id"),
             pl.lit(cr.rule.id).alias("rule_id"),
             pl.lit(cr.rule.version, pl.Int32).alias("rule_version"),
-            pl.lit(b.status.value).alias("status"),
+            pl.lit(b.status.value, STATUS_DTYPE).alias("status"),
             b.reason.alias("reason"),
             b.evidence_date.alias("evidence_date"),
             pl.lit(b.step, pl.Int8).alias("step"),
@@ -373,12 +376,13 @@ def waterfall_from_counts(counts: pl.DataFrame, ruleset: RuleSet) -> list[dict[s
             return lookup.get((rid, step, status.value), 0)
 
         total = sum(v for (rid, _s, _st), v in lookup.items() if rid == rule.id)
-        unknown_pop = n(1, Status.UNKNOWN)
-        in_pop = total - n(1, Status.NOT_IN_POPULATION) - unknown_pop
-        excluded = n(2, Status.EXCLUDED)
-        unknown_excl = n(2, Status.UNKNOWN)
+        unknown_pop = n(STEP_POPULATION, Status.UNKNOWN)
+        in_pop = total - n(STEP_POPULATION, Status.NOT_IN_POPULATION) - unknown_pop
+        excluded = n(STEP_EXCLUSION, Status.EXCLUDED)
+        unknown_excl = n(STEP_EXCLUSION, Status.UNKNOWN)
         not_excluded = in_pop - excluded - unknown_excl
-        due, not_due, unknown_dec = n(3, Status.DUE), n(3, Status.NOT_DUE), n(3, Status.UNKNOWN)
+        due, not_due, unknown_dec = (n(STEP_DECISION, Status.DUE), n(STEP_DECISION, Status.NOT_DUE),
+                                     n(STEP_DECISION, Status.UNKNOWN))
         rows.append({
             "rule_id": rule.id,
             "version": rule.version,
@@ -389,26 +393,13 @@ def waterfall_from_counts(counts: pl.DataFrame, ruleset: RuleSet) -> list[dict[s
             "due": due,
             "not_due": not_due,
             "excluded": excluded,
-            "not_in_population": n(1, Status.NOT_IN_POPULATION),
+            "not_in_population": n(STEP_POPULATION, Status.NOT_IN_POPULATION),
             "unknown": unknown_pop + unknown_excl + unknown_dec,
             "unknown_population": unknown_pop,
             "unknown_exclusion": unknown_excl,
             "unknown_decision": unknown_dec,
         })
     return rows
-
-
-@dataclass(frozen=True)
-class EvaluateResult:
-    """What ``segment evaluate`` wrote and the waterfall it prints."""
-
-    eligibility: Path
-    report: Path
-    as_of: dt.date
-    patients: int
-    rows: int
-    waterfall: list[dict[str, Any]]
-    warnings: list[str] = field(default_factory=list)
 
 
 def absent_columns(workdir: Path) -> frozenset[str]:
@@ -423,51 +414,18 @@ def absent_columns(workdir: Path) -> frozenset[str]:
     return frozenset(doc.get("columns", {}).get("absent", []))
 
 
+def absent_warnings(ruleset: RuleSet, absent: frozenset[str]) -> list[str]:
+    """One warning per column a rule tests that no source provided."""
+    used = sorted(absent & {c.column for r in ruleset.rules for c, _k in iter_criteria(r) if isinstance(c, ColumnTest)})
+    warnings = [f"the extract has no `{name}` column: rules testing it give unknown" for name in used]
+    for w in warnings:
+        log.warning(w)
+    return warnings
+
+
 def patient_source(workdir: Path) -> tuple[pl.LazyFrame, str, bool]:
     """``enriched.parquet`` when present (rules may read SDOH columns), else ``patients.parquet``."""
     enriched = workdir / wd.ENRICHED
     if enriched.exists():
         return pl.scan_parquet(enriched), wd.ENRICHED, True
     return wd.scan(workdir, wd.PATIENTS, produced_by="ingest"), wd.PATIENTS, False
-
-
-def evaluate(
-    workdir: str | Path,
-    rules_dir: str | Path,
-    as_of: dt.date | None = None,
-    *,
-    only: list[str] | None = None,
-) -> EvaluateResult:
-    """Apply every rule to every patient; write ``eligibility.parquet`` and ``evaluate-report.json``."""
-    folder = Path(workdir)
-    ruleset = load_rules(rules_dir, only)  # validate everything before touching data
-    day = as_of or dt.date.today()
-    patients, source, enriched = patient_source(folder)
-    events = wd.scan(folder, wd.EVENTS, produced_by="ingest")
-    warnings: list[str] = []
-    absent = absent_columns(folder)
-    used = sorted(absent & {c.column for r in ruleset.rules for c, _k in iter_criteria(r) if isinstance(c, ColumnTest)})
-    for name in used:
-        warnings.append(f"the extract has no `{name}` column: rules testing it give unknown")
-        log.warning(f"the extract has no `{name}` column: rules testing it give unknown")
-    plan = evaluate_frames(patients, events, ruleset, day, source=source, enriched=enriched,
-                           warnings=warnings, absent=absent)
-    log.info("evaluating rules", rules=len(ruleset.rules))
-    progress.step("evaluate", f"{len(ruleset.rules)} rules, every patient")
-    # the streaming engine aggregates the 20M-event side about twice as fast (measured)
-    result = plan.collect(engine="streaming")
-    progress.step("evaluate", "writing eligibility.parquet")
-    out = wd.write_parquet(result.drop("step"), folder / wd.ELIGIBILITY)
-    rows = waterfall(result, ruleset)
-    n_patients = rows[0]["patients"] if rows else 0
-    report = wd.write_json(folder / wd.EVALUATE_REPORT, {
-        "as_of": day.isoformat(),
-        "rules_dir": str(Path(rules_dir)),
-        "patient_source": source,
-        "patients": n_patients,
-        "rows": result.height,
-        "rules": rows,
-        "warnings": warnings,
-    })
-    log.info("wrote eligibility", rows=result.height, patients=n_patients)
-    return EvaluateResult(out, report, day, n_patients, result.height, rows, warnings)

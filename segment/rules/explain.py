@@ -51,12 +51,12 @@ def sdoh_columns(schema: pl.Schema) -> list[str]:
 def explain(
     workdir: str | Path,
     patient_id: str,
-    rules_dir: str | Path | None = None,
+    rules: str | Path | None = None,
     as_of: dt.date | None = None,
 ) -> Explanation:
     """Status, reason and evidence of every rule for ``patient_id``, and their SDOH columns."""
     folder = Path(workdir)
-    ruleset = load_rules(rules_dir or default_rules_dir())
+    ruleset = load_rules(rules or default_rules_dir())
     day = as_of or dt.date.today()
     patients, source, enriched = patient_source(folder)
     one = patients.filter(pl.col("patient_id") == patient_id).collect()

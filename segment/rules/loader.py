@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from segment.config import LineDict, LineList, Settings, load_yaml, validate
+from segment.config import LineDict, Settings, key_line, load_yaml, validate
 from segment.errors import ConfigError, RulesError, invalid_value
 from segment.rules.codes import CODE_FORMS, VALUESETS_DIR, is_code_valid, normalize_code
 from segment.rules.model import (
@@ -107,13 +107,13 @@ def _load_valueset_yaml(
     vs = validate(ValueSetFile, raw, path, error=RulesError)
     if not vs.codes and not vs.include:
         problems.append(RulesError("key `codes` is required (or `include:` official value sets)",
-                                   path=path, line=_line(raw, ()), key="codes"))
+                                   path=path, line=key_line(raw), key="codes"))
     if vs.name != path.stem:
         problems.append(
             RulesError(
                 f"key `name`: found {vs.name!r}; a value set's name must match its file name "
                 f"({path.stem!r})",
-                path=path, line=_line(raw, ("name",)), key="name",
+                path=path, line=key_line(raw, "name"), key="name",
             )
         )
     codes: set[tuple[str, str]] = set()
@@ -126,7 +126,7 @@ def _load_valueset_yaml(
                 problems.append(
                     _invalid(
                         f"codes.{system}[{i}]", code, "expected " + CODE_FORMS[system], path=path,
-                        line=_line(codes_raw, (system.value, i)),
+                        line=key_line(codes_raw, system.value, i),
                     )
                 )
                 continue
@@ -155,13 +155,13 @@ def _resolve_include(
     if ref is None:
         problems.append(_invalid(key, text, "an official value set by OID or URL, with an "
                                  "optional |version (2.16.840.1.113883.3.464.1003.108.12.1020)",
-                                 path=path, line=_line(raw, keys)))
+                                 path=path, line=key_line(raw, *keys)))
         return None
     catalog = catalog if catalog is not None else Catalog()
     try:
         return catalog.resolve(ref)
     except UnresolvedReference as exc:
-        problem = _invalid(key, text, str(exc), path=path, line=_line(raw, keys))
+        problem = _invalid(key, text, str(exc), path=path, line=key_line(raw, *keys))
         problems.append(problem)
         if isinstance(exc, NothingLoaded):
             catalog.unloaded.append(problem)
@@ -244,19 +244,6 @@ def _as_rules_error(exc: ConfigError) -> RulesError:
     err = RulesError(exc.message, path=exc.path, line=exc.line, rule_id=exc.rule_id, key=exc.key,
                      context=exc.context)
     return err
-
-
-def _line(raw: Any, keys: tuple[str | int, ...]) -> int | None:
-    """The line of a nested key in raw YAML (the deepest one found)."""
-    node, line = raw, getattr(raw, "start_line", None)
-    for key in keys:
-        if isinstance(node, LineDict) and isinstance(key, str) and key in node:
-            line, node = node.line_of(key), node[key]
-        elif isinstance(node, LineList) and isinstance(key, int) and 0 <= key < len(node):
-            line, node = node.item_lines[key], node[key]
-        else:
-            break
-    return line
 
 
 def iter_criteria(rule: Rule) -> Iterator[tuple[Criterion, tuple[str | int, ...]]]:
@@ -376,7 +363,7 @@ def cross_check(
             found += _column_findings(criterion, keys)
     if not rule.examples:
         found.append((("examples",), [], "at least one example patient per status the rule can give"))
-    return [_invalid(_dotted(keys), value, valid, path=path, line=_line(raw, keys), rule_id=rule.id)
+    return [_invalid(_dotted(keys), value, valid, path=path, line=key_line(raw, *keys), rule_id=rule.id)
             for keys, value, valid in found]
 
 
@@ -429,7 +416,7 @@ def validate_rule(raw: Any, path: Path, rule_id: str | None) -> Rule:
         errors = exc.errors()
         first = errors[0]
         keys, owner = _clean_loc(tuple(first["loc"]))
-        dotted, line = _dotted(keys), _line(raw, keys)
+        dotted, line = _dotted(keys), key_line(raw, *keys)
         kind = first.get("type", "")
         if kind == "extra_forbidden":
             valid = sorted(f.alias or n for n, f in owner.model_fields.items())
@@ -482,7 +469,7 @@ def resolve_official(
         except UnresolvedReference as exc:
             failed.add(criterion.valueset)
             problem = _invalid(_dotted((*keys, "valueset")), criterion.valueset, str(exc),
-                               path=path, line=_line(raw, (*keys, "valueset")), rule_id=rule.id)
+                               path=path, line=key_line(raw, *keys, "valueset"), rule_id=rule.id)
             problems.append(problem)
             if isinstance(exc, NothingLoaded):
                 catalog.unloaded.append(problem)

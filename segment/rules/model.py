@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+import polars as pl
+from pydantic import Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
+from segment.models import FrozenModel
 from segment.rules.registry import COLUMN_OPERATIONS, OPERATIONS, ValueKind, resolve_op
 from segment.schema import CodeSystem, EventType, Sex
 
@@ -37,6 +39,11 @@ class Status(StrEnum):
     EXCLUDED = "excluded"
     NOT_IN_POPULATION = "not_in_population"
     UNKNOWN = "unknown"
+
+
+#: the ``status`` column's dtype in ``eligibility.parquet``: the statuses, sorted so that
+#: sorting the column orders it as its text
+STATUS_DTYPE = pl.Enum(sorted(s.value for s in Status))
 
 
 class AgeUnit(StrEnum):
@@ -181,12 +188,6 @@ def _window_field(value: Any) -> str:
     return " ".join(str(value).strip().lower().split())
 
 
-class Frozen(BaseModel):
-    """Base for every rule model: unknown keys are errors, objects are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class AgeAt(StrEnum):
     """The day an age is counted on."""
 
@@ -194,7 +195,7 @@ class AgeAt(StrEnum):
     MEASUREMENT_YEAR_END = "measurement year end"  # 31 December of the as-of year (eCQM, HEDIS)
 
 
-class AgeRange(Frozen):
+class AgeRange(FrozenModel):
     """Age in completed units on the as-of date (or ``at``); both bounds inclusive."""
 
     min: int | None = Field(default=None, ge=0)
@@ -294,12 +295,6 @@ class Evidence:
             key += f"~{self.units.digest}"
         return key
 
-    @property
-    def plain(self) -> bool:
-        """A lookup of codes with no filter (the common, fast path)."""
-        return (self.field is EvidenceField.CODE and not self.types and not self.answer
-                and not self.with_result and self.until is None)
-
     def until_date(self, as_of: dt.date) -> dt.date | None:
         """The last day an event may fall on for a run on ``as_of`` (None: the as-of date)."""
         if self.until is None:
@@ -307,14 +302,14 @@ class Evidence:
         return min(_clamped(as_of.year, *self.until), as_of)
 
 
-class UnitConversion(Frozen):
+class UnitConversion(FrozenModel):
     """How a result in another unit reads in the rule's unit: value x ``scale`` + ``offset``."""
 
     scale: float = 1.0
     offset: float = 0.0
 
 
-class ResultTest(Frozen):
+class ResultTest(FrozenModel):
     """The most recent event's numeric result compared with a number (a registry operation).
 
     ``{op: le, value: 9, unit: "%"}`` holds when the most recent event of the value set (in
@@ -404,7 +399,7 @@ def _until_field(value: Any) -> Any:
     return str(value).strip()
 
 
-class EventTest(Frozen):
+class EventTest(FrozenModel):
     """True when the patient has an event from ``valueset`` inside the window."""
 
     valueset: str
@@ -453,7 +448,7 @@ class EventTest(Frozen):
         )
 
 
-class ColumnTest(Frozen):
+class ColumnTest(FrozenModel):
     """An operation from the registry applied to a patient or enriched column."""
 
     column: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -473,21 +468,21 @@ class ColumnTest(Frozen):
         return name
 
 
-class AgeTest(Frozen):
+class AgeTest(FrozenModel):
     """A criterion on age (for example "66 or older at the end of the measurement year")."""
 
     age: AgeRange
     label: str | None = None
 
 
-class AnyOf(Frozen):
+class AnyOf(FrozenModel):
     """True when any child is true (Kleene: unknown only if none is true and one is unknown)."""
 
     any: list[Criterion] = Field(min_length=1)
     label: str | None = None
 
 
-class AllOf(Frozen):
+class AllOf(FrozenModel):
     """True when every child is true (Kleene: false as soon as one child is false)."""
 
     all: list[Criterion] = Field(min_length=1)
@@ -521,7 +516,7 @@ AnyOf.model_rebuild()
 AllOf.model_rebuild()
 
 
-class Population(Frozen):
+class Population(FrozenModel):
     """Who the rule applies to: age on the as-of date, sex, required conditions."""
 
     age: AgeRange | None = None
@@ -529,14 +524,14 @@ class Population(Frozen):
     conditions: list[Criterion] = Field(default_factory=list)
 
 
-class Due(Frozen):
+class Due(FrozenModel):
     """A screening rule's due condition: due unless one of ``unless`` is met."""
 
     label: str
     unless: list[Criterion] = Field(min_length=1)
 
 
-class ExampleEvent(Frozen):
+class ExampleEvent(FrozenModel):
     """One event of an example patient."""
 
     type: EventType
@@ -556,7 +551,7 @@ class ExampleEvent(Frozen):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class ExamplePatient(Frozen):
+class ExamplePatient(FrozenModel):
     """An example patient: birth date, sex, deceased date and any other columns."""
 
     birth_date: dt.date | None = None
@@ -565,7 +560,7 @@ class ExamplePatient(Frozen):
     columns: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
 
 
-class Example(Frozen):
+class Example(FrozenModel):
     """A patient with the outcome the rule must give for them (run by ``rules test``)."""
 
     name: str
@@ -576,7 +571,7 @@ class Example(Frozen):
     reason: str | None = None  # optional: text the reason must contain
 
 
-class Reads(Frozen):
+class Reads(FrozenModel):
     """An area column a risk rule reads, the index it comes from and the vintages it accepts.
 
     ``segment rules check --reference PACK`` fails when the pack's data dictionary has no
@@ -588,7 +583,7 @@ class Reads(Frozen):
     vintages: list[str] = Field(min_length=1)
 
 
-class Rule(Frozen):
+class Rule(FrozenModel):
     """One screening or risk rule (a file in the rules folder)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -607,7 +602,7 @@ class Rule(Frozen):
     examples: list[Example] = Field(default_factory=list)
 
 
-class ValueSetFile(Frozen):
+class ValueSetFile(FrozenModel):
     """A value set in YAML: codes grouped by code system, and/or official sets it includes.
 
     ``include`` lists official (VSAC) value sets by OID or canonical URL, each with an

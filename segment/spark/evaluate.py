@@ -27,11 +27,12 @@ from segment.rules.compiler import CompiledRule, compile_rule
 from segment.rules.evaluate import (
     ELIGIBILITY_SCHEMA,
     absent_columns,
+    absent_warnings,
     evaluate_frames,
     waterfall_from_counts,
 )
-from segment.rules.loader import iter_criteria, load_rules
-from segment.rules.model import ColumnTest, EvidenceField, RuleSet
+from segment.rules.loader import load_rules
+from segment.rules.model import STATUS_DTYPE, EvidenceField, RuleSet
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SDOH_SOURCE, CodeSystem
 from segment.spark.io import (
     arrow_to_polars_schema,
@@ -243,19 +244,15 @@ def evaluate_spark(
     require_columns(e_df, list(EVENT_COLUMNS), events)
     enriched = SDOH_SOURCE in p_df.columns
     source = Path(patients).name if Path(patients).exists() else patients
-    warnings: list[str] = []
     absent = absent_columns(folder)
-    used = sorted(absent & {c.column for r in ruleset.rules for c, _k in iter_criteria(r)
-                            if isinstance(c, ColumnTest)})
-    for name in used:
-        warnings.append(f"the extract has no `{name}` column: rules testing it give unknown")
-        log.warning(f"the extract has no `{name}` column: rules testing it give unknown")
+    warnings = absent_warnings(ruleset, absent)
     result = evaluate_dataframes(spark, p_df, e_df, ruleset, day, buckets=buckets, source=source,
                                  enriched=enriched, absent=absent, warnings=warnings)
     progress.step("evaluate", f"{len(ruleset.rules)} rules on spark, {buckets} buckets")
     with persisted(result) as rows_df:
         counts_rows = rows_df.groupBy("rule_id", "step", "status").count().collect()
-        written = write_output(rows_df.drop("step"), out or folder, wd.ELIGIBILITY)
+        written = write_output(rows_df.drop("step"), out or folder, wd.ELIGIBILITY,
+                               dtypes={"status": STATUS_DTYPE})
     counts = pl.DataFrame(
         [(r["rule_id"], r["step"], r["status"], r["count"]) for r in counts_rows],
         schema={"rule_id": pl.String, "step": pl.Int8, "status": pl.String, "len": pl.UInt32},

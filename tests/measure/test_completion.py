@@ -15,8 +15,8 @@ from segment.errors import StageInputError
 from segment.measure import measure_campaign
 from segment.measure.cohort import assignments, cohort, completion_rows
 from segment.measure.completion import completions, extract_frames
-from segment.rules.evaluate import evaluate
 from segment.rules.loader import load_rules
+from segment.rules.run import evaluate
 from tests.campaign.test_holdout import _people
 
 from .conftest import COLONOSCOPY, LATER, Measured, day, later_extract, rules_folder

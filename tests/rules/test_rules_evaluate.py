@@ -14,6 +14,7 @@ from segment.cli import cli
 from segment.errors import InputDataError, StageInputError
 from segment.rules import default_rules_dir, evaluate, load_rules
 from segment.rules.explain import explain
+from segment.rules.model import STATUS_DTYPE
 
 from .helpers import MINI_RULE, D, events, mini_folder, patients
 
@@ -61,8 +62,11 @@ def test_evaluate_writes_eligibility_and_waterfall(workdir: Path) -> None:
         "patient_id": ["p1", "p2", "p3", "p4"],
         "status": ["not_due", "not_in_population", "unknown", "excluded"],
         "evidence_date": [D(2019, 3, 2), None, None, D(2026, 1, 1)],
-    })
+    }, schema_overrides={"status": STATUS_DTYPE})
     assert_frame_equal(crc.select("patient_id", "status", "evidence_date"), expected)
+    # the status column is an Enum of exactly the statuses, sorted, so it sorts as text
+    assert elig.schema["status"] == pl.Enum(["due", "excluded", "not_due", "not_in_population", "unknown"])
+    assert elig.sort("status")["status"].cast(pl.String).to_list() == sorted(elig["status"].cast(pl.String))
     report = json.loads((workdir / "evaluate-report.json").read_text())
     assert report["as_of"] == AS_OF and report["patient_source"] == "enriched.parquet"
     (row,) = [r for r in report["rules"] if r["rule_id"] == "colorectal-cancer-screening"]

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from segment.dates import age_in_years
 from segment.rules import default_rules_dir, load_rules
-from segment.rules.model import RuleSet, subtract_months
+from segment.rules.model import STATUS_DTYPE, RuleSet, subtract_months
 from segment.rules.registry import render
 
 from .helpers import D, events, patients, run
@@ -133,7 +133,8 @@ def test_reasons_and_evidence_dates() -> None:
                 "birth date missing; cannot check age 45-75",
             ],
             "evidence_date": [D(2019, 3, 2), D(2023, 1, 5), None, None],
-        }
+        },
+        schema_overrides={"status": STATUS_DTYPE},
     )
     assert_frame_equal(run(CRC, pats, evs, as_of), expected)
 

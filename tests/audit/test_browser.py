@@ -172,16 +172,21 @@ def _open(url: str, profile: Path, screenshot: Path) -> tuple[list[str], list[An
     return requests, errors, info
 
 
-def test_audit_html_renders_offline_in_chromium(tmp_path: Path) -> None:
-    campaign, work = _workdir(tmp_path)
-    result = audit_campaign(campaign, work)
-    assert result.html_path is not None
-    url = result.html_path.resolve().as_uri()
-    screenshot = tmp_path / "audit.png"
+def open_offline(html: Path | None, tmp_path: Path) -> dict[str, Any]:
+    """Open a report page: it draws something, asks for nothing but itself and logs no error."""
+    assert html is not None
+    url = html.resolve().as_uri()
+    screenshot = tmp_path / f"{html.stem}.png"
     requests, errors, info = _open(url, tmp_path / "profile", screenshot)
     assert screenshot.stat().st_size > 10_000
     assert requests == [url], f"unexpected network requests: {requests}"
     assert errors == []
+    return info
+
+
+def test_audit_html_renders_offline_in_chromium(tmp_path: Path) -> None:
+    campaign, work = _workdir(tmp_path)
+    info = open_offline(audit_campaign(campaign, work).html_path, tmp_path)
     assert info["title"] == "Equity and reach audit: AUDIT-TEST-01"
     assert info["svgs"] == info["svgTitles"] >= 3
     assert info["drawn"] == info["svgs"]

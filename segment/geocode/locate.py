@@ -54,7 +54,7 @@ def todo_for(provider: Provider, keys: pl.DataFrame, results: list[pl.DataFrame]
     return provider.candidates(k)
 
 
-def usable(provider: Provider, ctx: ProviderContext, explicit: bool) -> bool:
+def is_usable(provider: Provider, ctx: ProviderContext, explicit: bool) -> bool:
     """Whether the pack has what ``provider`` needs (missing: an error if it was asked for)."""
     if provider.table is None or ctx.pack.has(provider.table):
         return True
@@ -79,7 +79,7 @@ def locate_all(keys: pl.DataFrame, order: Sequence[str], ctx: ProviderContext, *
             continue
         provider = get_provider(name)
         progress.step("geocode", f"provider {name}")
-        if not usable(provider, ctx, explicit):
+        if not is_usable(provider, ctx, explicit):
             continue
         todo = todo_for(provider, keys, out.results)
         source_id = provider.source_id(ctx)

@@ -38,7 +38,7 @@ from segment.geocode.keys import (
     distinct_raw,
     with_source_flag,
 )
-from segment.geocode.locate import locate_all, usable
+from segment.geocode.locate import is_usable, locate_all
 from segment.geocode.providers import (
     DEFAULT_PROVIDERS,
     SOURCE,
@@ -129,7 +129,7 @@ def _check_providers(order: Sequence[str], pack: Any, explicit: bool) -> tuple[s
         raise GeocodeError("provider 'census' is not available with --engine spark (it sends addresses "
                            f"from one machine); valid options are: {', '.join(SPARK_PROVIDERS)}")
     ctx = ProviderContext(pack, Settings.from_env(reference_dir=pack.path))
-    kept = [name for name in order if name == SOURCE or usable(get_provider(name), ctx, explicit)]
+    kept = [name for name in order if name == SOURCE or is_usable(get_provider(name), ctx, explicit)]
     return tuple(kept)
 
 

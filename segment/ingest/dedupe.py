@@ -145,9 +145,10 @@ def survivorship(
     cluster holding an id in ``keep_ids`` (the patient ids of the working folder's last
     ingest) keeps that id, so a patient's id does not change when a new record joins.
     """
-    records = records.sort(["_order", "_k_id", "_row"]).with_columns(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_pidx")
-    )
+    # each record's rank by source, id and row (the wide frame itself is not reordered)
+    records = records.with_columns(
+        pl.arg_sort_by(["_order", "_k_id", "_row"]).arg_sort().cast(pl.UInt32).alias("_rank")
+    ).with_columns(pl.col("_rank").alias("_pidx"))
     if keep_ids is not None and keep_ids.len():
         # ids kept from the last run come first; then the earliest source id
         kept = pl.col("_k_id").is_in(keep_ids.implode())
@@ -164,8 +165,8 @@ def survivorship(
     size = pl.len().over("_cluster")
     single = labelled.filter(size == 1).select("_cluster", *_single_record())
     ordered = labelled.filter(size > 1).sort(
-        ["_cluster", "_updated", "_order", "_row"],
-        descending=[False, True, False, False],
+        ["_cluster", "_updated", "_order", "_row", "_rank"],
+        descending=[False, True, False, False, False],
         nulls_last=True,
     ).with_columns(
         _has_address().alias("_has_addr"), pl.col("phone_e164").is_not_null().alias("_has_phone"),

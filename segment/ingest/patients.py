@@ -153,6 +153,7 @@ def _lookups(
          [date_builder("deceased_date", parts, as_of, "_v_deceased_date", "_p_deceased_date")]),
         *[(keys, {f"_v_{c}": n.value, f"_p_{c}": n.problem}) for c, (keys, n) in checked.items()],
         *[([c], {f"_v_{c}": nz.normalize_text(pl.col(c)).value}) for c in _DISTINCT_TEXT],
+        *[([c], {f"_v_{c}_source": nz.normalize_text(pl.col(c)).value}) for c in ("race", "ethnicity")],
         (["phone_type"], {"_phone_type_src": phone_type}),
         (["zip5", "state"], {"_v_zip5": zip5.value, "_p_zip5": zip5.problem}),
     ]
@@ -191,7 +192,7 @@ def _named(frame: pl.LazyFrame, checked: list[str]) -> pl.LazyFrame:
         *[n.value.alias(c) for c, n in per_row.items()],
         *[n.problem.alias(f"{c}__problem") for c, n in per_row.items()],
         *[pl.col(f"_v_{c}").alias(c) for c in _DISTINCT_TEXT],
-        *[nz.normalize_text(pl.col(f"{c}__raw")).value.alias(f"{c}_source") for c in ("race", "ethnicity")],
+        *[pl.col(f"_v_{c}_source").alias(f"{c}_source") for c in ("race", "ethnicity")],
         *[nz.normalize_text(pl.col(c)).value.alias(c) for c in ("address_line1", "address_line2")],
         nz.blank_to_null(pl.col("phone_e164")).alias("_phone_raw"),
         # shared identifiers for identity resolution only (never in patients.parquet)
@@ -201,7 +202,8 @@ def _named(frame: pl.LazyFrame, checked: list[str]) -> pl.LazyFrame:
         pl.col("_v_zip5").alias("zip5"),
         pl.col("_p_zip5").alias("zip5__problem"),
     ).drop(
-        "_birth", "_birth_problem", *[f"_v_{c}" for c in (*checked, *_DISTINCT_TEXT, "zip5")],
+        "_birth", "_birth_problem", *[f"_v_{c}" for c in (*checked, *_DISTINCT_TEXT, "zip5", "race_source",
+                                                           "ethnicity_source")],
         *[f"_p_{c}" for c in (*checked, "zip5")],
     ).rename(
         {"updated_at": "_updated", "updated_at__problem": "_updated__problem", "updated_at__raw": "_updated__raw"}
@@ -238,12 +240,13 @@ def contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
 def patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
     """Rejects of the normalized records: one row per unusable record, one per blanked field."""
     row_column = problem_column("_row_problem")
-    row_rejects = records.filter(pl.col("_row_problem").is_not_null()).select(*reject_columns(
+    lazy = records.lazy()  # each filter reads only the columns its reject rows need
+    row_rejects = lazy.filter(pl.col("_row_problem").is_not_null()).select(*reject_columns(
         row_column,
         pl.when(row_column == "patient_id").then(pl.col("patient_id")).otherwise(pl.col("birth_date__raw")),
         problem_reason("_row_problem"), "row",
     ))
-    kept = records.filter(pl.col("_row_problem").is_null())
+    kept = lazy.filter(pl.col("_row_problem").is_null())
     field_cols = {c: f"{c}__raw" for c in PATIENT_CHECKED if c != "updated_at"}
     field_cols |= {"phone_e164": "phone__raw", "email": "email__raw", "updated_at": "_updated__raw"}
     frames = []
@@ -252,4 +255,4 @@ def patient_rejects(records: pl.DataFrame) -> pl.DataFrame:
         frames.append(kept.filter(pl.col(prob).is_not_null()).select(
             *reject_columns(col, pl.col(raw).cast(pl.String), pl.col(prob), "field")
         ))
-    return pl.concat([row_rejects, *frames], how="vertical").cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([row_rejects, *frames], how="vertical").cast(REJECT_SCHEMA).collect()  # type: ignore[arg-type]

@@ -39,17 +39,20 @@ def _full(pattern: str) -> str:
 
 @cache
 def _nanp_patterns(regions: tuple[str, ...]) -> list[tuple[str, list[str], str | None, str | None]]:
-    """(general, [type patterns], fixed_line, mobile) per NANP region, from phonenumbers."""
+    """(general, [the type patterns as one], fixed_line, mobile) per NANP region, from phonenumbers."""
     out = []
     for region in regions:
         md = phonenumbers.PhoneMetadata.metadata_for_region(region)
         if md is None or md.general_desc is None or not md.general_desc.national_number_pattern:
             continue
-        types = []
+        patterns = []
         for attr in _TYPE_ATTRS:
             desc = getattr(md, attr)
-            if desc is not None and desc.national_number_pattern:
-                types.append(_full(desc.national_number_pattern))
+            if desc is not None and desc.national_number_pattern and desc.national_number_pattern not in patterns:
+                patterns.append(desc.national_number_pattern)
+        # one anchored alternation matches exactly when one of the type patterns does: one
+        # regular-expression pass per number instead of one per type
+        types = [_full("|".join(f"(?:{p})" for p in patterns))] if patterns else []
         fixed = md.fixed_line.national_number_pattern if md.fixed_line else None
         mobile = md.mobile.national_number_pattern if md.mobile else None
         out.append((

@@ -163,7 +163,7 @@ def test_first_names_read_a_rare_typo_as_the_common_name_it_mistypes() -> None:
     read = first_names_read(pairs, frame)
     assert read.select("_first_read_l", "_first_count_l", "_first_read_r", "_first_count_r", "_first_typo").rows() == [
         ("andrea", 5, "sandra", 5, False),  # Anrdea is Andrea: two names beside Sandra
-        ("matthw", 3, "matthew", 100, True),  # one typo from a name 33 times as common: a typo
+        ("matthew", 100, "matthew", 100, True),  # one typo from a name 33 times as common: a typo of it
         ("kira", 10, "kiera", 10, False),  # two names, each common
     ]
 
@@ -183,3 +183,21 @@ def test_twins_one_with_a_typo_close_to_the_others_name_stay_apart(tmp_path: Pat
     assert not together(result.clusters, "ehr:E1", "crm:C1")
     review = pl.read_csv(tmp_path / IDENTITY_REVIEW)
     assert review.filter(pl.col("record_id_1") == "crm:C1")["held_back_because"].to_list() == ["first names conflict"]
+
+
+def test_a_married_name_with_the_email_built_from_it_merges(tmp_path: Path) -> None:
+    phone = "+19785557431"
+    rows = [
+        ("ehr:E1", "Sarah", "Cote", "1953-02-15", "F", "926 Depot Ave", "01555", phone, "cote_s31@example.net", None),
+        ("crm:C1", "Sarah", "Caruso", "1953-02-15", "F", "3428 Elm St", "01713", phone, "caruso_s31@example.net",
+         None),
+        # another Sarah born that day, whose address is built the same way: no match
+        ("crm:C2", "Sarah", "Lee", "1953-02-15", "F", "12 Oak St", "01713", None, "lee_s52@example.net", None),
+    ]
+    result = resolve(records(rows), PROBABILISTIC, tmp_path)
+    assert result.clusters is not None
+    assert together(result.clusters, "ehr:E1", "crm:C1")
+    assert not together(result.clusters, "ehr:E1", "crm:C2") and not together(result.clusters, "crm:C1", "crm:C2")
+    links = pl.read_parquet(tmp_path / IDENTITY_LINKS)
+    assert "email (the same but for the last name)" in links["agreeing_fields"][0]
+    assert "last_name" in links["disagreeing_fields"][0]

@@ -109,11 +109,12 @@ def _describe_levels(combos: pl.DataFrame, labels: dict[str, dict[int, str]]) ->
     ]
     framed = combos.with_columns(cols)
     agree = [
-        pl.when(~pl.col(f"_lv_{c}").is_in(["missing", "different"]))
+        pl.when(~pl.col(f"_lv_{c}").is_in(["missing", ""]) & ~pl.col(f"_lv_{c}").str.starts_with("different"))
         .then(pl.format(f"{c} ({{}})", pl.col(f"_lv_{c}")))
         for c in labels
     ]
-    disagree = [pl.when(pl.col(f"_lv_{c}") == "different").then(pl.lit(c)) for c in labels]
+    # "different, both women" (last name) is a disagreement too
+    disagree = [pl.when(pl.col(f"_lv_{c}").str.starts_with("different")).then(pl.lit(c)) for c in labels]
     missing = [pl.when(pl.col(f"_lv_{c}") == "missing").then(pl.lit(c)) for c in labels]
     return framed.with_columns(
         pl.concat_list(agree).list.drop_nulls().list.join("; ").alias("agreeing_fields"),
@@ -126,7 +127,7 @@ def _agrees(c: str, strong_only: bool = True) -> pl.Expr:
     col = f"_lv_{c}"
     if col == "_lv_":  # pragma: no cover
         return pl.lit(False)
-    ok = ~pl.col(col).is_in(["missing", "different", ""])
+    ok = ~pl.col(col).is_in(["missing", ""]) & ~pl.col(col).str.starts_with("different")
     if strong_only:
         ok = ok & ~pl.col(col).is_in([lv for comp, lv in WEAK_LEVELS if comp == c])
     return ok
@@ -135,10 +136,11 @@ def _agrees(c: str, strong_only: bool = True) -> pl.Expr:
 def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
     """Add how each pair's first names read (``_first_read_l/_r``, ``_first_count_l/_r``, ``_first_typo``).
 
-    ``_first_count``: how many records of ``frame`` hold the name as read. A rare name (fewer
-    than :data:`COMMON_NAME_MIN` records) one typo (Damerau-Levenshtein 1) from a common
-    one is read as that name (the most common, then the first alphabetically): ``Anrdea``
-    is Andrea, which is not Sandra, however alike Anrdea and Sandra look. ``_first_typo``:
+    ``_first_count``: how many records of ``frame`` hold the name as read. A name one typo
+    (Damerau-Levenshtein 1) from a common one (held by :data:`COMMON_NAME_MIN` records or
+    more) is read as that name (the most common, then the first alphabetically) when it is
+    rare itself or held by fewer than :data:`TYPO_SHARE` as many records: ``Anrdea`` is
+    Andrea, which is not Sandra, however alike Anrdea and Sandra look. ``_first_typo``:
     the two names are one typo apart and the rarer is rare, or held by fewer than
     :data:`TYPO_SHARE` as many records as the other (``Matthw`` beside ``Matthew``): one
     name mistyped, not two names.
@@ -147,10 +149,12 @@ def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
 
     counts = frame.group_by("first_name").len().drop_nulls().rename({"first_name": "name"})
     common = counts.filter(pl.col("len") >= COMMON_NAME_MIN)
-    names = pl.concat([pairs["first_name_l"], pairs["first_name_r"]]).drop_nulls().unique().to_frame("name")
-    rare = names.join(common, on="name", how="anti")
     differ = pairs.select("first_name_l", "first_name_r").drop_nulls().filter(
         pl.col("first_name_l") != pl.col("first_name_r")).unique()
+    names = pl.concat([pairs["first_name_l"], pairs["first_name_r"]]).drop_nulls().unique().to_frame("name")
+    # the names that may be read as another: rare ones, and those 20 times rarer than a neighbour
+    rare = pl.concat([differ["first_name_l"], differ["first_name_r"]]).unique().to_frame("name").join(
+        counts, on="name", how="left").with_columns(pl.col("len").fill_null(0))
     con = duckdb.connect(":memory:")
     try:
         for name, table in (("rare", rare), ("common", common), ("differ", differ)):
@@ -158,7 +162,8 @@ def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
         typos = con.sql(
             "SELECT r.name, arg_max(c.name, CAST(c.len AS BIGINT) * 1000000 - rank) AS read FROM rare r JOIN "
             "(SELECT name, len, row_number() OVER (ORDER BY name) AS rank FROM common) c "
-            "ON abs(length(r.name) - length(c.name)) <= 1 AND damerau_levenshtein(r.name, c.name) <= 1 "
+            f"ON (r.len < {COMMON_NAME_MIN} OR r.len < {TYPO_SHARE} * c.len) "
+            "AND abs(length(r.name) - length(c.name)) <= 1 AND damerau_levenshtein(r.name, c.name) <= 1 "
             "GROUP BY r.name"
         ).pl()
         one_off = con.sql("SELECT first_name_l, first_name_r FROM differ "

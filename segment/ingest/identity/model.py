@@ -81,28 +81,31 @@ LONG_IDENTIFIER = 6
 # label, in the order of the levels after the null level; they sum to 1 per comparison
 PRIOR_M: dict[str, list[float]] = {
     "first_name": [0.86, 0.04, 0.005, 0.05, 0.03, 0.002, 0.013],
-    "last_name": [0.90, 0.04, 0.01, 0.02, 0.03],
+    "last_name": [0.90, 0.04, 0.01, 0.02, 0.02, 0.01],
     "birth_date": [0.96, 0.01, 0.02, 0.005, 0.005],
     "sex": [0.98, 0.02],
     "address": [0.70, 0.05, 0.05, 0.02, 0.02, 0.06, 0.10],
     "phone": [0.85, 0.15],
-    "email": [0.85, 0.03, 0.12],
+    "email": [0.85, 0.01, 0.03, 0.11],
     "identifier": [0.95, 0.002, 0.02, 0.008, 0.02],
 }
 PRIOR_U: dict[str, list[float]] = {
     "first_name": [0.01, 0.001, 0.0001, 0.005, 0.05, 0.0005, 0.9334],
-    "last_name": [0.005, 0.002, 0.0005, 0.03, 0.9625],
+    "last_name": [0.005, 0.002, 0.0005, 0.03, 0.28, 0.6825],
     "birth_date": [0.00005, 0.000005, 0.0002, 0.012, 0.987745],
     "sex": [0.5, 0.5],
     "address": [0.00002, 0.00001, 0.00002, 0.00001, 0.0005, 0.05, 0.94944],
     "phone": [0.00002, 0.99998],
-    "email": [0.00002, 0.00005, 0.99993],
+    "email": [0.00002, 0.00001, 0.00005, 0.99992],
     "identifier": [0.0001, 0.0002, 0.00005, 0.0008, 0.99885],
 }
 
 
 #: per comparison, its levels after the missing one: SQL condition, label, level options
 _JW = "jaro_winkler_similarity"
+#: an email's local part without the record's last name and punctuation (``cote_s31`` -> ``s31``)
+_EMAIL_REST = ("regexp_replace(replace(lower(split_part(\"email_{s}\", '@', 1)), \"last_name_{s}\", ''), "
+               "'[^a-z0-9]', '', 'g')")
 LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "first_name": [
         ('"first_name_l" = "first_name_r"', "exact",
@@ -127,6 +130,9 @@ LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
          '(contains("last_name_l", "last_name_r") OR contains("last_name_r", "last_name_l"))',
          "one contains the other", {}),
         (f'{_JW}("last_name_l", "last_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
+        # most women who marry take the husband's name: a different last name weighs less
+        # between two women's records than otherwise
+        ('"sex_l" = \'F\' AND "sex_r" = \'F\'', "different, both women", {}),
     ],
     "birth_date": [
         ('"birth_date_l" = "birth_date_r"', "exact", {}),
@@ -139,8 +145,11 @@ LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "address": [
         ('"address_l" = "address_r" AND "zip5_l" = "zip5_r"', "line 1 and ZIP", {}),
         ('"address_l" = "address_r"', "line 1", {}),
-        ('"zip5_l" = "zip5_r" AND ("address_number_l" = "address_number_r" OR "address_number_l" IS NULL '
-         f'OR "address_number_r" IS NULL) AND {_JW}("address_street_l", "address_street_r") >= 0.9',
+        # the same house number and ZIP with a street alike (a mistyped ORCHARD is not ORCH), or
+        # one number missing and a street more alike
+        ('"zip5_l" = "zip5_r" AND (("address_number_l" = "address_number_r" AND '
+         f'{_JW}("address_street_l", "address_street_r") >= 0.85) OR (("address_number_l" IS NULL '
+         f'OR "address_number_r" IS NULL) AND {_JW}("address_street_l", "address_street_r") >= 0.9))',
          "similar line 1, same ZIP", {}),
         (f'"address_number_l" = "address_number_r" AND {_JW}("address_street_l", "address_street_r") >= 0.9',
          "similar line 1, other ZIP", {}),
@@ -151,6 +160,11 @@ LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "phone": [('"phone_l" = "phone_r"', "exact", {})],
     "email": [
         ('"email_l" = "email_r"', "exact", {}),
+        # an address built from the name changes with it: jane.smith82 is jane.doe82 married
+        (f"{_EMAIL_REST.format(s='l')} = {_EMAIL_REST.format(s='r')} AND "
+         f"regexp_matches({_EMAIL_REST.format(s='l')}, '[a-z].*[a-z0-9]|[0-9].*[a-z]') AND "
+         f'"last_name_l" <> "last_name_r" AND length("last_name_l") >= 2 AND length("last_name_r") >= 2',
+         "the same but for the last name", {}),
         ("split_part(\"email_l\", '@', 1) = split_part(\"email_r\", '@', 1)", "same local part", {}),
     ],
     "identifier": [

@@ -17,7 +17,7 @@ from segment.cli import cli
 from segment.config import Settings
 from segment.rules import default_rules_dir, evaluate, evaluate_frames, load_rules
 from segment.rules.examples import example_frames
-from segment.rules.model import RuleSet
+from segment.rules.model import STATUS_DTYPE, RuleSet
 
 AS_OF = dt.date(2026, 11, 23)
 KEY = ["patient_id", "rule_id"]
@@ -51,7 +51,8 @@ def _spark_rows(spark: Any, patients: pl.DataFrame, events: pl.DataFrame, rulese
     table = evaluate_dataframes(spark, p, e, ruleset, day, buckets=buckets, enriched=True).toArrow()
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    # Spark has no Enum: its status is text, which the eligibility file's writer casts back
+    return frame.with_columns(pl.col("status").cast(STATUS_DTYPE))
 
 
 @pytest.mark.parametrize("folder", ["rules", "ecqm"])

@@ -19,6 +19,7 @@ import polars as pl
 
 from segment.errors import InputDataError
 from segment.ingest import normalize as nz
+from segment.ingest.packing import lookup
 from segment.ingest.readers import RawPart
 from segment.ingest.readers.files import locate_bad_utf8
 
@@ -56,6 +57,30 @@ def _stage_columns(stage: Stage | Builder, table: pl.LazyFrame, keys: Sequence[s
     if callable(stage):
         return [c for c in table.collect_schema().names() if c not in keys]
     return list(stage)
+
+
+def distinct_columns(source: pl.DataFrame, lookups: Sequence[tuple[Sequence[str], Outputs]]) -> pl.DataFrame:
+    """Each lookup's outputs for every row of ``source``: :func:`by_distinct` without text joins.
+
+    Every text key column is made Categorical once (a small integer per row), each lookup's
+    table is built on the distinct keys only (:func:`distinct_table`), and the rows take
+    their answers by position (:func:`segment.ingest.packing.lookup`) instead of joining
+    ``source`` on text. The same answers as :func:`by_distinct`, one row per row of ``source``.
+    """
+    names = list(dict.fromkeys(k for keys, _ in lookups for k in keys))
+    keyed = source.select(
+        pl.col(c).cast(pl.Categorical(pl.Categories.random())) if source.schema[c] == pl.String else pl.col(c)
+        for c in names
+    )
+    columns = [lookup(keyed, keys, _table_builder(keys, outputs))[0] for keys, outputs in lookups]
+    return pl.concat(columns, how="horizontal", strict=True) if columns else pl.DataFrame(height=source.height)
+
+
+def _table_builder(keys: Sequence[str], outputs: Outputs) -> Callable[[pl.LazyFrame], pl.DataFrame]:
+    def build(table: pl.LazyFrame) -> pl.DataFrame:
+        return distinct_table(table, keys, outputs).collect()
+
+    return build
 
 
 #: dates exactly ``YYYY-MM-DD`` (maybe with a time after ``T`` or a space): what the general

@@ -1,7 +1,7 @@
 """Patient records: stacked from every source, normalized once per distinct value, rejected.
 
 Each normalizer of :mod:`segment.ingest.normalize` runs on the distinct raw values of its
-column(s) only (:func:`segment.ingest.frames.by_distinct`); a problem that blanks one
+column(s) only (:func:`segment.ingest.frames.distinct_columns`); a problem that blanks one
 field is a ``<column>__problem`` text column, a problem that makes the record unusable
 (no patient id, no valid birth date) is the ``_row_problem`` struct
 (:mod:`segment.ingest.problems`).
@@ -18,9 +18,9 @@ from segment.ingest import normalize as nz
 from segment.ingest.emails import email_lookup
 from segment.ingest.frames import (
     Outputs,
-    by_distinct,
     date_builder,
     date_keys,
+    distinct_columns,
     distinct_table,
     part_dates,
     with_all_columns,
@@ -162,8 +162,8 @@ def _lookups(
 def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], as_of: dt.date) -> pl.LazyFrame:
     """Normalized patient records with ``<col>__problem`` and ``_row_problem`` columns.
 
-    Normalizers run once per distinct raw value (:func:`by_distinct`), so ``raw`` should be
-    an in-memory frame (``df.lazy()``): it is read once per lookup.
+    Normalizers run once per distinct raw value (:func:`distinct_columns`), so ``raw`` should be
+    an in-memory frame (``df.lazy()``).
     """
     checked = _checked_normalizers()
     frame = raw.with_columns(
@@ -173,7 +173,8 @@ def normalize_patients(raw: pl.LazyFrame, parts: list[RawPart], as_of: dt.date) 
         pl.col("phone_e164").alias("phone__raw"),
         pl.col("email").alias("email__raw"),
     )
-    frame = by_distinct(frame, _lookups(checked, parts, as_of), source=raw)
+    frame = pl.concat([frame, distinct_columns(raw.collect(), _lookups(checked, parts, as_of)).lazy()],
+                      how="horizontal", strict=True)
     frame = _with_updated_at(frame, raw, parts, as_of)
     return _named(frame, [*checked, "deceased_date", "updated_at"])
 

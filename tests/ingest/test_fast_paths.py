@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
 from segment.ingest.events import _unique_ids
-from segment.ingest.frames import by_distinct, date_builder, part_dates
+from segment.ingest.frames import by_distinct, date_builder, distinct_columns, part_dates
 from segment.ingest.patients import _updated_at, _with_updated_at
 
 TODAY = dt.date(2025, 6, 1)
@@ -67,6 +67,23 @@ def test_by_distinct_matches_per_row(values: list[str | None]) -> None:
     whole = nz.check_birth_date(parsed, as_of=TODAY)
     want = frame.with_columns(whole.value.alias("v"), whole.problem.alias("p"))
     assert_frame_equal(got, want)  # same rows, same order, same answers
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["02/29/2020", "2020-02-29", " ma ", "MA", "", "x"]) | st.none() | st.text(max_size=4),
+                          st.sampled_from(["01234", "2115", "02115-1234", ""]) | st.none(), st.integers(0, 2)),
+                min_size=1, max_size=40))
+def test_distinct_columns_matches_by_distinct(rows: list[tuple[str | None, str | None, int]]) -> None:
+    frame = pl.DataFrame(rows, schema={"a": pl.String, "b": pl.String, "_part": pl.Int32}, orient="row")
+    parsed = nz.parse_date(pl.col("a"), as_of=TODAY)
+    zip5 = nz.normalize_zip(pl.col("b"), nz.normalize_state(pl.col("a")).value)
+    lookups = [
+        (["a"], [{"_v": parsed.value, "_p": parsed.problem}, {"v": pl.col("_v"), "p": pl.col("_p")}]),
+        (["b", "a"], {"z": zip5.value, "zp": zip5.problem}),
+        (["a", "_part"], {"n": pl.col("a").str.len_chars() + pl.col("_part")}),
+    ]
+    want = by_distinct(frame.lazy(), lookups).collect().drop("a", "b", "_part")
+    assert_frame_equal(distinct_columns(frame, lookups), want)
 
 
 @settings(max_examples=40, deadline=None)

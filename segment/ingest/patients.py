@@ -90,10 +90,12 @@ def _with_updated_at(
     keys = date_keys("updated_at", parts)
     # the fast column once (collected), then the rest per distinct text
     quick = source.select(*keys, fast.alias("_upd_fast")).collect()
-    table = distinct_table(
-        quick.lazy().filter(pl.col("_upd_fast").is_null() & raw.is_not_null()), keys,
-        {"_upd_slow": full.value, "_p_updated_at": full.problem},
-    )
+    slow = pl.col("_upd_fast").is_null() & raw.is_not_null()
+    if not quick.select(slow.any()).item():  # every stamp read per row: nothing to look up
+        column = quick.lazy().select(pl.col("_upd_fast").alias("_v_updated_at"),
+                                     pl.lit(None, dtype=pl.String).alias("_p_updated_at"))
+        return pl.concat([frame, column], how="horizontal", strict=True)
+    table = distinct_table(quick.lazy().filter(slow), keys, {"_upd_slow": full.value, "_p_updated_at": full.problem})
     column = (
         quick.lazy()
         .join(table, on=keys, how="left", nulls_equal=True, maintain_order="left")

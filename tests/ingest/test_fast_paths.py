@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -46,8 +47,10 @@ def test_date_builder_matches_the_general_parser(texts: list[str | None]) -> Non
     assert_frame_equal(got.select("d", "v", "p"), want)
 
 
-def test_updated_at_fast_path_matches_full_expression() -> None:
-    raw = pl.DataFrame({"updated_at": STAMPS * 3}, schema={"updated_at": pl.String})
+@pytest.mark.parametrize("stamps", [STAMPS * 3, ["2024-01-02T03:04:05", None, "2023-12-31T23:59:59"] * 2],
+                         ids=["mixed", "every stamp per row"])
+def test_updated_at_fast_path_matches_full_expression(stamps: list[str | None]) -> None:
+    raw = pl.DataFrame({"updated_at": stamps}, schema={"updated_at": pl.String})
     full = _updated_at([], TODAY)
     want = raw.select(full.value.alias("_v_updated_at"), full.problem.alias("_p_updated_at"))
     got = _with_updated_at(raw.lazy(), raw.lazy(), [], TODAY).collect()

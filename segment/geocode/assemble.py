@@ -9,13 +9,18 @@ point's (:func:`final`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
+from segment import progress
 from segment.addresses import parse as addr
 from segment.geocode.keys import ADDRESS_COLUMNS, ROW_HASH, row_hash
-from segment.geocode.providers import RANK, RESULT_SCHEMA, SOURCE
+from segment.geocode.locate import Located, locate_all
+from segment.geocode.providers import RANK, RESULT_SCHEMA, SOURCE, ProviderContext
+from segment.log import get_logger
 from segment.schema import GEOCODE_SCHEMA, GeoPrecision
 
 #: precisions whose point gets a tract and block group
@@ -29,6 +34,33 @@ TRACT_PRECISIONS = (
 PER_ADDRESS = ("lat", "lon", "geo_precision", "geo_score", "tract_geoid", "block_group_geoid",
                "county_fips", "geo_reason", "_provider")
 _ANSWERS = {**RESULT_SCHEMA, "provider": pl.String, "pos": pl.Int32}
+log = get_logger("geocode")
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The addresses still to do, placed: the providers' answers, the polygons, the results."""
+
+    located: Located
+    #: tract, block group and county of each distinct point
+    geo: pl.DataFrame
+    #: one row per raw address: ``ADDRESS_COLUMNS``, ``ROW_HASH``, ``raw_hash``, ``PER_ADDRESS``
+    addresses: pl.DataFrame
+
+
+def place(lf: pl.LazyFrame, keys: pl.DataFrame, order: Sequence[str], ctx: ProviderContext, *,
+          cache: pl.DataFrame | None = None, explicit: bool = False) -> Placed:
+    """Run the providers over ``keys``, choose each address's best answer, place the points.
+
+    ``lf`` (patients with ``_src``) gives the source points, which get polygons too.
+    """
+    located = locate_all(keys, order, ctx, cache=cache, explicit=explicit)
+    best = choose(keys, located.results)
+    points = points_to_place(lf, best)
+    progress.step("geocode", f"{points.height:,} points to tracts and block groups")
+    geo = geographies(points, ctx.pack)
+    log.info("assigned tracts", points=points.height, outside=geo["tract_geoid"].null_count())
+    return Placed(located, geo, per_address(keys, best, geo))
 
 
 def _answers(results: list[pl.DataFrame]) -> pl.DataFrame:

@@ -1,7 +1,7 @@
 """The geocode stage: :func:`geocode` (the entry point) and :class:`GeocodeStage`.
 
 ``segment geocode`` and ``segment run`` both go through :class:`GeocodeStage`; with
-``--engine spark`` it runs :func:`segment.spark.geocode_spark` instead.
+``--engine spark`` they run its Spark twin (:class:`segment.spark.stages.SparkGeocodeStage`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,7 @@ import polars as pl
 from segment import progress
 from segment.config import Settings
 from segment.errors import GeocodeError
-from segment.geocode.assemble import (
-    PER_ADDRESS,
-    choose,
-    final,
-    geographies,
-    per_address,
-    points_to_place,
-)
+from segment.geocode.assemble import PER_ADDRESS, final, place
 from segment.geocode.cache import (
     CACHE_SCHEMA,
     address_rows,
@@ -40,7 +33,6 @@ from segment.geocode.keys import (
     distinct_raw,
     with_source_flag,
 )
-from segment.geocode.locate import locate_all
 from segment.geocode.providers import DEFAULT_PROVIDERS, ProviderContext, parse_providers
 from segment.geocode.result import GeocodeResult
 from segment.log import get_logger
@@ -88,14 +80,9 @@ def geocode(
     keys = address_keys(raw.join(known.select("raw_hash"), on="raw_hash", how="anti"))
     log.info("addresses to geocode", distinct=raw.height, cached=known.height, new=keys.height)
     progress.step("geocode", f"{raw.height:,} distinct addresses ({known.height:,} from the cache)")
-    located = locate_all(keys, order, ProviderContext(pack, settings, census), cache=cache,
-                         explicit=providers is not None)
-    best = choose(keys, located.results)
-    points = points_to_place(lf, best)
-    progress.step("geocode", f"{points.height:,} points to tracts and block groups")
-    geo = geographies(points, pack)
-    log.info("assigned tracts", points=points.height, outside=geo["tract_geoid"].null_count())
-    fresh = per_address(keys, best, geo)
+    placed = place(lf, keys, order, ProviderContext(pack, settings, census), cache=cache,
+                   explicit=providers is not None)
+    located, fresh = placed.located, placed.addresses
     new_rows = [*located.new_cache, *([address_rows(fresh, context, PER_ADDRESS)] if fresh.height else [])]
     if use_cache and new_rows:
         save_cache(workdir, cache, pl.concat(new_rows, how="diagonal_relaxed"))
@@ -104,7 +91,7 @@ def geocode(
     progress.step("geocode", "writing geocoded.parquet")
     # one evaluation of the joins, then the file and the counts from it (the streaming sink of
     # an order-keeping join was 2-3x slower at 1M, and counting from the plan joined twice)
-    frame = final(lf, addresses, geo, list(schema)).collect()
+    frame = final(lf, addresses, placed.geo, list(schema)).collect()
     with atomic_path(workdir / GEOCODED) as tmp:  # zstd level 1: the same size, less time
         frame.drop("_provider").write_parquet(tmp, compression="zstd", compression_level=1)
     output = workdir / GEOCODED
@@ -145,13 +132,7 @@ class GeocodeStage(Stage[GeocodeResult]):
         return {k: v for k, v in given.items() if v is not None}
 
     def run(self, ctx: StageContext) -> GeocodeResult:
-        """Geocode the working folder (on Spark when the context says so)."""
+        """Geocode the working folder with Polars (on Spark: :class:`segment.spark.stages.SparkGeocodeStage`)."""
         providers = list(self.providers) if self.providers is not None else None
-        if ctx.spark is not None:
-            from segment.spark import geocode_spark
-
-            session, buckets = ctx.spark_session()
-            return geocode_spark(ctx.workdir, spark=session, buckets=buckets, providers=providers,
-                                 settings=ctx.settings, patients=ctx.spark.patients, out=ctx.spark.output)
         return geocode(ctx.workdir, providers=providers, settings=ctx.settings, census=self.census,
                        use_cache=self.use_cache)

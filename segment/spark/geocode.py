@@ -23,22 +23,14 @@ from segment import progress
 from segment import workdir as wd
 from segment.config import Settings
 from segment.errors import GeocodeError
-from segment.geocode.assemble import (
-    PER_ADDRESS,
-    choose,
-    final,
-    geographies,
-    per_address,
-    points_to_place,
-)
+from segment.geocode.assemble import final, place
 from segment.geocode.keys import (
     ADDRESS_COLUMNS,
-    ROW_HASH,
     address_keys,
     distinct_raw,
     with_source_flag,
 )
-from segment.geocode.locate import is_usable, locate_all
+from segment.geocode.locate import is_usable
 from segment.geocode.providers import (
     DEFAULT_PROVIDERS,
     SOURCE,
@@ -79,11 +71,8 @@ def geocode_frame(patients: pl.DataFrame, pack: Any, order: Sequence[str], setti
     """
     schema = patients.schema
     lf = with_source_flag(patients.lazy(), schema, order)
-    keys = address_keys(distinct_raw(lf))
-    best = choose(keys, locate_all(keys, order, ProviderContext(pack, settings)).results)
-    geo = geographies(points_to_place(lf, best), pack)
-    addresses = per_address(keys, best, geo).select(*ADDRESS_COLUMNS, ROW_HASH, *PER_ADDRESS)
-    return final(lf, addresses, geo, list(schema)).collect()
+    placed = place(lf, address_keys(distinct_raw(lf)), order, ProviderContext(pack, settings))
+    return final(lf, placed.addresses, placed.geo, list(schema)).collect()
 
 
 class PartitionGeocoder:

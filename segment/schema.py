@@ -10,6 +10,16 @@ from enum import StrEnum
 import polars as pl
 
 
+def enum_dtype(values: type[StrEnum], *, ranked: bool = False) -> pl.Enum:
+    """A Polars Enum of a StrEnum's values.
+
+    Sorted (so sorting by the column sorts its text), or in declaration order when the
+    order is a ranking (``ranked``: geocode precision, best first).
+    """
+    names = [v.value for v in values]
+    return pl.Enum(names if ranked else sorted(names))
+
+
 class Sex(StrEnum):
     """Administrative sex as carried in extracts."""
 
@@ -28,7 +38,7 @@ class PhoneType(StrEnum):
 
 
 #: the ``phone_type`` column's dtype in patients.parquet
-PHONE_TYPE = pl.Enum([t.value for t in PhoneType])
+PHONE_TYPE = enum_dtype(PhoneType)
 
 
 class EventType(StrEnum):
@@ -80,7 +90,7 @@ class GeoPrecision(StrEnum):
 
 
 #: the ``geo_precision`` column's dtype in geocoded.parquet (categories best first)
-GEO_PRECISION = pl.Enum([p.value for p in GeoPrecision])
+GEO_PRECISION = enum_dtype(GeoPrecision, ranked=True)
 
 
 #: precisions precise enough to trust a tract assignment

@@ -34,9 +34,10 @@ from typing import Any
 
 import polars as pl
 
-from segment.campaign.model import Campaign, Channel, JourneyStep, StopCondition, enum_dtype
+from segment.campaign.model import Campaign, Channel, JourneyStep, StopCondition
 from segment.campaign.problems import Where
 from segment.errors import SegmentError
+from segment.schema import enum_dtype
 
 
 class JourneyState(StrEnum):

@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import polars as pl
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,7 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from segment.rules.model import Criterion
 from segment.rules.model import Status as RuleStatus
-from segment.schema import InputFormat
+from segment.schema import InputFormat, enum_dtype
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
@@ -62,11 +61,6 @@ class Arm(StrEnum):
 
     CONTACT = "contact"
     HOLDOUT = "holdout"
-
-
-def enum_dtype(values: type[StrEnum]) -> pl.Enum:
-    """A Polars Enum of a StrEnum's values, in sorted order (so sorting by it sorts the text)."""
-    return pl.Enum(sorted(v.value for v in values))
 
 
 #: Polars dtypes of the status-like columns a contact plan holds

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from segment.stage import SparkRun
+from segment.stage import SparkRun, Stage
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ENGINES = ("polars", "spark")
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S", bound=Stage[Any])
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,14 @@ class EngineChoice(SparkRun):
         spark = spark_session(settings)
         return spark, default_buckets(spark, settings)
 
+
+    def stage(self, stage: S) -> S:
+        """``stage`` for this engine: with ``--engine spark``, its Spark twin (:mod:`segment.spark.stages`)."""
+        if not self.spark:
+            return stage
+        from segment.spark.stages import on_spark
+
+        return cast("S", on_spark(stage))
 
     def context(self, workdir: Path, *, as_of: dt.date | None = None, settings: Settings | None = None,
                 campaign: Any | None = None) -> StageContext:

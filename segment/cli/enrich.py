@@ -38,7 +38,7 @@ def enrich_command(workdir: Path, reference: Path | None, crosswalk: Path | None
     """
     choice = engine_choice(engine, master, buckets, patients_uri, output=output)
     stage = EnrichStage(crosswalk=crosswalk, patients=patients_uri)
-    report = execute(stage, choice.context(workdir, settings=settings(reference)))
+    report = execute(choice.stage(stage), choice.context(workdir, settings=settings(reference)))
     reporter = get_reporter()
     reporter.result(
         "enrich",

@@ -59,7 +59,7 @@ def evaluate_command(
     reporter = get_reporter()  # installed first, so the library's log lines go through it
     stage = EvaluateStage(rules_dir or default_rules_dir(), patients=patients_uri)
     with using_vsac(vsac):
-        result = execute(stage, choice.context(workdir, as_of=as_of, settings=Settings.from_env(vsac_dir=vsac)))
+        result = execute(choice.stage(stage), choice.context(workdir, as_of=as_of, settings=Settings.from_env(vsac_dir=vsac)))
     reporter.table(f"evaluate (as of {result.as_of.isoformat()})", result.waterfall,
                    WATERFALL_COLUMNS)
 

@@ -63,7 +63,7 @@ def geocode_command(workdir: Path, reference: Path | None, providers: tuple[str,
     stage = GeocodeStage(providers=providers or None,
                          census=CensusOptions(benchmark=census_benchmark, vintage=census_vintage),
                          use_cache=not no_cache)
-    result = execute(stage, choice.context(workdir, settings=settings(reference)))
+    result = execute(choice.stage(stage), choice.context(workdir, settings=settings(reference)))
     reporter = get_reporter()
     reporter.result("geocode", {
         "patients": result.patients,

@@ -1,7 +1,7 @@
 """The enrich stage: :func:`enrich_workdir` (the entry point) and :class:`EnrichStage`.
 
 ``segment enrich`` and ``segment run`` both go through :class:`EnrichStage`; with
-``--engine spark`` it runs :func:`segment.spark.enrich_spark` instead. The plan itself is
+``--engine spark`` they run its Spark twin (:class:`segment.spark.stages.SparkEnrichStage`). The plan itself is
 :func:`segment.enrich.core.enrich` (lazy in, lazy out).
 """
 
@@ -62,11 +62,5 @@ class EnrichStage(Stage[EnrichReport]):
         return [ctx.path(wd.ENRICHED), ctx.path(wd.ENRICH_REPORT)]
 
     def run(self, ctx: StageContext) -> EnrichReport:
-        """Enrich the working folder (on Spark when the context says so)."""
-        if ctx.spark is not None:
-            from segment.spark import enrich_spark
-
-            session, _buckets = ctx.spark_session()
-            return enrich_spark(ctx.workdir, ctx.settings.reference_dir, spark=session, crosswalk=self.crosswalk,
-                                patients=self.patients, out=ctx.spark.output)
+        """Enrich the working folder with Polars (on Spark: :class:`segment.spark.stages.SparkEnrichStage`)."""
         return enrich_workdir(ctx.workdir, ctx.settings.reference_dir, crosswalk=self.crosswalk)

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-import polars as pl
 from pydantic import Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
 from segment.models import FrozenModel
 from segment.rules.registry import COLUMN_OPERATIONS, OPERATIONS, ValueKind, resolve_op
-from segment.schema import CodeSystem, EventType, Sex
+from segment.schema import CodeSystem, EventType, Sex, enum_dtype
 
 
 class Kind(StrEnum):
@@ -43,7 +42,7 @@ class Status(StrEnum):
 
 #: the ``status`` column's dtype in ``eligibility.parquet``: the statuses, sorted so that
 #: sorting the column orders it as its text
-STATUS_DTYPE = pl.Enum(sorted(s.value for s in Status))
+STATUS_DTYPE = enum_dtype(Status)
 
 
 class AgeUnit(StrEnum):

@@ -1,8 +1,8 @@
 """The evaluate stage: :func:`evaluate` (the entry point) and :class:`EvaluateStage`.
 
 ``segment evaluate`` and ``segment run`` both go through :class:`EvaluateStage`; with
-``--engine spark`` it runs :func:`segment.spark.evaluate_spark` instead. The plan itself
-is :func:`segment.rules.evaluate.evaluate_frames`.
+``--engine spark`` they run its Spark twin, :class:`segment.spark.stages.SparkEvaluateStage`
+(same inputs, outputs and key). The plan itself is :func:`segment.rules.evaluate.evaluate_frames`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from segment import progress
 from segment import workdir as wd
@@ -24,11 +24,8 @@ from segment.rules.evaluate import (
     patient_source,
     waterfall,
 )
-from segment.rules.loader import load_rules, using_vsac
+from segment.rules.loader import load_rules
 from segment.stage import Stage, StageContext
-
-if TYPE_CHECKING:
-    from segment.spark import SparkEvaluateResult
 
 log = get_logger("evaluate")
 
@@ -91,8 +88,32 @@ def evaluate(
     return EvaluateResult(out, report, day, n_patients, result.height, rows, warnings)
 
 
+class EvaluateReport(Protocol):
+    """What an evaluation reports, on either engine: the waterfall and its counts."""
+
+    @property
+    def as_of(self) -> dt.date:
+        """The date windows and ages were counted from."""
+
+    @property
+    def patients(self) -> int:
+        """Patients evaluated."""
+
+    @property
+    def rows(self) -> int:
+        """Rows written (one per patient and rule)."""
+
+    @property
+    def waterfall(self) -> list[dict[str, Any]]:
+        """Per rule: patients, in population, not excluded, due, not due, excluded, unknown."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the evaluation warned about (absent columns)."""
+
+
 @dataclass(frozen=True)
-class EvaluateStage(Stage["EvaluateResult | SparkEvaluateResult"]):
+class EvaluateStage(Stage[EvaluateReport]):
     """Every rule applied to every patient (``eligibility.parquet``).
 
     ``patients``: the patient table ``segment evaluate --engine spark`` reads instead of
@@ -118,13 +139,6 @@ class EvaluateStage(Stage["EvaluateResult | SparkEvaluateResult"]):
         """The as-of date (windows and ages are counted from it)."""
         return {"as_of": ctx.as_of}
 
-    def run(self, ctx: StageContext) -> EvaluateResult | SparkEvaluateResult:
-        """Evaluate the working folder (on Spark when the context says so)."""
-        if ctx.spark is not None:
-            from segment.spark import evaluate_spark
-
-            session, buckets = ctx.spark_session()
-            with using_vsac(ctx.settings.vsac_dir):  # evaluate_spark loads the rules itself
-                return evaluate_spark(ctx.workdir, self.rules, ctx.as_of, spark=session, buckets=buckets,
-                                      patients=self.patients, events=ctx.spark.events, out=ctx.spark.output)
+    def run(self, ctx: StageContext) -> EvaluateReport:
+        """Evaluate the working folder with Polars."""
         return evaluate(ctx.workdir, self.rules, ctx.as_of, settings=ctx.settings)

@@ -26,6 +26,7 @@ import polars as pl
 from segment import workdir as wd
 from segment.errors import InputDataError, StageInputError
 from segment.log import get_logger
+from segment.schema import GEOCODE_SCHEMA, PATIENT_SCHEMA
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -133,12 +134,19 @@ def persisted(df: DataFrame) -> Iterator[DataFrame]:
         df.unpersist()
 
 
+#: the Enum columns of the canonical patient and geocode tables (Spark writes them as strings)
+CANONICAL_ENUMS: dict[str, pl.DataType] = {
+    c: t for c, t in {**PATIENT_SCHEMA, **GEOCODE_SCHEMA}.items() if isinstance(t, pl.Enum)
+}
+
+
 def write_output(df: DataFrame, out: str | Path, name: str,
                  dtypes: Mapping[str, pl.DataType] | None = None) -> str:
     """Write ``df`` as ``out/name``: one owner-only file locally, a Parquet dataset remotely.
 
     ``dtypes``: Polars types the local file's columns take that Spark has no type for
-    (a ``pl.Enum`` status is a string in Spark).
+    (a ``pl.Enum`` status is a string in Spark); the canonical patient and geocode columns
+    that are Enums (``phone_type``, ``geo_precision``) always get theirs back.
     """
     if not is_local(out):
         target = f"{str(out).rstrip('/')}/{name}"
@@ -153,8 +161,9 @@ def write_output(df: DataFrame, out: str | Path, name: str,
         files = sorted(parts.glob("part-*.parquet"))
         frame = (pl.scan_parquet(files) if files
                  else pl.LazyFrame(schema=arrow_to_polars_schema(df)))
-        if dtypes:
-            frame = frame.with_columns(pl.col(column).cast(dtype) for column, dtype in dtypes.items())
+        wanted = {**CANONICAL_ENUMS, **(dtypes or {})}
+        present = frame.collect_schema().names()
+        frame = frame.with_columns(pl.col(c).cast(t) for c, t in wanted.items() if c in present)
         written = wd.write_parquet(frame, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,19 +1,19 @@
-"""`segment run`: stage orchestration with reuse by content hash, locking and a run log.
+"""`segment run`: one campaign end to end, with reuse by content key, a lock and a run log.
 
-A run is a list of :class:`Stage` objects. Each stage names its input files, the
-settings that change its result, and its outputs. Before running a stage the
-orchestrator computes a key from the SHA-256 of its inputs, its settings and segment's
-version; when the key matches the one recorded for the outputs that are still in place,
-the stage is reused instead of rerun. Because a stage's inputs include the previous
-stage's outputs, a rerun upstream that produced identical files does not force a rerun
-downstream.
+A run is a typed :class:`RunPlan` (from the campaign file and the settings) and the list of
+stage objects it builds (:mod:`segment.stage`): ingest, geocode, enrich, evaluate, audit and
+export, the same objects the single-stage commands run. Before running a stage the
+orchestrator computes its content key from the SHA-256 of its inputs, its settings and
+segment's version; when the key matches the one recorded for outputs still in place, the
+stage is reused instead of rerun. Because a stage's inputs include the previous stage's
+outputs, a rerun upstream that produced identical files does not force a rerun downstream.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,24 +21,13 @@ from typing import TYPE_CHECKING, Any
 from segment import progress
 from segment.config import Settings
 from segment.log import get_logger, peak_rss_bytes
-from segment.runstate import StageCache, stage_key
+from segment.runstate import StageCache, content_hash, run_id_of, tree_fingerprint
+from segment.stage import SparkRun, Stage, StageContext
 
 if TYPE_CHECKING:
-    from segment.stage import SparkRun
+    from segment.campaign.model import Campaign, Source
 
 log = get_logger("run")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One pipeline stage as the orchestrator sees it."""
-
-    name: str
-    run: Callable[[], Mapping[str, Any]]
-    inputs: Sequence[Path] = ()
-    outputs: Sequence[Path] = ()
-    params: Mapping[str, Any] = field(default_factory=dict)
-    cacheable: bool = True
 
 
 @dataclass
@@ -46,7 +35,7 @@ class StageOutcome:
     """What happened to a stage in a run."""
 
     name: str
-    status: str  # ran, reused, failed
+    status: str  # ran, reused, failed, dry-run
     seconds: float
     counts: dict[str, Any] = field(default_factory=dict)
     #: the process's peak resident memory so far, when the stage ended (MiB); None where
@@ -79,30 +68,47 @@ class StageFailed(Exception):
         self.outcomes = outcomes
 
 
-def run_stages(workdir: Path, stages: Sequence[Stage], *, force: bool = False) -> list[StageOutcome]:
-    """Run ``stages`` in order, reusing those whose inputs and settings are unchanged."""
-    cache = StageCache(workdir)
+def run_stages(ctx: StageContext, stages: Sequence[Stage[Any]], *, force: bool = False,
+               always_run: frozenset[str] = frozenset()) -> list[StageOutcome]:
+    """Run ``stages`` in order, reusing those whose content key and outputs are unchanged.
+
+    Stages named
+    in ``always_run`` (or not :attr:`~segment.stage.Stage.cacheable`) are never reused;
+    those that :attr:`~segment.stage.Stage.record_after_run` have their key recorded after
+    the last stage, against their inputs as the run leaves them.
+    """
+    cache = StageCache(ctx.workdir)
     outcomes: list[StageOutcome] = []
+    settle: list[Stage[Any]] = []
     for stage in stages:
         start = time.perf_counter()
-        key = stage_key(stage.name, stage.inputs, stage.params) if stage.cacheable else ""
-        if stage.cacheable and not force and cache.is_fresh(stage.name, key, stage.outputs):
-            outcome = StageOutcome(stage.name, "reused", time.perf_counter() - start)
-            log.info(f"{stage.name}: inputs unchanged, reusing outputs")
-            outcomes.append(outcome)
-            continue
+        cacheable = stage.cacheable and stage.name not in always_run
+        key = stage.key(ctx) if cacheable else ""
+        if cacheable and not force and cache.is_fresh(stage.name, key, stage.outputs(ctx)):
+            counts = stage.reused(ctx)
+            if counts is not None:
+                log.info(f"{stage.name}: inputs unchanged, reusing outputs")
+                outcomes.append(StageOutcome(stage.name, "reused", time.perf_counter() - start, counts))
+                continue
         log.info(f"{stage.name}: running")
         progress.step(stage.name, "running")
         try:
-            counts = dict(stage.run() or {})
+            report = stage.run(ctx)
         except BaseException as exc:
             outcomes.append(StageOutcome(stage.name, "failed", time.perf_counter() - start))
             raise StageFailed(stage.name, exc, outcomes) from exc
-        if stage.cacheable:
-            cache.record(stage.name, key, stage.outputs)
-        outcome = StageOutcome(stage.name, "ran", time.perf_counter() - start, counts)
-        log.info(f"{stage.name}: done in {outcome.seconds:.1f} s", **counts)
+        if cacheable:
+            if stage.record_after_run:
+                settle.append(stage)
+            else:
+                cache.record(stage.name, key, stage.outputs(ctx))
+        counts = stage.counts(report)
+        outcome = StageOutcome(stage.name, stage.status(report), time.perf_counter() - start, counts)
+        log.info(f"{stage.name}: done in {outcome.seconds:.1f} s",
+                 **{k: v for k, v in counts.items() if isinstance(v, int | float)})
         outcomes.append(outcome)
+    for stage in settle:
+        cache.record(stage.name, stage.key(ctx), stage.outputs(ctx))
     return outcomes
 
 
@@ -146,76 +152,112 @@ class RunResult:
         }
 
 
-def _campaign_run_settings(campaign: Any, campaign_path: Path, settings: Settings,
-                           lake: bool = False) -> dict[str, Any]:
-    from segment.errors import CampaignError
-    from segment.resources import shipped_rules_dir
+@dataclass(frozen=True)
+class RunPlan:
+    """What one ``segment run`` of a campaign does, resolved from the campaign and settings.
 
-    if not campaign.sources and not lake:
-        raise CampaignError(
-            "key `sources` is required for `segment run` (the extracts to ingest)",
-            path=campaign_path,
-            key="sources",
-        )
-    workdir = Path(campaign.workdir or campaign_path.parent / "work")
-    return {
-        "workdir": workdir,
-        "reference": Path(campaign.reference or settings.reference_dir),
-        "rules": Path(campaign.rules or shipped_rules_dir()),
-        "ledger": Path(campaign.ledger or settings.ledger_path),
-        "destination": str(campaign.destination or workdir / "exports"),
-        "paths": [Path(s.path) for s in campaign.sources],
-        "mappings": sorted({Path(s.mapping) for s in campaign.sources if s.mapping}),
-        "sources": campaign.sources,
-        "allow_orphan_events": campaign.allow_orphan_events,
-        "linkage": campaign.linkage,
-        "linkage_model": campaign.linkage_model,
-    }
-
-
-def run_content_key(campaign: Any, campaign_path: Path, cfg: Mapping[str, Any], day: dt.date,
-                    settings: Settings) -> str:
-    """The hash of every input of a run that can change who is sent (the run id is its first 12 hex).
-
-    Sources and mapping files, the campaign file, its suppression files, the rules folder
-    (rules and value sets) and any external VSAC folder, the reference pack's manifest
-    (which lists the SHA-256 of each pack file), the as-of date and segment's version.
-    The ledger is not part of it: caps are checked again, under the ledger's lock, by
-    every attempt.
+    ``settings`` are the caller's, with the campaign's reference pack and ledger put in;
+    every stage receives them.
     """
-    import hashlib
 
-    from segment import __version__
-    from segment.runstate import tree_fingerprint
+    campaign: Campaign
+    campaign_path: Path
+    workdir: Path
+    as_of: dt.date
+    settings: Settings
+    rules: Path
+    destination: str
+    sources: tuple[Source, ...] = ()
+    dry_run: bool = False
+    spark: SparkRun | None = None
 
-    reference: Path = cfg["reference"]
-    payload = {
-        "code": campaign.code,
-        "as_of": day.isoformat(),
-        "version": __version__,
-        "sources": tree_fingerprint([*cfg["paths"], *cfg["mappings"],
-                                     *([cfg["linkage_model"]] if cfg.get("linkage_model") else [])]),
-        "campaign": tree_fingerprint([campaign_path]),
-        "suppression": tree_fingerprint([s.path for s in campaign.suppression]),
-        # lake tables (`run --engine spark --patients URI`) are named, not read, here
-        **({"lake": cfg["lake"]} if cfg.get("lake") else {}),
-        "rules": tree_fingerprint([cfg["rules"]]),
-        "vsac": tree_fingerprint([settings.vsac_dir]) if settings.vsac_dir else None,
-        "reference": tree_fingerprint([reference / "manifest.json"]),
-    }
-    return hashlib.sha256(json_dumps(payload)).hexdigest()
+    @classmethod
+    def of(cls, campaign: Campaign, campaign_path: Path, *, settings: Settings | None = None,
+           as_of: dt.date | None = None, dry_run: bool = False, spark: SparkRun | None = None) -> RunPlan:
+        """The plan of ``campaign`` (loaded from ``campaign_path``); the campaign's paths win."""
+        from segment.errors import CampaignError
+        from segment.resources import shipped_rules_dir
 
+        lake = spark is not None and spark.lake
+        if not campaign.sources and not lake:
+            raise CampaignError("key `sources` is required for `segment run` (the extracts to ingest)",
+                                path=campaign_path, key="sources")
+        settings = settings or Settings.from_env()
+        workdir = Path(campaign.workdir or campaign_path.parent / "work")
+        settings = replace(settings, reference_dir=Path(campaign.reference or settings.reference_dir),
+                           ledger_path=Path(campaign.ledger or settings.ledger_path))
+        return cls(
+            campaign=campaign, campaign_path=campaign_path, workdir=workdir,
+            as_of=as_of or campaign.as_of or dt.date.today(), settings=settings,
+            rules=Path(campaign.rules or shipped_rules_dir()),
+            destination=str(campaign.destination or workdir / "exports"),
+            sources=tuple(campaign.sources), dry_run=dry_run, spark=spark,
+        )
 
-def _input_specs(sources: list[Any]) -> list[Any]:
-    """The campaign's ``sources`` as ingest inputs, each with its own name, format and mapping."""
-    from segment.ingest.detect import InputSpec
-    from segment.ingest.mapping import load_mapping
+    @property
+    def lake(self) -> bool:
+        """True when the run reads canonical lake tables (Spark) instead of ingesting sources."""
+        return self.spark is not None and self.spark.lake
 
-    return [
-        InputSpec.of(Path(s.path), source=s.name, input_format=s.format,
-                     mapping=load_mapping(s.mapping) if s.mapping else None)
-        for s in sources
-    ]
+    @property
+    def source_files(self) -> list[Path]:
+        """The extracts, their mapping files and a pinned identity model: what ingest reads."""
+        mappings = sorted({Path(s.mapping) for s in self.sources if s.mapping})
+        model = [Path(self.campaign.linkage_model)] if self.campaign.linkage_model else []
+        return [*(Path(s.path) for s in self.sources), *mappings, *model]
+
+    def content_key(self) -> str:
+        """The hash of every input of a run that can change who is sent (the run id is its first 12 hex).
+
+        Sources and mapping files, the campaign file, its suppression files, the rules folder
+        (rules and value sets) and any external VSAC folder, the reference pack's manifest
+        (which lists the SHA-256 of each pack file), the as-of date and segment's version.
+        The ledger is not part of it: caps are checked again, under the ledger's lock, by
+        every attempt.
+        """
+        from segment import __version__
+
+        vsac = self.settings.vsac_dir
+        return content_hash({
+            "code": self.campaign.code,
+            "as_of": self.as_of.isoformat(),
+            "version": __version__,
+            "sources": tree_fingerprint(self.source_files),
+            "campaign": tree_fingerprint([self.campaign_path]),
+            "suppression": tree_fingerprint([s.path for s in self.campaign.suppression]),
+            # lake tables (`run --engine spark --patients URI`) are named, not read, here
+            **({"lake": [self.spark.patients, self.spark.events]} if self.lake and self.spark else {}),
+            "rules": tree_fingerprint([self.rules]),
+            "vsac": tree_fingerprint([vsac]) if vsac else None,
+            "reference": tree_fingerprint([self.settings.reference_dir / "manifest.json"]),
+        })
+
+    def stages(self) -> list[Stage[Any]]:
+        """ingest → geocode → enrich → evaluate → audit → export (without ingest on lake tables).
+
+        With Spark, geocode, enrich and evaluate are their Spark twins (:mod:`segment.spark.stages`).
+
+        Each stage's module is imported here, not at the top: a command that only reads a
+        plan loads none of them.
+        """
+        from segment.audit.run import AuditStage
+        from segment.enrich.run import EnrichStage
+        from segment.export.run import ExportStage
+        from segment.geocode.run import GeocodeStage
+        from segment.ingest.run import IngestStage
+        from segment.rules.run import EvaluateStage
+
+        c = self.campaign
+        stages: list[Stage[Any]] = [] if self.lake else [IngestStage.of_sources(
+            self.sources, allow_orphan_events=c.allow_orphan_events, linkage=c.linkage,
+            linkage_model=c.linkage_model)]
+        stages += [GeocodeStage(), EnrichStage(), EvaluateStage(rules=self.rules), AuditStage(campaign=c),
+                   ExportStage(campaign=c, destination=self.destination, dry_run=self.dry_run)]
+        if self.spark is not None:
+            from segment.spark.stages import on_spark
+
+            stages = [on_spark(stage) for stage in stages]
+        return stages
 
 
 def run_campaign(
@@ -240,175 +282,26 @@ def run_campaign(
     run dated before contacts already in the ledger is refused unless ``dry_run``.
     """
     from segment import workdir as wd
-    from segment.audit import audit_campaign
     from segment.campaign import load_campaign
-    from segment.campaign.ledger import ContactLedger
-    from segment.export import export_campaign
-    from segment.export.core import reconcile_before_run, refuse_backdated
     from segment.runstate import RunLock, append_run_record, keep_hashes, recall_hashes
 
     started = time.perf_counter()
     path = Path(campaign_path)
     campaign = load_campaign(path)  # validated before any data is touched
-    settings = settings or Settings.from_env()
-    lake = spark is not None and spark.lake
-    cfg = _campaign_run_settings(campaign, path, settings, lake=lake)
-    if spark is not None and lake:
-        cfg["lake"] = [spark.patients, spark.events]
-    day = as_of or campaign.as_of or dt.date.today()
-    folder = wd.ensure_private_dir(cfg["workdir"])
+    plan = RunPlan.of(campaign, path, settings=settings, as_of=as_of, dry_run=dry_run, spark=spark)
+    folder = wd.ensure_private_dir(plan.workdir)
     recall_hashes(folder)  # an untouched extract is not read again to learn it is unchanged
-    reference: Path = cfg["reference"]
-    manifest = reference / "manifest.json"
-    stage_settings = Settings.from_env(reference_dir=reference, ledger_path=cfg["ledger"])
-
-    run_id = run_content_key(campaign, path, cfg, day, settings)[:12]
-    ledger = ContactLedger(cfg["ledger"])
-
-    def p(name: str) -> Path:
-        return folder / name
-
-    # Each stage's module is imported when the stage runs: a reused stage costs no import
-    # (enrich alone loads GeoPandas and pandas).
-    def run_ingest() -> dict[str, Any]:
-        from segment.ingest import ingest
-        from segment.ingest.identity import IdentityOptions, Linkage
-
-        return _counts(ingest(_input_specs(cfg["sources"]), folder, as_of=day,
-                              allow_orphan_events=cfg["allow_orphan_events"],
-                              identity=IdentityOptions(Linkage(cfg["linkage"]), cfg["linkage_model"])))
-
-    sessions: list[Any] = []
-
-    def spark_session() -> tuple[Any, int]:
-        """Started by the first stage that runs on Spark (a reused stage starts no JVM)."""
-        from segment.spark.session import SparkSettings, default_buckets
-        from segment.spark.session import spark_session as start
-
-        assert spark is not None
-        spark_settings = SparkSettings.from_env().resolve(master=spark.master, buckets=spark.buckets,
-                                                          campaign=campaign)
-        if not sessions:
-            sessions.append(start(spark_settings))
-        return sessions[0], default_buckets(sessions[0], spark_settings)
-
-    def run_geocode() -> dict[str, Any]:
-        from segment.geocode import geocode
-
-        if spark is not None:
-            from segment.spark import geocode_spark
-
-            session, buckets = spark_session()
-            return _counts(geocode_spark(folder, spark=session, buckets=buckets, settings=stage_settings,
-                                         patients=spark.patients))
-
-        return _counts(geocode(folder, settings=stage_settings))
-
-    def run_enrich() -> dict[str, Any]:
-        from segment.enrich import enrich_workdir
-
-        if spark is not None:
-            from segment.spark import enrich_spark
-
-            return _counts(enrich_spark(folder, reference, spark=spark_session()[0]))
-        return _counts(enrich_workdir(folder, reference))
-
-    def run_evaluate() -> dict[str, Any]:
-        from segment.rules import evaluate
-
-        if spark is not None:
-            from segment.spark import evaluate_spark
-
-            session, buckets = spark_session()
-            return _counts(evaluate_spark(folder, cfg["rules"], day, spark=session, buckets=buckets,
-                                          events=spark.events))
-        return _counts(evaluate(folder, cfg["rules"], day))
-
-    stages = [
-        Stage(
-            "ingest",
-            run_ingest,
-            inputs=[*cfg["paths"], *cfg["mappings"], *([cfg["linkage_model"]] if cfg["linkage_model"] else [])],
-            outputs=[p(wd.PATIENTS), p(wd.EVENTS), p(wd.REJECTS), p(wd.INGEST_REPORT)],
-            params={"sources": [[s.name, s.format, str(s.mapping)] for s in cfg["sources"]], "today": day,
-                    "allow_orphan_events": cfg["allow_orphan_events"], "linkage": cfg["linkage"]},
-        ),
-        Stage(
-            "geocode",
-            run_geocode,
-            inputs=[p(wd.PATIENTS), manifest],
-            outputs=[p(wd.GEOCODED), p(wd.GEOCODE_REPORT)],
-        ),
-        Stage(
-            "enrich",
-            run_enrich,
-            inputs=[p(wd.GEOCODED), manifest],
-            outputs=[p(wd.ENRICHED), p(wd.ENRICH_REPORT)],
-        ),
-        Stage(
-            "evaluate",
-            run_evaluate,
-            inputs=[p(wd.ENRICHED), p(wd.EVENTS), cfg["rules"],
-                    *([settings.vsac_dir] if settings.vsac_dir else [])],
-            outputs=[p(wd.ELIGIBILITY), p(wd.EVALUATE_REPORT)],
-            params={"as_of": day},
-        ),
-    ]
-
-    if lake:
-        # canonical lake tables instead of ingest; their content is not hashed, so the
-        # stages that read them always run
-        stages = [stage if stage.name != "geocode" and stage.name != "evaluate"
-                  else replace(stage, cacheable=False) for stage in stages if stage.name != "ingest"]
-    result = RunResult(run_id, campaign.code, folder, day.isoformat(), dry_run, "failed", [])
+    run_id = run_id_of(plan.content_key())
+    ctx = StageContext(workdir=folder, as_of=plan.as_of, settings=plan.settings, spark=spark,
+                       run_id=run_id, start_spark=_spark_starter(spark, campaign))
+    result = RunResult(run_id, campaign.code, folder, plan.as_of.isoformat(), dry_run, "failed", [])
     with RunLock(folder, run_id):
         try:
-            result.temp_files_removed = wd.remove_stale_temp_files(folder)
-            if result.temp_files_removed:
-                log.info("removed temporary files left by a killed run", files=len(result.temp_files_removed))
-            if not dry_run:
-                result.reconciled = [r.describe() for r in reconcile_before_run(ledger, campaign.code)]
-                refuse_backdated(ledger, campaign, day, run_id)
-            result.stages = run_stages(folder, stages, force=force)
-            t0 = time.perf_counter()
-            audit_dir = wd.ensure_private_dir(folder / "runs" / run_id)
-            audit_outputs = [audit_dir / "audit.html", audit_dir / "audit.json"]
-            cache = StageCache(folder)
-            audit_in = AuditInputs(folder, run_id, cfg["ledger"])
-            reused_flags = None if force else _reusable_audit(cache, audit_in, audit_outputs)
-            result.audit_html = audit_outputs[0]
-            if reused_flags is not None:
-                result.audit_flags = reused_flags
-                log.info("audit: inputs unchanged, reusing outputs")
-                result.stages.append(StageOutcome("audit", "reused", time.perf_counter() - t0,
-                                                  {"flags": reused_flags}))
-            else:
-                cache.forget_from(["audit"])
-                audit = audit_campaign(campaign, folder, audit_outputs[0], as_of=day,
-                                       ledger=cfg["ledger"], run_id=run_id)
-                result.audit_flags = len(audit.flags)
-                result.stages.append(StageOutcome("audit", "ran", time.perf_counter() - t0,
-                                                  {"flags": result.audit_flags}))
-            t0 = time.perf_counter()
-            exported = export_campaign(
-                campaign, folder, cfg["destination"], as_of=day, run_id=run_id, dry_run=dry_run,
-                ledger=cfg["ledger"],
-            )
-            result.export = {
-                **({"already delivered": "yes: nothing sent again"} if exported.already_delivered else {}),
-                "sent": sum(exported.sent.values()),
-                **{f"sent by {ch}": n for ch, n in sorted(exported.sent.items())},
-                **{f"removed: {why}": n for why, n in sorted(exported.removed.items()) if n},
-                "vendor files": len(exported.files),
-                "destination": exported.destination,
-                "manifest": str(exported.manifest_path) if exported.manifest_path else None,
-            }
-            result.stages.append(StageOutcome(
-                "export", "dry-run" if dry_run else "reused" if exported.already_delivered else "ran",
-                time.perf_counter() - t0, result.export))
-            # The audit ignores this run's own ledger rows, so what it saw equals the ledger as
-            # this run leaves it: record that state, and an unchanged rerun reuses the audit.
-            cache.record("audit", audit_in.key(), audit_outputs)
+            _before_stages(plan, result, run_id)
+            result.stages = run_stages(
+                ctx, plan.stages(), force=force,
+                always_run=frozenset({"geocode", "evaluate"}) if plan.lake else frozenset())
+            _summarise(result, ctx)
             result.outcome = "ok"
         except StageFailed as failed:
             result.stages = failed.outcomes
@@ -424,64 +317,43 @@ def run_campaign(
     return result
 
 
-@dataclass(frozen=True)
-class AuditInputs:
-    """What a run's audit depends on, as a stage key.
-
-    The run id already covers the campaign file, its suppression files, the sources, the
-    rules, the reference pack, the as-of date and segment's version; to it come the files
-    the audit reads (``enriched.parquet``, ``eligibility.parquet``) and the contact ledger
-    (frequency caps and opt-outs), by content. Any change gives a new key: the audit reruns.
-    """
-
-    workdir: Path
-    run_id: str
-    ledger: Path
-
-    def key(self) -> str:
-        """The key; equal keys mean the audit would come out the same."""
-        from segment import workdir as wd
-
-        ledger_files = [self.ledger, Path(f"{self.ledger}-wal")]
-        return stage_key(
-            "audit",
-            [self.workdir / wd.ENRICHED, self.workdir / wd.ELIGIBILITY,
-             *[f for f in ledger_files if f.exists()]],
-            {"run_id": self.run_id, "ledger": str(self.ledger.resolve()),
-             "ledger_exists": self.ledger.exists()},
-        )
-
-
-def _reusable_audit(cache: StageCache, inputs: AuditInputs, outputs: Sequence[Path]) -> int | None:
-    """The flag count of a reusable earlier audit of this run, or None to audit again."""
-    import json
-
-    if not cache.is_fresh("audit", inputs.key(), outputs):
+def _spark_starter(spark: SparkRun | None, campaign: Campaign) -> Any:
+    """Starts the Spark session for the first stage that runs on Spark (a reused stage starts no JVM)."""
+    if spark is None:
         return None
-    try:
-        flags = json.loads(outputs[1].read_text()).get("flags")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return len(flags) if isinstance(flags, list) else None
+
+    def start() -> tuple[Any, int]:
+        from segment.spark.session import SparkSettings, default_buckets, spark_session
+
+        settings = SparkSettings.from_env().resolve(master=spark.master, buckets=spark.buckets,
+                                                    campaign=campaign)
+        session = spark_session(settings)
+        return session, default_buckets(session, settings)
+
+    return start
 
 
-def json_dumps(value: Any) -> bytes:
-    """Canonical JSON bytes for hashing."""
-    import json
+def _before_stages(plan: RunPlan, result: RunResult, run_id: str) -> None:
+    """Remove a killed run's temporary files; reconcile unfinished deliveries; refuse a backdated run."""
+    from segment import workdir as wd
+    from segment.campaign.ledger import ContactLedger
+    from segment.export import reconcile_before_run, refuse_backdated
 
-    return json.dumps(value, sort_keys=True, default=str).encode()
+    result.temp_files_removed = wd.remove_stale_temp_files(plan.workdir)
+    if result.temp_files_removed:
+        log.info("removed temporary files left by a killed run", files=len(result.temp_files_removed))
+    if not plan.dry_run:
+        ledger = ContactLedger(plan.settings.ledger_path)
+        result.reconciled = [r.describe() for r in reconcile_before_run(ledger, plan.campaign.code)]
+        refuse_backdated(ledger, plan.campaign, plan.as_of, run_id)
 
 
-def _counts(result: Any) -> dict[str, Any]:
-    """The integer figures of a stage result (dataclass or mapping), for the run log."""
-    import dataclasses
-
-    if result is None:
-        return {}
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        items = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    elif isinstance(result, Mapping):
-        items = dict(result)
-    else:
-        items = {k: v for k, v in vars(result).items() if not k.startswith("_")}
-    return {k: v for k, v in items.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+def _summarise(result: RunResult, ctx: StageContext) -> None:
+    """The audit report, its flag count and the export figures, from the stage outcomes."""
+    for outcome in result.stages:
+        if outcome.name == "audit":
+            result.audit_html = ctx.workdir / "runs" / ctx.run_id / "audit.html"
+            flags = outcome.counts.get("flags", 0)
+            result.audit_flags = flags if isinstance(flags, int) else 0
+        elif outcome.name == "export":
+            result.export = dict(outcome.counts)

@@ -65,7 +65,7 @@ class StageContext:
     as_of: dt.date = field(default_factory=dt.date.today)
     settings: Settings = field(default_factory=Settings.from_env)
     spark: SparkRun | None = None
-    #: the content key of the whole run (its first 12 hex are the run id); "" outside `segment run`
+    #: the run id (`segment run`: the first 12 hex of the run's content key); "" outside a run
     run_id: str = ""
     #: starts the Spark session: returns (session, bucket count); called once
     start_spark: Callable[[], tuple[Any, int]] | None = field(default=None, repr=False)

@@ -18,7 +18,7 @@ from segment.cli import cli
 from segment.config import Settings
 from segment.errors import CampaignError, DeliveryError
 from segment.export import export_campaign
-from segment.pipeline import _campaign_run_settings, run_content_key
+from segment.pipeline import RunPlan
 from tests.campaign.helpers import campaign_dict
 from tests.export.conftest import AS_OF
 from tests.export.helpers import export_campaign_file
@@ -101,7 +101,7 @@ def test_run_id_of_segment_run_covers_every_input(tmp_path: Path, change: str) -
 
     def key() -> str:
         campaign = load_campaign(path)
-        return run_content_key(campaign, path, _campaign_run_settings(campaign, path, settings), AS_OF, settings)
+        return RunPlan.of(campaign, path, settings=settings, as_of=AS_OF).content_key()
 
     before = key()
     assert key() == before  # stable

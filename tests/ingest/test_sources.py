@@ -159,11 +159,11 @@ def test_gzip_csv_is_read_and_binary_files_are_named(tmp_path: Path) -> None:
 
 def test_campaign_sources_carry_name_format_and_mapping(tmp_path: Path) -> None:
     from segment.campaign.model import Source
-    from segment.pipeline import _input_specs
+    from segment.ingest.run import IngestStage
 
     paths = _write(tmp_path / "in", {"clinic-patients.csv": PATIENTS, "lab-events.csv": EVENTS})
-    specs = _input_specs([Source(path=paths[0], name="clinic"), Source(path=paths[1], name="clinic",
-                                                                         format="canonical")])
+    specs = IngestStage.of_sources([Source(path=paths[0], name="clinic"),
+                                    Source(path=paths[1], name="clinic", format="canonical")]).specs
     assert [(s.source, s.input_format) for s in specs] == [("clinic", None), ("clinic", "canonical")]
     result = ingest(specs, tmp_path / "w", as_of=TODAY)
     assert result.orphan_events == 0 and result.events_rejected == 0

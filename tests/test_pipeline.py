@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from segment.cli import cli
@@ -151,3 +152,28 @@ def test_forced_reruns_write_identical_bytes(demo: dict[str, Path]) -> None:
         assert _run("evaluate", str(work), "--as-of", "2026-01-01")[0] == 0
         seen.append({n: (work / n).read_bytes() for n in names})
     assert seen[0] == seen[1] == seen[2]
+
+
+def test_the_callers_settings_reach_every_stage(demo: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A campaign without `reference:`/`ledger:` runs on the caller's settings, not the environment's."""
+    import yaml
+
+    from segment.config import Settings
+    from segment.pipeline import run_campaign
+
+    data = yaml.safe_load(demo["spring"].read_text())
+    del data["reference"], data["ledger"]
+    campaign = demo["spring"].with_name("no-paths.yaml")
+    campaign.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SEGMENT_LEDGER", str(tmp_path / "env-ledger.sqlite"))
+    monkeypatch.setenv("SEGMENT_REFERENCE", str(tmp_path / "no-such-pack"))
+    settings = Settings(reference_dir=demo["root"] / "world" / "reference",
+                        ledger_path=tmp_path / "caller-ledger.sqlite")
+    result = run_campaign(campaign, settings=settings)
+    assert result.outcome == "ok" and result.export["sent"] > 0
+    assert _ledger_rows(tmp_path / "caller-ledger.sqlite") == result.export["sent"]
+    assert not (tmp_path / "env-ledger.sqlite").exists()
+    # a rerun reuses everything: the audit's key read the caller's ledger, not the environment's
+    again = run_campaign(campaign, settings=settings)
+    assert {s.name: s.status for s in again.stages}["audit"] == "reused"

@@ -178,10 +178,10 @@ class AuditStage(Stage[AuditResult]):
         return Path(self.campaign.ledger or ctx.settings.ledger_path)
 
     def inputs(self, ctx: StageContext) -> list[Path]:
-        """The enriched patients, the eligibility and the ledger (with its WAL) when they exist."""
-        ledger = self.ledger(ctx)
-        files = [ledger, Path(f"{ledger}-wal")]
-        return [ctx.path(wd.ENRICHED), ctx.path(wd.ELIGIBILITY), *[f for f in files if f.exists()]]
+        """The enriched patients, the eligibility and the ledger (its WAL folded in) when they exist."""
+        from segment.campaign.ledger import ledger_files
+
+        return [ctx.path(wd.ENRICHED), ctx.path(wd.ELIGIBILITY), *ledger_files(self.ledger(ctx))]
 
     def params(self, ctx: StageContext) -> dict[str, Any]:
         """The run id and which ledger (resolved path, and whether it exists yet)."""

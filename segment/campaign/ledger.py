@@ -47,6 +47,25 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: how long a run waits for another run's ledger transaction (planning under the lock)
 BUSY_TIMEOUT_S = 600.0
 
+
+def ledger_files(path: Path) -> list[Path]:
+    """The files that hold a ledger's content, with its write-ahead log folded in first.
+
+    A WAL left beside the ledger (by a connection still open, or a process that died) holds
+    committed rows the main file does not; its bytes depend on when it was last
+    checkpointed, not only on the content. ``PRAGMA wal_checkpoint(TRUNCATE)`` moves them
+    into the main file, so the main file's bytes stand for the content (what a stage key
+    hashes). A WAL that could not be emptied (another process is reading) is listed too.
+    A ledger that does not exist is not created.
+    """
+    if not path.is_file():
+        return []
+    wal = Path(f"{path}-wal")
+    if wal.exists():
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path, timeout=5.0)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return [path, *([wal] if wal.exists() and wal.stat().st_size else [])]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
     patient_id    TEXT NOT NULL,

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from segment import workdir
 from segment.addresses.parse import normalize_street
 from segment.ingest.identity import (
     IDENTITY_LINKS,
@@ -18,6 +19,7 @@ from segment.ingest.identity import (
 )
 from segment.ingest.identity.features import _home
 from segment.ingest.identity.links import CUT_REASON, first_names_read, split_conflicts
+from segment.ingest.identity.summary import identity_report
 
 COLUMNS = ("_k_id", "first_name", "last_name", "birth_date", "sex", "address_line1", "zip5", "phone_e164", "email",
            "enterprise_id")
@@ -72,6 +74,11 @@ def test_a_record_shared_by_twins_or_father_and_son_joins_neither_to_the_other(t
     links = pl.read_parquet(tmp_path / IDENTITY_LINKS)
     assert links.join(cut.select("record_id_1", "record_id_2"), on=["record_id_1", "record_id_2"], how="semi").is_empty()
     assert links.height == 2
+    # `segment identity report` shows the counts (it reads the report beside patients.parquet)
+    workdir.write_parquet(pl.DataFrame({"patient_id": ["p"], "source_ids": [["ehr:E1"]]}), tmp_path / workdir.PATIENTS)
+    summary = identity_report(tmp_path).summary
+    assert summary["clusters split (joined through a third record)"] == 2
+    assert summary["links cut (to review)"] == 2
 
 
 def test_the_split_is_the_same_on_every_run(tmp_path: Path) -> None:

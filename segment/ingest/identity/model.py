@@ -103,6 +103,13 @@ PRIOR_U: dict[str, list[float]] = {
 
 #: per comparison, its levels after the missing one: SQL condition, label, level options
 _JW = "jaro_winkler_similarity"
+#: first and last name swapped, each alike (Jaro-Winkler >= 0.9) to the other's place; one of
+#: them starting with the same letter is tested first, as it is cheap
+_SWAPPED = (
+    '(substr("first_name_l", 1, 1) = substr("last_name_r", 1, 1) OR substr("last_name_l", 1, 1) = '
+    f'substr("first_name_r", 1, 1)) AND {_JW}("first_name_l", "last_name_r") >= 0.9 AND '
+    f'{_JW}("last_name_l", "first_name_r") >= 0.9'
+)
 #: an email's local part without the record's last name and punctuation (``cote_s31`` -> ``s31``)
 _EMAIL_REST = ("regexp_replace(replace(lower(split_part(\"email_{s}\", '@', 1)), \"last_name_{s}\", ''), "
                "'[^a-z0-9]', '', 'g')")
@@ -111,8 +118,7 @@ LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ('"first_name_l" = "first_name_r"', "exact",
          {"tf_adjustment_column": "first_name", "tf_adjustment_weight": 1.0}),
         ('"first_canon_l" = "first_canon_r"', "nickname", {}),
-        (f'{_JW}("first_name_l", "last_name_r") >= 0.9 AND {_JW}("last_name_l", "first_name_r") >= 0.9',
-         "names swapped", {}),
+        (_SWAPPED, "names swapped", {}),
         (f'{_JW}("first_name_l", "first_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
         (f'{_JW}("first_name_l", "first_name_r") >= 0.8', "jaro-winkler >= 0.80", {}),
         ('"first_name_l" = "last_name_r" OR "last_name_l" = "first_name_r"', "one name in the other's place",
@@ -122,8 +128,7 @@ LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ('"last_name_l" = "last_name_r"', "exact",
          {"tf_adjustment_column": "last_name", "tf_adjustment_weight": 1.0}),
         # the first-name comparison weighs a swap; here it is neither for nor against
-        (f'{_JW}("first_name_l", "last_name_r") >= 0.9 AND {_JW}("last_name_l", "first_name_r") >= 0.9',
-         "names swapped", {"m_probability": SWAP_NEUTRAL, "u_probability": SWAP_NEUTRAL,
+        (_SWAPPED, "names swapped", {"m_probability": SWAP_NEUTRAL, "u_probability": SWAP_NEUTRAL,
                            "fix_m_probability": True, "fix_u_probability": True}),
         (f'{_JW}("last_name_l", "last_name_r") >= 0.92', "jaro-winkler >= 0.92", {}),
         ('length("last_name_l") >= 3 AND length("last_name_r") >= 3 AND '
@@ -161,9 +166,11 @@ LEVELS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "email": [
         ('"email_l" = "email_r"', "exact", {}),
         # an address built from the name changes with it: jane.smith82 is jane.doe82 married
-        (f"{_EMAIL_REST.format(s='l')} = {_EMAIL_REST.format(s='r')} AND "
-         f"regexp_matches({_EMAIL_REST.format(s='l')}, '[a-z].*[a-z0-9]|[0-9].*[a-z]') AND "
-         f'"last_name_l" <> "last_name_r" AND length("last_name_l") >= 2 AND length("last_name_r") >= 2',
+        # (the cheap tests first: each is evaluated only where those before it hold)
+        ('"last_name_l" <> "last_name_r" AND length("last_name_l") >= 2 AND length("last_name_r") >= 2 AND '
+         'contains("email_l", "last_name_l") AND contains("email_r", "last_name_r") AND '
+         f"{_EMAIL_REST.format(s='l')} = {_EMAIL_REST.format(s='r')} AND "
+         f"regexp_matches({_EMAIL_REST.format(s='l')}, '[a-z].*[a-z0-9]|[0-9].*[a-z]')",
          "the same but for the last name", {}),
         ("split_part(\"email_l\", '@', 1) = split_part(\"email_r\", '@', 1)", "same local part", {}),
     ],

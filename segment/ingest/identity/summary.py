@@ -59,6 +59,10 @@ def identity_report(folder: str | Path) -> IdentityReport:
             "merge pairs": counts.get("merge_pairs"),
             **{f"held back: {k}": v for k, v in counts.get("held_back_to_review", {}).items()},
         }
+        split = counts.get("transitive_conflicts")
+        if isinstance(split, dict):  # absent from reports written before the guard existed
+            summary |= {"clusters split (joined through a third record)": split.get("clusters_split"),
+                        "links cut (to review)": split.get("links_cut")}
         # small probabilities keep their significant digits (a table would round them to 0)
         parameters = [{**row, "m": _g(row["m"]), "u": _g(row["u"])} for row in mdl.parameters(model)]
     return IdentityReport(summary, sizes.to_dicts(), parameters)

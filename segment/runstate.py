@@ -294,10 +294,6 @@ class StageCache:
         }
         wd.write_json(self.path, self.entries)
 
-    def forget_from(self, stages: Iterable[str]) -> None:
-        """Invalidate stages (downstream of a stage that reran)."""
-        for s in stages:
-            self.entries.pop(s, None)
 
 
 def append_run_record(workdir: str | Path, record: Mapping[str, Any]) -> Path:

@@ -172,15 +172,15 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(folder: str | Path, *, now: float | None = None) -> list[str]:
-    """Remove temporary files that a killed writer left in ``folder`` (and below).
+def remove_stale_temp_files(workdir: str | Path, *, now: float | None = None) -> list[str]:
+    """Remove temporary files that a killed writer left in ``workdir`` (and below).
 
     A temporary file of :func:`atomic_path` is removed when the process that wrote it
     is gone; an older-style ``.<name>.<random>.tmp`` once it is a day old. Returns the
-    removed paths, relative to ``folder``. Call it only while holding the folder's
+    removed paths, relative to ``workdir``. Call it only while holding the folder's
     run lock.
     """
-    root = Path(folder)
+    root = Path(workdir)
     if not root.is_dir():
         return []
     now = time.time() if now is None else now

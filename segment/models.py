@@ -3,9 +3,6 @@
 Rule files, the bundled HP2030 map, mapping files and campaign files are validated into
 frozen models that refuse unknown keys (CONVENTIONS item 4): a misspelt key is an error
 naming it, never silently ignored, and a loaded object cannot change afterwards.
-
-For the campaign helper (issue #21): ``campaign/model.py`` can derive its models from
-:class:`FrozenModel` instead of its own ``_FROZEN`` config; ``ingest/mapping.py`` likewise.
 """
 
 from __future__ import annotations

@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     field_validator,
@@ -25,11 +23,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from segment.models import FrozenModel
 from segment.rules.model import Criterion
 from segment.rules.model import Status as RuleStatus
 from segment.schema import InputFormat, enum_dtype
-
-_FROZEN = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
 class Channel(StrEnum):
@@ -153,10 +150,8 @@ def _local_time(value: object) -> dt.time:
 LocalTime = Annotated[dt.time, BeforeValidator(_local_time)]
 
 
-class AgeBand(BaseModel):
+class AgeBand(FrozenModel):
     """Inclusive age band in whole years as of the run date."""
-
-    model_config = _FROZEN
     min: int | None = Field(default=None, ge=0, le=130)
     max: int | None = Field(default=None, ge=0, le=130)
 
@@ -167,10 +162,8 @@ class AgeBand(BaseModel):
         return self
 
 
-class Filters(BaseModel):
+class Filters(FrozenModel):
     """Filters on patient/enriched columns applied after the rule selection."""
-
-    model_config = _FROZEN
     age: AgeBand | None = None
     county_fips: list[str] | None = None
     state: list[str] | None = None
@@ -180,10 +173,8 @@ class Filters(BaseModel):
     columns: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
 
 
-class Audience(BaseModel):
+class Audience(FrozenModel):
     """Rule ids and the statuses that select patients."""
-
-    model_config = _FROZEN
     all: dict[str, StatusSelector] = Field(default_factory=dict)
     any: dict[str, StatusSelector] = Field(default_factory=dict)
     filters: Filters = Field(default_factory=Filters)
@@ -193,19 +184,15 @@ class Audience(BaseModel):
         return list(dict.fromkeys([*self.all, *self.any]))
 
 
-class Consent(BaseModel):
+class Consent(FrozenModel):
     """Consent policy beyond the fixed rules (unknown consent is never consent)."""
-
-    model_config = _FROZEN
     sms_phone_types: list[SmsPhoneType] = Field(
         default_factory=lambda: [SmsPhoneType.MOBILE, SmsPhoneType.UNKNOWN]
     )
 
 
-class SuppressionFile(BaseModel):
+class SuppressionFile(FrozenModel):
     """A file of emails, phones, patient ids, or vendor opt-out replies."""
-
-    model_config = _FROZEN
     path: Path
     kind: SuppressionKind
     #: the column holding the value (CSV with a header); default by kind, or the only column
@@ -214,19 +201,15 @@ class SuppressionFile(BaseModel):
     reply_column: str | None = None
 
 
-class FrequencyCap(BaseModel):
+class FrequencyCap(FrozenModel):
     """At most ``max`` contacts per patient per channel in any ``per_days`` days."""
-
-    model_config = _FROZEN
     per_days: int = Field(ge=1, le=3660)
     max: int = Field(ge=1)
     channels: list[Channel] | None = None
 
 
-class Window(BaseModel):
+class Window(FrozenModel):
     """A local-time window in which SMS may be sent."""
-
-    model_config = _FROZEN
     start: LocalTime
     end: LocalTime
 
@@ -237,13 +220,11 @@ class Window(BaseModel):
         return self
 
 
-class QuietHours(BaseModel):
+class QuietHours(FrozenModel):
     """SMS may go out only inside ``start``-``end`` recipient local time.
 
     A state window only narrows the default (the intersection is used).
     """
-
-    model_config = _FROZEN
     start: LocalTime = dt.time(8, 0)
     end: LocalTime = dt.time(21, 0)
     states: dict[str, Window] = Field(default_factory=dict)
@@ -255,10 +236,8 @@ class QuietHours(BaseModel):
         return self
 
 
-class Schedule(BaseModel):
+class Schedule(FrozenModel):
     """When the campaign plans to send: ``send_at`` local time in ``timezone`` on the run date."""
-
-    model_config = _FROZEN
     send_at: LocalTime = dt.time(10, 0)
     timezone: str = "America/New_York"
 
@@ -274,20 +253,16 @@ class Schedule(BaseModel):
         return value
 
 
-class Encrypt(BaseModel):
+class Encrypt(FrozenModel):
     """OpenPGP encryption to a vendor key pinned by fingerprint."""
-
-    model_config = _FROZEN
     recipient: str = Field(pattern=r"^[0-9A-Fa-f]{40}$")
     #: GnuPG home folder holding the vendor's public key (default: GNUPGHOME / ~/.gnupg)
     keyring: Path | None = None
     armor: bool = False
 
 
-class ProfileColumn(BaseModel):
+class ProfileColumn(FrozenModel):
     """One vendor column: its header and the field that fills it."""
-
-    model_config = _FROZEN
     header: str = Field(min_length=1)
     field: str = Field(min_length=1)
     #: identifier/contact columns are always written; others only when the field is allowed
@@ -299,10 +274,8 @@ class ProfileColumn(BaseModel):
     date_format: str | None = None
 
 
-class Profile(BaseModel):
+class Profile(FrozenModel):
     """A vendor file format: built in (``segment.campaign.profiles``) or declared in YAML."""
-
-    model_config = _FROZEN
     base: str | None = None
     channels: list[Channel] | None = None
     columns: list[ProfileColumn] | None = None
@@ -327,10 +300,8 @@ class Profile(BaseModel):
     extra_header_style: HeaderStyle | None = None
 
 
-class Vendor(BaseModel):
+class Vendor(FrozenModel):
     """The vendor file for one channel: profile, allow-listed fields, encryption, options."""
-
-    model_config = _FROZEN
     profile: str = Field(min_length=1)
     fields: list[str] = Field(default_factory=list)
     encrypt: Encrypt | None = None
@@ -338,10 +309,8 @@ class Vendor(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
 
 
-class BaaDeclaration(BaseModel):
+class BaaDeclaration(FrozenModel):
     """A campaign's statement about its business associate agreement with one vendor."""
-
-    model_config = _FROZEN
     vendor: str = Field(min_length=1)
     signed: bool
     note: str | None = None
@@ -351,10 +320,8 @@ def _baa_list(value: object) -> object:
     return [value] if isinstance(value, dict) else value
 
 
-class Source(BaseModel):
+class Source(FrozenModel):
     """An extract for ``segment run``: its path, source-system name, format and mapping."""
-
-    model_config = _FROZEN
     path: Path
     #: the source-system name (patient ids are ``<name>:<id>``); default: see segment.ingest.detect
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -362,10 +329,8 @@ class Source(BaseModel):
     mapping: Path | None = None
 
 
-class Sftp(BaseModel):
+class Sftp(FrozenModel):
     """SFTP delivery settings. Secrets come from the environment or an SSH agent only."""
-
-    model_config = _FROZEN
     password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     key_file: Path | None = None
     key_passphrase_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
@@ -380,15 +345,13 @@ class Sftp(BaseModel):
 DEFAULT_FILE_NAME = "{code}_{channel}_{vendor}_{date}_{run_id}"
 
 
-class Holdout(BaseModel):
+class Holdout(FrozenModel):
     """A randomized holdout: ``percent`` of the eligible, contactable audience is never sent.
 
     Assignment is a keyed hash of patient id and ``seed`` ranked within each stratum of
     ``stratify`` (audit dimension names such as ``age_band``, ``race``,
     ``need_index_quintile``, or patient columns), so each stratum keeps the percentage.
     """
-
-    model_config = _FROZEN
     percent: float = Field(gt=0, lt=50)
     seed: str = Field(min_length=1, max_length=200)
     stratify: list[str] = Field(default_factory=list)
@@ -401,20 +364,16 @@ class Holdout(BaseModel):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(FrozenModel):
     """What the equity audit groups by, beyond its standard dimensions."""
-
-    model_config = _FROZEN
     #: extra patient columns to group by (never direct identifiers)
     groups: list[str] = Field(default_factory=list)
     #: reference group per dimension, e.g. {race: White}; default: the largest group
     reference_groups: dict[str, str] = Field(default_factory=dict)
 
 
-class SparkBlock(BaseModel):
+class SparkBlock(FrozenModel):
     """The campaign's ``spark:`` block: where and how the spark engine runs (docs/spark.md)."""
-
-    model_config = _FROZEN
     #: master URL (local[N], spark://host:port, yarn, k8s://...); --master wins
     master: str | None = None
     #: patient buckets evaluated by one Polars call each; --buckets wins
@@ -423,15 +382,13 @@ class SparkBlock(BaseModel):
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
-class Variant(BaseModel):
+class Variant(FrozenModel):
     """A message variant: a neutral code the vendor maps to a template, and when it applies.
 
     ``when`` is a criterion in the rule language's filter syntax (``{column, op, value}``,
     ``age:``, ``any:``/``all:``) over patient and enriched columns; the variant without
     ``when`` is the default. Lower ``priority`` is tried first (file order breaks ties).
     """
-
-    model_config = _FROZEN
     code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
     priority: int = Field(default=100, ge=0, le=10000)
     when: Criterion | None = None
@@ -446,28 +403,22 @@ class StopCondition(StrEnum):
     FAILED_EVERYWHERE = "failed_everywhere"
 
 
-class JourneyStep(BaseModel):
+class JourneyStep(FrozenModel):
     """One touch of a journey: ``day`` after the first touch, its channels (in order) and variants."""
-
-    model_config = _FROZEN
     day: int = Field(ge=0, le=3660)
     channels: list[Channel] = Field(min_length=1)
     #: variant codes this step may use (first match in priority order, else the default); default: all
     variants: list[str] | None = None
 
 
-class Journey(BaseModel):
+class Journey(FrozenModel):
     """A multi-touch journey: steps by day offset, and what stops it."""
-
-    model_config = _FROZEN
     steps: list[JourneyStep] = Field(min_length=1, max_length=20)
     stop: list[StopCondition] = Field(default_factory=lambda: list(StopCondition))
 
 
-class Campaign(BaseModel):
+class Campaign(FrozenModel):
     """A validated campaign file. Paths are absolute (resolved against the file's folder)."""
-
-    model_config = _FROZEN
     version: Literal[1]
     code: str
     description: str | None = None

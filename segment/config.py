@@ -424,6 +424,13 @@ class Settings:
     #: own ``valuesets/vsac/``: they cannot ship with the rules (CPT, SNOMED CT licences)
     vsac_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        # a str from a Python caller is a path like any other
+        for name in ("reference_dir", "ledger_path", "vsac_dir"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Path(value))
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Settings from ``SEGMENT_*`` environment variables, then explicit overrides."""

@@ -71,6 +71,9 @@ class StageContext:
     start_spark: Callable[[], tuple[Any, int]] | None = field(default=None, repr=False)
     _session: list[tuple[Any, int]] = field(default_factory=list, repr=False)
 
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)  # a str from a Python caller
+
     def path(self, name: str) -> Path:
         """A file in the working folder."""
         return self.workdir / name

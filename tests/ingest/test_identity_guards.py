@@ -208,3 +208,25 @@ def test_a_married_name_with_the_email_built_from_it_merges(tmp_path: Path) -> N
     links = pl.read_parquet(tmp_path / IDENTITY_LINKS)
     assert "email (the same but for the last name)" in links["agreeing_fields"][0]
     assert "last_name" in links["disagreeing_fields"][0]
+
+
+def test_a_mistyped_zip_still_finds_the_home_and_a_neighbour_namesake_stays_apart(tmp_path: Path) -> None:
+    rows = [
+        # one woman: the second system mistyped her ZIP and street, and wrote her flat
+        ("ehr:E1", "Joan", "Pereira", "1966-04-25", "F", "3240 Adams Rd", "01702", None, None, None),
+        ("crm:C1", "Joan", "Pereira", "1966-04-25", "F", "3240 Adasm Road Apt 4", "01720", None, None, None),
+        # two men of one name and birth date on one street, in other houses, with other phones
+        ("ehr:E2", "John", "Smith", "1980-01-01", "M", "12 Main St", "02115", "+16175550104", None, None),
+        ("crm:C2", "John", "Smith", "1980-01-01", "M", "48 Main St", "02115", "+16175550999", None, None),
+    ]
+    result = resolve(records(rows), PROBABILISTIC, tmp_path)
+    assert result.clusters is not None
+    assert together(result.clusters, "ehr:E1", "crm:C1")
+    assert not together(result.clusters, "ehr:E2", "crm:C2")
+    links = pl.read_parquet(tmp_path / IDENTITY_LINKS)
+    assert "address (similar line 1, other ZIP)" in links["agreeing_fields"][0]
+    # scored well above the merge threshold, but another house on the street is another home
+    review = pl.read_csv(tmp_path / IDENTITY_REVIEW)
+    assert review.select("record_id_1", "record_id_2", "held_back_because").rows() == [
+        ("crm:C2", "ehr:E2", "address and phone both differ")]
+    assert "address (same street, same ZIP)" in review["agreeing_fields"][0]

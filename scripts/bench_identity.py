@@ -12,7 +12,8 @@ same patient) against the truth:
   who share a birth date and a family phone, and strangers with the same name, sex and
   birth date. Ingested end to end (``segment.ingest.ingest``) with probabilistic linkage;
   prints precision, recall, F1, twin and namesake merges, the identity step's time and
-  the whole ingest's wall time and peak memory.
+  the whole ingest's wall time and peak memory. ``--ssn`` writes (and reads) the last four
+  digits of an SSN too (``segment.synth.extract.ssn_last4``: twins' in sequence).
 """
 
 from __future__ import annotations
@@ -90,17 +91,18 @@ def febrl4(identifier: bool) -> dict[str, float | int]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def synthetic(patients: int, seed: int, cache: Path) -> dict[str, float | int | str]:
+def synthetic(patients: int, seed: int, cache: Path, ssn: bool = False) -> dict[str, float | int | str]:
     from segment.synth import write_extract
 
-    folder = cache / f"identity-extract-{patients}-{seed}"
-    truth_file = cache / f"identity-truth-{patients}-{seed}.csv"
+    tag = "-ssn" if ssn else ""
+    folder = cache / f"identity-extract-{patients}-{seed}{tag}"
+    truth_file = cache / f"identity-truth-{patients}-{seed}{tag}.csv"
     if not truth_file.is_file():
         shutil.rmtree(folder, ignore_errors=True)
         with measure("synthetic: generate", patients=patients):
-            write_extract(folder, patients, seed=seed, sources=2, truth=truth_file)
+            write_extract(folder, patients, seed=seed, sources=2, truth=truth_file, ssn=ssn)
     files = sorted(str(p) for p in folder.glob("*-patients.csv"))
-    work = cache / f"identity-work-{patients}-{seed}"
+    work = cache / f"identity-work-{patients}-{seed}{tag}"
     shutil.rmtree(work, ignore_errors=True)
     with measure("synthetic: ingest (probabilistic)") as row:
         result = ingest(files, work, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
@@ -139,12 +141,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
     parser.add_argument("--only", choices=["febrl4", "synthetic"], default=None)
     parser.add_argument("--no-identifier", action="store_true", help="Febrl4 without soc_sec_id")
+    parser.add_argument("--ssn", action="store_true", help="synthetic extract with SSN last four digits")
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "febrl4"):
         print("Febrl4:", json.dumps(febrl4(not args.no_identifier)), flush=True)
     if args.only in (None, "synthetic"):
-        print("synthetic:", json.dumps(synthetic(args.patients, args.seed, args.cache)), flush=True)
+        print("synthetic:", json.dumps(synthetic(args.patients, args.seed, args.cache, args.ssn)), flush=True)
     return 0
 
 

@@ -65,6 +65,7 @@ def write_extract(
     *,
     ref_date: dt.date = DEFAULT_REF_DATE,
     truth: Path | None = None,
+    ssn: bool = False,
 ) -> ExtractFiles:
     """Write a messy extract for ``patients`` distinct people into ``out``.
 
@@ -76,6 +77,9 @@ def write_extract(
     truth of who is who: ``source``, ``patient_id`` (the record id), ``person`` (the true
     person), ``twin_of`` and ``namesake_of`` (the person a twin, or a stranger with the
     same name, sex and birth date, was drawn beside; -1 for everyone else).
+
+    ``ssn``: the patients files also carry ``ssn_last4`` (see :func:`ssn_last4`); without
+    it the files are byte for byte what they were before the column existed.
     """
     if patients < 1:
         raise ConfigError(f"patients must be at least 1, found {patients}", key="patients")
@@ -114,6 +118,8 @@ def write_extract(
                 id_series = pl.select(pl.lit(SOURCE_PREFIX[s]) + digits).to_series().alias("ids")
                 members = people.filter(pl.Series(member))
                 frame = render_patients(members, s, id_series, rng, ref_date)
+                if ssn:
+                    frame = ssn_last4(frame, members, id_series, s, seed)
                 if truth is not None:
                     truth_parts.append(members.select(
                         pl.lit(s).alias("source"), id_series.alias("patient_id"), "person", "twin_of",
@@ -150,6 +156,38 @@ def write_extract(
         event_rows=sum(v for k, v in rows.items() if k.endswith(":events")),
     )
     return ExtractFiles(paths, counts, patients)
+
+
+#: share of a source's records that carry an SSN, and of those the share with two digits swapped
+SSN_SHARE = {"ehr": 0.75, "crm": 0.5, "claims": 0.95}
+SSN_SWAP_SHARE = 0.005
+
+
+def ssn_last4(frame: pl.DataFrame, members: pl.DataFrame, ids: pl.Series, source: str, seed: int) -> pl.DataFrame:
+    """Add ``ssn_last4`` to a source's rendered patients.
+
+    Each person's four digits come from a hash of the person (no draw from the extract's
+    random streams, so every other column is unchanged); a twin's are the sibling's plus
+    one (SSNs assigned at birth together run in sequence). A source holds them for
+    :data:`SSN_SHARE` of its records (the same records on every run), a few with two
+    adjacent digits swapped; rows without a record id get none.
+    """
+    person = members.select(
+        pl.when(pl.col("twin_of") >= 0).then(pl.col("twin_of")).otherwise(pl.col("person")).alias("_base"),
+        (pl.col("twin_of") >= 0).cast(pl.Int64).alias("_step"), ids.alias("patient_id"),
+    )
+    number = ((pl.col("_base").hash(seed) % 10_000).cast(pl.Int64) + pl.col("_step")) % 10_000
+    digits = number.cast(pl.String).str.zfill(4)
+    roll = (pl.col("patient_id").hash(seed + 1) % 10_000).cast(pl.Float64) / 10_000
+    swapped = pl.concat_str([digits.str.slice(0, 1), digits.str.slice(2, 1), digits.str.slice(1, 1),
+                             digits.str.slice(3, 1)])
+    table = person.select(
+        "patient_id",
+        pl.when(roll >= SSN_SHARE[source]).then(None)
+        .when(roll < SSN_SHARE[source] * SSN_SWAP_SHARE).then(swapped)
+        .otherwise(digits).alias("ssn_last4"),
+    )
+    return frame.join(table, on="patient_id", how="left", maintain_order="left")
 
 
 def _claims_subset(events: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import resource
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from segment.log import peak_rss_bytes
+
 
 def peak_rss_gib() -> float:
     """Peak resident memory of this process and its finished children, in GiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / (1024 * 1024)  # ru_maxrss is KiB on Linux
+    peak = peak_rss_bytes(children=True)
+    return 0.0 if peak is None else peak / 2**30
 
 
 @dataclass

@@ -66,12 +66,13 @@ def progress(description: str, total: int | None = None) -> contextlib.AbstractC
     return _factory(description, total)
 
 
-def peak_rss_bytes() -> int | None:
+def peak_rss_bytes(*, children: bool = False) -> int | None:
     """The process's peak resident memory so far in bytes, or None where the OS does not say.
 
     Unix: ``getrusage`` (KiB on Linux, bytes on macOS); Windows: the peak working set from
     ``GetProcessMemoryInfo``. Anything else (or a failing call) gives None: memory figures
-    are then left out, never made up.
+    are then left out, never made up. ``children``: the larger of this process and its
+    finished child processes (Unix; benchmarks that run ``segment`` as a subprocess).
     """
     if sys.platform == "win32":
         return _windows_peak_bytes()
@@ -81,6 +82,8 @@ def peak_rss_bytes() -> int | None:
         return None
     try:
         peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        if children:
+            peak = max(peak, int(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
     except (OSError, ValueError):
         return None
     return peak if sys.platform == "darwin" else peak * 1024

@@ -99,7 +99,8 @@ def _campaign_document(campaign: Campaign, workdir: Path, ledger: ContactLedger 
     journey = campaign.journey is not None and ledger is not None
     inputs = ledger.journey_inputs(campaign.code) if journey and ledger is not None else None
     history = journey_history(campaign, *inputs) if inputs is not None else None
-    contacts = plan_contacts(campaign, enriched, eligibility, ledger, as_of, run_id=run_id, journey=history)
+    contacts = plan_contacts(campaign, enriched, eligibility, ledger, as_of, run_id=run_id, journey=history,
+                             timing=False)  # the audit counts the plan: no time zones
     steps: pl.DataFrame | None = inputs[0].select("patient_id", "step") if inputs is not None else None
     return audit_document(
         enriched, contacts,

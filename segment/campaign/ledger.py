@@ -33,7 +33,7 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,11 +209,11 @@ def _history_sql(since: dt.datetime | None, campaign_code: str | None) -> tuple[
     return sql, params + params
 
 
-def _history_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
-    frame = pl.DataFrame(
-        rows, schema=dict.fromkeys(["patient_id", "campaign_code", "channel", "run_id", "sent_at"], pl.String),
-        orient="row",
-    )
+def _history_frame(conn: sqlite3.Connection, since: dt.datetime | None, campaign_code: str | None
+                   ) -> pl.DataFrame:
+    """The history rows (:func:`_history_sql`) as a frame in :data:`HISTORY_SCHEMA`, read in bulk."""
+    sql, params = _history_sql(since, campaign_code)
+    frame = _bulk_query(conn, sql, ("patient_id", "campaign_code", "channel", "run_id", "sent_at"), params)
     return frame.with_columns(
         pl.col("sent_at").str.to_datetime(TIME_FORMAT, time_zone="UTC", time_unit="us")
     )
@@ -238,8 +238,7 @@ class LedgerTransaction:
 
     def history(self, since: dt.datetime | None, campaign_code: str | None = None) -> pl.DataFrame:
         """Contacts and reservations sent at or after ``since``, plus all of ``campaign_code``."""
-        sql, params = _history_sql(since, campaign_code)
-        return _history_frame(self.conn.execute(sql, params).fetchall())
+        return _history_frame(self.conn, since, campaign_code)
 
     def latest_contact(self, *, exclude_run_id: str | None = None) -> tuple[dt.datetime, str, str] | None:
         """The latest contact or reservation: (sent_at, campaign code, run id), or None."""
@@ -369,8 +368,14 @@ def _bulk(conn: sqlite3.Connection, table: str, names: tuple[str, ...], where: s
     between rows) that Polars' CSV reader splits: a million rows in well under a second,
     where ``fetchall`` and a row-wise frame take seconds. Ids never hold control characters.
     """
+    return _bulk_query(conn, f"SELECT * FROM {table} WHERE {where}", names, params)
+
+
+def _bulk_query(conn: sqlite3.Connection, query: str, names: tuple[str, ...], params: Sequence[Any]
+                ) -> pl.DataFrame:
+    """:func:`_bulk` over any query whose result has the NOT NULL text columns ``names``."""
     cells = " || char(31) || ".join(names)
-    text = conn.execute(f"SELECT group_concat({cells}, char(30)) FROM {table} WHERE {where}", params).fetchone()[0]
+    text = conn.execute(f"SELECT group_concat({cells}, char(30)) FROM ({query})", tuple(params)).fetchone()[0]
     if not text:
         return _frame([], names)
     return pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, new_columns=list(names),
@@ -509,10 +514,8 @@ class ContactLedger:
 
         Reservations of deliveries in progress are included: they count as contacts.
         """
-        sql, params = _history_sql(since, campaign_code)
         with self.connect() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return _history_frame(rows)
+            return _history_frame(conn, since, campaign_code)
 
     def latest_contact(self, *, exclude_run_id: str | None = None) -> tuple[dt.datetime, str, str] | None:
         """The latest recorded or reserved contact: (sent_at, campaign code, run id), or None."""

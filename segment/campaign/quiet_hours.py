@@ -246,21 +246,30 @@ def add_timezones(
     The frame needs ``phone_e164`` and ``state``; ``lat``/``lon`` and ``zip5`` are used
     when present. ``timezone_candidates`` lists every known zone, comma-separated, in
     the order point, state, ZIP, area code (the campaign's zone when none is known).
+    Zones are looked up for the rows that need them only (SMS and phone rows are a small
+    part of a plan) and joined back by row position; other rows get nulls.
     """
     schema = frame.collect_schema()
-    has_point = "lat" in schema and "lon" in schema
-    base = frame.with_columns(needs.fill_null(False).alias("_needs_tz"))
-    if has_point:
+    indexed = frame.with_row_index("_tz_row")
+    wanted = [c for c in ("phone_e164", "state", "lat", "lon", "zip5") if c in schema]
+    subset = indexed.filter(needs.fill_null(False)).select("_tz_row", *wanted).collect()
+    zones = _zones(subset, schema, fallback_zone)
+    return indexed.join(zones.lazy(), on="_tz_row", how="left", maintain_order="left").drop("_tz_row")
+
+
+def _zones(rows: pl.DataFrame, schema: pl.Schema, fallback_zone: str) -> pl.DataFrame:
+    """``_tz_row`` plus the three zone columns for rows that need a zone (see :func:`add_timezones`)."""
+    base = rows.lazy()
+    if "lat" in schema and "lon" in schema:
         base = base.with_columns(
             pl.col("lat").cast(pl.Float64).round(_ROUND).alias("_lat2"),
             pl.col("lon").cast(pl.Float64).round(_ROUND).alias("_lon2"),
         )
-        pts = point_zones(base.filter("_needs_tz").select("_lat2", "_lon2").collect())
+        pts = point_zones(base.select("_lat2", "_lon2").collect())
         base = base.join(pts.lazy(), on=["_lat2", "_lon2"], how="left", nulls_equal=False)
     else:
         base = base.with_columns(pl.lit(None, pl.String).alias("_tz_point"))
-    phones = phone_zones(base.filter("_needs_tz").select("phone_e164").collect())
-    base = base.join(phones.lazy(), on="phone_e164", how="left")
+    base = base.join(phone_zones(rows.select("phone_e164")).lazy(), on="phone_e164", how="left")
     states = pl.DataFrame(
         {"state": list(STATE_ZONES), "_tz_state": list(STATE_ZONES.values())}
     ).lazy()
@@ -269,24 +278,17 @@ def add_timezones(
         zip3 = pl.col("zip5").cast(pl.String).str.extract(r"^(\d{3})\d{2}(?:-?\d{4})?$", 1)
         base = base.with_columns(zip3.alias("_zip3")).join(zip3_zones().lazy(), on="_zip3", how="left")
     else:
-        base = base.with_columns(pl.lit(None, pl.String).alias("_zip3"), pl.lit(None, pl.String).alias("_tz_zip"))
-    none = pl.lit(None, pl.String)
-    zone: Any = pl.when(~pl.col("_needs_tz")).then(none)
-    source: Any = pl.when(~pl.col("_needs_tz")).then(none)
+        base = base.with_columns(pl.lit(None, pl.String).alias("_tz_zip"))
+    zone: Any = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+    source: Any = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
     for column, name in _ORDER:
         zone = zone.when(pl.col(column).is_not_null()).then(pl.col(column))
         source = source.when(pl.col(column).is_not_null()).then(pl.lit(name))
-    zone = zone.otherwise(pl.lit(fallback_zone))
-    source = source.otherwise(pl.lit("campaign"))
     known = pl.concat_list([pl.col(c) for c, _ in _ORDER]).list.drop_nulls().list.unique(maintain_order=True)
-    candidates = (
-        pl.when(~pl.col("_needs_tz")).then(none)
-        .when(known.list.len() == 0).then(pl.lit(fallback_zone))
-        .otherwise(known.list.join(","))
-    )
-    drop = ["_needs_tz", "_tz_point", "_tz_phone", "_tz_state", "_zip3", "_tz_zip"]
-    if has_point:
-        drop += ["_lat2", "_lon2"]
-    return base.with_columns(
-        zone.alias("timezone"), source.alias("timezone_source"), candidates.alias("timezone_candidates")
-    ).drop(drop)
+    candidates = pl.when(known.list.len() == 0).then(pl.lit(fallback_zone)).otherwise(known.list.join(","))
+    return base.select(
+        "_tz_row",
+        zone.otherwise(pl.lit(fallback_zone)).alias("timezone"),
+        source.otherwise(pl.lit("campaign")).alias("timezone_source"),
+        candidates.alias("timezone_candidates"),
+    ).collect()

@@ -43,6 +43,8 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
 REQUIRED_PATIENT_COLUMNS = ("patient_id",)
 ELIGIBILITY_COLUMNS = ("patient_id", "rule_id", "status")
 CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.MAIL, Channel.PHONE)
+#: patient columns the time-zone lookup reads (carried from the first read of the patients)
+_PLACE_COLUMNS = ("lat", "lon", "state", "zip5")
 
 #: the columns plan_contacts returns, in order
 PLAN_COLUMNS = (
@@ -151,6 +153,7 @@ def plan_contacts(
     arms: pl.DataFrame | None = None,
     preferences: Preferences | None = None,
     journey: pl.DataFrame | None = None,
+    timing: bool = True,
 ) -> pl.LazyFrame:
     """One row per patient: audience, reachability per channel, the chosen channel, and why.
 
@@ -178,6 +181,9 @@ def plan_contacts(
     (:func:`segment.campaign.journey.journey_history`); ``journey_step``/``journey_state``
     say which step is due tonight (only its channels are used) and ``journey_exit`` marks
     a stop decided tonight. Without a history frame every patient starts at step 1.
+    ``timing=False`` skips the time-zone and send-time look-ups (``timezone``,
+    ``timezone_source`` and ``send_after_utc`` are null; nothing else changes): for callers
+    that only count the plan, like the audit.
     """
     as_of = as_of or campaign.as_of or dt.date.today()
     if preferences is None and campaign.preferences is not None:
@@ -195,7 +201,8 @@ def plan_contacts(
     base = _arms(base, campaign, ledger, arms, suppressed)
     base, allow = _journey(base, campaign, journey, as_of, suppressed)
     decided = _decide(base, list(campaign.channels), suppressed, allow, waiting=campaign.journey is not None)
-    out = _send_times(decided, patients, schema, campaign, max(planned, send_from) if send_from is not None else planned)
+    start = max(planned, send_from) if send_from is not None else planned
+    out = _send_times(decided, campaign, start) if timing else _untimed(decided)
     return _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).with_columns(
         pl.col("channel").cast(CHANNEL_DTYPE),
         pl.col("contact_status").cast(CONTACT_STATUS_DTYPE),
@@ -268,6 +275,7 @@ def _base(campaign: Campaign, patients: pl.LazyFrame, schema: pl.Schema, as_of: 
         *[r.fill_null(False).alias(f"reachable_{ch}") for ch, r in _reachable(campaign, schema).items()],
         _col(schema, "phone_e164", pl.String).alias("_phone"),
         _email(schema).alias("_email"),
+        *[pl.col(c) for c in _PLACE_COLUMNS if c in schema],
         *(stratum_exprs(stratum_columns(campaign.holdout), schema, as_of, campaign=campaign)
           if campaign.holdout is not None else []),
     )
@@ -406,13 +414,9 @@ def _decide(base: pl.LazyFrame, channels: list[Channel], suppressed: dict[Channe
     )
 
 
-def _send_times(decided: pl.LazyFrame, patients: pl.LazyFrame, schema: pl.Schema, campaign: Campaign,
-                start: dt.datetime) -> pl.DataFrame:
+def _send_times(decided: pl.LazyFrame, campaign: Campaign, start: dt.datetime) -> pl.DataFrame:
     """Time zones for SMS and phone rows (over distinct points and numbers), SMS send times from ``start``."""
-    extra = [c for c in ("lat", "lon", "state", "zip5") if c in schema]
-    collected = decided.join(
-        patients.select(pl.col("patient_id").cast(pl.String), *extra), on="patient_id", how="left"
-    ).with_columns(pl.col("_phone").alias("phone_e164")).collect()
+    collected = decided.with_columns(pl.col("_phone").alias("phone_e164")).collect()
     if "state" not in collected.columns:
         collected = collected.with_columns(pl.lit(None, pl.String).alias("state"))
     tz = add_timezones(
@@ -421,13 +425,27 @@ def _send_times(decided: pl.LazyFrame, patients: pl.LazyFrame, schema: pl.Schema
     ).collect()
     tz = tz.with_columns([pl.col(c).dt.strftime("%H:%M:%S").alias(c) for c in ("text_after", "text_before")])
     keys = [*SEND_KEYS, "text_after", "text_before"]
-    times = send_times(tz.filter(pl.col("channel") == str(Channel.SMS)).select(keys), campaign.quiet_hours, start)
-    return tz.join(times, on=keys, how="left", nulls_equal=True).with_columns(
-        pl.when(pl.col("channel") == str(Channel.SMS)).then(pl.col("send_after_utc"))
-        .otherwise(pl.lit(None, pl.Datetime("us", "UTC"))).alias("send_after_utc"),
+    sms = tz.lazy().with_row_index("_row").filter(pl.col("channel") == str(Channel.SMS)).select("_row", *keys).collect()
+    times = send_times(sms.select(keys), campaign.quiet_hours, start)
+    sent = sms.join(times, on=keys, how="left", nulls_equal=True).select("_row", "send_after_utc")
+    return tz.with_row_index("_row").join(sent, on="_row", how="left").drop("_row").with_columns(_on_preferred())
+
+
+def _untimed(decided: pl.LazyFrame) -> pl.DataFrame:
+    """The plan without time zones or send times (typed nulls), and ``on_preferred``."""
+    none = pl.lit(None, pl.String)
+    return decided.with_columns(
+        none.alias("timezone"), none.alias("timezone_source"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("send_after_utc"), _on_preferred(),
+    ).collect()
+
+
+def _on_preferred() -> pl.Expr:
+    """Whether a selected patient got their preferred channel (null: not selected, or no preference)."""
+    return (
         pl.when(pl.col("channel").is_not_null() & pl.col("preferred_channel").is_not_null())
         .then(pl.col("channel") == pl.col("preferred_channel")).otherwise(pl.lit(None, pl.Boolean))
-        .alias("on_preferred"),
+        .alias("on_preferred")
     )
 
 

@@ -2,30 +2,36 @@
 
 **Bands** by match probability (thresholds in :class:`Thresholds`): ``merge`` at or above
 ``merge`` (default 0.99), ``review`` at or above ``review`` (default 0.80), else no match.
-A pair in the merge band is held back to ``review`` (never merged) when:
+"An identifier agrees" below means exactly, or a long one (6 characters or more) with one
+character mistyped; consecutive numbers (twins registered together) never do. A pair in
+the merge band is held back to ``review`` (never merged) when:
 
-- **first names conflict** and no shared identifier agrees exactly: the first names are
-  neither equal, nickname-equal, swapped with the last name nor Jaro-Winkler >= 0.80, or
-  they are two different names each common in the extract (held by at least
+- **first names conflict** and no identifier agrees: the first names are neither equal,
+  nickname-equal, swapped with the last name, one in the other's place nor Jaro-Winkler
+  >= 0.80, or they are two different names each common in the extract (held by at least
   :data:`COMMON_NAME_MIN` records and by at least :data:`COMMON_NAME_SHARE` of the records
-  holding the other: Lisa and Linda, where a typo like Lnida is rare). Twins share a birth
-  date, a last name, an address and a phone; only an identifier (SSN last four, an
-  enterprise id) tells a first name recorded wrongly from a sibling;
-- **sex and first name differ** (F against M, first names not equal or nickname-equal) and
-  no identifier agrees exactly: twins Gary and Mary are only Jaro-Winkler 0.83 apart;
+  holding the other: Lisa and Linda). Names are read through their typos first
+  (:func:`first_names_read`: Anrdea is Andrea, Matthw beside Matthew is a typo). Twins
+  share a birth date, a last name, an address and a phone; only an identifier (SSN last
+  four, an enterprise id) tells a first name recorded wrongly from a sibling;
+- **sex and first name differ** (F against M, first names not equal, nickname-equal or
+  swapped) and no identifier agrees: twins Gary and Mary are only Jaro-Winkler 0.83 apart;
 - **birth dates conflict** (not equal, transposed, one digit off or the same year) and no
-  shared identifier agrees exactly: a father and son of the same name share an address, a phone
-  and often an email;
-- **contacts conflict**: the addresses differ (line 1 not alike) *and* the phones differ,
-  with no agreeing email or shared identifier;
+  identifier agrees: a father and son of the same name share an address, a phone and
+  often an email;
+- **contacts conflict**: the addresses differ (another street, or another house on the
+  same one) *and* the phones differ, with no agreeing email or identifier;
 - **name and birth date alone**: nothing beyond name, sex and birth date agrees (no
-  address line 1, phone, email or identifier, exact or one character off): two people with a common name and the same
+  address line 1, phone, email or identifier): two people with a common name and the same
   birth date are never made one on those alone;
 - **same source, different record id**: the source already keeps them apart, so the pair
   needs ``same_source`` (default 0.9999).
 
 Records are clustered as connected components of the merge pairs (plus the same source
-record id, always one person), computed by vectorized min-label propagation.
+record id, always one person), computed by vectorized min-label propagation; a cluster
+whose records include two that conflict (first names, sex and first name, birth dates),
+joined only through others, is split by cutting its weakest links
+(:func:`conflicts_within`, :func:`split_conflicts`).
 """
 
 from __future__ import annotations

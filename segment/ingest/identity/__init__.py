@@ -5,7 +5,8 @@ Two matchers behind one call, :func:`resolve`:
 - ``probabilistic``: a Fellegi-Sunter model (Splink on DuckDB, :mod:`.model`) scores the
   candidate pairs; pairs fall into merge / review / no-match bands with guards against
   merging twins, same-name-same-birth-date strangers and same-source records
-  (:mod:`.links`); merged records are the connected components of the merge pairs;
+  (:mod:`.links`); merged records are the connected components of the merge pairs, split
+  where two records of one conflict (twins joined through a record of one of them);
 - ``deterministic``: the exact-key matcher of :mod:`segment.ingest.dedupe`.
 
 ``auto`` (the default) uses the deterministic matcher for extracts below

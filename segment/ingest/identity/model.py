@@ -3,20 +3,24 @@
 **Comparisons** (levels from most to least alike; the first that holds decides):
 
 - ``first_name``: missing, exact (term-frequency adjusted: a rare name counts more), the
-  same after nickname mapping (Bill = William), first and last name swapped,
-  Jaro-Winkler >= 0.92, >= 0.80, anything else;
-- ``last_name``: missing, exact (term-frequency adjusted), Jaro-Winkler >= 0.92, one
-  contains the other (a double-barrelled name: ``Smith`` in ``Smith-Jones``),
-  Jaro-Winkler >= 0.80, anything else (a married name);
+  same after nickname mapping (Bill = William), first and last name swapped (each
+  Jaro-Winkler >= 0.90 to the other's place), Jaro-Winkler >= 0.92, >= 0.80, one name in
+  the other's place, anything else;
+- ``last_name``: missing, exact (term-frequency adjusted), names swapped (weight 0: the
+  first name weighs the swap), Jaro-Winkler >= 0.92, one contains the other (a
+  double-barrelled name: ``Smith`` in ``Smith-Jones``), Jaro-Winkler >= 0.80, anything
+  else between two women's records (a married name), anything else;
 - ``birth_date``: missing, exact, day and month transposed, one character off
   (Damerau-Levenshtein 1: a mistyped or two swapped digits), the same year, anything else;
 - ``sex`` (F or M; X and U are missing), ``phone``: missing, exact, anything else;
-- ``identifier`` (SSN last four or an enterprise id): missing, exact, one character off
-  (a mistyped or two swapped digits), anything else;
-- ``address``: missing, the same line 1 (Publication 28 normalized) and ZIP, the same
-  line 1, in the same ZIP a street Jaro-Winkler >= 0.90 with the same house number (or
-  one missing), the same ZIP only, anything else;
-- ``email``: missing, exact (case ignored), the same local part, anything else.
+- ``identifier`` (SSN last four or an enterprise id): missing, exact, consecutive numbers
+  (twins), one character off (6 characters or more; shorter), anything else;
+- ``address``: missing, the same line 1 (Publication 28 normalized, without its unit) and
+  ZIP, the same line 1, in the same ZIP a similar street (spaces ignored) with the same
+  house number (or one missing), a similar street and the same number in another ZIP, the
+  same street in the same ZIP (another house), the same ZIP only, anything else;
+- ``email``: missing, exact (case ignored), the same but for the last name, the same
+  local part, anything else.
 
 **Training** (:func:`train`): u by random sampling of 1 million record pairs (fixed seed);
 m by expectation maximisation in two sessions, one blocked on birth date (it estimates

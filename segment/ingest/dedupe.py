@@ -38,6 +38,7 @@ last, ties broken by source order then row):
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from segment.ingest.frames import by_distinct
@@ -112,26 +113,32 @@ def cluster_labels(keys: pl.DataFrame, max_passes: int = 64) -> pl.Series:
     ``keys`` has the key columns in :data:`KEYS`; row ``i`` starts with label ``i``. The
     string keys are hashed once: each becomes the integer id of its group (the smallest
     row index holding that key, which is also the first pass). Every further pass is a
-    group minimum over those integers, then a pointer jump (labels take their label's
-    label), until no label changes.
+    group minimum over those integers (a scatter-minimum into an array indexed by group
+    id: no hashing), then a pointer jump (labels take their label's label), until no
+    label changes.
     """
     n = keys.height
+    if n == 0:
+        return pl.Series("_label", [], dtype=pl.UInt32)
     index = pl.col("_i")
     frame = keys.select(*KEYS, pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")).select(
         # a key with a missing part never matches: a group of one
         [pl.when(pl.col(k).is_null()).then(index).otherwise(index.min().over(k)).alias(k) for k in KEYS]
     )
-    label = frame.select(pl.min_horizontal(KEYS).alias("_label"))["_label"]
+    groups = [frame[k].to_numpy() for k in KEYS]  # group ids are row indices: below n
+    label = np.minimum.reduce(groups)
+    smallest = np.empty(n, dtype=label.dtype)
     for _ in range(max_passes):
-        step = frame.with_columns(label.alias("_label")).select(
-            pl.min_horizontal([pl.col("_label").min().over(k) for k in KEYS]).alias("_new")
-        )["_new"]
-        step = step.gather(step)
-        if n == 0 or (step == label).all():
-            label = step
+        step = label.copy()
+        for group in groups:
+            smallest.fill(n)
+            np.minimum.at(smallest, group, label)
+            np.minimum(step, smallest[group], out=step)
+        step = step[step]
+        if np.array_equal(step, label):
             break
         label = step
-    return label
+    return pl.Series("_label", label, dtype=pl.UInt32)
 
 
 def survivorship(

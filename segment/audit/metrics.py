@@ -284,18 +284,26 @@ def patient_flags(
 def group_counts(flags: pl.LazyFrame, columns: Sequence[str] = COUNT_COLUMNS) -> pl.LazyFrame:
     """Count every stage per (dimension, group), plus an overall row per dimension.
 
-    One ``group_by`` per dimension over the patient rows (Polars runs them in parallel)
-    and one overall sum shared by every dimension: the result has ``dimension``,
+    One ``group_by`` over the patient rows by every group column together (the cells), then
+    one per dimension over the cells and one overall sum shared by every dimension: the result has ``dimension``,
     ``group`` and every column in ``columns`` (default :data:`COUNT_COLUMNS`; Int64). The
     overall row of each dimension has a null ``group``; no rows when ``flags`` has none.
     """
-    group_cols = [c for c in flags.collect_schema().names() if c.startswith("g:")]
+    schema = flags.collect_schema()
+    group_cols = [c for c in schema.names() if c.startswith("g:")]
+    # one pass over the patients: counts per combination of groups (a boolean flag summed as
+    # it is), then each dimension and the overall row from those few thousand rows
+    cells = flags.group_by(group_cols).agg(
+        *[(pl.col(c) if schema.get(c) == pl.Boolean else pl.col(c).cast(pl.Int64)).sum().alias(c) for c in columns],
+        pl.len().alias("_n"),
+    ) if group_cols else flags.select(*[pl.col(c).cast(pl.Int64) for c in columns], pl.lit(1).alias("_n"))
+    cells = cells.collect().lazy()  # read by every dimension: made once
     counts = [pl.col(c).cast(pl.Int64).sum().alias(c) for c in columns]
-    overall = flags.select(*counts, pl.len().alias("_n")).filter(pl.col("_n") > 0).drop("_n")
+    overall = cells.select(*counts, pl.col("_n").sum()).filter(pl.col("_n") > 0).drop("_n")
     parts = []
     for order, column in enumerate(group_cols):
         tag = [pl.lit(column.removeprefix("g:")).alias("dimension"), pl.lit(order, pl.Int32).alias("_order")]
-        parts.append(flags.group_by(pl.col(column).cast(pl.String).alias("group")).agg(counts).with_columns(tag))
+        parts.append(cells.group_by(pl.col(column).cast(pl.String).alias("group")).agg(counts).with_columns(tag))
         parts.append(overall.with_columns(pl.lit(None, pl.String).alias("group"), *tag))
     if not parts:
         return pl.LazyFrame(schema={"dimension": pl.String, "group": pl.String, **dict.fromkeys(columns, pl.Int64)})

@@ -93,7 +93,7 @@ def _audience(campaign: Campaign, eligibility: pl.LazyFrame) -> pl.LazyFrame:
         cond = cond & (pl.col("_n_all") == len(aud.all))
     if aud.any:
         cond = cond & pl.col("_any")
-    return grouped.filter(cond).select("patient_id").with_columns(pl.lit(True).alias("_rules_ok"))
+    return grouped.filter(cond).select("patient_id")
 
 
 def _filters(campaign: Campaign, schema: pl.Schema, as_of: dt.date) -> pl.Expr:
@@ -193,9 +193,9 @@ def plan_contacts(
     _check_inputs(campaign, schema, eligibility)
     sup = suppression if suppression is not None else load_suppression(list(campaign.suppression))
     planned = planned_send_utc(as_of, campaign.schedule)
-    base = _base(campaign, patients, schema, as_of).join(_audience(campaign, eligibility), on="patient_id",
-                                                          how="left")
-    base = base.with_columns((pl.col("_rules_ok").fill_null(False) & pl.col("_filters_ok")).alias("in_audience"))
+    audience = _audience(campaign, eligibility).collect().get_column("patient_id")
+    base = _base(campaign, patients, schema, as_of).with_columns(
+        (_listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
     base, suppressed = _suppression(base, sup, blocked)
     base = _caps(base, campaign, _history(ledger, campaign, planned), planned, run_id)
     base = _arms(base, campaign, ledger, arms, suppressed)
@@ -220,11 +220,15 @@ def _check_inputs(campaign: Campaign, schema: pl.Schema, eligibility: pl.LazyFra
     missing = [c for c in ELIGIBILITY_COLUMNS if c not in eschema]
     if missing:
         raise CampaignError(f"eligibility file lacks column(s): {', '.join(missing)}")
-    known_rules = set(
-        eligibility.select(pl.col("rule_id").unique()).collect().get_column("rule_id").to_list()
-    )
-    absent = [r for r in campaign.audience.rule_ids() if r not in known_rules]
+    wanted = campaign.audience.rule_ids()
+    # only the audience's rules are looked for (row groups of other rules are skipped by their statistics)
+    found = set(eligibility.filter(pl.col("rule_id").is_in(wanted)).select(pl.col("rule_id").unique())
+                .collect().get_column("rule_id").to_list())
+    absent = [r for r in campaign.audience.rule_ids() if r not in found]
     if absent:
+        known_rules = set(
+            eligibility.select(pl.col("rule_id").unique()).collect().get_column("rule_id").to_list()
+        )
         raise CampaignError(
             f"audience rule(s) not in eligibility.parquet: {', '.join(absent)}; "
             f"evaluated rules: {', '.join(sorted(str(r) for r in known_rules)) or 'none'}",
@@ -281,23 +285,30 @@ def _base(campaign: Campaign, patients: pl.LazyFrame, schema: pl.Schema, as_of: 
     )
 
 
-def _flag(frame: pl.DataFrame, name: str) -> pl.LazyFrame:
-    return frame.lazy().with_columns(pl.lit(True).alias(name))
+def _listed(column: str, values: pl.DataFrame | pl.Series) -> pl.Expr:
+    """True where ``column`` is one of ``values`` (a one-column frame or a series; null never matches)."""
+    series = values.to_series() if isinstance(values, pl.DataFrame) else values
+    series = series.cast(pl.String).drop_nulls().unique()
+    if series.is_empty():
+        return pl.lit(False)
+    return pl.col(column).is_in(series.implode()).fill_null(False)
 
 
 def _suppression(base: pl.LazyFrame, sup: Suppression, blocked: pl.DataFrame | None
                  ) -> tuple[pl.LazyFrame, dict[Channel, pl.Expr]]:
-    """Suppression files (joins on normalized values) and vendor feedback: per channel, who is suppressed."""
-    base = (
-        base.join(_flag(sup.emails, "_sup_email"), left_on="_email", right_on="value", how="left")
-        .join(_flag(sup.phones, "_sup_phone"), left_on="_phone", right_on="value", how="left")
-        .join(_flag(sup.sms_phones, "_sup_sms"), left_on="_phone", right_on="value", how="left")
-        .join(_flag(sup.patient_ids.rename({"value": "patient_id"}), "_sup_id"), on="patient_id", how="left")
-    )
+    """Suppression files (normalized values) and vendor feedback: per channel, who is suppressed.
+
+    Membership tests (``is_in``) rather than joins: the lists are small next to the patients.
+    """
     fb = blocked if blocked is not None else pl.DataFrame(schema={"patient_id": pl.String, "channel": pl.String})
-    for ch in CHANNELS:
-        ids = fb.filter(pl.col("channel") == str(ch)).select(pl.col("patient_id").cast(pl.String)).unique()
-        base = base.join(_flag(ids, f"_fb_{ch}"), on="patient_id", how="left")
+    base = base.with_columns(
+        _listed("_email", sup.emails).alias("_sup_email"),
+        _listed("_phone", sup.phones).alias("_sup_phone"),
+        _listed("_phone", sup.sms_phones).alias("_sup_sms"),
+        _listed("patient_id", sup.patient_ids).alias("_sup_id"),
+        *(_listed("patient_id", fb.filter(pl.col("channel") == str(ch)).get_column("patient_id")).alias(f"_fb_{ch}")
+          for ch in CHANNELS),
+    )
 
     def flagged(*names: str) -> pl.Expr:
         return pl.any_horizontal([pl.col(n).fill_null(False) for n in ("_sup_id", *names)])
@@ -312,14 +323,21 @@ def _suppression(base: pl.LazyFrame, sup: Suppression, blocked: pl.DataFrame | N
 
 def _caps(base: pl.LazyFrame, campaign: Campaign, history: pl.LazyFrame, planned: dt.datetime,
           run_id: str | None) -> pl.LazyFrame:
-    """``capped_<channel>`` from the ledger's history, and ``already_sent`` (an earlier run of this campaign)."""
-    capped = capped_channels(history, list(campaign.frequency_caps), list(campaign.channels), planned,
-                             run_id=run_id)
-    own = history.filter(pl.col("campaign_code") == campaign.code)
+    """``capped_<channel>`` from the ledger's history, and ``already_sent`` (an earlier run of this campaign).
+
+    Membership tests on ``patient_id`` rather than joins (a join would copy every column of the plan).
+    """
+    hist = history.collect()
+    capped = capped_channels(hist.lazy(), list(campaign.frequency_caps), list(campaign.channels), planned,
+                             run_id=run_id).collect()
+    own = hist.filter(pl.col("campaign_code") == campaign.code)
     if run_id is not None:
         own = own.filter(pl.col("run_id") != run_id)
-    sent_before = own.select("patient_id").unique().with_columns(pl.lit(True).alias("already_sent"))
-    return base.join(capped, on="patient_id", how="left").join(sent_before, on="patient_id", how="left")
+    return base.with_columns(
+        *(_listed("patient_id", capped.filter(pl.col(f"capped_{ch}")).get_column("patient_id"))
+          .alias(f"capped_{ch}") for ch in campaign.channels),
+        _listed("patient_id", own.get_column("patient_id")).alias("already_sent"),
+    )
 
 
 def _is_capped(ch: Channel) -> pl.Expr:

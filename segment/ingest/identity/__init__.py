@@ -34,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from segment import workdir
+from segment import workdir as wd
 from segment.ingest.identity import model as mdl
 from segment.ingest.identity.features import IDENTIFIER_COLUMNS, linkage_frame
 from segment.ingest.identity.links import (
@@ -99,9 +99,9 @@ class IdentityResult:
     counts: dict[str, Any]
 
 
-def _previous_ids(out: Path) -> pl.Series | None:
+def _previous_ids(workdir: Path) -> pl.Series | None:
     """The patient ids of the working folder's last ingest (kept when their cluster grows)."""
-    path = out / workdir.PATIENTS
+    path = workdir / wd.PATIENTS
     if not path.is_file():
         return None
     try:
@@ -110,10 +110,10 @@ def _previous_ids(out: Path) -> pl.Series | None:
         return None
 
 
-def resolve(records: pl.DataFrame, options: IdentityOptions, out: Path) -> IdentityResult:
+def resolve(records: pl.DataFrame, options: IdentityOptions, workdir: Path) -> IdentityResult:
     """Decide which records of ``records`` (``MERGE_INPUT`` + ``_k_id``) are one person."""
     started = time.perf_counter()
-    keep = _previous_ids(out)
+    keep = _previous_ids(workdir)
     n = records.select(pl.col("_k_id").n_unique()).item()
     linkage = options.linkage
     if options.model is not None:
@@ -127,13 +127,13 @@ def resolve(records: pl.DataFrame, options: IdentityOptions, out: Path) -> Ident
         reason = "chosen"
     # last run's identity files never outlive it (the model is rewritten below)
     for name in (IDENTITY_REVIEW, IDENTITY_LINKS, IDENTITY_MODEL):
-        (out / name).unlink(missing_ok=True)
+        (workdir / name).unlink(missing_ok=True)
     if linkage == Linkage.DETERMINISTIC:
         counts = {"linkage": "deterministic", "reason": reason, "source_records": n}
-        workdir.ensure_private_dir(out)
-        workdir.write_json(out / IDENTITY_REPORT, {**counts, "created": _now()})
+        wd.ensure_private_dir(workdir)
+        wd.write_json(workdir / IDENTITY_REPORT, {**counts, "created": _now()})
         return IdentityResult("deterministic", reason, None, keep, counts)
-    return _probabilistic(records, options, out, n, reason, keep, started)
+    return _probabilistic(records, options, workdir, n, reason, keep, started)
 
 
 def _now() -> str:
@@ -193,7 +193,7 @@ def cluster(
 
 
 def _probabilistic(
-    records: pl.DataFrame, options: IdentityOptions, out: Path, n: int, reason: str,
+    records: pl.DataFrame, options: IdentityOptions, workdir: Path, n: int, reason: str,
     keep: pl.Series | None, started: float,
 ) -> IdentityResult:
     frame = linkage_frame(records)
@@ -201,22 +201,22 @@ def _probabilistic(
     clusters, pairs, split = cluster(frame, pairs, model.settings)
     merge = pairs.filter(pl.col("band") == "merge")
     review = pairs.filter(pl.col("band") == "review")
-    workdir.ensure_private_dir(out)
-    mdl.save(model, out / IDENTITY_MODEL)  # a pinned model is copied: the report reads it here
+    wd.ensure_private_dir(workdir)
+    mdl.save(model, workdir / IDENTITY_MODEL)  # a pinned model is copied: the report reads it here
     _pair_columns = [
         pl.col("unique_id_l").alias("record_id_1"), pl.col("unique_id_r").alias("record_id_2"),
         pl.col("match_weight").round(2), pl.col("match_probability").round(6),
     ]
-    workdir.write_csv(
+    wd.write_csv(
         review.sort("match_weight", "unique_id_l", "unique_id_r", descending=[True, False, False])
         .select(*_pair_columns, *REVIEW_COLUMNS[4:]),
-        out / IDENTITY_REVIEW,
+        workdir / IDENTITY_REVIEW,
     )
-    workdir.write_parquet(
+    wd.write_parquet(
         merge.sort("unique_id_l", "unique_id_r").select(
             *_pair_columns, "agreeing_fields", "disagreeing_fields", "missing_fields"
         ),
-        out / IDENTITY_LINKS,
+        workdir / IDENTITY_LINKS,
     )
     held = pairs.filter(pl.col("held_back_because").is_not_null()).group_by("held_back_because").len()
     sizes = clusters.group_by("_cluster").len().group_by("len").len(name="clusters").sort("len")
@@ -233,7 +233,7 @@ def _probabilistic(
         "cluster_sizes": {str(k): v for k, v in sizes.iter_rows()},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    workdir.write_json(out / IDENTITY_REPORT, {**counts, "created": _now()})
+    wd.write_json(workdir / IDENTITY_REPORT, {**counts, "created": _now()})
     log.info("identities resolved", records=n, merge_pairs=merge.height, review_pairs=review.height,
              seconds=counts["seconds"])
     return IdentityResult("probabilistic", reason, clusters, keep, counts)

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from segment import workdir
+from segment import workdir as wd
 from segment.errors import StageInputError
 from segment.ingest.identity import IDENTITY_LINKS, IDENTITY_MODEL, IDENTITY_REPORT, IDENTITY_REVIEW
 from segment.ingest.identity import model as mdl
@@ -24,11 +24,11 @@ class IdentityReport:
     parameters: list[dict[str, Any]]
 
 
-def identity_report(folder: str | Path) -> IdentityReport:
+def identity_report(workdir: str | Path) -> IdentityReport:
     """Read a working folder's identity files (written by ``segment ingest``)."""
-    folder = Path(folder)
-    patients = workdir.require(folder, workdir.PATIENTS, produced_by="segment ingest")
-    report_path = folder / IDENTITY_REPORT
+    workdir = Path(workdir)
+    patients = wd.require(workdir, wd.PATIENTS, produced_by="segment ingest")
+    report_path = workdir / IDENTITY_REPORT
     if not report_path.is_file():
         raise StageInputError(f"{IDENTITY_REPORT} is missing: rerun `segment ingest` with this version",
                               path=report_path)
@@ -37,7 +37,7 @@ def identity_report(folder: str | Path) -> IdentityReport:
         pl.scan_parquet(patients).select(pl.col("source_ids").list.len().alias("records"))
         .group_by("records").agg(pl.len().alias("patients")).sort("records").collect()
     )
-    review = folder / IDENTITY_REVIEW
+    review = workdir / IDENTITY_REVIEW
     n_review = pl.scan_csv(review).select(pl.len()).collect().item() if review.is_file() else 0
     total = int(sizes["patients"].sum() or 0)
     summary: dict[str, Any] = {
@@ -48,7 +48,7 @@ def identity_report(folder: str | Path) -> IdentityReport:
     }
     parameters: list[dict[str, Any]] = []
     if counts.get("linkage") == "probabilistic":
-        model = mdl.load(folder / IDENTITY_MODEL)
+        model = mdl.load(workdir / IDENTITY_MODEL)
         thresholds = counts.get("thresholds", {})
         summary |= {
             "model": counts.get("model"), "m from": model.m_from, "u from": model.u_from,
@@ -73,21 +73,21 @@ def _g(value: Any) -> Any:
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
-def patient_identity(folder: str | Path, patient_id: str) -> list[dict[str, Any]]:
+def patient_identity(workdir: str | Path, patient_id: str) -> list[dict[str, Any]]:
     """The source records merged into ``patient_id``, each with the links that joined it.
 
     One row per merge pair touching the patient (record, linked record, match weight,
     probability, agreeing and disagreeing fields); a patient of one record gives one row
     with that record alone; deterministic linkage gives the records without weights.
     """
-    folder = Path(folder)
-    patients = workdir.require(folder, workdir.PATIENTS, produced_by="segment ingest")
+    workdir = Path(workdir)
+    patients = wd.require(workdir, wd.PATIENTS, produced_by="segment ingest")
     found = pl.scan_parquet(patients).filter(pl.col("patient_id") == patient_id).select("source_ids").collect()
     # a patients file written without source ids (an older working folder): nothing to list
     ids = found["source_ids"].explode(empty_as_null=False).drop_nulls()
     if ids.len() == 0:
         return []
-    links_path = folder / IDENTITY_LINKS
+    links_path = workdir / IDENTITY_LINKS
     if not links_path.is_file():  # deterministic linkage: exact keys, no weights
         how = "deterministic keys" if ids.len() > 1 else ""
         return [{"record": rid, "linked to": "", "match weight": None, "probability": None, "agreeing": how,

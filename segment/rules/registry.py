@@ -143,6 +143,16 @@ def le(column: pl.Expr, value: float) -> pl.Expr:
     return column <= value
 
 
+def _text_if_listed_text(column: pl.Expr, values: list[Any]) -> pl.Expr:
+    """The column as text when every listed value is text.
+
+    A categorical column (``phone_type``, ``geo_precision``, a rule ``status`` are Polars
+    Enums) compared with a list holding a value outside its categories would raise; as text,
+    that value simply matches nothing, as it does on a String column.
+    """
+    return column.cast(pl.String) if values and all(isinstance(v, str) for v in values) else column
+
+
 @register_operation(
     "in", value=ValueKind.LIST, symbol="in", aliases=("isin", "one_of"),
     met="{name} is {actual} (one of {expected})",
@@ -150,7 +160,7 @@ def le(column: pl.Expr, value: float) -> pl.Expr:
 )
 def in_(column: pl.Expr, value: list[Any]) -> pl.Expr:
     """Column is one of the listed values."""
-    return column.is_in(value)
+    return _text_if_listed_text(column, value).is_in(value)
 
 
 @register_operation(
@@ -160,7 +170,7 @@ def in_(column: pl.Expr, value: list[Any]) -> pl.Expr:
 )
 def not_in(column: pl.Expr, value: list[Any]) -> pl.Expr:
     """Column is none of the listed values."""
-    return ~column.is_in(value)
+    return ~_text_if_listed_text(column, value).is_in(value)
 
 
 @register_operation(

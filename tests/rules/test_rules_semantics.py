@@ -318,3 +318,16 @@ def test_colorectal_matches_a_plain_python_oracle() -> None:
     got = _status(CRC, patients(*pats_rows), events(*ev_rows), as_of)
     assert got == expected
     assert set(expected.values()) == {"due", "not_due", "excluded", "not_in_population", "unknown"}
+
+
+@pytest.mark.parametrize("op", ["in", "not_in"])
+def test_list_tests_on_an_enum_column_accept_values_outside_its_categories(op: str) -> None:
+    """`phone_type` is an Enum: a listed value it cannot hold (`cell`) matches nothing, no error."""
+    from segment.rules.registry import OPERATIONS
+    from segment.schema import PHONE_TYPE
+
+    frame = pl.DataFrame({"phone_type": ["mobile", "landline", None]}).cast({"phone_type": PHONE_TYPE})
+    got = frame.select(OPERATIONS[op].build(pl.col("phone_type"), ["mobile", "cell"])).to_series().to_list()
+    assert got == ([True, False, None] if op == "in" else [False, True, None])
+    numbers = pl.DataFrame({"n": [1, 2]}).select(OPERATIONS[op].build(pl.col("n"), [1, 3])).to_series()
+    assert numbers.to_list() == ([True, False] if op == "in" else [False, True])

@@ -93,9 +93,13 @@ def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
     for i, p in enumerate(parts):
         record = pl.col("_record").cast(pl.String) if with_record[i] else pl.lit(None, dtype=pl.String)
         frame = with_all_columns(p.frame.with_columns(record.alias("_record")), [*EVENT_INPUT_COLUMNS, "_record"])
+        schema = frame.collect_schema()
+        # one part read as Categorical by its reader (a canonical CSV) keeps its own mappings
+        kept = {c for c in schema if len(parts) == 1 and isinstance(schema[c], pl.Categorical)}
         frames.append(frame.select(
             pl.col("_row").cast(pl.Int64),
-            *[pl.col(c).cast(categories[c]) for c in ("patient_id", *LOOKED_UP)],
+            *[pl.col(c) if c in kept else pl.col(c).cast(pl.String).cast(categories[c])
+              for c in ("patient_id", *LOOKED_UP)],
             *([pl.col("_record")] if any(with_record) else []),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),

@@ -25,11 +25,13 @@ from segment.ingest.readers.files import locate_bad_utf8
 
 
 def with_all_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFrame:
-    """``_row`` plus ``columns`` as text; a column the source lacks is all null."""
-    have = set(frame.collect_schema().names())
+    """``_row`` plus ``columns`` as text (String, or Categorical as read); a column the source lacks is all null."""
+    schema = frame.collect_schema()
     return frame.with_columns(
-        [pl.lit(None, dtype=pl.String).alias(c) for c in columns if c not in have]
-    ).select("_row", *[pl.col(c).cast(pl.String) for c in columns])
+        [pl.lit(None, dtype=pl.String).alias(c) for c in columns if c not in schema]
+    ).select("_row", *[
+        pl.col(c) if isinstance(schema.get(c), pl.Categorical) else pl.col(c).cast(pl.String) for c in columns
+    ])
 
 
 Stage = Mapping[str, pl.Expr]

@@ -65,6 +65,12 @@ EVENT_INPUT_COLUMNS = (
     "patient_id", "event_type", "code_system", "code", "event_date", "value", "unit",
     "event_end", "value_code", "encounter_class", "discharge_disposition",
 )
+#: event columns with few distinct texts (the patient id: ~20 rows each), read from a
+#: canonical CSV file as Categorical directly (no string per row; see segment.ingest.events)
+EVENT_REPEATED = (
+    "patient_id", "event_type", "code_system", "code", "event_date", "value", "unit",
+    "event_end", "value_code", "encounter_class", "discharge_disposition",
+)
 PATIENT_REQUIRED = ("patient_id", "birth_date")
 EVENT_REQUIRED = ("patient_id", "event_type", "code_system", "code", "event_date")
 #: prefix of a joined file's columns inside a data frame, before :func:`apply_table` renames them

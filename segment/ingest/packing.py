@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 #: a dense index array is used up to this many packed keys (else a join on the packed key)
@@ -72,6 +73,16 @@ def _unpack(distinct: pl.Series, keys: Sequence[str], digits: Sequence[_Digit], 
     return pl.DataFrame({k: columns[k] for k in keys}).with_columns(distinct.alias("_key"))
 
 
+def _distinct_keys(packed: pl.Series, total: int) -> pl.Series:
+    """The distinct packed keys, sorted: marks in an array of ``total`` flags when that is
+    small (no hashing of the long column), else a sort of the unique keys."""
+    if total <= _DENSE_KEYS and not packed.null_count():
+        seen = np.zeros(total, dtype=np.bool_)
+        seen[packed.to_numpy()] = True
+        return pl.Series("_key", np.flatnonzero(seen), dtype=pl.UInt64)
+    return packed.unique().sort().cast(pl.UInt64)
+
+
 def lookup(
     raw: pl.DataFrame, keys: Sequence[str], build: Callable[[pl.LazyFrame], pl.DataFrame]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -94,7 +105,7 @@ def lookup(
     single = len(used) == 1 and used[0].labels is not None
     distinct = (
         pl.int_range(total, dtype=pl.UInt64, eager=True) if single or not used
-        else packed.unique().sort().cast(pl.UInt64)
+        else _distinct_keys(packed, total)
     )
     small = _unpack(distinct, keys, digits, raw)
     table = build(small.drop("_key").lazy())

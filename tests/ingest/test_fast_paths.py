@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import tempfile
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,7 +18,10 @@ from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
 from segment.ingest.events import _unique_ids
 from segment.ingest.frames import by_distinct, date_builder, distinct_columns, part_dates
+from segment.ingest.packing import _distinct_keys
 from segment.ingest.patients import _updated_at, _with_updated_at
+from segment.ingest.readers.canonical import read_canonical
+from segment.ingest.readers.files import _scan_text, cleanup_temporary
 
 TODAY = dt.date(2025, 6, 1)
 
@@ -127,3 +134,70 @@ def test_cluster_labels_transitive_and_missing_keys() -> None:
         schema=dict.fromkeys(KEYS, pl.String),
     )
     assert cluster_labels(chain).to_list() == [0] * 6  # a chain through three kinds of key
+
+
+def _components(keys: pl.DataFrame) -> list[int]:
+    """Connected components the slow way (union-find over the rows): the reference."""
+    parent = list(range(keys.height))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for k in KEYS:
+        first: dict[str, int] = {}
+        for i, value in enumerate(keys[k].to_list()):
+            if value is None:
+                continue
+            j = first.setdefault(value, i)
+            a, b = root(i), root(j)
+            parent[max(a, b)] = min(a, b)
+    return [root(i) for i in range(keys.height)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(*[st.one_of(st.none(), st.sampled_from("abcdefg")) for _ in KEYS]), max_size=40))
+def test_cluster_labels_match_union_find(rows: list[tuple[str | None, ...]]) -> None:
+    keys = pl.DataFrame(rows, schema=dict.fromkeys(KEYS, pl.String), orient="row")
+    labels = cluster_labels(keys)
+    assert labels.dtype == pl.UInt32
+    assert labels.to_list() == _components(keys)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 500), max_size=80))
+def test_distinct_packed_keys_dense_and_hashed(values: list[int]) -> None:
+    packed = pl.Series("_key", values, dtype=pl.UInt64)
+    want = packed.unique().sort()
+    assert _distinct_keys(packed, 501).to_list() == want.to_list()  # flags in an array
+    assert _distinct_keys(packed, 2**40).to_list() == want.to_list()  # too many keys: unique + sort
+
+
+_FIELD = st.one_of(st.sampled_from(["", " ", "E1", "e1 ", "2024-01-02", "1.5", "ICD10CM", "x,y", 'a "q"', "é"]),
+                   st.text(alphabet='ab ,"é1', max_size=4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(*[_FIELD for _ in range(7)]), min_size=1, max_size=30), st.booleans())
+def test_events_read_as_categorical_equal_text(rows: list[tuple[str, ...]], ragged: bool) -> None:
+    """A canonical events file read with Categorical columns gives the texts (and rows) a text read gives."""
+    header = ["patient_id", "event_type", "code_system", "code", "event_date", "value", "unit"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    text = buffer.getvalue() + ("E9,condition,ICD10CM\n" if ragged else "")  # a cut-off row
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x-events.csv"
+        path.write_text(text, encoding="utf-8")
+        try:
+            read = read_canonical(path)
+            frame = read.parts[0].frame.collect()
+            plain = _scan_text(path, header, truncate=True).collect()
+        finally:
+            cleanup_temporary()
+    assert all(isinstance(frame.schema[c], pl.Categorical) for c in header)
+    if ragged:
+        plain = plain.filter(pl.col("_row") != len(rows) + 1)
+    assert_frame_equal(frame.with_columns(pl.col(header).cast(pl.String)), plain.select(frame.columns))

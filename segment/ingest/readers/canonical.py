@@ -19,6 +19,7 @@ import polars as pl
 from segment.errors import InputDataError
 from segment.ingest.mapping import (
     EVENT_INPUT_COLUMNS,
+    EVENT_REPEATED,
     EVENT_REQUIRED,
     JOINED,
     PATIENT_INPUT_COLUMNS,
@@ -51,11 +52,22 @@ def source_name(path: Path) -> str:
     return name or path.resolve().parent.name or "source"
 
 
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def _header(path: Path) -> list[str]:
+    # a .gz or CR-only CSV file is read from a plain copy (files.readable)
+    return parquet_header(path) if _is_parquet(path) else csv_header(path)
+
+
+def _scan(path: Path, header: list[str], categorical: tuple[str, ...] = ()) -> pl.LazyFrame:
+    return scan_parquet_text(path) if _is_parquet(path) else scan_csv_text(path, header, categorical)
+
+
 def _header_and_scan(path: Path) -> tuple[list[str], pl.LazyFrame]:
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return parquet_header(path), scan_parquet_text(path)
-    header = csv_header(path)  # a .gz or CR-only file is read from a plain copy (files.readable)
-    return header, scan_csv_text(path, header)
+    header = _header(path)
+    return header, _scan(path, header)
 
 
 def _kind_of(header: list[str], path: Path) -> str:
@@ -91,13 +103,17 @@ def read_canonical(path: Path, *, source: str | None = None, mapping: Mapping | 
     With a mapping, a file that is only named by a table's ``join`` is a lookup: it is
     read through that join, not as data (an empty result).
     """
-    header, frame = _header_and_scan(path)
+    header = _header(path)
     src = source or (mapping.source if mapping and mapping.source else None) or source_name(path)
     if mapping is None:
         kind = _kind_of(header, path)
         known = EVENT_INPUT_COLUMNS if kind == "events" else PATIENT_INPUT_COLUMNS
-        frame = frame.select("_row", *[c for c in known if c in header])
+        # an events file's repetitive columns come out of the reader as Categorical
+        frame = _scan(path, header, EVENT_REPEATED if kind == "events" else ()).select(
+            "_row", *[c for c in known if c in header]
+        )
         return ReadResult(parts=[RawPart(kind, str(path), src, frame)])  # type: ignore[arg-type]
+    frame = _scan(path, header)
     found = _mapped_table(path, header, mapping)
     if found is None:
         return ReadResult()

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -359,11 +360,13 @@ def locate_bad_utf8(paths: list[Path]) -> None:
             check_utf8(path)
 
 
-def scan_csv_text(path: Path, header: list[str] | None = None) -> pl.LazyFrame:
+def scan_csv_text(path: Path, header: list[str] | None = None, categorical: Sequence[str] = ()) -> pl.LazyFrame:
     """All columns as text with a 1-based ``_row``; header names trimmed.
 
     ``header`` is the file's :func:`csv_header` when the caller already has it (reading
-    it again would check the whole file's encoding a second time).
+    it again would check the whole file's encoding a second time). The columns named in
+    ``categorical`` are read as Categorical text, each with a mapping of its own (a small
+    integer per row instead of a string, for columns of few distinct values).
     """
     header = header if header is not None else csv_header(path)
     # rows with too many or too few fields are left out here and listed in RAGGED, so the
@@ -374,28 +377,29 @@ def scan_csv_text(path: Path, header: list[str] | None = None) -> pl.LazyFrame:
         # the common case: checked on another thread, and waited for only when the rows are read
         check = _checks().submit(ragged_rows_unquoted, source, len(header))
         RAGGED[str(path)] = (check, len(header))
-        frame = _scan_text(source, header, truncate=True)
+        frame = _scan_text(source, header, truncate=True, categorical=categorical)
         return frame.join(pl.defer(check.result, schema=_RAGGED_SCHEMA).select("_row"), on="_row", how="anti")
     bad = ragged_rows(path, len(header))
-    frame = _scan_text(source, header, truncate=bad is not None)
+    frame = _scan_text(source, header, truncate=bad is not None, categorical=categorical)
     if bad is not None and bad.height:
         RAGGED[str(path)] = (bad, len(header))
         frame = frame.join(bad.lazy().select("_row"), on="_row", how="anti")
     return frame
 
 
-def _scan_text(source: Path, header: list[str], *, truncate: bool) -> pl.LazyFrame:
-    """``source`` as text columns named by ``header``, with a 1-based Int64 ``_row``."""
-    frame = pl.scan_csv(
-        source,
-        infer_schema=False,
-        row_index_name="_row",
-        row_index_offset=1,
-        empty_string_is_null=True,
-        encoding="utf8",
-        truncate_ragged_lines=truncate,
-    )
-    raw = frame.collect_schema().names()[1:]
+def _scan_text(source: Path, header: list[str], *, truncate: bool, categorical: Sequence[str] = ()) -> pl.LazyFrame:
+    """``source`` as text columns named by ``header``, with a 1-based Int64 ``_row``.
+
+    The columns in ``categorical`` are Categorical (each its own mapping), built by the reader.
+    """
+    options = {
+        "infer_schema": False, "row_index_name": "_row", "row_index_offset": 1,
+        "empty_string_is_null": True, "encoding": "utf8", "truncate_ragged_lines": truncate,
+    }
+    raw = pl.scan_csv(source, **options).collect_schema().names()[1:]  # type: ignore[arg-type]
+    wanted = set(categorical)
+    overrides = {r: pl.Categorical(pl.Categories.random()) for r, h in zip(raw, header, strict=True) if h in wanted}
+    frame = pl.scan_csv(source, schema_overrides=overrides or None, **options)  # type: ignore[arg-type]
     return frame.rename(dict(zip(raw, header, strict=True))).with_columns(pl.col("_row").cast(pl.Int64))
 
 

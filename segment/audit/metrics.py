@@ -276,8 +276,27 @@ def patient_flags(
         *(pl.col(f"reachable_{ch}").fill_null(False) for ch in CHANNELS),
         pl.col("contact_status").cast(pl.String),
     )
-    joined = _patient_groups(enriched, schema, dims, as_of).join(plan, on="patient_id", how="left")
+    joined = _with_plan(_patient_groups(enriched, schema, dims, as_of), plan)
     return joined.select("patient_id", pl.col("^g:.*$"), *_stage_flags(channels))
+
+
+def _with_plan(groups: pl.LazyFrame, plan: pl.LazyFrame) -> pl.LazyFrame:
+    """Each patient with their plan row: a left join on ``patient_id``.
+
+    When both frames list the same ids, without nulls, in the same strictly increasing order
+    (the plan is sorted by id, and so is a working folder's patient file) the rows already
+    pair up and are put side by side, which gives the join's result without hashing a
+    million ids.
+    """
+    left, right = pl.collect_all([groups, plan])
+    ids, plan_ids = left.get_column("patient_id"), right.get_column("patient_id")
+    aligned = (
+        ids.dtype == plan_ids.dtype and ids.len() == plan_ids.len() and ids.null_count() == 0
+        and ids.equals(plan_ids) and bool((ids.shift(-1) > ids).all())
+    )
+    if aligned:
+        return left.hstack(right.drop("patient_id").get_columns()).lazy()
+    return left.lazy().join(right.lazy(), on="patient_id", how="left")
 
 
 # -- counts per group -----------------------------------------------------------------

@@ -203,12 +203,14 @@ def plan_contacts(
     decided = _decide(base, list(campaign.channels), suppressed, allow, waiting=campaign.journey is not None)
     start = max(planned, send_from) if send_from is not None else planned
     out = _send_times(decided, campaign, start) if timing else _untimed(decided)
-    return _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).with_columns(
+    plan = _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).with_columns(
         pl.col("channel").cast(CHANNEL_DTYPE),
         pl.col("contact_status").cast(CONTACT_STATUS_DTYPE),
         pl.col("arm").cast(ARM_DTYPE),
         pl.col("journey_state").cast(JOURNEY_STATE_DTYPE),
-    ).sort("patient_id").lazy()
+    )
+    # patients usually come sorted by id, and the plan keeps their order: no copy when it is sorted already
+    return (plan if plan.get_column("patient_id").is_sorted() else plan.sort("patient_id")).lazy()
 
 
 def _check_inputs(campaign: Campaign, schema: pl.Schema, eligibility: pl.LazyFrame) -> None:

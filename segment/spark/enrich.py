@@ -21,7 +21,7 @@ from segment import progress
 from segment import workdir as wd
 from segment.enrich import EnrichReport, enrich
 from segment.log import get_logger
-from segment.schema import GEO_PRECISION, SDOH_SOURCE
+from segment.schema import SDOH_SOURCE
 from segment.spark.io import (
     arrow_batches,
     arrow_to_polars_schema,
@@ -109,7 +109,7 @@ def enrich_spark(workdir: Path, reference_dir: Path, *, spark: SparkSession, cro
     with persisted(result) as frame:
         totals = frame.select(F.count(F.lit(1)).alias("_n"), *[F.count(F.col(c)).alias(c) for c in cols]).first()
         sources = frame.groupBy(SDOH_SOURCE).count().collect()
-        written = write_output(frame, out or folder, wd.ENRICHED, dtypes={"geo_precision": GEO_PRECISION})
+        written = write_output(frame, out or folder, wd.ENRICHED)
     assert totals is not None
     n = int(totals["_n"])
     report = replace(

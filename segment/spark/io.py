@@ -145,8 +145,10 @@ def write_output(df: DataFrame, out: str | Path, name: str,
     """Write ``df`` as ``out/name``: one owner-only file locally, a Parquet dataset remotely.
 
     ``dtypes``: Polars types the local file's columns take that Spark has no type for
-    (a ``pl.Enum`` status is a string in Spark); the canonical patient and geocode columns
-    that are Enums (``phone_type``, ``geo_precision``) always get theirs back.
+    (a ``pl.Enum`` status the stage itself wrote is a string in Spark). The canonical
+    patient and geocode columns that are Enums (``phone_type``, ``geo_precision``) get theirs
+    back when every value is one of its categories; a lake table's own labels (``cell``,
+    another geocoder's precision) are kept as text, with a warning, as before Enums.
     """
     if not is_local(out):
         target = f"{str(out).rstrip('/')}/{name}"
@@ -161,14 +163,31 @@ def write_output(df: DataFrame, out: str | Path, name: str,
         files = sorted(parts.glob("part-*.parquet"))
         frame = (pl.scan_parquet(files) if files
                  else pl.LazyFrame(schema=arrow_to_polars_schema(df)))
-        wanted = {**CANONICAL_ENUMS, **(dtypes or {})}
-        present = frame.collect_schema().names()
-        frame = frame.with_columns(pl.col(c).cast(t) for c, t in wanted.items() if c in present)
+        frame = _typed(frame, files, dtypes or {}, name)
         written = wd.write_parquet(frame, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("gathered spark parts", name=name, parts=len(files))
     return str(written)
+
+
+def _typed(frame: pl.LazyFrame, files: list[Path], dtypes: Mapping[str, pl.DataType],
+           name: str) -> pl.LazyFrame:
+    """``frame`` with the stage's own ``dtypes`` and the canonical Enums its values allow."""
+    present = frame.collect_schema().names()
+    casts = {c: t for c, t in dtypes.items() if c in present}
+    for column, dtype in CANONICAL_ENUMS.items():
+        if column in present and column not in casts:
+            assert isinstance(dtype, pl.Enum)
+            values = pl.scan_parquet(files).select(pl.col(column).drop_nulls().unique()).collect() if files \
+                else pl.DataFrame({column: []}, schema={column: pl.String})
+            unknown = set(values[column].cast(pl.String).to_list()) - set(dtype.categories.to_list())
+            if unknown:
+                log.warning(f"{name}: {column} holds {len(unknown)} value(s) outside its categories; kept as text",
+                            values=len(unknown))
+            else:
+                casts[column] = dtype
+    return frame.with_columns(pl.col(c).cast(t) for c, t in casts.items())
 
 
 def ships_files(spark: SparkSession) -> bool:

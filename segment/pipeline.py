@@ -305,6 +305,7 @@ def run_campaign(
             result.outcome = "ok"
         except StageFailed as failed:
             result.stages = failed.outcomes
+            _summarise(result, ctx)  # what ran before the failure (the audit's flags) stays in the log
             result.outcome = f"failed in {failed.stage}"
             raise failed.cause from None
         except BaseException as exc:

@@ -177,3 +177,21 @@ def test_the_callers_settings_reach_every_stage(demo: dict[str, Path], tmp_path:
     # a rerun reuses everything: the audit's key read the caller's ledger, not the environment's
     again = run_campaign(campaign, settings=settings)
     assert {s.name: s.status for s in again.stages}["audit"] == "reused"
+
+
+def test_a_run_failing_in_export_keeps_the_audit_in_its_run_log(demo: dict[str, Path]) -> None:
+    import yaml
+
+    from segment.pipeline import run_campaign
+
+    blocker = demo["root"] / "blocker"
+    blocker.write_text("a file where the destination folder should be")
+    data = yaml.safe_load(demo["fall"].read_text())
+    data["destination"] = str(blocker / "out")
+    demo["fall"].write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(Exception):  # noqa: B017 (whatever export raises, the run log must say what ran)
+        run_campaign(demo["fall"])
+    record = json.loads((demo["work"] / "run-log.jsonl").read_text().splitlines()[-1])
+    audit = next(s for s in record["stages"] if s["stage"] == "audit")
+    assert record["outcome"] == "failed in export" and audit["status"] == "ran"
+    assert audit["counts"]["flags"] > 0 and record["audit_flags"] == audit["counts"]["flags"]

@@ -26,7 +26,7 @@ an unparseable or impossible date, a date in the future.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,6 +258,12 @@ class PreparedEvents:
     contexts: pl.DataFrame
 
 
+def _flagged(build: Callable[[pl.LazyFrame], pl.DataFrame], problem: str, flag: str
+             ) -> Callable[[pl.LazyFrame], pl.DataFrame]:
+    """``build`` with a boolean ``flag``: the row has a ``problem``."""
+    return lambda keys: build(keys).with_columns(pl.col(problem).is_not_null().alias(flag))
+
+
 def prepare_events(parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date) -> PreparedEvents:
     """Read the event parts and look up their codes, dates, values, units and context."""
     with step("events read") as counts:
@@ -267,11 +273,15 @@ def prepare_events(parts: Sequence[RawPart], order: dict[str, int], as_of: dt.da
     xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
     with step("event lookups") as counts:
         # each lookup runs on the distinct key values only; rows take their answers by position
-        code_out, codes = lookup(raw, CODE_KEYS, _code_table)
-        date_out, dates = lookup(raw, dkeys, lambda k: _date_table(k, parts, as_of))
-        value_out, values = lookup(raw, ["value"], _value_table)
-        unit_out, units = lookup(raw, ["unit"], _unit_table)
-        context_out, contexts = lookup(raw, xkeys, lambda k: _context_table(k, parts, as_of))
+        # (rows take only the ids and problem flags; the texts stay in the small tables)
+        code_out, codes = lookup(raw, CODE_KEYS, _flagged(_code_table, "_cproblem", "_cbad"), ["_cid", "_cbad"])
+        date_out, dates = lookup(raw, dkeys, _flagged(lambda k: _date_table(k, parts, as_of), "_dproblem", "_dbad"),
+                                 ["_date", "_dbad"])
+        value_out, values = lookup(raw, ["value"], _flagged(_value_table, "_vproblem", "_vbad"), ["_vid", "_vbad"])
+        unit_out, units = lookup(raw, ["unit"], _unit_table, ["_uid"])
+        context_out, contexts = lookup(
+            raw, xkeys, _flagged(lambda k: _context_table(k, parts, as_of), "_eproblem", "_ebad"), ["_xid", "_ebad"]
+        )
         counts.update(codes=codes.height, dates=dates.height, values=values.height, units=units.height,
                       contexts=contexts.height)
     return PreparedEvents(parts, raw, dkeys, xkeys, code_out, codes, date_out, dates, value_out, values,
@@ -341,11 +351,11 @@ def _looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
     pat, _ = lookup(p.raw, ["_order", "patient_id"], patients_of)
     looked = pl.DataFrame([
         pat["_p"], pat["_prej"], pat["_pelse"],
-        p.code_out["_cid"], p.code_out["_cproblem"].is_not_null().alias("_cbad"),
-        p.date_out["_date"], p.date_out["_dproblem"].is_not_null().alias("_dbad"),
-        p.value_out["_vid"], p.value_out["_vproblem"].is_not_null().alias("_vbad"),
+        p.code_out["_cid"], p.code_out["_cbad"],
+        p.date_out["_date"], p.date_out["_dbad"],
+        p.value_out["_vid"], p.value_out["_vbad"],
         p.unit_out["_uid"],
-        p.context_out["_xid"], p.context_out["_eproblem"].is_not_null().alias("_ebad"),
+        p.context_out["_xid"], p.context_out["_ebad"],
     ]).with_columns((pl.col("_p").is_null() | pl.col("_cbad") | pl.col("_dbad")).alias("_bad"))
     joined = p.raw.hstack(looked)  # no copy: the columns are shared
     for name in ("raw", "code_out", "date_out", "value_out", "unit_out", "context_out"):

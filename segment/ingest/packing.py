@@ -84,14 +84,16 @@ def _distinct_keys(packed: pl.Series, total: int) -> pl.Series:
 
 
 def lookup(
-    raw: pl.DataFrame, keys: Sequence[str], build: Callable[[pl.LazyFrame], pl.DataFrame]
+    raw: pl.DataFrame, keys: Sequence[str], build: Callable[[pl.LazyFrame], pl.DataFrame],
+    outputs: Sequence[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``build``'s outputs for every row of ``raw`` without joining the long frame on text.
 
     ``build`` runs on the distinct key values only, as text; each row then takes its
     outputs by position (a gather through a dense index when the key space is small, else
     a join on the integer). Returns (the outputs, one row per row of ``raw``; the table
-    ``build`` made, keys as text).
+    ``build`` made, keys as text). ``outputs`` names the table's columns the rows need
+    (default: all but the keys); only those are gathered row by row.
     """
     digits = [_digit(raw[key]) for key in keys]
     total = 1
@@ -109,7 +111,7 @@ def lookup(
     )
     small = _unpack(distinct, keys, digits, raw)
     table = build(small.drop("_key").lazy())
-    outputs = [c for c in table.columns if c not in keys]
+    outputs = list(outputs) if outputs is not None else [c for c in table.columns if c not in keys]
     keyed = small.join(table, on=list(keys), how="left", nulls_equal=True).sort("_key")
     if single:
         # the table has one row per id, in id order: rows gather by their own id

@@ -126,6 +126,14 @@ def test_operation_value_type_is_checked(tmp_path: Path) -> None:
                         "a number for `ge`"]
 
 
+def test_a_category_column_value_it_cannot_hold_is_an_error(tmp_path: Path) -> None:
+    rule = RISK.replace("column: svi_overall_rank", "column: phone_type").replace("op: ge", "op: in").replace(
+        "value: 0.75", "value: [mobile, cell]")
+    assert _problems(tmp_path, rule) == ["mini.yaml:12: mini: key `condition.any[0].value`: found 'cell'; "
+                                         "phone_type values: landline, mobile, unknown"]
+    assert _problems(tmp_path / "ok", rule.replace("cell", "unknown")) == []
+
+
 def test_yaml_syntax_error_points_at_the_line(tmp_path: Path) -> None:
     mini_folder(tmp_path, MINI_RULE.replace("title: Mini colorectal", "title: [Mini"))
     _rs, problems = check_rules(tmp_path)

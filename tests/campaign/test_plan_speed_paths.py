@@ -144,3 +144,29 @@ def test_history_read_in_bulk_has_every_row_and_the_schema(tmp_path: Path) -> No
     none = ContactLedger(tmp_path / "empty.sqlite").history(None)
     assert none.height == 0
     assert dict(none.schema) == HISTORY_SCHEMA
+
+
+def test_audience_is_the_same_whatever_the_order_of_eligibility_rows(tmp_path: Path) -> None:
+    n = 240
+    rng = random.Random(11)
+    pts = patients(*[{"email": f"p{i}@example.org", "email_consent": True} for i in range(n)])
+    rows = [(f"P{i + 1:03d}", rule, rng.choice(["due", "not_due", "excluded"]))
+            for rule in ("crc", "flu", "bcs") for i in range(n)]
+    aligned = eligibility(rows)                                               # one row per patient, in order
+    scattered = aligned.collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+    partial = eligibility([r for r in rows if r[0] != "P007"])               # a patient without rows
+    audiences = [
+        {"all": {"crc": "due"}},
+        {"all": {"crc": "due", "flu": ["due", "not_due"]}},
+        {"any": {"flu": "due", "bcs": "due"}},
+        {"all": {"crc": ["due", "excluded"]}, "any": {"crc": "not_due", "flu": "due"}},
+    ]
+    for i, audience in enumerate(audiences):
+        c = make_campaign(tmp_path, f"c{i}.yaml", audience=audience, channels=["email"],
+                          vendors={"email": {"profile": "mailchimp"}})
+        side = plan_contacts(c, pts, aligned, None, AS_OF, timing=False).collect()
+        grouped = plan_contacts(c, pts, scattered, None, AS_OF, timing=False).collect()
+        assert_frame_equal(side, grouped)
+        assert 0 < side.get_column("in_audience").sum() < n
+        missing = plan_contacts(c, pts, partial, None, AS_OF, timing=False).collect()
+        assert not missing.filter(pl.col("patient_id") == "P007").get_column("in_audience").item()

@@ -230,7 +230,8 @@ def _unique_ids(
         weight *= bounds[c]
     return keys.select(
         *[out[c].cast(ids.schema[c]).alias(c) for c in _ID_COLUMNS if c != "_date"],
-        (pl.lit(first) + pl.duration(days=out["_date"].cast(pl.Int64))).cast(pl.Date).alias("_date"),
+        # days since the epoch, cast to a date (a duration sum costs ten times more)
+        (out["_date"].cast(pl.Int32) + pl.lit(first).cast(pl.Int32)).cast(pl.Date).alias("_date"),
     )
 
 

@@ -101,7 +101,7 @@ def test_distinct_columns_matches_by_distinct(rows: list[tuple[str | None, str |
                           st.integers(0, 6), st.integers(0, 40)), min_size=1, max_size=60))
 def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int, int, int, int]]) -> None:
     ids = pl.DataFrame(
-        [(p, c, u, v, x, dt.date(2020, 1, 1) + dt.timedelta(days=d)) for p, c, u, v, x, d in rows],
+        [(p, c, u, v, x, dt.date(1969, 12, 10) + dt.timedelta(days=d)) for p, c, u, v, x, d in rows],  # across 1970
         schema={"_p": pl.UInt32, "_cid": pl.UInt32, "_uid": pl.UInt32, "_vid": pl.UInt32, "_xid": pl.UInt32,
                 "_date": pl.Date},
         orient="row",

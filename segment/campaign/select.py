@@ -8,6 +8,7 @@ order. The result has one row per patient with the reason they are, or are not, 
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -193,11 +194,13 @@ def plan_contacts(
     _check_inputs(campaign, schema, eligibility)
     sup = suppression if suppression is not None else load_suppression(list(campaign.suppression))
     planned = planned_send_utc(as_of, campaign.schedule)
-    audience = _audience(campaign, eligibility).collect().get_column("patient_id")
-    base = _base(campaign, patients, schema, as_of).with_columns(
-        (_listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
-    base, suppressed = _suppression(base, sup, blocked)
-    base = _caps(base, campaign, _history(ledger, campaign, planned), planned, run_id)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the ledger is read while the patients are
+        history = pool.submit(lambda: _history(ledger, campaign, planned).collect())
+        audience = _audience(campaign, eligibility).collect().get_column("patient_id")
+        base = _base(campaign, patients, schema, as_of).with_columns(
+            (_listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
+        base, suppressed = _suppression(base, sup, blocked)
+        base = _caps(base.collect().lazy(), campaign, history.result().lazy(), planned, run_id)
     base = _arms(base, campaign, ledger, arms, suppressed)
     base, allow = _journey(base, campaign, journey, as_of, suppressed)
     decided = _decide(base, list(campaign.channels), suppressed, allow, waiting=campaign.journey is not None)

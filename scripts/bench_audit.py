@@ -36,6 +36,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/segment-bench"))
     parser.add_argument("--repeat", type=int, default=3, help="timed audits (the first is cold)")
+    parser.add_argument("--no-parts", action="store_true",
+                        help="time the whole audit only, not its two parts")
     parser.add_argument("--run-id", default=None,
                         help="ignore this run's ledger rows, as `segment run` does (default: count every row)")
     args = parser.parse_args(argv)
@@ -60,7 +62,8 @@ def main(argv: list[str]) -> int:
                                         ledger=ledger if ledger.exists() else None, run_id=args.run_id)
                 row["cpu_s"] = round(time.process_time() - cpu, 2)
             row["flags"] = len(result.flags)
-        _parts(campaign, work, ledger if ledger.exists() else None, args.run_id)
+        if not args.no_parts:
+            _parts(campaign, work, ledger if ledger.exists() else None, args.run_id)
         document = json.loads(out.with_suffix(".json").read_text())
         with measure("charts only (all_charts)") as row:
             charts = all_charts(document)

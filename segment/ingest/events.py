@@ -83,11 +83,13 @@ class EventsWritten:
 def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
     """All event parts stacked: ``_row``, raw text columns, ``_part``, ``_order`` (source rank).
 
-    Each text column is Categorical with a mapping of its own, so a row's physical id is
-    the index of its text among that column's distinct texts (see :func:`segment.ingest.packing.lookup`).
-    ``_record`` (the source's record id, for rejects) is carried when a reader gives one.
+    Each looked-up text column is Categorical with a mapping of its own, so a row's physical
+    id is the index of its text among that column's distinct texts (see
+    :func:`segment.ingest.packing.lookup`); the patient id stays text (it is looked up per run
+    of equal ids: :func:`_patients_by_run`). ``_record`` (the source's record id, for
+    rejects) is carried when a reader gives one.
     """
-    categories = {c: pl.Categorical(pl.Categories.random()) for c in ("patient_id", *LOOKED_UP)}
+    categories = {c: pl.Categorical(pl.Categories.random()) for c in LOOKED_UP}
     with_record = [("_record" in p.frame.collect_schema()) for p in parts]
     frames = []
     for i, p in enumerate(parts):
@@ -98,8 +100,8 @@ def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
         kept = {c for c in schema if len(parts) == 1 and isinstance(schema[c], pl.Categorical)}
         frames.append(frame.select(
             pl.col("_row").cast(pl.Int64),
-            *[pl.col(c) if c in kept else pl.col(c).cast(pl.String).cast(categories[c])
-              for c in ("patient_id", *LOOKED_UP)],
+            pl.col("patient_id").cast(pl.String),
+            *[pl.col(c) if c in kept else pl.col(c).cast(pl.String).cast(categories[c]) for c in LOOKED_UP],
             *([pl.col("_record")] if any(with_record) else []),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
@@ -349,7 +351,7 @@ def _looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
         )
 
     p = prepared
-    pat, _ = lookup(p.raw, ["_order", "patient_id"], patients_of)
+    pat = _patients_by_run(p.raw, patients_of)
     looked = pl.DataFrame([
         pat["_p"], pat["_prej"], pat["_pelse"],
         p.code_out["_cid"], p.code_out["_cbad"],
@@ -362,6 +364,27 @@ def _looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
     for name in ("raw", "code_out", "date_out", "value_out", "unit_out", "context_out"):
         setattr(prepared, name, getattr(prepared, name).clear())
     return joined
+
+
+def _patients_by_run(raw: pl.DataFrame, build: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
+    """``build``'s outputs for the (``_order``, ``patient_id``) of every row of ``raw``.
+
+    An events file lists a patient's events together: a run of rows with the same id and
+    source is looked up once (a million runs, not 20M hashed ids), and the rows take their
+    run's answers by position. Unsorted rows only make the runs shorter.
+    """
+    ids = raw.select("_order", "patient_id")
+    starts = (
+        pl.col("patient_id").ne_missing(pl.col("patient_id").shift())
+        | pl.col("_order").ne_missing(pl.col("_order").shift())
+    ).fill_null(True)
+    flagged = ids.with_columns(starts.alias("_start"))
+    run = flagged.select(pl.col("_start").cum_sum().cast(pl.Int64) - 1).to_series()
+    first = flagged.filter(pl.col("_start")).select(
+        "_order", pl.col("patient_id").cast(pl.Categorical(pl.Categories.random()))
+    )
+    per_run, _ = lookup(first, ["_order", "patient_id"], build)
+    return per_run.select(pl.all().gather(run))
 
 
 def _row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:

@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
-from segment.ingest.events import _unique_ids
+from segment.ingest.events import _patients_by_run, _unique_ids
 from segment.ingest.frames import by_distinct, date_builder, distinct_columns, part_dates
 from segment.ingest.packing import _distinct_keys
 from segment.ingest.patients import _updated_at, _with_updated_at
@@ -201,3 +201,23 @@ def test_events_read_as_categorical_equal_text(rows: list[tuple[str, ...]], ragg
     if ragged:
         plain = plain.filter(pl.col("_row") != len(rows) + 1)
     assert_frame_equal(frame.with_columns(pl.col(header).cast(pl.String)), plain.select(frame.columns))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.one_of(st.none(), st.sampled_from(["a", "b", " c", "d", ""]))),
+                max_size=40))
+def test_patient_lookup_by_run_matches_per_row(rows: list[tuple[int, str | None]]) -> None:
+    """Looking ids up once per run of equal (source, id) gives every row its own id's answer."""
+    raw = pl.DataFrame(rows, schema={"_order": pl.Int32, "patient_id": pl.String}, orient="row")
+
+    def build(keys: pl.LazyFrame) -> pl.DataFrame:
+        return keys.with_columns(
+            pl.concat_str([pl.col("_order").cast(pl.String), pl.col("patient_id").cast(pl.String)],
+                          separator="/").alias("_answer")
+        ).collect()
+
+    got = _patients_by_run(raw, build)
+    want = raw.select(
+        pl.concat_str([pl.col("_order").cast(pl.String), pl.col("patient_id")], separator="/").alias("_answer")
+    )
+    assert_frame_equal(got.select("_answer"), want)

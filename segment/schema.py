@@ -158,6 +158,11 @@ GEOCODE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "county_fips": pl.String,
 }
 
+#: the canonical columns that hold only a StrEnum's values (Polars Enums in the stage files)
+CATEGORY_COLUMNS: dict[str, pl.Enum] = {
+    c: t for c, t in {**PATIENT_SCHEMA, **GEOCODE_SCHEMA}.items() if isinstance(t, pl.Enum)
+}
+
 # Enrichment columns other stages rely on by name (the full list is in the data dictionary).
 NEED_INDEX = "need_index"  # 0..1, higher = more need
 NEED_INDEX_STATE_PCTILE = "need_index_state_pctile"  # 0..100 within state

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from pydantic import BaseModel, ValidationError
 
 from segment.config import LineDict, Settings, key_line, load_yaml, validate
@@ -53,7 +52,7 @@ from segment.rules.vsac import (
     load_catalog,
     parse_reference,
 )
-from segment.schema import GEOCODE_SCHEMA, PATIENT_SCHEMA, CodeSystem
+from segment.schema import CATEGORY_COLUMNS, CodeSystem
 
 #: the external VSAC folder for loads in this context (set by :func:`using_vsac`)
 _VSAC_DIR: ContextVar[Path | None] = ContextVar("segment_vsac_dir", default=None)
@@ -335,13 +334,6 @@ def _event_findings(
     return found
 
 
-#: canonical columns that hold only the values of a StrEnum (Polars Enums in the stage files)
-CATEGORY_COLUMNS: dict[str, list[str]] = {
-    column: sorted(dtype.categories.to_list())
-    for column, dtype in {**PATIENT_SCHEMA, **GEOCODE_SCHEMA}.items() if isinstance(dtype, pl.Enum)
-}
-
-
 def _column_findings(criterion: ColumnTest, keys: tuple[str | int, ...]) -> list[_Finding]:
     """A column test's ``value:`` has the shape its operation takes (and a category column's values)."""
     op = OPERATIONS[criterion.op]
@@ -350,7 +342,8 @@ def _column_findings(criterion: ColumnTest, keys: tuple[str | int, ...]) -> list
     fits, wanted = _VALUE_KINDS[op.value]
     if not fits(criterion.value):
         return [((*keys, "value"), criterion.value, wanted.format(op=op.name))]
-    categories = CATEGORY_COLUMNS.get(criterion.column)
+    dtype = CATEGORY_COLUMNS.get(criterion.column)
+    categories = sorted(dtype.categories.to_list()) if dtype is not None else None
     listed = criterion.value if isinstance(criterion.value, list) else [criterion.value]
     unknown = [v for v in listed if isinstance(v, str) and categories is not None and v not in categories]
     if unknown:  # `phone_type in [mobile, cell]`: `cell` can never match

@@ -26,7 +26,7 @@ import polars as pl
 from segment import workdir as wd
 from segment.errors import InputDataError, StageInputError
 from segment.log import get_logger
-from segment.schema import GEOCODE_SCHEMA, PATIENT_SCHEMA
+from segment.schema import CATEGORY_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -134,12 +134,6 @@ def persisted(df: DataFrame) -> Iterator[DataFrame]:
         df.unpersist()
 
 
-#: the Enum columns of the canonical patient and geocode tables (Spark writes them as strings)
-CANONICAL_ENUMS: dict[str, pl.DataType] = {
-    c: t for c, t in {**PATIENT_SCHEMA, **GEOCODE_SCHEMA}.items() if isinstance(t, pl.Enum)
-}
-
-
 def write_output(df: DataFrame, out: str | Path, name: str,
                  dtypes: Mapping[str, pl.DataType] | None = None) -> str:
     """Write ``df`` as ``out/name``: one owner-only file locally, a Parquet dataset remotely.
@@ -175,18 +169,19 @@ def _typed(frame: pl.LazyFrame, files: list[Path], dtypes: Mapping[str, pl.DataT
            name: str) -> pl.LazyFrame:
     """``frame`` with the stage's own ``dtypes`` and the canonical Enums its values allow."""
     present = frame.collect_schema().names()
-    casts = {c: t for c, t in dtypes.items() if c in present}
-    for column, dtype in CANONICAL_ENUMS.items():
-        if column in present and column not in casts:
-            assert isinstance(dtype, pl.Enum)
-            values = pl.scan_parquet(files).select(pl.col(column).drop_nulls().unique()).collect() if files \
-                else pl.DataFrame({column: []}, schema={column: pl.String})
-            unknown = set(values[column].cast(pl.String).to_list()) - set(dtype.categories.to_list())
-            if unknown:
-                log.warning(f"{name}: {column} holds {len(unknown)} value(s) outside its categories; kept as text",
-                            values=len(unknown))
-            else:
-                casts[column] = dtype
+    casts: dict[str, pl.DataType] = {c: t for c, t in dtypes.items() if c in present}
+    check = [c for c in CATEGORY_COLUMNS if c in present and c not in casts]
+    if check and files:  # one pass over the parts for every column to check
+        values = pl.scan_parquet(files).select(pl.col(c).cast(pl.String).drop_nulls().unique().implode()
+                                               for c in check).collect()
+    for column in check:
+        dtype = CATEGORY_COLUMNS[column]
+        unknown = set(values[column][0]) - set(dtype.categories.to_list()) if files else set()
+        if unknown:
+            log.warning(f"{name}: {column} holds {len(unknown)} value(s) outside its categories; kept as text",
+                        values=len(unknown))
+        else:
+            casts[column] = dtype
     return frame.with_columns(pl.col(c).cast(t) for c, t in casts.items())
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -295,17 +295,18 @@ def run_campaign(
     ctx = StageContext(workdir=folder, as_of=plan.as_of, settings=plan.settings, spark=spark,
                        run_id=run_id, start_spark=_spark_starter(spark, campaign))
     result = RunResult(run_id, campaign.code, folder, plan.as_of.isoformat(), dry_run, "failed", [])
+    stages = plan.stages()
     with RunLock(folder, run_id):
         try:
             _before_stages(plan, result, run_id)
             result.stages = run_stages(
-                ctx, plan.stages(), force=force,
+                ctx, stages, force=force,
                 always_run=frozenset({"geocode", "evaluate"}) if plan.lake else frozenset())
-            _summarise(result, ctx)
+            _summarise(result, ctx, stages)
             result.outcome = "ok"
         except StageFailed as failed:
             result.stages = failed.outcomes
-            _summarise(result, ctx)  # what ran before the failure (the audit's flags) stays in the log
+            _summarise(result, ctx, stages)  # what ran before the failure (the audit's flags) stays in the log
             result.outcome = f"failed in {failed.stage}"
             raise failed.cause from None
         except BaseException as exc:
@@ -318,18 +319,15 @@ def run_campaign(
     return result
 
 
-def _spark_starter(spark: SparkRun | None, campaign: Campaign) -> Any:
+def _spark_starter(spark: SparkRun | None, campaign: Campaign) -> Callable[[], tuple[Any, int]] | None:
     """Starts the Spark session for the first stage that runs on Spark (a reused stage starts no JVM)."""
     if spark is None:
         return None
 
     def start() -> tuple[Any, int]:
-        from segment.spark.session import SparkSettings, default_buckets, spark_session
+        from segment.spark.session import start_session
 
-        settings = SparkSettings.from_env().resolve(master=spark.master, buckets=spark.buckets,
-                                                    campaign=campaign)
-        session = spark_session(settings)
-        return session, default_buckets(session, settings)
+        return start_session(spark, campaign)
 
     return start
 
@@ -349,11 +347,12 @@ def _before_stages(plan: RunPlan, result: RunResult, run_id: str) -> None:
         refuse_backdated(ledger, plan.campaign, plan.as_of, run_id)
 
 
-def _summarise(result: RunResult, ctx: StageContext) -> None:
-    """The audit report, its flag count and the export figures, from the stage outcomes."""
+def _summarise(result: RunResult, ctx: StageContext, stages: Sequence[Stage[Any]]) -> None:
+    """The audit report (its stage's first output), its flag count and the export figures."""
+    by_name = {stage.name: stage for stage in stages}
     for outcome in result.stages:
         if outcome.name == "audit":
-            result.audit_html = ctx.workdir / "runs" / ctx.run_id / "audit.html"
+            result.audit_html = by_name["audit"].outputs(ctx)[0]
             flags = outcome.counts.get("flags", 0)
             result.audit_flags = flags if isinstance(flags, int) else 0
         elif outcome.name == "export":

@@ -52,12 +52,9 @@ class EngineChoice(SparkRun):
 
     def session(self, campaign: Any | None = None) -> tuple[SparkSession, int]:
         """The Spark session and bucket count (options < campaign ``spark:`` block < environment)."""
-        from segment.spark.session import SparkSettings, default_buckets, spark_session
+        from segment.spark.session import start_session
 
-        settings = SparkSettings.from_env().resolve(master=self.master, buckets=self.buckets,
-                                                    campaign=campaign)
-        spark = spark_session(settings)
-        return spark, default_buckets(spark, settings)
+        return start_session(self, campaign)
 
 
     def stage(self, stage: S) -> S:

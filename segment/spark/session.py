@@ -28,6 +28,8 @@ from segment.log import get_logger
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from segment.stage import SparkRun
+
 log = get_logger("spark")
 
 DEFAULT_MASTER = "local[*]"
@@ -206,6 +208,13 @@ def spark_session(settings: SparkSettings) -> SparkSession:
         raise EngineError(f"Spark could not start with master {settings.master}: {first}") from exc
     session.sparkContext.setLogLevel(os.environ.get("SEGMENT_SPARK_LOG_LEVEL", "WARN"))
     return session
+
+
+def start_session(options: SparkRun, campaign: Any = None) -> tuple[SparkSession, int]:
+    """The session and bucket count for ``--engine spark`` options (options < campaign ``spark:`` < environment)."""
+    settings = SparkSettings.from_env().resolve(master=options.master, buckets=options.buckets, campaign=campaign)
+    spark = spark_session(settings)
+    return spark, default_buckets(spark, settings)
 
 
 def default_buckets(spark: SparkSession, settings: SparkSettings) -> int:

@@ -56,10 +56,12 @@ sys.path.insert(0, str(ROOT))
 
 from segment.rules import default_rules_dir, evaluate, load_rules  # noqa: E402
 from segment.rules.codes import code_variants  # noqa: E402
+from segment.rules.compiler import compile_rule  # noqa: E402
 from segment.rules.model import RuleSet  # noqa: E402
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 23)
+PAIR = ("breast-cancer-screening", "colorectal-cancer-screening")
 EPOCH = dt.date(1970, 1, 1)
 
 
@@ -286,6 +288,8 @@ def main(argv: list[str]) -> int:
                         help="CMS130 with the full VSAC value sets: `segment evaluate` vs DuckDB SQL")
     parser.add_argument("--vsac", type=Path, default=DEFAULT_VSAC, help="VSAC folder (with --ecqm)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each process (with --ecqm; best is kept)")
+    parser.add_argument("--process", action="store_true",
+                        help="colorectal + breast as whole processes: `segment evaluate` vs a DuckDB SQL script")
     parser.add_argument("--engine", choices=["polars", "spark"], default="polars",
                         help="spark: time the spark engine beside the Polars engine (same inputs, same run)")
     parser.add_argument("--buckets", default="4", help="with --engine spark: bucket counts, comma-separated (scaling)")
@@ -295,6 +299,8 @@ def main(argv: list[str]) -> int:
         return main_ecqm(args)
     if args.engine == "spark":
         return main_spark(args)
+    if args.process:
+        return main_process(args)
     folder = args.cache / f"evaluate-{args.patients}-{args.events_per_patient}"
     if args.regenerate or not (folder / "events.parquet").exists():
         with measure("generate inputs (NumPy)", patients=args.patients):
@@ -306,7 +312,7 @@ def main(argv: list[str]) -> int:
     with measure("evaluate: all 9 shipped rules") as row:
         result = evaluate(folder, rules, AS_OF)
         row["rows"] = f"{result.rows:,}"
-    pair = ["breast-cancer-screening", "colorectal-cancer-screening"]
+    pair = list(PAIR)
     with measure("evaluate: colorectal + breast (Polars)") as row:
         result = evaluate(folder, rules, AS_OF, only=pair)
         row["rows"] = f"{result.rows:,}"
@@ -333,6 +339,70 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def pair_rules_folder(target: Path) -> Path:
+    """A rules folder holding only colorectal and breast screening and the value sets they name."""
+    import shutil
+
+    shipped = default_rules_dir()
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "valuesets").mkdir(parents=True)
+    for rule in PAIR:
+        shutil.copy(shipped / f"{rule}.yaml", target)
+    ruleset = load_rules(shipped)
+    names = {e.valueset for r in ruleset.rules if r.id in PAIR
+             for e in compile_rule(r, ruleset.valuesets, AS_OF).evidence}
+    for name in sorted(names):
+        shutil.copy(shipped / "valuesets" / f"{name}.yaml", target / "valuesets")
+    return target
+
+
+def main_process(args: argparse.Namespace) -> int:
+    """Colorectal + breast: the whole ``segment evaluate`` process against the whole DuckDB SQL process."""
+    folder = args.cache / f"evaluate-{args.patients}-{args.events_per_patient}"
+    if args.regenerate or not (folder / "events.parquet").exists():
+        with measure("generate inputs (NumPy)", patients=args.patients):
+            generate(folder, args.patients, args.events_per_patient)
+    rules = pair_rules_folder(args.cache / "rules-colorectal-breast")
+    script = folder / "pair_duckdb.py"
+    sql = duckdb_sql(folder, load_rules(default_rules_dir()), AS_OF)
+    script.write_text(f"import duckdb\n\nSQL = {sql!r}\n\nduckdb.connect().execute(SQL)\n")
+    segment = Path(sys.executable).parent / "segment"
+    commands = {
+        "segment evaluate (Polars)": [str(segment), "evaluate", str(folder), "--rules", str(rules),
+                                      "--as-of", AS_OF.isoformat(), "--log-format", "plain"],
+        "hand-written SQL (DuckDB)": [sys.executable, str(script)],
+    }
+    for cmd in commands.values():
+        print("  $ " + " ".join(cmd), flush=True)
+    runs: dict[str, list[ProcessRun]] = {name: [] for name in commands}
+    for i in range(args.repeat):
+        for name in (list(commands) if i % 2 == 0 else list(reversed(commands))):
+            run = run_process(commands[name], folder / f"{name.split()[0]}.log")
+            runs[name].append(run)
+            print(f"{name:<28} wall {run.wall_s:7.2f} s   cpu {run.cpu_s:7.2f} s   peak {run.peak_gib:5.2f} GiB   "
+                  f"exit {run.code}   load {run.load[0]:.2f} {run.load[1]:.2f} {run.load[2]:.2f}", flush=True)
+            if run.code:
+                print((folder / f"{name.split()[0]}.log").read_text()[-3000:], file=sys.stderr)
+                return 1
+    polars_out = pl.read_parquet(folder / "eligibility.parquet")
+    duck = pl.read_parquet(folder / "duckdb-eligibility.parquet")
+    joined = polars_out.join(duck, on=["patient_id", "rule_id"], how="full", suffix="_duck")
+    status_diff = joined.filter(pl.col("status").ne_missing(pl.col("status_duck"))).height
+    date_diff = joined.filter(pl.col("evidence_date").ne_missing(pl.col("evidence_date_duck"))).height
+    print(f"segment vs DuckDB: {joined.height:,} rows, status differs in {status_diff}, "
+          f"evidence_date differs in {date_diff}", flush=True)
+    seg = min(runs["segment evaluate (Polars)"], key=lambda r: r.wall_s)
+    duck_run = min(runs["hand-written SQL (DuckDB)"], key=lambda r: r.wall_s)
+    cpu_ratio = min(r.cpu_s for r in runs["segment evaluate (Polars)"]) / min(
+        r.cpu_s for r in runs["hand-written SQL (DuckDB)"])
+    ratio = seg.wall_s / duck_run.wall_s
+    print(f"best of {args.repeat}: segment {seg.wall_s:.2f} s ({seg.peak_gib:.2f} GiB), DuckDB {duck_run.wall_s:.2f} s "
+          f"({duck_run.peak_gib:.2f} GiB); wall ratio {ratio:.2f} (target <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'}); "
+          f"CPU-time ratio {cpu_ratio:.2f}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+    return 0 if status_diff == 0 and date_diff == 0 else 1
 
 
 def main_ecqm(args: argparse.Namespace) -> int:

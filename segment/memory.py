@@ -9,11 +9,17 @@ any budget (tested with a tiny one).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from segment.errors import ConfigError
+
+if TYPE_CHECKING:  # Polars is imported where batches are used, not with the settings
+    import polars as pl
 
 ENV = "SEGMENT_MEMORY_GB"
 GIB = 1024**3
@@ -70,3 +76,226 @@ def batch_count(rows: int, bytes_per_row: float, budget_bytes: int, *, share: fl
         return 1
     per_batch = max(int(budget_bytes * share / max(bytes_per_row, 1.0)), 1)
     return max(math.ceil(rows / per_batch), 1)
+
+
+# -- batches of patients ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A run of patients: rows ``offset`` to ``offset + length`` of a patient table.
+
+    Patient tables are written sorted by ``patient_id`` (ingest), so a batch is also a range
+    of ids: :meth:`events` reads only that range of ``events.parquet``, and Parquet's
+    row-group statistics skip the rest. The range is the batch's own smallest and largest
+    id, so it is right for an unsorted table too (only slower: ranges then overlap).
+    """
+
+    index: int
+    count: int
+    offset: int
+    length: int
+
+    def patients(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """This batch's rows of a patient table (the whole table when there is one batch)."""
+        return frame if self.count == 1 else frame.slice(self.offset, self.length)
+
+    def id_range(self, frame: pl.LazyFrame, column: str = "patient_id") -> tuple[Any, Any]:
+        """The smallest and largest id of this batch's patients (reads that column only)."""
+        import polars as pl
+
+        lo, hi = self.patients(frame).select(pl.col(column).min().alias("lo"),
+                                             pl.col(column).max().alias("hi")).collect().row(0)
+        return lo, hi
+
+    def events(self, events: pl.LazyFrame, patients: pl.LazyFrame, column: str = "patient_id") -> pl.LazyFrame:
+        """The events of this batch's patients' id range (all events when there is one batch)."""
+        import polars as pl
+
+        if self.count == 1:
+            return events
+        lo, hi = self.id_range(patients, column)
+        if lo is None:  # no patient (or only null ids): no events
+            return events.clear()
+        return events.filter(pl.col(column).is_between(pl.lit(lo), pl.lit(hi)))
+
+
+def table_rows(path: str | Path) -> int:
+    """Rows of a Parquet file, from its footer."""
+    import polars as pl
+
+    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+
+
+def patient_batches(rows: int, bytes_per_row: float, budget_bytes: int | None = None) -> list[Batch]:
+    """``rows`` patients split into batches that each fit the budget (one batch when all fit).
+
+    ``bytes_per_row``: the stage's measured working set per patient. ``budget_bytes``
+    defaults to :func:`memory_budget_bytes` (``SEGMENT_MEMORY_GB``). Batches are as even as
+    possible, in row order; none is empty unless ``rows`` is 0 (then one empty batch).
+    """
+    budget = memory_budget_bytes() if budget_bytes is None else budget_bytes
+    count = batch_count(rows, bytes_per_row, budget)
+    size, extra = divmod(rows, count)
+    batches: list[Batch] = []
+    offset = 0
+    for i in range(count):
+        length = size + (1 if i < extra else 0)
+        batches.append(Batch(i, count, offset, length))
+        offset += length
+    return batches
+
+
+class ParquetAppender:
+    """One Parquet file written batch by batch (``pyarrow.parquet.ParquetWriter``).
+
+    Owner-only and atomic as :func:`segment.workdir.atomic_path`: the file appears at
+    ``target`` only when :meth:`close` succeeds; on an error nothing is left. The rows are
+    the batches' rows in the order appended, so a file written in batches holds the same
+    rows in the same order, with the same types, as one written at once.
+    """
+
+    def __init__(self, target: str | Path, *, compression: str = "zstd", level: int | None = None) -> None:
+        from segment.workdir import atomic_path
+
+        self._context = atomic_path(target)
+        self._tmp = self._context.__enter__()
+        self._compression = compression
+        self._level = level
+        self._writer: Any = None
+        self.rows = 0
+
+    def append(self, frame: pl.DataFrame) -> None:
+        """Add a batch's rows (its schema must be the first batch's)."""
+        import pyarrow.parquet as pq
+
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema, compression=self._compression,
+                                            compression_level=self._level)
+        elif not table.schema.equals(self._writer.schema, check_metadata=False):
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table)
+        self.rows += frame.height
+
+    def close(self, empty: pl.DataFrame | None = None) -> None:
+        """Finish the file (``empty``: the frame written when no batch was appended)."""
+        import polars as pl
+
+        if self._writer is None:
+            (empty if empty is not None else pl.DataFrame()).write_parquet(self._tmp)
+        else:
+            self._writer.close()
+        self._context.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        """Remove the temporary file (after an error)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        with contextlib.suppress(BaseException):
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self) -> ParquetAppender:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.abort(exc)
+
+
+# -- peak memory per stage ------------------------------------------------------------------
+
+_PROCESS_PEAK: list[int] = [0]
+
+
+def _high_water_bytes() -> int | None:
+    """VmHWM of this process (Linux), else the ``getrusage`` peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    from segment.log import peak_rss_bytes
+
+    return peak_rss_bytes()
+
+
+def start_stage_peak() -> bool:
+    """Start measuring one stage's peak: fold the peak so far into :func:`process_peak_bytes`
+    and reset the kernel's high-water mark (Linux ``/proc/self/clear_refs``). False where
+    the mark cannot be reset (then a stage's peak is the process's peak so far)."""
+    current = _high_water_bytes()
+    if current is not None:
+        _PROCESS_PEAK[0] = max(_PROCESS_PEAK[0], current)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def stage_peak_bytes() -> int | None:
+    """The peak resident memory since :func:`start_stage_peak` (None where unknown)."""
+    return _high_water_bytes()
+
+
+def process_peak_bytes() -> int | None:
+    """The process's peak resident memory so far, across stage resets (None where unknown)."""
+    current = _high_water_bytes()
+    if current is None:
+        return None
+    _PROCESS_PEAK[0] = max(_PROCESS_PEAK[0], current)
+    return _PROCESS_PEAK[0]
+
+
+class OrderedParts:
+    """Batch results whose rows are ordered by a part number first, put back in that order.
+
+    A plan whose output is part 0 of every patient, then part 1 of every patient, and so on
+    (evaluate: one part per rule and branch), run batch by batch, gives each part's rows
+    batch by batch. Each batch's rows go to an owner-only temporary file beside ``target``
+    (one row group per part, so reading a part skips the others); :meth:`write` then appends
+    part by part, batch by batch: the rows and order of the unbatched plan, holding one
+    part of one batch at a time. Temporary files are named as :func:`segment.workdir.atomic_path`
+    names them, so a killed run's files are removed by the next run.
+    """
+
+    def __init__(self, target: str | Path, part_column: str) -> None:
+        self._target = Path(target)
+        self._column = part_column
+        self._files: list[Path] = []
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Keep one batch's rows (with the part column) on disk."""
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        fd, name = tempfile.mkstemp(prefix=f".{self._target.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=self._target.parent)
+        os.close(fd)
+        os.chmod(name, 0o600)
+        self._files.append(Path(name))
+        parts = frame.partition_by(self._column, maintain_order=True) if frame.height else [frame]
+        with pq.ParquetWriter(name, parts[0].to_arrow().schema, compression="lz4") as writer:
+            for part in parts:
+                writer.write_table(part.to_arrow())
+
+    def write(self, appender: ParquetAppender, parts: int) -> None:
+        """Append parts ``0 .. parts-1``, each batch's rows in batch order, without the part column."""
+        import polars as pl
+
+        for part in range(parts):
+            for path in self._files:
+                rows = pl.scan_parquet(path).filter(pl.col(self._column) == part).drop(self._column).collect()
+                if rows.height:
+                    appender.append(rows)
+
+    def remove(self) -> None:
+        """Delete the temporary files."""
+        for path in self._files:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._files.clear()

@@ -312,18 +312,23 @@ def evaluate_frames(
     enriched: bool = False,
     warnings: list[str] | None = None,
     absent: frozenset[str] = frozenset(),
+    part_column: str | None = None,
+    quiet: bool = False,
 ) -> pl.LazyFrame:
     """The eligibility plan: ``ELIGIBILITY_SCHEMA`` columns plus ``step`` (waterfall stage).
 
     ``absent``: patient columns no source provided (``ingest-report.json``); tests of them
-    are ``unknown``, never a confident status.
+    are ``unknown``, never a confident status. Rows come rule by rule and branch by branch,
+    each in the patients' order; ``part_column`` (when given) numbers those blocks (an
+    evaluation in batches puts each block's rows back together with it). ``quiet``: the
+    absent-column warnings are not logged (a batch after the first).
     """
     compiled = [compile_rule(r, ruleset.valuesets, as_of, absent=absent) for r in ruleset.rules]
     schema = patients.collect_schema()
     fill, found = _check_columns(compiled, schema, source, enriched)
     if warnings is not None:
         warnings.extend(found)
-    for w in found:
+    for w in [] if quiet else found:
         log.warning(w)
     needed = sorted(set().union(*(c.columns for c in compiled)) if compiled else set(BASE_COLUMNS))
     frame = patients.with_columns(
@@ -351,12 +356,14 @@ def evaluate_frames(
             b.reason.alias("reason"),
             b.evidence_date.alias("evidence_date"),
             pl.lit(b.step, pl.Int8).alias("step"),
+            *([pl.lit(j, pl.UInt16).alias(part_column)] if part_column else []),
         )
-        for i, cr in enumerate(compiled)
-        for k, b in enumerate(cr.branches)
+        for j, (i, k, cr, b) in enumerate(
+            (i, k, cr, b) for i, cr in enumerate(compiled) for k, b in enumerate(cr.branches))
     ]
     if not outputs:
-        return pl.LazyFrame(schema={**ELIGIBILITY_SCHEMA, "step": pl.Int8})
+        return pl.LazyFrame(schema={**ELIGIBILITY_SCHEMA, "step": pl.Int8,
+                                    **({part_column: pl.UInt16} if part_column else {})})
     return pl.concat(outputs, how="vertical")
 
 

@@ -56,7 +56,7 @@ def test_stage_runs_evaluate(tmp_path: Path) -> None:
                                                                 expected.waterfall)
     assert pl.read_parquet(staged / ELIGIBILITY).sort("patient_id")["status"].to_list() == [
         "not_due", "not_in_population", "due"]
-    assert stage.counts(result) == {"patients": 3, "rows": 3}
+    assert stage.counts(result) == {"patients": 3, "rows": 3, "batches": 1}
     assert json.loads((staged / EVALUATE_REPORT).read_text())["as_of"] == "2026-01-01"
 
 

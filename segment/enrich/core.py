@@ -156,6 +156,37 @@ def indicators_tract_vintage(pack: EnrichPack, columns: list[str]) -> int | None
 
 
 @dataclass(frozen=True)
+class EnrichTally:
+    """Counts of one batch of enriched patients (or their sum): rows, non-null values per
+    added column, patients per ``sdoh_source``."""
+
+    patients: int
+    non_null: dict[str, int]
+    sources: dict[str, int]
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame, columns_added: list[str]) -> EnrichTally:
+        """The counts of ``frame``."""
+        cols = [c for c in columns_added if c != SDOH_SOURCE]
+        counts = frame.select(pl.len().alias("_n"), *[pl.col(c).count() for c in cols]).row(0, named=True)
+        n = int(counts.pop("_n"))
+        sources = frame.get_column(SDOH_SOURCE).value_counts()
+        return cls(n, {c: int(counts[c]) for c in cols}, {str(k): int(v) for k, v in sources.iter_rows()})
+
+    @classmethod
+    def total(cls, tallies: list[EnrichTally]) -> EnrichTally:
+        """The sum of batches' counts."""
+        non_null: dict[str, int] = {}
+        sources: dict[str, int] = {}
+        for t in tallies:
+            for c, v in t.non_null.items():
+                non_null[c] = non_null.get(c, 0) + v
+            for k, v in t.sources.items():
+                sources[k] = sources.get(k, 0) + v
+        return cls(sum(t.patients for t in tallies), non_null, sources)
+
+
+@dataclass(frozen=True)
 class EnrichReport:
     """What enrichment did: sources, coverage per column, the need index, HP2030 columns."""
 
@@ -171,6 +202,8 @@ class EnrichReport:
     patients: int = 0
     sdoh_source: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    #: batches of patients enriched one at a time (1: all at once; see :mod:`segment.memory`)
+    batches: int = 1
 
     @property
     def columns_added(self) -> list[str]:
@@ -182,23 +215,20 @@ class EnrichReport:
         """Patients whose values come from coarser geography than the tract."""
         return {k: self.sdoh_source.get(k, 0) for k in (SdohSource.ZCTA, SdohSource.COUNTY)}
 
-    def with_counts(self, frame: pl.DataFrame) -> EnrichReport:
-        """The report completed with patient counts and coverage from the enriched frame."""
-        cols = [c for c in self.columns_added if c != SDOH_SOURCE]
-        counts = frame.select(pl.len().alias("_n"), *[pl.col(c).count() for c in cols]).row(
-            0, named=True
-        )
-        n = int(counts.pop("_n"))
-        sources = frame.get_column(SDOH_SOURCE).value_counts(sort=True)
+    def with_tally(self, tally: EnrichTally) -> EnrichReport:
+        """The report completed with counts summed over batches (same figures as :meth:`with_counts`)."""
+        n = tally.patients
         return replace(
             self,
             patients=n,
-            sdoh_source={str(k): int(v) for k, v in sources.iter_rows()},
-            coverage={
-                c: {"patients": int(counts[c]), "share": round(counts[c] / n, 6) if n else 0.0}
-                for c in cols
-            },
+            sdoh_source=dict(sorted(tally.sources.items(), key=lambda kv: (-kv[1], kv[0]))),
+            coverage={c: {"patients": v, "share": round(v / n, 6) if n else 0.0}
+                      for c, v in tally.non_null.items()},
         )
+
+    def with_counts(self, frame: pl.DataFrame) -> EnrichReport:
+        """The report completed with patient counts and coverage from the enriched frame."""
+        return self.with_tally(EnrichTally.of(frame, self.columns_added))
 
     def coverage_rows(self) -> list[dict[str, Any]]:
         """Rows for the CLI's coverage table."""

@@ -8,13 +8,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
+import polars as pl
+
+from segment import progress
 from segment import workdir as wd
-from segment.enrich.core import EnrichReport, enrich
+from segment.enrich.core import EnrichReport, EnrichTally, enrich
 from segment.log import get_logger
+from segment.memory import Batch, ParquetAppender, patient_batches, table_rows
 from segment.stage import Stage, StageContext
 
 log = get_logger("enrich")
@@ -25,15 +29,43 @@ def enrich_workdir(
 ) -> EnrichReport:
     """Read ``geocoded.parquet``, write ``enriched.parquet`` and ``enrich-report.json``."""
     geocoded = wd.scan(workdir, wd.GEOCODED, produced_by="geocode")
-    frame, report = enrich(geocoded, reference_dir, crosswalk=crosswalk)
-    enriched = frame.collect()
-    report = report.with_counts(enriched)
-    wd.write_parquet(enriched, Path(workdir) / wd.ENRICHED)
+    batches = patient_batches(table_rows(Path(workdir) / wd.GEOCODED), ENRICH_BYTES_PER_PATIENT)
+    if len(batches) == 1:
+        frame, report = enrich(geocoded, reference_dir, crosswalk=crosswalk)
+        enriched = frame.collect()
+        report = report.with_counts(enriched)
+        wd.write_parquet(enriched, Path(workdir) / wd.ENRICHED)
+    else:
+        report = _enrich_batches(geocoded, reference_dir, crosswalk, Path(workdir) / wd.ENRICHED, batches)
+    report = replace(report, batches=len(batches))
     wd.write_json(Path(workdir) / wd.ENRICH_REPORT, report.to_dict())
     log.info("enriched", patients=report.patients, **{
         k: v for k, v in report.sdoh_source.items()
     })
     return report
+
+
+#: enrich's working set per patient (the geocoded columns in, the indicator columns out)
+ENRICH_BYTES_PER_PATIENT = 2000
+
+
+def _enrich_batches(geocoded: pl.LazyFrame, reference_dir: Path, crosswalk: Path | None, target: Path,
+                    batches: list[Batch]) -> EnrichReport:
+    """Batch by batch of patients, appended to one file; the report's counts summed."""
+    report: EnrichReport | None = None
+    tallies: list[EnrichTally] = []
+    with ParquetAppender(target) as out:
+        for batch in batches:
+            progress.step("enrich", f"batch {batch.index + 1} of {batch.count}")
+            frame, planned = enrich(batch.patients(geocoded), reference_dir, crosswalk=crosswalk)
+            report = report or planned
+            part = frame.collect()
+            tallies.append(EnrichTally.of(part, report.columns_added))
+            out.append(part)
+            del part
+        out.close()
+    assert report is not None  # at least one batch
+    return report.with_tally(EnrichTally.total(tallies))
 
 
 @dataclass(frozen=True)

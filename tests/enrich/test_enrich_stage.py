@@ -58,7 +58,8 @@ def test_stage_runs_enrich_workdir_with_the_context_pack(tmp_path: Path, pack: P
     assert_frame_equal(pl.read_parquet(staged / ENRICHED), pl.read_parquet(direct / ENRICHED))
     assert report.sdoh_source == {"tract": 1, "zip_centroid_no_tract": 1, "no_tract_unmatched": 1}
     # the run log's figures, as `segment run` recorded them before the stage objects
-    assert EnrichStage().counts(report) == {"patients": 3, "tract_vintage": 2010, "indicator_tract_vintage": 2010}
+    assert EnrichStage().counts(report) == {"patients": 3, "tract_vintage": 2010, "indicator_tract_vintage": 2010,
+                                              "batches": 1}
     assert json.loads((staged / ENRICH_REPORT).read_text())["patients"] == 3
 
 

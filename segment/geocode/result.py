@@ -26,6 +26,8 @@ class GeocodeResult:
     geocoded_new: dict[str, int]
     from_cache: dict[str, int]
     pack: dict[str, Any] = field(default_factory=dict)
+    #: batches of patients joined to their results one at a time (see :mod:`segment.memory`)
+    batches: int = 1
 
     @classmethod
     def of(cls, output: Path, counts: pl.DataFrame, *, addresses: int, providers: tuple[str, ...],

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from segment.geocode.keys import (
 from segment.geocode.providers import DEFAULT_PROVIDERS, ProviderContext, parse_providers
 from segment.geocode.result import GeocodeResult
 from segment.log import get_logger
+from segment.memory import Batch, ParquetAppender, patient_batches, table_rows
 from segment.stage import Stage, StageContext
 from segment.workdir import GEOCODE_REPORT, GEOCODED, PATIENTS, atomic_path, scan, write_json
 
@@ -89,20 +90,47 @@ def geocode(
     addresses = pl.concat([known.select(*ADDRESS_COLUMNS, ROW_HASH, *PER_ADDRESS),
                            fresh.select(*ADDRESS_COLUMNS, ROW_HASH, *PER_ADDRESS)], how="vertical_relaxed")
     progress.step("geocode", "writing geocoded.parquet")
-    # one evaluation of the joins, then the file and the counts from it (the streaming sink of
-    # an order-keeping join was 2-3x slower at 1M, and counting from the plan joined twice)
-    frame = final(lf, addresses, placed.geo, list(schema)).collect()
-    with atomic_path(workdir / GEOCODED) as tmp:  # zstd level 1: the same size, less time
-        frame.drop("_provider").write_parquet(tmp, compression="zstd", compression_level=1)
     output = workdir / GEOCODED
+    batches = patient_batches(table_rows(workdir / PATIENTS), GEOCODE_BYTES_PER_PATIENT)
+    if len(batches) == 1:
+        # one evaluation of the joins, then the file and the counts from it (the streaming sink of
+        # an order-keeping join was 2-3x slower at 1M, and counting from the plan joined twice)
+        frame = final(lf, addresses, placed.geo, list(schema)).collect()
+        with atomic_path(output) as tmp:  # zstd level 1: the same size, less time
+            frame.drop("_provider").write_parquet(tmp, compression="zstd", compression_level=1)
+        counts = frame.group_by(*_COUNTED).len()
+        del frame
+    else:
+        counts = _write_batches(lf, addresses, placed.geo, list(schema), output, batches)
     result = GeocodeResult.of(
-        output, frame.group_by("geo_precision", "geo_reason", "_provider").len(),
-        addresses=raw.height, providers=order, geocoded_new=located.new_counts,
+        output, counts, addresses=raw.height, providers=order, geocoded_new=located.new_counts,
         from_cache={"addresses": known.height, **located.cache_counts}, pack=pack)
     write_json(workdir / GEOCODE_REPORT, result.to_dict())
     log.info("geocoded", patients=result.patients, new=sum(located.new_counts.values()),
-             cached=sum(result.from_cache.values()))
-    return result
+             cached=sum(result.from_cache.values()), batches=len(batches))
+    return replace(result, batches=len(batches))
+
+
+#: the working set per patient of the final join (every patient column and the results);
+#: the distinct addresses, the cache and the polygons are held once, whatever the batches
+GEOCODE_BYTES_PER_PATIENT = 1500
+#: the columns the report counts patients by
+_COUNTED = ("geo_precision", "geo_reason", "_provider")
+
+
+def _write_batches(lf: pl.LazyFrame, addresses: pl.DataFrame, geo: pl.DataFrame, columns: list[str],
+                   output: Path, batches: list[Batch]) -> pl.DataFrame:
+    """Every patient's result, batch by batch of patients, appended to one file; the counts summed."""
+    counts: list[pl.DataFrame] = []
+    with ParquetAppender(output, compression="zstd", level=1) as out:
+        for batch in batches:
+            progress.step("geocode", f"batch {batch.index + 1} of {batch.count}")
+            part = final(batch.patients(lf), addresses, geo, columns).collect()
+            counts.append(part.group_by(*_COUNTED).len())
+            out.append(part.drop("_provider"))
+            del part
+        out.close()
+    return pl.concat(counts).group_by(*_COUNTED).agg(pl.col("len").sum())
 
 
 @dataclass(frozen=True)

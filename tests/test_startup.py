@@ -136,3 +136,23 @@ def test_console_script_is_the_lazy_entry_point() -> None:
     root = Path(__file__).resolve().parents[1]
     text = (root / "pyproject.toml").read_text()
     assert 'segment = "segment.cli:main"' in text
+
+
+def test_stage_modules_load_no_geospatial_library() -> None:
+    """Opening a pack, geocoding from the cache and enriching need no GeoPandas at import:
+    only building a pack and placing new points in polygons load it, when they run."""
+    modules = "segment.reference, segment.reference.pack, segment.geocode.run, segment.enrich.run"
+    code = (f"import sys, json; import {modules}; "
+            "print(json.dumps(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('geopandas', 'pandas', 'pyogrio', 'shapely', 'pyproj', 'matplotlib'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(proc.stdout) == []
+
+
+def test_reference_build_pack_is_imported_on_first_use() -> None:
+    import segment.reference as reference
+    from segment.reference.build import build_pack
+
+    assert reference.build_pack is build_pack
+    with pytest.raises(AttributeError):
+        _ = reference.no_such_name

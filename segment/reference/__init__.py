@@ -7,7 +7,8 @@ checksums (:func:`verify_pack`).
 
 from __future__ import annotations
 
-from segment.reference.build import build_pack
+from typing import TYPE_CHECKING, Any
+
 from segment.reference.crosswalk import apply_crosswalk
 from segment.reference.pack import (
     ADDRESS_RANGES,
@@ -26,6 +27,22 @@ from segment.reference.pack import (
     sha256_file,
     verify_pack,
 )
+
+if TYPE_CHECKING:
+    from segment.reference.build import build_pack
+
+#: names whose modules import GeoPandas (building a pack reads TIGER shapefiles): imported
+#: on first use, so opening a pack to geocode or enrich does not pay for them
+_LAZY = {"build_pack": "segment.reference.build"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ADDRESS_RANGES",

@@ -12,13 +12,15 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import polars as pl
 
 from segment.errors import ReferenceDataError
 from segment.workdir import sha256_file
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -175,6 +177,8 @@ class Pack:
 
     def read_geo(self, table: str, columns: list[str] | None = None) -> gpd.GeoDataFrame:
         """Read a GeoParquet table (tracts, block groups, address ranges)."""
+        import geopandas as gpd  # heavy: imported only when a polygon table is read
+
         try:
             return gpd.read_parquet(self.file(table), columns=columns)
         except (OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -39,6 +40,8 @@ from segment.campaign.suppression import E164, Suppression, load_suppression, no
 from segment.campaign.variants import assign_variants
 from segment.dates import age_in_years
 from segment.errors import CampaignError
+from segment.log import get_logger
+from segment.memory import Batch, patient_batches
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
 REQUIRED_PATIENT_COLUMNS = ("patient_id",)
@@ -57,6 +60,7 @@ PLAN_COLUMNS = (
 )
 
 LedgerLike = ContactLedger | pl.DataFrame | pl.LazyFrame | None
+log = get_logger("campaign")
 
 
 def _col(schema: pl.Schema, name: str, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
@@ -189,24 +193,62 @@ def plan_contacts(
     as_of = as_of or campaign.as_of or dt.date.today()
     if preferences is None and campaign.preferences is not None:
         preferences = load_preferences(campaign.preferences, patients)
-    patients = apply_preferences(patients, preferences)
-    schema = patients.collect_schema()
+    schema = apply_preferences(patients, preferences).collect_schema()
     _check_inputs(campaign, schema, eligibility)
-    sup = suppression if suppression is not None else load_suppression(list(campaign.suppression))
     planned = planned_send_utc(as_of, campaign.schedule)
+    ctx = _Planning(campaign, as_of, schema, suppression if suppression is not None else load_suppression(
+        list(campaign.suppression)), planned, max(planned, send_from) if send_from is not None else planned,
+        run_id, blocked, arms, preferences, journey, timing)
+    batches = patient_batches(int(patients.select(pl.len()).collect().item()), PLAN_BYTES_PER_PATIENT)
+    if len(batches) == 1:
+        return _plan(ctx, patients, eligibility, ledger)
+    return _plan_batches(ctx, patients, eligibility, ledger, batches)
+
+
+#: the contact plan's working set per patient (the patient columns it reads, the plan's own)
+PLAN_BYTES_PER_PATIENT = 1200
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """What every batch of one plan shares (checked and loaded once)."""
+
+    campaign: Campaign
+    as_of: dt.date
+    schema: pl.Schema
+    sup: Suppression
+    planned: dt.datetime
+    start: dt.datetime
+    run_id: str | None
+    blocked: pl.DataFrame | None
+    arms: pl.DataFrame | None
+    preferences: Preferences | None
+    journey: pl.DataFrame | None
+    timing: bool
+
+
+def _audience_base(ctx: _Planning, patients: pl.LazyFrame, eligibility: pl.LazyFrame
+                   ) -> tuple[pl.LazyFrame, dict[Channel, pl.Expr]]:
+    """Patients (preferences applied) with ``in_audience`` and their suppression flags."""
+    audience = _audience(ctx.campaign, eligibility).collect().get_column("patient_id")
+    base = _base(ctx.campaign, patients, ctx.schema, ctx.as_of).with_columns(
+        (_listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
+    return _suppression(base, ctx.sup, ctx.blocked)
+
+
+def _plan(ctx: _Planning, patients: pl.LazyFrame, eligibility: pl.LazyFrame, ledger: LedgerLike) -> pl.LazyFrame:
+    """The plan of ``patients`` (all of them, or one batch) from the raw patient rows."""
+    campaign = ctx.campaign
+    patients = apply_preferences(patients, ctx.preferences)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the ledger is read while the patients are
-        history = pool.submit(lambda: _history(ledger, campaign, planned).collect())
-        audience = _audience(campaign, eligibility).collect().get_column("patient_id")
-        base = _base(campaign, patients, schema, as_of).with_columns(
-            (_listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
-        base, suppressed = _suppression(base, sup, blocked)
-        base = _caps(base.collect().lazy(), campaign, history.result().lazy(), planned, run_id)
-    base = _arms(base, campaign, ledger, arms, suppressed)
-    base, allow = _journey(base, campaign, journey, as_of, suppressed)
+        history = pool.submit(lambda: _history(ledger, campaign, ctx.planned).collect())
+        base, suppressed = _audience_base(ctx, patients, eligibility)
+        base = _caps(base.collect().lazy(), campaign, history.result().lazy(), ctx.planned, ctx.run_id)
+    base = _arms(base, campaign, ledger, ctx.arms, suppressed)
+    base, allow = _journey(base, campaign, ctx.journey, ctx.as_of, suppressed)
     decided = _decide(base, list(campaign.channels), suppressed, allow, waiting=campaign.journey is not None)
-    start = max(planned, send_from) if send_from is not None else planned
-    out = _send_times(decided, campaign, start) if timing else _untimed(decided)
-    plan = _variants(out, patients, campaign, as_of).select(PLAN_COLUMNS).with_columns(
+    out = _send_times(decided, campaign, ctx.start) if ctx.timing else _untimed(decided)
+    plan = _variants(out, patients, campaign, ctx.as_of).select(PLAN_COLUMNS).with_columns(
         pl.col("channel").cast(CHANNEL_DTYPE),
         pl.col("contact_status").cast(CONTACT_STATUS_DTYPE),
         pl.col("arm").cast(ARM_DTYPE),
@@ -214,6 +256,46 @@ def plan_contacts(
     )
     # patients usually come sorted by id, and the plan keeps their order: no copy when it is sorted already
     return (plan if plan.get_column("patient_id").is_sorted() else plan.sort("patient_id")).lazy()
+
+
+def _plan_batches(ctx: _Planning, patients: pl.LazyFrame, eligibility: pl.LazyFrame, ledger: LedgerLike,
+                  batches: list[Batch]) -> pl.LazyFrame:
+    """The plan batch by batch of patients (each with its range of eligibility rows), concatenated.
+
+    The ledger's history is read once; a holdout's arms are drawn once over every batch's
+    candidates (the draw ranks patients within strata across the whole campaign), then each
+    batch keeps them. Batches come in patient order, so the plan is sorted as the unbatched one.
+    """
+    log.info("planning contacts in batches", batches=len(batches))
+    history = _history(ledger, ctx.campaign, ctx.planned).collect()
+    arms = ctx.arms
+    if arms is None and isinstance(ledger, ContactLedger) and ledger.path.exists():
+        arms = ledger.arms(ctx.campaign.code)
+    if ctx.campaign.holdout is not None:
+        arms = _drawn_arms(ctx, patients, eligibility, batches, arms)
+    ctx = replace(ctx, arms=arms)
+    parts = [_plan(ctx, b.patients(patients), b.events(eligibility, patients), history).collect()
+             for b in batches]
+    plan = pl.concat(parts)
+    return (plan if plan.get_column("patient_id").is_sorted() else plan.sort("patient_id")).lazy()
+
+
+def _drawn_arms(ctx: _Planning, patients: pl.LazyFrame, eligibility: pl.LazyFrame, batches: list[Batch],
+                prior: pl.DataFrame | None) -> pl.DataFrame:
+    """``patient_id``, ``arm`` of every candidate (eligible and contactable) of all batches."""
+    holdout = ctx.campaign.holdout
+    if holdout is None:
+        raise CampaignError("the campaign has no `holdout:`", path=ctx.campaign.path, key="holdout")
+    channels = list(ctx.campaign.channels)
+    candidates = []
+    for b in batches:
+        base, suppressed = _audience_base(ctx, apply_preferences(b.patients(patients), ctx.preferences),
+                                          b.events(eligibility, patients))
+        candidates.append(base.filter(
+            pl.col("in_audience") & ~pl.col("_dnc") & ~pl.col("_deceased") & _policy_ok(channels, suppressed)
+        ).select("patient_id", pl.col("^s:.*$")).collect())
+    drawn = assign_arms(pl.concat(candidates), holdout, holdout_key(ctx.campaign), prior)
+    return drawn.select("patient_id", "arm")
 
 
 def _check_inputs(campaign: Campaign, schema: pl.Schema, eligibility: pl.LazyFrame) -> None:

@@ -55,6 +55,7 @@ import polars as pl
 
 from segment.errors import ConfigError
 from segment.log import get_logger
+from segment.memory import memory_budget_bytes
 
 if TYPE_CHECKING:
     import duckdb
@@ -298,8 +299,12 @@ class LinkageModel:
         return [c["output_column_name"] for c in self.settings["comparisons"]]
 
 
+#: the share of the memory budget given to DuckDB's buffer manager while pairs are scored
+DUCKDB_SHARE = 0.6
+
+
 def connection(spill: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB (threads = cores), without a progress bar.
+    """A private in-memory DuckDB (threads = cores, memory within the budget), without a progress bar.
 
     ``spill``: an owner-only folder for DuckDB's temporary files (without it, DuckDB's
     default: ``.tmp`` in the current folder).
@@ -309,6 +314,9 @@ def connection(spill: Path | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     if spill is not None:
         con.execute(f"SET temp_directory = '{spill.as_posix()}'")
+    # DuckDB spills past its limit; by default it takes 80% of the machine, here a share of
+    # the memory budget (SEGMENT_MEMORY_GB), leaving the rest to the Polars frames around it
+    con.execute(f"SET memory_limit = '{int(memory_budget_bytes() * DUCKDB_SHARE) // 2**20}MiB'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     return con

@@ -210,16 +210,20 @@ _PROCESS_PEAK: list[int] = [0]
 
 
 def _high_water_bytes() -> int | None:
-    """VmHWM of this process (Linux), else the ``getrusage`` peak."""
+    """The peak resident memory since the last reset: Linux's VmHWM where the platform gives a
+    peak at all (:func:`segment.log.peak_rss_bytes`), else that peak; None where neither exists."""
+    from segment.log import peak_rss_bytes
+
+    fallback = peak_rss_bytes()
+    if fallback is None:
+        return None
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    from segment.log import peak_rss_bytes
-
-    return peak_rss_bytes()
+    return fallback
 
 
 def start_stage_peak() -> bool:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from segment import progress
 from segment.config import Settings
-from segment.log import get_logger, peak_rss_bytes
+from segment.log import get_logger
+from segment.memory import start_stage_peak
 from segment.runstate import StageCache, content_hash, run_id_of, tree_fingerprint
 from segment.stage import SparkRun, Stage, StageContext
 
@@ -41,6 +42,9 @@ class StageOutcome:
     #: the process's peak resident memory so far, when the stage ended (MiB); None where
     #: the platform does not say
     peak_rss_mib: float | None = field(default_factory=lambda: _peak_rss_mib())
+    #: the stage's own peak resident memory (MiB; Linux resets the high-water mark when the
+    #: stage starts); None for a reused stage or where the platform does not say
+    stage_peak_rss_mib: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record (no PHI: counts only)."""
@@ -50,11 +54,21 @@ class StageOutcome:
             "seconds": round(self.seconds, 3),
             "counts": self.counts,
             "peak_rss_mib": None if self.peak_rss_mib is None else round(self.peak_rss_mib, 1),
+            "stage_peak_rss_mib": None if self.stage_peak_rss_mib is None else round(self.stage_peak_rss_mib, 1),
         }
 
 
 def _peak_rss_mib() -> float | None:
-    peak = peak_rss_bytes()
+    from segment.memory import process_peak_bytes
+
+    peak = process_peak_bytes()
+    return None if peak is None else peak / 2**20
+
+
+def _stage_peak_mib(measured: bool) -> float | None:
+    from segment.memory import stage_peak_bytes
+
+    peak = stage_peak_bytes() if measured else None
     return None if peak is None else peak / 2**20
 
 
@@ -92,6 +106,7 @@ def run_stages(ctx: StageContext, stages: Sequence[Stage[Any]], *, force: bool =
                 continue
         log.info(f"{stage.name}: running")
         progress.step(stage.name, "running")
+        measured = start_stage_peak()
         try:
             report = stage.run(ctx)
         except BaseException as exc:
@@ -103,7 +118,8 @@ def run_stages(ctx: StageContext, stages: Sequence[Stage[Any]], *, force: bool =
             else:
                 cache.record(stage.name, key, stage.outputs(ctx))
         counts = stage.counts(report)
-        outcome = StageOutcome(stage.name, stage.status(report), time.perf_counter() - start, counts)
+        outcome = StageOutcome(stage.name, stage.status(report), time.perf_counter() - start, counts,
+                               stage_peak_rss_mib=_stage_peak_mib(measured))
         log.info(f"{stage.name}: done in {outcome.seconds:.1f} s",
                  **{k: v for k, v in counts.items() if isinstance(v, int | float)})
         outcomes.append(outcome)

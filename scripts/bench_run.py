@@ -1,30 +1,41 @@
 """Benchmark the whole pipeline: `python scripts/bench.py run --patients 1000000`.
 
 Generates the demo world at N people (cached under --cache), writes a campaign, runs it
-once cold and once again with unchanged inputs, and prints each stage's wall time and the
-process's peak memory at the end of each stage.
+once cold and once again with unchanged inputs, and prints each stage's wall time, the
+stage's own peak memory (Linux: the high-water mark is reset when a stage starts) and the
+process's peak so far, with the memory budget in force (``--memory-gb`` or
+``SEGMENT_MEMORY_GB``, default half the machine) and each stage's batch count.
+``--linkage deterministic`` pins the campaign's ``linkage:`` (the default, ``auto``, links
+probabilistically when the extract has no shared identifier, which is slow at millions).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
 
-from benchlib import measure, peak_rss_gib
+from benchlib import measure
 
 from segment.demo import write_demo_campaigns
+from segment.memory import ENV, GIB, machine_memory_bytes, memory_budget_bytes, process_peak_bytes
 from segment.pipeline import RunResult, run_campaign
 from segment.synth import write_demo_world
 from segment.synth.extract import DEFAULT_REF_DATE
 
 
+def _gib(mib: float | None) -> str:
+    return "n/a" if mib is None else f"{mib / 1024:.2f}"
+
+
 def _print(result: RunResult, label: str) -> None:
     print(f"-- {label}: run {result.run_id} outcome {result.outcome} total {result.seconds:.2f} s")
     for s in result.stages:
-        peak = "n/a" if s.peak_rss_mib is None else f"{s.peak_rss_mib / 1024:.2f}"
-        print(f"   {s.name:<10} {s.status:<8} {s.seconds:>8.2f} s   peak so far {peak:>6} GiB")
+        batches = s.counts.get("batches", "-")
+        print(f"   {s.name:<10} {s.status:<8} {s.seconds:>8.2f} s   stage peak {_gib(s.stage_peak_rss_mib):>6} GiB"
+              f"   peak so far {_gib(s.peak_rss_mib):>6} GiB   batches {batches}")
     for key in ("sent", "sent by sms", "sent by email"):
         if key in result.export:
             print(f"   {key}: {result.export[key]:,}")
@@ -38,7 +49,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--journey", action="store_true",
                         help="after the cold run, time a nightly export with a three-step journey and five "
                              "variants against the plain campaign (scripts/journeybench.py)")
+    parser.add_argument("--memory-gb", type=float, default=None,
+                        help="the memory budget (sets SEGMENT_MEMORY_GB; default: the variable, else half the machine)")
+    parser.add_argument("--linkage", choices=("auto", "deterministic", "probabilistic"), default=None,
+                        help="the campaign's `linkage:` (default: the campaign's own, auto)")
     args = parser.parse_args(argv)
+    if args.memory_gb is not None:
+        os.environ[ENV] = str(args.memory_gb)
+    budget = memory_budget_bytes()
+    print(f"memory budget {budget / GIB:.2f} GiB ({ENV}={os.environ.get(ENV, '(unset: half the machine)')}); "
+          f"machine {(machine_memory_bytes() or 0) / GIB:.1f} GiB")
 
     root = args.cache / f"run-{args.patients}-{args.seed}"
     world = root / "world"
@@ -53,6 +73,8 @@ def main(argv: list[str]) -> int:
         elif target.exists():
             target.unlink()
     campaign = write_demo_campaigns(root, DEFAULT_REF_DATE)[0]
+    if args.linkage is not None:
+        campaign.write_text(campaign.read_text() + f"linkage: {args.linkage}\n")
 
     start = time.perf_counter()
     first = run_campaign(campaign)
@@ -64,5 +86,5 @@ def main(argv: list[str]) -> int:
     else:
         second = run_campaign(campaign)
         _print(second, "second run, unchanged inputs")
-    print(f"total {time.perf_counter() - start:.2f} s; process peak {peak_rss_gib():.2f} GiB")
+    print(f"total {time.perf_counter() - start:.2f} s; process peak {(process_peak_bytes() or 0) / GIB:.2f} GiB")
     return 0

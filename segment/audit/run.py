@@ -39,6 +39,9 @@ _log = get_logger("audit")
 class AuditResult(ReportResult):
     """What an audit produced: the published document and where it was written."""
 
+    #: batches of patients the contact plan was made in (see :mod:`segment.memory`; not in the document)
+    batches: int = 1
+
     @property
     def flags(self) -> list[dict[str, Any]]:
         """The flagged groups, in plain words (``document["flags"]``)."""
@@ -150,7 +153,10 @@ def audit_campaign(
     json_path, html_path = write_report(document, Path(out_html or folder / AUDIT_HTML), render_html)
     _log.info("audit written", groups=sum(len(d["groups"]) for d in document["dimensions"]),
               flagged=len(document["flags"]))
-    return AuditResult(document=document, json_path=json_path, html_path=html_path)
+    from segment.campaign.select import plan_batches
+
+    batches = len(plan_batches(wd.scan(folder, wd.ENRICHED, produced_by="enrich")))
+    return AuditResult(document=document, json_path=json_path, html_path=html_path, batches=batches)
 
 
 @dataclass(frozen=True)
@@ -209,8 +215,8 @@ class AuditStage(Stage[AuditResult]):
                               settings=ctx.settings)
 
     def counts(self, report: AuditResult) -> dict[str, Any]:
-        """The number of flagged groups."""
-        return {"flags": len(report.flags)}
+        """The number of flagged groups, and the batches the contact plan was made in."""
+        return {"flags": len(report.flags), "batches": report.batches}
 
     def reused(self, ctx: StageContext) -> dict[str, Any] | None:
         """The flag count of the earlier ``audit.json``; None when it cannot be read."""

@@ -199,7 +199,7 @@ def plan_contacts(
     ctx = _Planning(campaign, as_of, schema, suppression if suppression is not None else load_suppression(
         list(campaign.suppression)), planned, max(planned, send_from) if send_from is not None else planned,
         run_id, blocked, arms, preferences, journey, timing)
-    batches = patient_batches(int(patients.select(pl.len()).collect().item()), PLAN_BYTES_PER_PATIENT)
+    batches = plan_batches(patients)
     if len(batches) == 1:
         return _plan(ctx, patients, eligibility, ledger)
     return _plan_batches(ctx, patients, eligibility, ledger, batches)
@@ -207,6 +207,11 @@ def plan_contacts(
 
 #: the contact plan's working set per patient (the patient columns it reads, the plan's own)
 PLAN_BYTES_PER_PATIENT = 1200
+
+
+def plan_batches(patients: pl.LazyFrame) -> list[Batch]:
+    """The batches :func:`plan_contacts` plans ``patients`` in under the memory budget (one when all fit)."""
+    return patient_batches(int(patients.select(pl.len()).collect().item()), PLAN_BYTES_PER_PATIENT)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from segment.campaign.loader import load_campaign
 from segment.campaign.model import Campaign
 from segment.campaign.preferences import Preferences, load_preferences, write_rejects
 from segment.campaign.quiet_hours import planned_send_utc
-from segment.campaign.select import plan_contacts
+from segment.campaign.select import plan_batches, plan_contacts
 from segment.campaign.suppression import Suppression, load_suppression
 from segment.config import Settings
 from segment.errors import CampaignError, DeliveryError
@@ -113,6 +113,8 @@ class ExportResult:
     already_delivered: bool = False
     #: unfinished deliveries found (and completed or withdrawn) before this run
     reconciled: list[Reconciled] = field(default_factory=list)
+    #: batches of patients the contact plan was made in (see :mod:`segment.memory`)
+    batches: int = 1
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,7 @@ def result_of(job: ExportJob, planned: PlannedExport, rows: int) -> ExportResult
         manifest=planned.manifest, manifest_path=None if dry else job.manifest_path,
         trigger=None if dry else job.trigger, ledger_rows=rows,
         delivery_id=None if dry else job.delivery_id, reconciled=job.reconciled,
+        batches=len(plan_batches(pl.scan_parquet(job.patients_file))),
     )
 
 

@@ -98,6 +98,7 @@ class ExportStage(Stage[ExportResult]):
             **{f"sent by {ch}": n for ch, n in sorted(report.sent.items())},
             **{f"removed: {why}": n for why, n in sorted(report.removed.items()) if n},
             "vendor files": len(report.files),
+            **({} if report.already_delivered else {"batches": report.batches}),
             "destination": report.destination,
             "manifest": str(report.manifest_path) if report.manifest_path else None,
         }

@@ -48,7 +48,7 @@ def test_stage_honours_the_callers_settings_and_reports_each_status(workdir: Pat
     assert counts == {
         "sent": 4, "sent by email": 2, "sent by sms": 2,
         **{f"removed: {why}": n for why, n in sorted(first.removed.items()) if n},
-        "vendor files": 2, "destination": str(out), "manifest": str(first.manifest_path),
+        "vendor files": 2, "batches": 1, "destination": str(out), "manifest": str(first.manifest_path),
     }
     assert counts["removed: no_consent_or_contact"] == 1
     assert {f.name for f in first.files} <= {p.name for p in out.iterdir()}

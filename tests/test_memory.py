@@ -1,11 +1,30 @@
-"""The memory budget setting (SEGMENT_MEMORY_GB) and batch sizing."""
+"""The memory budget setting (SEGMENT_MEMORY_GB), batch sizing, batches of patients and their files."""
 
 from __future__ import annotations
 
+import datetime as dt
+import stat
+from pathlib import Path
+
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from segment.errors import ConfigError
-from segment.memory import FLOOR_BYTES, GIB, batch_count, machine_memory_bytes, memory_budget_bytes
+from segment.memory import (
+    FLOOR_BYTES,
+    GIB,
+    Batch,
+    OrderedParts,
+    ParquetAppender,
+    batch_count,
+    machine_memory_bytes,
+    memory_budget_bytes,
+    patient_batches,
+    process_peak_bytes,
+    stage_peak_bytes,
+    start_stage_peak,
+)
 
 
 def test_budget_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,3 +59,119 @@ def test_batch_count() -> None:
     assert batch_count(10_000_000, 1024, GIB) == 20
     assert batch_count(524_288, 1024, GIB) == 1
     assert batch_count(524_289, 1024, GIB) == 2
+
+
+# -- batches of patients -------------------------------------------------------------------
+
+
+def test_batches_cover_every_row_once_in_order() -> None:
+    batches = patient_batches(10, 100, 2 * 100 * 3)  # 3 rows a batch: 4 batches of 3, 3, 2, 2
+    assert [(b.offset, b.length) for b in batches] == [(0, 3), (3, 3), (6, 2), (8, 2)]
+    assert {b.count for b in batches} == {4} and [b.index for b in batches] == [0, 1, 2, 3]
+    assert patient_batches(0, 100, GIB) == [Batch(0, 1, 0, 0)]
+    assert patient_batches(10, 100, GIB) == [Batch(0, 1, 0, 10)]
+
+
+def test_the_budget_comes_from_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENT_MEMORY_GB", "1")
+    assert len(patient_batches(10_000_000, 1024)) == 20
+
+
+def _world(ids: list[str | None]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    patients = pl.LazyFrame({"patient_id": ids, "n": range(len(ids))}, schema={"patient_id": pl.String, "n": pl.Int64})
+    known = [i for i in ids if i is not None]
+    events = pl.LazyFrame({"patient_id": [i for i in known for _ in range(3)] + ["zz-orphan"],
+                           "k": range(3 * len(known) + 1)})
+    return patients, events
+
+
+def test_a_patients_events_are_never_split_across_batches() -> None:
+    ids = [f"p{i:03d}" for i in range(17)]
+    patients, events = _world(ids)
+    seen: list[pl.DataFrame] = []
+    for batch in patient_batches(len(ids), 100, 2 * 100 * 5):
+        mine = batch.patients(patients).collect()
+        got = batch.events(events, patients).collect()
+        # exactly the events of this batch's patients: all three of each, nobody else's
+        assert got.get_column("patient_id").to_list() == [i for i in mine["patient_id"] for _ in range(3)]
+        seen.append(got)
+    assert pl.concat(seen).height == 3 * len(ids)
+
+
+def test_unsorted_patients_still_get_all_their_events() -> None:
+    ids = ["p05", "p01", "p09", "p03", "p07", "p02"]
+    patients, events = _world(ids)
+    for batch in patient_batches(len(ids), 100, 2 * 100 * 2):
+        mine = batch.patients(patients).collect()
+        got = batch.events(events, patients).join(mine.lazy(), on="patient_id", how="semi").collect()
+        assert sorted(got["patient_id"].to_list()) == sorted(i for i in mine["patient_id"] for _ in range(3))
+
+
+def test_a_batch_without_ids_reads_no_events() -> None:
+    patients, events = _world([None, None, "p1", "p2"])
+    first, second = patient_batches(4, 100, 2 * 100 * 2)
+    assert first.events(events, patients).collect().height == 0
+    assert second.events(events, patients).collect().height == 6
+
+
+def test_one_batch_reads_everything_unchanged() -> None:
+    patients, events = _world(["b", "a"])
+    (only,) = patient_batches(2, 100, GIB)
+    assert only.patients(patients) is patients and only.events(events, patients) is events
+
+
+def test_appender_writes_the_batches_rows_owner_only(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"patient_id": ["a", "b", "c"], "sex": pl.Series(["F", "M", "F"], dtype=pl.Enum(["F", "M"])),
+                          "when": [dt.date(2020, 1, 1), None, dt.date(2021, 2, 3)], "ids": [["x"], [], ["y", "z"]]})
+    target = tmp_path / "out.parquet"
+    with ParquetAppender(target) as out:
+        out.append(frame.slice(0, 2))
+        out.append(frame.slice(2, 1))
+        out.close()
+    assert_frame_equal(pl.read_parquet(target), frame)
+    assert out.rows == 3 and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_appender_without_batches_writes_the_empty_frame(tmp_path: Path) -> None:
+    with ParquetAppender(tmp_path / "none.parquet") as out:
+        out.close(empty=pl.DataFrame(schema={"patient_id": pl.String}))
+    assert pl.read_parquet(tmp_path / "none.parquet").schema == pl.Schema({"patient_id": pl.String})
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "out.parquet").write_text("the earlier file")
+    with pytest.raises(RuntimeError), ParquetAppender(tmp_path / "out.parquet") as out:
+        out.append(pl.DataFrame({"a": [1]}))
+        raise RuntimeError("boom")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+    assert (tmp_path / "out.parquet").read_text() == "the earlier file"
+
+
+def test_ordered_parts_put_rows_back_part_by_part(tmp_path: Path) -> None:
+    # two batches of a plan whose rows are part 0 of every patient, then part 1, then part 2
+    batch1 = pl.DataFrame({"id": ["a", "b", "a", "b"], "_part": pl.Series([0, 0, 2, 2], dtype=pl.UInt16)})
+    batch2 = pl.DataFrame({"id": ["c", "c", "d"], "_part": pl.Series([0, 1, 2], dtype=pl.UInt16)})
+    parts = OrderedParts(tmp_path / "out.parquet", "_part")
+    parts.add(batch1)
+    parts.add(batch2)
+    parts.add(batch2.clear())  # an empty batch
+    with ParquetAppender(tmp_path / "out.parquet") as out:
+        parts.write(out, 3)
+        out.close()
+    parts.remove()
+    assert pl.read_parquet(tmp_path / "out.parquet")["id"].to_list() == ["a", "b", "c", "c", "a", "b", "d"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_a_stage_peak_is_its_own_and_the_process_peak_is_kept() -> None:
+    block = bytearray(64 * 2**20)
+    block[:: 4096] = b"\1" * len(block[:: 4096])
+    before = process_peak_bytes()
+    del block
+    if not start_stage_peak():
+        pytest.skip("the high-water mark cannot be reset on this platform")
+    stage = stage_peak_bytes()
+    assert before is not None and stage is not None
+    assert stage < before  # the 64 MiB block belongs to the earlier stage
+    assert process_peak_bytes() == before

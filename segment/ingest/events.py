@@ -80,8 +80,10 @@ class EventsWritten:
     written: int
 
 
-def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
+def raw_events(parts: Sequence[RawPart], order: dict[str, int], indices: Sequence[int] | None = None) -> pl.LazyFrame:
     """All event parts stacked: ``_row``, raw text columns, ``_part``, ``_order`` (source rank).
+
+    ``indices``: only these parts (positions in ``parts``, which stay their ``_part``).
 
     Each looked-up text column is Categorical with a mapping of its own, so a row's physical
     id is the index of its text among that column's distinct texts (see
@@ -90,19 +92,21 @@ def raw_events(parts: Sequence[RawPart], order: dict[str, int]) -> pl.LazyFrame:
     rejects) is carried when a reader gives one.
     """
     categories = {c: pl.Categorical(pl.Categories.random()) for c in LOOKED_UP}
-    with_record = [("_record" in p.frame.collect_schema()) for p in parts]
+    chosen = list(range(len(parts)) if indices is None else indices)
+    with_record = {i: "_record" in parts[i].frame.collect_schema() for i in chosen}
     frames = []
-    for i, p in enumerate(parts):
+    for i in chosen:
+        p = parts[i]
         record = pl.col("_record").cast(pl.String) if with_record[i] else pl.lit(None, dtype=pl.String)
         frame = with_all_columns(p.frame.with_columns(record.alias("_record")), [*EVENT_INPUT_COLUMNS, "_record"])
         schema = frame.collect_schema()
         # one part read as Categorical by its reader (a canonical CSV) keeps its own mappings
-        kept = {c for c in schema if len(parts) == 1 and isinstance(schema[c], pl.Categorical)}
+        kept = {c for c in schema if len(chosen) == 1 and isinstance(schema[c], pl.Categorical)}
         frames.append(frame.select(
             pl.col("_row").cast(pl.Int64),
             pl.col("patient_id").cast(pl.String),
             *[pl.col(c) if c in kept else pl.col(c).cast(pl.String).cast(categories[c]) for c in LOOKED_UP],
-            *([pl.col("_record")] if any(with_record) else []),
+            *([pl.col("_record")] if any(with_record.values()) else []),
             pl.lit(i, dtype=pl.Int32).alias("_part"),
             pl.lit(order[p.source], dtype=pl.Int32).alias("_order"),
         ))
@@ -187,14 +191,14 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
     return table.join(ids, on="_unit", how="left", nulls_equal=True)
 
 
-_ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
+ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
 
 
 def _unique_ids(
     ids: pl.DataFrame, n_patients: int, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame,
     contexts: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Distinct kept events as id tuples (:data:`_ID_COLUMNS`), sorted.
+    """Distinct kept events as id tuples (:data:`ID_COLUMNS`), sorted.
 
     Each id is below a known bound, so a tuple packs into one ``UInt64`` (mixed radix)
     whenever the product of the bounds fits: one integer column to de-duplicate and sort
@@ -215,11 +219,11 @@ def _unique_ids(
     for b in bounds.values():
         total *= b
     if total >= 2**63:
-        return ids.unique().sort(list(_ID_COLUMNS))
-    digits = {c: pl.col(c).cast(pl.UInt64) for c in _ID_COLUMNS}
+        return ids.unique().sort(list(ID_COLUMNS))
+    digits = {c: pl.col(c).cast(pl.UInt64) for c in ID_COLUMNS}
     digits["_date"] = (pl.col("_date").cast(pl.Int32) - pl.lit(first).cast(pl.Int32)).cast(pl.UInt64)
     key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for c in _ID_COLUMNS:
+    for c in ID_COLUMNS:
         key = key * pl.lit(bounds[c], dtype=pl.UInt64) + digits[c]
     # sorted, then each run of equal keys kept once: cheaper than hashing 20M keys, and sorted anyway
     keys = ids.select(key.alias("_key")).sort("_key")
@@ -227,11 +231,11 @@ def _unique_ids(
     # unpack, last digit first
     out: dict[str, pl.Expr] = {}
     weight = 1
-    for c in reversed(_ID_COLUMNS):
+    for c in reversed(ID_COLUMNS):
         out[c] = (pl.col("_key") // pl.lit(weight, dtype=pl.UInt64)) % pl.lit(bounds[c], dtype=pl.UInt64)
         weight *= bounds[c]
     return keys.select(
-        *[out[c].cast(ids.schema[c]).alias(c) for c in _ID_COLUMNS if c != "_date"],
+        *[out[c].cast(ids.schema[c]).alias(c) for c in ID_COLUMNS if c != "_date"],
         # days since the epoch, cast to a date (a duration sum costs ten times more)
         (out["_date"].cast(pl.Int32) + pl.lit(first).cast(pl.Int32)).cast(pl.Date).alias("_date"),
     )
@@ -272,6 +276,15 @@ def prepare_events(parts: Sequence[RawPart], order: dict[str, int], as_of: dt.da
     with step("events read") as counts:
         raw = collect_all([raw_events(parts, order)], parts)[0]
         counts["rows"] = raw.height
+    return look_up_events(raw, parts, as_of)
+
+
+def look_up_events(raw: pl.DataFrame, parts: Sequence[RawPart], as_of: dt.date) -> PreparedEvents:
+    """Look up the codes, dates, values, units and context of the raw event rows :func:`raw_events` read.
+
+    ``parts`` are all the event parts (``raw`` may hold some of them: its ``_part`` is a
+    position in ``parts``).
+    """
     dkeys = date_keys("event_date", parts)
     xkeys = [*CONTEXT_KEYS, *(["_part"] if "_part" in date_keys("event_end", parts) else [])]
     with step("event lookups") as counts:
@@ -307,12 +320,12 @@ def write_events(
     p = prepared
     parts, codes, dates, values, units, contexts = p.parts, p.codes, p.dates, p.values, p.units, p.contexts
     with step("events looked up") as counts:
-        joined = _looked_up(prepared, id_map)
+        joined = looked_up(prepared, id_map)
         counts["rows"] = joined.height
-    per_file = _row_counts(joined, parts)
+    per_file = row_counts(joined, parts)
     problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
     with step("events de-duplicated") as counts:
-        ids = joined.select(*_ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
+        ids = joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
         del joined
         kept = ids.height
         unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
@@ -320,19 +333,30 @@ def write_events(
         counts.update(kept=kept, unique=unique.height)
     with step("events parquet written"):
         _written(unique, patient_ids, codes, units, values, contexts).write_parquet(path)
-    files = pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
+    files = part_files(parts)
+    rejects = event_rejects(problem_rows, codes, dates, values, contexts, p.dkeys, p.xkeys, files)
+    return events_written(per_file, files, rejects, kept, unique.height)
+
+
+def part_files(parts: Sequence[RawPart]) -> pl.DataFrame:
+    """``_part`` (a position in ``parts``) -> ``_file``."""
+    return pl.DataFrame({"_part": list(range(len(parts))), "_file": [p.file for p in parts]},
                         schema={"_part": pl.Int32, "_file": pl.String})
-    rejects = _rejects(problem_rows, codes, dates, values, contexts, p.dkeys, p.xkeys, files)
+
+
+def events_written(per_part: pl.DataFrame, files: pl.DataFrame, rejects: pl.DataFrame, kept: int,
+                   written: int) -> EventsWritten:
+    """The outcome, with the counts of each part (:func:`row_counts`) summed per file."""
     return EventsWritten(
         # one row per file: a FHIR file holding several resource types is several parts
-        counts=per_file.join(files, on="_part").group_by("_file").agg(
+        counts=per_part.join(files, on="_part").group_by("_file").agg(
             pl.col("rows_read", "rows_rejected", "field_problems", "orphans", "orphans_elsewhere").sum()
         ),
-        rejects=rejects, kept=kept, written=unique.height,
+        rejects=rejects, kept=kept, written=written,
     )
 
 
-def _looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
+def looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
     """The raw rows beside their patient row ``_p``, their ids and their problem flags.
 
     Empties ``prepared``'s row-long frames: the caller's handle must not keep 20M rows alive.
@@ -387,7 +411,7 @@ def _patients_by_run(raw: pl.DataFrame, build: Callable[[pl.LazyFrame], pl.DataF
     return per_run.select(pl.all().gather(run))
 
 
-def _row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
+def row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
     """Per part: rows read, rejected, with a field problem, orphans (of which ids of another source)."""
     per_row = joined
     multi = [i for i, p in enumerate(parts) if not p.one_event_per_row]
@@ -418,23 +442,31 @@ def _written(
 ) -> pl.DataFrame:
     """The unique events as written: every id is a dense row number of its table, so the
     strings come back by position."""
+    return pl.DataFrame({
+        "patient_id": patient_ids.gather(unique["_p"]), **event_columns(unique, codes, units, values, contexts),
+    }).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+
+
+def event_columns(
+    ids: pl.DataFrame, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame, contexts: pl.DataFrame,
+) -> dict[str, pl.Series]:
+    """events.parquet's columns but the patient's id, for event id tuples (:data:`ID_COLUMNS`)."""
     code_ids = codes.filter(pl.col("_cid").is_not_null()).unique("_cid").sort("_cid")
     unit_ids = units.unique("_uid").sort("_uid")
     value_ids = values.unique("_vid").sort("_vid")
     context_table = contexts.unique("_xid").sort("_xid")
-    return pl.DataFrame({
-        "patient_id": patient_ids.gather(unique["_p"]),
-        "event_type": code_ids["_etype"].gather(unique["_cid"]),
-        "code_system": code_ids["_system"].gather(unique["_cid"]),
-        "code": code_ids["_code"].gather(unique["_cid"]),
-        "event_date": unique["_date"],
-        "value": value_ids["_value"].gather(unique["_vid"]),
-        "unit": unit_ids["_unit"].gather(unique["_uid"]),
-        "event_end": context_table["_end"].gather(unique["_xid"]),
-        "value_code": context_table["_vcode"].gather(unique["_xid"]),
-        "encounter_class": context_table["_eclass"].gather(unique["_xid"]),
-        "discharge_disposition": context_table["_disp"].gather(unique["_xid"]),
-    }).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    return {
+        "event_type": code_ids["_etype"].gather(ids["_cid"]),
+        "code_system": code_ids["_system"].gather(ids["_cid"]),
+        "code": code_ids["_code"].gather(ids["_cid"]),
+        "event_date": ids["_date"],
+        "value": value_ids["_value"].gather(ids["_vid"]),
+        "unit": unit_ids["_unit"].gather(ids["_uid"]),
+        "event_end": context_table["_end"].gather(ids["_xid"]),
+        "value_code": context_table["_vcode"].gather(ids["_xid"]),
+        "encounter_class": context_table["_eclass"].gather(ids["_xid"]),
+        "discharge_disposition": context_table["_disp"].gather(ids["_xid"]),
+    }
 
 
 #: why a row is rejected, in order: the patient first, then the code, then the date
@@ -449,7 +481,7 @@ _ROW_PROBLEM = (
 )
 
 
-def _rejects(
+def event_rejects(
     rows: pl.DataFrame, codes: pl.DataFrame, dates: pl.DataFrame, values: pl.DataFrame,
     contexts: pl.DataFrame, dkeys: list[str], xkeys: list[str], files: pl.DataFrame,
 ) -> pl.DataFrame:

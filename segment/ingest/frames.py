@@ -12,8 +12,9 @@ of times smaller.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 
@@ -201,31 +202,51 @@ def collect_all(frames: list[pl.LazyFrame], parts: Sequence[RawPart]) -> list[pl
     try:
         return pl.collect_all(frames, engine="streaming")
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
-        files = sorted({Path(p.file) for p in parts})
-        names = ", ".join(sorted({f.name for f in files}))
-        text = str(exc)
-        if lists := _list_columns(files):
-            path, column, dtype = ([c for c in lists if f'col("{c[1]}")' in text] or lists)[0]
-            raise InputDataError(
-                f"Parquet column `{column}` holds a list in each cell ({dtype}); segment reads one "
-                "value per cell: flatten it (one row per value) or leave the column out",
-                path=path, column=column,
-            ) from exc
-        if isinstance(exc, pl.exceptions.InvalidOperationError):
-            raise
-        if "utf-8" in text.lower() or "utf8" in text.lower():
-            locate_bad_utf8(sorted({Path(p.file) for p in parts}))  # raises with the file and line
-            raise InputDataError(f"a file is not valid UTF-8 (one of: {names})") from exc
-        parquet = [f for f in files if f.suffix.lower() in _PARQUET_SUFFIXES]
-        if parquet and len(parquet) == len(files):
-            raise InputDataError(
-                f"cannot read Parquet data (a corrupt or truncated file) in one of: {names}"
-            ) from exc
-        if parquet:
-            raise InputDataError(
-                "cannot read the data: a malformed CSV row (more fields than the header, or an "
-                f"unclosed quote) or a corrupt Parquet file, in one of: {names}"
-            ) from exc
+        raise_read_error(exc, parts)
+
+
+def collect_batches(frame: pl.LazyFrame, parts: Sequence[RawPart], rows: int) -> Iterator[pl.DataFrame]:
+    """``frame`` in batches of about ``rows`` rows, in order (streaming: only a batch or two in memory).
+
+    A Polars failure while reading is the one-line error of :func:`collect_all`.
+    """
+    try:
+        yield from frame.collect_batches(chunk_size=rows, maintain_order=True, lazy=True)
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
+        raise_read_error(exc, parts)
+
+
+def raise_read_error(exc: Exception, parts: Sequence[RawPart]) -> NoReturn:
+    """Raise the one-line :class:`InputDataError` for a Polars failure while reading ``parts``.
+
+    The message names what the files are: a Parquet list column, a corrupt Parquet file
+    and a malformed CSV row are different problems with different fixes.
+    """
+    files = sorted({Path(p.file) for p in parts})
+    names = ", ".join(sorted({f.name for f in files}))
+    text = str(exc)
+    if lists := _list_columns(files):
+        path, column, dtype = ([c for c in lists if f'col("{c[1]}")' in text] or lists)[0]
         raise InputDataError(
-            f"malformed CSV (a row with more fields than the header, or an unclosed quote) in one of: {names}"
+            f"Parquet column `{column}` holds a list in each cell ({dtype}); segment reads one "
+            "value per cell: flatten it (one row per value) or leave the column out",
+            path=path, column=column,
         ) from exc
+    if isinstance(exc, pl.exceptions.InvalidOperationError):
+        raise exc
+    if "utf-8" in text.lower() or "utf8" in text.lower():
+        locate_bad_utf8(sorted({Path(p.file) for p in parts}))  # raises with the file and line
+        raise InputDataError(f"a file is not valid UTF-8 (one of: {names})") from exc
+    parquet = [f for f in files if f.suffix.lower() in _PARQUET_SUFFIXES]
+    if parquet and len(parquet) == len(files):
+        raise InputDataError(
+            f"cannot read Parquet data (a corrupt or truncated file) in one of: {names}"
+        ) from exc
+    if parquet:
+        raise InputDataError(
+            "cannot read the data: a malformed CSV row (more fields than the header, or an "
+            f"unclosed quote) or a corrupt Parquet file, in one of: {names}"
+        ) from exc
+    raise InputDataError(
+        f"malformed CSV (a row with more fields than the header, or an unclosed quote) in one of: {names}"
+    ) from exc

@@ -67,6 +67,7 @@ def ingest(
     max_orphan_fraction: float = MAX_ORPHAN_FRACTION,
     allow_orphan_events: bool = False,
     identity: IdentityOptions | None = None,
+    memory_budget: int | None = None,
 ) -> IngestResult:
     """Load, validate, normalize and de-duplicate extracts into the working folder ``workdir``.
 
@@ -76,10 +77,13 @@ def ingest(
     is in the future. Raises :class:`InputDataError` when more than ``max_orphan_fraction``
     of the event rows point at no patient, unless ``allow_orphan_events``. ``identity``
     chooses how records are matched (:mod:`segment.ingest.identity`; default ``auto``).
+    ``memory_budget`` (bytes; default ``SEGMENT_MEMORY_GB``, see :mod:`segment.memory`): events
+    that would not fit it are processed in chunks (:mod:`segment.ingest.eventbatches`), with
+    the same outputs.
     """
     started = time.perf_counter()
     settings = IngestSettings(as_of or dt.date.today(), max_orphan_fraction, allow_orphan_events,
-                              (identity or IdentityOptions()).checked())
+                              (identity or IdentityOptions()).checked(), memory_budget)
     specs = list(input_specs(paths, input_format=input_format, mapping=mapping, sources=sources))
     try:
         # the events are read and looked up on a second thread while the patients are

@@ -29,6 +29,7 @@ from segment import workdir
 from segment.errors import InputDataError
 from segment.ingest.dedupe import MERGE_INPUT, survivorship
 from segment.ingest.detect import InputSpec, read_sources
+from segment.ingest.eventbatches import EventsPlan, plan_events, write_events_batched
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
 from segment.ingest.frames import collect_all
 from segment.ingest.identity import IdentityOptions, resolve
@@ -53,6 +54,7 @@ from segment.ingest.results import (
 )
 from segment.ingest.timing import step
 from segment.log import get_logger
+from segment.memory import memory_budget_bytes
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
 
 log = get_logger("ingest")
@@ -66,6 +68,8 @@ class IngestSettings:
     max_orphan_fraction: float
     allow_orphan_events: bool
     identity: IdentityOptions
+    #: the memory budget in bytes (None: :func:`segment.memory.memory_budget_bytes`)
+    memory_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,14 @@ def ingest_specs(
         raise _no_patients(read, specs)
     log.info("reading", files=len(read.parts), sources=len(order))
     log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))
+    # events that would not fit the memory budget go through in chunks, after the patients
+    budget = settings.memory_budget if settings.memory_budget is not None else memory_budget_bytes()
+    plan = plan_events(event_parts, budget) if event_parts else None
+    if plan is not None:
+        log.info("events in chunks for the memory budget", estimated_rows=plan.estimated_rows,
+                 chunk_rows=plan.chunk_rows, budget_mib=budget // 2**20)
     ahead: Future[PreparedEvents] | None = None
-    if event_parts and pool is not None:
+    if event_parts and pool is not None and plan is None:
         # read and looked up on a second thread while the patients are normalized and merged
         ahead = pool.submit(prepare_events, event_parts, order, settings.as_of)
     out_patients, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out)
@@ -124,7 +134,7 @@ def ingest_specs(
         out_patients.write_parquet(patients_tmp)
         patient_ids = out_patients["patient_id"]
         del out_patients
-        events = _write_events(event_parts, order, settings.as_of, patient_ids, merged, out, ahead)
+        events = _write_events(event_parts, order, settings.as_of, patient_ids, merged, out, ahead or plan)
         del ahead  # the future must not keep the rows alive
     return _finish(read, merged, events, len(patient_ids), out, settings)
 
@@ -195,17 +205,23 @@ def _event_ids(
 
 def _write_events(
     parts: list[RawPart], order: dict[str, int], as_of: dt.date, patient_ids: pl.Series, merged: MergedPatients,
-    out: Path, ahead: Future[PreparedEvents] | None,
+    out: Path, ahead: Future[PreparedEvents] | EventsPlan | None,
 ) -> EventsOutcome:
-    """Write events.parquet (an empty one when no input has events) and count each events file."""
+    """Write events.parquet (an empty one when no input has events) and count each events file.
+
+    ``ahead``: the events prepared on another thread, or the plan for chunks (bounded memory).
+    """
     events_path = out / workdir.EVENTS
     if not parts or merged.event_ids is None:
         workdir.write_parquet(pl.DataFrame(schema=EVENT_SCHEMA), events_path)
         return EventsOutcome(None, [])
     with step("events written", show=True), workdir.atomic_path(events_path) as tmp:
-        prepared = ahead.result() if ahead is not None else prepare_events(parts, order, as_of)
-        written = write_events(prepared, patient_ids, merged.event_ids, tmp)
-        del prepared
+        if isinstance(ahead, EventsPlan):
+            written = write_events_batched(parts, order, as_of, patient_ids, merged.event_ids, tmp, ahead)
+        else:
+            prepared = ahead.result() if ahead is not None else prepare_events(parts, order, as_of)
+            written = write_events(prepared, patient_ids, merged.event_ids, tmp)
+            del prepared
     counts = {row["_file"]: row for row in written.counts.iter_rows(named=True)}
     file_counts = []
     for p in {p.file: p for p in reversed(parts)}.values():  # each file once, first part's source

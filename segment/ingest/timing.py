@@ -1,8 +1,10 @@
-"""Ingest's step lines: each step's wall time and the process's peak memory so far (debug level)."""
+"""Ingest's step lines: each step's wall time, the process's CPU seconds meanwhile (every thread)
+and its peak memory so far (debug level)."""
 
 from __future__ import annotations
 
 import contextlib
+import resource
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,8 +23,14 @@ def step(name: str, *, show: bool = False) -> Iterator[dict[str, Any]]:
     """
     if show:
         progress.step("ingest", name)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     counts: dict[str, Any] = {}
     yield counts
     log.debug(f"step: {name}", seconds=round(time.perf_counter() - start, 2), **counts,
-              peak_gib=round(peak_rss_gib(), 2))
+              cpu_s=round(_cpu_seconds() - cpu, 2), peak_gib=round(peak_rss_gib(), 2))
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of the whole process (every thread) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -1,0 +1,239 @@
+"""Events in bounded memory: checked chunk by chunk, spilled, then written one patient range at a time.
+
+The in-memory path (:func:`segment.ingest.events.write_events`) holds every event row at
+once: about :data:`EVENT_ROW_BYTES` per row, 4 GiB at 20M rows. When the events would
+not fit the memory budget (:func:`segment.memory.memory_budget_bytes`,
+``SEGMENT_MEMORY_GB``), ingest takes this path instead (:func:`plan_events`):
+
+1. each events part is read in chunks of rows sized from the budget (a part whose rows
+   may give several events each, an OMOP or claims table, is one chunk: its counts go by
+   input row); each chunk is looked up, checked and counted exactly as the in-memory path
+   does it, its rejects kept, and its kept rows, with the final column values and the
+   patient's row ``_p`` in ``patients.parquet``, sorted by ``_p`` and spilled to an
+   owner-only temporary Parquet file in the working folder (named as
+   :func:`segment.workdir.atomic_path` names its files, so a killed run's files are
+   removed by the next run);
+2. the patients are cut into ranges of ``_p`` that fit the budget; for each range, the
+   spilled rows of that range (Parquet statistics skip the rest of every file) are
+   de-duplicated and sorted as the in-memory path sorts them, and appended to
+   events.parquet by one Parquet writer.
+
+The file holds the same rows in the same order, with the same types, as the in-memory
+path writes, and rejects, counts and report are the same (a test ingests with a tiny
+budget and compares).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from segment.ingest.events import (
+    ID_COLUMNS,
+    EventsWritten,
+    event_columns,
+    event_rejects,
+    events_written,
+    look_up_events,
+    looked_up,
+    part_files,
+    raw_events,
+    row_counts,
+)
+from segment.ingest.frames import collect_all, collect_batches
+from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
+from segment.ingest.readers.files import readable
+from segment.ingest.timing import step
+from segment.memory import batch_count
+from segment.schema import EVENT_SCHEMA
+from segment.workdir import TEMP_SUFFIX
+
+#: working set per event row of the in-memory path: the raw row, its look-ups, the checked
+#: row and the de-duplication (about 4 GiB at 1M people and 20M event rows, patients included)
+EVENT_ROW_BYTES = 200
+#: working set per spilled row of one patient range: the values, de-duplicated and sorted
+RANGE_ROW_BYTES = 240
+#: the share of the budget one chunk or range may take (the rest: patients, output, Python)
+SHARE = 0.5
+#: no chunk smaller than this (each chunk costs a dozen small look-up tables)
+MIN_CHUNK_ROWS = 1000
+#: rows per row group of a spilled file: a range reads only the row groups it overlaps
+_SPILL_ROW_GROUP = 64 * 1024
+#: the written order of the in-memory path: ids are ranks of these values (nulls last)
+_ORDER = ["_p", "event_type", "code_system", "code", "unit", "value", "event_end", "value_code",
+          "encounter_class", "discharge_disposition", "event_date"]
+
+
+@dataclass(frozen=True)
+class EventsPlan:
+    """How the events go through memory: rows per chunk, and the budget the ranges are cut for."""
+
+    chunk_rows: int
+    budget: int
+    estimated_rows: int
+
+
+def plan_events(parts: Sequence[RawPart], budget: int) -> EventsPlan | None:
+    """None when the events fit ``budget`` bytes in one pass; else the chunked plan."""
+    rows = sum(estimated_rows(p) for p in parts)
+    if batch_count(rows, EVENT_ROW_BYTES, budget, share=SHARE) <= 1:
+        return None
+    chunk = max(int(budget * SHARE / EVENT_ROW_BYTES), MIN_CHUNK_ROWS)
+    return EventsPlan(chunk, budget, rows)
+
+
+def estimated_rows(part: RawPart) -> int:
+    """About how many rows a part has, without reading it all.
+
+    A CSV file: its size over the mean line length of its first MiB; Parquet: its footer;
+    anything else (a reader's in-memory frame): counted.
+    """
+    path = Path(part.file)
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+    if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")) and path.is_file():
+        source = readable(path)
+        with open(source, "rb") as fh:
+            head = fh.read(1 << 20)
+        lines = max(head.count(b"\n"), 1)
+        return int(source.stat().st_size / (len(head) / lines)) if head else 0
+    return int(part.frame.select(pl.len()).collect().item())
+
+
+@dataclass
+class _Spill:
+    """Owner-only temporary Parquet files in the working folder, one per chunk."""
+
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+
+    def add(self, frame: pl.DataFrame) -> None:
+        fd, name = tempfile.mkstemp(prefix=f".events-spill.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=self.folder)
+        os.close(fd)  # mkstemp made it owner-only; writing keeps the mode
+        self.files.append(Path(name))
+        frame.write_parquet(name, compression="lz4", row_group_size=_SPILL_ROW_GROUP, statistics=True)
+
+    def remove(self) -> None:
+        for path in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.files.clear()
+
+
+@dataclass
+class _Checked:
+    """What the chunks gave: counts per part, rejects, kept rows."""
+
+    per_part: list[pl.DataFrame] = field(default_factory=list)
+    rejects: list[pl.DataFrame] = field(default_factory=list)
+    kept: int = 0
+    chunks: int = 0
+
+
+def write_events_batched(
+    parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date, patient_ids: pl.Series,
+    id_map: pl.DataFrame, path: Path, plan: EventsPlan,
+) -> EventsWritten:
+    """:func:`segment.ingest.events.write_events` in bounded memory (see the module's description).
+
+    ``path`` is the file to write (a temporary beside events.parquet); the spilled files
+    go beside it and are removed whatever happens.
+    """
+    spill = _Spill(path.parent)
+    try:
+        with step("events checked in chunks") as counts:
+            checked = _check_chunks(parts, order, as_of, id_map, spill, plan)
+            counts.update(chunks=checked.chunks, kept=checked.kept)
+        with step("events written by patient range") as counts:
+            written, ranges = _write_ranges(spill, len(patient_ids), patient_ids, path, plan)
+            counts.update(ranges=ranges, unique=written)
+    finally:
+        spill.remove()
+    files = part_files(parts)
+    per_part = pl.concat(checked.per_part) if checked.per_part else _no_counts()
+    rejects = pl.concat(checked.rejects) if checked.rejects else empty_rejects()
+    return events_written(per_part, files, rejects.cast(REJECT_SCHEMA), checked.kept, written)  # type: ignore[arg-type]
+
+
+def _no_counts() -> pl.DataFrame:
+    return pl.DataFrame(schema={"_part": pl.Int32, "rows_read": pl.UInt32, "rows_rejected": pl.UInt32,
+                                "orphans": pl.UInt32, "orphans_elsewhere": pl.UInt32, "field_problems": pl.UInt32})
+
+
+def _chunks(parts: Sequence[RawPart], order: dict[str, int], rows: int) -> Iterator[pl.DataFrame]:
+    """Each part's raw rows (:func:`raw_events`) in chunks of about ``rows`` rows, in order."""
+    for i, part in enumerate(parts):
+        frame = raw_events(parts, order, [i])
+        if not part.one_event_per_row:  # one input row, several events: counted by row, so whole
+            yield collect_all([frame], [part])[0]
+            continue
+        for chunk in collect_batches(frame, [part], rows):
+            if chunk.height:
+                yield chunk
+
+
+def _check_chunks(
+    parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date, id_map: pl.DataFrame, spill: _Spill,
+    plan: EventsPlan,
+) -> _Checked:
+    """Look up, check and count every chunk; spill its kept rows (sorted by patient row ``_p``)."""
+    files = part_files(parts)
+    checked = _Checked()
+    for raw in _chunks(parts, order, plan.chunk_rows):
+        prepared = look_up_events(raw, parts, as_of)
+        del raw
+        joined = looked_up(prepared, id_map)
+        checked.per_part.append(row_counts(joined, parts))
+        problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
+        ids = joined.filter(~pl.col("_bad")).select(ID_COLUMNS)
+        del joined
+        p = prepared
+        columns = event_columns(ids, p.codes, p.units, p.values, p.contexts)
+        spill.add(pl.DataFrame({"_p": ids["_p"], **columns}).sort("_p"))
+        checked.kept += ids.height
+        checked.chunks += 1
+        del ids, columns
+        checked.rejects.append(
+            event_rejects(problem_rows, p.codes, p.dates, p.values, p.contexts, p.dkeys, p.xkeys, files)
+        )
+    return checked
+
+
+def _write_ranges(
+    spill: _Spill, n_patients: int, patient_ids: pl.Series, path: Path, plan: EventsPlan
+) -> tuple[int, int]:
+    """De-duplicate and sort the spilled rows one ``_p`` range at a time, appending to ``path``.
+
+    Returns (rows written, ranges).
+    """
+    import pyarrow.parquet as pq
+
+    kept = sum(int(pl.scan_parquet(f).select(pl.len()).collect().item()) for f in spill.files)
+    ranges = max(batch_count(kept, RANGE_ROW_BYTES, plan.budget, share=SHARE), 1)
+    size = -(-max(n_patients, 1) // ranges)
+    schema = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
+    written = 0
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for low in range(0, max(n_patients, 1), size):
+            rows = _range_rows(spill.files, low, low + size) if spill.files else pl.DataFrame()
+            if rows.height:
+                rows = rows.with_columns(patient_ids.gather(rows["_p"]).alias("_p")).rename({"_p": "patient_id"})
+                writer.write_table(rows.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA).to_arrow().cast(schema))  # type: ignore[arg-type]
+                written += rows.height
+        if written == 0:
+            writer.write_table(pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().cast(schema))
+    return written, ranges
+
+
+def _range_rows(files: list[Path], low: int, high: int) -> pl.DataFrame:
+    """The distinct spilled rows of patient rows ``low`` to ``high`` (excluded), in written order."""
+    found = pl.scan_parquet(files).filter((pl.col("_p") >= low) & (pl.col("_p") < high))
+    return found.unique().sort(_ORDER, nulls_last=True).collect()

@@ -47,8 +47,9 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
 
     ``records`` holds the normalized patient records (``dedupe.MERGE_INPUT`` + ``_k_id``,
     optionally :data:`IDENTIFIER_COLUMNS`). Returns ``unique_id`` (``_k_id``), ``source``,
-    the :data:`LINKAGE_COLUMNS` and the blocking columns ``_b_phone``, ``_b_email``,
-    ``_b_address``.
+    the :data:`LINKAGE_COLUMNS`, the blocking columns ``_b_phone``, ``_b_email``,
+    ``_b_identifier``, ``_b_address``, ``_b_phone_shared`` and the names and birth-date parts
+    as numbers for blocking (``_i_*``; see :func:`_code`).
     """
     one = records.unique("_k_id", keep="first", maintain_order=True)
     ids = [c for c in IDENTIFIER_COLUMNS if c in one.columns]
@@ -97,7 +98,7 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         identifier.alias("identifier"),
     )
     def cold(col: str, *over: str, hot: int = HOT_BLOCK_VALUE) -> pl.Expr:
-        return pl.when(pl.len().over(col, *over) <= hot).then(pl.col(col))
+        return _code(pl.when(pl.len().over(col, *over) <= hot).then(pl.col(col)))
 
     return frame.with_columns(
         cold("phone").alias("_b_phone"),
@@ -107,7 +108,28 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         # flats still pairs its people; a clinic's number or a shelter's address does not
         cold("address", "zip5", hot=HOT_SHARED_VALUE).alias("_b_address"),
         cold("phone", hot=HOT_SHARED_VALUE).alias("_b_phone_shared"),
+        *_name_codes(frame),
+        pl.col("birth_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("_i_birth_date"),
+        *(pl.col(c).cast(pl.Int16).alias(f"_i_{c}") for c in ("birth_year", "birth_month", "birth_day")),
     )
+
+
+def _code(expr: pl.Expr) -> pl.Expr:
+    """A text column as whole numbers, equal where the texts are equal (null stays null).
+
+    Blocking compares these instead of the texts: DuckDB joins integers about twice as fast,
+    and the candidate pairs are the same.
+    """
+    return expr.cast(pl.Categorical).to_physical()
+
+
+def _name_codes(frame: pl.DataFrame) -> list[pl.Expr]:
+    """``_i_first_name``, ``_i_first_canon``, ``_i_last_name``: the names as numbers from one
+    vocabulary, so that a first name equals a last name (swapped names) as numbers too."""
+    columns = ("first_name", "first_canon", "last_name")
+    vocabulary = pl.concat([frame.get_column(c) for c in columns]).drop_nulls().unique().sort()
+    names = pl.Enum(vocabulary)
+    return [pl.col(c).cast(names).to_physical().alias(f"_i_{c}") for c in columns]
 
 
 def _home(line: pl.Expr) -> pl.Expr:

@@ -222,31 +222,33 @@ def blocking_rules() -> list[Any]:
     from splink import block_on
     from splink.blocking_rule_library import CustomRule
 
+    # the names and birth-date parts as numbers (features._code): the same pairs, faster joins
     return [
-        block_on("birth_date", "first_canon"),
-        block_on("birth_date", "last_name"),
+        block_on("_i_birth_date", "_i_first_canon"),
+        block_on("_i_birth_date", "_i_last_name"),
         block_on("_b_phone"),
         block_on("_b_email"),
         block_on("_b_identifier"),
         # the same name and a birth date with one part wrong (or day and month transposed)
-        block_on("first_canon", "last_name", "birth_month", "birth_day"),
-        block_on("first_canon", "last_name", "birth_year", "birth_month"),
-        block_on("first_canon", "last_name", "birth_year", "birth_day"),
+        block_on("_i_first_canon", "_i_last_name", "_i_birth_month", "_i_birth_day"),
+        block_on("_i_first_canon", "_i_last_name", "_i_birth_year", "_i_birth_month"),
+        block_on("_i_first_canon", "_i_last_name", "_i_birth_year", "_i_birth_day"),
         CustomRule(
-            'l.first_canon = r.first_canon AND l.last_name = r.last_name AND l.birth_year = r.birth_year '
-            'AND l.birth_month = r.birth_day AND l.birth_day = r.birth_month',
+            'l._i_first_canon = r._i_first_canon AND l._i_last_name = r._i_last_name '
+            'AND l._i_birth_year = r._i_birth_year '
+            'AND l._i_birth_month = r._i_birth_day AND l._i_birth_day = r._i_birth_month',
             sql_dialect="duckdb",
         ),
-        block_on("_b_address", "first_canon"),
-        block_on("_b_address", "last_name"),
+        block_on("_b_address", "_i_first_canon"),
+        block_on("_b_address", "_i_last_name"),
         # both names mistyped, or a name in the other's place, at one home
-        block_on("_b_address", "birth_date"),
+        block_on("_b_address", "_i_birth_date"),
         # a married name or a birth date mistyped, on a phone shared by a household
-        block_on("_b_phone_shared", "first_canon"),
+        block_on("_b_phone_shared", "_i_first_canon"),
         # first and last name swapped (exactly, or with the birth date to hold a typo)
-        CustomRule('l.first_name = r.last_name AND l.last_name = r.first_name', sql_dialect="duckdb"),
-        CustomRule('l.first_name = r.last_name AND l.birth_date = r.birth_date', sql_dialect="duckdb"),
-        CustomRule('l.last_name = r.first_name AND l.birth_date = r.birth_date', sql_dialect="duckdb"),
+        CustomRule('l._i_first_name = r._i_last_name AND l._i_last_name = r._i_first_name', sql_dialect="duckdb"),
+        CustomRule('l._i_first_name = r._i_last_name AND l._i_birth_date = r._i_birth_date', sql_dialect="duckdb"),
+        CustomRule('l._i_last_name = r._i_first_name AND l._i_birth_date = r._i_birth_date', sql_dialect="duckdb"),
     ]
 
 
@@ -327,7 +329,11 @@ def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, table: str,
     from splink import DuckDBAPI, Linker
 
     if isinstance(settings_, dict):
-        settings_ = {**settings_, "retain_matching_columns": True}
+        # candidate pairs come from this version's blocking rules, also for a pinned model
+        # (its m and u are the model; which pairs are scored is not)
+        rules = [{"blocking_rule": r.get_blocking_rule("duckdb").blocking_rule_sql, "sql_dialect": "duckdb"}
+                 for r in blocking_rules()]
+        settings_ = {**settings_, "retain_matching_columns": True, "blocking_rules_to_generate_predictions": rules}
     con.register(table, frame.to_arrow())  # a view over the Arrow buffers: no copy
     return Linker(table, settings_, DuckDBAPI(connection=con), set_up_basic_logging=False)
 

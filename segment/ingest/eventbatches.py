@@ -38,7 +38,7 @@ import polars as pl
 from segment.ingest.events import (
     ID_COLUMNS,
     EventsWritten,
-    event_columns,
+    PreparedEvents,
     event_rejects,
     events_written,
     look_up_events,
@@ -46,6 +46,8 @@ from segment.ingest.events import (
     part_files,
     raw_events,
     row_counts,
+    unique_ids,
+    written_events,
 )
 from segment.ingest.frames import collect_all, collect_batches
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
@@ -58,17 +60,55 @@ from segment.workdir import TEMP_SUFFIX
 #: working set per event row of the in-memory path: the raw row, its look-ups, the checked
 #: row and the de-duplication (about 4 GiB at 1M people and 20M event rows, patients included)
 EVENT_ROW_BYTES = 200
-#: working set per spilled row of one patient range: the values, de-duplicated and sorted
-RANGE_ROW_BYTES = 240
+#: working set per spilled row of one patient range: its ids, packed, sorted, and the written row
+RANGE_ROW_BYTES = 160
 #: the share of the budget one chunk or range may take (the rest: patients, output, Python)
 SHARE = 0.5
 #: no chunk smaller than this (each chunk costs a dozen small look-up tables)
 MIN_CHUNK_ROWS = 1000
 #: rows per row group of a spilled file: a range reads only the row groups it overlaps
 _SPILL_ROW_GROUP = 64 * 1024
-#: the written order of the in-memory path: ids are ranks of these values (nulls last)
-_ORDER = ["_p", "event_type", "code_system", "code", "unit", "value", "event_end", "value_code",
-          "encounter_class", "discharge_disposition", "event_date"]
+
+
+@dataclass
+class _Dictionary:
+    """The distinct normalized values of one look-up (codes, units, values, contexts) over all chunks.
+
+    Each chunk numbers its own values (its ids are ranks among the values it holds); this
+    gives each value one id for the whole run, in order of first appearance, and at the
+    end the rank of every value among all of them: the id the in-memory path gives it.
+    """
+
+    id: str
+    columns: list[str]
+    known: pl.DataFrame | None = None
+
+    def global_ids(self, table: pl.DataFrame) -> pl.Series:
+        """A chunk's look-up table -> its ids' global ids (position = the chunk's id)."""
+        local = table.filter(pl.col(self.id).is_not_null()).unique(self.id).sort(self.id).select(self.id, *self.columns)
+        known = self.known if self.known is not None else local.clear().select(
+            *self.columns, pl.lit(0, dtype=pl.UInt32).alias("_g"))
+        found = local.join(known, on=self.columns, how="left", nulls_equal=True, maintain_order="left")
+        new = found.filter(pl.col("_g").is_null()).select(self.columns)
+        self.known = pl.concat([known, new.with_row_index("_g", offset=known.height).select(*self.columns, "_g")])
+        return local.join(self.known, on=self.columns, how="left", nulls_equal=True, maintain_order="left")["_g"]
+
+    def ranked(self) -> tuple[pl.DataFrame, pl.Series]:
+        """(the table of every value with its in-memory id, global id -> that id)."""
+        known = self.known if self.known is not None else pl.DataFrame(
+            schema={**dict.fromkeys(self.columns, pl.String), "_g": pl.UInt32})
+        table = known.sort(self.columns, nulls_last=True).with_row_index(self.id)
+        return table.drop("_g"), table.sort("_g")[self.id]
+
+
+def _dictionaries() -> dict[str, _Dictionary]:
+    """One :class:`_Dictionary` per look-up, keyed by its id column."""
+    return {
+        "_cid": _Dictionary("_cid", ["_etype", "_system", "_code"]),
+        "_uid": _Dictionary("_uid", ["_unit"]),
+        "_vid": _Dictionary("_vid", ["_value"]),
+        "_xid": _Dictionary("_xid", ["_end", "_vcode", "_eclass", "_disp"]),
+    }
 
 
 @dataclass(frozen=True)
@@ -136,6 +176,7 @@ class _Checked:
     rejects: list[pl.DataFrame] = field(default_factory=list)
     kept: int = 0
     chunks: int = 0
+    dictionaries: dict[str, _Dictionary] = field(default_factory=_dictionaries)
 
 
 def write_events_batched(
@@ -153,7 +194,7 @@ def write_events_batched(
             checked = _check_chunks(parts, order, as_of, id_map, spill, plan)
             counts.update(chunks=checked.chunks, kept=checked.kept)
         with step("events written by patient range") as counts:
-            written, ranges = _write_ranges(spill, len(patient_ids), patient_ids, path, plan)
+            written, ranges = _write_ranges(spill, checked.dictionaries, patient_ids, path, plan)
             counts.update(ranges=ranges, unique=written)
     finally:
         spill.remove()
@@ -195,20 +236,27 @@ def _check_chunks(
         problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
         ids = joined.filter(~pl.col("_bad")).select(ID_COLUMNS)
         del joined
-        p = prepared
-        columns = event_columns(ids, p.codes, p.units, p.values, p.contexts)
-        spill.add(pl.DataFrame({"_p": ids["_p"], **columns}).sort("_p"))
+        spill.add(_global_ids(ids, prepared, checked.dictionaries).sort("_p"))
         checked.kept += ids.height
         checked.chunks += 1
-        del ids, columns
+        del ids
+        p = prepared
         checked.rejects.append(
             event_rejects(problem_rows, p.codes, p.dates, p.values, p.contexts, p.dkeys, p.xkeys, files)
         )
     return checked
 
 
+def _global_ids(ids: pl.DataFrame, prepared: PreparedEvents, dictionaries: dict[str, _Dictionary]) -> pl.DataFrame:
+    """A chunk's kept id tuples with each look-up id made global (:class:`_Dictionary`)."""
+    tables = {"_cid": prepared.codes, "_uid": prepared.units, "_vid": prepared.values, "_xid": prepared.contexts}
+    return ids.with_columns(
+        dictionaries[c].global_ids(tables[c]).gather(ids[c]).alias(c) for c in tables
+    )
+
+
 def _write_ranges(
-    spill: _Spill, n_patients: int, patient_ids: pl.Series, path: Path, plan: EventsPlan
+    spill: _Spill, dictionaries: dict[str, _Dictionary], patient_ids: pl.Series, path: Path, plan: EventsPlan
 ) -> tuple[int, int]:
     """De-duplicate and sort the spilled rows one ``_p`` range at a time, appending to ``path``.
 
@@ -218,22 +266,21 @@ def _write_ranges(
 
     kept = sum(int(pl.scan_parquet(f).select(pl.len()).collect().item()) for f in spill.files)
     ranges = max(batch_count(kept, RANGE_ROW_BYTES, plan.budget, share=SHARE), 1)
-    size = -(-max(n_patients, 1) // ranges)
+    n_patients = max(len(patient_ids), 1)
+    size = -(-n_patients // ranges)
+    ranked = {c: d.ranked() for c, d in dictionaries.items()}
+    tables = [ranked[c][0] for c in ("_cid", "_uid", "_vid", "_xid")]
     schema = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
     written = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for low in range(0, max(n_patients, 1), size):
-            rows = _range_rows(spill.files, low, low + size) if spill.files else pl.DataFrame()
-            if rows.height:
-                rows = rows.with_columns(patient_ids.gather(rows["_p"]).alias("_p")).rename({"_p": "patient_id"})
-                writer.write_table(rows.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA).to_arrow().cast(schema))  # type: ignore[arg-type]
-                written += rows.height
+        for low in range(0, n_patients, size) if spill.files else ():
+            ids = pl.scan_parquet(spill.files).filter(pl.col("_p").is_between(low, low + size - 1)).collect()
+            # each look-up's global id -> its id in the in-memory path (the rank of its value)
+            ids = ids.with_columns(ranked[c][1].gather(ids[c]).alias(c) for c in ranked)
+            unique = unique_ids(ids, len(patient_ids), *tables)
+            if unique.height:
+                writer.write_table(written_events(unique, patient_ids, *tables).to_arrow().cast(schema))
+                written += unique.height
         if written == 0:
             writer.write_table(pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().cast(schema))
     return written, ranges
-
-
-def _range_rows(files: list[Path], low: int, high: int) -> pl.DataFrame:
-    """The distinct spilled rows of patient rows ``low`` to ``high`` (excluded), in written order."""
-    found = pl.scan_parquet(files).filter((pl.col("_p") >= low) & (pl.col("_p") < high))
-    return found.unique().sort(_ORDER, nulls_last=True).collect()

@@ -194,7 +194,7 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
 ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
 
 
-def _unique_ids(
+def unique_ids(
     ids: pl.DataFrame, n_patients: int, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame,
     contexts: pl.DataFrame,
 ) -> pl.DataFrame:
@@ -328,11 +328,11 @@ def write_events(
         ids = joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
         del joined
         kept = ids.height
-        unique = _unique_ids(ids, len(patient_ids), codes, units, values, contexts)
+        unique = unique_ids(ids, len(patient_ids), codes, units, values, contexts)
         del ids
         counts.update(kept=kept, unique=unique.height)
     with step("events parquet written"):
-        _written(unique, patient_ids, codes, units, values, contexts).write_parquet(path)
+        written_events(unique, patient_ids, codes, units, values, contexts).write_parquet(path)
     files = part_files(parts)
     rejects = event_rejects(problem_rows, codes, dates, values, contexts, p.dkeys, p.xkeys, files)
     return events_written(per_file, files, rejects, kept, unique.height)
@@ -436,7 +436,7 @@ def row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
     ).with_columns((pl.col("_fv") + pl.col("_fe")).alias("field_problems")).drop("_fv", "_fe")
 
 
-def _written(
+def written_events(
     unique: pl.DataFrame, patient_ids: pl.Series, codes: pl.DataFrame, units: pl.DataFrame,
     values: pl.DataFrame, contexts: pl.DataFrame,
 ) -> pl.DataFrame:

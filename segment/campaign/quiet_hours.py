@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import re
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -122,11 +123,20 @@ def _zone_at(point: dict[str, float | None]) -> str | None:
     return zone if isinstance(zone, str) else None
 
 
+#: a North American (NANP) number in E.164: country code 1 and ten national digits
+_NANP_E164 = re.compile(r"^\+1(\d{10})$")
+
+
 def _zone_for_phone(number: str) -> str | None:
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
+    nanp = _NANP_E164.match(number)
+    if nanp is not None:
+        # what `parse` returns for it, without parsing (about 40% of the look-up's time)
+        parsed = phonenumbers.PhoneNumber(country_code=1, national_number=int(nanp.group(1)))
+    else:
+        try:
+            parsed = phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            return None
     zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
     # an area code spanning several zones tells nothing: fall through to the state
     return zones[0] if len(zones) == 1 else None

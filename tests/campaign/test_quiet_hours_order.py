@@ -128,3 +128,29 @@ def test_a_window_built_in_code_that_leaves_no_time_is_a_campaign_error() -> Non
                           "timezone_candidates": ["America/New_York"]})
     with pytest.raises(CampaignError, match=r"quiet_hours\.states\.FL.*08:00-21:00"):
         send_times(pairs, quiet, dt.datetime(2025, 3, 10, 14, tzinfo=UTC))
+
+
+def test_phone_zone_fast_path_answers_as_parsing_does() -> None:
+    """North American numbers skip `phonenumbers.parse`; the zone must be the parsed one's."""
+    import random
+
+    import phonenumbers
+    from phonenumbers import timezone as pn_timezone
+
+    from segment.campaign.quiet_hours import _zone_for_phone
+
+    def parsed_zone(number: str) -> str | None:
+        try:
+            parsed = phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            return None
+        zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+        return zones[0] if len(zones) == 1 else None
+
+    rng = random.Random(7)
+    numbers = ["+1" + str(rng.randrange(10**10)).zfill(10) for _ in range(3000)]
+    numbers += ["+12125550100", "+13055550100", "+18085550100", "+19075550100", "+14165550100",
+                "+18765550100", "+16175550100", "+1617555010", "+442079460000", "+33142685300", "+1"]
+    zones = [_zone_for_phone(n) for n in numbers]
+    assert zones == [parsed_zone(n) for n in numbers]
+    assert len({z for z in zones if z}) >= 4  # several zones: New York, Chicago, Honolulu, Anchorage...

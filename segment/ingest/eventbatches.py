@@ -8,19 +8,23 @@ not fit the memory budget (:func:`segment.memory.memory_budget_bytes`,
 1. each events part is read in chunks of rows sized from the budget (a part whose rows
    may give several events each, an OMOP or claims table, is one chunk: its counts go by
    input row); each chunk is looked up, checked and counted exactly as the in-memory path
-   does it, its rejects kept, and its kept rows, with the final column values and the
-   patient's row ``_p`` in ``patients.parquet``, sorted by ``_p`` and spilled to an
-   owner-only temporary Parquet file in the working folder (named as
-   :func:`segment.workdir.atomic_path` names its files, so a killed run's files are
-   removed by the next run);
-2. the patients are cut into ranges of ``_p`` that fit the budget; for each range, the
-   spilled rows of that range (Parquet statistics skip the rest of every file) are
-   de-duplicated and sorted as the in-memory path sorts them, and appended to
-   events.parquet by one Parquet writer.
+   does it and its rejects kept;
+2. a chunk's kept rows are id tuples (patient row ``_p`` in ``patients.parquet``, code,
+   unit, value, context, date); the ids of the look-ups are the chunk's own, so each is
+   made global (:class:`_Dictionary`: every normalized value numbered once for the run),
+   and the tuples, sorted by ``_p``, are spilled to an owner-only temporary Parquet file
+   in the working folder (named as :func:`segment.workdir.atomic_path` names its files, so
+   a killed run's files are removed by the next run);
+3. the patients are cut into ranges of ``_p`` that fit the budget; for each range, the
+   spilled tuples of that range (Parquet statistics skip the rest of every file) get the
+   ids the in-memory path gives (each value's rank among all values), are de-duplicated
+   and sorted as one packed integer (:func:`segment.ingest.events.unique_ids`), get their
+   texts back and are appended to events.parquet by one Parquet writer.
 
 The file holds the same rows in the same order, with the same types, as the in-memory
 path writes, and rejects, counts and report are the same (a test ingests with a tiny
-budget and compares).
+budget and compares). The patient side stays in memory; readers that build their table
+in memory (FHIR, OMOP joins) hold it whole.
 """
 
 from __future__ import annotations

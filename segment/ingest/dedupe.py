@@ -143,8 +143,11 @@ def cluster_labels(keys: pl.DataFrame, max_passes: int = 64) -> pl.Series:
 
 def survivorship(
     records: pl.DataFrame, clusters: pl.DataFrame | None = None, keep_ids: pl.Series | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Merge matched records; returns (patients, id map ``_k_id`` -> ``patient_id``).
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Merge matched records; returns (patients, each record's ``_cluster``).
+
+    The patients carry their ``_cluster`` (an integer label) beside the canonical columns;
+    the second value gives every record's label, row for row.
 
     ``clusters`` (``_k_id`` -> ``_cluster``) comes from probabilistic linkage; without it
     the deterministic keys above decide. The surviving ``patient_id`` is the earliest
@@ -179,10 +182,7 @@ def survivorship(
         _has_address().alias("_has_addr"), pl.col("phone_e164").is_not_null().alias("_has_phone"),
     )
     merged = pl.concat([ordered.group_by("_cluster", maintain_order=True).agg(*_merged_record()), single])
-    id_map = labelled.select("_k_id", "_cluster").unique("_k_id").join(
-        merged.select("_cluster", "patient_id"), on="_cluster"
-    ).select("_k_id", "patient_id")
-    return merged.drop("_cluster"), id_map
+    return merged, labelled["_cluster"]
 
 
 def _has_address() -> pl.Expr:

@@ -175,25 +175,30 @@ def _merge_patients(
     with step("identities resolved", show=True):
         linked = resolve(kept, settings.identity, out)
     with step("patients merged", show=True):
-        patients, id_map = survivorship(kept, linked.clusters, linked.keep_ids)
+        patients, record_clusters = survivorship(kept, linked.clusters, linked.keep_ids)
     log.info("patients merged", records=kept.height, patients=patients.height)
     out_patients = patients.select(
         *[pl.col(c).cast(t) for c, t in PATIENT_SCHEMA.items()],
-        *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()],
+        *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()], "_cluster",
     ).sort("patient_id")
     del patients
-    event_ids = _event_ids(kept, id_map, out_patients["patient_id"], rejected_ids) if has_events else None
-    return out_patients, MergedPatients(event_ids, rejects, file_counts, kept.height, linked.counts)
+    event_ids = _event_ids(kept, record_clusters, out_patients["_cluster"], rejected_ids) if has_events else None
+    return out_patients.drop("_cluster"), MergedPatients(event_ids, rejects, file_counts, kept.height, linked.counts)
 
 
 def _event_ids(
-    kept: pl.DataFrame, id_map: pl.DataFrame, patient_ids: pl.Series, rejected_ids: pl.DataFrame
+    kept: pl.DataFrame, record_clusters: pl.Series, patient_clusters: pl.Series, rejected_ids: pl.DataFrame
 ) -> pl.DataFrame:
-    """(source, the source's own id) -> row of the patient in patients.parquet (null: rejected)."""
+    """(source, the source's own id) -> row of the patient in patients.parquet (null: rejected).
+
+    ``record_clusters``: each kept record's cluster label; ``patient_clusters``: the label of
+    each row of patients.parquet.
+    """
+    rows = patient_clusters.to_frame("_cluster").with_row_index("_p")
     event_ids = (
-        kept.select("_order", pl.col("patient_id").alias("_pid"), "_k_id").unique(["_order", "_pid"])
-        .join(id_map, on="_k_id")
-        .join(patient_ids.to_frame().with_row_index("_p"), on="patient_id")
+        kept.select("_order", pl.col("patient_id").alias("_pid"), record_clusters.alias("_cluster"))
+        .unique(["_order", "_pid"])
+        .join(rows, on="_cluster")
         .select("_order", "_pid", "_p")
     )
     return pl.concat([

@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
-from segment.ingest.events import _patients_by_run, _unique_ids
+from segment.ingest.events import _patients_by_run, unique_ids
 from segment.ingest.frames import by_distinct, date_builder, distinct_columns, part_dates
 from segment.ingest.packing import _distinct_keys
 from segment.ingest.patients import _updated_at, _with_updated_at
@@ -110,10 +110,10 @@ def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int
     units, values = pl.DataFrame({"u": range(3)}), pl.DataFrame({"v": range(5)})
     contexts = pl.DataFrame({"x": range(7)})
     want = ids.unique().sort(pl.all())
-    packed = _unique_ids(ids, 6, codes, units, values, contexts)
+    packed = unique_ids(ids, 6, codes, units, values, contexts)
     assert_frame_equal(packed.sort(pl.all()), want)
     # bounds too large to pack: the plain six-column unique
-    assert_frame_equal(_unique_ids(ids, 2**62, codes, units, values, contexts).sort(pl.all()), want)
+    assert_frame_equal(unique_ids(ids, 2**62, codes, units, values, contexts).sort(pl.all()), want)
 
 
 def test_cluster_labels_transitive_and_missing_keys() -> None:

@@ -82,7 +82,15 @@ MERGE_INPUT = (
 
 
 def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the matching keys ``_k_id``, ``_k_name``, ``_k_email``, ``_k_phone``."""
+    """The matching keys ``_k_id``, ``_k_name``, ``_k_email``, ``_k_phone`` of every record.
+
+    ``_k_id`` is taken as it is when ``records`` has it (else built from source and id).
+    """
+    has_id = "_k_id" in records.collect_schema().names()
+    records = records.select(
+        pl.col("_k_id") if has_id else (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id"),
+        "first_name", "last_name", "birth_date", "email", "phone_e164",
+    )
     # the name keys once per distinct name (a few thousand), then joined back
     names = by_distinct(records, [
         (["first_name"], {"_first": name_key(pl.col("first_name")).replace(NICKNAMES)}),
@@ -92,7 +100,6 @@ def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
     birth = pl.col("birth_date").cast(pl.String)
     initial = first.str.slice(0, 1)
     return names.with_columns(
-        (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id"),
         pl.concat_str([last, first, birth], separator="|").alias("_k_name"),
         pl.concat_str([birth, pl.col("email"), initial], separator="|").alias("_k_email"),
         pl.concat_str([birth, pl.col("phone_e164"), initial], separator="|").alias("_k_phone"),
@@ -155,26 +162,16 @@ def survivorship(
     cluster holding an id in ``keep_ids`` (the patient ids of the working folder's last
     ingest) keeps that id, so a patient's id does not change when a new record joins.
     """
-    # each record's rank by source, id and row (the wide frame itself is not reordered)
-    records = records.with_columns(
-        pl.arg_sort_by(["_order", "_k_id", "_row"]).arg_sort().cast(pl.UInt32).alias("_rank")
-    ).with_columns(pl.col("_rank").alias("_pidx"))
-    if keep_ids is not None and keep_ids.len():
-        # ids kept from the last run come first; then the earliest source id
-        kept = pl.col("_k_id").is_in(keep_ids.implode())
-        records = records.with_columns(
-            (pl.when(kept).then(0).otherwise(1).cast(pl.UInt64) * pl.len().cast(pl.UInt64) + pl.col("_pidx"))
-            .alias("_pidx")
-        )
     if clusters is None:
-        labelled = records.with_columns(cluster_labels(match_keys(records.lazy()).collect()).alias("_cluster"))
+        labels = cluster_labels(match_keys(records.lazy()).collect())
     else:
-        labelled = records.join(clusters.select("_k_id", pl.col("_cluster").cast(pl.UInt32)), on="_k_id",
-                                how="left", maintain_order="left")
+        labels = records.select("_k_id").join(clusters.select("_k_id", pl.col("_cluster").cast(pl.UInt32)),
+                                              on="_k_id", how="left", maintain_order="left")["_cluster"]
+    labelled = records.with_columns(labels.alias("_cluster"))
     # a cluster of one record is that record: only clusters of several go through the merge
-    size = pl.len().over("_cluster")
-    single = labelled.filter(size == 1).select("_cluster", *_single_record())
-    ordered = labelled.filter(size > 1).sort(
+    several = labelled.select(pl.len().over("_cluster") > 1).to_series()
+    single = labelled.filter(~several).select("_cluster", *_single_record())
+    ordered = _ranked(labelled.filter(several), keep_ids).sort(
         ["_cluster", "_updated", "_order", "_row", "_rank"],
         descending=[False, True, False, False, False],
         nulls_last=True,
@@ -183,6 +180,21 @@ def survivorship(
     )
     merged = pl.concat([ordered.group_by("_cluster", maintain_order=True).agg(*_merged_record()), single])
     return merged, labelled["_cluster"]
+
+
+def _ranked(records: pl.DataFrame, keep_ids: pl.Series | None) -> pl.DataFrame:
+    """Add ``_rank`` (each record's rank by source, id and row) and ``_pidx`` (which record's
+    id the patient takes: the smallest; ids kept from the last run first)."""
+    records = records.with_columns(
+        pl.arg_sort_by(["_order", "_k_id", "_row"]).arg_sort().cast(pl.UInt32).alias("_rank")
+    ).with_columns(pl.col("_rank").alias("_pidx"))
+    if keep_ids is not None and keep_ids.len():
+        kept = pl.col("_k_id").is_in(keep_ids.implode())
+        records = records.with_columns(
+            (pl.when(kept).then(0).otherwise(1).cast(pl.UInt64) * pl.len().cast(pl.UInt64) + pl.col("_pidx"))
+            .alias("_pidx")
+        )
+    return records
 
 
 def _has_address() -> pl.Expr:

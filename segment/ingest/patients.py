@@ -10,7 +10,7 @@ field is a ``<column>__problem`` text column, a problem that makes the record un
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 
@@ -215,29 +215,30 @@ def _named(frame: pl.LazyFrame, checked: list[str]) -> pl.LazyFrame:
 
 def contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
     """Phones and emails through their libraries, once per distinct raw text."""
-    lazy = records.lazy()
-    phones = phone_lookup(
-        lazy.select(pl.col("_phone_raw").alias("phone_raw")).drop_nulls(), "phone_raw"
-    )
-    emails = email_lookup(lazy.select(pl.col("_email_raw").alias("email_raw")).drop_nulls(), "email_raw")
-    phones_df, emails_df = pl.collect_all([phones, emails])
-    # only the keys go through the joins; the results are placed beside the wide frame
-    found = (
-        records.select("_phone_raw", "_email_raw", "_phone_type_src")
-        .join(phones_df, left_on="_phone_raw", right_on="phone_raw", how="left", maintain_order="left")
-        .join(emails_df, left_on="_email_raw", right_on="email_raw", how="left", maintain_order="left")
-        .select(
-            "phone_e164", "email",
-            pl.when(pl.col("phone_e164").is_null()).then(None)
-            .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit(PhoneType.UNKNOWN.value)))
-            .alias("phone_type"),
-            pl.col("phone_problem").alias("phone_e164__problem"),
-            pl.col("email_problem").alias("email__problem"),
-        )
+    phones = _by_category(records["_phone_raw"], phone_lookup)
+    emails = _by_category(records["_email_raw"], email_lookup)
+    # the results are placed beside the wide frame, row for row
+    found = pl.concat([records.select("_phone_type_src"), phones, emails], how="horizontal").select(
+        "phone_e164", "email",
+        pl.when(pl.col("phone_e164").is_null()).then(None)
+        .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit(PhoneType.UNKNOWN.value)))
+        .alias("phone_type"),
+        pl.col("phone_problem").alias("phone_e164__problem"),
+        pl.col("email_problem").alias("email__problem"),
     )
     return records.drop("phone_e164", "email", "phone_type").hstack(found)
 
 
+def _by_category(raw: pl.Series, library: Callable[[pl.LazyFrame, str], pl.LazyFrame]) -> pl.DataFrame:
+    """``library`` (:func:`phone_lookup`, :func:`email_lookup`) for every row of ``raw``, run once
+    per distinct text: the texts become Categorical ids, and each row takes its id's answer by position
+    (no join of the long column on text). A null text has a null answer."""
+    dtype = pl.Categorical(pl.Categories.random())
+    ids = raw.cast(dtype)
+    texts = dtype.categories.to_series().cast(pl.String).to_frame("_raw")
+    table = library(texts.lazy(), "_raw").collect()
+    answers = texts.join(table, on="_raw", how="left", maintain_order="left").drop("_raw")
+    return answers.select(pl.all().gather(ids.to_physical()))
 
 
 def patient_rejects(records: pl.DataFrame) -> pl.DataFrame:

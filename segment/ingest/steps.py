@@ -162,15 +162,16 @@ def _merge_patients(
     with step("phones and emails looked up", show=True):
         records = contact_lookups(records)
     rejects = patient_rejects(records)
-    kept = records.filter(pl.col("_row_problem").is_null()).select(
+    # lazily: the filter copies only the columns the merge reads, not the whole wide frame
+    kept = records.lazy().filter(pl.col("_row_problem").is_null()).select(
         *MERGE_INPUT, *IDENTIFIER_COLUMNS, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
-    )
+    ).collect()
     log.info("patient records normalized", rows=records.height, kept=kept.height)
     file_counts = patient_counts(records, rejects, parts)
     # ids of rejected patient records: their events are "patient rejected", not orphans
-    rejected_ids = records.filter(pl.col("_row_problem").is_not_null() & pl.col("patient_id").is_not_null()).select(
-        "_order", pl.col("patient_id").alias("_pid")
-    ).unique()
+    rejected_ids = records.lazy().filter(
+        pl.col("_row_problem").is_not_null() & pl.col("patient_id").is_not_null()
+    ).select("_order", pl.col("patient_id").alias("_pid")).unique().collect()
     del records  # the wide frame: only the merge columns go on
     with step("identities resolved", show=True):
         linked = resolve(kept, settings.identity, out)

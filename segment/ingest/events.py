@@ -456,17 +456,25 @@ def event_columns(
     value_ids = values.unique("_vid").sort("_vid")
     context_table = contexts.unique("_xid").sort("_xid")
     return {
-        "event_type": code_ids["_etype"].gather(ids["_cid"]),
-        "code_system": code_ids["_system"].gather(ids["_cid"]),
-        "code": code_ids["_code"].gather(ids["_cid"]),
+        "event_type": _take(code_ids["_etype"], ids["_cid"]),
+        "code_system": _take(code_ids["_system"], ids["_cid"]),
+        "code": _take(code_ids["_code"], ids["_cid"]),
         "event_date": ids["_date"],
-        "value": value_ids["_value"].gather(ids["_vid"]),
-        "unit": unit_ids["_unit"].gather(ids["_uid"]),
-        "event_end": context_table["_end"].gather(ids["_xid"]),
-        "value_code": context_table["_vcode"].gather(ids["_xid"]),
-        "encounter_class": context_table["_eclass"].gather(ids["_xid"]),
-        "discharge_disposition": context_table["_disp"].gather(ids["_xid"]),
+        "value": _take(value_ids["_value"], ids["_vid"]),
+        "unit": _take(unit_ids["_unit"], ids["_uid"]),
+        "event_end": _take(context_table["_end"], ids["_xid"]),
+        "value_code": _take(context_table["_vcode"], ids["_xid"]),
+        "encounter_class": _take(context_table["_eclass"], ids["_xid"]),
+        "discharge_disposition": _take(context_table["_disp"], ids["_xid"]),
     }
+
+
+def _take(values: pl.Series, ids: pl.Series) -> pl.Series:
+    """``values.gather(ids)``; a column no event has (all null, as most context columns of
+    most extracts) is made null directly instead of gathered row by row."""
+    if values.null_count() == values.len():
+        return pl.repeat(None, ids.len(), dtype=values.dtype, eager=True)
+    return values.gather(ids)
 
 
 #: why a row is rejected, in order: the patient first, then the code, then the date

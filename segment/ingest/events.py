@@ -363,9 +363,11 @@ def looked_up(prepared: PreparedEvents, id_map: pl.DataFrame) -> pl.DataFrame:
     """
     def patients_of(keys: pl.LazyFrame) -> pl.DataFrame:
         return (
-            keys.with_columns(pl.col("patient_id").str.strip_chars().alias("_pid"))
-            .join(id_map.lazy().with_columns(pl.lit(True).alias("_prej")), on=["_order", "_pid"], how="left")
-            .join(id_map.lazy().select(pl.col("_pid").unique(), pl.lit(True).alias("_pelse")), on="_pid", how="left")
+            keys.with_columns(pl.col("patient_id").cast(pl.String).str.strip_chars().alias("_pid"))
+            .join(id_map.lazy().with_columns(pl.lit(True).alias("_prej")), on=["_order", "_pid"], how="left",
+                  maintain_order="left")
+            .join(id_map.lazy().select(pl.col("_pid").unique(), pl.lit(True).alias("_pelse")), on="_pid", how="left",
+                  maintain_order="left")
             .select(
                 "_order", "patient_id", "_p",
                 (pl.col("_prej").fill_null(False) & pl.col("_p").is_null()).alias("_prej"),
@@ -395,7 +397,9 @@ def _patients_by_run(raw: pl.DataFrame, build: Callable[[pl.LazyFrame], pl.DataF
 
     An events file lists a patient's events together: a run of rows with the same id and
     source is looked up once (a million runs, not 20M hashed ids), and the rows take their
-    run's answers by position. Unsorted rows only make the runs shorter.
+    run's answers by position. ``build`` gets the keys (``patient_id`` as text, or
+    Categorical) and returns them with its outputs, row for row. When the runs are short
+    (an unsorted file), the distinct ids are looked up instead.
     """
     ids = raw.select("_order", "patient_id")
     starts = (
@@ -404,11 +408,19 @@ def _patients_by_run(raw: pl.DataFrame, build: Callable[[pl.LazyFrame], pl.DataF
     ).fill_null(True)
     flagged = ids.with_columns(starts.alias("_start"))
     run = flagged.select(pl.col("_start").cum_sum().cast(pl.Int64) - 1).to_series()
-    first = flagged.filter(pl.col("_start")).select(
-        "_order", pl.col("patient_id").cast(pl.Categorical(pl.Categories.random()))
-    )
-    per_run, _ = lookup(first, ["_order", "patient_id"], build)
+    first = flagged.filter(pl.col("_start")).select("_order", "patient_id")
+    if first.height * _RUNS_PER_LOOKUP > raw.height:
+        # short runs (an unsorted file): each distinct id once, through Categorical ids
+        first = first.with_columns(pl.col("patient_id").cast(pl.Categorical(pl.Categories.random())))
+        per_run, _ = lookup(first, ["_order", "patient_id"], build)
+    else:
+        # the file lists a patient's events together: each run once, no distinct ids needed
+        per_run = build(first.lazy()).drop("_order", "patient_id")
     return per_run.select(pl.all().gather(run))
+
+
+#: runs of fewer rows than this on average are looked up by distinct id (see :func:`_patients_by_run`)
+_RUNS_PER_LOOKUP = 4
 
 
 def row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:

@@ -436,8 +436,9 @@ def row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
         per_row = pl.concat([
             joined.filter(~pl.col("_part").is_in(multi)).select(grouped.columns), grouped
         ], how="vertical_relaxed")
-    return per_row.group_by("_part").agg(
-        pl.len().alias("rows_read"),
+    # every count but the rows read is of rows with a problem: counted on those rows only
+    read = per_row.group_by("_part").agg(pl.len().alias("rows_read"))
+    flagged = per_row.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad")).group_by("_part").agg(
         pl.col("_bad").sum().alias("rows_rejected"),
         (~pl.col("_bad") & pl.col("_vbad")).sum().alias("_fv"),
         (~pl.col("_bad") & pl.col("_ebad")).sum().alias("_fe"),
@@ -445,7 +446,11 @@ def row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
         .sum().alias("orphans"),
         # orphans whose id is a patient id of another source: a source-naming mistake
         (pl.col("_p").is_null() & pl.col("_pelse").fill_null(False)).sum().alias("orphans_elsewhere"),
-    ).with_columns((pl.col("_fv") + pl.col("_fe")).alias("field_problems")).drop("_fv", "_fe")
+    )
+    counts = [c for c in flagged.columns if c != "_part"]
+    return read.join(flagged, on="_part", how="left").with_columns(pl.col(counts).fill_null(0)).with_columns(
+        (pl.col("_fv") + pl.col("_fe")).alias("field_problems")
+    ).drop("_fv", "_fe")
 
 
 def written_events(

@@ -175,12 +175,18 @@ def _removed(c: Campaign, plan: pl.DataFrame) -> dict[str, int]:
     return removed
 
 
+def _of(people: pl.LazyFrame, ids: pl.Series) -> pl.LazyFrame:
+    """The rows of ``people`` with one of ``ids``: the filter is applied while the patient file is
+    read, so a join of the chosen few holds only their rows, not every patient's (issue #18)."""
+    return people.filter(pl.col("patient_id").is_in(ids.cast(pl.String).drop_nulls().unique().implode()))
+
+
 def _rows(chosen: pl.DataFrame, people: pl.LazyFrame, at: dt.datetime) -> pl.DataFrame:
     """The chosen contacts joined to their patient rows, with SFMC's time-zone columns."""
     extra = [c for c in ("variant", "journey_step") if c in chosen.columns]
     rows = chosen.lazy().select("patient_id", "channel", "timezone", "send_after_utc", *extra).with_columns(
         *([pl.col("variant").alias(VARIANT_FIELD)] if "variant" in extra else [])).join(
-        people, on="patient_id", how="left",
+        _of(people, chosen.get_column("patient_id")), on="patient_id", how="left",
     ).collect()
     sms_rows = rows.filter(pl.col("channel") == str(Channel.SMS))
     return rows.join(zone_columns(sms_rows.get_column("timezone"), at), on="timezone", how="left")
@@ -229,7 +235,7 @@ def _unsubscribe_tables(
         uprof = unsubscribe_profile(resolve_profile(c.vendors[ch].profile, ch, c.profiles))
         if uprof is None or who.height == 0:
             continue
-        rows = who.lazy().join(people, on="patient_id", how="left").collect()
+        rows = who.lazy().join(_of(people, who.get_column("patient_id")), on="patient_id", how="left").collect()
         table = vendor_table(rows, uprof, [], code=c.code, options=dict(c.vendors[ch].options))
         failures += rule_failures(table.frame, uprof)
         tables.append(_Table(ch, uprof, table.frame, table.patient_ids.cast(pl.String)))

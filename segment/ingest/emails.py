@@ -32,12 +32,21 @@ def validate_one(address: str) -> dict[str, str | None]:
 
 def email_lookup(raw_values: pl.LazyFrame, column: str = "email_raw") -> pl.LazyFrame:
     """Distinct raw emails -> ``email`` (normalized, lower case) and ``email_problem``."""
-    distinct = raw_values.select(pl.col(column)).unique().with_columns(
+    texts = raw_values.select(pl.col(column)).unique().with_columns(
         pl.col(column).str.strip_chars().str.to_lowercase().alias("_e")
-    ).with_columns(
-        pl.col("_e").str.extract(r"^(.*)@([^@]*)$", 1).alias("_local"),
-        pl.col("_e").str.extract(r"^(.*)@([^@]*)$", 2).alias("_domain"),
     )
+    # split at the last @: an address with one @ (nearly all) without a regular expression
+    one_at = pl.col("_e").str.count_matches("@", literal=True) == 1
+    halves = pl.col("_e").str.splitn("@", 2)
+    distinct = pl.concat([
+        texts.filter(one_at).with_columns(
+            halves.struct.field("field_0").alias("_local"), halves.struct.field("field_1").alias("_domain"),
+        ),
+        texts.filter(~one_at | one_at.is_null()).with_columns(
+            pl.col("_e").str.extract(r"^(.*)@([^@]*)$", 1).alias("_local"),
+            pl.col("_e").str.extract(r"^(.*)@([^@]*)$", 2).alias("_domain"),
+        ),
+    ])
     simple = pl.col("_local").str.contains(DOT_ATOM) & (pl.col("_local").str.len_bytes() <= 64)
     fast = distinct.filter(simple.fill_null(False))
     domains = (

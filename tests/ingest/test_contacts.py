@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment.ingest.emails import email_lookup
+from segment.ingest.emails import DOT_ATOM, email_lookup, validate_one
 from segment.ingest.phones import phone_lookup
 
 
@@ -62,3 +64,23 @@ def test_emails_agree_with_email_validator(local: str, domain: str) -> None:
     except EmailNotValidError:
         expected = None
     assert got["email"][0] == expected
+
+
+def _reference_email(text: str) -> str | None:
+    """The email rule written out per text: split at the last @ (a regular expression)."""
+    e = text.strip().lower()
+    m = re.fullmatch(r"(.*)@([^@]*)", e)
+    if m and re.fullmatch(DOT_ATOM[1:-1], m.group(1)) and len(m.group(1).encode()) <= 64:
+        domain = validate_one("x@" + m.group(2))
+        if domain["problem"] is None and len(e.encode()) <= 254:
+            return m.group(1) + "@" + str(domain["email"])[2:]
+        return None
+    return validate_one(e)["email"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.text(alphabet="ab.@ -\nZ", max_size=14), min_size=1, max_size=12))
+def test_emails_split_at_the_last_at_sign(texts: list[str]) -> None:
+    got = email_lookup(pl.LazyFrame({"email_raw": texts}), "email_raw").collect()
+    answers = dict(zip(got["email_raw"].to_list(), got["email"].to_list(), strict=True))
+    assert {t: answers[t] for t in texts} == {t: _reference_email(t) for t in texts}

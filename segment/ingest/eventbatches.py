@@ -281,7 +281,7 @@ def _write_ranges(
             ids = pl.scan_parquet(spill.files).filter(pl.col("_p").is_between(low, low + size - 1)).collect()
             # each look-up's global id -> its id in the in-memory path (the rank of its value)
             ids = ids.with_columns(ranked[c][1].gather(ids[c]).alias(c) for c in ranked)
-            unique = unique_ids(ids, len(patient_ids), *tables)
+            unique = unique_ids(ids)
             if unique.height:
                 writer.write_table(written_events(unique, patient_ids, *tables).to_arrow().cast(schema))
                 written += unique.height

@@ -194,27 +194,25 @@ def _unit_table(raw: pl.LazyFrame) -> pl.DataFrame:
 ID_COLUMNS = ("_p", "_cid", "_uid", "_vid", "_xid", "_date")
 
 
-def unique_ids(
-    ids: pl.DataFrame, n_patients: int, codes: pl.DataFrame, units: pl.DataFrame, values: pl.DataFrame,
-    contexts: pl.DataFrame,
-) -> pl.DataFrame:
+def unique_ids(ids: pl.DataFrame) -> pl.DataFrame:
     """Distinct kept events as id tuples (:data:`ID_COLUMNS`), sorted.
 
-    Each id is below a known bound, so a tuple packs into one ``UInt64`` (mixed radix)
-    whenever the product of the bounds fits: one integer column to de-duplicate and sort
-    instead of five. Otherwise the five columns are de-duplicated as they are.
+    Each id is below a bound (its largest value + 1), so a tuple packs into one ``UInt64``
+    (mixed radix) whenever the product of the bounds fits: one integer column to
+    de-duplicate and sort instead of six. Otherwise the six columns are de-duplicated as
+    they are.
     """
     if ids.is_empty():
         return ids
-    first, last = ids.select(pl.col("_date").min().alias("a"), pl.col("_date").max().alias("b")).row(0)
-    bounds = {
-        "_p": max(n_patients, 1),
-        "_cid": int(codes.select(pl.col("_cid").max().fill_null(0)).item()) + 1,
-        "_uid": units.height + 1,
-        "_vid": values.height + 1,
-        "_xid": contexts.height + 1,
-        "_date": (last - first).days + 1,
-    }
+    # each digit's bound from the ids themselves (a column of one value, as a context column
+    # no source fills, is no digit at all)
+    stats = ids.select(
+        pl.col("_date").min().alias("first"), pl.col("_date").max().alias("last"),
+        *[pl.col(c).max().alias(c) for c in ID_COLUMNS if c != "_date"],
+    ).row(0, named=True)
+    first = stats["first"]
+    bounds = {c: int(stats[c]) + 1 for c in ID_COLUMNS if c != "_date"}
+    bounds["_date"] = (stats["last"] - first).days + 1
     total = 1
     for b in bounds.values():
         total *= b
@@ -222,23 +220,31 @@ def unique_ids(
         return ids.unique().sort(list(ID_COLUMNS))
     digits = {c: pl.col(c).cast(pl.UInt64) for c in ID_COLUMNS}
     digits["_date"] = (pl.col("_date").cast(pl.Int32) - pl.lit(first).cast(pl.Int32)).cast(pl.UInt64)
+    used = [c for c in ID_COLUMNS if bounds[c] > 1]
     key: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    for c in ID_COLUMNS:
+    for c in used:
         key = key * pl.lit(bounds[c], dtype=pl.UInt64) + digits[c]
     # sorted, then each run of equal keys kept once: cheaper than hashing 20M keys, and sorted anyway
     keys = ids.select(key.alias("_key")).sort("_key")
     keys = keys.filter(pl.col("_key").diff().fill_null(1) != 0)
-    # unpack, last digit first
+    return keys.select(*_unpacked(used, bounds, ids.schema, first))
+
+
+def _unpacked(used: list[str], bounds: dict[str, int], schema: pl.Schema, first: dt.date) -> list[pl.Expr]:
+    """The id columns of packed keys ``_key`` (mixed radix over the ``used`` digits, the first
+    highest; every other id is 0): no division for the last digit, no remainder for the first."""
     out: dict[str, pl.Expr] = {}
     weight = 1
-    for c in reversed(ID_COLUMNS):
-        out[c] = (pl.col("_key") // pl.lit(weight, dtype=pl.UInt64)) % pl.lit(bounds[c], dtype=pl.UInt64)
+    for i, c in enumerate(reversed(used)):
+        shifted = pl.col("_key") // pl.lit(weight, dtype=pl.UInt64) if weight > 1 else pl.col("_key")
+        out[c] = shifted % pl.lit(bounds[c], dtype=pl.UInt64) if i < len(used) - 1 else shifted
         weight *= bounds[c]
-    return keys.select(
-        *[out[c].cast(ids.schema[c]).alias(c) for c in ID_COLUMNS if c != "_date"],
+    zero = pl.lit(0, dtype=pl.UInt64)
+    return [
+        *[out.get(c, zero).cast(schema[c]).alias(c) for c in ID_COLUMNS if c != "_date"],
         # days since the epoch, cast to a date (a duration sum costs ten times more)
-        (out["_date"].cast(pl.Int32) + pl.lit(first).cast(pl.Int32)).cast(pl.Date).alias("_date"),
-    )
+        (out.get("_date", zero).cast(pl.Int32) + pl.lit(first).cast(pl.Int32)).cast(pl.Date).alias("_date"),
+    ]
 
 
 @dataclass
@@ -328,7 +334,7 @@ def write_events(
         ids = joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
         del joined
         kept = ids.height
-        unique = unique_ids(ids, len(patient_ids), codes, units, values, contexts)
+        unique = unique_ids(ids)
         del ids
         counts.update(kept=kept, unique=unique.height)
     with step("events parquet written"):

@@ -106,14 +106,13 @@ def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int
                 "_date": pl.Date},
         orient="row",
     )
-    codes = pl.DataFrame({"_cid": list(range(4))}, schema={"_cid": pl.UInt32})
-    units, values = pl.DataFrame({"u": range(3)}), pl.DataFrame({"v": range(5)})
-    contexts = pl.DataFrame({"x": range(7)})
     want = ids.unique().sort(pl.all())
-    packed = unique_ids(ids, 6, codes, units, values, contexts)
-    assert_frame_equal(packed.sort(pl.all()), want)
-    # bounds too large to pack: the plain six-column unique
-    assert_frame_equal(unique_ids(ids, 2**62, codes, units, values, contexts).sort(pl.all()), want)
+    packed = unique_ids(ids)
+    assert_frame_equal(packed, want)  # sorted as it comes
+    # ids too large to pack: the plain six-column unique
+    huge = pl.concat([ids, pl.DataFrame([(2**32 - 1, 2**32 - 1, 0, 0, 0, dt.date(1970, 1, 1))],
+                                        schema=ids.schema, orient="row")])
+    assert_frame_equal(unique_ids(huge), huge.unique().sort(pl.all()))
 
 
 def test_cluster_labels_transitive_and_missing_keys() -> None:

@@ -163,6 +163,7 @@ class ParquetAppender:
         self._compression = compression
         self._level = level
         self._writer: Any = None
+        self._done = False
         self.rows = 0
 
     def append(self, frame: pl.DataFrame) -> None:
@@ -179,9 +180,12 @@ class ParquetAppender:
         self.rows += frame.height
 
     def close(self, empty: pl.DataFrame | None = None) -> None:
-        """Finish the file (``empty``: the frame written when no batch was appended)."""
+        """Finish the file (``empty``: the frame written when no batch was appended); once."""
         import polars as pl
 
+        if self._done:
+            return
+        self._done = True
         if self._writer is None:
             (empty if empty is not None else pl.DataFrame()).write_parquet(self._tmp)
         else:
@@ -190,6 +194,9 @@ class ParquetAppender:
 
     def abort(self, exc: BaseException) -> None:
         """Remove the temporary file (after an error)."""
+        if self._done:
+            return
+        self._done = True
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -202,6 +209,8 @@ class ParquetAppender:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None:
             self.abort(exc)
+        else:
+            self.close()
 
 
 # -- peak memory per stage ------------------------------------------------------------------

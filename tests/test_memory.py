@@ -175,3 +175,9 @@ def test_a_stage_peak_is_its_own_and_the_process_peak_is_kept() -> None:
     assert before is not None and stage is not None
     assert stage < before  # the 64 MiB block belongs to the earlier stage
     assert process_peak_bytes() == before
+
+
+def test_leaving_the_appender_finishes_the_file(tmp_path: Path) -> None:
+    with ParquetAppender(tmp_path / "out.parquet") as out:
+        out.append(pl.DataFrame({"a": [1, 2]}))
+    assert pl.read_parquet(tmp_path / "out.parquet")["a"].to_list() == [1, 2]

@@ -197,11 +197,9 @@ def _named(frame: pl.LazyFrame, checked: list[str]) -> pl.LazyFrame:
         *[pl.col(f"_v_{c}").alias(c) for c in _DISTINCT_TEXT],
         *[pl.col(f"_v_{c}_source").alias(f"{c}_source") for c in ("race", "ethnicity")],
         *[nz.normalize_text(pl.col(c)).value.alias(c) for c in ("address_line1", "address_line2")],
-        nz.blank_to_null(pl.col("phone_e164")).alias("_phone_raw"),
         # shared identifiers for identity resolution only (never in patients.parquet)
         nz.ssn_last4(pl.col("ssn_last4")).alias("ssn_last4"),
         nz.blank_to_null(pl.col("enterprise_id")).alias("enterprise_id"),
-        nz.blank_to_null(pl.col("email")).alias("_email_raw"),
         pl.col("_v_zip5").alias("zip5"),
         pl.col("_p_zip5").alias("zip5__problem"),
     ).drop(
@@ -215,10 +213,10 @@ def _named(frame: pl.LazyFrame, checked: list[str]) -> pl.LazyFrame:
 
 def contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
     """Phones and emails through their libraries, once per distinct raw text."""
-    phones = _by_category(records["_phone_raw"], phone_lookup)
-    emails = _by_category(records["_email_raw"], email_lookup)
+    phones = _by_category(records["phone__raw"], phone_lookup)
+    emails = _by_category(records["email__raw"], email_lookup)
     # the results are placed beside the wide frame, row for row
-    found = pl.concat([records.select("_phone_type_src"), phones, emails], how="horizontal").select(
+    found = pl.concat([records.select("_phone_type_src"), phones, emails], how="horizontal", strict=True).select(
         "phone_e164", "email",
         pl.when(pl.col("phone_e164").is_null()).then(None)
         .otherwise(pl.coalesce(pl.col("_phone_type_src"), pl.col("phone_kind"), pl.lit(PhoneType.UNKNOWN.value)))
@@ -231,13 +229,15 @@ def contact_lookups(records: pl.DataFrame) -> pl.DataFrame:
 
 def _by_category(raw: pl.Series, library: Callable[[pl.LazyFrame, str], pl.LazyFrame]) -> pl.DataFrame:
     """``library`` (:func:`phone_lookup`, :func:`email_lookup`) for every row of ``raw``, run once
-    per distinct text: the texts become Categorical ids, and each row takes its id's answer by position
-    (no join of the long column on text). A null text has a null answer."""
+    per distinct text, trimmed: the texts become Categorical ids, and each row takes its id's
+    answer by position (no join of the long column on text). A blank or null text has a null answer."""
     dtype = pl.Categorical(pl.Categories.random())
-    ids = raw.cast(dtype)
-    texts = dtype.categories.to_series().cast(pl.String).to_frame("_raw")
-    table = library(texts.lazy(), "_raw").collect()
-    answers = texts.join(table, on="_raw", how="left", maintain_order="left").drop("_raw")
+    ids = raw.cast(pl.String).cast(dtype)
+    texts = dtype.categories.to_series().cast(pl.String).to_frame("_text").with_columns(
+        nz.blank_to_null(pl.col("_text")).alias("_raw")
+    )
+    table = library(texts.lazy().select("_raw").drop_nulls(), "_raw").collect()
+    answers = texts.join(table, on="_raw", how="left", maintain_order="left").drop("_text", "_raw")
     return answers.select(pl.all().gather(ids.to_physical()))
 
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segment.ingest.emails import DOT_ATOM, email_lookup, validate_one
+from segment.ingest.patients import contact_lookups
 from segment.ingest.phones import phone_lookup
 
 
@@ -84,3 +85,19 @@ def test_emails_split_at_the_last_at_sign(texts: list[str]) -> None:
     got = email_lookup(pl.LazyFrame({"email_raw": texts}), "email_raw").collect()
     answers = dict(zip(got["email_raw"].to_list(), got["email"].to_list(), strict=True))
     assert {t: answers[t] for t in texts} == {t: _reference_email(t) for t in texts}
+
+
+def test_record_contacts_blank_markers_and_repeats() -> None:
+    raw_phones = [" (617) 253-1000 ", "617-253-1000", "  ", "null", None, "555-0100", " (617) 253-1000 "]
+    raw_emails = ["A@Example.com ", " N/A ", "", None, "bad@", "a@example.com", "A@Example.com "]
+    records = pl.DataFrame({
+        "phone_e164": raw_phones, "email": raw_emails, "phone_type": [None] * 7,
+        "phone__raw": raw_phones, "email__raw": raw_emails,
+        "_phone_type_src": [None, "landline", None, None, None, None, None],
+    }, schema_overrides={"phone_type": pl.String, "_phone_type_src": pl.String})
+    out = contact_lookups(records)
+    assert out["phone_e164"].to_list() == ["+16172531000", "+16172531000", None, None, None, None, "+16172531000"]
+    assert out["phone_type"].to_list() == ["unknown", "landline", None, None, None, None, "unknown"]
+    assert out["phone_e164__problem"].to_list() == [None, None, None, None, None, "invalid phone number", None]
+    assert out["email"].to_list() == ["a@example.com", None, None, None, None, "a@example.com", "a@example.com"]
+    assert out["email__problem"].to_list() == [None, None, None, None, "invalid email", None, None]

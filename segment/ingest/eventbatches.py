@@ -53,7 +53,7 @@ from segment.ingest.events import (
     unique_ids,
     written_events,
 )
-from segment.ingest.frames import collect_all, collect_batches
+from segment.ingest.frames import collect_all, collect_batches, drop_ragged
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
@@ -218,9 +218,10 @@ def _chunks(parts: Sequence[RawPart], order: dict[str, int], rows: int) -> Itera
     for i, part in enumerate(parts):
         frame = raw_events(parts, order, [i])
         if not part.one_event_per_row:  # one input row, several events: counted by row, so whole
-            yield collect_all([frame], [part])[0]
+            yield drop_ragged(collect_all([frame], [part])[0], parts, [i])
             continue
         for chunk in collect_batches(frame, [part], rows):
+            chunk = drop_ragged(chunk, parts, [i])
             if chunk.height:
                 yield chunk
 

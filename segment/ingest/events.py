@@ -40,6 +40,7 @@ from segment.ingest.frames import (
     date_builder,
     date_keys,
     distinct_table,
+    drop_ragged,
     with_all_columns,
 )
 from segment.ingest.mapping import EVENT_INPUT_COLUMNS
@@ -280,7 +281,7 @@ def _flagged(build: Callable[[pl.LazyFrame], pl.DataFrame], problem: str, flag: 
 def prepare_events(parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date) -> PreparedEvents:
     """Read the event parts and look up their codes, dates, values, units and context."""
     with step("events read") as counts:
-        raw = collect_all([raw_events(parts, order)], parts)[0]
+        raw = drop_ragged(collect_all([raw_events(parts, order)], parts)[0], parts)
         counts["rows"] = raw.height
     return look_up_events(raw, parts, as_of)
 

@@ -205,6 +205,19 @@ def collect_all(frames: list[pl.LazyFrame], parts: Sequence[RawPart]) -> list[pl
         raise_read_error(exc, parts)
 
 
+def drop_ragged(frame: pl.DataFrame, parts: Sequence[RawPart], indices: Sequence[int] | None = None) -> pl.DataFrame:
+    """``frame`` (collected from ``parts``, with ``_part`` and ``_row``) without the rows its
+    parts' row-length checks found ragged (:attr:`RawPart.ragged`); ``indices``: only those parts."""
+    for i in range(len(parts)) if indices is None else indices:
+        check = parts[i].ragged
+        if check is None:
+            continue
+        rows = check.result()["_row"]
+        if rows.len():
+            frame = frame.filter(~((pl.col("_part") == i) & pl.col("_row").is_in(rows.implode())))
+    return frame
+
+
 def collect_batches(frame: pl.LazyFrame, parts: Sequence[RawPart], rows: int) -> Iterator[pl.DataFrame]:
     """``frame`` in batches of about ``rows`` rows, in order (streaming: only a batch or two in memory).
 

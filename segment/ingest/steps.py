@@ -31,7 +31,7 @@ from segment.ingest.dedupe import MERGE_INPUT, survivorship
 from segment.ingest.detect import InputSpec, read_sources
 from segment.ingest.eventbatches import EventsPlan, plan_events, write_events_batched
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
-from segment.ingest.frames import collect_all
+from segment.ingest.frames import collect_all, drop_ragged
 from segment.ingest.identity import IdentityOptions, resolve
 from segment.ingest.identity.features import IDENTIFIER_COLUMNS
 from segment.ingest.mapping import PATIENT_INPUT_COLUMNS
@@ -156,7 +156,7 @@ def _merge_patients(
 ) -> tuple[pl.DataFrame, MergedPatients]:
     """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest)."""
     with step("patients normalized", show=True):
-        raw = collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0]
+        raw = drop_ragged(collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0], parts)
         records = normalize_patients(raw.lazy(), parts, settings.as_of).collect()
         del raw
     with step("phones and emails looked up", show=True):

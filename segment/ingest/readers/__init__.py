@@ -22,6 +22,7 @@ The contract every reader keeps:
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,6 +54,9 @@ class RawPart:
     #: False when one input row may give several events (an OMOP row with a source code
     #: beside its standard code, a claim with several diagnoses): counts go by distinct row
     one_event_per_row: bool = True
+    #: rows (``_row``) still in ``frame`` that a row-length check found ragged: whoever collects
+    #: the frame drops them (:func:`segment.ingest.frames.drop_ragged`); None: nothing to drop
+    ragged: Future[pl.DataFrame] | None = None
 
 
 @dataclass

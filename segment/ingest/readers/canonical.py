@@ -35,6 +35,7 @@ from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult
 from segment.ingest.readers.files import (
     csv_header,
     parquet_header,
+    scan_csv_rows,
     scan_csv_text,
     scan_parquet_text,
 )
@@ -108,11 +109,12 @@ def read_canonical(path: Path, *, source: str | None = None, mapping: Mapping | 
     if mapping is None:
         kind = _kind_of(header, path)
         known = EVENT_INPUT_COLUMNS if kind == "events" else PATIENT_INPUT_COLUMNS
-        # an events file's repetitive columns come out of the reader as Categorical
-        frame = _scan(path, header, EVENT_REPEATED if kind == "events" else ()).select(
-            "_row", *[c for c in known if c in header]
-        )
-        return ReadResult(parts=[RawPart(kind, str(path), src, frame)])  # type: ignore[arg-type]
+        # an events file's repetitive columns come out of the reader as Categorical; its ragged
+        # rows are dropped once read (no anti-join in the plan: there are usually none)
+        categorical = EVENT_REPEATED if kind == "events" else ()
+        frame, ragged = (scan_parquet_text(path), None) if _is_parquet(path) else scan_csv_rows(path, header, categorical)
+        frame = frame.select("_row", *[c for c in known if c in header])
+        return ReadResult(parts=[RawPart(kind, str(path), src, frame, ragged=ragged)])  # type: ignore[arg-type]
     frame = _scan(path, header)
     found = _mapped_table(path, header, mapping)
     if found is None:

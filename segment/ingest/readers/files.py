@@ -387,6 +387,24 @@ def scan_csv_text(path: Path, header: list[str] | None = None, categorical: Sequ
     return frame
 
 
+def scan_csv_rows(
+    path: Path, header: list[str], categorical: Sequence[str] = ()
+) -> tuple[pl.LazyFrame, Future[pl.DataFrame] | None]:
+    """:func:`scan_csv_text` leaving the rows with a wrong number of fields to the caller.
+
+    For a file with no double quote, the frame keeps every row and the second value is the
+    row-length check still running (its ``_row``: the rows to drop once the frame is
+    collected, which costs nothing when there are none, as usual); otherwise the frame is
+    :func:`scan_csv_text`'s and there is nothing to drop (None).
+    """
+    source = readable(path)
+    if has_byte(source, b'"'):
+        return scan_csv_text(path, header, categorical), None
+    check = _checks().submit(ragged_rows_unquoted, source, len(header))
+    RAGGED[str(path)] = (check, len(header))
+    return _scan_text(source, header, truncate=True, categorical=categorical), check
+
+
 def _scan_text(source: Path, header: list[str], *, truncate: bool, categorical: Sequence[str] = ()) -> pl.LazyFrame:
     """``source`` as text columns named by ``header``, with a 1-based Int64 ``_row``.
 

@@ -37,7 +37,7 @@ def _messy_extract(folder: Path) -> list[Path]:
         "",                                             # blank line
         'NOBODY,condition,ICD10CM,E11.9,2020-01-01,,',  # orphan
         rows[9].replace(",20", ",19", 1).replace("-", "/"),  # another date layout
-        f"{who},procedure,CPT,\"77067\",2031-01-01,,",  # future date, quoted code
+        f"{who},procedure,CPT,77067,2031-01-01,,",  # future date
         f"{who},observation,LOINC,4548-4,2019-05-05,not-a-number,%",
         f"{who},condition,WHO,X1,2019-05-05,,",  # unknown code system
         # the same test on one day: written in the order of unit, then value
@@ -45,7 +45,10 @@ def _messy_extract(folder: Path) -> list[Path]:
         f"{who},observation,LOINC,4548-4,2019-06-06,6.5,mmol/mol",
         f"{who},observation,LOINC,4548-4,2019-06-06,5.0,%",
     ]
-    (folder / "ehr-events-2.csv").write_text("\n".join(extra) + "\n")
+    (folder / "ehr-events-2.csv").write_text("\n".join(extra) + "\n")  # no quotes: checked beside the read
+    quoted = [header, f'{who},procedure,CPT,"77067",2018-03-03,,', f'"{who}",condition,ICD10CM,E11.9,2018-03-04',
+              *rows[20:30]]
+    (folder / "ehr-events-3.csv").write_text("\n".join(quoted) + "\n")  # quotes: checked before the read
     return sorted(folder.glob("*.csv"))
 
 
@@ -90,9 +93,11 @@ def test_a_tiny_budget_gives_the_unbatched_outputs(tmp_path: Path, monkeypatch: 
     assert len(plans) == 1 and plans[0].chunk_rows == 1000
     tiny = _outputs(tmp_path / "tiny")
     whole = _outputs(tmp_path / "whole")
+    assert tiny["report"]["reconciled"] is True
     reasons = set(tiny["report"]["problems_by_reason"])
     assert tiny["events"].height > 40_000 and {  # the messy rows are there
         "row has 6 fields, the header has 7 (cut off or misaligned)", "event date in the future",
+        "row has 5 fields, the header has 7 (cut off or misaligned)",
         "unknown code system", "not a number", "unknown patient (no patient record with this id)",
     } <= reasons, reasons
     _assert_same(tiny, whole)

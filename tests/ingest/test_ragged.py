@@ -103,3 +103,26 @@ def test_unquoted_byte_count_agrees_with_the_line_reader(
     slow = ragged_rows(path, n)
     assert slow is not None
     assert fast.equals(slow.cast(fast.schema))  # type: ignore[arg-type]
+
+
+def test_ragged_rows_of_unquoted_files_are_dropped_after_the_read(tmp_path: Path) -> None:
+    """No double quote: the row-length check runs beside the read and its rows are dropped after it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "clinic-patients.csv").write_text("\n".join([
+        HEADER, "P1,Ann,Lee,1960-01-02,F,Y", "P3,Cy,Cho,1980-05-06,F", "P4,Di,Dee,1990-07-08,F,N,extra",
+        "P5,Ed,Eng,1955-09-10,M,",
+    ]) + "\n")
+    (src / "clinic-events.csv").write_text("\n".join([
+        "patient_id,event_type,code_system,code,event_date",
+        "P1,condition,ICD10CM,E11.9,2020-01-01", "P1,condition,ICD10CM,I10", "P5,procedure,CPT,77067,2021-02-02,x",
+        "P5,procedure,CPT,45378,2021-03-03",
+    ]) + "\n")
+    result = ingest(sorted(src.iterdir()), tmp_path / "w", as_of=TODAY)
+    assert result.reconciled
+    files = {Path(f.file).name: (f.rows_read, f.rows_kept, f.rows_rejected) for f in result.files}
+    assert files == {"clinic-patients.csv": (4, 2, 2), "clinic-events.csv": (4, 2, 2)}
+    patients = pl.read_parquet(tmp_path / "w" / "patients.parquet")
+    assert sorted(patients["patient_id"].to_list()) == ["clinic:P1", "clinic:P5"]
+    events = pl.read_parquet(tmp_path / "w" / "events.parquet")
+    assert events.select("patient_id", "code").rows() == [("clinic:P1", "E11.9"), ("clinic:P5", "45378")]

@@ -291,10 +291,14 @@ class OrderedParts:
         os.close(fd)
         os.chmod(name, 0o600)
         self._files.append(Path(name))
-        parts = frame.partition_by(self._column, maintain_order=True) if frame.height else [frame]
-        with pq.ParquetWriter(name, parts[0].to_arrow().schema, compression="lz4") as writer:
-            for part in parts:
-                writer.write_table(part.to_arrow())
+        # the plan gives each part's rows together: one row group per run of equal parts (slices, no copy)
+        lengths = frame.get_column(self._column).rle().struct.field("len").to_list() if frame.height else [0]
+        table = frame.to_arrow()
+        with pq.ParquetWriter(name, table.schema, compression="lz4") as writer:
+            offset = 0
+            for length in lengths:
+                writer.write_table(table.slice(offset, length))
+                offset += length
 
     def write(self, appender: ParquetAppender, parts: int) -> None:
         """Append parts ``0 .. parts-1``, each batch's rows in batch order, without the part column."""

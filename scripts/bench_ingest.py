@@ -4,7 +4,8 @@ The extract is generated once with ``segment.synth.write_extract`` and cached ou
 the repository (default /tmp/segment-bench/extract-<N>-<seed>/); the ingest output goes
 to a fresh folder beside it. Prints wall time, rows per second and peak memory, the
 per-step breakdown (ingest's debug-level step lines: seconds and peak memory so far) and
-each file's reconciliation (rows read = kept + rejected + skipped).
+each file's reconciliation (rows read = kept + rejected + skipped). ``SEGMENT_MEMORY_GB`` sets
+the memory budget (events that would not fit it are processed in chunks, same outputs).
 
 The peer, in the same run: plain Polars copying the same CSV files to Parquet (all
 columns as text, streaming), the least any CSV ingest must do; the issue's target is
@@ -68,6 +69,10 @@ def main(argv: list[str]) -> int:
     files = _files(extract)
     size = sum(p.stat().st_size for p in files) / 2**30
     print(f"extract: {extract} ({len(files)} files, {size:.2f} GiB)", flush=True)
+    from segment.memory import ENV, memory_budget_bytes
+
+    # events that would not fit the budget go through in chunks (docs/ingest.md, "Large extracts")
+    print(f"memory budget: {memory_budget_bytes() / 2**30:.1f} GiB ({ENV} to change it)", flush=True)
 
     import polars as pl
 

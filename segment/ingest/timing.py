@@ -4,7 +4,6 @@ and its peak memory so far (debug level)."""
 from __future__ import annotations
 
 import contextlib
-import resource
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +30,6 @@ def step(name: str, *, show: bool = False) -> Iterator[dict[str, Any]]:
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU seconds of the whole process (every thread) so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """User + system CPU seconds of the whole process (every thread) so far (portable: no
+    ``resource`` module, which Windows lacks)."""
+    return time.process_time()

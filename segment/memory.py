@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,11 +186,15 @@ class ParquetAppender:
 
         if self._done:
             return
+        try:
+            if self._writer is None:
+                (empty if empty is not None else pl.DataFrame()).write_parquet(self._tmp)
+            else:
+                self._writer.close()
+        except BaseException as exc:  # the file could not be finished (disk full, ...): nothing stays
+            self.abort(exc)
+            raise
         self._done = True
-        if self._writer is None:
-            (empty if empty is not None else pl.DataFrame()).write_parquet(self._tmp)
-        else:
-            self._writer.close()
         self._context.__exit__(None, None, None)
 
     def abort(self, exc: BaseException) -> None:
@@ -242,9 +247,11 @@ def start_stage_peak() -> bool:
     current = _high_water_bytes()
     if current is not None:
         _PROCESS_PEAK[0] = max(_PROCESS_PEAK[0], current)
+    if not sys.platform.startswith("linux"):  # elsewhere the path means nothing (or is an ordinary file)
+        return False
     try:
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
+    except OSError:  # read-only /proc, a sandbox, a kernel before 4.0
         return False
     return True
 

@@ -181,3 +181,55 @@ def test_leaving_the_appender_finishes_the_file(tmp_path: Path) -> None:
     with ParquetAppender(tmp_path / "out.parquet") as out:
         out.append(pl.DataFrame({"a": [1, 2]}))
     assert pl.read_parquet(tmp_path / "out.parquet")["a"].to_list() == [1, 2]
+
+
+def test_a_failed_finish_leaves_nothing(tmp_path: Path) -> None:
+    # the last step fails (the disk fills as the footer is written): no temporary file stays behind
+    (tmp_path / "out.parquet").write_text("the earlier file")
+
+    class FullDisk:
+        def __init__(self, real: object) -> None:
+            self.real, self.schema = real, real.schema  # type: ignore[attr-defined]
+
+        def write_table(self, table: object) -> None:
+            self.real.write_table(table)  # type: ignore[attr-defined]
+
+        def close(self) -> None:
+            self.real.close()  # type: ignore[attr-defined]
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"), ParquetAppender(tmp_path / "out.parquet") as out:
+        out.append(pl.DataFrame({"a": [1]}))
+        out._writer = FullDisk(out._writer)
+        out.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+    assert (tmp_path / "out.parquet").read_text() == "the earlier file"
+
+
+def test_a_failed_finish_on_leaving_the_block_leaves_nothing(tmp_path: Path) -> None:
+    # no batch appended, and the empty frame cannot be written as Parquet
+    unwritable = pl.DataFrame({"o": pl.Series([object()], dtype=pl.Object)}).clear()
+    with pytest.raises(pl.exceptions.ComputeError), ParquetAppender(tmp_path / "out.parquet") as out:
+        out.close(empty=unwritable)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_high_water_mark_is_reset_only_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    # elsewhere /proc/self/clear_refs means nothing (or is an ordinary path): never written
+    import sys
+
+    written: list[str] = []
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: written.append(str(self)) or 0)
+    for platform in ("darwin", "win32", "freebsd14"):
+        monkeypatch.setattr(sys, "platform", platform)
+        assert start_stage_peak() is False
+    assert written == []
+
+
+def test_a_read_only_proc_means_no_stage_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    def read_only(self: Path, *a: object, **k: object) -> int:
+        raise OSError(30, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert start_stage_peak() is False
+    assert process_peak_bytes() is None or process_peak_bytes() > 0  # type: ignore[operator]

@@ -304,6 +304,9 @@ def run_campaign(
     started = time.perf_counter()
     path = Path(campaign_path)
     campaign = load_campaign(path)  # validated before any data is touched
+    from segment.memory import memory_budget_bytes
+
+    memory_budget_bytes()  # SEGMENT_MEMORY_GB too, even when no stage that reads it runs
     plan = RunPlan.of(campaign, path, settings=settings, as_of=as_of, dry_run=dry_run, spark=spark)
     folder = wd.ensure_private_dir(plan.workdir)
     recall_hashes(folder)  # an untouched extract is not read again to learn it is unchanged

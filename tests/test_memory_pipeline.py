@@ -146,3 +146,35 @@ def test_tiny_budget_gives_the_unbatched_results(world: Path, tmp_path: Path, mo
     # the holdout campaign drew arms and sent files
     held = [k for k in expected if k.startswith("exports/spring-holdout/") and k.endswith(".csv")]
     assert held
+
+
+def _cli(args: list[str], env: dict[str, str]) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    segment = Path(sys.executable).with_name("segment")  # the installed command, as a user runs it
+    return subprocess.run([str(segment), *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+
+
+def test_a_bad_budget_is_one_line_even_when_every_stage_is_reused(tmp_path: Path) -> None:
+    # the setting is checked before any stage, not only by a stage that happens to run
+    from segment.synth import write_demo_world
+
+    write_demo_world(tmp_path / "world", 150, seed=3)
+    spring, _fall = write_demo_campaigns(tmp_path, DEFAULT_REF_DATE)
+    assert run_campaign(spring).outcome == "ok"
+    again = _cli(["run", str(spring)], {})  # nothing to do: every stage reused, nothing re-delivered
+    assert again.returncode == 0 and "already delivered" in again.stderr, again.stderr
+    for bad in ("lots", "0", "-1", "8GB"):
+        proc = _cli(["run", str(spring)], {"SEGMENT_MEMORY_GB": bad})
+        assert proc.returncode != 0
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+        assert errors == [f"Error: SEGMENT_MEMORY_GB: {bad!r} is not a memory budget; "
+                          "valid: a positive number of GiB (e.g. 8 or 0.5)"], proc.stderr
+        assert "Traceback" not in proc.stderr and "reusing" not in proc.stderr, proc.stderr
+    work = tmp_path / "work"
+    proc = _cli(["evaluate", str(work), "--as-of", DEFAULT_REF_DATE.isoformat()], {"SEGMENT_MEMORY_GB": "nan"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "Error: SEGMENT_MEMORY_GB: 'nan' is not a memory budget" in proc.stderr

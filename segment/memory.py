@@ -30,23 +30,54 @@ DEFAULT_SHARE = 0.5
 FLOOR_BYTES = 256 * 1024**2
 
 
-def machine_memory_bytes() -> int | None:
-    """Physical memory, or the cgroup's limit when lower; None where neither is known."""
+def machine_memory_bytes(*, cgroup_root: Path = Path("/sys/fs/cgroup"),
+                         own_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Physical memory, or the lowest cgroup limit over the process when lower; None where
+    neither is known.
+
+    The limits are read from the process's own cgroup (``/proc/self/cgroup``: cgroup v2's
+    ``memory.max``, v1's ``memory.limit_in_bytes``) and every cgroup above it up to the
+    root: a batch job or a service limited below the root (Slurm, ``systemd-run -p
+    MemoryMax=``) is sized from its own limit, not from the machine.
+    """
     total: int | None = None
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         total = None
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(limit_file).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit():
-            limit = int(text)
-            if limit > 0 and (total is None or limit < total):
-                total = limit
+    for limit in _cgroup_limits(cgroup_root, own_cgroup):
+        if limit > 0 and (total is None or limit < total):
+            total = limit
     return total
+
+
+def _cgroup_limits(root: Path, own: Path) -> list[int]:
+    """The memory limits (bytes) of the process's cgroups and their ancestors ("max": none)."""
+    places = [(root, "/", "memory.max"), (root / "memory", "/", "memory.limit_in_bytes")]
+    try:
+        lines = own.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        _, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if controllers == "" and path.startswith("/"):  # cgroup v2: 0::/path
+            places.append((root, path, "memory.max"))
+        elif "memory" in controllers.split(",") and path.startswith("/"):  # v1: N:memory:/path
+            places.append((root / "memory", path, "memory.limit_in_bytes"))
+    limits: list[int] = []
+    for base, path, name in places:
+        folder = base / path.strip("/")
+        while True:
+            try:
+                text = (folder / name).read_text().strip()
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            if text.isdigit():
+                limits.append(int(text))
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return limits
 
 
 def memory_budget_bytes(value: str | float | None = None) -> int:

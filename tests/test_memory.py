@@ -233,3 +233,32 @@ def test_a_read_only_proc_means_no_stage_peak(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(Path, "write_text", read_only)
     assert start_stage_peak() is False
     assert process_peak_bytes() is None or process_peak_bytes() > 0  # type: ignore[operator]
+
+
+def _limit(folder: Path, name: str, value: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(value + "\n")
+
+
+def test_the_default_budget_follows_a_cgroup_limit_below_the_root(tmp_path: Path) -> None:
+    # a batch job (Slurm) or a service limited below the root cgroup: its own limit is the machine
+    root, own = tmp_path / "cgroup", tmp_path / "self-cgroup"
+    physical = machine_memory_bytes(cgroup_root=root, own_cgroup=own)  # nothing there: the machine
+    assert physical is not None and physical > 2 * GIB
+    _limit(root, "memory.max", "max")
+    _limit(root / "system.slice", "memory.max", "max")
+    _limit(root / "system.slice" / "slurmstepd.scope", "memory.max", str(2 * GIB))
+    _limit(root / "system.slice" / "slurmstepd.scope" / "job_7", "memory.max", "max")
+    own.write_text("0::/system.slice/slurmstepd.scope/job_7\n")
+    assert machine_memory_bytes(cgroup_root=root, own_cgroup=own) == 2 * GIB
+    # cgroup v1: the memory controller's hierarchy
+    v1, own1 = tmp_path / "v1", tmp_path / "self-cgroup-v1"
+    _limit(v1 / "memory", "memory.limit_in_bytes", "9223372036854771712")
+    _limit(v1 / "memory" / "batch" / "job", "memory.limit_in_bytes", str(GIB))
+    own1.write_text("4:memory:/batch/job\n1:cpu,cpuacct:/batch/job\n0::/\n")
+    assert machine_memory_bytes(cgroup_root=v1, own_cgroup=own1) == GIB
+    # a cgroup namespace shows the process at its root; an unreadable or odd file is no limit
+    own.write_text("0::/\n")
+    assert machine_memory_bytes(cgroup_root=root, own_cgroup=own) == physical
+    own.write_text("garbage\n3:memory\n0::../../etc\n")
+    assert machine_memory_bytes(cgroup_root=root, own_cgroup=own) == physical

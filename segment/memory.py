@@ -120,7 +120,8 @@ class Batch:
     Patient tables are written sorted by ``patient_id`` (ingest), so a batch is also a range
     of ids: :meth:`events` reads only that range of ``events.parquet``, and Parquet's
     row-group statistics skip the rest. The range is the batch's own smallest and largest
-    id, so it is right for an unsorted table too (only slower: ranges then overlap).
+    id, so it is right for an unsorted table too (only slower: ranges then overlap). Where the
+    two tables' ids have different types, the batch's ids are matched as text instead.
     """
 
     index: int
@@ -146,6 +147,11 @@ class Batch:
 
         if self.count == 1:
             return events
+        if events.collect_schema()[column] != patients.collect_schema()[column]:
+            # ids of two types (numeric patients, text eligibility from Spark): the plan matches them
+            # as text, where a range of one type says nothing of the other's order; the batch's ids
+            ids = self.patients(patients).select(pl.col(column).cast(pl.String)).collect().to_series()
+            return events.filter(pl.col(column).cast(pl.String).is_in(ids.drop_nulls().unique().implode()))
         lo, hi = self.id_range(patients, column)
         if lo is None:  # no patient (or only null ids): no events
             return events.clear()

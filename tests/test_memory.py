@@ -262,3 +262,18 @@ def test_the_default_budget_follows_a_cgroup_limit_below_the_root(tmp_path: Path
     assert machine_memory_bytes(cgroup_root=root, own_cgroup=own) == physical
     own.write_text("garbage\n3:memory\n0::../../etc\n")
     assert machine_memory_bytes(cgroup_root=root, own_cgroup=own) == physical
+
+
+def test_numeric_patient_ids_with_eligibility_ids_as_text() -> None:
+    # a lake table with numeric ids, eligibility written by the Spark engine (patient_id string):
+    # the unbatched plan matches them as text, so must every batch (9 < 10 < 100, but "10" < "100" < "9")
+    ids = [9, 10, 11, 99, 100, 101, 1000]
+    patients = pl.LazyFrame({"patient_id": ids}, schema={"patient_id": pl.Int64})
+    events = pl.LazyFrame({"patient_id": [str(i) for i in ids for _ in range(2)] + ["12", None]})
+    got = []
+    for batch in patient_batches(len(ids), 100, 2 * 100 * 2):
+        mine = batch.patients(patients).collect()["patient_id"].cast(pl.String).to_list()
+        rows = batch.events(events, patients).collect()["patient_id"].to_list()
+        assert sorted(rows) == sorted(i for i in mine for _ in range(2))
+        got += rows
+    assert sorted(got) == sorted(str(i) for i in ids for _ in range(2))

@@ -155,7 +155,15 @@ class Stage(ABC, Generic[R]):
 
 
 def execute(stage: Stage[R], ctx: StageContext) -> R:
-    """Run one stage now, without reuse (the single-stage commands)."""
+    """Run one stage now, without reuse (the single-stage commands).
+
+    First, temporary files a killed process left in the working folder are removed (only
+    those naming a process that is gone: a single-stage command holds no run lock), as
+    ``segment run`` does before its stages.
+    """
+    from segment.workdir import remove_stale_temp_files
+
+    remove_stale_temp_files(ctx.workdir, owned_only=True)
     return stage.run(ctx)
 
 

@@ -172,13 +172,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(workdir: str | Path, *, now: float | None = None) -> list[str]:
+def remove_stale_temp_files(
+    workdir: str | Path, *, now: float | None = None, owned_only: bool = False,
+) -> list[str]:
     """Remove temporary files that a killed writer left in ``workdir`` (and below).
 
     A temporary file of :func:`atomic_path` is removed when the process that wrote it
     is gone; an older-style ``.<name>.<random>.tmp`` once it is a day old. Returns the
     removed paths, relative to ``workdir``. Call it only while holding the folder's
-    run lock.
+    run lock, or with ``owned_only`` (only files naming a process that is gone: no other
+    process can be writing them).
     """
     root = Path(workdir)
     if not root.is_dir():
@@ -191,6 +194,8 @@ def remove_stale_temp_files(workdir: str | Path, *, now: float | None = None) ->
         match = _TEMP_NAME.match(path.name)
         if match is not None:
             stale = int(match.group("pid")) != os.getpid() and not pid_alive(int(match.group("pid")))
+        elif owned_only:
+            continue
         else:
             try:
                 stale = now - path.stat().st_mtime > _UNOWNED_TEMP_AGE_S

@@ -111,3 +111,32 @@ def test_purge_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["purge", str(tmp_path), "--older-than", "2x"])
     assert result.exit_code == 1
     assert "found '2x'" in result.stderr
+
+
+def test_a_single_stage_command_removes_a_dead_writers_temp_files(tmp_path: Path) -> None:
+    """`execute` (every single-stage command) removes what a killed process left, as `segment
+    run` does, but only files naming a process that is gone: it holds no run lock."""
+
+    from segment.stage import Stage, StageContext, execute
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    work = tmp_path / "work"
+    work.mkdir()
+    left = work / f".eligibility.parquet.{dead}.abcdefgh.tmp"
+    mine = work / f".eligibility.parquet.{os.getpid()}.abcdefgh.tmp"
+    unowned = work / ".eligibility.parquet.abcdefgh.tmp"  # an older version's name: no process id
+    for path in (left, mine, unowned):
+        path.write_text("partial")
+    old = time.time() - 3 * 86400
+    os.utime(unowned, (old, old))
+
+    class Probe(Stage[list[str]]):
+        name = "probe"
+
+        def run(self, ctx: StageContext) -> list[str]:
+            return sorted(p.name for p in ctx.workdir.iterdir())
+
+    seen = execute(Probe(), StageContext(work))
+    assert left.name not in seen  # gone before the stage ran
+    assert mine.name in seen and unowned.name in seen  # alive, or not provably dead

@@ -137,6 +137,11 @@ def _zone_for_phone(number: str) -> str | None:
             parsed = phonenumbers.parse(number, None)
         except phonenumbers.NumberParseException:
             return None
+    return zone_of_number(parsed)
+
+
+def zone_of_number(parsed: phonenumbers.PhoneNumber) -> str | None:
+    """The one time zone of a parsed number, or None (unknown, or several)."""
     zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
     # an area code spanning several zones tells nothing: fall through to the state
     return zones[0] if len(zones) == 1 else None

@@ -159,10 +159,13 @@ def execute(stage: Stage[R], ctx: StageContext) -> R:
 
     First, temporary files a killed process left in the working folder are removed (only
     those naming a process that is gone: a single-stage command holds no run lock), as
-    ``segment run`` does before its stages.
+    ``segment run`` does before its stages. A bad ``SEGMENT_MEMORY_GB`` is refused here,
+    also for a stage that never reads it (the spark engine, ingest of a small extract).
     """
+    from segment.memory import memory_budget_bytes
     from segment.workdir import remove_stale_temp_files
 
+    memory_budget_bytes()
     remove_stale_temp_files(ctx.workdir, owned_only=True)
     return stage.run(ctx)
 

@@ -140,3 +140,25 @@ def test_a_single_stage_command_removes_a_dead_writers_temp_files(tmp_path: Path
     seen = execute(Probe(), StageContext(work))
     assert left.name not in seen  # gone before the stage ran
     assert mine.name in seen and unowned.name in seen  # alive, or not provably dead
+
+
+def test_a_single_stage_command_refuses_a_bad_memory_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a stage that never reads the budget (the spark engine) refuses a bad one, before it runs."""
+    from segment.errors import ConfigError
+    from segment.stage import Stage, StageContext, execute
+
+    ran: list[bool] = []
+
+    class Probe(Stage[None]):
+        name = "probe"
+
+        def run(self, ctx: StageContext) -> None:
+            ran.append(True)
+
+    monkeypatch.setenv("SEGMENT_MEMORY_GB", "8GB")
+    with pytest.raises(ConfigError, match="SEGMENT_MEMORY_GB: '8GB' is not a memory budget"):
+        execute(Probe(), StageContext(tmp_path))
+    assert ran == []
+    monkeypatch.setenv("SEGMENT_MEMORY_GB", "8")
+    execute(Probe(), StageContext(tmp_path))
+    assert ran == [True]

@@ -81,12 +81,13 @@ def _stage_alone(root: Path, stage: str) -> int:
         "export": lambda: import_module("segment.export.run").export_campaign(
             campaign, work, root / "alone" / "exports", dry_run=True),
     }
-    start_stage_peak()
+    reset = start_stage_peak()  # False where the high-water mark cannot be reset (not Linux)
     wall, cpu = time.perf_counter(), time.process_time()
     result = calls[stage]()
-    peak = (stage_peak_bytes() or 0) / GIB
+    # without the reset the mark would include the imports and set-up: say so rather than print it
+    peak = f"{(stage_peak_bytes() or 0) / GIB:5.2f} GiB" if reset else "  n/a (no peak reset here)"
     print(f"{stage:<9} alone: wall {time.perf_counter() - wall:7.2f} s   cpu {time.process_time() - cpu:7.2f} s   "
-          f"peak {peak:5.2f} GiB   batches {getattr(result, 'batches', '?')}   "
+          f"peak {peak}   batches {getattr(result, 'batches', '?')}   "
           f"budget {memory_budget_bytes() / GIB:.2f} GiB", flush=True)
     return 0
 

@@ -17,7 +17,13 @@ from polars.testing import assert_frame_equal
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
 from segment.ingest.events import _patients_by_run, unique_ids
-from segment.ingest.frames import by_distinct, date_builder, distinct_columns, part_dates
+from segment.ingest.frames import (
+    by_distinct,
+    date_builder,
+    distinct_columns,
+    drop_ragged,
+    part_dates,
+)
 from segment.ingest.packing import _distinct_keys
 from segment.ingest.patients import _updated_at, _with_updated_at
 from segment.ingest.readers.canonical import read_canonical
@@ -192,7 +198,10 @@ def test_events_read_as_categorical_equal_text(rows: list[tuple[str, ...]], ragg
         path.write_text(text, encoding="utf-8")
         try:
             read = read_canonical(path)
-            frame = read.parts[0].frame.collect()
+            # a file without quotes keeps its ragged rows in the frame: ingest drops them after the
+            # read (RawPart.ragged), as here
+            frame = drop_ragged(read.parts[0].frame.collect().with_columns(_part=pl.lit(0)), read.parts)
+            frame = frame.drop("_part")
             plain = _scan_text(path, header, truncate=True).collect()
         finally:
             cleanup_temporary()

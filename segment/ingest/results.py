@@ -138,11 +138,9 @@ def orphan_failure(result: IngestResult, ceiling: float) -> str | None:
 
 
 
-def patient_counts(records: pl.DataFrame, rejects: pl.DataFrame, parts: list[RawPart]) -> list[FileCounts]:
-    """Each patients file's rows read, kept, rejected and field problems."""
-    per_file = records.group_by("_file").agg(
-        pl.len().alias("read"), pl.col("_row_problem").is_not_null().sum().alias("rejected")
-    )
+def patient_counts(per_file: pl.DataFrame, rejects: pl.DataFrame, parts: list[RawPart]) -> list[FileCounts]:
+    """Each patients file's rows read, kept, rejected and field problems (``per_file``: ``_file``,
+    ``read``, ``rejected``, from :class:`segment.ingest.patientbatches.NormalizedRecords`)."""
     fields = rejects.filter(pl.col("level") == "field").group_by("file").len()
     read = {r["_file"]: (r["read"], r["rejected"]) for r in per_file.iter_rows(named=True)}
     field_n = dict(fields.iter_rows())

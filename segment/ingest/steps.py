@@ -27,20 +27,12 @@ import polars as pl
 
 from segment import workdir
 from segment.errors import InputDataError
-from segment.ingest.dedupe import MERGE_INPUT, survivorship
+from segment.ingest.dedupe import survivorship
 from segment.ingest.detect import InputSpec, read_sources
 from segment.ingest.eventbatches import EventsPlan, plan_events, write_events_batched
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
-from segment.ingest.frames import collect_all, drop_ragged
 from segment.ingest.identity import IdentityOptions, resolve
-from segment.ingest.identity.features import IDENTIFIER_COLUMNS
-from segment.ingest.mapping import PATIENT_INPUT_COLUMNS
-from segment.ingest.patients import (
-    contact_lookups,
-    normalize_patients,
-    patient_rejects,
-    stack_parts,
-)
+from segment.ingest.patientbatches import normalized_records
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
 from segment.ingest.readers.files import ragged_found
 from segment.ingest.results import (
@@ -155,24 +147,12 @@ def _merge_patients(
     parts: list[RawPart], order: dict[str, int], has_events: bool, settings: IngestSettings, out: Path
 ) -> tuple[pl.DataFrame, MergedPatients]:
     """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest)."""
-    with step("patients normalized", show=True):
-        raw = drop_ragged(collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0], parts)
-        records = normalize_patients(raw.lazy(), parts, settings.as_of).collect()
-        del raw
-    with step("phones and emails looked up", show=True):
-        records = contact_lookups(records)
-    rejects = patient_rejects(records)
-    # lazily: the filter copies only the columns the merge reads, not the whole wide frame
-    kept = records.lazy().filter(pl.col("_row_problem").is_null()).select(
-        *MERGE_INPUT, *IDENTIFIER_COLUMNS, (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id")
-    ).collect()
-    log.info("patient records normalized", rows=records.height, kept=kept.height)
-    file_counts = patient_counts(records, rejects, parts)
-    # ids of rejected patient records: their events are "patient rejected", not orphans
-    rejected_ids = records.lazy().filter(
-        pl.col("_row_problem").is_not_null() & pl.col("patient_id").is_not_null()
-    ).select("_order", pl.col("patient_id").alias("_pid")).unique().collect()
-    del records  # the wide frame: only the merge columns go on
+    budget = settings.memory_budget if settings.memory_budget is not None else memory_budget_bytes()
+    normalized = normalized_records(parts, order, settings.as_of, budget)
+    kept, rejects, rejected_ids = normalized.kept, normalized.rejects, normalized.rejected_ids
+    log.info("patient records normalized", rows=normalized.rows, kept=kept.height)
+    file_counts = patient_counts(normalized.per_file, rejects, parts)
+    del normalized
     with step("identities resolved", show=True):
         linked = resolve(kept, settings.identity, out)
     with step("patients merged", show=True):

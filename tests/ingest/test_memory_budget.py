@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import segment.ingest.patientbatches as patientbatches
 import segment.ingest.steps as steps
 from segment.ingest import ingest
 from segment.ingest.eventbatches import EventsPlan, estimated_rows, plan_events
@@ -88,9 +89,19 @@ def test_a_tiny_budget_gives_the_unbatched_outputs(tmp_path: Path, monkeypatch: 
         return batched(*args)
 
     monkeypatch.setattr(steps, "write_events_batched", spy)
-    # 300 kB: chunks of 1,000 rows and ranges of ~600 rows for ~55k event rows
+    chunks: list[int] = []
+    concat = patientbatches.NormalizedRecords.concat
+
+    def count(cls: type, pieces: list[patientbatches.NormalizedRecords]) -> patientbatches.NormalizedRecords:
+        chunks.append(len(pieces))
+        return concat(pieces)
+
+    monkeypatch.setattr(patientbatches.NormalizedRecords, "concat", classmethod(count))
+    # 300 kB: chunks of 1,000 rows and ranges of ~600 rows for ~55k event rows; the ~3,400
+    # patient records normalized 1,000 at a time
     _ingest(files, tmp_path / "tiny", memory_budget=300_000)
     assert len(plans) == 1 and plans[0].chunk_rows == 1000
+    assert len(chunks) == 1 and chunks[0] > 1, chunks
     tiny = _outputs(tmp_path / "tiny")
     whole = _outputs(tmp_path / "whole")
     assert tiny["report"]["reconciled"] is True

@@ -110,6 +110,14 @@ def batch_count(rows: int, bytes_per_row: float, budget_bytes: int, *, share: fl
     return max(math.ceil(rows / per_batch), 1)
 
 
+def chunk_rows(rows: int, bytes_per_row: float, budget_bytes: int, *, share: float, minimum: int) -> int | None:
+    """Rows per chunk when ``rows`` do not fit ``share`` of the budget at once (at least
+    ``minimum``: each chunk has fixed costs); None when they fit in one pass."""
+    if batch_count(rows, bytes_per_row, budget_bytes, share=share) <= 1:
+        return None
+    return max(int(budget_bytes * share / max(bytes_per_row, 1.0)), minimum)
+
+
 # -- batches of patients ---------------------------------------------------------------
 
 

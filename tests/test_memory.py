@@ -277,3 +277,14 @@ def test_numeric_patient_ids_with_eligibility_ids_as_text() -> None:
         assert sorted(rows) == sorted(i for i in mine for _ in range(2))
         got += rows
     assert sorted(got) == sorted(str(i) for i in ids for _ in range(2))
+
+
+def test_chunk_rows() -> None:
+    from segment.memory import chunk_rows
+
+    # fits: 1,000 rows x 100 B against half of 1 GiB
+    assert chunk_rows(1_000, 100, GIB, share=0.5, minimum=10) is None
+    # does not fit: as many rows as half the budget holds
+    assert chunk_rows(10_000_000, 1024, GIB, share=0.5, minimum=10) == 524_288
+    # a tiny budget still gives the minimum
+    assert chunk_rows(10_000, 1024, 100_000, share=0.5, minimum=1000) == 1000

@@ -57,7 +57,7 @@ from segment.ingest.frames import collect_all, collect_batches, drop_ragged
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
-from segment.memory import batch_count
+from segment.memory import batch_count, chunk_rows
 from segment.schema import EVENT_SCHEMA
 from segment.workdir import TEMP_SUFFIX
 
@@ -127,10 +127,8 @@ class EventsPlan:
 def plan_events(parts: Sequence[RawPart], budget: int) -> EventsPlan | None:
     """None when the events fit ``budget`` bytes in one pass; else the chunked plan."""
     rows = sum(estimated_rows(p) for p in parts)
-    if batch_count(rows, EVENT_ROW_BYTES, budget, share=SHARE) <= 1:
-        return None
-    chunk = max(int(budget * SHARE / EVENT_ROW_BYTES), MIN_CHUNK_ROWS)
-    return EventsPlan(chunk, budget, rows)
+    chunk = chunk_rows(rows, EVENT_ROW_BYTES, budget, share=SHARE, minimum=MIN_CHUNK_ROWS)
+    return None if chunk is None else EventsPlan(chunk, budget, rows)
 
 
 def estimated_rows(part: RawPart) -> int:

@@ -34,7 +34,7 @@ from segment.ingest.patients import (
 )
 from segment.ingest.readers import RawPart
 from segment.ingest.timing import step
-from segment.memory import batch_count
+from segment.memory import chunk_rows
 
 #: a patient record's share of the normalization's peak (measured: 7.4 GiB for 4.05M records)
 PATIENT_ROW_BYTES = 2000
@@ -88,19 +88,17 @@ class NormalizedRecords:
         )
 
 
-def chunk_rows(parts: list[RawPart], budget: int) -> int | None:
+def patient_chunk_rows(parts: list[RawPart], budget: int) -> int | None:
     """Records per chunk, or None when every record fits ``budget`` bytes at once."""
     rows = sum(estimated_rows(p) for p in parts)
-    if batch_count(rows, PATIENT_ROW_BYTES, budget, share=SHARE) <= 1:
-        return None
-    return max(int(budget * SHARE / PATIENT_ROW_BYTES), MIN_CHUNK_ROWS)
+    return chunk_rows(rows, PATIENT_ROW_BYTES, budget, share=SHARE, minimum=MIN_CHUNK_ROWS)
 
 
 def normalized_records(
     parts: list[RawPart], order: dict[str, int], as_of: dt.date, budget: int,
 ) -> NormalizedRecords:
     """Normalize every patient record, phones and emails included, whole or in chunks."""
-    rows = chunk_rows(parts, budget)
+    rows = patient_chunk_rows(parts, budget)
     if rows is None:
         with step("patients normalized", show=True):
             raw = drop_ragged(collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0], parts)

@@ -82,15 +82,9 @@ MERGE_INPUT = (
 
 
 def match_keys(records: pl.LazyFrame) -> pl.LazyFrame:
-    """The matching keys ``_k_id``, ``_k_name``, ``_k_email``, ``_k_phone`` of every record.
-
-    ``_k_id`` is taken as it is when ``records`` has it (else built from source and id).
-    """
-    has_id = "_k_id" in records.collect_schema().names()
-    records = records.select(
-        pl.col("_k_id") if has_id else (pl.col("_source") + pl.lit(":") + pl.col("patient_id")).alias("_k_id"),
-        "first_name", "last_name", "birth_date", "email", "phone_e164",
-    )
+    """The matching keys ``_k_id`` (the record's own, ``source:id``), ``_k_name``, ``_k_email``,
+    ``_k_phone`` of every record."""
+    records = records.select("_k_id", "first_name", "last_name", "birth_date", "email", "phone_e164")
     # the name keys once per distinct name (a few thousand), then joined back
     names = by_distinct(records, [
         (["first_name"], {"_first": name_key(pl.col("first_name")).replace(NICKNAMES)}),

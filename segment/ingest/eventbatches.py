@@ -57,7 +57,7 @@ from segment.ingest.frames import collect_all, collect_batches, drop_ragged
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
-from segment.memory import batch_count, chunk_rows
+from segment.memory import batch_count, chunk_rows, table_rows
 from segment.schema import EVENT_SCHEMA
 from segment.workdir import TEMP_SUFFIX
 
@@ -140,7 +140,7 @@ def estimated_rows(part: RawPart) -> int:
     path = Path(part.file)
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+        return table_rows(path)
     if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")) and path.is_file():
         source = readable(path)
         with open(source, "rb") as fh:
@@ -196,7 +196,7 @@ def write_events_batched(
             checked = _check_chunks(parts, order, as_of, id_map, spill, plan)
             counts.update(chunks=checked.chunks, kept=checked.kept)
         with step("events written by patient range") as counts:
-            written, ranges = _write_ranges(spill, checked.dictionaries, patient_ids, path, plan)
+            written, ranges = _write_ranges(spill, checked, patient_ids, path, plan)
             counts.update(ranges=ranges, unique=written)
     finally:
         spill.remove()
@@ -259,7 +259,7 @@ def _global_ids(ids: pl.DataFrame, prepared: PreparedEvents, dictionaries: dict[
 
 
 def _write_ranges(
-    spill: _Spill, dictionaries: dict[str, _Dictionary], patient_ids: pl.Series, path: Path, plan: EventsPlan
+    spill: _Spill, checked: _Checked, patient_ids: pl.Series, path: Path, plan: EventsPlan
 ) -> tuple[int, int]:
     """De-duplicate and sort the spilled rows one ``_p`` range at a time, appending to ``path``.
 
@@ -267,11 +267,10 @@ def _write_ranges(
     """
     import pyarrow.parquet as pq
 
-    kept = sum(int(pl.scan_parquet(f).select(pl.len()).collect().item()) for f in spill.files)
-    ranges = max(batch_count(kept, RANGE_ROW_BYTES, plan.budget, share=SHARE), 1)
+    ranges = max(batch_count(checked.kept, RANGE_ROW_BYTES, plan.budget, share=SHARE), 1)
     n_patients = max(len(patient_ids), 1)
     size = -(-n_patients // ranges)
-    ranked = {c: d.ranked() for c, d in dictionaries.items()}
+    ranked = {c: d.ranked() for c, d in checked.dictionaries.items()}
     tables = [ranked[c][0] for c in ("_cid", "_uid", "_vid", "_xid")]
     schema = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
     written = 0

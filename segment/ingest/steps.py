@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +109,10 @@ def ingest_specs(
         raise _no_patients(read, specs)
     log.info("reading", files=len(read.parts), sources=len(order))
     log.debug("step: inputs opened", seconds=round(time.perf_counter() - started, 2))
-    # events that would not fit the memory budget go through in chunks, after the patients
+    # the budget once for every step (events and patients in chunks, the identity's DuckDB)
     budget = settings.memory_budget if settings.memory_budget is not None else memory_budget_bytes()
+    settings = replace(settings, memory_budget=budget)
+    # events that would not fit the memory budget go through in chunks, after the patients
     plan = plan_events(event_parts, budget) if event_parts else None
     if plan is not None:
         log.info("events in chunks for the memory budget", estimated_rows=plan.estimated_rows,
@@ -147,14 +149,14 @@ def _merge_patients(
     parts: list[RawPart], order: dict[str, int], has_events: bool, settings: IngestSettings, out: Path
 ) -> tuple[pl.DataFrame, MergedPatients]:
     """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest)."""
-    budget = settings.memory_budget if settings.memory_budget is not None else memory_budget_bytes()
-    normalized = normalized_records(parts, order, settings.as_of, budget)
+    assert settings.memory_budget is not None  # resolved by ingest_specs
+    normalized = normalized_records(parts, order, settings.as_of, settings.memory_budget)
     kept, rejects, rejected_ids = normalized.kept, normalized.rejects, normalized.rejected_ids
     log.info("patient records normalized", rows=normalized.rows, kept=kept.height)
     file_counts = patient_counts(normalized.per_file, rejects, parts)
     del normalized
     with step("identities resolved", show=True):
-        linked = resolve(kept, settings.identity, out)
+        linked = resolve(kept, settings.identity, out, memory_budget=settings.memory_budget)
     with step("patients merged", show=True):
         patients, record_clusters = survivorship(kept, linked.clusters, linked.keep_ids)
     log.info("patients merged", records=kept.height, patients=patients.height)

@@ -140,3 +140,25 @@ def test_the_plan_follows_the_budget(tmp_path: Path) -> None:
     assert plan is not None and plan.chunk_rows == 5_000
     frame = RawPart("events", "bundle.ndjson", "fhir", pl.LazyFrame({"patient_id": ["a"] * 321}))
     assert estimated_rows(frame) == 321
+
+
+def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ingest(memory_budget=...)` reaches the scoring's DuckDB, not only the Polars chunks."""
+    from segment.ingest.identity import model as mdl
+
+    write_extract(tmp_path / "in", 600, seed=2)
+    files = sorted((tmp_path / "in").glob("*-patients.csv"))
+    limits: list[str] = []
+    connect = mdl.connection
+
+    def spy(spill: Path | None = None, budget: int | None = None) -> Any:
+        con = connect(spill, budget)
+        limits.append(con.sql("SELECT current_setting('memory_limit')").fetchone()[0])
+        return con
+
+    monkeypatch.setattr(mdl, "connection", spy)
+    monkeypatch.setenv("SEGMENT_MEMORY_GB", "8")
+    ingest(files, tmp_path / "work", as_of=TODAY, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
+           memory_budget=2 * 1024**3)
+    # 60% of the 2 GiB given, not of the 8 GiB in the environment
+    assert limits and all(limit == "1.1 GiB" for limit in limits), limits

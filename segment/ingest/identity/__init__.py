@@ -110,8 +110,12 @@ def _previous_ids(workdir: Path) -> pl.Series | None:
         return None
 
 
-def resolve(records: pl.DataFrame, options: IdentityOptions, workdir: Path) -> IdentityResult:
-    """Decide which records of ``records`` (``MERGE_INPUT`` + ``_k_id``) are one person."""
+def resolve(
+    records: pl.DataFrame, options: IdentityOptions, workdir: Path, *, memory_budget: int | None = None,
+) -> IdentityResult:
+    """Decide which records of ``records`` (``MERGE_INPUT`` + ``_k_id``) are one person.
+
+    ``memory_budget`` (bytes; default ``SEGMENT_MEMORY_GB``) bounds the scoring's DuckDB."""
     started = time.perf_counter()
     keep = _previous_ids(workdir)
     n = records.select(pl.col("_k_id").n_unique()).item()
@@ -133,21 +137,23 @@ def resolve(records: pl.DataFrame, options: IdentityOptions, workdir: Path) -> I
         wd.ensure_private_dir(workdir)
         wd.write_json(workdir / IDENTITY_REPORT, {**counts, "created": _now()})
         return IdentityResult("deterministic", reason, None, keep, counts)
-    return _probabilistic(records, options, workdir, n, reason, keep, started)
+    return _probabilistic(records, options, workdir, n, reason, keep, started, memory_budget)
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def score(frame: pl.DataFrame, options: IdentityOptions) -> tuple[mdl.LinkageModel, pl.DataFrame]:
+def score(
+    frame: pl.DataFrame, options: IdentityOptions, memory_budget: int | None = None,
+) -> tuple[mdl.LinkageModel, pl.DataFrame]:
     """Train (or load) the model and score the candidate pairs of ``frame`` (the linkage frame).
 
     Returns the model and the pairs at or above the review threshold, each with its band.
     """
     # DuckDB spills to disk past its memory limit: into an owner-only folder removed after
     spill = tempfile.mkdtemp(prefix="segment-identity-")
-    con = mdl.connection(Path(spill))
+    con = mdl.connection(Path(spill), memory_budget)
     try:
         if options.model is not None:
             model = mdl.load(options.model)
@@ -194,10 +200,10 @@ def cluster(
 
 def _probabilistic(
     records: pl.DataFrame, options: IdentityOptions, workdir: Path, n: int, reason: str,
-    keep: pl.Series | None, started: float,
+    keep: pl.Series | None, started: float, memory_budget: int | None,
 ) -> IdentityResult:
     frame = linkage_frame(records)
-    model, pairs = score(frame, options)
+    model, pairs = score(frame, options, memory_budget)
     clusters, pairs, split = cluster(frame, pairs, model.settings)
     merge = pairs.filter(pl.col("band") == "merge")
     review = pairs.filter(pl.col("band") == "review")

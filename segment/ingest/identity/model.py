@@ -305,7 +305,7 @@ class LinkageModel:
 DUCKDB_SHARE = 0.6
 
 
-def connection(spill: Path | None = None) -> duckdb.DuckDBPyConnection:
+def connection(spill: Path | None = None, budget: int | None = None) -> duckdb.DuckDBPyConnection:
     """A private in-memory DuckDB (threads = cores, memory within the budget), without a progress bar.
 
     ``spill``: an owner-only folder for DuckDB's temporary files (without it, DuckDB's
@@ -318,7 +318,8 @@ def connection(spill: Path | None = None) -> duckdb.DuckDBPyConnection:
         con.execute(f"SET temp_directory = '{spill.as_posix()}'")
     # DuckDB spills past its limit; by default it takes 80% of the machine, here a share of
     # the memory budget (SEGMENT_MEMORY_GB), leaving the rest to the Polars frames around it
-    con.execute(f"SET memory_limit = '{int(memory_budget_bytes() * DUCKDB_SHARE) // 2**20}MiB'")
+    budget = memory_budget_bytes() if budget is None else budget
+    con.execute(f"SET memory_limit = '{int(budget * DUCKDB_SHARE) // 2**20}MiB'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     return con

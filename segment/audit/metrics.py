@@ -310,12 +310,14 @@ def group_counts(flags: pl.LazyFrame, columns: Sequence[str] = COUNT_COLUMNS) ->
     """
     schema = flags.collect_schema()
     group_cols = [c for c in schema.names() if c.startswith("g:")]
+    if not group_cols:  # no dimension: no rows (and no pass over the patients)
+        return pl.LazyFrame(schema={"dimension": pl.String, "group": pl.String, **dict.fromkeys(columns, pl.Int64)})
     # one pass over the patients: counts per combination of groups (a boolean flag summed as
     # it is), then each dimension and the overall row from those few thousand rows
     cells = flags.group_by(group_cols).agg(
         *[(pl.col(c) if schema.get(c) == pl.Boolean else pl.col(c).cast(pl.Int64)).sum().alias(c) for c in columns],
         pl.len().alias("_n"),
-    ) if group_cols else flags.select(*[pl.col(c).cast(pl.Int64) for c in columns], pl.lit(1).alias("_n"))
+    )
     cells = cells.collect().lazy()  # read by every dimension: made once
     counts = [pl.col(c).cast(pl.Int64).sum().alias(c) for c in columns]
     overall = cells.select(*counts, pl.col("_n").sum()).filter(pl.col("_n") > 0).drop("_n")
@@ -324,8 +326,6 @@ def group_counts(flags: pl.LazyFrame, columns: Sequence[str] = COUNT_COLUMNS) ->
         tag = [pl.lit(column.removeprefix("g:")).alias("dimension"), pl.lit(order, pl.Int32).alias("_order")]
         parts.append(cells.group_by(pl.col(column).cast(pl.String).alias("group")).agg(counts).with_columns(tag))
         parts.append(overall.with_columns(pl.lit(None, pl.String).alias("group"), *tag))
-    if not parts:
-        return pl.LazyFrame(schema={"dimension": pl.String, "group": pl.String, **dict.fromkeys(columns, pl.Int64)})
     return (
         pl.concat(parts, how="diagonal")
         .sort("_order", pl.col("group").is_null(), pl.col("group") == MISSING, "group")

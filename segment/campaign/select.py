@@ -274,9 +274,9 @@ def _plan_batches(ctx: _Planning, patients: pl.LazyFrame, eligibility: pl.LazyFr
     log.info("planning contacts in batches", batches=len(batches))
     history = _history(ledger, ctx.campaign, ctx.planned).collect()
     arms = ctx.arms
-    if arms is None and isinstance(ledger, ContactLedger) and ledger.path.exists():
-        arms = ledger.arms(ctx.campaign.code)
-    if ctx.campaign.holdout is not None:
+    if ctx.campaign.holdout is not None:  # without a holdout no arm is read or drawn
+        if arms is None and isinstance(ledger, ContactLedger) and ledger.path.exists():
+            arms = ledger.arms(ctx.campaign.code)
         arms = _drawn_arms(ctx, patients, eligibility, batches, arms)
     ctx = replace(ctx, arms=arms)
     parts = [_plan(ctx, b.patients(patients), b.events(eligibility, patients), history).collect()

@@ -16,7 +16,7 @@ import polars as pl
 
 from segment import progress
 from segment import workdir as wd
-from segment.enrich.core import EnrichReport, EnrichTally, enrich
+from segment.enrich.core import EnrichReport, EnrichTally, enrich, open_enrich_pack
 from segment.log import get_logger
 from segment.memory import Batch, ParquetAppender, patient_batches, table_rows
 from segment.stage import Stage, StageContext
@@ -54,10 +54,11 @@ def _enrich_batches(geocoded: pl.LazyFrame, reference_dir: Path, crosswalk: Path
     """Batch by batch of patients, appended to one file; the report's counts summed."""
     report: EnrichReport | None = None
     tallies: list[EnrichTally] = []
+    epack = open_enrich_pack(reference_dir)  # the pack once, not once per batch
     with ParquetAppender(target) as out:
         for batch in batches:
             progress.step("enrich", f"batch {batch.index + 1} of {batch.count}")
-            frame, planned = enrich(batch.patients(geocoded), reference_dir, crosswalk=crosswalk)
+            frame, planned = enrich(batch.patients(geocoded), epack, crosswalk=crosswalk)
             report = report or planned
             part = frame.collect()
             tallies.append(EnrichTally.of(part, report.columns_added))

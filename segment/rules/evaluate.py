@@ -367,13 +367,9 @@ def evaluate_frames(
     return pl.concat(outputs, how="vertical")
 
 
-def waterfall(result: pl.DataFrame, ruleset: RuleSet) -> list[dict[str, Any]]:
-    """Per rule: patients -> in population -> not excluded -> due, with unknown counts."""
-    return waterfall_from_counts(result.group_by("rule_id", "step", "status").len(), ruleset)
-
-
 def waterfall_from_counts(counts: pl.DataFrame, ruleset: RuleSet) -> list[dict[str, Any]]:
-    """:func:`waterfall` from rows counted elsewhere (``rule_id``, ``step``, ``status``, ``len``)."""
+    """Per rule: patients -> in population -> not excluded -> due, with unknown counts, from the
+    result rows counted by ``rule_id``, ``step``, ``status`` (``len``)."""
     lookup: dict[tuple[str, int, str], int] = {
         (r, s, st): n for r, s, st, n in counts.iter_rows()
     }

@@ -334,15 +334,12 @@ class OrderedParts:
 
     def add(self, frame: pl.DataFrame) -> None:
         """Keep one batch's rows (with the part column) on disk."""
-        import tempfile
-
         import pyarrow.parquet as pq
 
-        fd, name = tempfile.mkstemp(prefix=f".{self._target.name}.{os.getpid()}.", suffix=".tmp",
-                                    dir=self._target.parent)
-        os.close(fd)
-        os.chmod(name, 0o600)
-        self._files.append(Path(name))
+        from segment.workdir import temp_file
+
+        name = temp_file(self._target.parent, self._target.name)
+        self._files.append(name)
         # the plan gives each part's rows together: one row group per run of equal parts (slices, no copy)
         lengths = frame.get_column(self._column).rle().struct.field("len").to_list() if frame.height else [0]
         table = frame.to_arrow()

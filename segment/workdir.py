@@ -89,9 +89,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     ensure_private_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file(target.parent, target.name)
     try:
         yield tmp
         os.chmod(tmp, FILE_MODE)
@@ -170,6 +168,14 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def temp_file(folder: str | Path, stem: str) -> Path:
+    """A new, empty, owner-only temporary file ``.<stem>.<pid>.<random>.tmp`` in ``folder``:
+    the name :func:`remove_stale_temp_files` recognizes once its process is gone."""
+    fd, name = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
+    os.close(fd)  # mkstemp made it owner-only (0600)
+    return Path(name)
 
 
 def remove_stale_temp_files(

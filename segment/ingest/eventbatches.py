@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +57,7 @@ from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
 from segment.memory import batch_count, chunk_rows, table_rows
 from segment.schema import EVENT_SCHEMA
-from segment.workdir import TEMP_SUFFIX
+from segment.workdir import temp_file
 
 #: working set per event row of the in-memory path: the raw row, its look-ups, the checked
 #: row and the de-duplication (about 4 GiB at 1M people and 20M event rows, patients included)
@@ -158,9 +156,8 @@ class _Spill:
     files: list[Path] = field(default_factory=list)
 
     def add(self, frame: pl.DataFrame) -> None:
-        fd, name = tempfile.mkstemp(prefix=f".events-spill.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=self.folder)
-        os.close(fd)  # mkstemp made it owner-only; writing keeps the mode
-        self.files.append(Path(name))
+        name = temp_file(self.folder, "events-spill")
+        self.files.append(name)
         frame.write_parquet(name, compression="lz4", row_group_size=_SPILL_ROW_GROUP, statistics=True)
 
     def remove(self) -> None:

@@ -237,7 +237,7 @@ def _audience_base(ctx: _Planning, patients: pl.LazyFrame, eligibility: pl.LazyF
     """Patients (preferences applied) with ``in_audience`` and their suppression flags."""
     audience = _audience(ctx.campaign, eligibility).collect().get_column("patient_id")
     base = _base(ctx.campaign, patients, ctx.schema, ctx.as_of).with_columns(
-        (_listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
+        (listed("patient_id", audience) & pl.col("_filters_ok")).alias("in_audience"))
     return _suppression(base, ctx.sup, ctx.blocked)
 
 
@@ -377,7 +377,7 @@ def _base(campaign: Campaign, patients: pl.LazyFrame, schema: pl.Schema, as_of: 
     )
 
 
-def _listed(column: str, values: pl.DataFrame | pl.Series) -> pl.Expr:
+def listed(column: str, values: pl.DataFrame | pl.Series) -> pl.Expr:
     """True where ``column`` is one of ``values`` (a one-column frame or a series; null never matches)."""
     series = values.to_series() if isinstance(values, pl.DataFrame) else values
     series = series.cast(pl.String).drop_nulls().unique()
@@ -394,11 +394,11 @@ def _suppression(base: pl.LazyFrame, sup: Suppression, blocked: pl.DataFrame | N
     """
     fb = blocked if blocked is not None else pl.DataFrame(schema={"patient_id": pl.String, "channel": pl.String})
     base = base.with_columns(
-        _listed("_email", sup.emails).alias("_sup_email"),
-        _listed("_phone", sup.phones).alias("_sup_phone"),
-        _listed("_phone", sup.sms_phones).alias("_sup_sms"),
-        _listed("patient_id", sup.patient_ids).alias("_sup_id"),
-        *(_listed("patient_id", fb.filter(pl.col("channel") == str(ch)).get_column("patient_id")).alias(f"_fb_{ch}")
+        listed("_email", sup.emails).alias("_sup_email"),
+        listed("_phone", sup.phones).alias("_sup_phone"),
+        listed("_phone", sup.sms_phones).alias("_sup_sms"),
+        listed("patient_id", sup.patient_ids).alias("_sup_id"),
+        *(listed("patient_id", fb.filter(pl.col("channel") == str(ch)).get_column("patient_id")).alias(f"_fb_{ch}")
           for ch in CHANNELS),
     )
 
@@ -426,9 +426,9 @@ def _caps(base: pl.LazyFrame, campaign: Campaign, history: pl.LazyFrame, planned
     if run_id is not None:
         own = own.filter(pl.col("run_id") != run_id)
     return base.with_columns(
-        *(_listed("patient_id", capped.filter(pl.col(f"capped_{ch}")).get_column("patient_id"))
+        *(listed("patient_id", capped.filter(pl.col(f"capped_{ch}")).get_column("patient_id"))
           .alias(f"capped_{ch}") for ch in campaign.channels),
-        _listed("patient_id", own.get_column("patient_id")).alias("already_sent"),
+        listed("patient_id", own.get_column("patient_id")).alias("already_sent"),
     )
 
 

@@ -22,6 +22,7 @@ from segment.campaign.model import Campaign, Channel, ContactStatus
 from segment.campaign.phi import clinical_word_in
 from segment.campaign.profiles import ResolvedProfile, resolve_profile
 from segment.campaign.quiet_hours import planned_send_utc
+from segment.campaign.select import listed
 from segment.campaign.suppression import Suppression
 from segment.errors import PrivacyError
 from segment.export.checks import RuleFailure, check_schedule, raise_failures, rule_failures
@@ -178,7 +179,7 @@ def _removed(c: Campaign, plan: pl.DataFrame) -> dict[str, int]:
 def _of(people: pl.LazyFrame, ids: pl.Series) -> pl.LazyFrame:
     """The rows of ``people`` with one of ``ids``: the filter is applied while the patient file is
     read, so a join of the chosen few holds only their rows, not every patient's (issue #18)."""
-    return people.filter(pl.col("patient_id").is_in(ids.cast(pl.String).drop_nulls().unique().implode()))
+    return people.filter(listed("patient_id", ids))
 
 
 def _rows(chosen: pl.DataFrame, people: pl.LazyFrame, at: dt.datetime) -> pl.DataFrame:

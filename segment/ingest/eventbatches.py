@@ -51,7 +51,7 @@ from segment.ingest.events import (
     unique_ids,
     written_events,
 )
-from segment.ingest.frames import collect_all, collect_batches, drop_ragged
+from segment.ingest.frames import checked_batches, collect_all, drop_ragged
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
@@ -215,10 +215,7 @@ def _chunks(parts: Sequence[RawPart], order: dict[str, int], rows: int) -> Itera
         if not part.one_event_per_row:  # one input row, several events: counted by row, so whole
             yield drop_ragged(collect_all([frame], [part])[0], parts, [i])
             continue
-        for chunk in collect_batches(frame, [part], rows):
-            chunk = drop_ragged(chunk, parts, [i])
-            if chunk.height:
-                yield chunk
+        yield from checked_batches(frame, parts, rows, [i])
 
 
 def _check_chunks(

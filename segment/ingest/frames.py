@@ -229,6 +229,18 @@ def collect_batches(frame: pl.LazyFrame, parts: Sequence[RawPart], rows: int) ->
         raise_read_error(exc, parts)
 
 
+def checked_batches(
+    frame: pl.LazyFrame, parts: Sequence[RawPart], rows: int, indices: Sequence[int] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """:func:`collect_batches` without the rows the parts' row-length checks found ragged
+    (:func:`drop_ragged`; ``indices``: only those parts), and without empty batches."""
+    read = parts if indices is None else [parts[i] for i in indices]  # the files a read error names
+    for batch in collect_batches(frame, read, rows):
+        batch = drop_ragged(batch, parts, indices)
+        if batch.height:
+            yield batch
+
+
 def raise_read_error(exc: Exception, parts: Sequence[RawPart]) -> NoReturn:
     """Raise the one-line :class:`InputDataError` for a Polars failure while reading ``parts``.
 

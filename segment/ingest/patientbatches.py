@@ -23,7 +23,7 @@ import polars as pl
 
 from segment.ingest.dedupe import MERGE_INPUT
 from segment.ingest.eventbatches import estimated_rows
-from segment.ingest.frames import collect_all, collect_batches, drop_ragged
+from segment.ingest.frames import checked_batches, collect_all, drop_ragged
 from segment.ingest.identity.features import IDENTIFIER_COLUMNS
 from segment.ingest.mapping import PATIENT_INPUT_COLUMNS
 from segment.ingest.patients import (
@@ -119,10 +119,7 @@ def normalized_records(
 
 def _chunks(parts: list[RawPart], order: dict[str, int], rows: int) -> Iterator[pl.DataFrame]:
     """The stacked raw records in chunks of about ``rows``, in order, ragged rows dropped."""
-    for chunk in collect_batches(stack_parts(parts, PATIENT_INPUT_COLUMNS, order), parts, rows):
-        chunk = drop_ragged(chunk, parts)
-        if chunk.height:
-            yield chunk
+    yield from checked_batches(stack_parts(parts, PATIENT_INPUT_COLUMNS, order), parts, rows)
 
 
 def _empty(parts: list[RawPart], order: dict[str, int]) -> pl.DataFrame:

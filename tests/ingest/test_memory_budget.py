@@ -162,3 +162,8 @@ def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, m
            memory_budget=2 * 1024**3)
     # 60% of the 2 GiB given, not of the 8 GiB in the environment
     assert limits and all(limit == "1.1 GiB" for limit in limits), limits
+    # a tiny budget still leaves DuckDB its working minimum (it spills) instead of failing
+    limits.clear()
+    ingest(files, tmp_path / "tiny", as_of=TODAY, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
+           memory_budget=300_000)
+    assert limits and all(limit == "256.0 MiB" for limit in limits), limits

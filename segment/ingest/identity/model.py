@@ -303,6 +303,8 @@ class LinkageModel:
 
 #: the share of the memory budget given to DuckDB's buffer manager while pairs are scored
 DUCKDB_SHARE = 0.6
+#: the least memory DuckDB is given, whatever the budget
+DUCKDB_FLOOR_BYTES = 256 * 2**20
 
 
 def connection(spill: Path | None = None, budget: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -319,7 +321,9 @@ def connection(spill: Path | None = None, budget: int | None = None) -> duckdb.D
     # DuckDB spills past its limit; by default it takes 80% of the machine, here a share of
     # the memory budget (SEGMENT_MEMORY_GB), leaving the rest to the Polars frames around it
     budget = memory_budget_bytes() if budget is None else budget
-    con.execute(f"SET memory_limit = '{int(budget * DUCKDB_SHARE) // 2**20}MiB'")
+    # never below DuckDB's working minimum: a tiny budget (tests, small machines) spills, not fails
+    limit = max(int(budget * DUCKDB_SHARE), DUCKDB_FLOOR_BYTES)
+    con.execute(f"SET memory_limit = '{limit // 2**20}MiB'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     return con

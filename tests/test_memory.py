@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 import stat
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +24,7 @@ from segment.memory import (
     memory_budget_bytes,
     patient_batches,
     process_peak_bytes,
+    release_mapped_pages,
     stage_peak_bytes,
     start_stage_peak,
 )
@@ -288,3 +291,41 @@ def test_chunk_rows() -> None:
     assert chunk_rows(10_000_000, 1024, GIB, share=0.5, minimum=10) == 524_288
     # a tiny budget still gives the minimum
     assert chunk_rows(10_000, 1024, 100_000, share=0.5, minimum=1000) == 1000
+
+
+def _rss_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile line")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="madvise on /proc/self/maps regions: Linux only")
+def test_released_pages_of_a_mapped_file_leave_the_resident_set_and_read_back(tmp_path: Path) -> None:
+    data = tmp_path / "big.csv"
+    body = bytes(range(256)) * (64 * 1024 * 1024 // 256)  # 64 MiB
+    data.write_bytes(body)
+    with open(data, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        before = _rss_file_kib()
+        assert sum(mm[i + 1] for i in range(0, len(mm), mmap.PAGESIZE)) > 0  # every page touched
+        touched = _rss_file_kib()
+        assert touched - before > 48 * 1024
+        assert release_mapped_pages([data]) >= len(body)
+        assert touched - _rss_file_kib() > 48 * 1024
+        assert mm[:] == body  # the bytes read back from the file
+        assert release_mapped_pages([tmp_path / "other.csv"]) == 0  # only the files named
+
+
+def test_no_map_list_releases_nothing(tmp_path: Path) -> None:
+    assert release_mapped_pages([tmp_path / "x.csv"], maps=tmp_path / "missing") == 0
+    assert release_mapped_pages([]) == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux only")
+def test_writable_mappings_are_never_released(tmp_path: Path) -> None:
+    data = tmp_path / "rw.bin"
+    data.write_bytes(b"\0" * (4 * mmap.PAGESIZE))
+    with open(data, "r+b") as fh, mmap.mmap(fh.fileno(), 0) as mm:
+        mm[0:5] = b"hello"
+        assert release_mapped_pages([data]) == 0
+        assert mm[0:5] == b"hello"

@@ -22,7 +22,8 @@ from segment.errors import InputDataError
 from segment.ingest import normalize as nz
 from segment.ingest.packing import lookup
 from segment.ingest.readers import RawPart
-from segment.ingest.readers.files import locate_bad_utf8
+from segment.ingest.readers.files import locate_bad_utf8, read_as
+from segment.memory import release_mapped_pages
 
 
 def with_all_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFrame:
@@ -223,8 +224,12 @@ def collect_batches(frame: pl.LazyFrame, parts: Sequence[RawPart], rows: int) ->
 
     A Polars failure while reading is the one-line error of :func:`collect_all`.
     """
+    files = [str(read_as(Path(p.file))) for p in parts]
     try:
-        yield from frame.collect_batches(chunk_size=rows, maintain_order=True, lazy=True)
+        for batch in frame.collect_batches(chunk_size=rows, maintain_order=True, lazy=True):
+            # Polars maps each CSV whole: the pages read so far would stay resident to the end
+            release_mapped_pages(files)
+            yield batch
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as exc:
         raise_read_error(exc, parts)
 

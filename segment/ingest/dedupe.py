@@ -156,12 +156,24 @@ def survivorship(
     cluster holding an id in ``keep_ids`` (the patient ids of the working folder's last
     ingest) keeps that id, so a patient's id does not change when a new record joins.
     """
+    labels = record_labels(records, clusters)
+    return merge_labelled(records.with_columns(labels.alias("_cluster")), keep_ids), labels
+
+
+def record_labels(records: pl.DataFrame, clusters: pl.DataFrame | None) -> pl.Series:
+    """Each record's cluster label, row for row: from ``clusters`` (``_k_id`` -> ``_cluster``),
+    else from the deterministic keys (``records`` needs ``_k_id``, the names, the birth
+    date, the email and the phone only)."""
     if clusters is None:
-        labels = cluster_labels(match_keys(records.lazy()).collect())
-    else:
-        labels = records.select("_k_id").join(clusters.select("_k_id", pl.col("_cluster").cast(pl.UInt32)),
-                                              on="_k_id", how="left", maintain_order="left")["_cluster"]
-    labelled = records.with_columns(labels.alias("_cluster"))
+        return cluster_labels(match_keys(records.lazy()).collect())
+    return records.select("_k_id").join(clusters.select("_k_id", pl.col("_cluster").cast(pl.UInt32)),
+                                        on="_k_id", how="left", maintain_order="left")["_cluster"]
+
+
+def merge_labelled(labelled: pl.DataFrame, keep_ids: pl.Series | None) -> pl.DataFrame:
+    """The patients of records carrying their ``_cluster``: every record of a cluster must be
+    there (a cluster's records may come in any order; the patients come in cluster order of
+    first appearance, then the clusters of one record)."""
     # a cluster of one record is that record: only clusters of several go through the merge
     several = labelled.select(pl.len().over("_cluster") > 1).to_series()
     single = labelled.filter(~several).select("_cluster", *_single_record())
@@ -172,8 +184,7 @@ def survivorship(
     ).with_columns(
         _has_address().alias("_has_addr"), pl.col("phone_e164").is_not_null().alias("_has_phone"),
     )
-    merged = pl.concat([ordered.group_by("_cluster", maintain_order=True).agg(*_merged_record()), single])
-    return merged, labelled["_cluster"]
+    return pl.concat([ordered.group_by("_cluster", maintain_order=True).agg(*_merged_record()), single])
 
 
 def _ranked(records: pl.DataFrame, keep_ids: pl.Series | None) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -26,6 +26,7 @@ from segment.ingest.eventbatches import estimated_rows
 from segment.ingest.frames import checked_batches, collect_all, drop_ragged
 from segment.ingest.identity.features import IDENTIFIER_COLUMNS
 from segment.ingest.mapping import PATIENT_INPUT_COLUMNS
+from segment.ingest.mergebatches import SpilledRecords
 from segment.ingest.patients import (
     contact_lookups,
     normalize_patients,
@@ -57,6 +58,8 @@ class NormalizedRecords:
     rejected_ids: pl.DataFrame
     rows: int
     chunks: int = 1
+    #: the kept records spilled chunk by chunk (``kept`` is then empty): the merge reads them back
+    spilled: SpilledRecords | None = None
 
     @classmethod
     def of(cls, records: pl.DataFrame) -> NormalizedRecords:
@@ -96,9 +99,16 @@ def patient_chunk_rows(parts: list[RawPart], budget: int) -> int | None:
 
 def normalized_records(
     parts: list[RawPart], order: dict[str, int], as_of: dt.date, budget: int,
+    spill: SpilledRecords | None = None,
 ) -> NormalizedRecords:
-    """Normalize every patient record, phones and emails included, whole or in chunks."""
+    """Normalize every patient record, phones and emails included, whole or in chunks.
+
+    ``spill``: the kept records of each chunk go there instead of staying in memory (the
+    records are then always read in chunks).
+    """
     rows = patient_chunk_rows(parts, budget)
+    if rows is None and spill is not None:
+        rows = max(sum(estimated_rows(p) for p in parts), MIN_CHUNK_ROWS)
     if rows is None:
         with step("patients normalized", show=True):
             raw = drop_ragged(collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0], parts)
@@ -108,13 +118,22 @@ def normalized_records(
             records = contact_lookups(records)
         return NormalizedRecords.of(records)
     with step("patients normalized in chunks", show=True) as counts:
-        pieces = [NormalizedRecords.of(contact_lookups(normalize_patients(chunk.lazy(), parts, as_of).collect()))
-                  for chunk in _chunks(parts, order, rows)]
-        counts.update(chunks=len(pieces), chunk_rows=rows)
+        pieces = [_kept_apart(NormalizedRecords.of(contact_lookups(
+            normalize_patients(chunk.lazy(), parts, as_of).collect())), spill)
+            for chunk in _chunks(parts, order, rows)]
+        counts.update(chunks=len(pieces), chunk_rows=rows, spilled=spill is not None)
     if not pieces:  # every row was ragged: the whole path gives the empty frames with their columns
-        return NormalizedRecords.of(contact_lookups(normalize_patients(
-            _empty(parts, order).lazy(), parts, as_of).collect()))
-    return NormalizedRecords.concat(pieces)
+        pieces = [_kept_apart(NormalizedRecords.of(contact_lookups(normalize_patients(
+            _empty(parts, order).lazy(), parts, as_of).collect())), spill)]
+    return replace(NormalizedRecords.concat(pieces), spilled=spill)
+
+
+def _kept_apart(piece: NormalizedRecords, spill: SpilledRecords | None) -> NormalizedRecords:
+    """``piece`` with its kept records moved to ``spill`` (when given)."""
+    if spill is None:
+        return piece
+    spill.add(piece.kept)
+    return replace(piece, kept=piece.kept.clear())
 
 
 def _chunks(parts: list[RawPart], order: dict[str, int], rows: int) -> Iterator[pl.DataFrame]:

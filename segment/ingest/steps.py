@@ -17,6 +17,7 @@ later stage reads them, and fails, unless ``allow_orphan_events``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,9 +30,15 @@ from segment import workdir
 from segment.errors import InputDataError
 from segment.ingest.dedupe import survivorship
 from segment.ingest.detect import InputSpec, read_sources
-from segment.ingest.eventbatches import EventsPlan, plan_events, write_events_batched
+from segment.ingest.eventbatches import (
+    EventsPlan,
+    estimated_rows,
+    plan_events,
+    write_events_batched,
+)
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
-from segment.ingest.identity import IdentityOptions, resolve
+from segment.ingest.identity import IdentityOptions, Linkage, resolve
+from segment.ingest.mergebatches import SpilledRecords, merge_fits, merge_spilled
 from segment.ingest.patientbatches import normalized_records
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
 from segment.ingest.readers.files import ragged_found
@@ -75,6 +82,26 @@ class MergedPatients:
     file_counts: list[FileCounts]
     records: int
     identity: dict[str, Any]
+    #: the temporary file the merge by range wrote patients.parquet's rows to (None: in memory)
+    written: Path | None = None
+
+
+@dataclass
+class PatientRows:
+    """patients.parquet's rows: in memory, or already in a temporary file (the merge by range)."""
+
+    ids: pl.Series
+    frame: pl.DataFrame | None = None
+    written: Path | None = None
+
+    def write(self, path: Path) -> pl.Series:
+        """Put the rows at ``path``; returns the patient ids, in file order."""
+        if self.written is not None:
+            os.replace(self.written, path)
+        else:
+            assert self.frame is not None
+            self.frame.write_parquet(path)
+        return self.ids
 
 
 @dataclass(frozen=True)
@@ -121,15 +148,18 @@ def ingest_specs(
     if event_parts and pool is not None and plan is None:
         # read and looked up on a second thread while the patients are normalized and merged
         ahead = pool.submit(prepare_events, event_parts, order, settings.as_of)
-    out_patients, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out)
     workdir.ensure_private_dir(out)
-    # patients.parquet replaces the old one only once the events are written too
-    with workdir.atomic_path(out / workdir.PATIENTS) as patients_tmp:
-        out_patients.write_parquet(patients_tmp)
-        patient_ids = out_patients["patient_id"]
-        del out_patients
-        events = _write_events(event_parts, order, settings.as_of, patient_ids, merged, out, ahead or plan)
-        del ahead  # the future must not keep the rows alive
+    rows, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out)
+    try:
+        # patients.parquet replaces the old one only once the events are written too
+        with workdir.atomic_path(out / workdir.PATIENTS) as patients_tmp:
+            patient_ids = rows.write(patients_tmp)
+            del rows
+            events = _write_events(event_parts, order, settings.as_of, patient_ids, merged, out, ahead or plan)
+            del ahead  # the future must not keep the rows alive
+    finally:
+        if merged.written is not None:
+            merged.written.unlink(missing_ok=True)
     return _finish(read, merged, events, len(patient_ids), out, settings)
 
 
@@ -147,26 +177,66 @@ def _no_patients(read: ReadResult, specs: list[InputSpec]) -> InputDataError:
 
 def _merge_patients(
     parts: list[RawPart], order: dict[str, int], has_events: bool, settings: IngestSettings, out: Path
-) -> tuple[pl.DataFrame, MergedPatients]:
-    """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest)."""
+) -> tuple[PatientRows, MergedPatients]:
+    """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest).
+
+    Records whose merge would not fit the memory budget are spilled chunk by chunk and
+    merged one range of patient ids at a time (:mod:`segment.ingest.mergebatches`).
+    """
     assert settings.memory_budget is not None  # resolved by ingest_specs
-    normalized = normalized_records(parts, order, settings.as_of, settings.memory_budget)
-    kept, rejects, rejected_ids = normalized.kept, normalized.rejects, normalized.rejected_ids
-    log.info("patient records normalized", rows=normalized.rows, kept=kept.height)
-    file_counts = patient_counts(normalized.per_file, rejects, parts)
-    del normalized
+    records = sum(estimated_rows(p) for p in parts)
+    spill = None if merge_fits(records, settings.memory_budget) else SpilledRecords(out)
+    try:
+        normalized = normalized_records(parts, order, settings.as_of, settings.memory_budget, spill)
+        kept, rejects, rejected_ids = normalized.kept, normalized.rejects, normalized.rejected_ids
+        n_records = spill.rows if spill is not None else kept.height
+        log.info("patient records normalized", rows=normalized.rows, kept=n_records)
+        file_counts = patient_counts(normalized.per_file, rejects, parts)
+        del normalized
+        if spill is not None:
+            return _merge_spilled(spill, has_events, rejects, rejected_ids, file_counts, settings, out)
+    finally:
+        if spill is not None:
+            spill.remove()
     with step("identities resolved", show=True):
         linked = resolve(kept, settings.identity, out, memory_budget=settings.memory_budget)
     with step("patients merged", show=True):
         patients, record_clusters = survivorship(kept, linked.clusters, linked.keep_ids)
     log.info("patients merged", records=kept.height, patients=patients.height)
-    out_patients = patients.select(
+    out_patients = _patient_rows(patients)
+    del patients
+    event_ids = _event_ids(kept, record_clusters, out_patients["_cluster"], rejected_ids) if has_events else None
+    rows = PatientRows(out_patients["patient_id"], out_patients.drop("_cluster"))
+    return rows, MergedPatients(event_ids, rejects, file_counts, kept.height, linked.counts)
+
+
+def _patient_rows(patients: pl.DataFrame) -> pl.DataFrame:
+    """Merged patients as patients.parquet's rows (its columns and types, sorted by id), with ``_cluster``."""
+    return patients.select(
         *[pl.col(c).cast(t) for c, t in PATIENT_SCHEMA.items()],
         *[pl.col(c).cast(t) for c, t in SOURCE_POINT_COLUMNS.items()], "_cluster",
     ).sort("patient_id")
-    del patients
-    event_ids = _event_ids(kept, record_clusters, out_patients["_cluster"], rejected_ids) if has_events else None
-    return out_patients.drop("_cluster"), MergedPatients(event_ids, rejects, file_counts, kept.height, linked.counts)
+
+
+def _merge_spilled(
+    spill: SpilledRecords, has_events: bool, rejects: pl.DataFrame, rejected_ids: pl.DataFrame,
+    file_counts: list[FileCounts], settings: IngestSettings, out: Path,
+) -> tuple[PatientRows, MergedPatients]:
+    """:func:`_merge_patients` for records spilled to disk: merged by range of patient ids."""
+    assert settings.memory_budget is not None
+    deterministic = settings.identity.linkage == Linkage.DETERMINISTIC and settings.identity.model is None
+    with step("identities resolved", show=True):
+        # the deterministic keys are read by the merge; Splink compares every column
+        linked = resolve(spill.read(("_k_id",) if deterministic else None), settings.identity, out,
+                         memory_budget=settings.memory_budget)
+    with step("patients merged by range", show=True):
+        done = merge_spilled(spill, linked.clusters, linked.keep_ids, settings.memory_budget, _patient_rows)
+    log.info("patients merged", records=done.record_keys.height, patients=done.patient_ids.len(),
+             ranges=done.ranges)
+    keys = done.record_keys
+    event_ids = _event_ids(keys, keys["_cluster"], done.patient_clusters, rejected_ids) if has_events else None
+    rows = PatientRows(done.patient_ids, written=done.path)
+    return rows, MergedPatients(event_ids, rejects, file_counts, keys.height, linked.counts, done.path)
 
 
 def _event_ids(

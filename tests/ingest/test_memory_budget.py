@@ -97,11 +97,20 @@ def test_a_tiny_budget_gives_the_unbatched_outputs(tmp_path: Path, monkeypatch: 
         return concat(pieces)
 
     monkeypatch.setattr(patientbatches.NormalizedRecords, "concat", classmethod(count))
+    merges: list[Any] = []
+    by_range = steps.merge_spilled
+
+    def spy_merge(*args: Any) -> Any:
+        merges.append(by_range(*args))
+        return merges[-1]
+
+    monkeypatch.setattr(steps, "merge_spilled", spy_merge)
     # 300 kB: chunks of 1,000 rows and ranges of ~600 rows for ~55k event rows; the ~3,400
     # patient records normalized 1,000 at a time
     _ingest(files, tmp_path / "tiny", memory_budget=300_000)
     assert len(plans) == 1 and plans[0].chunk_rows == 1000
     assert len(chunks) == 1 and chunks[0] > 1, chunks
+    assert len(merges) == 1 and merges[0].ranges > 1  # the records merged by range of patient ids
     tiny = _outputs(tmp_path / "tiny")
     whole = _outputs(tmp_path / "whole")
     assert tiny["report"]["reconciled"] is True
@@ -167,3 +176,20 @@ def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, m
     ingest(files, tmp_path / "tiny", as_of=TODAY, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
            memory_budget=300_000)
     assert limits and all(limit == "256.0 MiB" for limit in limits), limits
+
+
+def test_ids_kept_from_the_last_ingest_survive_the_merge_by_range(tmp_path: Path) -> None:
+    """A second ingest into the same folder keeps the first one's patient ids (crm:...) where
+    a new source ordered first (ehr) joins their clusters, merged in memory or by range."""
+    crm = [f for f in _messy_extract(tmp_path / "in") if f.name.startswith("crm")]
+    files = [f for f in _messy_extract(tmp_path / "in") if f not in crm] + crm  # ehr first: its ids would win
+    for name in ("whole", "tiny"):
+        _ingest(crm, tmp_path / name)
+    first = pl.read_parquet(tmp_path / "whole" / "patients.parquet")["patient_id"]
+    _ingest(files, tmp_path / "whole")
+    _ingest(files, tmp_path / "tiny", memory_budget=300_000)
+    whole, tiny = _outputs(tmp_path / "whole"), _outputs(tmp_path / "tiny")
+    _assert_same(tiny, whole)
+    ids = whole["patients"]["patient_id"]
+    kept = ids.is_in(first.implode()).sum()
+    assert kept > 1000 and ids.str.starts_with("ehr:").sum() > 100  # both rules at work

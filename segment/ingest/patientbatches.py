@@ -39,6 +39,9 @@ from segment.memory import chunk_rows
 
 #: a patient record's share of the normalization's peak (measured: 7.4 GiB for 4.05M records)
 PATIENT_ROW_BYTES = 2000
+#: a record's share of one chunk's peak when reading in chunks (the streaming read holds the
+#: next chunk too; measured at 10M people: 8.2 GiB in chunks of 2.53M records)
+CHUNK_ROW_BYTES = 3000
 #: the share of the budget one chunk may take (the merge columns of every record stay too)
 SHARE = 0.4
 #: no chunk is smaller than this (a tiny budget still makes progress)
@@ -94,7 +97,9 @@ class NormalizedRecords:
 def patient_chunk_rows(parts: list[RawPart], budget: int) -> int | None:
     """Records per chunk, or None when every record fits ``budget`` bytes at once."""
     rows = sum(estimated_rows(p) for p in parts)
-    return chunk_rows(rows, PATIENT_ROW_BYTES, budget, share=SHARE, minimum=MIN_CHUNK_ROWS)
+    if chunk_rows(rows, PATIENT_ROW_BYTES, budget, share=SHARE, minimum=MIN_CHUNK_ROWS) is None:
+        return None
+    return max(int(budget * SHARE / CHUNK_ROW_BYTES), MIN_CHUNK_ROWS)
 
 
 def normalized_records(

@@ -146,7 +146,7 @@ def test_the_plan_follows_the_budget(tmp_path: Path) -> None:
     assert abs(estimated_rows(part) - 50_001) < 500
     assert plan_events([part], 8 * 2**30) is None  # fits: one pass, in memory
     plan = plan_events([part], 2_000_000)
-    assert plan is not None and plan.chunk_rows == 5_000
+    assert plan is not None and plan.chunk_rows == 2_500  # 1 MB for chunks of 400 bytes a row
     frame = RawPart("events", "bundle.ndjson", "fhir", pl.LazyFrame({"patient_id": ["a"] * 321}))
     assert estimated_rows(frame) == 321
 

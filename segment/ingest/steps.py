@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -144,12 +145,23 @@ def ingest_specs(
     if plan is not None:
         log.info("events in chunks for the memory budget", estimated_rows=plan.estimated_rows,
                  chunk_rows=plan.chunk_rows, budget_mib=budget // 2**20)
-    ahead: Future[PreparedEvents] | None = None
-    if event_parts and pool is not None and plan is None:
-        # read and looked up on a second thread while the patients are normalized and merged
-        ahead = pool.submit(prepare_events, event_parts, order, settings.as_of)
+    started_events: list[Future[PreparedEvents]] = []
+
+    def start_events() -> None:
+        """Read and look up the events on a second thread while the patients are merged.
+
+        Started once the patient records are normalized, not before: the normalization uses
+        both cores on its own, and the events then fill the second core during the identity
+        step and the merge (1M people, deterministic: 19-20 s against 20-21 s, peak 3.6-3.75
+        against 3.9-4.0 GiB).
+        """
+        if event_parts and pool is not None and plan is None and not started_events:
+            started_events.append(pool.submit(prepare_events, event_parts, order, settings.as_of))
+
     workdir.ensure_private_dir(out)
-    rows, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out)
+    rows, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out, start_events)
+    ahead = started_events[0] if started_events else None
+    started_events.clear()
     try:
         # patients.parquet replaces the old one only once the events are written too
         with workdir.atomic_path(out / workdir.PATIENTS) as patients_tmp:
@@ -176,9 +188,12 @@ def _no_patients(read: ReadResult, specs: list[InputSpec]) -> InputDataError:
 
 
 def _merge_patients(
-    parts: list[RawPart], order: dict[str, int], has_events: bool, settings: IngestSettings, out: Path
+    parts: list[RawPart], order: dict[str, int], has_events: bool, settings: IngestSettings, out: Path,
+    normalized_hook: Callable[[], None] = lambda: None,
 ) -> tuple[PatientRows, MergedPatients]:
     """Normalize, reject, resolve identities and merge: (patients.parquet's rows, the rest).
+
+    ``normalized_hook`` is called once the records are normalized (ingest starts the events there).
 
     Records whose merge would not fit the memory budget are spilled chunk by chunk and
     merged one range of patient ids at a time (:mod:`segment.ingest.mergebatches`).
@@ -193,6 +208,7 @@ def _merge_patients(
         log.info("patient records normalized", rows=normalized.rows, kept=n_records)
         file_counts = patient_counts(normalized.per_file, rejects, parts)
         del normalized
+        normalized_hook()
         if spill is not None:
             return _merge_spilled(spill, has_events, rejects, rejected_ids, file_counts, settings, out)
     finally:

@@ -68,9 +68,11 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         "_birth": birth.dt.strftime("%Y-%m-%d"), "_year": birth.dt.year().cast(pl.String),
         "_month": birth.dt.strftime("%m"), "_day": birth.dt.strftime("%d"),
     })
-    line = _home(normalize_street(pl.col("address_line1")))
+    # the street is normalized into a column first: _home reads its line three times, and
+    # the normalizer's list expressions are not shared between them (3.4 -> 1.1 s at 1M)
     home = pl.col("_address")
-    streets = _distinct(one, "address_line1", {"_address": line}, {
+    streets = _distinct(one, "address_line1", {"_address": normalize_street(pl.col("address_line1"))}, {
+        "_address": _home(home)}, {
         # the house number (12, 12B) and the rest of the line, compared apart; the street
         # without spaces, so that a word typed together (PRESCOTTSTREET) still compares
         "_number": home.str.extract(r"^(\d+[A-Z]?)\s", 1),
@@ -144,10 +146,12 @@ def _home(line: pl.Expr) -> pl.Expr:
 
 
 def _distinct(
-    frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr], then: dict[str, pl.Expr] | None = None,
+    frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr], *then: dict[str, pl.Expr],
 ) -> pl.DataFrame:
-    """``exprs`` (then ``then``, over their results) computed once per distinct value of
-    ``column``, in ``frame``'s row order."""
-    table = frame.select(column).unique().with_columns(**exprs).with_columns(**(then or {}))
+    """``exprs`` (then each of ``then`` in turn, over the results before it) computed once per
+    distinct value of ``column``, in ``frame``'s row order."""
+    table = frame.select(column).unique().with_columns(**exprs)
+    for more in then:
+        table = table.with_columns(**more)
     return frame.select(column).join(table, on=column, how="left", nulls_equal=True,
                                      maintain_order="left").drop(column)

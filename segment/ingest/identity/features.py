@@ -38,6 +38,11 @@ LINKAGE_COLUMNS = (
 )
 
 
+#: the columns of the records :func:`linkage_frame` reads (besides :data:`IDENTIFIER_COLUMNS`)
+_READ = ("_k_id", "_source", "_order", "first_name", "last_name", "birth_date", "sex", "address_line1", "zip5",
+         "phone_e164", "email")
+
+
 def _blank(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.len_chars() > 0).then(expr)
 
@@ -51,8 +56,9 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
     ``_b_identifier``, ``_b_address``, ``_b_phone_shared`` and the names and birth-date parts
     as numbers for blocking (``_i_*``; see :func:`_code`).
     """
-    one = records.unique("_k_id", keep="first", maintain_order=True)
-    ids = [c for c in IDENTIFIER_COLUMNS if c in one.columns]
+    ids = [c for c in IDENTIFIER_COLUMNS if c in records.columns]
+    # only the columns read here (the records carry about thirty)
+    one = records.select(*_READ, *ids).unique("_k_id", keep="first", maintain_order=True)
     identifier = (
         pl.coalesce([_blank(pl.col(c).cast(pl.String).str.strip_chars()) for c in ids])
         if ids else pl.lit(None, dtype=pl.String)

@@ -72,7 +72,7 @@ MIN_TRAIN_RECORDS = 2_000
 #: below this many records u keeps its priors too
 MIN_U_RECORDS = 200
 #: EM runs on about this many records of a larger extract (complete blocks)
-TRAIN_RECORDS = 150_000
+TRAIN_RECORDS = 100_000
 U_MAX_PAIRS = 1_000_000
 SEED = 15
 

@@ -70,6 +70,10 @@ class SpilledRecords:
         kept.write_parquet(name, compression="lz4", statistics=False)
         self.rows += kept.height
 
+    def columns(self) -> list[str]:
+        """The spilled columns (none before the first chunk)."""
+        return list(pl.read_parquet_schema(self.files[0])) if self.files else []
+
     def read(self, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
         """Every spilled record (``columns`` of them), in input order."""
         return pl.read_parquet(self.files, columns=list(columns) if columns else None)

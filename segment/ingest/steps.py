@@ -39,6 +39,7 @@ from segment.ingest.eventbatches import (
 )
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
 from segment.ingest.identity import IdentityOptions, Linkage, resolve
+from segment.ingest.identity.features import linkage_input
 from segment.ingest.mergebatches import SpilledRecords, merge_fits, merge_spilled
 from segment.ingest.patientbatches import normalized_records
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
@@ -242,9 +243,9 @@ def _merge_spilled(
     assert settings.memory_budget is not None
     deterministic = settings.identity.linkage == Linkage.DETERMINISTIC and settings.identity.model is None
     with step("identities resolved", show=True):
-        # the deterministic keys are read by the merge; Splink compares every column
-        linked = resolve(spill.read(("_k_id",) if deterministic else None), settings.identity, out,
-                         memory_budget=settings.memory_budget)
+        # the deterministic keys are read by the merge; Splink reads the linkage frame's columns
+        columns = ("_k_id",) if deterministic else linkage_input(spill.columns())
+        linked = resolve(spill.read(columns), settings.identity, out, memory_budget=settings.memory_budget)
     with step("patients merged by range", show=True):
         done = merge_spilled(spill, linked.clusters, linked.keep_ids, settings.memory_budget, _patient_rows)
     log.info("patients merged", records=done.record_keys.height, patients=done.patient_ids.len(),

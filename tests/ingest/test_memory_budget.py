@@ -17,6 +17,7 @@ import segment.ingest.steps as steps
 from segment.ingest import ingest
 from segment.ingest.eventbatches import EventsPlan, estimated_rows, plan_events
 from segment.ingest.identity import IdentityOptions, Linkage
+from segment.ingest.mergebatches import SpilledRecords
 from segment.ingest.readers import RawPart
 from segment.synth import write_extract
 
@@ -173,9 +174,21 @@ def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, m
     assert limits and all(limit == "1.1 GiB" for limit in limits), limits
     # a tiny budget still leaves DuckDB its working minimum (it spills) instead of failing
     limits.clear()
+    reads: list[tuple[str, ...] | None] = []
+    read = SpilledRecords.read
+
+    def spy_read(self: SpilledRecords, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+        reads.append(columns)
+        return read(self, columns)
+
+    monkeypatch.setattr(SpilledRecords, "read", spy_read)
     ingest(files, tmp_path / "tiny", as_of=TODAY, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
            memory_budget=300_000)
     assert limits and all(limit == "256.0 MiB" for limit in limits), limits
+    # the records were spilled and merged by range; Splink read only the linkage frame's
+    # columns of them, and the patients are the ones the in-memory merge gave
+    assert reads and reads[0] is not None and "race" not in reads[0] and "first_name" in reads[0], reads
+    _assert_same(_outputs(tmp_path / "tiny"), _outputs(tmp_path / "work"))
 
 
 def test_ids_kept_from_the_last_ingest_survive_the_merge_by_range(tmp_path: Path) -> None:

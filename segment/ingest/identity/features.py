@@ -13,6 +13,8 @@ those records are still compared through their other blocking rules.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import polars as pl
 
 from segment.addresses.parse import normalize_street
@@ -41,6 +43,11 @@ LINKAGE_COLUMNS = (
 #: the columns of the records :func:`linkage_frame` reads (besides :data:`IDENTIFIER_COLUMNS`)
 _READ = ("_k_id", "_source", "_order", "first_name", "last_name", "birth_date", "sex", "address_line1", "zip5",
          "phone_e164", "email")
+
+
+def linkage_input(columns: Collection[str]) -> tuple[str, ...]:
+    """The columns of records with ``columns`` that :func:`linkage_frame` reads (Splink needs no other)."""
+    return (*_READ, *(c for c in IDENTIFIER_COLUMNS if c in columns))
 
 
 def _blank(expr: pl.Expr) -> pl.Expr:

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -262,6 +262,50 @@ class ParquetAppender:
             self.abort(exc)
         else:
             self.close()
+
+
+@dataclass
+class Spill:
+    """Frames kept on disk chunk by chunk: one owner-only temporary Parquet file per chunk in
+    ``folder`` (named as :func:`segment.workdir.remove_stale_temp_files` recognizes, so a killed
+    run's files go with the next run), read back in the order they were added.
+
+    ``options``: :meth:`polars.DataFrame.write_parquet` options besides lz4 compression.
+    """
+
+    folder: Path
+    stem: str
+    options: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Spill one chunk (after the chunks before it)."""
+        from segment.workdir import temp_file
+
+        name = temp_file(self.folder, self.stem)
+        self.files.append(name)
+        frame.write_parquet(name, compression="lz4", **self.options)
+        self.rows += frame.height
+
+    def columns(self) -> list[str]:
+        """The spilled columns (none before the first chunk)."""
+        import polars as pl
+
+        return list(pl.read_parquet_schema(self.files[0])) if self.files else []
+
+    def read(self, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """Every spilled row (``columns`` of them), in the order added."""
+        import polars as pl
+
+        return pl.read_parquet(self.files, columns=list(columns) if columns else None)
+
+    def remove(self) -> None:
+        """Delete the spilled files."""
+        for path in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self.files.clear()
 
 
 # -- peak memory per stage ------------------------------------------------------------------

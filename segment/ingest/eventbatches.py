@@ -29,7 +29,6 @@ in memory (FHIR, OMOP joins) hold it whole.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +54,8 @@ from segment.ingest.frames import checked_batches, collect_all, drop_ragged
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
-from segment.memory import batch_count, chunk_rows, table_rows
+from segment.memory import Spill, batch_count, chunk_rows, table_rows
 from segment.schema import EVENT_SCHEMA
-from segment.workdir import temp_file
 
 #: working set per event row of the in-memory path: the raw row, its look-ups, the checked
 #: row and the de-duplication (about 4 GiB at 1M people and 20M event rows, patients included)
@@ -154,25 +152,6 @@ def estimated_rows(part: RawPart) -> int:
 
 
 @dataclass
-class _Spill:
-    """Owner-only temporary Parquet files in the working folder, one per chunk."""
-
-    folder: Path
-    files: list[Path] = field(default_factory=list)
-
-    def add(self, frame: pl.DataFrame) -> None:
-        name = temp_file(self.folder, "events-spill")
-        self.files.append(name)
-        frame.write_parquet(name, compression="lz4", row_group_size=_SPILL_ROW_GROUP, statistics=True)
-
-    def remove(self) -> None:
-        for path in self.files:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        self.files.clear()
-
-
-@dataclass
 class _Checked:
     """What the chunks gave: counts per part, rejects, kept rows."""
 
@@ -192,7 +171,7 @@ def write_events_batched(
     ``path`` is the file to write (a temporary beside events.parquet); the spilled files
     go beside it and are removed whatever happens.
     """
-    spill = _Spill(path.parent)
+    spill = Spill(path.parent, "events-spill", {"row_group_size": _SPILL_ROW_GROUP, "statistics": True})
     try:
         with step("events checked in chunks") as counts:
             checked = _check_chunks(parts, order, as_of, id_map, spill, plan)
@@ -224,7 +203,7 @@ def _chunks(parts: Sequence[RawPart], order: dict[str, int], rows: int) -> Itera
 
 
 def _check_chunks(
-    parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date, id_map: pl.DataFrame, spill: _Spill,
+    parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date, id_map: pl.DataFrame, spill: Spill,
     plan: EventsPlan,
 ) -> _Checked:
     """Look up, check and count every chunk; spill its kept rows (sorted by patient row ``_p``)."""
@@ -258,7 +237,7 @@ def _global_ids(ids: pl.DataFrame, prepared: PreparedEvents, dictionaries: dict[
 
 
 def _write_ranges(
-    spill: _Spill, checked: _Checked, patient_ids: pl.Series, path: Path, plan: EventsPlan
+    spill: Spill, checked: _Checked, patient_ids: pl.Series, path: Path, plan: EventsPlan
 ) -> tuple[int, int]:
     """De-duplicate and sort the spilled rows one ``_p`` range at a time, appending to ``path``.
 

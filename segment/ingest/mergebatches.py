@@ -4,11 +4,12 @@ The in-memory merge (:func:`segment.ingest.dedupe.survivorship`) holds every kep
 merge columns, their copies sorted by cluster and the merged patients at once: about
 :data:`MERGE_ROW_BYTES` per record, 13.6 GiB for the 13.5M records of 10M people. When
 that would not fit the memory budget, ingest takes this path instead (the kept records of
-each normalized chunk were spilled, :class:`SpilledRecords`):
+each normalized chunk were spilled, :func:`spill_records`):
 
 1. the keys alone (record id, names, birth date, email, phone, source order, row) are read
    back whole and clustered exactly as in memory (:func:`segment.ingest.dedupe.record_labels`);
-   probabilistic linkage reads every column back, as its comparisons need them;
+   probabilistic linkage reads back the columns its linkage frame compares
+   (:func:`segment.ingest.identity.features.linkage_input`);
 2. each cluster's surviving ``patient_id`` is decided on those keys (the rule of
    :func:`segment.ingest.dedupe.survivorship`: an id kept from the last ingest first, then the
    first by source order, record id and row), and the patient ids are cut into ranges of
@@ -25,9 +26,8 @@ The spilled files are owner-only temporaries in the working folder, removed what
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ import polars as pl
 
 from segment.ingest.dedupe import merge_labelled, record_labels
 from segment.ingest.timing import step
-from segment.memory import ParquetAppender, batch_count
+from segment.memory import ParquetAppender, Spill, batch_count
 from segment.workdir import temp_file
 
 #: working set per kept record of the in-memory merge (records, their sorted copy, the merged
@@ -55,35 +55,9 @@ def merge_fits(records: int, budget: int) -> bool:
     return batch_count(records, MERGE_ROW_BYTES, budget, share=SHARE) <= 1
 
 
-@dataclass
-class SpilledRecords:
-    """The kept records' merge columns, one owner-only Parquet file per normalized chunk, in order."""
-
-    folder: Path
-    files: list[Path] = field(default_factory=list)
-    rows: int = 0
-
-    def add(self, kept: pl.DataFrame) -> None:
-        """Spill one chunk's kept records (appended after the previous chunks)."""
-        name = temp_file(self.folder, "patients-spill")
-        self.files.append(name)
-        kept.write_parquet(name, compression="lz4", statistics=False)
-        self.rows += kept.height
-
-    def columns(self) -> list[str]:
-        """The spilled columns (none before the first chunk)."""
-        return list(pl.read_parquet_schema(self.files[0])) if self.files else []
-
-    def read(self, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
-        """Every spilled record (``columns`` of them), in input order."""
-        return pl.read_parquet(self.files, columns=list(columns) if columns else None)
-
-    def remove(self) -> None:
-        """Delete the spilled files."""
-        for path in self.files:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        self.files.clear()
+def spill_records(folder: Path) -> Spill:
+    """Where the kept records' merge columns go, one file per normalized chunk, in order."""
+    return Spill(folder, "patients-spill", {"statistics": False})
 
 
 @dataclass(frozen=True)
@@ -101,7 +75,7 @@ class SpilledMerge:
 
 
 def merge_spilled(
-    spilled: SpilledRecords, clusters: pl.DataFrame | None, keep_ids: pl.Series | None, budget: int,
+    spilled: Spill, clusters: pl.DataFrame | None, keep_ids: pl.Series | None, budget: int,
     finish: Callable[[pl.DataFrame], pl.DataFrame],
 ) -> SpilledMerge:
     """Merge the spilled records one range of patient ids at a time (see the module's description).
@@ -169,7 +143,7 @@ def _ranges_of_clusters(keys: pl.DataFrame, keep_ids: pl.Series | None, ranges: 
     return bucket_of
 
 
-def _send_to_ranges(spilled: SpilledRecords, labels: np.ndarray, bucket_of: np.ndarray, parts: list[Path]) -> None:
+def _send_to_ranges(spilled: Spill, labels: np.ndarray, bucket_of: np.ndarray, parts: list[Path]) -> None:
     """One pass over the spilled chunks: each record appended to its cluster's range file."""
     schema = pl.read_parquet_schema(spilled.files[0])
     empty = pl.DataFrame(schema={**schema, "_cluster": pl.UInt32})

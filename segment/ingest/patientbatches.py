@@ -26,7 +26,6 @@ from segment.ingest.eventbatches import estimated_rows
 from segment.ingest.frames import checked_batches, collect_all, drop_ragged
 from segment.ingest.identity.features import IDENTIFIER_COLUMNS
 from segment.ingest.mapping import PATIENT_INPUT_COLUMNS
-from segment.ingest.mergebatches import SpilledRecords
 from segment.ingest.patients import (
     contact_lookups,
     normalize_patients,
@@ -35,7 +34,7 @@ from segment.ingest.patients import (
 )
 from segment.ingest.readers import RawPart
 from segment.ingest.timing import step
-from segment.memory import chunk_rows
+from segment.memory import Spill, chunk_rows
 
 #: a patient record's share of the normalization's peak (measured: 7.4 GiB for 4.05M records)
 PATIENT_ROW_BYTES = 2000
@@ -62,7 +61,7 @@ class NormalizedRecords:
     rows: int
     chunks: int = 1
     #: the kept records spilled chunk by chunk (``kept`` is then empty): the merge reads them back
-    spilled: SpilledRecords | None = None
+    spilled: Spill | None = None
 
     @classmethod
     def of(cls, records: pl.DataFrame) -> NormalizedRecords:
@@ -94,26 +93,28 @@ class NormalizedRecords:
         )
 
 
-def patient_chunk_rows(parts: list[RawPart], budget: int) -> int | None:
-    """Records per chunk, or None when every record fits ``budget`` bytes at once."""
-    rows = sum(estimated_rows(p) for p in parts)
-    if chunk_rows(rows, PATIENT_ROW_BYTES, budget, share=SHARE, minimum=MIN_CHUNK_ROWS) is None:
+def patient_chunk_rows(records: int, budget: int) -> int | None:
+    """Records per chunk for about ``records`` records, or None when they all fit ``budget`` bytes at once."""
+    if chunk_rows(records, PATIENT_ROW_BYTES, budget, share=SHARE, minimum=MIN_CHUNK_ROWS) is None:
         return None
     return max(int(budget * SHARE / CHUNK_ROW_BYTES), MIN_CHUNK_ROWS)
 
 
 def normalized_records(
     parts: list[RawPart], order: dict[str, int], as_of: dt.date, budget: int,
-    spill: SpilledRecords | None = None,
+    spill: Spill | None = None, *, estimated: int | None = None,
 ) -> NormalizedRecords:
     """Normalize every patient record, phones and emails included, whole or in chunks.
 
     ``spill``: the kept records of each chunk go there instead of staying in memory (the
-    records are then always read in chunks).
+    records are then always read in chunks). ``estimated``: the parts' records as
+    :func:`~segment.ingest.eventbatches.estimated_rows` counts them, when the caller has it.
     """
-    rows = patient_chunk_rows(parts, budget)
+    if estimated is None:
+        estimated = sum(estimated_rows(p) for p in parts)
+    rows = patient_chunk_rows(estimated, budget)
     if rows is None and spill is not None:
-        rows = max(sum(estimated_rows(p) for p in parts), MIN_CHUNK_ROWS)
+        rows = max(estimated, MIN_CHUNK_ROWS)
     if rows is None:
         with step("patients normalized", show=True):
             raw = drop_ragged(collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0], parts)
@@ -133,7 +134,7 @@ def normalized_records(
     return replace(NormalizedRecords.concat(pieces), spilled=spill)
 
 
-def _kept_apart(piece: NormalizedRecords, spill: SpilledRecords | None) -> NormalizedRecords:
+def _kept_apart(piece: NormalizedRecords, spill: Spill | None) -> NormalizedRecords:
     """``piece`` with its kept records moved to ``spill`` (when given)."""
     if spill is None:
         return piece

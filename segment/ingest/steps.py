@@ -40,7 +40,7 @@ from segment.ingest.eventbatches import (
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
 from segment.ingest.identity import IdentityOptions, Linkage, resolve
 from segment.ingest.identity.features import linkage_input
-from segment.ingest.mergebatches import SpilledRecords, merge_fits, merge_spilled
+from segment.ingest.mergebatches import merge_fits, merge_spilled, spill_records
 from segment.ingest.patientbatches import normalized_records
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
 from segment.ingest.readers.files import ragged_found
@@ -55,7 +55,7 @@ from segment.ingest.results import (
 )
 from segment.ingest.timing import step
 from segment.log import get_logger
-from segment.memory import memory_budget_bytes
+from segment.memory import Spill, memory_budget_bytes
 from segment.schema import EVENT_SCHEMA, PATIENT_SCHEMA, SOURCE_POINT_COLUMNS
 
 log = get_logger("ingest")
@@ -146,7 +146,7 @@ def ingest_specs(
     if plan is not None:
         log.info("events in chunks for the memory budget", estimated_rows=plan.estimated_rows,
                  chunk_rows=plan.chunk_rows, budget_mib=budget // 2**20)
-    started_events: list[Future[PreparedEvents]] = []
+    ahead: Future[PreparedEvents] | None = None
 
     def start_events() -> None:
         """Read and look up the events on a second thread while the patients are merged.
@@ -156,13 +156,12 @@ def ingest_specs(
         step and the merge (1M people, deterministic: 19-20 s against 20-21 s, peak 3.6-3.75
         against 3.9-4.0 GiB).
         """
-        if event_parts and pool is not None and plan is None and not started_events:
-            started_events.append(pool.submit(prepare_events, event_parts, order, settings.as_of))
+        nonlocal ahead
+        if event_parts and pool is not None and plan is None and ahead is None:
+            ahead = pool.submit(prepare_events, event_parts, order, settings.as_of)
 
     workdir.ensure_private_dir(out)
     rows, merged = _merge_patients(patient_parts, order, bool(event_parts), settings, out, start_events)
-    ahead = started_events[0] if started_events else None
-    started_events.clear()
     try:
         # patients.parquet replaces the old one only once the events are written too
         with workdir.atomic_path(out / workdir.PATIENTS) as patients_tmp:
@@ -201,9 +200,10 @@ def _merge_patients(
     """
     assert settings.memory_budget is not None  # resolved by ingest_specs
     records = sum(estimated_rows(p) for p in parts)
-    spill = None if merge_fits(records, settings.memory_budget) else SpilledRecords(out)
+    spill = None if merge_fits(records, settings.memory_budget) else spill_records(out)
     try:
-        normalized = normalized_records(parts, order, settings.as_of, settings.memory_budget, spill)
+        normalized = normalized_records(parts, order, settings.as_of, settings.memory_budget, spill,
+                                        estimated=records)
         kept, rejects, rejected_ids = normalized.kept, normalized.rejects, normalized.rejected_ids
         n_records = spill.rows if spill is not None else kept.height
         log.info("patient records normalized", rows=normalized.rows, kept=n_records)
@@ -236,7 +236,7 @@ def _patient_rows(patients: pl.DataFrame) -> pl.DataFrame:
 
 
 def _merge_spilled(
-    spill: SpilledRecords, has_events: bool, rejects: pl.DataFrame, rejected_ids: pl.DataFrame,
+    spill: Spill, has_events: bool, rejects: pl.DataFrame, rejected_ids: pl.DataFrame,
     file_counts: list[FileCounts], settings: IngestSettings, out: Path,
 ) -> tuple[PatientRows, MergedPatients]:
     """:func:`_merge_patients` for records spilled to disk: merged by range of patient ids."""

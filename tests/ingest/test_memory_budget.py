@@ -17,8 +17,8 @@ import segment.ingest.steps as steps
 from segment.ingest import ingest
 from segment.ingest.eventbatches import EventsPlan, estimated_rows, plan_events
 from segment.ingest.identity import IdentityOptions, Linkage
-from segment.ingest.mergebatches import SpilledRecords
 from segment.ingest.readers import RawPart
+from segment.memory import Spill
 from segment.synth import write_extract
 
 TODAY = dt.date(2026, 2, 1)
@@ -175,13 +175,13 @@ def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, m
     # a tiny budget still leaves DuckDB its working minimum (it spills) instead of failing
     limits.clear()
     reads: list[tuple[str, ...] | None] = []
-    read = SpilledRecords.read
+    read = Spill.read
 
-    def spy_read(self: SpilledRecords, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+    def spy_read(self: Spill, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
         reads.append(columns)
         return read(self, columns)
 
-    monkeypatch.setattr(SpilledRecords, "read", spy_read)
+    monkeypatch.setattr(Spill, "read", spy_read)
     ingest(files, tmp_path / "tiny", as_of=TODAY, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
            memory_budget=300_000)
     assert limits and all(limit == "256.0 MiB" for limit in limits), limits

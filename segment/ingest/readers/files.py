@@ -263,9 +263,9 @@ def ragged_found() -> dict[str, tuple[pl.DataFrame, int]]:
 
 def has_byte(path: Path, byte: bytes) -> bool:
     """True when ``byte`` occurs anywhere in the file (one ``memchr`` pass, no decoding)."""
-    if path.stat().st_size == 0:
-        return False
     size = path.stat().st_size
+    if size == 0:
+        return False
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         for start in range(0, size, _FIND_WINDOW):
             if mm.find(byte, start, start + _FIND_WINDOW) >= 0:

@@ -9,7 +9,8 @@ each normalized chunk were spilled, :func:`spill_records`):
 1. the keys alone (record id, names, birth date, email, phone, source order, row) are read
    back whole and clustered exactly as in memory (:func:`segment.ingest.dedupe.record_labels`);
    probabilistic linkage reads back the columns its linkage frame compares
-   (:func:`segment.ingest.identity.features.linkage_input`);
+   (:func:`segment.ingest.identity.features.linkage_input`), chunk by chunk
+   (:mod:`segment.ingest.identity.store`);
 2. each cluster's surviving ``patient_id`` is decided on those keys (the rule of
    :func:`segment.ingest.dedupe.survivorship`: an id kept from the last ingest first, then the
    first by source order, record id and row), and the patient ids are cut into ranges of

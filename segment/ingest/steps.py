@@ -38,8 +38,7 @@ from segment.ingest.eventbatches import (
     write_events_batched,
 )
 from segment.ingest.events import EventsWritten, PreparedEvents, prepare_events, write_events
-from segment.ingest.identity import IdentityOptions, Linkage, resolve
-from segment.ingest.identity.features import linkage_input
+from segment.ingest.identity import IdentityOptions, resolve
 from segment.ingest.mergebatches import merge_fits, merge_spilled, spill_records
 from segment.ingest.patientbatches import normalized_records
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, ReadResult, empty_rejects
@@ -241,11 +240,10 @@ def _merge_spilled(
 ) -> tuple[PatientRows, MergedPatients]:
     """:func:`_merge_patients` for records spilled to disk: merged by range of patient ids."""
     assert settings.memory_budget is not None
-    deterministic = settings.identity.linkage == Linkage.DETERMINISTIC and settings.identity.model is None
     with step("identities resolved", show=True):
-        # the deterministic keys are read by the merge; Splink reads the linkage frame's columns
-        columns = ("_k_id",) if deterministic else linkage_input(spill.columns())
-        linked = resolve(spill.read(columns), settings.identity, out, memory_budget=settings.memory_budget)
+        # the deterministic keys are read by the merge; Splink reads the linkage frame's columns,
+        # chunk by chunk (segment.ingest.identity.store)
+        linked = resolve(spill, settings.identity, out, memory_budget=settings.memory_budget)
     with step("patients merged by range", show=True):
         done = merge_spilled(spill, linked.clusters, linked.keep_ids, settings.memory_budget, _patient_rows)
     log.info("patients merged", records=done.record_keys.height, patients=done.patient_ids.len(),

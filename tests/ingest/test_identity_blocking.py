@@ -14,7 +14,7 @@ import re
 import duckdb
 import polars as pl
 
-from segment.ingest.identity.features import _code, _name_codes
+from segment.ingest.identity.features import hot_values, with_codes
 from segment.ingest.identity.model import blocking_rules
 
 #: the text column each number column codes
@@ -52,12 +52,12 @@ def _records() -> pl.DataFrame:
 
 
 def _coded(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        *_name_codes(frame),
+    rows = frame.with_columns(
+        pl.lit(None, pl.String).alias("identifier"), pl.lit("02140").alias("zip5"),
         pl.col("birth_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("_i_birth_date"),
         *(pl.col(c).cast(pl.Int16).alias(f"_i_{c}") for c in ("birth_year", "birth_month", "birth_day")),
-        *(_code(pl.col(text)).alias(name) for name, text in TEXT_OF.items() if name.startswith("_b_")),
     )
+    return with_codes(rows, hot_values(rows.lazy()))
 
 
 def _pairs(con: duckdb.DuckDBPyConnection, condition: str) -> set[tuple[int, int]]:

@@ -36,7 +36,7 @@ import polars as pl
 
 from segment import workdir as wd
 from segment.ingest.identity import model as mdl
-from segment.ingest.identity.features import IDENTIFIER_COLUMNS, linkage_frame
+from segment.ingest.identity.features import IDENTIFIER_COLUMNS
 from segment.ingest.identity.links import (
     CUT_REASON,
     REVIEW_COLUMNS,
@@ -47,7 +47,9 @@ from segment.ingest.identity.links import (
     first_names_read,
     split_conflicts,
 )
+from segment.ingest.identity.store import LinkageData, linkage_data
 from segment.log import get_logger
+from segment.memory import Spill
 
 log = get_logger("identity")
 
@@ -111,14 +113,16 @@ def _previous_ids(workdir: Path) -> pl.Series | None:
 
 
 def resolve(
-    records: pl.DataFrame, options: IdentityOptions, workdir: Path, *, memory_budget: int | None = None,
+    records: pl.DataFrame | Spill, options: IdentityOptions, workdir: Path, *, memory_budget: int | None = None,
 ) -> IdentityResult:
     """Decide which records of ``records`` (``MERGE_INPUT`` + ``_k_id``) are one person.
 
-    ``memory_budget`` (bytes; default ``SEGMENT_MEMORY_GB``) bounds the scoring's DuckDB."""
+    ``records``: in memory, or spilled to disk chunk by chunk (their linkage frame is then
+    built and read part by part: :mod:`.store`). ``memory_budget`` (bytes; default
+    ``SEGMENT_MEMORY_GB``) bounds the scoring's DuckDB."""
     started = time.perf_counter()
     keep = _previous_ids(workdir)
-    n = records.select(pl.col("_k_id").n_unique()).item()
+    n = _distinct_records(records)
     linkage = options.linkage
     if options.model is not None:
         linkage, reason = Linkage.PROBABILISTIC, "pinned model"
@@ -140,14 +144,23 @@ def resolve(
     return _probabilistic(records, options, workdir, n, reason, keep, started, memory_budget)
 
 
+def _distinct_records(records: pl.DataFrame | Spill) -> int:
+    """How many distinct record ids (``_k_id``) ``records`` hold."""
+    if isinstance(records, pl.DataFrame):
+        return int(records.select(pl.col("_k_id").n_unique()).item())
+    if not records.files:
+        return 0
+    return int(pl.scan_parquet(records.files).select(pl.col("_k_id").n_unique()).collect(engine="streaming").item())
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def score(
-    frame: pl.DataFrame, options: IdentityOptions, memory_budget: int | None = None,
+    data: LinkageData, options: IdentityOptions, memory_budget: int | None = None,
 ) -> tuple[mdl.LinkageModel, pl.DataFrame]:
-    """Train (or load) the model and score the candidate pairs of ``frame`` (the linkage frame).
+    """Train (or load) the model and score the candidate pairs of ``data`` (the linkage frame).
 
     Returns the model and the pairs at or above the review threshold, each with its band.
     """
@@ -157,9 +170,9 @@ def score(
     try:
         if options.model is not None:
             model = mdl.load(options.model)
-            linker = mdl.make_linker(con, frame, "records", model.settings)
+            linker = mdl.make_linker(con, data, "records", model.settings)
         else:
-            model, linker = mdl.train(frame, con)
+            model, linker = mdl.train(data, con)
         predictions = linker.inference.predict(threshold_match_probability=options.thresholds.review)
         gammas = [f"gamma_{c}" for c in model.comparisons]
         pairs = con.sql(
@@ -169,20 +182,24 @@ def score(
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-    pairs = first_names_read(pairs, frame).drop("first_name_l", "first_name_r")
+    pairs = first_names_read(pairs, data.lazy()).drop("first_name_l", "first_name_r")
     return model, bands(pairs, model.settings, options.thresholds)
 
 
 def cluster(
-    frame: pl.DataFrame, pairs: pl.DataFrame, settings: dict[str, Any],
+    frame: pl.LazyFrame, pairs: pl.DataFrame, settings: dict[str, Any],
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """Clusters of the merge pairs, with clusters joined only through a third record split.
+
+    ``frame``: the linkage frame (each step collects the columns and records it needs).
 
     Returns the clusters (``_k_id`` -> ``_cluster``), ``pairs`` with each cut merge pair moved
     to review (held back because it :data:`~.links.CUT_REASON`), and the counts.
     """
     merge = pairs.filter(pl.col("band") == "merge")
-    clusters = components(frame["unique_id"], merge.select(a="unique_id_l", b="unique_id_r"))
+    ids = frame.select("unique_id").collect(engine="streaming").to_series()
+    clusters = components(ids, merge.select(a="unique_id_l", b="unique_id_r"))
+    del ids
     conflicts = conflicts_within(clusters, merge, frame, settings)
     hit = conflicts.join(clusters.rename({"_k_id": "a"}), on="a")["_cluster"].n_unique()
     clusters, cut = split_conflicts(clusters, merge, conflicts)
@@ -199,12 +216,15 @@ def cluster(
 
 
 def _probabilistic(
-    records: pl.DataFrame, options: IdentityOptions, workdir: Path, n: int, reason: str,
+    records: pl.DataFrame | Spill, options: IdentityOptions, workdir: Path, n: int, reason: str,
     keep: pl.Series | None, started: float, memory_budget: int | None,
 ) -> IdentityResult:
-    frame = linkage_frame(records)
-    model, pairs = score(frame, options, memory_budget)
-    clusters, pairs, split = cluster(frame, pairs, model.settings)
+    data = linkage_data(records, workdir)
+    try:
+        model, pairs = score(data, options, memory_budget)
+        clusters, pairs, split = cluster(data.lazy(), pairs, model.settings)
+    finally:
+        data.remove()
     merge = pairs.filter(pl.col("band") == "merge")
     review = pairs.filter(pl.col("band") == "review")
     wd.ensure_private_dir(workdir)
@@ -229,7 +249,8 @@ def _probabilistic(
     counts = {
         "linkage": "probabilistic", "reason": reason, "source_records": n,
         "model": model.source, "m_from": model.m_from, "u_from": model.u_from,
-        "identifiers": [c for c in IDENTIFIER_COLUMNS if c in records.columns],
+        "identifiers": [c for c in IDENTIFIER_COLUMNS
+                        if c in (records.columns if isinstance(records, pl.DataFrame) else records.columns())],
         "thresholds": {"merge": options.thresholds.merge, "review": options.thresholds.review,
                        "same_source": options.thresholds.same_source},
         "pairs_scored_at_or_above_review": pairs.height,

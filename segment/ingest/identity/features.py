@@ -14,6 +14,7 @@ those records are still compared through their other blocking rules.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -61,8 +62,17 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
     optionally :data:`IDENTIFIER_COLUMNS`). Returns ``unique_id`` (``_k_id``), ``source``,
     the :data:`LINKAGE_COLUMNS`, the blocking columns ``_b_phone``, ``_b_email``,
     ``_b_identifier``, ``_b_address``, ``_b_phone_shared`` and the names and birth-date parts
-    as numbers for blocking (``_i_*``; see :func:`_code`).
+    as numbers for blocking (``_i_*``; see :func:`with_codes`). The same frame in parts, for
+    records that do not fit in memory: :func:`linkage_rows` of each part, :func:`hot_values`
+    over all of them, then :func:`with_codes` of each part.
     """
+    rows = linkage_rows(records)
+    return with_codes(rows, hot_values(rows.lazy()))
+
+
+def linkage_rows(records: pl.DataFrame) -> pl.DataFrame:
+    """:func:`linkage_frame` without its blocking columns (``_b_*``, the names' ``_i_*``): every
+    column is a function of its own record, so records can be worked out part by part."""
     ids = [c for c in IDENTIFIER_COLUMNS if c in records.columns]
     # only the columns read here (the records carry about thirty)
     one = records.select(*_READ, *ids).unique("_k_id", keep="first", maintain_order=True)
@@ -92,7 +102,7 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         "_street": _blank(home.str.replace(r"^\d+[A-Z]?\s+", "").str.replace_all(" ", "")),
     })
     looked = pl.concat([first, last, births, streets], how="horizontal", strict=True)
-    frame = pl.concat([one, looked], how="horizontal", strict=True).select(
+    return pl.concat([one, looked], how="horizontal", strict=True).select(
         pl.col("_k_id").alias("unique_id"),
         pl.col("_source").alias("source"),
         pl.col("_order"),
@@ -111,40 +121,79 @@ def linkage_frame(records: pl.DataFrame) -> pl.DataFrame:
         _blank(pl.col("phone_e164")).alias("phone"),
         _blank(pl.col("email").str.to_lowercase()).alias("email"),
         identifier.alias("identifier"),
-    )
-    def cold(col: str, *over: str, hot: int = HOT_BLOCK_VALUE) -> pl.Expr:
-        return _code(pl.when(pl.len().over(col, *over) <= hot).then(pl.col(col)))
-
-    return frame.with_columns(
-        cold("phone").alias("_b_phone"),
-        cold("email").alias("_b_email"),
-        cold("identifier").alias("_b_identifier"),
-        # used only beside a name or a birth date, so a household's phone or a block of
-        # flats still pairs its people; a clinic's number or a shelter's address does not
-        cold("address", "zip5", hot=HOT_SHARED_VALUE).alias("_b_address"),
-        cold("phone", hot=HOT_SHARED_VALUE).alias("_b_phone_shared"),
-        *_name_codes(frame),
+    ).with_columns(
         pl.col("birth_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("_i_birth_date"),
         *(pl.col(c).cast(pl.Int16).alias(f"_i_{c}") for c in ("birth_year", "birth_month", "birth_day")),
     )
 
 
+@dataclass(frozen=True)
+class HotValues:
+    """The values too many records share to block on (:data:`HOT_BLOCK_VALUE`,
+    :data:`HOT_SHARED_VALUE`), found over every record: a value is hot or not for the whole
+    extract, whichever part its records are in."""
+
+    phone: pl.Series
+    email: pl.Series
+    identifier: pl.Series
+    #: phones shared by more than :data:`HOT_SHARED_VALUE` records
+    phone_shared: pl.Series
+    #: (``address``, ``zip5``) pairs shared by more than :data:`HOT_SHARED_VALUE` records
+    address: pl.DataFrame
+
+
+def hot_values(rows: pl.LazyFrame) -> HotValues:
+    """The hot values of :func:`linkage_rows` (one frame, or every part of one scanned)."""
+    def over(*columns: str, hot: int) -> pl.LazyFrame:
+        return rows.group_by(*columns).len().filter(pl.col("len") > hot)
+
+    phone, email, identifier, address = pl.collect_all(
+        [over("phone", hot=HOT_BLOCK_VALUE), over("email", hot=HOT_BLOCK_VALUE),
+         over("identifier", hot=HOT_BLOCK_VALUE), over("address", "zip5", hot=HOT_SHARED_VALUE)],
+        engine="streaming",
+    )
+    shared = phone.filter(pl.col("len") > HOT_SHARED_VALUE)
+    return HotValues(phone["phone"], email["email"], identifier["identifier"], shared["phone"], address.drop("len"))
+
+
+#: the seed of the blocking codes' hash (any fixed number: codes only meet codes of one run)
+CODE_SEED = 20_240_601
+
+
 def _code(expr: pl.Expr) -> pl.Expr:
-    """A text column as whole numbers, equal where the texts are equal (null stays null).
+    """A text as a whole number, equal where the texts are equal (null stays null).
 
-    Blocking compares these instead of the texts: DuckDB joins integers about twice as fast,
-    and the candidate pairs are the same.
+    Blocking compares these instead of the texts: DuckDB joins integers about twice as fast.
+    The number is a 64-bit hash, the same for the same text in any part and any column (a
+    first name meets a last name). Two texts that hash alike (among ten million values, the
+    chance that any two do is about 3 in a million) only add candidate pairs, which Splink
+    then scores on the texts.
     """
-    return expr.cast(pl.Categorical).to_physical()
+    # as a signed number: DuckDB hands filters on an Arrow table's columns to pyarrow as Python
+    # integers, which fail beyond the signed 64-bit range
+    return pl.when(expr.is_not_null()).then(expr.hash(CODE_SEED).reinterpret(signed=True))
 
 
-def _name_codes(frame: pl.DataFrame) -> list[pl.Expr]:
-    """``_i_first_name``, ``_i_first_canon``, ``_i_last_name``: the names as numbers from one
-    vocabulary, so that a first name equals a last name (swapped names) as numbers too."""
-    columns = ("first_name", "first_canon", "last_name")
-    vocabulary = pl.concat([frame.get_column(c) for c in columns]).drop_nulls().unique().sort()
-    names = pl.Enum(vocabulary)
-    return [pl.col(c).cast(names).to_physical().alias(f"_i_{c}") for c in columns]
+def with_codes(rows: pl.DataFrame, hot: HotValues) -> pl.DataFrame:
+    """:func:`linkage_rows` with the blocking columns: the names as numbers (``_i_first_name``,
+    ``_i_first_canon``, ``_i_last_name``) and each blocking value as a number unless ``hot``
+    (``_b_phone``, ``_b_email``, ``_b_identifier``, ``_b_address``, ``_b_phone_shared``)."""
+    def cold(column: str, values: pl.Series) -> pl.Expr:
+        return _code(pl.when(~pl.col(column).is_in(values.drop_nulls().implode())).then(pl.col(column)))
+
+    hot_homes = hot.address.with_columns(_hot=pl.lit(True))
+    return rows.join(hot_homes, on=["address", "zip5"], how="left", nulls_equal=True,
+                     maintain_order="left").with_columns(
+        cold("phone", hot.phone).alias("_b_phone"),
+        cold("email", hot.email).alias("_b_email"),
+        cold("identifier", hot.identifier).alias("_b_identifier"),
+        # used only beside a name or a birth date, so a household's phone or a block of
+        # flats still pairs its people; a clinic's number or a shelter's address does not
+        # (the line alone is the code: the same line in two ZIPs still meets)
+        _code(pl.when(pl.col("_hot").is_null()).then(pl.col("address"))).alias("_b_address"),
+        cold("phone", hot.phone_shared).alias("_b_phone_shared"),
+        *(_code(pl.col(c)).alias(f"_i_{c}") for c in ("first_name", "first_canon", "last_name")),
+    ).drop("_hot")
 
 
 def _home(line: pl.Expr) -> pl.Expr:

@@ -139,7 +139,7 @@ def _agrees(c: str, strong_only: bool = True) -> pl.Expr:
     return ok
 
 
-def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Add how each pair's first names read (``_first_read_l/_r``, ``_first_count_l/_r``, ``_first_typo``).
 
     ``_first_count``: how many records of ``frame`` hold the name as read. A name one typo
@@ -153,7 +153,8 @@ def first_names_read(pairs: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
     """
     import duckdb
 
-    counts = frame.group_by("first_name").len().drop_nulls().rename({"first_name": "name"})
+    counts = (frame.lazy().group_by("first_name").len().drop_nulls().rename({"first_name": "name"})
+              .collect(engine="streaming"))
     common = counts.filter(pl.col("len") >= COMMON_NAME_MIN)
     differ = pairs.select("first_name_l", "first_name_r").drop_nulls().filter(
         pl.col("first_name_l") != pl.col("first_name_r")).unique()
@@ -269,7 +270,7 @@ def _level_case(settings: dict[str, Any]) -> str:
 
 
 def conflicts_within(
-    clusters: pl.DataFrame, merge: pl.DataFrame, frame: pl.DataFrame, settings: dict[str, Any],
+    clusters: pl.DataFrame, merge: pl.DataFrame, frame: pl.DataFrame | pl.LazyFrame, settings: dict[str, Any],
 ) -> pl.DataFrame:
     """Pairs of records (``a`` < ``b``) placed in one cluster of 3 or more that conflict.
 
@@ -282,8 +283,10 @@ def conflicts_within(
     """
     import duckdb
 
-    big = clusters.filter(pl.len().over("_cluster") >= 3).rename({"_k_id": "unique_id"}).join(
-        frame.select("unique_id", "last_name", "birth_date", "first_canon"), on="unique_id")
+    frame = frame.lazy()
+    big = frame.select("unique_id", "last_name", "birth_date", "first_canon").join(
+        clusters.filter(pl.len().over("_cluster") >= 3).rename({"_k_id": "unique_id"}).lazy(), on="unique_id",
+    ).collect(engine="streaming")
     if big.height == 0:
         return pl.DataFrame(schema={"a": pl.String, "b": pl.String})
     direct = merge.select(pl.min_horizontal("unique_id_l", "unique_id_r").alias("a"),
@@ -294,8 +297,9 @@ def conflicts_within(
         .select(pl.col("unique_id").alias("a"), pl.col("unique_id_r").alias("b"))
         for key in ("last_name", "birth_date", "first_canon")
     ]).unique().join(direct, on=["a", "b"], how="anti")
-    columns = [c for c in frame.columns if c != "unique_id" and not c.startswith("_")]
-    side = frame.select("unique_id", *columns)
+    columns = [c for c in frame.collect_schema().names() if c != "unique_id" and not c.startswith("_")]
+    named = pl.concat([inside["a"], inside["b"]]).unique().to_frame("unique_id").lazy()
+    side = frame.select("unique_id", *columns).join(named, on="unique_id", how="semi").collect(engine="streaming")
     both = first_names_read(inside.join(side.rename(lambda c: f"{c}_l" if c != "unique_id" else "a"), on="a").join(
         side.rename(lambda c: f"{c}_r" if c != "unique_id" else "b"), on="b"), frame)
     con = duckdb.connect(":memory:")

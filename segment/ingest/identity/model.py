@@ -60,6 +60,8 @@ from segment.memory import memory_budget_bytes
 if TYPE_CHECKING:
     import duckdb
 
+    from segment.ingest.identity.store import LinkageData
+
 log = get_logger("identity")
 
 #: the envelope's format number: bump when the comparisons change incompatibly
@@ -329,8 +331,9 @@ def connection(spill: Path | None = None, budget: int | None = None) -> duckdb.D
     return con
 
 
-def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, table: str, settings_: Any) -> Any:
-    """A Splink linker over ``frame`` registered as ``table`` in ``con``."""
+def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame | LinkageData, table: str,
+                settings_: Any) -> Any:
+    """A Splink linker over ``frame`` (in memory, or the linkage frame's parts) as ``table`` in ``con``."""
     from splink import DuckDBAPI, Linker
 
     if isinstance(settings_, dict):
@@ -339,24 +342,29 @@ def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, table: str,
         rules = [{"blocking_rule": r.get_blocking_rule("duckdb").blocking_rule_sql, "sql_dialect": "duckdb"}
                  for r in blocking_rules()]
         settings_ = {**settings_, "retain_matching_columns": True, "blocking_rules_to_generate_predictions": rules}
-    con.register(table, frame.to_arrow())  # a view over the Arrow buffers: no copy
+    if isinstance(frame, pl.DataFrame):
+        con.register(table, frame.to_arrow())  # a view over the Arrow buffers: no copy
+    else:
+        frame.register(con, table)
     return Linker(table, settings_, DuckDBAPI(connection=con), set_up_basic_logging=False)
 
 
-def _training_sample(frame: pl.DataFrame) -> pl.DataFrame:
-    """Complete birth-date and last-name blocks of about :data:`TRAIN_RECORDS` records."""
-    if frame.height <= TRAIN_RECORDS:
-        return frame
-    k = math.ceil(2 * frame.height / TRAIN_RECORDS)
+def _training_sample(frame: pl.LazyFrame, n: int) -> pl.DataFrame | None:
+    """Complete birth-date and last-name blocks of about :data:`TRAIN_RECORDS` of the ``n``
+    records (None: train on all of them)."""
+    if n <= TRAIN_RECORDS:
+        return None
+    k = math.ceil(2 * n / TRAIN_RECORDS)
     return frame.filter(
         (pl.col("birth_date").hash(SEED) % k == 0) | (pl.col("last_name").hash(SEED) % k == 0)
-    )
+    ).collect(engine="streaming")
 
 
-def _present(frame: pl.DataFrame) -> tuple[str, ...]:
+def _present(frame: pl.LazyFrame, n: int) -> tuple[str, ...]:
     """Comparisons whose columns hold data (an extract without identifiers skips that one)."""
-    empty = {c for c in ("identifier", "email", "phone", "address", "sex")
-             if frame.get_column(c).null_count() == frame.height}
+    optional = ("identifier", "email", "phone", "address", "sex")
+    nulls = frame.select(pl.col(c).null_count() for c in optional).collect(engine="streaming").row(0)
+    empty = {c for c, k in zip(optional, nulls, strict=True) if k == n}
     return tuple(c for c in COMPARISONS if c not in empty)
 
 
@@ -365,20 +373,22 @@ def quiet_splink() -> None:
     logging.getLogger("splink").setLevel(logging.ERROR)
 
 
-def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageModel, Any]:
-    """Estimate the model on ``frame`` (the linkage frame); returns it and a linker over ``frame``."""
+def train(data: LinkageData, con: duckdb.DuckDBPyConnection) -> tuple[LinkageModel, Any]:
+    """Estimate the model on ``data`` (the linkage frame); returns it and a linker over ``data``."""
     from splink import block_on
 
     quiet_splink()
 
-    comparisons = _present(frame)
-    n = frame.height
+    frame = data.lazy()
+    n = data.rows
+    comparisons = _present(frame, n)
     use_em = n >= MIN_TRAIN_RECORDS
     use_u = n >= MIN_U_RECORDS
-    lam = estimate_lambda(frame) if n >= MIN_TRAIN_RECORDS else prior_lambda(n)
-    linker = make_linker(con, frame, "records", settings(comparisons, priors=True, lam=lam))
-    sample = _training_sample(frame) if use_em else frame
-    trainer = linker if sample.height == n else make_linker(con, sample, "train_sample", _settings_dict(linker))
+    lam = estimate_lambda(frame, n) if n >= MIN_TRAIN_RECORDS else prior_lambda(n)
+    linker = make_linker(con, data, "records", settings(comparisons, priors=True, lam=lam))
+    sample = _training_sample(frame, n) if use_em else None
+    trainer = linker if sample is None or sample.height == n else make_linker(
+        con, sample, "train_sample", _settings_dict(linker))
     started = time.perf_counter()
     if use_u:
         trainer.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)
@@ -396,13 +406,14 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
     # parallel sums differ in the last bits from run to run: rounded, the same extract gives
     # the same model file and the same scores
     trained = _rounded({**_settings_dict(trainer), "probability_two_random_records_match": lam})
-    linker = make_linker(con, frame, "records", trained)
+    linker = make_linker(con, data, "records", trained)
     model = LinkageModel(
         settings=trained, trained_on=n, m_from=m_from,
         u_from="random sampling" if use_u else "priors",
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), source="trained",
     )
-    log.info("linkage model trained", records=n, training_records=sample.height, m_from=m_from,
+    log.info("linkage model trained", records=n, training_records=n if sample is None else sample.height,
+             m_from=m_from,
              u_from=model.u_from, u_seconds=round(u_seconds, 1),
              em_seconds=round(time.perf_counter() - started - u_seconds, 1))
     return model, linker
@@ -413,16 +424,16 @@ def train(frame: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> tuple[LinkageM
 LAMBDA_RECALL = 0.7
 
 
-def estimate_lambda(frame: pl.DataFrame) -> float:
-    """The prior probability that two records match: pairs agreeing on name and birth date / recall.
+def estimate_lambda(frame: pl.LazyFrame, n: int) -> float:
+    """The prior probability that two of the ``n`` records match: pairs agreeing on name and
+    birth date / recall.
 
     Counted per group in Polars (k records of one key give k(k-1)/2 pairs), over all pairs.
     """
-    n = frame.height
     agreeing = (
         frame.drop_nulls(["first_canon", "last_name", "birth_date"])
         .group_by("first_canon", "last_name", "birth_date").len()
-        .select((pl.col("len").cast(pl.Float64) * (pl.col("len") - 1) / 2).sum()).item()
+        .select((pl.col("len").cast(pl.Float64) * (pl.col("len") - 1) / 2).sum()).collect(engine="streaming").item()
     ) or 0.0
     total = n * (n - 1) / 2
     lam = agreeing / LAMBDA_RECALL / total if total else 0.0

@@ -1,0 +1,110 @@
+"""The linkage frame of one ingest: whole in memory, or in parts on disk when the records are.
+
+Records merged in memory (:func:`segment.ingest.dedupe.survivorship`) give their linkage
+frame whole (:func:`~.features.linkage_frame`), which DuckDB reads through Arrow without a
+copy. Records spilled to disk (:mod:`segment.ingest.mergebatches`: too many to merge within
+the memory budget) give it part by part, so that no step holds every record's linkage
+columns at once:
+
+1. each spilled chunk's :func:`~.features.linkage_rows` (every column that depends on its own
+   record only) is written to an owner-only Parquet part in the working folder;
+2. what depends on every record is worked out over the parts scanned together: the record
+   ids seen before (the first row of an id is kept, as in memory) and the values too many
+   records share to block on (:func:`~.features.hot_values`);
+3. each part gets its blocking columns (:func:`~.features.with_codes`) and is written again;
+   DuckDB reads the parts as one view, within its own memory limit (spilling past it), and
+   the clustering afterwards reads back only the columns and records it needs.
+
+The frame is the same either way (the same rows in the same order, the same columns; the
+blocking codes are hashes, equal for equal values in any part), so the candidate pairs, the
+model and the clusters are too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from segment.ingest.identity.features import (
+    hot_values,
+    linkage_frame,
+    linkage_input,
+    linkage_rows,
+    with_codes,
+)
+from segment.memory import Spill
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+@dataclass
+class LinkageData:
+    """The linkage frame: ``frame`` in memory, or ``parts`` (Parquet files, in order) on disk."""
+
+    frame: pl.DataFrame | None
+    parts: Spill | None
+    rows: int
+
+    def lazy(self) -> pl.LazyFrame:
+        """The whole frame, lazily (a scan of the parts on disk)."""
+        if self.frame is not None:
+            return self.frame.lazy()
+        assert self.parts is not None
+        return pl.scan_parquet(self.parts.files)
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Make the frame the table (or view) ``name`` of ``con``."""
+        if self.frame is not None:
+            con.register(name, self.frame.to_arrow())  # a view over the Arrow buffers: no copy
+            return
+        assert self.parts is not None
+        files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in self.parts.files)
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}])')
+
+    def remove(self) -> None:
+        """Delete the parts on disk (nothing for a frame in memory)."""
+        if self.parts is not None:
+            self.parts.remove()
+
+
+def linkage_data(records: pl.DataFrame | Spill, folder: Path) -> LinkageData:
+    """The linkage frame of ``records``: in memory for a frame, in parts in ``folder`` (owner-only
+    temporary files, removed by :meth:`LinkageData.remove`) for spilled records."""
+    if isinstance(records, pl.DataFrame):
+        frame = linkage_frame(records)
+        return LinkageData(frame, None, frame.height)
+    columns = linkage_input(records.columns())
+    if not records.files:
+        frame = linkage_frame(_empty(columns))
+        return LinkageData(frame, None, 0)
+    rows = Spill(folder, "identity-rows")
+    parts = Spill(folder, "identity-frame")
+    try:
+        for path in records.files:
+            rows.add(linkage_rows(pl.read_parquet(path, columns=list(columns))))
+        # a record id in two chunks (a duplicated row of a file): its first row, as in memory
+        first = pl.scan_parquet(rows.files).select(pl.col("unique_id").is_first_distinct()).collect().to_series()
+        hot = hot_values(pl.scan_parquet(rows.files))
+        offset = 0
+        for path in rows.files:
+            part = pl.read_parquet(path)
+            keep = first.slice(offset, part.height)
+            offset += part.height
+            parts.add(with_codes(part.filter(keep), hot))
+            path.unlink()
+    except BaseException:
+        parts.remove()
+        raise
+    finally:
+        rows.remove()
+    return LinkageData(None, parts, parts.rows)
+
+
+def _empty(columns: tuple[str, ...]) -> pl.DataFrame:
+    """No records, with the columns the linkage frame reads."""
+    types = {"_order": pl.Int32, "birth_date": pl.Date}
+    return pl.DataFrame(schema={c: types.get(c, pl.String) for c in columns})

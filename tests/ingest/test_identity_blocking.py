@@ -14,7 +14,7 @@ import re
 import duckdb
 import polars as pl
 
-from segment.ingest.identity.features import hot_values, with_codes
+from segment.ingest.identity.features import _code, hot_values, with_codes
 from segment.ingest.identity.model import blocking_rules
 
 #: the text column each number column codes
@@ -23,6 +23,7 @@ TEXT_OF = {
     "_i_birth_date": "birth_date", "_i_birth_year": "birth_year", "_i_birth_month": "birth_month",
     "_i_birth_day": "birth_day", "_b_phone": "t_phone", "_b_email": "t_email", "_b_identifier": "t_identifier",
     "_b_address": "t_address", "_b_phone_shared": "t_phone_shared",
+    "_i_first_name_initial": "t_first_initial", "_i_last_name_initial": "t_last_initial", "_i_zip5": "zip5",
 }
 
 
@@ -48,14 +49,19 @@ def _records() -> pl.DataFrame:
         pl.col("phone").alias("t_phone"), pl.col("email").alias("t_email"),
         pl.lit(None, pl.String).alias("t_identifier"), pl.col("address").alias("t_address"),
         pl.col("phone").alias("t_phone_shared"),
+        pl.col("first_name").str.slice(0, 1).alias("t_first_initial"),
+        pl.col("last_name").str.slice(0, 1).alias("t_last_initial"),
+        pl.Series(["02140"] * 4 + ["02139"] * 5).alias("zip5"),
     )
 
 
 def _coded(frame: pl.DataFrame) -> pl.DataFrame:
     rows = frame.with_columns(
-        pl.lit(None, pl.String).alias("identifier"), pl.lit("02140").alias("zip5"),
+        pl.lit(None, pl.String).alias("identifier"),
         pl.col("birth_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("_i_birth_date"),
         *(pl.col(c).cast(pl.Int16).alias(f"_i_{c}") for c in ("birth_year", "birth_month", "birth_day")),
+        *(_code(pl.col(c).str.slice(0, 1)).alias(f"_i_{c}_initial") for c in ("first_name", "last_name")),
+        _code(pl.col("zip5")).alias("_i_zip5"),
     )
     return with_codes(rows, hot_values(rows.lazy()))
 
@@ -72,9 +78,9 @@ def test_every_blocking_rule_pairs_the_same_records_as_on_the_texts() -> None:
     found = 0
     for rule in blocking_rules():
         on_numbers = rule.get_blocking_rule("duckdb").blocking_rule_sql
-        columns = set(re.findall(r"_[ib]_[a-z_]+", on_numbers))
+        columns = set(re.findall(r"_[ib]_[a-z_0-9]+", on_numbers))
         assert columns <= set(TEXT_OF), f"a blocking rule uses a column without its text twin: {columns}"
-        on_texts = re.sub(r"_[ib]_[a-z_]+", lambda m: TEXT_OF[m.group(0)], on_numbers)
+        on_texts = re.sub(r"_[ib]_[a-z_0-9]+", lambda m: TEXT_OF[m.group(0)], on_numbers)
         pairs = _pairs(con, on_numbers)
         assert pairs == _pairs(con, on_texts), on_numbers
         found += len(pairs)

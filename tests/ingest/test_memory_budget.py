@@ -18,7 +18,6 @@ from segment.ingest import ingest
 from segment.ingest.eventbatches import EventsPlan, estimated_rows, plan_events
 from segment.ingest.identity import IdentityOptions, Linkage
 from segment.ingest.readers import RawPart
-from segment.memory import Spill
 from segment.synth import write_extract
 
 TODAY = dt.date(2026, 2, 1)

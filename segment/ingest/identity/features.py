@@ -124,6 +124,9 @@ def linkage_rows(records: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(
         pl.col("birth_date").str.to_date("%Y-%m-%d").cast(pl.Int32).alias("_i_birth_date"),
         *(pl.col(c).cast(pl.Int16).alias(f"_i_{c}") for c in ("birth_year", "birth_month", "birth_day")),
+        # the names' first letters and the ZIP, beside a name and a birth date (model.blocking_rules)
+        *(_code(pl.col(c).str.slice(0, 1)).alias(f"_i_{c}_initial") for c in ("first_name", "last_name")),
+        _code(pl.col("zip5")).alias("_i_zip5"),
     )
 
 

@@ -226,15 +226,25 @@ def blocking_rules() -> list[Any]:
 
     # the names and birth-date parts as numbers (features._code): the same pairs, faster joins
     return [
-        block_on("_i_birth_date", "_i_first_canon"),
-        block_on("_i_birth_date", "_i_last_name"),
+        # the same birth date and one name the same: the other name mistyped (its first letter
+        # kept), or changed in the same ZIP (a married name, a middle name used). A birth date
+        # and one name alone pair strangers by the tens of millions in a large extract (the
+        # pairs grow with the square of the records); such a pair found by no other rule (no
+        # shared phone, email or address) has only name and birth date for it: review at best
+        block_on("_i_birth_date", "_i_first_canon", "_i_last_name_initial"),
+        block_on("_i_birth_date", "_i_first_canon", "_i_zip5"),
+        block_on("_i_birth_date", "_i_last_name", "_i_first_name_initial"),
+        block_on("_i_birth_date", "_i_last_name", "_i_zip5"),
         block_on("_b_phone"),
         block_on("_b_email"),
         block_on("_b_identifier"),
-        # the same name and a birth date with one part wrong (or day and month transposed)
-        block_on("_i_first_canon", "_i_last_name", "_i_birth_month", "_i_birth_day"),
-        block_on("_i_first_canon", "_i_last_name", "_i_birth_year", "_i_birth_month"),
-        block_on("_i_first_canon", "_i_last_name", "_i_birth_year", "_i_birth_day"),
+        # the same name and a birth date with one part wrong (or day and month transposed); a
+        # wrong year or month only in one ZIP: a common name's birthday in any year or month
+        # pairs strangers by the million in a large extract, and such pairs, found by nothing
+        # else, have only name and birth date for them (review at best)
+        block_on("_i_first_canon", "_i_last_name", "_i_birth_month", "_i_birth_day", "_i_zip5"),
+        block_on("_i_first_canon", "_i_last_name", "_i_birth_year", "_i_birth_month", "_i_zip5"),
+        block_on("_i_first_canon", "_i_last_name", "_i_birth_year", "_i_birth_day", "_i_zip5"),
         CustomRule(
             'l._i_first_canon = r._i_first_canon AND l._i_last_name = r._i_last_name '
             'AND l._i_birth_year = r._i_birth_year '
@@ -248,7 +258,12 @@ def blocking_rules() -> list[Any]:
         # a married name or a birth date mistyped, on a phone shared by a household
         block_on("_b_phone_shared", "_i_first_canon"),
         # first and last name swapped (exactly, or with the birth date to hold a typo)
-        CustomRule('l._i_first_name = r._i_last_name AND l._i_last_name = r._i_first_name', sql_dialect="duckdb"),
+        CustomRule('l._i_first_name = r._i_last_name AND l._i_last_name = r._i_first_name '
+                   'AND l._i_birth_year = r._i_birth_year', sql_dialect="duckdb"),
+        CustomRule('l._i_first_name = r._i_last_name AND l._i_last_name = r._i_first_name '
+                   'AND l._i_birth_month = r._i_birth_month AND l._i_birth_day = r._i_birth_day', sql_dialect="duckdb"),
+        CustomRule('l._i_first_name = r._i_last_name AND l._i_last_name = r._i_first_name '
+                   'AND l._i_zip5 = r._i_zip5', sql_dialect="duckdb"),
         CustomRule('l._i_first_name = r._i_last_name AND l._i_birth_date = r._i_birth_date', sql_dialect="duckdb"),
         CustomRule('l._i_last_name = r._i_first_name AND l._i_birth_date = r._i_birth_date', sql_dialect="duckdb"),
     ]

@@ -176,12 +176,18 @@ def score(
         predictions = linker.inference.predict(threshold_match_probability=options.thresholds.review)
         gammas = [f"gamma_{c}" for c in model.comparisons]
         pairs = con.sql(
-            f"SELECT unique_id_l, unique_id_r, source_l, source_r, match_weight, match_probability, "
+            f"SELECT {mdl.UID}_l, {mdl.UID}_r, source_l, source_r, match_weight, match_probability, "
             f"first_name_l, first_name_r, {', '.join(gammas)} FROM {predictions.physical_name}"
         ).pl()
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+    ids = data.record_ids()  # record number n is the n-th id in sorted order
+    pairs = pairs.select(
+        *(ids.gather(pairs[f"{mdl.UID}_{s}"] - 1).alias(f"unique_id_{s}") for s in ("l", "r")),
+        pl.exclude(f"{mdl.UID}_l", f"{mdl.UID}_r"),
+    )
+    del ids
     pairs = first_names_read(pairs, data.lazy()).drop("first_name_l", "first_name_r")
     return model, bands(pairs, model.settings, options.thresholds)
 

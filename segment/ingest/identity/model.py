@@ -219,6 +219,10 @@ def _levels(name: str, priors: bool) -> list[Any]:
 COMPARISONS = ("first_name", "last_name", "birth_date", "sex", "address", "phone", "email", "identifier")
 
 
+#: the column Splink knows records by: their number (features.record_numbers), not the id's text
+UID = "_record_number"
+
+
 def blocking_rules() -> list[Any]:
     """Candidate pairs: records agreeing on any of these (hot values left out)."""
     from splink import block_on
@@ -276,7 +280,7 @@ def settings(comparisons: tuple[str, ...], priors: bool, lam: float = 1e-5) -> A
 
     return SettingsCreator(
         link_type="dedupe_only",
-        unique_id_column_name="unique_id",
+        unique_id_column_name=UID,
         comparisons=[
             cl.CustomComparison(output_column_name=name, comparison_levels=_levels(name, priors))
             for name in comparisons
@@ -356,9 +360,10 @@ def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame | LinkageDat
         # (its m and u are the model; which pairs are scored is not)
         rules = [{"blocking_rule": r.get_blocking_rule("duckdb").blocking_rule_sql, "sql_dialect": "duckdb"}
                  for r in blocking_rules()]
-        settings_ = {**settings_, "retain_matching_columns": True, "blocking_rules_to_generate_predictions": rules}
+        settings_ = {**settings_, "retain_matching_columns": True, "blocking_rules_to_generate_predictions": rules,
+                     "unique_id_column_name": UID}
     if isinstance(frame, pl.DataFrame):
-        con.register(table, frame.to_arrow())  # a view over the Arrow buffers: no copy
+        con.register(table, frame.drop("unique_id", strict=False).to_arrow())  # Arrow buffers: no copy
     else:
         frame.register(con, table)
     return Linker(table, settings_, DuckDBAPI(connection=con), set_up_basic_logging=False)

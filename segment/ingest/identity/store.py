@@ -33,6 +33,7 @@ from segment.ingest.identity.features import (
     linkage_frame,
     linkage_input,
     linkage_rows,
+    record_numbers,
     with_codes,
 )
 from segment.memory import Spill
@@ -58,12 +59,17 @@ class LinkageData:
 
     def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Make the frame the table (or view) ``name`` of ``con``."""
+        # Splink pairs the records by their number (_record_number): the ids' texts stay out of DuckDB
         if self.frame is not None:
-            con.register(name, self.frame.to_arrow())  # a view over the Arrow buffers: no copy
+            con.register(name, self.frame.drop("unique_id").to_arrow())  # Arrow buffers: no copy
             return
         assert self.parts is not None
         files = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in self.parts.files)
-        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{files}])')
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * EXCLUDE (unique_id) FROM read_parquet([{files}])')
+
+    def record_ids(self) -> pl.Series:
+        """The record ids (``unique_id``) in sorted order: record number n has item n - 1."""
+        return self.lazy().select("unique_id").collect(engine="streaming").to_series().sort()
 
     def remove(self) -> None:
         """Delete the parts on disk (nothing for a frame in memory)."""
@@ -87,14 +93,18 @@ def linkage_data(records: pl.DataFrame | Spill, folder: Path) -> LinkageData:
         for path in records.files:
             rows.add(linkage_rows(pl.read_parquet(path, columns=list(columns))))
         # a record id in two chunks (a duplicated row of a file): its first row, as in memory
-        first = pl.scan_parquet(rows.files).select(pl.col("unique_id").is_first_distinct()).collect().to_series()
+        ids = pl.scan_parquet(rows.files).select("unique_id").collect().to_series()
+        first = ids.is_first_distinct()
+        numbers = record_numbers(ids.filter(first))
+        del ids
         hot = hot_values(pl.scan_parquet(rows.files))
-        offset = 0
+        offset = kept = 0
         for path in rows.files:
             part = pl.read_parquet(path)
-            keep = first.slice(offset, part.height)
-            offset += part.height
-            parts.add(with_codes(part.filter(keep), hot))
+            read, part = part.height, part.filter(first.slice(offset, part.height))
+            offset += read
+            parts.add(with_codes(part, hot).with_columns(numbers.slice(kept, part.height)))
+            kept += part.height
             path.unlink()
     except BaseException:
         parts.remove()

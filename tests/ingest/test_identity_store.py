@@ -41,7 +41,13 @@ def _records(n: int) -> pl.DataFrame:
 
 def test_the_frame_in_parts_is_the_frame_whole(tmp_path: Path) -> None:
     records = _records(1_200)
-    records = pl.concat([records, records.slice(5, 1)])  # one id twice, in another chunk
+    # one id twice, in another chunk; and a phone on exactly HOT_BLOCK_VALUE records, one of
+    # them twice (in another chunk): counted once, as in memory, it is still a blocking value
+    shared = pl.int_range(100, 100 + HOT_BLOCK_VALUE * 11, 11, eager=True)
+    records = records.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in(shared.implode())).then(pl.lit("+15085550199"))
+        .otherwise(pl.col("phone_e164")).alias("phone_e164"))
+    records = pl.concat([records, records.slice(5, 1), records.slice(100, 1)])
     spill = Spill(tmp_path, "records")
     for chunk in records.iter_slices(250):
         spill.add(chunk)
@@ -54,6 +60,8 @@ def test_the_frame_in_parts_is_the_frame_whole(tmp_path: Path) -> None:
         clinic = whole.filter(pl.col("phone") == CLINIC)
         assert clinic.height > HOT_SHARED_VALUE and clinic["_b_phone"].null_count() == clinic.height
         assert clinic["_b_phone_shared"].null_count() == clinic.height
+        family = whole.filter(pl.col("phone") == "+15085550199")
+        assert family.height == HOT_BLOCK_VALUE and family["_b_phone"].null_count() == 0
         shelter = whole.filter(pl.col("address") == "1 SHELTER WAY")
         assert shelter.height > HOT_SHARED_VALUE and shelter["_b_address"].null_count() == shelter.height
         shared_email = whole.filter(pl.col("email").is_not_null()).group_by("email").len()

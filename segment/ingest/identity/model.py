@@ -425,7 +425,9 @@ def train(data: LinkageData, con: duckdb.DuckDBPyConnection) -> tuple[LinkageMod
             log.warning("EM could not run; m keeps its priors", reason=type(exc).__name__)
     # parallel sums differ in the last bits from run to run: rounded, the same extract gives
     # the same model file and the same scores
-    trained = _rounded({**_settings_dict(trainer), "probability_two_random_records_match": lam})
+    # the file names the records' id column as before: every linker sets its own (make_linker)
+    trained = _rounded({**_settings_dict(trainer), "probability_two_random_records_match": lam,
+                        "unique_id_column_name": "unique_id"})
     linker = make_linker(con, data, "records", trained)
     model = LinkageModel(
         settings=trained, trained_on=n, m_from=m_from,

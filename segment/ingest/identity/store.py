@@ -95,14 +95,19 @@ def linkage_data(records: pl.DataFrame | Spill, folder: Path) -> LinkageData:
         # a record id in two chunks (a duplicated row of a file): its first row, as in memory
         ids = pl.scan_parquet(rows.files).select("unique_id").collect().to_series()
         first = ids.is_first_distinct()
+        if not first.all():
+            # its later rows go before anything is counted (a value's records, for hot values)
+            offset = 0
+            for path in rows.files:
+                part = pl.read_parquet(path)
+                part.filter(first.slice(offset, part.height)).write_parquet(path, compression="lz4")
+                offset += part.height
         numbers = record_numbers(ids.filter(first))
-        del ids
+        del ids, first
         hot = hot_values(pl.scan_parquet(rows.files))
-        offset = kept = 0
+        kept = 0
         for path in rows.files:
             part = pl.read_parquet(path)
-            read, part = part.height, part.filter(first.slice(offset, part.height))
-            offset += read
             parts.add(with_codes(part, hot).with_columns(numbers.slice(kept, part.height)))
             kept += part.height
             path.unlink()

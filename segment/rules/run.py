@@ -19,7 +19,7 @@ from segment import progress
 from segment import workdir as wd
 from segment.config import Settings
 from segment.log import get_logger
-from segment.memory import Batch, OrderedParts, ParquetAppender, patient_batches, table_rows
+from segment.memory import Batch, OrderedParts, patient_batches, table_rows
 from segment.rules.evaluate import (
     ELIGIBILITY_SCHEMA,
     absent_columns,
@@ -151,13 +151,15 @@ def _evaluate_batches(args: _Args, target: Path, batches: list[Batch]) -> tuple[
             parts.add(result.drop("step"))
             del result
         progress.step("evaluate", "writing eligibility.parquet")
-        with ParquetAppender(target) as out:
-            parts.write(out, n_parts)
-            out.close(empty=pl.DataFrame(schema=ELIGIBILITY_SCHEMA))
+        rows = parts.frame(n_parts)
+        if rows is None:
+            rows = pl.LazyFrame(schema=ELIGIBILITY_SCHEMA)
+        # one streaming sink: Polars' Parquet writer on every core, reading the parts memory-mapped
+        wd.write_parquet(rows, target)
     finally:
         parts.remove()
     summed = pl.concat(counts).group_by("rule_id", "step", "status").agg(pl.col("len").sum())
-    return summed, out.rows
+    return summed, table_rows(target)
 
 
 class EvaluateReport(Protocol):

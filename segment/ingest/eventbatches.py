@@ -39,6 +39,7 @@ import polars as pl
 from segment.ingest.events import (
     ID_COLUMNS,
     EventsWritten,
+    PatientIndex,
     PreparedEvents,
     event_rejects,
     events_written,
@@ -209,10 +210,11 @@ def _check_chunks(
     """Look up, check and count every chunk; spill its kept rows (sorted by patient row ``_p``)."""
     files = part_files(parts)
     checked = _Checked()
+    index = PatientIndex.of(id_map)
     for raw in _chunks(parts, order, plan.chunk_rows):
         prepared = look_up_events(raw, parts, as_of)
         del raw
-        joined = looked_up(prepared, id_map)
+        joined = looked_up(prepared, index)
         checked.per_part.append(row_counts(joined, parts))
         problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
         ids = joined.filter(~pl.col("_bad")).select(ID_COLUMNS)

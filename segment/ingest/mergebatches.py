@@ -15,11 +15,11 @@ each normalized chunk were spilled, :func:`spill_records`):
    :func:`segment.ingest.dedupe.survivorship`: an id kept from the last ingest first, then the
    first by source order, record id and row), and the patient ids are cut into ranges of
    about equal size that fit the budget;
-3. one pass over the spilled chunks sends every record to its cluster's range (a file per
-   range), so all records of a cluster land in one range;
-4. each range is merged by the same code as in memory, sorted by ``patient_id`` and
-   appended to the patients file: the ranges follow each other in id order, so the file
-   holds the same rows in the same order as the in-memory merge writes.
+3. one pass over the spilled chunks sends every record to its cluster's range (an Arrow IPC
+   file per chunk and range), so all records of a cluster land in one range;
+4. each range is merged by the same code as in memory and sorted by ``patient_id``; the
+   ranges follow each other in id order, and one streaming sink writes them to the patients
+   file, so it holds the same rows in the same order as the in-memory merge writes.
 
 The spilled files are owner-only temporaries in the working folder, removed whatever happens
 (and by the next run if this one is killed).
@@ -36,7 +36,7 @@ import polars as pl
 
 from segment.ingest.dedupe import merge_labelled, record_labels
 from segment.ingest.timing import step
-from segment.memory import ParquetAppender, Spill, batch_count
+from segment.memory import Spill, batch_count
 from segment.workdir import temp_file
 
 #: working set per kept record of the in-memory merge (records, their sorted copy, the merged
@@ -97,25 +97,34 @@ def merge_spilled(
     record_keys = keys.select("_order", "patient_id", "_cluster")
     del keys
     out = temp_file(spilled.folder, "patients-merged")
-    parts = [temp_file(spilled.folder, "patients-range") for _ in range(ranges)]
+    parts: list[list[Path]] = [[] for _ in range(ranges)]
+    merged_files: list[Path] = []
     try:
         with step("patient records sent to their ranges"):
-            _send_to_ranges(spilled, labels.to_numpy(), bucket_of, parts)
+            schema = _send_to_ranges(spilled, labels.to_numpy(), bucket_of, parts)
         spilled.remove()
         ids, labelled = [], []
-        with step("patients merged by range"), ParquetAppender(out) as appender:
-            for part in parts:
-                merged = finish(merge_labelled(pl.read_parquet(part), keep_ids))
-                part.unlink()
+        with step("patients merged by range"):
+            for files in parts:
+                records = pl.concat([pl.read_ipc(f, memory_map=False) for f in files]) if files else \
+                    pl.DataFrame(schema=schema)
+                for f in files:
+                    f.unlink()
+                merged = finish(merge_labelled(records, keep_ids))
+                del records
                 ids.append(merged["patient_id"])
                 labelled.append(merged["_cluster"])
-                appender.append(merged.drop("_cluster"))
+                merged_files.append(temp_file(spilled.folder, "patients-merged-range"))
+                merged.drop("_cluster").write_ipc(merged_files[-1], compression="lz4")
+                del merged
+            # one streaming sink (Polars' Parquet writer, every core): the ranges in id order
+            pl.concat([pl.scan_ipc(f) for f in merged_files]).sink_parquet(out)
     except BaseException:
         out.unlink(missing_ok=True)
         raise
     finally:
-        for part in parts:
-            part.unlink(missing_ok=True)
+        for path in [*merged_files, *(f for files in parts for f in files)]:
+            path.unlink(missing_ok=True)
     return SpilledMerge(out, pl.concat(ids), pl.concat(labelled), record_keys, ranges)
 
 
@@ -144,24 +153,26 @@ def _ranges_of_clusters(keys: pl.DataFrame, keep_ids: pl.Series | None, ranges: 
     return bucket_of
 
 
-def _send_to_ranges(spilled: Spill, labels: np.ndarray, bucket_of: np.ndarray, parts: list[Path]) -> None:
-    """One pass over the spilled chunks: each record appended to its cluster's range file."""
-    schema = pl.read_parquet_schema(spilled.files[0])
-    empty = pl.DataFrame(schema={**schema, "_cluster": pl.UInt32})
-    writers = [ParquetAppender(p, compression="lz4") for p in parts]
-    try:
-        offset = 0
-        for file in spilled.files:
-            chunk = pl.read_parquet(file)
-            cluster = labels[offset:offset + chunk.height]
-            offset += chunk.height
-            chunk = chunk.with_columns(pl.Series("_cluster", cluster, dtype=pl.UInt32),
-                                       pl.Series("_range", bucket_of[cluster], dtype=pl.UInt16))
-            for (which,), part in chunk.partition_by("_range", as_dict=True, include_key=False).items():
-                writers[int(which)].append(part)
-        for writer in writers:
-            writer.close(empty)  # a range without records still has a file to read
-    except BaseException as exc:
-        for writer in writers:
-            writer.abort(exc)
-        raise
+def _send_to_ranges(
+    spilled: Spill, labels: np.ndarray, bucket_of: np.ndarray, parts: list[list[Path]]
+) -> dict[str, pl.DataType]:
+    """One pass over the spilled chunks: each chunk's records of each range to a file of that
+    range (lz4 Arrow IPC, listed in ``parts[range]`` in chunk order); returns their schema.
+
+    Arrow IPC rather than Parquet: written by Polars on every core and read back with no
+    decoding (13.5M records at 10M people).
+    """
+    schema = {**pl.read_parquet_schema(spilled.files[0]), "_cluster": pl.UInt32()}
+    offset = 0
+    for file in spilled.files:
+        chunk = pl.read_parquet(file)
+        cluster = labels[offset:offset + chunk.height]
+        offset += chunk.height
+        chunk = chunk.with_columns(pl.Series("_cluster", cluster, dtype=pl.UInt32),
+                                   pl.Series("_range", bucket_of[cluster], dtype=pl.UInt16))
+        for (which,), part in chunk.partition_by("_range", as_dict=True, include_key=False).items():
+            path = temp_file(spilled.folder, "patients-range")
+            parts[int(which)].append(path)  # listed first: removed whatever happens next
+            part.write_ipc(path, compression="lz4")
+        del chunk
+    return schema

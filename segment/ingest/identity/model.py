@@ -29,7 +29,8 @@ birth date); the prior probability that two records match (lambda) from the pair
 agree exactly on first name (nickname-mapped), last name and birth date, counted in
 Polars and taken as 0.7 of the true matches. An extract over :data:`TRAIN_RECORDS`
 records trains u and m on complete birth-date and last-name blocks of about that many
-records. Below :data:`MIN_TRAIN_RECORDS` records (or when an EM session cannot run) m
+records, taking fewer birth dates where their blocks would give more than
+:data:`EM_MAX_PAIRS` pairs (a larger extract has larger blocks). Below :data:`MIN_TRAIN_RECORDS` records (or when an EM session cannot run) m
 keeps the documented priors :data:`PRIOR_M` and lambda is :func:`prior_lambda`; below
 :data:`MIN_U_RECORDS` u keeps :data:`PRIOR_U` too. A level EM saw (almost) no matches in
 keeps an m of at least :data:`M_FLOOR`, so its weight cannot outvote everything else.
@@ -75,6 +76,8 @@ MIN_TRAIN_RECORDS = 2_000
 MIN_U_RECORDS = 200
 #: EM runs on about this many records of a larger extract (complete blocks)
 TRAIN_RECORDS = 100_000
+#: EM's session blocked on birth date scores about this many pairs at most (see _training_sample)
+EM_MAX_PAIRS = 4_000_000
 U_MAX_PAIRS = 1_000_000
 SEED = 15
 
@@ -371,12 +374,22 @@ def make_linker(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame | LinkageDat
 
 def _training_sample(frame: pl.LazyFrame, n: int) -> pl.DataFrame | None:
     """Complete birth-date and last-name blocks of about :data:`TRAIN_RECORDS` of the ``n``
-    records (None: train on all of them)."""
+    records (None: train on all of them), with at most about :data:`EM_MAX_PAIRS` pairs of
+    records born the same day.
+
+    The pairs within birth-date blocks grow with the square of the records: one date in k
+    holds n/k records but n²/(2k·dates) pairs (0.9M at 1M people, 9M at 10M). Past
+    :data:`EM_MAX_PAIRS`, fewer dates are taken; each block stays whole, so the share of
+    matching pairs EM sees is the same.
+    """
     if n <= TRAIN_RECORDS:
         return None
     k = math.ceil(2 * n / TRAIN_RECORDS)
+    pairs = frame.drop_nulls("birth_date").group_by("birth_date").len().select(
+        (pl.col("len").cast(pl.Float64) * (pl.col("len") - 1) / 2).sum()).collect(engine="streaming").item() or 0.0
+    k_birth = max(k, math.ceil(pairs / EM_MAX_PAIRS))
     return frame.filter(
-        (pl.col("birth_date").hash(SEED) % k == 0) | (pl.col("last_name").hash(SEED) % k == 0)
+        (pl.col("birth_date").hash(SEED) % k_birth == 0) | (pl.col("last_name").hash(SEED) % k == 0)
     ).collect(engine="streaming")
 
 
@@ -405,10 +418,11 @@ def train(data: LinkageData, con: duckdb.DuckDBPyConnection) -> tuple[LinkageMod
     use_em = n >= MIN_TRAIN_RECORDS
     use_u = n >= MIN_U_RECORDS
     lam = estimate_lambda(frame, n) if n >= MIN_TRAIN_RECORDS else prior_lambda(n)
-    linker = make_linker(con, data, "records", settings(comparisons, priors=True, lam=lam))
     sample = _training_sample(frame, n) if use_em else None
-    trainer = linker if sample is None or sample.height == n else make_linker(
-        con, sample, "train_sample", _settings_dict(linker))
+    # a linker over the records only when it trains on them all (the scoring linker comes after)
+    trainer = make_linker(con, data, "records", settings(comparisons, priors=True, lam=lam)) \
+        if sample is None or sample.height == n else \
+        make_linker(con, sample, "train_sample", settings(comparisons, priors=True, lam=lam))
     started = time.perf_counter()
     if use_u:
         trainer.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=SEED)

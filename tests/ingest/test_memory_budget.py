@@ -161,9 +161,12 @@ def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, m
     limits: list[str] = []
     connect = mdl.connection
 
-    def spy(spill: Path | None = None, budget: int | None = None) -> Any:
-        con = connect(spill, budget)
+    shares: list[float] = []
+
+    def spy(spill: Path | None = None, budget: int | None = None, share: float = mdl.DUCKDB_SHARE) -> Any:
+        con = connect(spill, budget, share)
         limits.append(con.sql("SELECT current_setting('memory_limit')").fetchone()[0])
+        shares.append(share)
         return con
 
     monkeypatch.setattr(mdl, "connection", spy)
@@ -185,6 +188,8 @@ def test_the_budget_given_to_ingest_bounds_the_identity_duckdb(tmp_path: Path, m
     ingest(files, tmp_path / "tiny", as_of=TODAY, identity=IdentityOptions(linkage=Linkage.PROBABILISTIC),
            memory_budget=300_000)
     assert limits and all(limit == "256.0 MiB" for limit in limits), limits
+    # spilled records leave DuckDB a larger share of the budget: Polars holds little meanwhile
+    assert shares == [mdl.DUCKDB_SHARE, mdl.DUCKDB_SPILLED_SHARE] and mdl.DUCKDB_SPILLED_SHARE > mdl.DUCKDB_SHARE
     # the records were spilled and merged by range; the linkage frame was built from the spilled
     # chunks' linkage columns alone (several chunks: test_identity_store), and the patients are
     # the ones the in-memory merge gave

@@ -166,7 +166,9 @@ def score(
     """
     # DuckDB spills to disk past its memory limit: into an owner-only folder removed after
     spill = tempfile.mkdtemp(prefix="segment-identity-")
-    con = mdl.connection(Path(spill), memory_budget)
+    # a frame in memory is DuckDB's table without a copy, but Polars holds it; parts on disk are not
+    share = mdl.DUCKDB_SHARE if data.frame is not None else mdl.DUCKDB_SPILLED_SHARE
+    con = mdl.connection(Path(spill), memory_budget, share)
     try:
         if options.model is not None:
             model = mdl.load(options.model)

@@ -70,35 +70,3 @@ def test_trained_model_and_clusters_are_the_same_on_a_second_run(linked: tuple[P
     assert first == second
     assert (work / "identity-review.csv").read_bytes() == (again / "identity-review.csv").read_bytes()
 
-
-def _birth_pairs(frame: pl.DataFrame) -> float:
-    sizes = frame.group_by("birth_date").len()["len"].cast(pl.Float64)
-    return float((sizes * (sizes - 1) / 2).sum())
-
-
-def test_training_sample_caps_the_pairs_of_birth_date_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from segment.ingest.identity import model as mdl
-
-    # 200 birth dates of 100 records each: 990,000 pairs of records born the same day
-    n = 20_000
-    frame = pl.DataFrame({
-        "birth_date": [f"19{50 + i % 50}-0{1 + i // 50 % 4}-1{i % 200 // 100}" for i in range(n)],
-        "last_name": [f"name{i}" for i in range(n)],
-    })
-    assert frame["birth_date"].n_unique() == 200
-    monkeypatch.setattr(mdl, "TRAIN_RECORDS", 4_000)  # one birth date in 10, one name in 10
-    whole = mdl._training_sample(frame.lazy(), n)
-    assert whole is not None
-    monkeypatch.setattr(mdl, "EM_MAX_PAIRS", 20_000)
-    capped = mdl._training_sample(frame.lazy(), n)
-    assert capped is not None
-    # the birth-date blocks taken are complete, and fewer: their pairs about the cap, not n²/(2k·dates)
-    dates = frame.group_by("birth_date").len()
-    taken = capped.group_by("birth_date").len().join(dates, on="birth_date", suffix="_all")
-    full = taken.filter(pl.col("len") == pl.col("len_all"))
-    assert 1 <= full.height < whole.group_by("birth_date").len().filter(pl.col("len") == 100).height
-    assert full.height * 100 * 99 / 2 <= 3 * 20_000
-    assert _birth_pairs(whole) > 3 * _birth_pairs(capped)
-    # every record of the last-name blocks is still in (they train the birth-date comparison)
-    names = frame.filter(pl.col("last_name").hash(mdl.SEED) % 10 == 0)
-    assert names.height > 1_000 and names.join(capped, on="last_name", how="anti").height == 0

@@ -101,7 +101,7 @@ def test_unquoted_byte_count_agrees_with_the_line_reader(
     path.write_text(end.join(["h", *lines]) + (end if final else ""), encoding="utf-8")
     fast = ragged_rows_unquoted(path, n)
     slow = ragged_rows(path, n)
-    assert slow is not None
+    assert slow is not None and fast is not None
     assert fast.equals(slow.cast(fast.schema))  # type: ignore[arg-type]
 
 
@@ -126,3 +126,49 @@ def test_ragged_rows_of_unquoted_files_are_dropped_after_the_read(tmp_path: Path
     assert sorted(patients["patient_id"].to_list()) == ["clinic:P1", "clinic:P5"]
     events = pl.read_parquet(tmp_path / "w" / "events.parquet")
     assert events.select("patient_id", "code").rows() == [("clinic:P1", "E11.9"), ("clinic:P5", "45378")]
+
+
+def _late_quotes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[str]) -> tuple[dict, pl.DataFrame]:
+    """Ingest a patients file whose first double quote comes after the quote probe (made tiny)."""
+    from segment.ingest.readers import files
+
+    monkeypatch.setattr(files, "_QUOTE_PROBE", 64)
+    head = [HEADER, *[f"Q{i},Ann,Lee,1960-01-02,F,Y" for i in range(5)]]
+    assert '"' not in "\n".join(head) and len("\n".join(head)) > 64
+    return _ingest(tmp_path, "\n".join([*head, *rows]) + "\n")
+
+
+def test_quotes_after_the_probe_are_read_and_checked_as_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file opened on the unquoted path whose quotes come later: its quoted commas are one
+    field, and its cut-off and long rows are rejected as the quoted path rejects them."""
+    report, rejects = _late_quotes(tmp_path, monkeypatch, [
+        'P2,"Park, Jr.",Bo,1970-03-04,M,N',
+        "P3,Cy,Cho,1980-05-06,F",
+        'P4,"Dee, Di",Dee,1990-07-08,F,N,extra',
+    ])
+    f = report["files"][0]
+    assert report["reconciled"] is True
+    assert (f["rows_read"], f["rows_kept"], f["rows_rejected"]) == (8, 6, 2)
+    assert rejects.filter(pl.col("column") == "row").sort("row")["row"].to_list() == ["7", "8"]
+    kept = pl.read_parquet(tmp_path / "w" / "patients.parquet")
+    assert kept.filter(pl.col("patient_id") == "clinic:P2")["first_name"].to_list() == ["Park, Jr."]
+
+
+def test_line_breaks_in_quotes_after_the_probe_still_reject_long_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with a line break inside a quoted field (no line-by-line count): a CSV parser
+    counts the fields, so the long row is rejected with its reason, not cut short silently."""
+    report, rejects = _late_quotes(tmp_path, monkeypatch, [
+        'P2,"Park\nJr.",Bo,1970-03-04,M,N',
+        "P4,Di,Dee,1990-07-08,F,N,extra",
+        "P5,Ed,Eng,1955-09-10,M,",
+    ])
+    f = report["files"][0]
+    assert report["reconciled"] is True
+    assert (f["rows_read"], f["rows_kept"], f["rows_rejected"]) == (8, 7, 1)
+    ragged = rejects.filter(pl.col("column") == "row")
+    assert ragged["row"].to_list() == ["7"]
+    assert ragged["reason"].to_list() == ["row has 7 fields, the header has 6 (cut off or misaligned)"]
+    kept = pl.read_parquet(tmp_path / "w" / "patients.parquet")
+    assert kept.filter(pl.col("patient_id") == "clinic:P2")["first_name"].to_list() == ["Park Jr."]  # one row (the name normalized)

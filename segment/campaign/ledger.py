@@ -33,6 +33,7 @@ import io
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,34 @@ from segment.workdir import FILE_MODE, ensure_private_dir
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: how long a run waits for another run's ledger transaction (planning under the lock)
 BUSY_TIMEOUT_S = 600.0
+#: how long opening the ledger retries when SQLite reports it busy at once: two runs setting up
+#: a new ledger together (switching it to WAL) get SQLITE_BUSY without the busy timeout
+SETUP_RETRY_S = 60.0
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    """WAL mode, the schema and any missing columns; retried while another process holds the
+    file during its own set-up (SQLite answers "locked" at once there, not after the timeout)."""
+    deadline = time.monotonic() + SETUP_RETRY_S
+    pause = 0.02
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            for table, columns in (("contacts", _CONTACT_COLUMNS), ("reservations", _RESERVATION_COLUMNS)):
+                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 def ledger_files(path: Path) -> list[Path]:
@@ -463,15 +492,7 @@ class ContactLedger:
             raise DeliveryError(f"cannot open the contact ledger ({exc})", path=self.path) from exc
         try:
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.executescript(_SCHEMA)
-                for table, columns in (("contacts", _CONTACT_COLUMNS), ("reservations", _RESERVATION_COLUMNS)):
-                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                    for name, kind in columns.items():
-                        if name not in have:
-                            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                _set_up(conn)
             except sqlite3.Error as exc:
                 text = str(exc).lower()
                 what = (

@@ -373,25 +373,28 @@ class PatientIndex:
 
     by_id: pl.DataFrame
     distinct: pl.DataFrame
+    #: ``by_id``'s and ``distinct``'s non-null ids, sorted (nulls sort last: the same positions)
+    by_id_ids: pl.Series
+    distinct_ids: pl.Series
 
     @classmethod
     def of(cls, id_map: pl.DataFrame) -> PatientIndex:
         """The index of ``id_map``."""
         by_id = id_map.sort("_pid", nulls_last=True)
         distinct = by_id.select(pl.col("_pid").unique(maintain_order=True)).drop_nulls()
-        return cls(by_id, distinct)
+        return cls(by_id, distinct, by_id["_pid"].drop_nulls().set_sorted(), distinct["_pid"].set_sorted())
 
     def around(self, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(the map's rows, the distinct ids) with ``_pid`` between ``ids``' smallest and largest."""
         lo, hi = ids.min(), ids.max()
         if lo is None or hi is None:
             return self.by_id.clear(), self.distinct.clear()
-        return _between(self.by_id, str(lo), str(hi)), _between(self.distinct, str(lo), str(hi))
+        return (_between(self.by_id, self.by_id_ids, str(lo), str(hi)),
+                _between(self.distinct, self.distinct_ids, str(lo), str(hi)))
 
 
-def _between(frame: pl.DataFrame, lo: str, hi: str) -> pl.DataFrame:
-    """The rows of ``frame`` (sorted by ``_pid``, nulls last) with ``_pid`` from ``lo`` to ``hi``."""
-    ids = frame["_pid"].drop_nulls().set_sorted()
+def _between(frame: pl.DataFrame, ids: pl.Series, lo: str, hi: str) -> pl.DataFrame:
+    """The rows of ``frame`` whose sorted ids ``ids`` (its first rows') lie from ``lo`` to ``hi``."""
     start = ids.search_sorted(lo, side="left")
     end = ids.search_sorted(hi, side="right")
     return frame.slice(start, max(end - start, 0))

@@ -17,9 +17,9 @@ each normalized chunk were spilled, :func:`spill_records`):
    about equal size that fit the budget;
 3. one pass over the spilled chunks sends every record to its cluster's range (an Arrow IPC
    file per chunk and range), so all records of a cluster land in one range;
-4. each range is merged by the same code as in memory and sorted by ``patient_id``; the
-   ranges follow each other in id order, and one streaming sink writes them to the patients
-   file, so it holds the same rows in the same order as the in-memory merge writes.
+4. each range is merged by the same code as in memory, sorted by ``patient_id`` and
+   appended to the patients file: the ranges follow each other in id order, so the file
+   holds the same rows in the same order as the in-memory merge writes.
 
 The spilled files are owner-only temporaries in the working folder, removed whatever happens
 (and by the next run if this one is killed).
@@ -36,7 +36,7 @@ import polars as pl
 
 from segment.ingest.dedupe import merge_labelled, record_labels
 from segment.ingest.timing import step
-from segment.memory import Spill, batch_count
+from segment.memory import ParquetAppender, Spill, batch_count
 from segment.workdir import temp_file
 
 #: working set per kept record of the in-memory merge (records, their sorted copy, the merged
@@ -98,13 +98,12 @@ def merge_spilled(
     del keys
     out = temp_file(spilled.folder, "patients-merged")
     parts: list[list[Path]] = [[] for _ in range(ranges)]
-    merged_files: list[Path] = []
     try:
         with step("patient records sent to their ranges"):
             schema = _send_to_ranges(spilled, labels.to_numpy(), bucket_of, parts)
         spilled.remove()
         ids, labelled = [], []
-        with step("patients merged by range"):
+        with step("patients merged by range"), ParquetAppender(out) as appender:
             for files in parts:
                 records = pl.concat([pl.read_ipc(f, memory_map=False) for f in files]) if files else \
                     pl.DataFrame(schema=schema)
@@ -114,16 +113,12 @@ def merge_spilled(
                 del records
                 ids.append(merged["patient_id"])
                 labelled.append(merged["_cluster"])
-                merged_files.append(temp_file(spilled.folder, "patients-merged-range"))
-                merged.drop("_cluster").write_ipc(merged_files[-1], compression="lz4")
-                del merged
-            # one streaming sink (Polars' Parquet writer, every core): the ranges in id order
-            pl.concat([pl.scan_ipc(f) for f in merged_files]).sink_parquet(out)
+                appender.append(merged.drop("_cluster"))
     except BaseException:
         out.unlink(missing_ok=True)
         raise
     finally:
-        for path in [*merged_files, *(f for files in parts for f in files)]:
+        for path in (f for files in parts for f in files):
             path.unlink(missing_ok=True)
     return SpilledMerge(out, pl.concat(ids), pl.concat(labelled), record_keys, ranges)
 

@@ -154,7 +154,7 @@ def _evaluate_batches(args: _Args, target: Path, batches: list[Batch]) -> tuple[
         rows = parts.frame(n_parts)
         if rows is None:
             rows = pl.LazyFrame(schema=ELIGIBILITY_SCHEMA)
-        # one streaming sink: Polars' Parquet writer on every core, reading the parts memory-mapped
+        # one streaming sink: Polars' Parquet writer on every core, reading the parts in order
         wd.write_parquet(rows, target)
     finally:
         parts.remove()

@@ -32,9 +32,10 @@ def validate_one(address: str) -> dict[str, str | None]:
 
 def email_lookup(raw_values: pl.LazyFrame, column: str = "email_raw") -> pl.LazyFrame:
     """Distinct raw emails -> ``email`` (normalized, lower case) and ``email_problem``."""
+    # computed once: both paths below read it (a lazy plan would redo it per path)
     texts = raw_values.select(pl.col(column)).unique().with_columns(
         pl.col(column).str.strip_chars().str.to_lowercase().alias("_e")
-    )
+    ).collect().lazy()
     # split at the last @: an address with one @ (nearly all) without a regular expression
     one_at = pl.col("_e").str.count_matches("@", literal=True) == 1
     halves = pl.col("_e").str.splitn("@", 2)
@@ -46,7 +47,7 @@ def email_lookup(raw_values: pl.LazyFrame, column: str = "email_raw") -> pl.Lazy
             pl.col("_e").str.extract(r"^(.*)@([^@]*)$", 1).alias("_local"),
             pl.col("_e").str.extract(r"^(.*)@([^@]*)$", 2).alias("_domain"),
         ),
-    ])
+    ]).collect().lazy()
     simple = pl.col("_local").str.contains(DOT_ATOM) & (pl.col("_local").str.len_bytes() <= 64)
     fast = distinct.filter(simple.fill_null(False))
     domains = (

@@ -311,10 +311,39 @@ def look_up_events(raw: pl.DataFrame, parts: Sequence[RawPart], as_of: dt.date) 
                           unit_out, units, context_out, contexts)
 
 
+@dataclass
+class ByRecord:
+    """Events looked up against the patient records before the merge (:func:`prepare_by_record`).
+
+    ``joined`` is :func:`looked_up`'s frame with ``_p`` the row of the event's kept record
+    (null: no record, or a rejected one), not yet of its merged patient.
+    """
+
+    prepared: PreparedEvents
+    joined: pl.DataFrame
+
+
+def prepare_by_record(
+    parts: Sequence[RawPart], order: dict[str, int], as_of: dt.date, record_map: pl.DataFrame,
+) -> ByRecord:
+    """:func:`prepare_events`, then the patients looked up by record: ``record_map`` maps
+    (``_order``, ``_pid``) to ``_p``, the row of the kept record (null: a rejected record's id).
+
+    The normalized records are known before identities are resolved, so the 20M event rows
+    are joined to their records on the events' thread while the patients are merged; after
+    the merge each row takes its patient by position (:func:`write_events`' ``record_rows``).
+    """
+    prepared = prepare_events(parts, order, as_of)
+    with step("events looked up by record") as counts:
+        joined = looked_up(prepared, record_map)
+        counts["rows"] = joined.height
+    return ByRecord(prepared, joined)
+
+
 def write_events(
-    prepared: PreparedEvents,
+    prepared: PreparedEvents | ByRecord,
     patient_ids: pl.Series,
-    id_map: pl.DataFrame,
+    id_map: pl.DataFrame | pl.Series,
     path: Path,
 ) -> EventsWritten:
     """Look up the patients of the prepared events, write the kept unique events to ``path``.
@@ -322,13 +351,22 @@ def write_events(
     ``patient_ids`` is ``patients.parquet``'s ``patient_id`` column in row order;
     ``id_map`` maps (``_order``, ``_pid``: a source's own normalized id) to ``_p``, the
     row of that patient in ``patient_ids``; a null ``_p`` marks the id of a patient record
-    that was rejected (its events are rejected as such, and are not orphans).
+    that was rejected (its events are rejected as such, and are not orphans). For events
+    already looked up by record (:class:`ByRecord`), ``id_map`` is each kept record's ``_p``
+    instead, in record order.
     """
+    with step("events looked up") as counts:
+        if isinstance(prepared, ByRecord):
+            assert isinstance(id_map, pl.Series)
+            joined = prepared.joined.with_columns(id_map.gather(prepared.joined["_p"]).alias("_p"))
+            prepared.joined = prepared.joined.clear()  # the caller's handle must not keep 20M rows alive
+            prepared = prepared.prepared
+        else:
+            assert isinstance(id_map, pl.DataFrame)
+            joined = looked_up(prepared, id_map)
+        counts["rows"] = joined.height
     p = prepared
     parts, codes, dates, values, units, contexts = p.parts, p.codes, p.dates, p.values, p.units, p.contexts
-    with step("events looked up") as counts:
-        joined = looked_up(prepared, id_map)
-        counts["rows"] = joined.height
     per_file = row_counts(joined, parts)
     problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
     with step("events de-duplicated") as counts:

@@ -16,7 +16,7 @@ sort) before writing them: ``rejects.csv`` is the same file.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import polars as pl
@@ -102,13 +102,15 @@ def patient_chunk_rows(records: int, budget: int) -> int | None:
 
 def normalized_records(
     parts: list[RawPart], order: dict[str, int], as_of: dt.date, budget: int,
-    spill: Spill | None = None, *, estimated: int | None = None,
+    spill: Spill | None = None, *, estimated: int | None = None, on_normalized: Callable[[pl.DataFrame], None] = lambda records: None,
 ) -> NormalizedRecords:
     """Normalize every patient record, phones and emails included, whole or in chunks.
 
     ``spill``: the kept records of each chunk go there instead of staying in memory (the
     records are then always read in chunks). ``estimated``: the parts' records as
     :func:`~segment.ingest.eventbatches.estimated_rows` counts them, when the caller has it.
+    ``on_normalized``: called with the normalized records (all of them, before the phone and
+    email look-ups) when they are normalized whole, not in chunks.
     """
     if estimated is None:
         estimated = sum(estimated_rows(p) for p in parts)
@@ -120,6 +122,7 @@ def normalized_records(
             raw = drop_ragged(collect_all([stack_parts(parts, PATIENT_INPUT_COLUMNS, order)], parts)[0], parts)
             records = normalize_patients(raw.lazy(), parts, as_of).collect()
             del raw
+        on_normalized(records)
         with step("phones and emails looked up", show=True):
             records = contact_lookups(records)
         return NormalizedRecords.of(records)

@@ -141,9 +141,10 @@ def phone_lookup(raw_values: pl.LazyFrame, column: str = "phone_raw") -> pl.Lazy
     one row per distinct text. NANP-shaped texts go through the vectorized metadata path,
     the rest through ``phonenumbers.parse`` (once per distinct text).
     """
+    # computed once: each of the three paths below reads it (a lazy plan would redo it per path)
     distinct = raw_values.select(pl.col(column)).unique().with_columns(
         nanp_national(pl.col(column)).alias("_national")
-    )
+    ).collect().lazy()
     # Most numbers are US: check the US patterns first, the other NANP regions on the rest.
     us_valid, us_kind = nanp_valid_and_type(pl.col("_national"), ("US",))
     staged = distinct.filter(pl.col("_national").is_not_null()).with_columns(

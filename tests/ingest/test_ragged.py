@@ -105,6 +105,26 @@ def test_unquoted_byte_count_agrees_with_the_line_reader(
     assert fast.equals(slow.cast(fast.schema))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("rows", "bad"), [
+    (["a,b,c"] * 50, []),
+    # one row long and one cut off: the block's comma total is that of all-good rows
+    (["a,b,c"] * 10 + ["a,b,c,d", "a,b"] + ["a,b,c"] * 10, [(11, 4), (12, 2)]),
+    (["a,b,c", "a,b", "a,b,c,d", "a,b,c"], [(2, 2), (3, 4)]),
+    # a blank line is no row; the rest are whole
+    (["a,b,c"] * 5 + [""] + ["a,b,c"] * 5, []),
+])
+def test_unquoted_rows_whose_commas_even_out_are_still_found(
+    tmp_path: Path, rows: list[str], bad: list[tuple[int, int]]
+) -> None:
+    """The fast check (every line holds its own k commas) never passes a block with a long
+    row and a short one whose commas make up the expected total."""
+    path = tmp_path / "x.csv"
+    path.write_text("\n".join(["h1,h2,h3", *rows]) + "\n", encoding="utf-8")
+    found = ragged_rows_unquoted(path, 3)
+    assert found is not None
+    assert list(zip(found["_row"].to_list(), found["_fields"].to_list(), strict=True)) == bad
+
+
 def test_ragged_rows_of_unquoted_files_are_dropped_after_the_read(tmp_path: Path) -> None:
     """No double quote: the row-length check runs beside the read and its rows are dropped after it."""
     src = tmp_path / "in"

@@ -287,6 +287,18 @@ def _done_with(mm: mmap.mmap, start: int, end: int) -> None:
         mm.madvise(mmap.MADV_DONTNEED, low, min(end, len(mm)) - low)
 
 
+def _all_lines_hold(commas: np.ndarray, starts: np.ndarray, ends: np.ndarray, per_line: int) -> bool:
+    """Whether every line (``starts``/``ends``) of a block holds exactly ``per_line`` of the
+    sorted ``commas`` positions, without counting each line's: when the total is lines x k,
+    and the k-th group of commas starts after its line's start and ends before its line's
+    end, each line holds its own group, so exactly k (the common case, checked in two strided
+    comparisons; anything else is counted line by line)."""
+    lines = len(ends)
+    if per_line == 0 or commas.size != lines * per_line:
+        return False
+    return bool((commas[::per_line] >= starts).all() and (commas[per_line - 1::per_line] < ends).all())
+
+
 def ragged_rows_unquoted(path: Path, n_fields: int, *, stop_at_quote: bool = False) -> pl.DataFrame | None:
     """:func:`ragged_rows` for a file with no double quote anywhere: fields are commas + 1.
 
@@ -309,18 +321,24 @@ def ragged_rows_unquoted(path: Path, n_fields: int, *, stop_at_quote: bool = Fal
                     if end < size:  # whole lines only
                         cut = mm.rfind(b"\n", pos, end)
                         end = cut + 1 if cut >= 0 else (mm.find(b"\n", end) + 1 or size)
-                    block = np.frombuffer(view[pos:end], dtype=np.uint8)
-                    if stop_at_quote and (block == 34).any():
-                        del block
+                    if stop_at_quote and mm.find(b'"', pos, end) >= 0:  # memchr, not a NumPy pass
                         return None
+                    block = np.frombuffer(view[pos:end], dtype=np.uint8)
                     ends = np.flatnonzero(block == 10)
                     if block[-1] != 10:
                         ends = np.append(ends, len(block))
-                    # commas before each line end, minus those before the previous one
-                    counts = np.diff(np.searchsorted(np.flatnonzero(block == 44), ends), prepend=0) + 1
                     starts = np.empty_like(ends)
                     starts[0] = 0
                     starts[1:] = ends[:-1] + 1
+                    commas = np.flatnonzero(block == 44)
+                    if _all_lines_hold(commas, starts, ends, n_fields - 1):
+                        row += len(ends)
+                        del block
+                        _done_with(mm, pos, end)
+                        pos = end
+                        continue
+                    # commas before each line end, minus those before the previous one
+                    counts = np.diff(np.searchsorted(commas, ends), prepend=0) + 1
                     length = ends - starts
                     blank = (length == 0) | ((length == 1) & (block[np.minimum(starts, len(block) - 1)] == 13))
                     bad = np.flatnonzero((counts != n_fields) & ~blank)

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,7 +203,8 @@ class ParquetAppender:
     rows in the same order, with the same types, as one written at once.
     """
 
-    def __init__(self, target: str | Path, *, compression: str = "zstd", level: int | None = None) -> None:
+    def __init__(self, target: str | Path, *, compression: str = "zstd", level: int | None = None,
+                 background: bool = False) -> None:
         from segment.workdir import atomic_path
 
         self._context = atomic_path(target)
@@ -212,19 +214,38 @@ class ParquetAppender:
         self._writer: Any = None
         self._done = False
         self.rows = 0
+        #: ``background``: each batch is encoded on a second thread (pyarrow's writer uses one
+        #: core, the GIL released) while the caller makes the next; one batch in flight at a time
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="segment-parquet") if background else None
+        self._pending: Future[None] | None = None
 
     def append(self, frame: pl.DataFrame) -> None:
         """Add a batch's rows (its schema must be the first batch's)."""
         import pyarrow.parquet as pq
 
         table = frame.to_arrow()
+        self._wait()
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._tmp, table.schema, compression=self._compression,
                                             compression_level=self._level)
         elif not table.schema.equals(self._writer.schema, check_metadata=False):
             table = table.cast(self._writer.schema)
-        self._writer.write_table(table)
+        if self._pool is None:
+            self._writer.write_table(table)
+        else:
+            self._pending = self._pool.submit(self._writer.write_table, table)
         self.rows += frame.height
+
+    def _wait(self) -> None:
+        """Wait for the batch in flight (raising its error, if any)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def close(self, empty: pl.DataFrame | None = None) -> None:
         """Finish the file (``empty``: the frame written when no batch was appended); once."""
@@ -233,6 +254,8 @@ class ParquetAppender:
         if self._done:
             return
         try:
+            self._wait()
+            self._stop()
             if self._writer is None:
                 (empty if empty is not None else pl.DataFrame()).write_parquet(self._tmp)
             else:
@@ -248,6 +271,9 @@ class ParquetAppender:
         if self._done:
             return
         self._done = True
+        with contextlib.suppress(BaseException):
+            self._wait()
+        self._stop()
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()

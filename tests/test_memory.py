@@ -123,11 +123,12 @@ def test_one_batch_reads_everything_unchanged() -> None:
     assert only.patients(patients) is patients and only.events(events, patients) is events
 
 
-def test_appender_writes_the_batches_rows_owner_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_appender_writes_the_batches_rows_owner_only(tmp_path: Path, background: bool) -> None:
     frame = pl.DataFrame({"patient_id": ["a", "b", "c"], "sex": pl.Series(["F", "M", "F"], dtype=pl.Enum(["F", "M"])),
                           "when": [dt.date(2020, 1, 1), None, dt.date(2021, 2, 3)], "ids": [["x"], [], ["y", "z"]]})
     target = tmp_path / "out.parquet"
-    with ParquetAppender(target) as out:
+    with ParquetAppender(target, background=background) as out:
         out.append(frame.slice(0, 2))
         out.append(frame.slice(2, 1))
         out.close()
@@ -140,6 +141,38 @@ def test_appender_without_batches_writes_the_empty_frame(tmp_path: Path) -> None
     with ParquetAppender(tmp_path / "none.parquet") as out:
         out.close(empty=pl.DataFrame(schema={"patient_id": pl.String}))
     assert pl.read_parquet(tmp_path / "none.parquet").schema == pl.Schema({"patient_id": pl.String})
+
+
+def test_background_batches_keep_their_order(tmp_path: Path) -> None:
+    """Each batch is encoded on the second thread while the next is made: the file holds them in order."""
+    target = tmp_path / "out.parquet"
+    with ParquetAppender(target, background=True) as out:
+        for i in range(20):
+            out.append(pl.DataFrame({"a": pl.int_range(i * 1000, (i + 1) * 1000, eager=True)}))
+    assert pl.read_parquet(target)["a"].to_list() == list(range(20_000))
+
+
+def test_a_failed_background_write_is_raised_and_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "out.parquet").write_text("the earlier file")
+
+    class Failing:
+        def __init__(self, real: object) -> None:
+            self.real, self.schema = real, real.schema  # type: ignore[attr-defined]
+
+        def write_table(self, table: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            self.real.close()  # type: ignore[attr-defined]
+
+    with pytest.raises(OSError, match="No space"), ParquetAppender(tmp_path / "out.parquet", background=True) as out:
+        out.append(pl.DataFrame({"a": [1]}))
+        out._wait()
+        out._writer = Failing(out._writer)
+        out.append(pl.DataFrame({"a": [2]}))  # fails on the writer's thread
+        out.append(pl.DataFrame({"a": [3]}))  # the failure comes back here
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+    assert (tmp_path / "out.parquet").read_text() == "the earlier file"
 
 
 def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ from segment.ingest.frames import checked_batches, collect_all, drop_ragged
 from segment.ingest.readers import REJECT_SCHEMA, RawPart, empty_rejects
 from segment.ingest.readers.files import readable
 from segment.ingest.timing import step
-from segment.memory import Spill, batch_count, chunk_rows, table_rows
+from segment.memory import ParquetAppender, Spill, batch_count, chunk_rows, table_rows
 from segment.schema import EVENT_SCHEMA
 
 #: working set per event row of the in-memory path: the raw row, its look-ups, the checked
@@ -66,7 +66,8 @@ EVENT_ROW_BYTES = 200
 #: held before the chunks: about 330 bytes a row)
 CHUNK_ROW_BYTES = 400
 #: working set per spilled row of one patient range: its ids, packed, sorted, and the written row
-RANGE_ROW_BYTES = 160
+#: (about 110 bytes in Arrow), plus the previous range's written row, still being encoded
+RANGE_ROW_BYTES = 270
 #: the share of the budget one chunk or range may take (the rest: patients, output, Python)
 SHARE = 0.5
 #: no chunk smaller than this (each chunk costs a dozen small look-up tables)
@@ -245,24 +246,24 @@ def _write_ranges(
 
     Returns (rows written, ranges).
     """
-    import pyarrow.parquet as pq
-
     ranges = max(batch_count(checked.kept, RANGE_ROW_BYTES, plan.budget, share=SHARE), 1)
     n_patients = max(len(patient_ids), 1)
     size = -(-n_patients // ranges)
     ranked = {c: d.ranked() for c, d in checked.dictionaries.items()}
     tables = [ranked[c][0] for c in ("_cid", "_uid", "_vid", "_xid")]
-    schema = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
     written = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    # each range is encoded on a second thread while the next is read, de-duplicated and
+    # given its texts (1M people in 5 ranges: 14.5 -> 8.2 s)
+    with ParquetAppender(path, background=True) as appender:
         for low in range(0, n_patients, size) if spill.files else ():
             ids = pl.scan_parquet(spill.files).filter(pl.col("_p").is_between(low, low + size - 1)).collect()
             # each look-up's global id -> its id in the in-memory path (the rank of its value)
             ids = ids.with_columns(ranked[c][1].gather(ids[c]).alias(c) for c in ranked)
             unique = unique_ids(ids)
+            del ids
             if unique.height:
-                writer.write_table(written_events(unique, patient_ids, *tables).to_arrow().cast(schema))
+                appender.append(written_events(unique, patient_ids, *tables))
                 written += unique.height
-        if written == 0:
-            writer.write_table(pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().cast(schema))
+            del unique
+        appender.close(empty=pl.DataFrame(schema=EVENT_SCHEMA))
     return written, ranges

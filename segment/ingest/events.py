@@ -377,7 +377,10 @@ def write_events(
         del ids
         counts.update(kept=kept, unique=unique.height)
     with step("events parquet written"):
-        written_events(unique, patient_ids, codes, units, values, contexts).write_parquet(path)
+        # zstd level 1, as the chunked path's writer and geocode's files: at 1M people (19.7M
+        # events) 3.0 s against 3.8 s at Polars' default level, for a file 3% larger
+        written_events(unique, patient_ids, codes, units, values, contexts).write_parquet(
+            path, compression="zstd", compression_level=1)
     files = part_files(parts)
     rejects = event_rejects(problem_rows, codes, dates, values, contexts, p.dkeys, p.xkeys, files)
     return events_written(per_file, files, rejects, kept, unique.height)

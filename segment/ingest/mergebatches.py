@@ -42,8 +42,9 @@ from segment.workdir import temp_file
 #: working set per kept record of the in-memory merge (records, their sorted copy, the merged
 #: patients and their sorted copy; measured: 13.6 GiB and rising for 13.5M records)
 MERGE_ROW_BYTES = 1300
-#: working set per record of one range's merge (its records and their patients only)
-RANGE_ROW_BYTES = 1000
+#: working set per record of one range's merge (its records and their patients only), and the
+#: previous range's patients, still being encoded (on another thread)
+RANGE_ROW_BYTES = 1200
 #: the share of the budget the merge (or one range) may take
 SHARE = 0.5
 #: the columns the deterministic clustering, the surviving ids and the events' patients read
@@ -103,7 +104,7 @@ def merge_spilled(
             schema = _send_to_ranges(spilled, labels.to_numpy(), bucket_of, parts)
         spilled.remove()
         ids, labelled = [], []
-        with step("patients merged by range"), ParquetAppender(out) as appender:
+        with step("patients merged by range"), ParquetAppender(out, background=True) as appender:
             for files in parts:
                 records = pl.concat([pl.read_ipc(f, memory_map=False) for f in files]) if files else \
                     pl.DataFrame(schema=schema)

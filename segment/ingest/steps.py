@@ -138,7 +138,7 @@ class _EventsAhead:
     email look-ups, the identity step and the merge. When the records are normalized whole,
     the events are joined to their records there too (:func:`~segment.ingest.events.prepare_by_record`),
     and after the merge each row takes its patient by position (1M people, deterministic:
-    ingest 30.7 -> s).
+    ingest 30.7 -> 27.2 s).
     """
 
     def __init__(self, parts: list[RawPart], order: dict[str, int], as_of: dt.date,

@@ -48,6 +48,7 @@ from segment.ingest.identity.links import (
     split_conflicts,
 )
 from segment.ingest.identity.store import LinkageData, linkage_data
+from segment.ingest.timing import step
 from segment.log import get_logger
 from segment.memory import Spill
 
@@ -170,17 +171,20 @@ def score(
     share = mdl.DUCKDB_SHARE if data.frame is not None else mdl.DUCKDB_SPILLED_SHARE
     con = mdl.connection(Path(spill), memory_budget, share)
     try:
-        if options.model is not None:
-            model = mdl.load(options.model)
-            linker = mdl.make_linker(con, data, "records", model.settings)
-        else:
-            model, linker = mdl.train(data, con)
-        predictions = linker.inference.predict(threshold_match_probability=options.thresholds.review)
-        gammas = [f"gamma_{c}" for c in model.comparisons]
-        pairs = con.sql(
-            f"SELECT {mdl.UID}_l, {mdl.UID}_r, source_l, source_r, match_weight, match_probability, "
-            f"first_name_l, first_name_r, {', '.join(gammas)} FROM {predictions.physical_name}"
-        ).pl()
+        with step("identity: model"):
+            if options.model is not None:
+                model = mdl.load(options.model)
+                linker = mdl.make_linker(con, data, "records", model.settings)
+            else:
+                model, linker = mdl.train(data, con)
+        with step("identity: pairs scored") as counts:
+            predictions = linker.inference.predict(threshold_match_probability=options.thresholds.review)
+            gammas = [f"gamma_{c}" for c in model.comparisons]
+            pairs = con.sql(
+                f"SELECT {mdl.UID}_l, {mdl.UID}_r, source_l, source_r, match_weight, match_probability, "
+                f"first_name_l, first_name_r, {', '.join(gammas)} FROM {predictions.physical_name}"
+            ).pl()
+            counts["pairs"] = pairs.height
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
@@ -224,10 +228,13 @@ def _probabilistic(
     records: pl.DataFrame | Spill, options: IdentityOptions, workdir: Path, n: int, reason: str,
     keep: pl.Series | None, started: float, memory_budget: int | None,
 ) -> IdentityResult:
-    data = linkage_data(records, workdir)
+    with step("identity: linkage frame") as counts:
+        data = linkage_data(records, workdir)
+        counts.update(records=data.rows, on_disk=data.parts is not None)
     try:
         model, pairs = score(data, options, memory_budget)
-        clusters, pairs, split = cluster(data, pairs, model.settings)
+        with step("identity: clusters"):
+            clusters, pairs, split = cluster(data, pairs, model.settings)
     finally:
         data.remove()
     merge = pairs.filter(pl.col("band") == "merge")

@@ -101,7 +101,13 @@ class FaultySftpServer:
         self.port = self.acceptor.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
-        self.acceptor.close()
+        async def close() -> None:
+            # on the loop's own thread: asyncio's server is not thread-safe (closed from the
+            # test's thread it raced the loop: "'NoneType' object is not iterable" at teardown)
+            self.acceptor.close()
+            await self.acceptor.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

@@ -224,9 +224,14 @@ def _distinct(
     frame: pl.DataFrame, column: str, exprs: dict[str, pl.Expr], *then: dict[str, pl.Expr],
 ) -> pl.DataFrame:
     """``exprs`` (then each of ``then`` in turn, over the results before it) computed once per
-    distinct value of ``column``, in ``frame``'s row order."""
-    table = frame.select(column).unique().with_columns(**exprs)
+    distinct value of ``column``, in ``frame``'s row order.
+
+    The distinct values go through the streaming engine: it cuts them into morsels worked on
+    every core, where the in-memory engine runs a chain of string expressions over one column
+    on one (the linkage rows of 1.34M records: 3.1-3.4 -> 2.5 s, the same CPU seconds).
+    """
+    table = frame.lazy().select(column).unique().with_columns(**exprs)
     for more in then:
         table = table.with_columns(**more)
-    return frame.select(column).join(table, on=column, how="left", nulls_equal=True,
+    return frame.select(column).join(table.collect(engine="streaming"), on=column, how="left", nulls_equal=True,
                                      maintain_order="left").drop(column)

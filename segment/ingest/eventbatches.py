@@ -262,7 +262,7 @@ def _write_ranges(
             unique = unique_ids(ids)
             del ids
             if unique.height:
-                appender.append(written_events(unique, patient_ids, *tables))
+                appender.append(written_events(unique, patient_ids, *tables).collect())
                 written += unique.height
             del unique
         appender.close(empty=pl.DataFrame(schema=EVENT_SCHEMA))

@@ -46,6 +46,7 @@ from segment.ingest.events import (
     look_up_events,
     looked_up,
     part_files,
+    problem_rows,
     raw_events,
     row_counts,
     unique_ids,
@@ -217,8 +218,8 @@ def _check_chunks(
         del raw
         joined = looked_up(prepared, index)
         checked.per_part.append(row_counts(joined, parts))
-        problem_rows = joined.filter(pl.col("_bad") | pl.col("_vbad") | pl.col("_ebad"))
-        ids = joined.filter(~pl.col("_bad")).select(ID_COLUMNS)
+        problems = problem_rows(joined)
+        ids = joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")  # not the raw texts
         del joined
         spill.add(_global_ids(ids, prepared, checked.dictionaries).sort("_p"))
         checked.kept += ids.height
@@ -226,7 +227,7 @@ def _check_chunks(
         del ids
         p = prepared
         checked.rejects.append(
-            event_rejects(problem_rows, p.codes, p.dates, p.values, p.contexts, p.dkeys, p.xkeys, files)
+            event_rejects(problems, p.codes, p.dates, p.values, p.contexts, p.dkeys, p.xkeys, files)
         )
     return checked
 

@@ -479,7 +479,7 @@ def looked_up(prepared: PreparedEvents, id_map: pl.DataFrame | PatientIndex) -> 
         return matched.select(
             "_order", "patient_id", "_p",
             (pl.col("_found").fill_null(False) & pl.col("_p").is_null()).alias("_prej"),
-            (pl.col("_found").is_null() & pl.col("_pid").is_in(elsewhere).fill_null(False)).alias("_pelse"),
+            (pl.col("_found").is_null() & pl.col("_pid").is_in(elsewhere.implode()).fill_null(False)).alias("_pelse"),
         )
 
     p = prepared
@@ -537,11 +537,11 @@ def row_counts(joined: pl.DataFrame, parts: Sequence[RawPart]) -> pl.DataFrame:
     # of CSV) and the looked-up ones in one, and a filter over both must align them (0.76 s);
     # ``_part`` in one chunk, as the flags
     multi = [i for i, p in enumerate(parts) if not p.one_event_per_row]
-    per_row = joined.select(
-        *([pl.col("_row").rechunk()] if multi else []), pl.col("_part").rechunk(),
-        "_bad", "_vbad", "_ebad", "_p", "_prej", "_pelse",
-        pl.col("patient_id").is_not_null().rechunk().alias("_has_pid"),
-    )
+    per_row = pl.DataFrame([
+        *([joined["_row"].rechunk()] if multi else []), joined["_part"].rechunk(),
+        *[joined[c] for c in ("_bad", "_vbad", "_ebad", "_p", "_prej", "_pelse")],
+        joined["patient_id"].is_not_null().rechunk().alias("_has_pid"),
+    ])
     if multi:
         # a row that gave several events is read once, rejected only when all its events are
         grouped = per_row.filter(pl.col("_part").is_in(multi)).group_by("_part", "_row").agg(

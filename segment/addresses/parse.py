@@ -17,6 +17,7 @@ import polars as pl
 import usaddress
 
 from segment.addresses.pub28 import DIRECTIONALS, ORDINALS, STREET_TYPES, UNIT_DESIGNATORS
+from segment.textnorm import collapse_spaces
 
 #: ``addr_kind`` values; everything but ``street`` is a reason not to interpolate
 STREET = "street"
@@ -61,15 +62,14 @@ PARSED_COLUMNS = (
 
 def _clean_line(expr: pl.Expr) -> pl.Expr:
     """Upper case, punctuation to spaces, ``#`` split off, whitespace collapsed."""
-    return (
+    cleaned = (
         expr.cast(pl.String)
         .str.to_uppercase()
         .str.replace_all(r"[.,;:'\"`()\[\]{}_]", " ")
         .str.replace_all(r"\s*#\s*", " # ")
         .str.replace_all(r"(\d)\s*-\s*([A-Z])\b", "$1$2")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
     )
+    return collapse_spaces(cleaned).str.strip_chars()
 
 
 def _map_words(expr: pl.Expr) -> pl.Expr:

@@ -40,11 +40,13 @@ Documented choices:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 import polars as pl
 
 from segment.ingest.languages import LANGUAGE_LOOKUP
+from segment.textnorm import collapse_spaces
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,20 @@ class Normalized:
     problem: pl.Expr
 
 
+#: texts that mean "no value", in lower case
+NULL_MARKERS = ("", "null", "none", "nan", "n/a", "na", "\\n")
+#: ... in every mix of cases (``NULL``, ``Null``, ``N/A``, ``\\N``): one membership test per value
+#: instead of lower-casing every value first (1.36M addresses: 0.22 -> 0.13 s)
+_NULL_SPELLINGS = sorted({
+    "".join(chars) for marker in NULL_MARKERS
+    for chars in itertools.product(*[sorted({c.lower(), c.upper()}) for c in marker])
+})
+
+
 def blank_to_null(expr: pl.Expr) -> pl.Expr:
-    """Trim text; empty strings and common null markers become null."""
+    """Trim text; empty strings and common null markers (any case) become null."""
     s = expr.cast(pl.String).str.strip_chars()
-    return pl.when(s.str.to_lowercase().is_in(["", "null", "none", "nan", "n/a", "na", "\\n"])).then(
-        None
-    ).otherwise(s)
+    return pl.when(s.is_in(_NULL_SPELLINGS)).then(None).otherwise(s)
 
 
 def _no_problem() -> pl.Expr:
@@ -73,7 +83,7 @@ _MC_FIX = {f"Mc{c}": f"Mc{c.upper()}" for c in "abcdefghijklmnopqrstuvwxyz"}
 
 def normalize_name(expr: pl.Expr) -> Normalized:
     """Trim, collapse spaces, title-case all-upper/all-lower names (O'Brien, McDonald)."""
-    s = blank_to_null(expr).str.replace_all(r"\s+", " ")
+    s = collapse_spaces(blank_to_null(expr))
     single_case = (
         (s == s.str.to_uppercase()) | (s == s.str.to_lowercase()) | s.str.contains(r"^\p{Ll}")
     )
@@ -225,7 +235,7 @@ DOUBLE_ZERO_ZIP_STATES = ("PR", "VI")
 
 def normalize_state(expr: pl.Expr) -> Normalized:
     """USPS two-letter code from a code or a full name; unknown values are blanked."""
-    s = blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars(".")
+    s = collapse_spaces(blank_to_null(expr).str.to_lowercase()).str.strip_chars(".")
     mapped = s.replace_strict(_STATE_LOOKUP, default=None, return_dtype=pl.String)
     problem = pl.when(s.is_not_null() & mapped.is_null()).then(pl.lit("unknown state")).otherwise(None)
     return Normalized(mapped, problem)
@@ -298,7 +308,7 @@ def normalize_do_not_contact(expr: pl.Expr) -> Normalized:
 def normalize_language(expr: pl.Expr) -> Normalized:
     """ISO 639-1 from English or native names, ISO 639-1/2/3 codes or BCP-47 tags (``zh-CN``)."""
     s = (
-        blank_to_null(expr).str.to_lowercase().str.replace_all(r"\s+", " ")
+        collapse_spaces(blank_to_null(expr).str.to_lowercase())
         .str.replace(r"\s*\(.*\)$", "")  # "Portuguese (Brazil)" -> "portuguese"
     )
     s = pl.when(s.is_in(["unknown", "unk", "other", "declined", "und", "mis", "zxx"])).then(None).otherwise(s)
@@ -336,7 +346,7 @@ def normalize_channel(expr: pl.Expr) -> Normalized:
 
 def normalize_text(expr: pl.Expr) -> Normalized:
     """Trim and collapse whitespace (addresses, cities, race, ethnicity)."""
-    return Normalized(blank_to_null(expr).str.replace_all(r"\s+", " "), _no_problem())
+    return Normalized(collapse_spaces(blank_to_null(expr)), _no_problem())
 
 
 def ssn_last4(expr: pl.Expr) -> pl.Expr:

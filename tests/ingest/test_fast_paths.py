@@ -229,3 +229,30 @@ def test_patient_lookup_by_run_matches_per_row(rows: list[tuple[int, str | None]
         pl.concat_str([pl.col("_order").cast(pl.String), pl.col("patient_id")], separator="/").alias("_answer")
     )
     assert_frame_equal(got.select("_answer"), want)
+
+
+_SPACES = st.text(alphabet=st.sampled_from(list("ab N/lLuUoOeE\\\t\n\r\u00a0\u2003\u3000.")), max_size=12)
+
+
+@given(st.lists(st.one_of(st.none(), _SPACES), min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_collapse_spaces_and_null_markers_match_the_plain_expressions(texts: list[str | None]) -> None:
+    """``collapse_spaces`` is ``replace_all(r"\\s+", " ")`` (Unicode whitespace included), and
+    ``blank_to_null``'s membership test over every case spelling is lower-casing then testing."""
+    from segment.textnorm import collapse_spaces
+
+    frame = pl.DataFrame({"t": texts}, schema={"t": pl.String})
+    plain = pl.col("t").str.strip_chars()
+    expected = frame.select(
+        pl.col("t").str.replace_all(r"\s+", " ").alias("spaces"),
+        pl.when(plain.str.to_lowercase().is_in(list(nz.NULL_MARKERS))).then(None).otherwise(plain).alias("blank"),
+    )
+    got = frame.select(collapse_spaces(pl.col("t")).alias("spaces"), nz.blank_to_null(pl.col("t")).alias("blank"))
+    assert_frame_equal(got, expected)
+
+
+def test_null_markers_in_any_case_are_blank() -> None:
+    frame = pl.DataFrame({"t": ["NULL", "Null", "n/A", "\\N", " na ", "NaN", "None", "nul", "nana", "0"]})
+    assert frame.select(nz.blank_to_null(pl.col("t"))).to_series().to_list() == [
+        None, None, None, None, None, None, None, "nul", "nana", "0",
+    ]

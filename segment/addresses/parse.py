@@ -222,8 +222,8 @@ def address_key(
         [
             house_number.cast(pl.String).fill_null(""),
             street_key.fill_null(""),
-            city.cast(pl.String).str.to_uppercase().str.replace_all(r"[^A-Z ]", "")
-            .str.replace_all(r"\s+", " ").str.strip_chars().fill_null(""),
+            collapse_spaces(city.cast(pl.String).str.to_uppercase().str.replace_all(r"[^A-Z ]", ""))
+            .str.strip_chars().fill_null(""),
             state.cast(pl.String).str.to_uppercase().str.strip_chars().fill_null(""),
             zip5.fill_null(""),
         ],

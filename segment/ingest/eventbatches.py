@@ -37,12 +37,12 @@ from pathlib import Path
 import polars as pl
 
 from segment.ingest.events import (
-    ID_COLUMNS,
     EventsWritten,
     PatientIndex,
     PreparedEvents,
     event_rejects,
     events_written,
+    kept_ids,
     look_up_events,
     looked_up,
     part_files,
@@ -219,7 +219,7 @@ def _check_chunks(
         joined = looked_up(prepared, index)
         checked.per_part.append(row_counts(joined, parts))
         problems = problem_rows(joined)
-        ids = joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")  # not the raw texts
+        ids = kept_ids(joined)
         del joined
         spill.add(_global_ids(ids, prepared, checked.dictionaries).sort("_p"))
         checked.kept += ids.height

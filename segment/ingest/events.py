@@ -373,7 +373,7 @@ def write_events(
         per_file = row_counts(joined, parts)
         problems = problem_rows(joined)
     with step("events de-duplicated") as counts:
-        ids = joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
+        ids = kept_ids(joined)
         del joined
         kept = ids.height
         unique = unique_ids(ids)
@@ -387,6 +387,12 @@ def write_events(
     files = part_files(parts)
     rejects = event_rejects(problems, codes, dates, values, contexts, p.dkeys, p.xkeys, files)
     return events_written(per_file, files, rejects, kept, unique.height)
+
+
+def kept_ids(joined: pl.DataFrame) -> pl.DataFrame:
+    """The id tuples (:data:`ID_COLUMNS`) of :func:`looked_up`'s kept rows; the raw texts are
+    left out before the filter, which would otherwise copy them."""
+    return joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
 
 
 def problem_rows(joined: pl.DataFrame) -> pl.DataFrame:

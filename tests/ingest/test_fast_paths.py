@@ -28,6 +28,7 @@ from segment.ingest.packing import _distinct_keys
 from segment.ingest.patients import _updated_at, _with_updated_at
 from segment.ingest.readers.canonical import read_canonical
 from segment.ingest.readers.files import _scan_text, cleanup_temporary
+from segment.textnorm import collapse_spaces
 
 TODAY = dt.date(2025, 6, 1)
 
@@ -239,8 +240,6 @@ _SPACES = st.text(alphabet=st.sampled_from(list("ab N/lLuUoOeE\\\t\n\r\u00a0\u20
 def test_collapse_spaces_and_null_markers_match_the_plain_expressions(texts: list[str | None]) -> None:
     """``collapse_spaces`` is ``replace_all(r"\\s+", " ")`` (Unicode whitespace included), and
     ``blank_to_null``'s membership test over every case spelling is lower-casing then testing."""
-    from segment.textnorm import collapse_spaces
-
     frame = pl.DataFrame({"t": texts}, schema={"t": pl.String})
     plain = pl.col("t").str.strip_chars()
     expected = frame.select(

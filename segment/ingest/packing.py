@@ -32,9 +32,19 @@ class _Digit:
     low: int
 
 
+def category_texts(dtype: pl.Categorical) -> pl.Series:
+    """The texts of a Categorical's categories, in physical-id order (index = physical id).
+
+    Each physical id is cast back to its text (``Categories.to_series`` asks for one text
+    at a time from Python: 0.24 s against 0.05 s for 1.3M categories, holding the GIL).
+    """
+    n = dtype.categories._categories.num_cats_upper_bound()
+    return pl.int_range(n, dtype=pl.UInt32, eager=True).cat.to(dtype).cast(pl.String)
+
+
 def _digit(column: pl.Series) -> _Digit:
     if isinstance(column.dtype, pl.Categorical):
-        names = column.dtype.categories.to_series().cast(pl.String)  # in physical-id order
+        names = category_texts(column.dtype)
         n = len(names)
         phys = column.to_physical()
         values = None if n == 0 else phys.fill_null(n) if phys.null_count() else phys

@@ -25,6 +25,7 @@ from segment.ingest.frames import (
     part_dates,
     with_all_columns,
 )
+from segment.ingest.packing import category_texts
 from segment.ingest.phones import SOURCE_PHONE_TYPES, phone_lookup
 from segment.ingest.problems import problem, problem_column, problem_reason, reject_columns
 from segment.ingest.race import normalize_ethnicity, normalize_race
@@ -233,7 +234,7 @@ def _by_category(raw: pl.Series, library: Callable[[pl.LazyFrame, str], pl.LazyF
     answer by position (no join of the long column on text). A blank or null text has a null answer."""
     dtype = pl.Categorical(pl.Categories.random())
     ids = raw.cast(pl.String).cast(dtype)
-    texts = dtype.categories.to_series().cast(pl.String).to_frame("_text").with_columns(
+    texts = category_texts(dtype).to_frame("_text").with_columns(
         nz.blank_to_null(pl.col("_text")).alias("_raw")
     )
     table = library(texts.lazy().select("_raw").drop_nulls(), "_raw").collect()

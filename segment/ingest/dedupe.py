@@ -175,7 +175,7 @@ def merge_labelled(labelled: pl.DataFrame, keep_ids: pl.Series | None) -> pl.Dat
     there (a cluster's records may come in any order; the patients come in cluster order of
     first appearance, then the clusters of one record)."""
     # a cluster of one record is that record: only clusters of several go through the merge
-    several = labelled.select(pl.len().over("_cluster") > 1).to_series()
+    several = labelled.select(pl.col("_cluster").is_duplicated()).to_series()  # (a window count: 2.6x the time)
     single = labelled.filter(~several).select("_cluster", *_single_record())
     ordered = _ranked(labelled.filter(several), keep_ids).sort(
         ["_cluster", "_updated", "_order", "_row", "_rank"],
@@ -190,9 +190,10 @@ def merge_labelled(labelled: pl.DataFrame, keep_ids: pl.Series | None) -> pl.Dat
 def _ranked(records: pl.DataFrame, keep_ids: pl.Series | None) -> pl.DataFrame:
     """Add ``_rank`` (each record's rank by source, id and row) and ``_pidx`` (which record's
     id the patient takes: the smallest; ids kept from the last run first)."""
-    records = records.with_columns(
-        pl.arg_sort_by(["_order", "_k_id", "_row"]).arg_sort().cast(pl.UInt32).alias("_rank")
-    ).with_columns(pl.col("_rank").alias("_pidx"))
+    # a struct's rank compares its fields in turn, as a sort by the three does; ties (one id at one
+    # row of two files of a source) by position. A third of arg_sort_by(...).arg_sort()'s time
+    rank = pl.struct("_order", "_k_id", "_row").rank("ordinal").cast(pl.UInt32) - 1
+    records = records.with_columns(rank.alias("_rank")).with_columns(pl.col("_rank").alias("_pidx"))
     if keep_ids is not None and keep_ids.len():
         kept = pl.col("_k_id").is_in(keep_ids.implode())
         records = records.with_columns(

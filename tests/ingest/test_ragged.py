@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from segment.errors import InputDataError
 from segment.ingest import ingest
-from segment.ingest.readers.files import ragged_rows, ragged_rows_unquoted
+from segment.ingest.readers.files import _lines_if_all_hold, ragged_rows, ragged_rows_unquoted
 
 TODAY = dt.date(2026, 2, 1)
 HEADER = "patient_id,first_name,last_name,birth_date,sex,do_not_contact"
@@ -103,6 +104,20 @@ def test_unquoted_byte_count_agrees_with_the_line_reader(
     slow = ragged_rows(path, n)
     assert slow is not None and fast is not None
     assert fast.equals(slow.cast(fast.schema))  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.text(alphabet=",a\r", max_size=6), max_size=20), k=st.integers(0, 3), final=st.booleans())
+def test_block_fast_check_passes_exactly_the_blocks_whose_lines_hold_k_commas(
+    lines: list[str], k: int, final: bool
+) -> None:
+    """The one-pass check gives the line count when, and only when, every line holds k commas
+    and the block ends with a line break; else None (the lines are then counted one by one)."""
+    data = "\n".join(lines) + ("\n" if final else "")
+    block = np.frombuffer(data.encode(), dtype=np.uint8)
+    whole = data.endswith("\n")
+    held = whole and all(line.count(",") == k for line in data[:-1].split("\n"))
+    assert _lines_if_all_hold(block, k) == (data.count("\n") if held else None)
 
 
 @pytest.mark.parametrize(("rows", "bad"), [

@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
-from segment.ingest.events import _patients_by_run, unique_ids
+from segment.ingest.events import _patients_by_run, kept_unique_ids, unique_ids
 from segment.ingest.frames import (
     by_distinct,
     date_builder,
@@ -120,6 +120,12 @@ def test_packed_event_dedupe_matches_plain_unique(rows: list[tuple[int, int, int
     huge = pl.concat([ids, pl.DataFrame([(2**32 - 1, 2**32 - 1, 0, 0, 0, dt.date(1970, 1, 1))],
                                         schema=ids.schema, orient="row")])
     assert_frame_equal(unique_ids(huge), huge.unique().sort(pl.all()))
+    # the in-memory path: the kept rows (``_bad`` false) counted and de-duplicated in one go
+    joined = ids.with_columns((pl.col("_cid") == 3).alias("_bad"), pl.lit("raw text").alias("code"))
+    kept = ids.filter(pl.col("_cid") != 3)
+    n, unique = kept_unique_ids(joined)
+    assert n == kept.height
+    assert_frame_equal(unique, kept.unique().sort(pl.all()))
 
 
 def test_cluster_labels_transitive_and_missing_keys() -> None:

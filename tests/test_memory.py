@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import mmap
+import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -380,3 +382,24 @@ def test_writable_mappings_are_never_released(tmp_path: Path) -> None:
         mm[0:5] = b"hello"
         assert release_mapped_pages([data]) == 0
         assert mm[0:5] == b"hello"
+
+
+def _allocator_in_new_process(env: dict[str, str]) -> str:
+    """The allocator settings Polars hands jemalloc in a new process that imports segment, then
+    Polars (Polars puts its own first; later settings win)."""
+    code = "import os, segment, polars; print(os.environ.get('_RJEM_MALLOC_CONF'))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_segment_sets_the_allocator_before_polars_unless_the_environment_does() -> None:
+    """segment's jemalloc settings (pages kept 5 s) come after Polars' own, so they win, when
+    nothing else is set; a value in the environment, even empty (Polars' own settings), is
+    left alone."""
+    from segment import ALLOCATOR_CONF, ALLOCATOR_ENV
+
+    base = {k: v for k, v in os.environ.items() if k != ALLOCATOR_ENV}
+    assert _allocator_in_new_process(base).endswith("," + ALLOCATOR_CONF)
+    assert ALLOCATOR_CONF not in _allocator_in_new_process({**base, ALLOCATOR_ENV: ""})
+    mine = _allocator_in_new_process({**base, ALLOCATOR_ENV: "dirty_decay_ms:0"})
+    assert mine.endswith(",dirty_decay_ms:0") and ALLOCATOR_CONF not in mine

@@ -211,7 +211,7 @@ def kept_unique_ids(joined: pl.DataFrame) -> tuple[int, pl.DataFrame]:
     tuples): :func:`kept_ids` then :func:`unique_ids`, without the six kept id columns ever
     being built (the filter runs inside the passes that read them: at 1M people 20M rows x 6
     columns not copied, 0.5 s)."""
-    return _unique_ids(joined.lazy().select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad"))
+    return _unique_ids(_kept(joined))
 
 
 def _unique_ids(ids: pl.LazyFrame) -> tuple[int, pl.DataFrame]:
@@ -402,9 +402,14 @@ def write_events(
 
 
 def kept_ids(joined: pl.DataFrame) -> pl.DataFrame:
-    """The id tuples (:data:`ID_COLUMNS`) of :func:`looked_up`'s kept rows; the raw texts are
-    left out before the filter, which would otherwise copy them."""
-    return joined.select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
+    """The id tuples (:data:`ID_COLUMNS`) of :func:`looked_up`'s kept rows."""
+    return _kept(joined).collect()
+
+
+def _kept(joined: pl.DataFrame) -> pl.LazyFrame:
+    """:func:`kept_ids`, lazily; the raw texts are left out before the filter, which would
+    otherwise copy them."""
+    return joined.lazy().select(*ID_COLUMNS, "_bad").filter(~pl.col("_bad")).drop("_bad")
 
 
 def problem_rows(joined: pl.DataFrame) -> pl.DataFrame:

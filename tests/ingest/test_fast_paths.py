@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from segment.ingest import normalize as nz
 from segment.ingest.dedupe import KEYS, cluster_labels
@@ -24,7 +24,7 @@ from segment.ingest.frames import (
     drop_ragged,
     part_dates,
 )
-from segment.ingest.packing import _distinct_keys
+from segment.ingest.packing import _distinct_keys, category_texts
 from segment.ingest.patients import _updated_at, _with_updated_at
 from segment.ingest.readers.canonical import read_canonical
 from segment.ingest.readers.files import _scan_text, cleanup_temporary
@@ -261,3 +261,28 @@ def test_null_markers_in_any_case_are_blank() -> None:
     assert frame.select(nz.blank_to_null(pl.col("t"))).to_series().to_list() == [
         None, None, None, None, None, None, None, "nul", "nana", "0",
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=40))
+def test_category_texts_are_the_categories_in_physical_id_order(values: list[str | None]) -> None:
+    """The fast route (physical ids cast back) gives what ``Categories.to_series`` gives, and
+    the public route is taken when Polars lacks the private count."""
+    dtype = pl.Categorical(pl.Categories.random())
+    ids = pl.Series(values, dtype=pl.String).cast(dtype)
+    want = dtype.categories.to_series().cast(pl.String)
+    assert_series_equal(category_texts(dtype), want, check_names=False)
+    assert_series_equal(ids.to_physical().drop_nulls().map_elements(lambda i: want[i], return_dtype=pl.String),
+                        ids.drop_nulls().cast(pl.String), check_names=False)
+
+
+def test_category_texts_without_the_private_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Polars lacks the private count, the texts come from ``Categories.to_series``."""
+    import segment.ingest.packing as packing
+
+    dtype = pl.Categorical(pl.Categories.random())
+    kept = pl.Series(["b", "a", "b", "c"]).cast(dtype)  # the categories live while a column uses them
+    assert packing._category_count(dtype) == 3
+    monkeypatch.setattr(packing, "_category_count", lambda dtype: None)
+    assert category_texts(dtype).to_list() == ["b", "a", "c"]
+    assert kept.len() == 4
